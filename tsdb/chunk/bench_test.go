@@ -1,0 +1,86 @@
+package chunk
+
+import (
+	"math"
+	"testing"
+)
+
+var benchShapes = []string{"const", "counter-rate", "random-walk", "decimals", "leading-gap", "random-bits"}
+
+func BenchmarkEncode(b *testing.B) {
+	s := shapes(120)
+	for _, name := range benchShapes {
+		b.Run(name, func(b *testing.B) {
+			var e Encoder
+			buf := make([]byte, 0, 2048)
+			b.SetBytes(int64(8 * len(s[name])))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = e.Encode(buf[:0], s[name])
+			}
+			b.ReportMetric(float64(len(buf))/float64(len(s[name])), "B/value")
+		})
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	s := shapes(120)
+	for _, name := range benchShapes {
+		b.Run(name, func(b *testing.B) {
+			enc := Encode(nil, s[name])
+			out := make([]float64, 0, 120)
+			b.SetBytes(int64(8 * len(s[name])))
+			b.ReportAllocs()
+			var err error
+			for b.Loop() {
+				if out, err = Decode(out[:0], enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(s[name])), "ns/value")
+		})
+	}
+}
+
+func BenchmarkOpenWrite(b *testing.B) {
+	for _, name := range []string{"rates", "walk"} {
+		b.Run(name, func(b *testing.B) {
+			vals := make([]float64, 120)
+			w := 50.0
+			for i := range vals {
+				if name == "rates" {
+					vals[i] = float64(100+i*7%60) / 60
+				} else {
+					w += math.Sin(float64(i)) * 0.37
+					vals[i] = w
+				}
+			}
+			var o Open
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i == len(vals) {
+					o.Reset()
+					i = 0
+				}
+				o.Write(i, vals[i], OpSet)
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkOpenValues(b *testing.B) {
+	var o Open
+	w := 50.0
+	for i := range 120 {
+		w += math.Sin(float64(i)) * 0.37
+		o.Write(i, w, OpSet)
+	}
+	out := make([]float64, 0, 120)
+	b.ReportAllocs()
+	for b.Loop() {
+		out = o.Values(out[:0], 120)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*120), "ns/value")
+}

@@ -1,0 +1,141 @@
+package chunk
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// model is the reference the Open block must agree with.
+type model [MaxOpenSlots]float64
+
+func newModel() *model {
+	var m model
+	for i := range m {
+		m[i] = Missing
+	}
+	return &m
+}
+
+func TestOpenMatchesModel(t *testing.T) {
+	t.Parallel()
+	gens := map[string]func(r *rand.Rand) float64{
+		"rates":  func(r *rand.Rand) float64 { return float64(r.IntN(500)) / 60 },
+		"floats": func(r *rand.Rand) float64 { return r.NormFloat64() * 100 },
+		"ints":   func(r *rand.Rand) float64 { return float64(r.IntN(10)) },
+		"mixed": func(r *rand.Rand) float64 {
+			switch r.IntN(4) {
+			case 0:
+				return math.NaN()
+			case 1:
+				return float64(r.IntN(3))
+			case 2:
+				return 0.5
+			}
+			return r.Float64()
+		},
+	}
+	for name, gen := range gens {
+		for seed := range uint64(50) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			var o Open
+			m := newModel()
+			slots := 1 + r.IntN(MaxOpenSlots)
+			slot := 0
+			for range 300 {
+				// Mostly forward, sometimes the same step, sometimes late.
+				switch r.IntN(10) {
+				case 0:
+					slot = r.IntN(slots)
+				case 1, 2, 3:
+				default:
+					slot = min(slot+1+r.IntN(2), slots-1)
+				}
+				op := Op(r.IntN(3))
+				v := gen(r)
+				o.Write(slot, v, op)
+				if v != v {
+					v = Missing
+				}
+				m[slot] = op.apply(m[slot], v)
+			}
+			got := o.Values(nil, slots)
+			sameBits(t, name, got, m[:slots])
+
+			// Snapshots restore the same block.
+			var o2 Open
+			rest, err := o2.DecodeOpen(o.AppendTo(nil))
+			if err != nil || len(rest) != 0 {
+				t.Fatalf("%s: DecodeOpen: %v, %d bytes left", name, err, len(rest))
+			}
+			sameBits(t, name+" snapshot", o2.Values(nil, slots), m[:slots])
+			o2.Write(slots-1, 1, OpAdd)
+			o.Write(slots-1, 1, OpAdd)
+			sameBits(t, name+" after snapshot", o2.Values(nil, slots), o.Values(nil, slots))
+		}
+	}
+}
+
+func TestOpenOps(t *testing.T) {
+	t.Parallel()
+	var o Open
+	o.Write(3, 2, OpMax)
+	o.Write(3, 5, OpMax)
+	o.Write(3, 1, OpMax)
+	o.Write(3, math.NaN(), OpMax)
+	o.Write(4, 1, OpAdd)
+	o.Write(4, 2.5, OpAdd)
+	o.Write(5, 7, OpSet)
+	o.Write(5, 8, OpSet)
+	o.Write(5, math.NaN(), OpSet) // a NaN rate clears the step
+	got := o.Values(nil, 6)
+	want := []float64{Missing, Missing, Missing, 5, 3.5, Missing}
+	sameBits(t, "ops", got, want)
+	if o.Empty() {
+		t.Error("Empty() on a block with values")
+	}
+	o.Reset()
+	if !o.Empty() {
+		t.Error("Empty() false after Reset")
+	}
+}
+
+func TestOpenCompact(t *testing.T) {
+	t.Parallel()
+	// Counter rates: about two bytes a value; full-precision gauges about
+	// seven; constants one.
+	r := rand.New(rand.NewPCG(1, 1))
+	f := func(name string, gen func(i int) float64, max int) {
+		t.Helper()
+		var o Open
+		for i := range 120 {
+			o.Write(i, gen(i), OpSet)
+		}
+		if got := len(o.stream); got > max {
+			t.Errorf("%s: %d bytes for 120 values, want <= %d", name, got, max)
+		}
+	}
+	f("rates", func(int) float64 { return float64(100+r.IntN(60)) / 60 }, 120*2)
+	walk := 50.0
+	f("walk", func(int) float64 { walk += r.Float64() - 0.5; return walk }, 120*8)
+	f("const", func(int) float64 { return 3 }, 120)
+}
+
+func FuzzDecodeOpen(f *testing.F) {
+	var o Open
+	for i := range 10 {
+		o.Write(i*3, float64(i)/60, OpSet)
+	}
+	f.Add(o.AppendTo(nil))
+	f.Add([]byte{Version, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var o Open
+		if _, err := o.DecodeOpen(b); err != nil {
+			return
+		}
+		vals := o.Values(nil, MaxOpenSlots)
+		o.Write(MaxOpenSlots-1, 1, OpAdd)
+		o.Write(0, 1, OpAdd)
+		_ = vals
+	})
+}

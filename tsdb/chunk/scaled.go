@@ -1,0 +1,110 @@
+package chunk
+
+import (
+	"math"
+)
+
+// Scaled encodings store values that are integers divided by a small
+// divisor d, such as counter rates (an integer delta divided by the
+// publishing interval in seconds) or decimals (a value with k decimal
+// places). The integers are packed with frame of reference or deltas.
+// Reconstruction repeats the division that produced the value, so it is
+// bit-exact. Division is slow, so the encoder checks two cheaper ways per
+// block and flags the one that reproduces every value's bits: a plain
+// multiplication by 1/d, or that product corrected once with a fused
+// multiply-add (Markstein's method), which is exact for nearly all values.
+
+// divisors are tried in order; the first that represents every value wins,
+// which keeps the integers small. Indexes are part of the format.
+var divisors = [...]float64{1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 100, 120, 300, 600,
+	1000, 3600, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+// The divisor byte: the divisor's index in the low 6 bits and the method.
+const (
+	mulFlag     = 0x80 // q = x * (1/d)
+	fmaFlag     = 0x40 // q = fma(fma(-q, d, x), 1/d, q) with q = x * (1/d)
+	indexMask   = 0x3f
+	maxExactInt = 1 << 53
+)
+
+// quotient computes x/d the way the flags say.
+func quotient(x, d, inv float64, flags byte) float64 {
+	switch flags {
+	case mulFlag:
+		return x * inv
+	case fmaFlag:
+		q := x * inv
+		return math.FMA(math.FMA(-q, d, x), inv, q)
+	}
+	return x / d
+}
+
+// scaleInts finds a divisor for e.vals and fills e.bits with the integers in
+// the unsigned order domain. It returns the divisor byte (index | method flag).
+func (e *Encoder) scaleInts() (byte, bool) {
+	e.bits = e.bits[:0]
+outer:
+	for di, d := range divisors {
+		e.bits = e.bits[:0]
+		mul, fma := true, true
+		inv := 1 / d
+		for _, v := range e.vals {
+			r := math.Round(v * d)
+			if !(r <= maxExactInt && r >= -maxExactInt) {
+				continue outer
+			}
+			// Check exactly what the decoder computes (this also rejects -0,
+			// which an integer cannot carry).
+			x := int64(r)
+			want := math.Float64bits(v)
+			if math.Float64bits(float64(x)/d) != want {
+				continue outer
+			}
+			mul = mul && math.Float64bits(quotient(float64(x), d, inv, mulFlag)) == want
+			fma = fma && math.Float64bits(quotient(float64(x), d, inv, fmaFlag)) == want
+			e.bits = append(e.bits, uint64(x)^signBit)
+		}
+		b := byte(di)
+		switch {
+		case mul:
+			b |= mulFlag
+		case fma:
+			b |= fmaFlag
+		}
+		return b, true
+	}
+	return 0, false
+}
+
+func decodeScaled(out []float64, delta bool, src []byte) error {
+	if len(src) < 1 {
+		return corruptf("missing divisor")
+	}
+	di, flags := src[0]&indexMask, src[0]&^indexMask
+	if int(di) >= len(divisors) || flags == mulFlag|fmaFlag {
+		return corruptf("bad divisor byte %#x", src[0])
+	}
+	if err := unpack(out, delta, false, src[1:]); err != nil {
+		return err
+	}
+	d := divisors[di]
+	inv := 1 / d
+	// One loop per method keeps the switch out of the per-value path.
+	switch flags {
+	case mulFlag:
+		for i, v := range out {
+			out[i] = float64(int64(math.Float64bits(v)^signBit)) * inv
+		}
+	case fmaFlag:
+		for i, v := range out {
+			x := float64(int64(math.Float64bits(v) ^ signBit))
+			q := x * inv
+			out[i] = math.FMA(math.FMA(-q, d, x), inv, q)
+		}
+	default:
+		for i, v := range out {
+			out[i] = float64(int64(math.Float64bits(v)^signBit)) / d
+		}
+	}
+	return nil
+}

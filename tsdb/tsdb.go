@@ -1,0 +1,285 @@
+package tsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// SeriesRef identifies a series inside one store for the store's lifetime,
+// across restarts. Zero is never a valid reference.
+type SeriesRef uint64
+
+// DSType is the data source type of a series, from its atlas.dstype tag. It
+// selects how datapoints are normalized to step boundaries on the way in and
+// how they are consolidated on the way out.
+type DSType uint8
+
+// Data source types. Rate is the default for a missing or unknown tag.
+const (
+	Rate    DSType = iota // a per-second rate: time-weighted normalization
+	Gauge                 // a sampled value: max of the samples in a step
+	Counter               // a monotonic count: converted to a rate, reset-aware
+	Sum                   // partial sums: added up within a step
+)
+
+// DSTypeKey is the tag that carries the data source type.
+const DSTypeKey = "atlas.dstype"
+
+// ParseDSType maps an atlas.dstype value to a DSType; anything unknown is Rate.
+func ParseDSType(s string) DSType {
+	switch s {
+	case "gauge":
+		return Gauge
+	case "counter":
+		return Counter
+	case "sum":
+		return Sum
+	}
+	return Rate
+}
+
+// String returns the atlas.dstype value of d.
+func (d DSType) String() string {
+	switch d {
+	case Gauge:
+		return "gauge"
+	case Counter:
+		return "counter"
+	case Sum:
+		return "sum"
+	}
+	return "rate"
+}
+
+// IsGauge reports whether consolidation treats the series as a gauge. Only
+// gauges are; everything else is consolidated as a rate (Atlas DsType.apply).
+func (d DSType) IsGauge() bool { return d == Gauge }
+
+// Datapoint is one sample on its way into the store.
+type Datapoint struct {
+	// Tags identify the series. The store only borrows them for the duration
+	// of the call and copies what it keeps, so they may alias a request buffer.
+	Tags tags.Set
+	// Ref, when non-zero, names the series directly and Tags are ignored.
+	// Append fills it in for every accepted datapoint, so callers that send
+	// the same series again can skip the tag lookup.
+	Ref SeriesRef
+	T   int64 // Unix milliseconds
+	V   float64
+}
+
+// Reason says why a datapoint was rejected. The zero value means accepted.
+type Reason uint8
+
+// Rejection reasons.
+const (
+	Accepted      Reason = iota
+	TooOld               // older than the store's ingest max age
+	FromFuture           // too far ahead of the store's clock
+	MissingName          // no name tag
+	SeriesLimit          // a new series beyond the store's total series limit
+	NameLimit            // a new series beyond the per-name series limit
+	OutOfOrder           // a counter sample older than the series' last one
+	NumReasons           // number of reasons, for per-reason arrays
+	firstRejection = TooOld
+)
+
+var reasonNames = [NumReasons]string{
+	Accepted:    "Accepted",
+	TooOld:      "DataTooOld",
+	FromFuture:  "DataFromFuture",
+	MissingName: "MissingName",
+	SeriesLimit: "SeriesLimitExceeded",
+	NameLimit:   "NameSeriesLimitExceeded",
+	OutOfOrder:  "OutOfOrder",
+}
+
+// String returns the reason as Atlas names it in publish responses.
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("Reason(%d)", r)
+}
+
+// Rejection names one rejected datapoint of a Batch.
+type Rejection struct {
+	Index  int // index into Batch.Points
+	Reason Reason
+}
+
+// Batch is a set of datapoints appended together. A Batch may be reused
+// after Reset; reuse keeps its slices and so avoids allocation.
+type Batch struct {
+	Points []Datapoint
+	// Rejected lists, in index order, the datapoints Append did not store.
+	Rejected []Rejection
+}
+
+// Reset empties the batch for reuse.
+func (b *Batch) Reset() {
+	clear(b.Points) // drop references to borrowed tags
+	b.Points = b.Points[:0]
+	b.Rejected = b.Rejected[:0]
+}
+
+// Appender stores datapoints.
+type Appender interface {
+	// Append normalizes and stores the datapoints of b. It fills in b.Rejected
+	// with the datapoints it refused (too old, over a cardinality limit, ...)
+	// and Ref of the others. When it returns nil, every accepted datapoint is
+	// durable as the store's fsync policy promises. An error means no
+	// guarantee about the accepted datapoints; ErrOverloaded means nothing
+	// was stored and the caller should retry later. Safe for concurrent use.
+	Append(ctx context.Context, b *Batch) error
+}
+
+// Consolidation combines the primary (storage-step) values that fall into
+// one output step when a query's step is a multiple of the storage step.
+type Consolidation uint8
+
+// Consolidation functions (Atlas :cf-avg, :cf-sum, :cf-min, :cf-max).
+const (
+	CFAvg Consolidation = iota // rates: sum/m; gauges: mean of present values
+	CFSum
+	CFMin
+	CFMax
+)
+
+// String returns the Atlas name of the function.
+func (c Consolidation) String() string {
+	return [...]string{"avg", "sum", "min", "max"}[c&3]
+}
+
+// Aggregation combines series per output step. NaN means no data.
+type Aggregation uint8
+
+// Aggregations pushed down into the store.
+const (
+	AggNone  Aggregation = iota // every matching series
+	AggSum                      // NaN only if every input is NaN
+	AggCount                    // number of non-NaN inputs; NaN if none
+	AggMin
+	AggMax
+)
+
+// String returns the stack-language word of the aggregation.
+func (a Aggregation) String() string {
+	return [...]string{"all", "sum", "count", "min", "max", "?", "?", "?"}[a&7]
+}
+
+// FetchRequest asks for the series matching Query over [Start, End) at Step.
+// Output point i is at Start + i*Step and covers the storage-step buckets in
+// (T - Step, T]. Start and End must be multiples of Step, and Step a
+// multiple of the storage step.
+type FetchRequest struct {
+	Query       *tags.Query
+	Start, End  int64 // Unix ms, [Start, End)
+	Step        int64 // ms
+	CF          Consolidation
+	Aggregation Aggregation
+	// GroupBy, with an aggregation, aggregates per distinct tuple of values of
+	// these keys; series lacking any key are left out.
+	GroupBy []string
+}
+
+// Points returns the number of output points per series.
+func (r *FetchRequest) Points() int {
+	if r.Step <= 0 || r.End <= r.Start {
+		return 0
+	}
+	return int((r.End - r.Start) / r.Step)
+}
+
+// Validate checks the request against the storage step.
+func (r *FetchRequest) Validate(storageStep int64) error {
+	switch {
+	case r.Query == nil:
+		return errors.New("tsdb: fetch without a query")
+	case r.Step <= 0 || r.Step%storageStep != 0:
+		return fmt.Errorf("tsdb: step %dms is not a positive multiple of the storage step %dms", r.Step, storageStep)
+	case r.Start%r.Step != 0 || r.End%r.Step != 0:
+		return fmt.Errorf("tsdb: range [%d, %d) is not aligned to step %dms", r.Start, r.End, r.Step)
+	case r.End < r.Start:
+		return fmt.Errorf("tsdb: end %d before start %d", r.End, r.Start)
+	case len(r.GroupBy) > 0 && r.Aggregation == AggNone:
+		return errors.New("tsdb: group by without an aggregation")
+	}
+	return nil
+}
+
+// Series is one line of a fetch result.
+type Series struct {
+	// Tags are the series' tags for AggNone, and the group-by keys with their
+	// values for a grouped aggregate (empty for an ungrouped one).
+	Tags   tags.Set
+	DSType DSType    // for AggNone; Rate for aggregates
+	Values []float64 // Values[i] is at FetchRequest.Start + i*Step
+}
+
+// Stats describes the work a fetch did.
+type Stats struct {
+	SeriesScanned     int // series whose data was read
+	DatapointsScanned int // storage-step values read
+}
+
+// SeriesSet is the result of a fetch. Series are sorted by tags (AggNone) or
+// by group key values. The caller owns it and may modify it.
+type SeriesSet struct {
+	Series []Series
+	Stats  Stats
+}
+
+// TagsRequest lists tag keys, or values of Key when Key is set, restricted to
+// series matching Query (nil: all series). Results are sorted and start after
+// After (paging), at most Limit of them.
+type TagsRequest struct {
+	Key   string
+	Query *tags.Query
+	After string
+	Limit int
+}
+
+// TagCount is a tag key or value with the number of matching series having it.
+type TagCount struct {
+	Name  string
+	Count int
+}
+
+// Querier reads the store.
+type Querier interface {
+	// Fetch returns the series matching req, consolidated and aggregated.
+	// Aggregation happens inside the store, so a grouped sum over many series
+	// does not materialize one array per series. It returns a *LimitError when
+	// the request would exceed a query limit, and ctx.Err() when the context
+	// ends first. Safe for concurrent use.
+	Fetch(ctx context.Context, req FetchRequest) (*SeriesSet, error)
+	// Tags lists tag keys or values. Safe for concurrent use.
+	Tags(ctx context.Context, req TagsRequest) ([]TagCount, error)
+}
+
+// Sentinel errors.
+var (
+	// ErrClosed is returned by operations on a closed store.
+	ErrClosed = errors.New("tsdb: closed")
+	// ErrOverloaded means the store sheds load: its log or memory is
+	// saturated. Nothing of the batch was stored; retry later.
+	ErrOverloaded = errors.New("tsdb: overloaded, retry later")
+	// ErrCorrupt marks data on disk that cannot be decoded.
+	ErrCorrupt = errors.New("tsdb: corrupt data")
+)
+
+// LimitError reports a query that would exceed a limit.
+type LimitError struct {
+	Limit string // the option's name, e.g. "max-series-per-query"
+	Max   int
+	Got   int // the amount the query needed (at least)
+}
+
+// Error implements error.
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("tsdb: query exceeds %s: needs at least %d, limit is %d", e.Limit, e.Got, e.Max)
+}
