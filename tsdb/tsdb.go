@@ -76,15 +76,14 @@ type Reason uint8
 
 // Rejection reasons.
 const (
-	Accepted      Reason = iota
-	TooOld               // older than the store's ingest max age
-	FromFuture           // too far ahead of the store's clock
-	MissingName          // no name tag
-	SeriesLimit          // a new series beyond the store's total series limit
-	NameLimit            // a new series beyond the per-name series limit
-	OutOfOrder           // a counter sample older than the series' last one
-	NumReasons           // number of reasons, for per-reason arrays
-	firstRejection = TooOld
+	Accepted    Reason = iota
+	TooOld             // older than the store's ingest max age
+	FromFuture         // too far ahead of the store's clock
+	MissingName        // no name tag
+	SeriesLimit        // a new series beyond the store's total series limit
+	NameLimit          // a new series beyond the per-name series limit
+	OutOfOrder         // a counter sample older than the series' last one
+	NumReasons         // number of reasons, for per-reason arrays
 )
 
 var reasonNames = [NumReasons]string{
