@@ -20,8 +20,8 @@ const (
 	OpAdd           // add; NaN ignored (sums)
 )
 
-// apply combines cur (possibly Missing) with v.
-func (o Op) apply(cur, v float64) float64 {
+// Apply combines cur (possibly Missing) with v.
+func (o Op) Apply(cur, v float64) float64 {
 	if IsMissing(cur) || o == OpSet {
 		return v
 	}
@@ -90,16 +90,16 @@ func (o *Open) Write(slot int, v float64, op Op) {
 	switch {
 	case o.hasTail && s == o.tailSlot:
 		// Fast path: the current step.
-		o.tail = op.apply(o.tail, v)
+		o.tail = op.Apply(o.tail, v)
 	case !o.hasTail && s >= o.n:
-		o.tail, o.tailSlot, o.hasTail = op.apply(Missing, v), s, true
+		o.tail, o.tailSlot, o.hasTail = op.Apply(Missing, v), s, true
 	case o.hasTail && s > o.tailSlot:
 		// Fast path: the next step; commit the previous one.
 		o.commit(o.tailSlot, o.tail)
-		o.tail, o.tailSlot = op.apply(Missing, v), s
+		o.tail, o.tailSlot = op.Apply(Missing, v), s
 	case s >= o.n:
 		// An empty slot before the tail: commit up to it.
-		o.commit(s, op.apply(Missing, v))
+		o.commit(s, op.Apply(Missing, v))
 	default:
 		// Slow path: a committed slot.
 		o.rewrite(slot, v, op)
@@ -298,7 +298,7 @@ func (o *Open) fromDomain(out []float64) {
 func (o *Open) rewrite(slot int, v float64, op Op) {
 	var buf [MaxOpenSlots]float64
 	vals := o.decodeCommitted(buf[:0])
-	vals[slot] = op.apply(vals[slot], v)
+	vals[slot] = op.Apply(vals[slot], v)
 	o.reencode(vals)
 }
 

@@ -57,7 +57,7 @@ func TestOpenMatchesModel(t *testing.T) {
 				if v != v {
 					v = Missing
 				}
-				m[slot] = op.apply(m[slot], v)
+				m[slot] = op.Apply(m[slot], v)
 			}
 			got := o.Values(nil, slots)
 			sameBits(t, name, got, m[:slots])

@@ -1,0 +1,5 @@
+package lib
+
+import "math"
+
+var nan = math.NaN()

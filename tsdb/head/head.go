@@ -1,0 +1,267 @@
+package head
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/chunk"
+	"github.com/sextant-dev/sextant/tsdb/index"
+	"github.com/sextant-dev/sextant/tsdb/norm"
+)
+
+// Shards is the number of series map stripes. A series' shard is chosen by
+// its tag hash; every write to a series happens under its shard's lock.
+const (
+	shardBits = 6
+	Shards    = 1 << shardBits
+	localBits = 32 - shardBits
+	maxLocal  = 1<<localBits - 1
+)
+
+// Options configure a Head.
+type Options struct {
+	Step       int64 // storage step, ms
+	BlockSteps int   // steps per block; default 120, at most chunk.MaxOpenSlots
+	// MaxAge and MaxFuture bound accepted timestamps relative to Now.
+	MaxAge    int64 // ms; default 1h
+	MaxFuture int64 // ms; default 5m
+	// MaxSeries and MaxSeriesPerName are the cardinality guard: new series
+	// beyond them are rejected; existing series keep working.
+	MaxSeries        int // default 10 000 000
+	MaxSeriesPerName int // default 1 000 000
+	// SealDelay is how long after its period ends a block that got no newer
+	// data is sealed anyway. Default two steps.
+	SealDelay int64
+	// Log, when set, receives every shard's WAL record while the shard is
+	// locked, so that the log order of a shard's records is their apply
+	// order. It returns the record's LSN.
+	Log func(rec []byte) (uint64, error)
+	// LoadBlock, when set, reads a persisted block of a period older than
+	// MinPeriod, so that a late write there (only replay makes them) merges
+	// into it. It returns nil when there is none.
+	LoadBlock func(id uint32, period int64) ([]byte, error)
+	Now       func() int64 // Unix ms; injected so tests control time
+	Logger    *slog.Logger
+	Registry  *lib.Registry
+}
+
+func (o Options) withDefaults() Options {
+	if o.BlockSteps <= 0 {
+		o.BlockSteps = 120
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 3600_000
+	}
+	if o.MaxFuture <= 0 {
+		o.MaxFuture = 300_000
+	}
+	if o.MaxSeries <= 0 {
+		o.MaxSeries = 10_000_000
+	}
+	if o.MaxSeriesPerName <= 0 {
+		o.MaxSeriesPerName = 1_000_000
+	}
+	if o.SealDelay <= 0 {
+		o.SealDelay = 2 * o.Step
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Validate checks the options.
+func (o Options) Validate() error {
+	switch {
+	case o.Step <= 0:
+		return fmt.Errorf("head: step %dms must be positive", o.Step)
+	case o.BlockSteps <= 0 || o.BlockSteps > chunk.MaxOpenSlots:
+		return fmt.Errorf("head: block steps %d out of 1..%d", o.BlockSteps, chunk.MaxOpenSlots)
+	case o.Now == nil:
+		return errors.New("head: no clock")
+	}
+	return nil
+}
+
+// Head is the in-memory part of the store: the series, their normalization
+// state, the open block of each series and its recent sealed blocks, and the
+// tag index. It is safe for concurrent use.
+type Head struct {
+	opts     Options
+	blockDur int64 // ms per block
+	seed     maphash.Seed
+	index    *index.Index
+	shards   [Shards]shard
+
+	numSeries atomic.Int64
+	names     struct {
+		sync.Mutex
+		counts map[string]int
+	}
+	// minPeriod is the oldest period kept in memory; older blocks live only
+	// on disk. Late writes never reach below it (MaxAge is validated against
+	// the memory retention).
+	minPeriod atomic.Int64
+
+	scratch sync.Pool // *appendScratch
+
+	m metrics
+}
+
+// shard is one stripe of the series map. Its fields are guarded by mu,
+// which the append path holds across a run of datapoints (never across I/O
+// other than the WAL's in-memory Log).
+type shard struct {
+	mu struct {
+		sync.Mutex
+		series     []*memSeries      // by local index; nil once deleted
+		byHash     map[uint64]uint32 // tag hash → local index
+		collisions map[uint64][]uint32
+		dirty      []uint32 // series changed since the last checkpoint
+		created    []uint32 // series created since the last checkpoint
+		enc        chunk.Encoder
+		vals       []float64
+		buf        []byte
+	}
+	_ [64]byte // keep shards' locks on separate cache lines
+}
+
+// memSeries is one series. Guarded by its shard's lock, except tags, id and
+// dstype, which never change.
+type memSeries struct {
+	tags   []byte // canonical encoding (tags.Set.AppendTo)
+	id     uint32
+	dstype tsdb.DSType
+
+	norm   norm.State
+	open   chunk.Open
+	period int64 // the open block's period, valid if hasOpen
+	// sealed blocks in memory, oldest first. Their data is immutable: a late
+	// write re-encodes into a new slice, so readers may use it unlocked.
+	sealed  []sealedBlock
+	hasOpen bool
+	dirty   bool // in shard.dirty
+	lastT   int64
+}
+
+type sealedBlock struct {
+	period    int64
+	data      []byte
+	persisted bool
+}
+
+type metrics struct {
+	appended *lib.Counter
+	rejected [tsdb.NumReasons]*lib.Counter
+	created  *lib.Counter
+	sealed   *lib.Counter
+	late     *lib.Counter
+}
+
+// New returns an empty head.
+func New(opts Options) (*Head, error) {
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Head{
+		opts:     opts,
+		blockDur: opts.Step * int64(opts.BlockSteps),
+		seed:     maphash.MakeSeed(),
+		index:    index.New(),
+	}
+	h.minPeriod.Store(-1 << 62)
+	h.names.counts = make(map[string]int)
+	for i := range h.shards {
+		h.shards[i].mu.byHash = make(map[uint64]uint32)
+		h.shards[i].mu.collisions = make(map[uint64][]uint32)
+	}
+	h.scratch.New = func() any { return &appendScratch{} }
+	r := opts.Registry
+	h.m.appended = r.Counter("sextant.tsdb.datapointsAppended")
+	for reason := tsdb.Reason(1); reason < tsdb.NumReasons; reason++ {
+		h.m.rejected[reason] = r.Counter("sextant.tsdb.datapointsRejected", "reason", reason.String())
+	}
+	h.m.created = r.Counter("sextant.tsdb.seriesCreated")
+	h.m.sealed = r.Counter("sextant.tsdb.blocksSealed")
+	h.m.late = r.Counter("sextant.tsdb.lateWrites")
+	r.FuncGauge(func() float64 { return float64(h.numSeries.Load()) }, "sextant.tsdb.series")
+	return h, nil
+}
+
+// Step returns the storage step in ms.
+func (h *Head) Step() int64 { return h.opts.Step }
+
+// BlockDuration returns the time span of one block in ms.
+func (h *Head) BlockDuration() int64 { return h.blockDur }
+
+// BlockSteps returns the steps per block.
+func (h *Head) BlockSteps() int { return h.opts.BlockSteps }
+
+// Index returns the tag index. Callers must not modify it.
+func (h *Head) Index() *index.Index { return h.index }
+
+// NumSeries returns the number of series.
+func (h *Head) NumSeries() int { return int(h.numSeries.Load()) }
+
+// SetMinPeriod sets the oldest period kept in memory (see DropBefore).
+func (h *Head) SetMinPeriod(p int64) { h.minPeriod.Store(p) }
+
+// MinPeriod returns the oldest period kept in memory.
+func (h *Head) MinPeriod() int64 { return h.minPeriod.Load() }
+
+// id layout: the shard in the top shardBits bits, the index within the
+// shard below. Refs are ids + 1 so that the zero ref is invalid.
+func makeID(shard int, local uint32) uint32 { return uint32(shard)<<localBits | local }
+
+func splitID(id uint32) (shard int, local uint32) {
+	return int(id >> localBits), id & maxLocal
+}
+
+// Ref returns the SeriesRef of an id.
+func Ref(id uint32) tsdb.SeriesRef { return tsdb.SeriesRef(id) + 1 }
+
+// ID returns the id of a SeriesRef, and false for refs that cannot be ids.
+func ID(ref tsdb.SeriesRef) (uint32, bool) {
+	if ref == 0 || ref > 1<<32 {
+		return 0, false
+	}
+	return uint32(ref - 1), true
+}
+
+// period returns the block period of a step boundary t and its slot.
+func (h *Head) period(t int64) (int64, int) {
+	k := floorDiv(t, h.opts.Step)
+	p := floorDiv(k, int64(h.opts.BlockSteps))
+	return p, int(k - p*int64(h.opts.BlockSteps))
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// seriesLocked returns the series with local index l of shard s, or nil.
+func (s *shard) seriesLocked(l uint32) *memSeries {
+	if int(l) < len(s.mu.series) {
+		return s.mu.series[l]
+	}
+	return nil
+}
+
+// markDirtyLocked records that ms changed since the last checkpoint.
+func (s *shard) markDirtyLocked(ms *memSeries, local uint32) {
+	if !ms.dirty {
+		ms.dirty = true
+		s.mu.dirty = append(s.mu.dirty, local)
+	}
+}

@@ -1,0 +1,103 @@
+package head
+
+import (
+	"hash/maphash"
+	"slices"
+
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// SealIdle seals the open blocks whose period ended more than SealDelay
+// before now: series that stopped reporting, or the last block of a
+// backfill. It returns how many it sealed.
+func (h *Head) SealIdle(now int64) int {
+	sealed := 0
+	for k := range h.shards {
+		s := &h.shards[k]
+		s.mu.Lock()
+		for local, ms := range s.mu.series {
+			if ms == nil || !ms.hasOpen {
+				continue
+			}
+			if end := (ms.period + 1) * h.blockDur; end+h.opts.SealDelay <= now {
+				h.sealLocked(s, ms)
+				s.markDirtyLocked(ms, uint32(local))
+				sealed++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return sealed
+}
+
+// DropBefore forgets the sealed blocks of periods before p. With
+// requirePersisted, blocks not yet written to disk are kept until they are.
+// Open blocks of such periods are sealed first. It returns the number of
+// blocks dropped and sets MinPeriod to p.
+func (h *Head) DropBefore(p int64, requirePersisted bool) int {
+	h.minPeriod.Store(p)
+	dropped := 0
+	for k := range h.shards {
+		s := &h.shards[k]
+		s.mu.Lock()
+		for local, ms := range s.mu.series {
+			if ms == nil {
+				continue
+			}
+			if ms.hasOpen && ms.period < p {
+				h.sealLocked(s, ms)
+				s.markDirtyLocked(ms, uint32(local))
+			}
+			n := len(ms.sealed)
+			ms.sealed = slices.DeleteFunc(ms.sealed, func(b sealedBlock) bool {
+				return b.period < p && (b.persisted || !requirePersisted)
+			})
+			dropped += n - len(ms.sealed)
+			if len(ms.sealed) == 0 {
+				ms.sealed = nil // release the backing array of idle series
+			}
+		}
+		s.mu.Unlock()
+	}
+	return dropped
+}
+
+// DeleteStale removes the series whose newest data is older than t and that
+// hold nothing in memory, and returns their ids so the caller can delete
+// them on disk too.
+func (h *Head) DeleteStale(t int64) []uint32 {
+	var ids []uint32
+	for k := range h.shards {
+		s := &h.shards[k]
+		s.mu.Lock()
+		for local, ms := range s.mu.series {
+			if ms == nil || ms.hasOpen || len(ms.sealed) > 0 || ms.dirty || ms.lastT >= t {
+				continue
+			}
+			ts, err := tags.Decode(ms.tags)
+			if err != nil {
+				continue
+			}
+			hash := maphash.Bytes(h.seed, ms.tags)
+			l := uint32(local)
+			if s.mu.byHash[hash] == l {
+				delete(s.mu.byHash, hash)
+				if c := s.mu.collisions[hash]; len(c) > 0 {
+					s.mu.byHash[hash] = c[0]
+					s.mu.collisions[hash] = c[1:]
+				}
+			} else {
+				s.mu.collisions[hash] = slices.DeleteFunc(s.mu.collisions[hash], func(x uint32) bool { return x == l })
+			}
+			if len(s.mu.collisions[hash]) == 0 {
+				delete(s.mu.collisions, hash)
+			}
+			s.mu.series[local] = nil
+			h.index.Remove(ms.id, ts)
+			h.release(ts.Name())
+			ids = append(ids, ms.id)
+		}
+		s.mu.Unlock()
+	}
+	return ids
+}
