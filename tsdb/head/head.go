@@ -3,10 +3,11 @@ package head
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/sextant-dev/sextant/lib"
 	"github.com/sextant-dev/sextant/tsdb"
@@ -95,7 +96,6 @@ func (o Options) Validate() error {
 type Head struct {
 	opts     Options
 	blockDur int64 // ms per block
-	seed     maphash.Seed
 	index    *index.Index
 	shards   [Shards]shard
 
@@ -173,7 +173,6 @@ func New(opts Options) (*Head, error) {
 	h := &Head{
 		opts:     opts,
 		blockDur: opts.Step * int64(opts.BlockSteps),
-		seed:     maphash.MakeSeed(),
 		index:    index.New(),
 	}
 	h.minPeriod.Store(-1 << 62)
@@ -215,6 +214,12 @@ func (h *Head) SetMinPeriod(p int64) { h.minPeriod.Store(p) }
 
 // MinPeriod returns the oldest period kept in memory.
 func (h *Head) MinPeriod() int64 { return h.minPeriod.Load() }
+
+// tagHash hashes a canonical tag encoding. It must not change across
+// restarts: a series' shard, which its id encodes, is chosen by it. (A
+// random per-process seed, as hash/maphash uses, would send lookups for
+// restored series to the wrong shard.)
+func tagHash(enc []byte) uint64 { return xxhash.Sum64(enc) }
 
 // id layout: the shard in the top shardBits bits, the index within the
 // shard below. Refs are ids + 1 so that the zero ref is invalid.

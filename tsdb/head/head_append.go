@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"hash/maphash"
 	"math"
 	"slices"
 
@@ -107,7 +106,7 @@ func (h *Head) append(sc *appendScratch, b *tsdb.Batch, minT, maxT int64) (uint6
 			start := len(sc.enc)
 			sc.enc = p.Tags.AppendTo(sc.enc)
 			sc.start[i], sc.end[i] = int32(start), int32(len(sc.enc))
-			sc.hash[i] = maphash.Bytes(h.seed, sc.enc[start:])
+			sc.hash[i] = tagHash(sc.enc[start:])
 			sc.shard[i] = uint8(sc.hash[i] & (Shards - 1))
 		}
 		sc.counts[sc.shard[i]+1]++
@@ -205,7 +204,7 @@ func (h *Head) resolveLocked(sc *appendScratch, s *shard, k int, p *tsdb.Datapoi
 			return nil, 0, false
 		}
 		enc := p.Tags.AppendTo(nil)
-		hash := maphash.Bytes(h.seed, enc)
+		hash := tagHash(enc)
 		if int(hash&(Shards-1)) != k {
 			// The series belongs to another shard; it will be retried there
 			// by the caller's next append. This only happens with forged refs.

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math"
 
 	"github.com/sextant-dev/sextant/tsdb"
@@ -201,7 +200,7 @@ func (h *Head) restoreLocked(s *shard, k int, local uint32, enc []byte, ts tags.
 	h.names.Lock()
 	h.names.counts[ts.Name()]++
 	h.names.Unlock()
-	return h.newSeriesLocked(s, k, local, enc, ts, maphash.Bytes(h.seed, enc))
+	return h.newSeriesLocked(s, k, local, enc, ts, tagHash(enc))
 }
 
 // RestoreState restores the normalization state and open block of series id.

@@ -1,7 +1,6 @@
 package head
 
 import (
-	"hash/maphash"
 	"slices"
 
 	"github.com/sextant-dev/sextant/tsdb/tags"
@@ -78,7 +77,7 @@ func (h *Head) DeleteStale(t int64) []uint32 {
 			if err != nil {
 				continue
 			}
-			hash := maphash.Bytes(h.seed, ms.tags)
+			hash := tagHash(ms.tags)
 			l := uint32(local)
 			if s.mu.byHash[hash] == l {
 				delete(s.mu.byHash, hash)

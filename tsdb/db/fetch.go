@@ -1,0 +1,295 @@
+package db
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/chunk"
+	"github.com/sextant-dev/sextant/tsdb/disk"
+	"github.com/sextant-dev/sextant/tsdb/head"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// Fetch implements tsdb.Querier.
+func (db *DB) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet, error) {
+	if err := req.Validate(db.opts.Step); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	defer func() { db.m.fetchLatency.Record(time.Since(start)) }()
+	f := newFetch(db, &req)
+	ids := db.head.Index().Select(req.Query)
+	n := int(ids.GetCardinality())
+	if n > db.opts.MaxSeriesPerQuery {
+		return nil, &tsdb.LimitError{Limit: "max-series-per-query", Max: db.opts.MaxSeriesPerQuery, Got: n}
+	}
+	if dp := n * len(f.prim); dp > db.opts.MaxDatapointsPerQuery || dp/max(len(f.prim), 1) != n {
+		return nil, &tsdb.LimitError{Limit: "max-datapoints-per-query", Max: db.opts.MaxDatapointsPerQuery, Got: dp}
+	}
+	if err := f.run(ctx, ids); err != nil {
+		return nil, err
+	}
+	return f.result(), nil
+}
+
+// fetch is the state of one Fetch.
+type fetch struct {
+	db  *DB
+	req *tsdb.FetchRequest
+	m   int   // primaries per output point
+	k0  int64 // global step index of the first primary
+	// pmin..pmax are the periods the primaries span.
+	pmin, pmax int64
+	prim       []float64 // primaries of the current series
+	out        []float64 // consolidated values of the current series
+	blk        []float64 // one decoded block
+
+	readers map[int64]*disk.PeriodReader // disk periods, older than memory
+	inMem   []bool                       // per period from pmin: the series has it in memory
+
+	series []tsdb.Series          // AggNone
+	groups map[string]*fetchGroup // aggregates, by group key
+	keyBuf []byte
+	stats  tsdb.Stats
+}
+
+type fetchGroup struct {
+	tags tags.Set
+	agg  *aggregator
+}
+
+func newFetch(db *DB, req *tsdb.FetchRequest) *fetch {
+	step := db.opts.Step
+	f := &fetch{db: db, req: req, m: int(req.Step / step)}
+	n := req.Points()
+	// Output point T covers the primaries (T-Step, T]: the first primary is
+	// Start-Step+step.
+	f.k0 = floorDiv(req.Start-req.Step+step, step)
+	f.prim = make([]float64, n*f.m)
+	f.out = make([]float64, n)
+	f.blk = make([]float64, 0, db.head.BlockSteps())
+	bs := int64(db.head.BlockSteps())
+	f.pmin = floorDiv(f.k0, bs)
+	f.pmax = floorDiv(f.k0+int64(len(f.prim))-1, bs)
+	if req.Aggregation != tsdb.AggNone {
+		f.groups = make(map[string]*fetchGroup)
+	}
+	return f
+}
+
+func (f *fetch) run(ctx context.Context, ids *roaring.Bitmap) (err error) {
+	if len(f.prim) == 0 || ids.IsEmpty() {
+		return nil
+	}
+	// Periods older than the memory window are read from disk.
+	if f.db.disk != nil {
+		minMem := f.db.head.MinPeriod()
+		for p := f.pmin; p <= f.pmax && p < minMem; p++ {
+			r, err := f.db.disk.NewPeriodReader(p)
+			if err != nil {
+				return err
+			}
+			if f.readers == nil {
+				f.readers = make(map[int64]*disk.PeriodReader)
+				f.inMem = make([]bool, f.pmax-f.pmin+1)
+			}
+			f.readers[p] = r
+		}
+		defer func() {
+			for _, r := range f.readers {
+				if cerr := r.Close(); cerr != nil && err == nil {
+					err = cerr
+				}
+			}
+		}()
+	}
+	i := 0
+	f.db.head.Scan(ids, f.pmin, f.pmax, func(v *head.View) bool {
+		if i++; i%1024 == 0 {
+			if err = ctx.Err(); err != nil {
+				return false
+			}
+		}
+		err = f.series1(v)
+		return err == nil
+	})
+	return err
+}
+
+// series1 reads, consolidates and aggregates or keeps one series.
+func (f *fetch) series1(v *head.View) error {
+	var gkey []byte
+	if f.groups != nil && len(f.req.GroupBy) > 0 {
+		var ok bool
+		if gkey, ok = f.groupKey(v.Tags); !ok {
+			return nil // lacks a group-by key
+		}
+	}
+	for i := range f.prim {
+		f.prim[i] = chunk.Missing
+	}
+	f.stats.SeriesScanned++
+	if f.readers != nil {
+		clear(f.inMem)
+	}
+	for _, b := range v.Blocks {
+		if err := f.place(b.Period, b.Values, b.Data); err != nil {
+			return fmt.Errorf("series %d block %d: %w", v.ID, b.Period, err)
+		}
+		if f.readers != nil {
+			f.inMem[b.Period-f.pmin] = true
+		}
+	}
+	for p, r := range f.readers {
+		if f.inMem[p-f.pmin] {
+			continue // a block still in memory is at least as new
+		}
+		data, err := r.Block(v.ID)
+		if err != nil {
+			return err
+		}
+		if data != nil {
+			if err := f.place(p, nil, data); err != nil {
+				return fmt.Errorf("series %d block %d on disk: %w", v.ID, p, err)
+			}
+		}
+	}
+	vals := f.prim
+	if f.m > 1 {
+		consolidate(f.out, f.prim, f.m, f.req.CF, v.DSType.IsGauge())
+		vals = f.out
+	}
+	if f.groups == nil {
+		ts, err := tags.Decode(v.Tags)
+		if err != nil {
+			return err
+		}
+		f.series = append(f.series, tsdb.Series{Tags: ts, DSType: v.DSType, Values: slices.Clone(vals)})
+		return nil
+	}
+	g := f.groups[string(gkey)]
+	if g == nil {
+		g = &fetchGroup{agg: newAggregator(f.req.Aggregation, len(vals))}
+		if len(f.req.GroupBy) > 0 {
+			g.tags = f.groupTags(v.Tags)
+		}
+		f.groups[string(gkey)] = g
+	}
+	g.agg.add(vals)
+	return nil
+}
+
+// place copies the part of one block (decoded values, or encoded data) that
+// falls into the primaries.
+func (f *fetch) place(period int64, values []float64, data []byte) error {
+	bs := int64(f.db.head.BlockSteps())
+	first := period * bs // global step index of the block's slot 0
+	lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(f.prim)))
+	if lo >= hi {
+		return nil
+	}
+	dst := f.prim[lo-f.k0 : hi-f.k0]
+	if values == nil {
+		if lo == first && hi == first+bs {
+			// Fast path: the whole block lies in range; decode in place.
+			_, err := chunk.Decode(dst[:0], data)
+			f.stats.DatapointsScanned += len(dst)
+			return err
+		}
+		var err error
+		if f.blk, err = chunk.Decode(f.blk[:0], data); err != nil {
+			return err
+		}
+		values = f.blk
+	}
+	if int64(len(values)) < hi-first {
+		return fmt.Errorf("%w: block of %d steps, want %d", tsdb.ErrCorrupt, len(values), bs)
+	}
+	copy(dst, values[lo-first:hi-first])
+	f.stats.DatapointsScanned += len(dst)
+	return nil
+}
+
+// groupKey returns the values of the group-by keys joined by 0 bytes, and
+// false if the series lacks one.
+func (f *fetch) groupKey(enc []byte) ([]byte, bool) {
+	f.keyBuf = f.keyBuf[:0]
+	for _, k := range f.req.GroupBy {
+		v, ok := tags.ValueEncoded(enc, k)
+		if !ok {
+			return nil, false
+		}
+		f.keyBuf = append(f.keyBuf, v...)
+		f.keyBuf = append(f.keyBuf, 0)
+	}
+	return f.keyBuf, true
+}
+
+func (f *fetch) groupTags(enc []byte) tags.Set {
+	ts := make(tags.Set, 0, len(f.req.GroupBy))
+	for _, k := range f.req.GroupBy {
+		v, _ := tags.ValueEncoded(enc, k)
+		ts = append(ts, tags.Tag{Key: k, Value: string(v)})
+	}
+	return ts.Normalize()
+}
+
+// result assembles the SeriesSet in a stable order.
+func (f *fetch) result() *tsdb.SeriesSet {
+	out := &tsdb.SeriesSet{Stats: f.stats}
+	if f.groups == nil {
+		out.Series = f.series
+		slices.SortFunc(out.Series, func(a, b tsdb.Series) int { return compareTags(a.Tags, b.Tags) })
+		return out
+	}
+	keys := make([]string, 0, len(f.groups))
+	for k := range f.groups {
+		keys = append(keys, k)
+	}
+	// Group keys are the values in GroupBy order, 0-separated: sorting them
+	// orders groups by (k1=v1 k2=v2 ...), as Atlas labels them.
+	slices.SortFunc(keys, func(a, b string) int { return bytes.Compare([]byte(a), []byte(b)) })
+	for _, k := range keys {
+		g := f.groups[k]
+		out.Series = append(out.Series, tsdb.Series{Tags: g.tags, Values: g.agg.result()})
+	}
+	return out
+}
+
+func compareTags(a, b tags.Set) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if c := strings.Compare(a[i].Key, b[i].Key); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a[i].Value, b[i].Value); c != 0 {
+			return c
+		}
+	}
+	return len(a) - len(b)
+}
+
+// Tags implements tsdb.Querier.
+func (db *DB) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCount, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req.Limit <= 0 {
+		req.Limit = math.MaxInt
+	}
+	var matched *roaring.Bitmap
+	if req.Query != nil {
+		matched = db.head.Index().Select(req.Query)
+	}
+	if req.Key == "" {
+		return db.head.Index().Keys(matched, req.After, req.Limit), nil
+	}
+	return db.head.Index().Values(req.Key, matched, req.After, req.Limit), nil
+}
