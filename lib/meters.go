@@ -59,6 +59,7 @@ func (f *atomicFloat) swap(v float64) float64 {
 type Counter struct {
 	id    Id
 	count atomicFloat
+	step  stepState // owned by Registry.Measure
 }
 
 // Id returns the counter's id.
@@ -122,6 +123,7 @@ type Timer struct {
 	total   atomic.Int64 // nanoseconds
 	squares atomicFloat  // nanoseconds²
 	max     atomic.Int64 // nanoseconds, current step
+	steps   [3]stepState // owned by Registry.Measure
 }
 
 // Id returns the timer's id.
@@ -165,6 +167,7 @@ type DistributionSummary struct {
 	total   atomicFloat
 	squares atomicFloat
 	max     atomicFloat
+	steps   [3]stepState // owned by Registry.Measure
 }
 
 // Id returns the summary's id.

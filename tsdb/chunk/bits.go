@@ -192,8 +192,8 @@ func (c tbCode) unpack(out []float64, src []byte) int {
 
 // unpackFast decodes codes into out while every prefix load stays inside
 // src (the caller sized out so) and every extra bit does (checked per code:
-// a valid section never fails, so the branch is predictable). It is a leaf
-// function so that its loop keeps everything in registers.
+// a valid section never fails the check, so the branch is predictable). It
+// is a leaf function so that its loop keeps what it can in registers.
 func unpackFast(out []float64, src []byte, k uint, u uint64, ebase uint) (i, extra uint) {
 	mask := uint64(1)<<k - 1
 	lim := uint(len(src)) * 8

@@ -45,6 +45,16 @@ const (
 // Version is the block format version stored in the top bits of byte 0.
 const Version = 1
 
+// CommonPoints is the block length a header can state without a count byte:
+// the store's default (120 steps, two hours at 60 s).
+const CommonPoints = 120
+
+// Byte 0: version (2 bits) | presence (2 bits) | common-length flag | encoding (3 bits).
+const (
+	commonFlag   = 1 << 3
+	encodingMask = 7
+)
+
 // MaxPoints bounds the slots of one block, so that decoding hostile input
 // allocates a bounded amount.
 const MaxPoints = 4096
@@ -100,14 +110,18 @@ func (e *Encoder) Encode(dst []byte, vals []float64) []byte {
 	pres := e.choosePresence(vals)
 	head := len(dst)
 	dst = append(dst, 0)
-	dst = binary.AppendUvarint(dst, uint64(len(vals)))
+	flags := byte(commonFlag)
+	if len(vals) != CommonPoints {
+		flags = 0
+		dst = binary.AppendUvarint(dst, uint64(len(vals)))
+	}
 	dst = appendPresence(dst, vals, pres)
 	enc := EncConst
 	if pres != presNone {
 		enc = e.choose()
 		dst = e.appendValues(dst, enc)
 	}
-	dst[head] = Version<<6 | byte(pres)<<4 | byte(enc)
+	dst[head] = Version<<6 | byte(pres)<<4 | flags | byte(enc)
 	return dst
 }
 
@@ -170,24 +184,28 @@ type sections struct {
 func readHeader(src []byte) (Header, sections, error) {
 	var h Header
 	var s sections
-	if len(src) < 2 {
-		return h, s, corruptf("block of %d bytes", len(src))
+	if len(src) < 1 {
+		return h, s, corruptf("empty block")
 	}
 	h.Version = src[0] >> 6
 	s.pres = presence(src[0] >> 4 & 3)
-	h.Encoding = Encoding(src[0] & 15)
+	h.Encoding = Encoding(src[0] & encodingMask)
 	if h.Version != Version {
 		return h, s, corruptf("block version %d, want %d", h.Version, Version)
 	}
 	if h.Encoding >= numEncodings {
 		return h, s, corruptf("unknown encoding %d", h.Encoding)
 	}
-	n, k := binary.Uvarint(src[1:])
-	if k <= 0 || n == 0 || n > MaxPoints {
-		return h, s, corruptf("bad point count")
+	rest := src[1:]
+	if src[0]&commonFlag != 0 {
+		h.Points = CommonPoints
+	} else {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n == 0 || n > MaxPoints {
+			return h, s, corruptf("bad point count")
+		}
+		h.Points, rest = int(n), rest[k:]
 	}
-	h.Points = int(n)
-	rest := src[1+k:]
 	switch s.pres {
 	case presAll:
 		h.Present = h.Points

@@ -209,15 +209,16 @@ func TestDecodeCorrupt(t *testing.T) {
 	t.Parallel()
 	good := Encode(nil, shapes(120)["random-walk"])
 	for name, b := range map[string][]byte{
-		"empty":       nil,
-		"one byte":    {Version << 6},
-		"bad version": append([]byte{0}, good[1:]...),
-		"bad enc":     {Version<<6 | 15, 1},
-		"zero points": {Version << 6, 0},
-		"too many":    binary.AppendUvarint([]byte{Version << 6}, MaxPoints+1),
-		"truncated":   good[:len(good)/2],
-		"bad runs":    {Version<<6 | 1<<4, 3, 1, 9},
-		"short map":   {Version<<6 | 2<<4, 100, 1},
+		"empty":             nil,
+		"one byte":          {Version << 6},
+		"common, no values": {Version<<6 | commonFlag | 6},
+		"bad version":       append([]byte{0}, good[1:]...),
+		"bad enc":           {Version<<6 | 7, 1},
+		"zero points":       {Version << 6, 0},
+		"too many":          binary.AppendUvarint([]byte{Version << 6}, MaxPoints+1),
+		"truncated":         good[:len(good)/2],
+		"bad runs":          {Version<<6 | 1<<4, 3, 1, 9},
+		"short map":         {Version<<6 | 2<<4, 100, 1},
 	} {
 		if _, err := Decode(nil, b); err == nil {
 			t.Errorf("%s: Decode succeeded", name)

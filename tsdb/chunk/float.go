@@ -34,11 +34,21 @@ func (e *Encoder) floatInts() {
 }
 
 func decodeFloat(out []float64, delta bool, src []byte) error {
-	if err := unpack(out, delta, true, src); err != nil {
+	p, err := unpackCodes(out, delta, true, src)
+	if err != nil {
 		return err
 	}
-	for i, v := range out {
-		out[i] = math.Float64frombits(unorderBits(math.Float64bits(v)))
+	if !delta {
+		for i, c := range out {
+			out[i] = math.Float64frombits(unorderBits(p.ref + math.Float64bits(c)))
+		}
+		return nil
+	}
+	u, lo := p.ref, uint64(p.lo)
+	out[0] = math.Float64frombits(unorderBits(u))
+	for i := 1; i < len(out); i++ {
+		u += lo + math.Float64bits(out[i])
+		out[i] = math.Float64frombits(unorderBits(u))
 	}
 	return nil
 }

@@ -249,31 +249,21 @@ func (e *Encoder) packCodes(dst []byte, c tbCode) []byte {
 	return e.bw.finish()
 }
 
-// unpack decodes len(out) values of a FOR or delta section into out as
-// uint64s stored in the float64 slots' bits (callers convert in place).
-func unpack(out []float64, delta, quant bool, src []byte) error {
+// unpackCodes decodes the truncated-binary codes of a FOR or delta section
+// into out (as raw uint64 bits in the float64 slots: len(out) codes for FOR,
+// len(out)-1 for delta, starting at out[1]) and returns the section's
+// parameters. Callers then turn codes into values in one fused pass.
+func unpackCodes(out []float64, delta, quant bool, src []byte) (packing, error) {
 	p, src, err := readPacking(src, delta, quant)
 	if err != nil {
-		return err
+		return p, err
 	}
 	codes := out
 	if delta {
-		out[0] = math.Float64frombits(p.ref)
 		codes = out[1:]
 	}
 	if used := newTBCode(p.m).unpack(codes, src); used < 0 {
-		return corruptf("value section too short")
+		return p, corruptf("value section too short")
 	}
-	if !delta {
-		for i, v := range out {
-			out[i] = math.Float64frombits(p.ref + math.Float64bits(v))
-		}
-		return nil
-	}
-	u, step := p.ref, uint64(p.lo)
-	for i := 1; i < len(out); i++ {
-		u += step + math.Float64bits(out[i])
-		out[i] = math.Float64frombits(u)
-	}
-	return nil
+	return p, nil
 }

@@ -231,67 +231,135 @@ func (o *Open) Values(dst []float64, slots int) []float64 {
 	return dst[:base+slots]
 }
 
+// CopyTo makes dst a copy of o whose stream lives in buf (appended to it),
+// and returns the extended buf. Readers copy an open block under their lock
+// and decode the copy after releasing it.
+func (o *Open) CopyTo(dst *Open, buf []byte) []byte {
+	start := len(buf)
+	buf = append(buf, o.stream...)
+	*dst = *o
+	dst.stream = buf[start:len(buf):len(buf)]
+	return buf
+}
+
 // Bytes returns the memory the block holds beyond its struct.
 func (o *Open) Bytes() int { return cap(o.stream) }
 
 // decodeCommitted appends the committed slots [0, n) to dst.
 func (o *Open) decodeCommitted(dst []float64) []float64 {
 	base := len(dst)
-	for range int(o.n) {
-		dst = append(dst, Missing)
-	}
+	n := int(o.n)
+	dst = grow(dst, n)
 	out := dst[base:]
-	var u uint64
-	j := 0
+	if n == 0 {
+		return dst
+	}
+	count := o.presentCount()
+	if count < n {
+		for i := range out {
+			out[i] = Missing
+		}
+	}
 	w := o.width
 	mask := uint64(1)<<(8*uint(w)) - 1
 	if w == 8 {
 		mask = math.MaxUint64
 	}
+	// Deltas are read with 8-byte loads while they fit in the stream, and
+	// byte by byte for the last few.
+	fast := 0
+	if w > 0 && len(o.stream) >= 8 {
+		fast = (len(o.stream)-8)/int(w) + 1
+	}
+	if count == n {
+		// Fast path: every slot present, in order.
+		o.decodeRun(out, mask, fast)
+		return dst
+	}
+	dec := openDecoder{o: o, mask: mask, fast: fast}
 	for word, p := range o.present {
 		for p != 0 {
 			i := word*64 + bits.TrailingZeros64(p)
 			p &= p - 1
-			var z uint64
-			if off := j * int(w); off+8 <= len(o.stream) {
-				// Fast path: one load and a mask.
-				z = binary.LittleEndian.Uint64(o.stream[off:]) & mask
-			} else {
-				z = readFixed(o.stream, j, w)
-			}
-			j++
-			u += uint64(int64(z>>1) ^ -int64(z&1))
-			out[i] = math.Float64frombits(u) // domain value for now
+			out[i] = dec.next()
 		}
 	}
-	o.fromDomain(out)
 	return dst
 }
 
-// fromDomain converts the present slots of out from the mode's domain.
-func (o *Open) fromDomain(out []float64) {
-	if o.mode == modeFloat {
-		for i, v := range out {
-			if !IsMissing(v) {
-				out[i] = math.Float64frombits(unorderBits(math.Float64bits(v)))
-			}
+// decodeRun decodes len(out) consecutive values, with one loop per mode so
+// that nothing but the arithmetic is left per value.
+func (o *Open) decodeRun(out []float64, mask uint64, fast int) {
+	var u uint64
+	w := int(o.width)
+	load := func(j int) uint64 {
+		if j < fast {
+			return binary.LittleEndian.Uint64(o.stream[j*w:]) & mask
 		}
-		return
+		return readFixed(o.stream, j, o.width)
 	}
-	if o.mode == modeNone {
+	if o.mode == modeFloat {
+		for j := range out {
+			z := load(j)
+			u += uint64(int64(z>>1) ^ -int64(z&1))
+			out[j] = math.Float64frombits(unorderBits(u))
+		}
 		return
 	}
 	d := divisors[o.mode-1]
 	inv := 1 / d
+	switch {
+	case o.method&mulFlag != 0:
+		for j := range out {
+			z := load(j)
+			u += uint64(int64(z>>1) ^ -int64(z&1))
+			out[j] = float64(int64(u)) * inv
+		}
+	case o.method&fmaFlag != 0:
+		for j := range out {
+			z := load(j)
+			u += uint64(int64(z>>1) ^ -int64(z&1))
+			x := float64(int64(u))
+			q := x * inv
+			out[j] = math.FMA(math.FMA(-q, d, x), inv, q)
+		}
+	default:
+		for j := range out {
+			z := load(j)
+			u += uint64(int64(z>>1) ^ -int64(z&1))
+			out[j] = float64(int64(u)) / d
+		}
+	}
+}
+
+// openDecoder turns an open block's stream back into values, one by one.
+type openDecoder struct {
+	o    *Open
+	mask uint64
+	fast int // deltas before this index can be read with an 8-byte load
+	j    int // next delta
+	u    uint64
+}
+
+func (d *openDecoder) next() float64 {
+	o := d.o
+	var z uint64
+	if d.j < d.fast {
+		z = binary.LittleEndian.Uint64(o.stream[d.j*int(o.width):]) & d.mask
+	} else {
+		z = readFixed(o.stream, d.j, o.width)
+	}
+	d.j++
+	d.u += uint64(int64(z>>1) ^ -int64(z&1))
+	if o.mode == modeFloat {
+		return math.Float64frombits(unorderBits(d.u))
+	}
+	div := divisors[o.mode-1]
 	method := o.method
 	if method == mulFlag|fmaFlag {
 		method = mulFlag
 	}
-	for i, v := range out {
-		if !IsMissing(v) {
-			out[i] = quotient(float64(int64(math.Float64bits(v))), d, inv, method)
-		}
-	}
+	return quotient(float64(int64(d.u)), div, 1/div, method)
 }
 
 // rewrite applies a write to a committed slot by rebuilding the stream.

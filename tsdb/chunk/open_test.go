@@ -76,6 +76,25 @@ func TestOpenMatchesModel(t *testing.T) {
 	}
 }
 
+func TestOpenShortStreams(t *testing.T) {
+	t.Parallel()
+	// Streams shorter than one 8-byte load, of every width.
+	for _, v := range []float64{3, 1000, 1e6, 1.5, 123.456, 1e300} {
+		for n := 1; n <= 4; n++ {
+			var o Open
+			want := make([]float64, 0, n+1)
+			for i := range n {
+				x := v * float64(i+1)
+				o.Write(i, x, OpSet)
+				want = append(want, x)
+			}
+			o.Write(n, v, OpSet) // commits the others
+			want = append(want, v)
+			sameBits(t, "short", o.Values(nil, n+1), want)
+		}
+	}
+}
+
 func TestOpenOps(t *testing.T) {
 	t.Parallel()
 	var o Open

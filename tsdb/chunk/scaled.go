@@ -80,31 +80,45 @@ func decodeScaled(out []float64, delta bool, src []byte) error {
 	if len(src) < 1 {
 		return corruptf("missing divisor")
 	}
-	di, flags := src[0]&indexMask, src[0]&^indexMask
-	if int(di) >= len(divisors) || flags == mulFlag|fmaFlag {
+	di, method := src[0]&indexMask, src[0]&^indexMask
+	if int(di) >= len(divisors) || method == mulFlag|fmaFlag {
 		return corruptf("bad divisor byte %#x", src[0])
 	}
-	if err := unpack(out, delta, false, src[1:]); err != nil {
+	p, err := unpackCodes(out, delta, false, src[1:])
+	if err != nil {
 		return err
 	}
-	d := divisors[di]
+	unscale(out, p, delta, divisors[di], method)
+	return nil
+}
+
+// unscale turns codes into values in one pass: x = ref + code (FOR) or the
+// running sum of lo + code (delta), then x / d by the block's method. One
+// loop per combination keeps branches out of the per-value path.
+func unscale(out []float64, p packing, delta bool, d float64, method byte) {
 	inv := 1 / d
-	// One loop per method keeps the switch out of the per-value path.
-	switch flags {
-	case mulFlag:
-		for i, v := range out {
-			out[i] = float64(int64(math.Float64bits(v)^signBit)) * inv
+	ref := int64(p.ref ^ signBit)
+	switch {
+	case !delta && method == mulFlag:
+		for i, c := range out {
+			out[i] = float64(ref+int64(math.Float64bits(c))) * inv
 		}
-	case fmaFlag:
-		for i, v := range out {
-			x := float64(int64(math.Float64bits(v) ^ signBit))
+	case !delta && method == fmaFlag:
+		for i, c := range out {
+			x := float64(ref + int64(math.Float64bits(c)))
 			q := x * inv
 			out[i] = math.FMA(math.FMA(-q, d, x), inv, q)
 		}
+	case !delta:
+		for i, c := range out {
+			out[i] = float64(ref+int64(math.Float64bits(c))) / d
+		}
 	default:
-		for i, v := range out {
-			out[i] = float64(int64(math.Float64bits(v)^signBit)) / d
+		x, lo := ref, p.lo
+		out[0] = quotient(float64(x), d, inv, method)
+		for i := 1; i < len(out); i++ {
+			x += lo + int64(math.Float64bits(out[i]))
+			out[i] = quotient(float64(x), d, inv, method)
 		}
 	}
-	return nil
 }

@@ -1,6 +1,8 @@
 package db
 
 import (
+	"fmt"
+	"os"
 	"sync"
 	"testing"
 
@@ -10,7 +12,19 @@ import (
 	"github.com/sextant-dev/sextant/tsdb/wal"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if queryDB != nil { // shared by the query benchmarks
+		queryDB.Close()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 func options(cfg tsdbtest.Config) Options {
 	return Options{

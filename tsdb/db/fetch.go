@@ -53,7 +53,7 @@ type fetch struct {
 	blk        []float64 // one decoded block
 
 	readers map[int64]*disk.PeriodReader // disk periods, older than memory
-	inMem   []bool                       // per period from pmin: the series has it in memory
+	covered []bool                       // per period from pmin: the series has a block placed
 
 	series []tsdb.Series          // AggNone
 	groups map[string]*fetchGroup // aggregates, by group key
@@ -79,6 +79,7 @@ func newFetch(db *DB, req *tsdb.FetchRequest) *fetch {
 	bs := int64(db.head.BlockSteps())
 	f.pmin = floorDiv(f.k0, bs)
 	f.pmax = floorDiv(f.k0+int64(len(f.prim))-1, bs)
+	f.covered = make([]bool, max(0, f.pmax-f.pmin+1))
 	if req.Aggregation != tsdb.AggNone {
 		f.groups = make(map[string]*fetchGroup)
 	}
@@ -99,7 +100,6 @@ func (f *fetch) run(ctx context.Context, ids *roaring.Bitmap) (err error) {
 			}
 			if f.readers == nil {
 				f.readers = make(map[int64]*disk.PeriodReader)
-				f.inMem = make([]bool, f.pmax-f.pmin+1)
 			}
 			f.readers[p] = r
 		}
@@ -112,44 +112,44 @@ func (f *fetch) run(ctx context.Context, ids *roaring.Bitmap) (err error) {
 		}()
 	}
 	i := 0
-	f.db.head.Scan(ids, f.pmin, f.pmax, func(v *head.View) bool {
-		if i++; i%1024 == 0 {
-			if err = ctx.Err(); err != nil {
-				return false
+	scan := func(ids *roaring.Bitmap, g *fetchGroup) {
+		f.db.head.Scan(ids, f.pmin, f.pmax, func(v *head.View) bool {
+			if i++; i%1024 == 0 {
+				if err = ctx.Err(); err != nil {
+					return false
+				}
 			}
-		}
-		err = f.series1(v)
-		return err == nil
-	})
+			err = f.series1(v, g)
+			return err == nil
+		})
+	}
+	// Series are visited in id order even when grouping: ids follow
+	// creation order within a shard, and so does memory; visiting them group
+	// by group instead costs more in cache misses than the group lookup.
+	scan(ids, nil)
 	return err
 }
 
-// series1 reads, consolidates and aggregates or keeps one series.
-func (f *fetch) series1(v *head.View) error {
+// series1 reads, consolidates and aggregates or keeps one series. g, when
+// set, is the series' group.
+func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 	var gkey []byte
-	if f.groups != nil && len(f.req.GroupBy) > 0 {
+	if g == nil && f.groups != nil && len(f.req.GroupBy) > 0 {
 		var ok bool
 		if gkey, ok = f.groupKey(v.Tags); !ok {
 			return nil // lacks a group-by key
 		}
 	}
-	for i := range f.prim {
-		f.prim[i] = chunk.Missing
-	}
 	f.stats.SeriesScanned++
-	if f.readers != nil {
-		clear(f.inMem)
-	}
+	clear(f.covered)
 	for _, b := range v.Blocks {
-		if err := f.place(b.Period, b.Values, b.Data); err != nil {
+		if err := f.place(b.Period, b.Open, b.Data); err != nil {
 			return fmt.Errorf("series %d block %d: %w", v.ID, b.Period, err)
 		}
-		if f.readers != nil {
-			f.inMem[b.Period-f.pmin] = true
-		}
+		f.covered[b.Period-f.pmin] = true
 	}
 	for p, r := range f.readers {
-		if f.inMem[p-f.pmin] {
+		if f.covered[p-f.pmin] {
 			continue // a block still in memory is at least as new
 		}
 		data, err := r.Block(v.ID)
@@ -160,7 +160,27 @@ func (f *fetch) series1(v *head.View) error {
 			if err := f.place(p, nil, data); err != nil {
 				return fmt.Errorf("series %d block %d on disk: %w", v.ID, p, err)
 			}
+			f.covered[p-f.pmin] = true
 		}
+	}
+	// Periods without a block have no data: fill them with Missing rather
+	// than filling everything up front, as blocks usually cover the range.
+	bs := int64(f.db.head.BlockSteps())
+	for i, ok := range f.covered {
+		if !ok {
+			first := (f.pmin + int64(i)) * bs
+			lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(f.prim)))
+			for j := lo - f.k0; j < hi-f.k0; j++ {
+				f.prim[j] = chunk.Missing
+			}
+		}
+	}
+	if f.groups == nil && !anyData(f.prim) {
+		// Nothing in range: the series is not part of the answer, as if it
+		// were not matched. (Aggregates need no check: such a series adds
+		// nothing to them.)
+		f.stats.SeriesScanned--
+		return nil
 	}
 	vals := f.prim
 	if f.m > 1 {
@@ -175,7 +195,9 @@ func (f *fetch) series1(v *head.View) error {
 		f.series = append(f.series, tsdb.Series{Tags: ts, DSType: v.DSType, Values: slices.Clone(vals)})
 		return nil
 	}
-	g := f.groups[string(gkey)]
+	if g == nil {
+		g = f.groups[string(gkey)]
+	}
 	if g == nil {
 		g = &fetchGroup{agg: newAggregator(f.req.Aggregation, len(vals))}
 		if len(f.req.GroupBy) > 0 {
@@ -187,9 +209,18 @@ func (f *fetch) series1(v *head.View) error {
 	return nil
 }
 
-// place copies the part of one block (decoded values, or encoded data) that
+func anyData(vals []float64) bool {
+	for _, v := range vals {
+		if v == v {
+			return true
+		}
+	}
+	return false
+}
+
+// place copies the part of one block (an open block, or encoded data) that
 // falls into the primaries.
-func (f *fetch) place(period int64, values []float64, data []byte) error {
+func (f *fetch) place(period int64, open *chunk.Open, data []byte) error {
 	bs := int64(f.db.head.BlockSteps())
 	first := period * bs // global step index of the block's slot 0
 	lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(f.prim)))
@@ -197,13 +228,22 @@ func (f *fetch) place(period int64, values []float64, data []byte) error {
 		return nil
 	}
 	dst := f.prim[lo-f.k0 : hi-f.k0]
-	if values == nil {
-		if lo == first && hi == first+bs {
-			// Fast path: the whole block lies in range; decode in place.
-			_, err := chunk.Decode(dst[:0], data)
-			f.stats.DatapointsScanned += len(dst)
-			return err
-		}
+	f.stats.DatapointsScanned += len(dst)
+	whole := lo == first && hi == first+bs
+	var values []float64
+	switch {
+	case open != nil && whole:
+		// Fast path: the whole block lies in range; decode in place (dst's
+		// capacity reaches at least to the block's end).
+		open.Values(dst[:0], int(bs))
+		return nil
+	case open != nil:
+		f.blk = open.Values(f.blk[:0], int(bs))
+		values = f.blk
+	case whole:
+		_, err := chunk.Decode(dst[:0], data)
+		return err
+	default:
 		var err error
 		if f.blk, err = chunk.Decode(f.blk[:0], data); err != nil {
 			return err
@@ -214,7 +254,6 @@ func (f *fetch) place(period int64, values []float64, data []byte) error {
 		return fmt.Errorf("%w: block of %d steps, want %d", tsdb.ErrCorrupt, len(values), bs)
 	}
 	copy(dst, values[lo-first:hi-first])
-	f.stats.DatapointsScanned += len(dst)
 	return nil
 }
 

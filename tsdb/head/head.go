@@ -109,7 +109,8 @@ type Head struct {
 	// the memory retention).
 	minPeriod atomic.Int64
 
-	scratch sync.Pool // *appendScratch
+	scratch  sync.Pool // *appendScratch
+	scanPool sync.Pool // *scanScratch
 
 	m metrics
 }

@@ -325,6 +325,9 @@ func (h *Head) applyLocked(s *shard, ms *memSeries, local uint32, t int64, v flo
 		}
 		h.emitLocked(s, ms, e)
 	}
+	// Every applied sample keeps the series alive, even one that emitted no
+	// step yet (a counter's first sample, a rate's partial step).
+	ms.lastT = max(ms.lastT, t)
 	s.markDirtyLocked(ms, local)
 	return tsdb.Accepted
 }

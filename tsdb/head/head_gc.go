@@ -3,6 +3,8 @@ package head
 import (
 	"slices"
 
+	"github.com/sextant-dev/sextant/tsdb/chunk"
+
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
@@ -20,6 +22,9 @@ func (h *Head) SealIdle(now int64) int {
 			}
 			if end := (ms.period + 1) * h.blockDur; end+h.opts.SealDelay <= now {
 				h.sealLocked(s, ms)
+				// The series went quiet: give back its stream buffer, which
+				// a series that keeps writing reuses for its next block.
+				ms.open = chunk.Open{}
 				s.markDirtyLocked(ms, uint32(local))
 				sealed++
 			}
@@ -70,7 +75,7 @@ func (h *Head) DeleteStale(t int64) []uint32 {
 		s := &h.shards[k]
 		s.mu.Lock()
 		for local, ms := range s.mu.series {
-			if ms == nil || ms.hasOpen || len(ms.sealed) > 0 || ms.dirty || ms.lastT >= t {
+			if ms == nil || ms.hasOpen || len(ms.sealed) > 0 || ms.lastT >= t {
 				continue
 			}
 			ts, err := tags.Decode(ms.tags)

@@ -3,6 +3,8 @@ package head
 import (
 	"github.com/RoaringBitmap/roaring/v2"
 
+	"github.com/sextant-dev/sextant/tsdb/chunk"
+
 	"github.com/sextant-dev/sextant/tsdb"
 )
 
@@ -16,45 +18,58 @@ type View struct {
 }
 
 // BlockView is one block of a View: either the encoded bytes of a sealed
-// block (immutable, may be kept) or the decoded values of the open block
-// (valid only during the Scan callback).
+// block (immutable, may be kept) or a copy of the open block (valid only
+// during the Scan callback; decode it with Values).
 type BlockView struct {
 	Period int64
 	Data   []byte
-	Values []float64
+	Open   *chunk.Open
 }
 
 // scanBatch bounds how many series a Scan collects under one shard lock:
 // enough to amortize locking, few enough not to stall appends.
 const scanBatch = 128
 
+// scanScratch is the reusable space of one Scan.
+type scanScratch struct {
+	views   []View
+	opens   []chunk.Open
+	streams []byte
+	pending []uint32
+}
+
 // Scan calls fn for every series in ids that still exists, in id order,
 // with its blocks in periods [minP, maxP]. fn runs without any lock held
 // and may stop the scan by returning false.
 func (h *Head) Scan(ids *roaring.Bitmap, minP, maxP int64, fn func(v *View) bool) {
-	views := make([]View, scanBatch)
-	vals := make([]float64, 0, scanBatch*h.opts.BlockSteps)
+	sc, _ := h.scanPool.Get().(*scanScratch)
+	if sc == nil {
+		sc = &scanScratch{}
+	}
+	defer h.scanPool.Put(sc)
+	n := min(scanBatch, int(ids.GetCardinality()))
+	if cap(sc.views) < n {
+		sc.views = make([]View, n)
+		sc.opens = make([]chunk.Open, n)
+	}
+	views, opens := sc.views[:n], sc.opens[:n]
 	it := ids.Iterator()
-	var pending []uint32
-	for it.HasNext() || len(pending) > 0 {
+	for it.HasNext() {
 		// Collect a run of ids of one shard.
-		pending = pending[:0]
+		pending := sc.pending[:0]
 		shardOf := -1
-		for it.HasNext() && len(pending) < scanBatch {
-			id := it.PeekNext()
-			k, _ := splitID(id)
+		for it.HasNext() && len(pending) < n {
+			k, _ := splitID(it.PeekNext())
 			if shardOf >= 0 && k != shardOf {
 				break
 			}
 			shardOf = k
 			pending = append(pending, it.Next())
 		}
-		if len(pending) == 0 {
-			return
-		}
+		sc.pending = pending
 		s := &h.shards[shardOf]
-		n := 0
-		vals = vals[:0]
+		cnt := 0
+		streams := sc.streams[:0]
 		s.mu.Lock()
 		for _, id := range pending {
 			_, local := splitID(id)
@@ -62,8 +77,7 @@ func (h *Head) Scan(ids *roaring.Bitmap, minP, maxP int64, fn func(v *View) bool
 			if ms == nil {
 				continue
 			}
-			v := &views[n]
-			n++
+			v := &views[cnt]
 			v.ID, v.Tags, v.DSType = ms.id, ms.tags, ms.dstype
 			v.Blocks = v.Blocks[:0]
 			for _, b := range ms.sealed {
@@ -72,18 +86,18 @@ func (h *Head) Scan(ids *roaring.Bitmap, minP, maxP int64, fn func(v *View) bool
 				}
 			}
 			if ms.hasOpen && ms.period >= minP && ms.period <= maxP {
-				start := len(vals)
-				vals = ms.open.Values(vals, h.opts.BlockSteps)
-				v.Blocks = append(v.Blocks, BlockView{Period: ms.period, Values: vals[start:len(vals):len(vals)]})
+				streams = ms.open.CopyTo(&opens[cnt], streams)
+				v.Blocks = append(v.Blocks, BlockView{Period: ms.period, Open: &opens[cnt]})
 			}
+			cnt++
 		}
 		s.mu.Unlock()
-		for i := range views[:n] {
+		sc.streams = streams
+		for i := range views[:cnt] {
 			if !fn(&views[i]) {
 				return
 			}
 		}
-		pending = pending[:0]
 	}
 }
 

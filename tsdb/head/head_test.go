@@ -63,8 +63,10 @@ func values(t testing.TB, h *Head, ts tags.Set) map[int64]float64 {
 	out := map[int64]float64{}
 	h.Scan(ids, math.MinInt64, math.MaxInt64, func(v *View) bool {
 		for _, b := range v.Blocks {
-			vals := b.Values
-			if b.Data != nil {
+			var vals []float64
+			if b.Open != nil {
+				vals = b.Open.Values(nil, h.BlockSteps())
+			} else {
 				var err error
 				if vals, err = chunk.Decode(nil, b.Data); err != nil {
 					t.Fatal(err)

@@ -120,25 +120,7 @@ func (ix *Index) selectLocked(q *tags.Query) *roaring.Bitmap {
 	case tags.OpFalse:
 		return roaring.New()
 	case tags.OpAnd:
-		a, b := q.Subs()[0], q.Subs()[1]
-		// a AND NOT b needs no complement of b.
-		if b.Op() == tags.OpNot {
-			r := ix.selectLocked(a)
-			r.AndNot(ix.selectLocked(b.Subs()[0]))
-			return r
-		}
-		if a.Op() == tags.OpNot {
-			a, b = b, a
-			r := ix.selectLocked(a)
-			r.AndNot(ix.selectLocked(b.Subs()[0]))
-			return r
-		}
-		r := ix.selectLocked(a)
-		if r.IsEmpty() {
-			return r
-		}
-		r.And(ix.selectLocked(b))
-		return r
+		return ix.selectAndLocked(q)
 	case tags.OpOr:
 		r := ix.selectLocked(q.Subs()[0])
 		r.Or(ix.selectLocked(q.Subs()[1]))
@@ -172,6 +154,76 @@ func (ix *Index) selectLocked(q *tags.Query) *roaring.Bitmap {
 	// Regexes and comparisons: scan the values that can match.
 	r := roaring.New()
 	k.scan(q, func(v string, p *postings) { p.orInto(r) })
+	return r
+}
+
+// selectAndLocked evaluates a chain of :and. Equality terms are intersected
+// smallest first straight from the postings, with no copy but the first;
+// other terms are evaluated and intersected after; negated terms are
+// subtracted last, so that no complement is ever built.
+func (ix *Index) selectAndLocked(q *tags.Query) *roaring.Bitmap {
+	var terms, negs []*tags.Query
+	var flatten func(q *tags.Query)
+	flatten = func(q *tags.Query) {
+		switch q.Op() {
+		case tags.OpAnd:
+			flatten(q.Subs()[0])
+			flatten(q.Subs()[1])
+		case tags.OpNot:
+			negs = append(negs, q.Subs()[0])
+		default:
+			terms = append(terms, q)
+		}
+	}
+	flatten(q)
+	var eqs []*postings
+	var rest []*tags.Query
+	for _, t := range terms {
+		if t.Op() != tags.OpEq {
+			rest = append(rest, t)
+			continue
+		}
+		k := ix.mu.keys[t.Key()]
+		if k == nil {
+			return roaring.New()
+		}
+		p := k.values[t.Value()]
+		if p == nil {
+			return roaring.New()
+		}
+		eqs = append(eqs, p)
+	}
+	var r *roaring.Bitmap
+	if len(eqs) > 0 {
+		slices.SortFunc(eqs, func(a, b *postings) int { return int(a.card()) - int(b.card()) })
+		r = eqs[0].bitmap()
+		for _, p := range eqs[1:] {
+			if r.IsEmpty() {
+				return r
+			}
+			p.andInto(r)
+		}
+	}
+	for _, t := range rest {
+		if r != nil && r.IsEmpty() {
+			return r
+		}
+		sel := ix.selectLocked(t)
+		if r == nil {
+			r = sel
+		} else {
+			r.And(sel)
+		}
+	}
+	if r == nil {
+		r = ix.mu.all.Clone()
+	}
+	for _, n := range negs {
+		if r.IsEmpty() {
+			return r
+		}
+		r.AndNot(ix.selectLocked(n))
+	}
 	return r
 }
 

@@ -60,6 +60,22 @@ func (p *postings) orInto(dst *roaring.Bitmap) {
 	dst.AddMany(p.small)
 }
 
+// andInto intersects dst with the postings, in place.
+func (p *postings) andInto(dst *roaring.Bitmap) {
+	if p.bm != nil {
+		dst.And(p.bm)
+		return
+	}
+	keep := make([]uint32, 0, len(p.small))
+	for _, id := range p.small {
+		if dst.Contains(id) {
+			keep = append(keep, id)
+		}
+	}
+	dst.Clear()
+	dst.AddMany(keep)
+}
+
 // bitmap returns a new bitmap of the postings.
 func (p *postings) bitmap() *roaring.Bitmap {
 	if p.bm != nil {

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/tsdb/db"
+)
+
+// shutdownTimeout bounds how long in-flight requests may take to finish.
+const shutdownTimeout = 10 * time.Second
+
+// serve runs Sextant until ctx ends, then shuts down gracefully: stop
+// accepting, finish in-flight requests, flush and close the store. When
+// ready is set, serve sends the bound HTTP address on it once it accepts.
+func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) (err error) {
+	reg := lib.NewRegistry(lib.RegistryOptions{Logger: logger})
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	store, err := db.Open(cfg.DataDir, db.Options{
+		Step:            ms(cfg.Step),
+		MemoryRetention: ms(cfg.MemoryRetention),
+		Retention:       ms(cfg.Retention),
+		IngestMaxAge:    ms(cfg.IngestMaxAge),
+		Fsync:           cfg.Fsync,
+		Logger:          logger.With("component", "tsdb"),
+		Registry:        reg,
+	})
+	if err != nil {
+		return fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close store: %w", cerr)
+		}
+		logger.Info("store closed")
+	}()
+
+	var up atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !up.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, "ok")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		if err := reg.WritePrometheus(w); err != nil {
+			logger.Warn("write /metrics", "err", err)
+		}
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Go(func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server: %w", err)
+		}
+	})
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	wg.Go(func() { publishSelf(pubCtx, reg, store, cfg.Step, logger) })
+
+	up.Store(true)
+	logger.Info("sextant ready", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "step", cfg.Step, "fsync", cfg.Fsync.String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err = <-errc:
+	}
+	up.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("shut down http server: %w", serr)
+	}
+	stopPub()
+	wg.Wait()
+	return err
+}
+
+// publishSelf stores Sextant's own meters in Sextant every step, under
+// nf.app=sextant, so they can be graphed with the stack language.
+func publishSelf(ctx context.Context, reg *lib.Registry, store *db.DB, step time.Duration, logger *slog.Logger) {
+	node, _ := os.Hostname()
+	t := time.NewTicker(step)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			b := selfBatch(reg.Measure(step), now.UnixMilli(), node)
+			if err := store.Append(ctx, b); err != nil && ctx.Err() == nil {
+				logger.Warn("store self-metrics", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/db"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+func testConfig(t *testing.T) config {
+	t.Helper()
+	c, err := loadConfig([]string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--step", "1s",
+		"--memory-retention", "1h"}, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServe(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
+	addr := <-ready
+	if code, body := get(t, "http://"+addr+"/healthz"); code != 200 || body != "ok" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	time.Sleep(2500 * time.Millisecond) // two self-metric steps
+	code, body := get(t, "http://"+addr+"/metrics")
+	if code != 200 || !strings.Contains(body, "sextant_tsdb_datapointsAppended_total") {
+		t.Errorf("/metrics = %d:\n%s", code, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(shutdownTimeout):
+		t.Fatal("serve did not stop within the shutdown timeout")
+	}
+	// Sextant stored its own metrics in itself.
+	store, err := db.Open(cfg.DataDir, db.Options{Step: 1000, MemoryRetention: 3600_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	vals, err := store.Tags(context.Background(), tsdb.TagsRequest{Key: "name", Query: tags.Eq("nf.app", "sextant")})
+	if err != nil || len(vals) == 0 {
+		t.Fatalf("self-metrics names = %v, %v", vals, err)
+	}
+}
+
+// TestBinary builds the sextant binary, runs it, and stops it with SIGTERM
+// and SIGINT: it must exit 0 and keep what it stored.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "sextant")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--otlp-http-listen", "", "--otlp-grpc-listen", "", "--step", "1s")
+		cmd.Env = append(os.Environ(), "SEXTANT_DATA_DIR="+dir, "SEXTANT_MEMORY_RETENTION=1h")
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		addrc := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			addrRe := regexp.MustCompile(`msg="sextant ready" listen=(\S+)`)
+			for sc.Scan() {
+				if m := addrRe.FindStringSubmatch(sc.Text()); m != nil {
+					addrc <- m[1]
+				}
+			}
+		}()
+		var addr string
+		select {
+		case addr = <-addrc:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("no ready line within 30 s")
+		}
+		if code, body := get(t, "http://"+addr+"/healthz"); code != 200 || body != "ok" {
+			t.Errorf("/healthz = %d %q", code, body)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		start := time.Now()
+		cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		if err != nil {
+			t.Fatalf("after %v: %v", sig, err)
+		}
+		if d := time.Since(start); d > shutdownTimeout {
+			t.Errorf("shutdown took %v", d)
+		}
+	}
+	store, err := db.Open(dir, db.Options{Step: 1000, MemoryRetention: 3600_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if n := store.Head().NumSeries(); n == 0 {
+		t.Error("no series survived the binary's restarts")
+	}
+}
