@@ -128,3 +128,32 @@ func TestHelp(t *testing.T) {
 		t.Errorf("unknown command exit %d, want 2", code)
 	}
 }
+
+// TestDocsExample loads the example configuration of docs/server.md.
+func TestDocsExample(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/server.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	if !ok {
+		t.Fatal("docs/server.md has no yaml example")
+	}
+	example, _, _ := strings.Cut(rest, "```")
+	file := filepath.Join(t.TempDir(), "sextant.yaml")
+	os.WriteFile(file, []byte(example), 0o644)
+	c, err := loadConfig([]string{"--config", file}, env(), io.Discard)
+	if err != nil {
+		t.Fatalf("the documented example does not load: %v", err)
+	}
+	if c.DataDir != "/var/lib/sextant" || c.Retention != 30*24*time.Hour {
+		t.Errorf("example resolved to %+v", c)
+	}
+	// Every flag of the table is a real setting and vice versa.
+	for _, f := range serveFlags {
+		if !strings.Contains(string(doc), "`--"+f.name+"`") {
+			t.Errorf("docs/server.md does not document --%s", f.name)
+		}
+	}
+}

@@ -51,6 +51,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 			return
 		}
+		if err := store.Err(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "ok")
 	})

@@ -275,6 +275,16 @@ func (db *DB) Append(ctx context.Context, b *tsdb.Batch) error {
 	return nil
 }
 
+// Err returns the error that put the store in a failed state (its disk
+// refused a write), or nil. A failed store keeps logging writes to the WAL
+// but cannot checkpoint; it should be restarted.
+func (db *DB) Err() error {
+	if db.disk == nil {
+		return nil
+	}
+	return db.disk.Err()
+}
+
 // Head returns the in-memory part, for statistics and benchmarks.
 func (db *DB) Head() *head.Head { return db.head }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -45,8 +46,40 @@ type Meta struct {
 // each series' checkpointed state, sealed blocks and the checkpoint stamps.
 // Safe for concurrent use.
 type Disk struct {
-	db    *pebble.DB
-	cache *pebble.Cache
+	db     *pebble.DB
+	failed atomic.Pointer[error]
+}
+
+// ErrFailed marks every operation after Pebble reported a fatal error (a
+// write or sync the disk refused). The process should restart: the WAL
+// holds every acknowledged write.
+var ErrFailed = errors.New("tsdb: disk failed")
+
+// fatal is what pebbleLogger.Fatalf panics with.
+type fatal struct{ msg string }
+
+// guard turns a fatal Pebble error raised during an operation into an
+// error, and fails the disk for good: Pebble's state after one is unknown.
+func (d *Disk) guard(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	f, ok := r.(fatal)
+	if !ok {
+		panic(r)
+	}
+	e := fmt.Errorf("%w: %s", ErrFailed, f.msg)
+	d.failed.CompareAndSwap(nil, &e)
+	*err = e
+}
+
+// Err returns the error that failed the disk, or nil.
+func (d *Disk) Err() error {
+	if e := d.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // Open opens or creates the store in dir.
@@ -131,12 +164,13 @@ func stampKey(shard int) []byte { return []byte{kindStamp, byte(shard)} }
 
 // Batch collects changes that commit atomically.
 type Batch struct {
+	d   *Disk
 	b   *pebble.Batch
 	key []byte
 }
 
 // NewBatch returns an empty batch.
-func (d *Disk) NewBatch() *Batch { return &Batch{b: d.db.NewBatch()} }
+func (d *Disk) NewBatch() *Batch { return &Batch{d: d, b: d.db.NewBatch()} }
 
 // SetSeries records a series.
 func (b *Batch) SetSeries(id uint32, tags []byte) {
@@ -174,7 +208,11 @@ func (b *Batch) Len() int { return b.b.Len() }
 
 // Commit applies the batch atomically. Without sync it may be lost in a
 // crash until a later synced commit or Sync.
-func (b *Batch) Commit(sync bool) error {
+func (b *Batch) Commit(sync bool) (err error) {
+	if err := b.d.Err(); err != nil {
+		return err
+	}
+	defer b.d.guard(&err)
 	opts := pebble.NoSync
 	if sync {
 		opts = pebble.Sync
@@ -186,7 +224,11 @@ func (b *Batch) Commit(sync bool) error {
 }
 
 // Sync makes every committed batch durable.
-func (d *Disk) Sync() error {
+func (d *Disk) Sync() (err error) {
+	if err := d.Err(); err != nil {
+		return err
+	}
+	defer d.guard(&err)
 	if err := d.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("sync pebble: %w", err)
 	}
@@ -279,6 +321,9 @@ func (d *Disk) Block(id uint32, period int64) ([]byte, error) {
 
 // DeleteBefore deletes the blocks of periods before p.
 func (d *Disk) DeleteBefore(p int64) error {
+	if err := d.Err(); err != nil {
+		return err
+	}
 	if err := d.db.DeleteRange([]byte{kindBlock}, blockKey(nil, p, 0), pebble.NoSync); err != nil {
 		return fmt.Errorf("delete old blocks: %w", err)
 	}
@@ -357,7 +402,12 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 }
 
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	// Pebble calls Fatalf on invariant violations; it must not return.
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	panic(fmt.Sprintf("BUG: pebble: "+format, args...))
+	// Pebble calls Fatalf when the disk refuses a write or on a broken
+	// invariant, and it must not return. Operations that can meet the
+	// former recover this panic (Disk.guard); anywhere else it ends the
+	// process, which is the safe answer: the WAL has every acknowledged
+	// write for the next start.
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	panic(fatal{msg})
 }

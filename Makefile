@@ -1,0 +1,35 @@
+# Sextant: the two commands that matter are `make run` and `make test`.
+GO ?= go
+
+.PHONY: run build test bench fuzz
+
+## run: start Sextant with its embedded defaults (data in ./sextant-data, HTTP on :7101)
+run:
+	$(GO) run ./cmd/sextant serve
+
+## build: build the binary into bin/sextant
+build:
+	$(GO) build -o bin/sextant ./cmd/sextant
+
+## test: everything CI runs: formatting, vet, all tests under the race
+## detector (fuzz seed corpora, crash and restart tests included), and a
+## one-iteration smoke run of every benchmark on a small workload
+test:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
+	SEXTANT_BENCH_SERIES=2000 SEXTANT_BENCH_SAMPLES=240 $(GO) test -run='^$$' -bench=. -benchtime=1x -count=1 -timeout 20m ./...
+
+## bench: the full benchmarks of docs/benchmarks.md (100 000 series × 360 steps)
+bench:
+	$(GO) test -run='^$$' -bench=. -benchtime=2s -timeout 60m ./tsdb/...
+
+## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
