@@ -140,10 +140,22 @@ func ReadHeader(src []byte) (Header, error) {
 // Decode appends the values of the block in src to dst, Missing in empty
 // slots, and returns the extended slice. It never panics on bad input.
 func Decode(dst []float64, src []byte) ([]float64, error) {
+	dst, _, err := DecodeHeader(dst, src)
+	return dst, err
+}
+
+// DecodeHeader is Decode that also returns the block's header; a reader
+// that sees Present == Points knows there is no Missing to skip.
+func DecodeHeader(dst []float64, src []byte) ([]float64, Header, error) {
 	h, rest, err := readHeader(src)
 	if err != nil {
-		return dst, err
+		return dst, h, err
 	}
+	dst, err = decodeBody(dst, h, rest)
+	return dst, h, err
+}
+
+func decodeBody(dst []float64, h Header, rest sections) ([]float64, error) {
 	base := len(dst)
 	dst = grow(dst, h.Points)
 	out := dst[base:]

@@ -231,6 +231,15 @@ func (o *Open) Values(dst []float64, slots int) []float64 {
 	return dst[:base+slots]
 }
 
+// Dense reports whether every slot before slots holds a value.
+func (o *Open) Dense(slots int) bool {
+	filled := int(o.n)
+	if o.hasTail && o.tailSlot == o.n {
+		filled++
+	}
+	return filled >= slots && o.presentCount() == int(o.n)
+}
+
 // CopyTo makes dst a copy of o whose stream lives in buf (appended to it),
 // and returns the extended buf. Readers copy an open block under their lock
 // and decode the copy after releasing it.

@@ -66,6 +66,9 @@ type aggregator struct {
 	agg  tsdb.Aggregation
 	vals []float64
 	cnt  []int32
+	// dense counts the series added with addDense, which have a value at
+	// every point and so count everywhere without touching cnt.
+	dense int32
 }
 
 func newAggregator(agg tsdb.Aggregation, n int) *aggregator {
@@ -106,10 +109,25 @@ func (a *aggregator) add(v []float64) {
 	}
 }
 
+// addDense combines a series that has a value at every point.
+func (a *aggregator) addDense(v []float64) {
+	vals := a.vals[:len(v)]
+	switch a.agg {
+	case tsdb.AggSum, tsdb.AggCount:
+		for i, x := range v {
+			vals[i] += x
+		}
+		a.dense++
+	default:
+		a.add(v)
+	}
+}
+
 // result returns the aggregate; the aggregator must not be used after.
 func (a *aggregator) result() []float64 {
 	out := a.vals
 	for i, c := range a.cnt {
+		c += a.dense
 		switch {
 		case c == 0:
 			out[i] = math.NaN()

@@ -142,10 +142,13 @@ func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 	}
 	f.stats.SeriesScanned++
 	clear(f.covered)
+	dense := true // every primary has a value
 	for _, b := range v.Blocks {
-		if err := f.place(b.Period, b.Open, b.Data); err != nil {
+		d, err := f.place(b.Period, b.Open, b.Data)
+		if err != nil {
 			return fmt.Errorf("series %d block %d: %w", v.ID, b.Period, err)
 		}
+		dense = dense && d
 		f.covered[b.Period-f.pmin] = true
 	}
 	for p, r := range f.readers {
@@ -157,9 +160,11 @@ func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 			return err
 		}
 		if data != nil {
-			if err := f.place(p, nil, data); err != nil {
+			d, err := f.place(p, nil, data)
+			if err != nil {
 				return fmt.Errorf("series %d block %d on disk: %w", v.ID, p, err)
 			}
+			dense = dense && d
 			f.covered[p-f.pmin] = true
 		}
 	}
@@ -168,6 +173,7 @@ func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 	bs := int64(f.db.head.BlockSteps())
 	for i, ok := range f.covered {
 		if !ok {
+			dense = false
 			first := (f.pmin + int64(i)) * bs
 			lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(f.prim)))
 			for j := lo - f.k0; j < hi-f.k0; j++ {
@@ -205,7 +211,12 @@ func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 		}
 		f.groups[string(gkey)] = g
 	}
-	g.agg.add(vals)
+	if dense && f.m == 1 {
+		// Fast path: no value to skip (consolidation may make NaNs).
+		g.agg.addDense(vals)
+	} else {
+		g.agg.add(vals)
+	}
 	return nil
 }
 
@@ -219,42 +230,42 @@ func anyData(vals []float64) bool {
 }
 
 // place copies the part of one block (an open block, or encoded data) that
-// falls into the primaries.
-func (f *fetch) place(period int64, open *chunk.Open, data []byte) error {
+// falls into the primaries. It reports whether that part has no gap.
+func (f *fetch) place(period int64, open *chunk.Open, data []byte) (dense bool, err error) {
 	bs := int64(f.db.head.BlockSteps())
 	first := period * bs // global step index of the block's slot 0
 	lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(f.prim)))
 	if lo >= hi {
-		return nil
+		return true, nil
 	}
 	dst := f.prim[lo-f.k0 : hi-f.k0]
 	f.stats.DatapointsScanned += len(dst)
 	whole := lo == first && hi == first+bs
 	var values []float64
+	var h chunk.Header
 	switch {
 	case open != nil && whole:
 		// Fast path: the whole block lies in range; decode in place (dst's
 		// capacity reaches at least to the block's end).
 		open.Values(dst[:0], int(bs))
-		return nil
+		return open.Dense(int(bs)), nil
 	case open != nil:
 		f.blk = open.Values(f.blk[:0], int(bs))
-		values = f.blk
+		values, dense = f.blk, open.Dense(int(hi-first))
 	case whole:
-		_, err := chunk.Decode(dst[:0], data)
-		return err
+		_, h, err = chunk.DecodeHeader(dst[:0], data)
+		return h.Present == h.Points, err
 	default:
-		var err error
-		if f.blk, err = chunk.Decode(f.blk[:0], data); err != nil {
-			return err
+		if f.blk, h, err = chunk.DecodeHeader(f.blk[:0], data); err != nil {
+			return false, err
 		}
-		values = f.blk
+		values, dense = f.blk, h.Present == h.Points
 	}
 	if int64(len(values)) < hi-first {
-		return fmt.Errorf("%w: block of %d steps, want %d", tsdb.ErrCorrupt, len(values), bs)
+		return false, fmt.Errorf("%w: block of %d steps, want %d", tsdb.ErrCorrupt, len(values), bs)
 	}
 	copy(dst, values[lo-first:hi-first])
-	return nil
+	return dense, nil
 }
 
 // groupKey returns the values of the group-by keys joined by 0 bytes, and

@@ -86,6 +86,9 @@ func (o Options) Validate() error {
 		return fmt.Errorf("head: block steps %d out of 1..%d", o.BlockSteps, chunk.MaxOpenSlots)
 	case o.Now == nil:
 		return errors.New("head: no clock")
+	case o.Step*int64(o.BlockSteps) < 60_000:
+		// Periods are stored in 32 bits; one-minute blocks reach year 6000.
+		return fmt.Errorf("head: blocks of %d steps of %dms are shorter than a minute", o.BlockSteps, o.Step)
 	}
 	return nil
 }
@@ -130,7 +133,8 @@ type shard struct {
 		vals       []float64
 		buf        []byte
 	}
-	_ [64]byte // keep shards' locks on separate cache lines
+	persist bool     // checkpoints happen: track what they must write
+	_       [64]byte // keep shards' locks on separate cache lines
 }
 
 // memSeries is one series. Guarded by its shard's lock, except tags, id and
@@ -151,11 +155,15 @@ type memSeries struct {
 	lastT   int64
 }
 
+// sealedBlock is kept small (32 bytes): every series holds a dozen of them
+// with the default 24 h memory window.
 type sealedBlock struct {
-	period    int64
 	data      []byte
+	per       int32 // the period; fits: blocks are at least a minute long
 	persisted bool
 }
+
+func (b sealedBlock) period() int64 { return int64(b.per) }
 
 type metrics struct {
 	appended *lib.Counter
@@ -179,6 +187,7 @@ func New(opts Options) (*Head, error) {
 	h.minPeriod.Store(-1 << 62)
 	h.names.counts = make(map[string]int)
 	for i := range h.shards {
+		h.shards[i].persist = opts.Log != nil
 		h.shards[i].mu.byHash = make(map[uint64]uint32)
 		h.shards[i].mu.collisions = make(map[uint64][]uint32)
 	}
@@ -264,8 +273,12 @@ func (s *shard) seriesLocked(l uint32) *memSeries {
 	return nil
 }
 
-// markDirtyLocked records that ms changed since the last checkpoint.
+// markDirtyLocked records that ms changed since the last checkpoint. A
+// store in memory only never checkpoints and keeps no such list.
 func (s *shard) markDirtyLocked(ms *memSeries, local uint32) {
+	if !s.persist {
+		return
+	}
 	if !ms.dirty {
 		ms.dirty = true
 		s.mu.dirty = append(s.mu.dirty, local)

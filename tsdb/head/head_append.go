@@ -257,7 +257,9 @@ func (h *Head) newSeriesLocked(s *shard, k int, local uint32, enc []byte, ts tag
 	} else {
 		s.mu.byHash[hash] = local
 	}
-	s.mu.created = append(s.mu.created, local)
+	if s.persist {
+		s.mu.created = append(s.mu.created, local)
+	}
 	s.markDirtyLocked(ms, local)
 	h.index.Add(ms.id, ts)
 	h.m.created.Increment()
@@ -367,7 +369,7 @@ func (h *Head) writeLocked(s *shard, ms *memSeries, t int64, v float64, op chunk
 // lastSealed returns the newest sealed period in memory.
 func (ms *memSeries) lastSealed() int64 {
 	if n := len(ms.sealed); n > 0 {
-		return ms.sealed[n-1].period
+		return ms.sealed[n-1].period()
 	}
 	return math.MinInt64
 }
@@ -383,7 +385,7 @@ func (h *Head) sealLocked(s *shard, ms *memSeries) {
 		return
 	}
 	s.mu.buf = s.mu.enc.Encode(s.mu.buf[:0], vals)
-	ms.putSealed(sealedBlock{period: ms.period, data: bytes.Clone(s.mu.buf)})
+	ms.putSealed(sealedBlock{per: int32(ms.period), data: bytes.Clone(s.mu.buf)})
 	h.m.sealed.Increment()
 }
 
@@ -421,16 +423,16 @@ func (h *Head) lateLocked(s *shard, ms *memSeries, p int64, slot int, v float64,
 	s.mu.vals = vals
 	vals[slot] = op.Apply(vals[slot], v)
 	s.mu.buf = s.mu.enc.Encode(s.mu.buf[:0], vals)
-	ms.putSealed(sealedBlock{period: p, data: bytes.Clone(s.mu.buf)})
+	ms.putSealed(sealedBlock{per: int32(p), data: bytes.Clone(s.mu.buf)})
 }
 
 // findSealed returns the index of period p in ms.sealed, or where to insert it.
 func (ms *memSeries) findSealed(p int64) (int, bool) {
 	return slices.BinarySearchFunc(ms.sealed, p, func(b sealedBlock, p int64) int {
 		switch {
-		case b.period < p:
+		case b.period() < p:
 			return -1
-		case b.period > p:
+		case b.period() > p:
 			return 1
 		}
 		return 0
@@ -439,12 +441,14 @@ func (ms *memSeries) findSealed(p int64) (int, bool) {
 
 // putSealed stores b, replacing a block of the same period.
 func (ms *memSeries) putSealed(b sealedBlock) {
-	// Fast path: sealing appends the newest period.
-	if n := len(ms.sealed); n == 0 || ms.sealed[n-1].period < b.period {
-		ms.sealed = append(ms.sealed, b)
+	// Fast path: sealing appends the newest period. The slice grows one at
+	// a time rather than doubling: a seal happens once per block, and the
+	// spare capacity would cost every series memory for nothing.
+	if n := len(ms.sealed); n == 0 || ms.sealed[n-1].period() < b.period() {
+		ms.sealed = append(slices.Clip(ms.sealed), b)
 		return
 	}
-	i, found := ms.findSealed(b.period)
+	i, found := ms.findSealed(b.period())
 	if found {
 		ms.sealed[i] = b
 		return

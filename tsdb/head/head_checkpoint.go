@@ -81,7 +81,7 @@ func (h *Head) CaptureShard(k int, lastLSN func() uint64, c *Capture) {
 		for i := range ms.sealed {
 			if b := &ms.sealed[i]; !b.persisted {
 				b.persisted = true
-				c.Blocks = append(c.Blocks, Block{ID: ms.id, Period: b.period, Data: b.data})
+				c.Blocks = append(c.Blocks, Block{ID: ms.id, Period: b.period(), Data: b.data})
 			}
 		}
 	}
@@ -189,9 +189,12 @@ func (h *Head) RestoreSeries(id uint32, enc []byte) error {
 		return nil
 	}
 	h.restoreLocked(s, k, local, bytes.Clone(enc), ts)
-	s.mu.created = s.mu.created[:len(s.mu.created)-1]
-	s.mu.dirty = s.mu.dirty[:len(s.mu.dirty)-1]
-	s.mu.series[local].dirty = false
+	if s.persist {
+		// Persisted already: not for the next checkpoint.
+		s.mu.created = s.mu.created[:len(s.mu.created)-1]
+		s.mu.dirty = s.mu.dirty[:len(s.mu.dirty)-1]
+		s.mu.series[local].dirty = false
+	}
 	return nil
 }
 
@@ -234,7 +237,7 @@ func (h *Head) RestoreBlock(id uint32, period int64, data []byte) error {
 		// reopened by a late write; keep the snapshot.
 		return nil
 	}
-	ms.putSealed(sealedBlock{period: period, data: bytes.Clone(data), persisted: true})
+	ms.putSealed(sealedBlock{per: int32(period), data: bytes.Clone(data), persisted: true})
 	ms.lastT = max(ms.lastT, (period+1)*h.blockDur-h.opts.Step)
 	return nil
 }

@@ -54,7 +54,7 @@ func (h *Head) DropBefore(p int64, requirePersisted bool) int {
 			}
 			n := len(ms.sealed)
 			ms.sealed = slices.DeleteFunc(ms.sealed, func(b sealedBlock) bool {
-				return b.period < p && (b.persisted || !requirePersisted)
+				return b.period() < p && (b.persisted || !requirePersisted)
 			})
 			dropped += n - len(ms.sealed)
 			if len(ms.sealed) == 0 {

@@ -227,7 +227,10 @@ func TestSealingAndLateWrites(t *testing.T) {
 func TestDropAndDelete(t *testing.T) {
 	t.Parallel()
 	c := &clock{t0 + 24*hour}
-	h := newHead(t, c, func(o *Options) { o.MaxAge = 48 * hour })
+	h := newHead(t, c, func(o *Options) {
+		o.MaxAge = 48 * hour
+		o.Log = func([]byte) (uint64, error) { return 1, nil }
+	})
 	old := tags.New("name", "old", "atlas.dstype", "gauge")
 	cur := tags.New("name", "cur", "atlas.dstype", "gauge")
 	appendOK(t, h, pt(old, t0, 1), pt(cur, t0, 1), pt(cur, t0+20*hour, 2))
@@ -312,7 +315,7 @@ func TestCaptureRestore(t *testing.T) {
 	series = append(series, randomLoad(t, h, c, 2, 200)...)
 
 	c2 := &clock{c.t}
-	h2 := newHead(t, c2, nil)
+	h2 := newHead(t, c2, func(o *Options) { o.Log = func([]byte) (uint64, error) { return 0, nil } })
 	stamps := [Shards]uint64{}
 	for _, cp := range caps {
 		stamps[cp.Shard] = cp.Stamp
