@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+
+	"github.com/sextant-dev/sextant/ingest"
 	"github.com/sextant-dev/sextant/lib"
 	"github.com/sextant-dev/sextant/tsdb/db"
 )
@@ -44,8 +47,19 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		logger.Info("store closed")
 	}()
 
+	ing, err := ingest.New(ingest.Options{
+		Appender: store,
+		Step:     ms(cfg.Step),
+		Logger:   logger.With("component", "ingest"),
+		Registry: reg,
+	})
+	if err != nil {
+		return err
+	}
+
 	var up atomic.Bool
 	mux := http.NewServeMux()
+	ing.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !up.Load() {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
@@ -65,30 +79,73 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		}
 	})
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Go(func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http server: %w", err)
+	errc := make(chan error, 4)
+	var servers []*http.Server
+	serveHTTP := func(addr, what string, h http.Handler) (string, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return "", fmt.Errorf("listen on %s for %s: %w", addr, what, err)
 		}
-	})
+		srv := &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		servers = append(servers, srv)
+		wg.Go(func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s server: %w", what, err)
+			}
+		})
+		return ln.Addr().String(), nil
+	}
+	// On a start error, stop what was started before returning.
+	var grpcSrv *grpc.Server
+	defer func() {
+		if err != nil {
+			for _, srv := range servers {
+				srv.Close()
+			}
+			if grpcSrv != nil {
+				grpcSrv.Stop()
+			}
+			wg.Wait()
+		}
+	}()
+	addr, err := serveHTTP(cfg.Listen, "http", mux)
+	if err != nil {
+		return err
+	}
+	if cfg.OTLPHTTPListen != "" {
+		otlpMux := http.NewServeMux()
+		ing.RegisterOTLP(otlpMux)
+		if _, err := serveHTTP(cfg.OTLPHTTPListen, "otlp/http", otlpMux); err != nil {
+			return err
+		}
+	}
+	if cfg.OTLPGRPCListen != "" {
+		ln, err := net.Listen("tcp", cfg.OTLPGRPCListen)
+		if err != nil {
+			return fmt.Errorf("listen on %s for otlp/grpc: %w", cfg.OTLPGRPCListen, err)
+		}
+		grpcSrv = grpc.NewServer(ing.GRPCServerOptions()...)
+		ing.RegisterGRPC(grpcSrv)
+		wg.Go(func() {
+			if err := grpcSrv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("otlp/grpc server: %w", err)
+			}
+		})
+	}
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	wg.Go(func() { publishSelf(pubCtx, reg, store, cfg.Step, logger) })
 
 	up.Store(true)
-	logger.Info("sextant ready", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "step", cfg.Step, "fsync", cfg.Fsync.String())
+	logger.Info("sextant ready", "listen", addr, "otlp_http", cfg.OTLPHTTPListen, "otlp_grpc", cfg.OTLPGRPCListen,
+		"data_dir", cfg.DataDir, "step", cfg.Step, "fsync", cfg.Fsync.String())
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- addr
 	}
 
 	select {
@@ -99,9 +156,26 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	up.Store(false)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
-		err = fmt.Errorf("shut down http server: %w", serr)
+	var swg sync.WaitGroup
+	for _, srv := range servers {
+		swg.Go(func() {
+			if serr := srv.Shutdown(sctx); serr != nil {
+				logger.Warn("shut down http server", "err", serr)
+			}
+		})
 	}
+	if grpcSrv != nil {
+		swg.Go(func() {
+			done := make(chan struct{})
+			go func() { grpcSrv.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-sctx.Done():
+				grpcSrv.Stop()
+			}
+		})
+	}
+	swg.Wait()
 	stopPub()
 	wg.Wait()
 	return err

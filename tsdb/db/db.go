@@ -27,6 +27,9 @@ type Options struct {
 	IngestMaxAge    int64 // older datapoints are rejected; default 1 h
 	MaxFuture       int64 // datapoints further ahead are rejected; default 5 m
 	Fsync           wal.SyncMode
+	// MaxLogBacklog bounds the bytes logged but not yet written out; beyond
+	// it Append sheds load with tsdb.ErrOverloaded. Default 256 MiB.
+	MaxLogBacklog int
 
 	MaxSeries             int // default 10 M
 	MaxSeriesPerName      int // default 1 M
@@ -178,7 +181,8 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 		if err := db.disk.CheckMeta(disk.Meta{Step: opts.Step, BlockSteps: opts.BlockSteps}); err != nil {
 			return nil, err
 		}
-		if db.wal, err = wal.Open(filepath.Join(dir, "wal"), wal.Options{Sync: opts.Fsync, Logger: opts.Logger, Registry: r}); err != nil {
+		if db.wal, err = wal.Open(filepath.Join(dir, "wal"), wal.Options{Sync: opts.Fsync, MaxPending: opts.MaxLogBacklog,
+			Logger: opts.Logger, Registry: r}); err != nil {
 			return nil, err
 		}
 		defer func() {

@@ -150,3 +150,35 @@ func readVMJSON(file string) (*Workload, error) {
 	}
 	return w, sc.Err()
 }
+
+// TsloadAtlasBody returns one Atlas publish body of n datapoints from
+// tsload (its first batch), generating and caching it on first use. It
+// skips tb when the tool is not next to the repository.
+func TsloadAtlasBody(tb testing.TB, n int) []byte {
+	tb.Helper()
+	tool := findTsload()
+	if tool == "" {
+		tb.Skip("../shared/tools/tsload not found")
+	}
+	file := filepath.Join(os.TempDir(), fmt.Sprintf("sextant-tsload-atlas-%d.json", n))
+	if _, err := os.Stat(file); err != nil {
+		tmp := file + ".tmp"
+		cmd := exec.Command("go", "run", ".", "gen", "-format", "atlas", "-series", fmt.Sprint(n),
+			"-samples", "1", "-batch", fmt.Sprint(n), "-start-ms", "1700006400000", "-o", tmp)
+		cmd.Dir = tool
+		if out, err := cmd.CombinedOutput(); err != nil {
+			tb.Fatalf("tsload gen: %v\n%s", err, out)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if i := strings.IndexByte(string(b), '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return b
+}

@@ -1,0 +1,401 @@
+package ingest
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// otlpConverter maps OTLP metrics onto series (docs/otlp.md):
+//
+//   - resource, scope and datapoint attributes become tags, with characters
+//     outside the allowed set replaced by '_', values cut to the maximum
+//     length and empty values dropped; the metric name becomes name;
+//   - gauges are gauges; monotonic sums are per-second rates: a delta's
+//     rate over its interval (start, time] is spread over the storage steps
+//     it overlaps, each step getting rate × overlap / step as an
+//     atlas.dstype=sum datapoint, so counts are conserved exactly whatever
+//     the export interval and jitter; a cumulative sum is stored as a
+//     counter, which the store turns into a rate, reset-aware; other sums
+//     are gauges (cumulative) or per-step sums (delta);
+//   - histograms and exponential histograms become statistic=count,
+//     totalTime or totalAmount, and max series, plus percentile bucket
+//     series (Spectator's buckets: T, in nanoseconds, for time units, D
+//     otherwise) holding the source bucket counts spread evenly over the
+//     bucket ranges they overlap, so that :percentiles and :dist-avg work;
+//   - summaries become count and totalAmount plus a gauge per quantile
+//     (tag quantile).
+//
+// Exemplars cannot be stored yet and are counted as dropped.
+type otlpConverter struct {
+	rules    *Rules
+	now      int64
+	step     int64 // the store's step, ms
+	points   []tsdb.Datapoint
+	spans    []tagSpan // points[i].Tags is arena[spans[i]]
+	arena    []tags.Tag
+	base     []tags.Tag // resource + scope tags of the metric at hand
+	rej      rejections
+	reasons  map[string]int
+	dropped  int // exemplars
+	buckets  [lib.NumPercentileBuckets]float64
+	bucketOK [lib.NumPercentileBuckets]bool
+}
+
+type tagSpan struct{ start, end int32 }
+
+func (c *otlpConverter) reset(rules *Rules, now, step int64) {
+	c.rules, c.now, c.step = rules, now, step
+	c.points, c.spans, c.arena, c.base = c.points[:0], c.spans[:0], c.arena[:0], c.base[:0]
+	c.rej.reset()
+	c.reasons = map[string]int{}
+	c.dropped = 0
+}
+
+// convert maps md; afterwards c.points hold the valid datapoints.
+func (c *otlpConverter) convert(md pmetric.Metrics) {
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		c.base = c.attrs(c.base[:0], rm.Resource().Attributes())
+		res := len(c.base)
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			sm := sms.At(j)
+			c.base = c.attrs(c.base[:res], sm.Scope().Attributes())
+			ms := sm.Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				c.metric(ms.At(k))
+			}
+		}
+	}
+	// Point the datapoints at their tags now that the arena stopped moving.
+	for i := range c.points {
+		c.points[i].Tags = c.arena[c.spans[i].start:c.spans[i].end]
+	}
+}
+
+// attrs appends sanitized attributes as tags.
+func (c *otlpConverter) attrs(dst []tags.Tag, m pcommon.Map) []tags.Tag {
+	for k, v := range m.All() {
+		s := v.AsString()
+		if s == "" {
+			continue
+		}
+		if len(s) > c.rules.ValueMax {
+			s = s[:c.rules.ValueMax]
+		}
+		dst = append(dst, tags.Tag{Key: c.rules.Sanitize(k), Value: c.rules.Sanitize(s)})
+	}
+	return dst
+}
+
+// timeScale returns the factor to seconds of a time unit, or 0.
+func timeScale(unit string) float64 {
+	switch unit {
+	case "s":
+		return 1
+	case "ms":
+		return 1e-3
+	case "us", "µs":
+		return 1e-6
+	case "ns":
+		return 1e-9
+	case "min":
+		return 60
+	case "h":
+		return 3600
+	}
+	return 0
+}
+
+func (c *otlpConverter) metric(m pmetric.Metric) {
+	name := c.rules.Sanitize(m.Name())
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		dps := m.Gauge().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			dp := dps.At(i)
+			c.number(name, "gauge", dp, numberValue(dp), nil)
+		}
+	case pmetric.MetricTypeSum:
+		s := m.Sum()
+		delta := s.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+		dps := s.DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			dp := dps.At(i)
+			v := numberValue(dp)
+			switch {
+			case s.IsMonotonic() && delta:
+				c.dropped += dp.Exemplars().Len()
+				if dp.Flags().NoRecordedValue() {
+					continue
+				}
+				c.deltaRate(name, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(), v)
+			case s.IsMonotonic():
+				c.number(name, "counter", dp, v, nil)
+			case delta:
+				c.number(name, "sum", dp, v, nil)
+			default:
+				c.number(name, "gauge", dp, v, nil)
+			}
+		}
+	case pmetric.MetricTypeHistogram:
+		h := m.Histogram()
+		delta := h.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+		dps := h.DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			dp := dps.At(i)
+			c.dropped += dp.Exemplars().Len()
+			if dp.Flags().NoRecordedValue() {
+				continue
+			}
+			c.clearBuckets()
+			bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
+			lo := 0.0
+			if dp.HasMin() {
+				lo = dp.Min()
+			}
+			for b := 0; b < counts.Len(); b++ {
+				n := float64(counts.At(b))
+				switch {
+				case b < bounds.Len():
+					c.spread(c.unit(m.Unit()), lo, bounds.At(b), n)
+					lo = bounds.At(b)
+				case dp.HasMax() && dp.Max() > lo:
+					c.spread(c.unit(m.Unit()), lo, dp.Max(), n)
+				default:
+					c.spread(c.unit(m.Unit()), lo, math.Inf(1), n)
+				}
+			}
+			c.distribution(name, m.Unit(), delta, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(),
+				float64(dp.Count()), dp.Sum(), dp.HasMax(), dp.Max())
+		}
+	case pmetric.MetricTypeExponentialHistogram:
+		h := m.ExponentialHistogram()
+		delta := h.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+		dps := h.DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			dp := dps.At(i)
+			c.dropped += dp.Exemplars().Len()
+			if dp.Flags().NoRecordedValue() {
+				continue
+			}
+			c.clearBuckets()
+			u := c.unit(m.Unit())
+			// Zero and negative buckets count as zero, as in Spectator.
+			c.spread(u, 0, 0, float64(dp.ZeroCount()))
+			neg := dp.Negative().BucketCounts()
+			for b := 0; b < neg.Len(); b++ {
+				c.spread(u, 0, 0, float64(neg.At(b)))
+			}
+			base := math.Exp2(math.Exp2(-float64(dp.Scale())))
+			pos := dp.Positive()
+			for b := 0; b < pos.BucketCounts().Len(); b++ {
+				idx := float64(pos.Offset()) + float64(b)
+				c.spread(u, math.Pow(base, idx), math.Pow(base, idx+1), float64(pos.BucketCounts().At(b)))
+			}
+			c.distribution(name, m.Unit(), delta, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(),
+				float64(dp.Count()), dp.Sum(), dp.HasMax(), dp.Max())
+		}
+	case pmetric.MetricTypeSummary:
+		dps := m.Summary().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			dp := dps.At(i)
+			if dp.Flags().NoRecordedValue() {
+				continue
+			}
+			t := dp.Timestamp()
+			c.point(name, "counter", dp.Attributes(), t, float64(dp.Count()), "statistic", lib.StatCount)
+			c.point(name, "counter", dp.Attributes(), t, dp.Sum(), "statistic", lib.StatTotalAmount)
+			qs := dp.QuantileValues()
+			for q := 0; q < qs.Len(); q++ {
+				qv := qs.At(q)
+				c.point(name, "gauge", dp.Attributes(), t, qv.Value(),
+					"quantile", strconv.FormatFloat(qv.Quantile(), 'g', -1, 64))
+			}
+		}
+	case pmetric.MetricTypeEmpty:
+	default:
+		c.fail(name, ReasonValue, fmt.Sprintf("unsupported metric type %v", m.Type()))
+	}
+}
+
+// bucketUnit says how histogram values map onto percentile buckets.
+type bucketUnit struct {
+	prefix byte    // T (timers, nanoseconds) or D
+	scale  float64 // multiplies a value into the bucket unit
+}
+
+func (c *otlpConverter) unit(unit string) bucketUnit {
+	if s := timeScale(unit); s > 0 {
+		return bucketUnit{prefix: 'T', scale: s * 1e9}
+	}
+	return bucketUnit{prefix: 'D', scale: 1}
+}
+
+func (c *otlpConverter) clearBuckets() {
+	clear(c.buckets[:])
+	clear(c.bucketOK[:])
+}
+
+// spread adds n values, assumed evenly spread over (lo, hi], to the
+// percentile buckets they fall into.
+func (c *otlpConverter) spread(u bucketUnit, lo, hi, n float64) {
+	if !(n > 0) {
+		return
+	}
+	lo, hi = max(lo*u.scale, 0), hi*u.scale
+	if math.IsInf(hi, 1) || !(hi > lo) {
+		// Unbounded or degenerate: everything just above lo.
+		j := bucketOf(lo)
+		if math.IsInf(hi, 1) && j+1 < lib.NumPercentileBuckets {
+			j++
+		}
+		c.buckets[j] += n
+		c.bucketOK[j] = true
+		return
+	}
+	for j := bucketOf(lo); j < lib.NumPercentileBuckets; j++ {
+		bLo := 0.0
+		if j > 0 {
+			bLo = float64(lib.PercentileBucketLimit(j - 1))
+		}
+		bHi := float64(lib.PercentileBucketLimit(j))
+		if overlap := min(hi, bHi) - max(lo, bLo); overlap > 0 {
+			c.buckets[j] += n * overlap / (hi - lo)
+			c.bucketOK[j] = true
+		}
+		if bHi >= hi {
+			break
+		}
+	}
+}
+
+// bucketOf returns the percentile bucket of a (scaled) value.
+func bucketOf(v float64) int {
+	if v >= math.MaxInt64 {
+		return lib.NumPercentileBuckets - 1
+	}
+	return lib.PercentileBucketIndex(int64(math.Ceil(v)))
+}
+
+// distribution emits the series of a histogram datapoint whose buckets are
+// in c.buckets: count, total and bucket counts as rates (delta) or counters
+// (cumulative), and max as a gauge.
+func (c *otlpConverter) distribution(name, unit string, delta bool, attrs pcommon.Map, start, t pcommon.Timestamp,
+	count, sum float64, hasMax bool, maxV float64) {
+	totalStat, scale := lib.StatTotalAmount, 1.0
+	if s := timeScale(unit); s > 0 {
+		totalStat, scale = lib.StatTotalTime, s
+	}
+	emit := func(v float64, kv ...string) {
+		if delta {
+			c.deltaRate(name, attrs, start, t, v, kv...)
+		} else {
+			c.point(name, "counter", attrs, t, v, kv...)
+		}
+	}
+	emit(count, "statistic", lib.StatCount)
+	emit(sum*scale, "statistic", totalStat)
+	if hasMax {
+		c.point(name, "gauge", attrs, t, maxV*scale, "statistic", lib.StatMax)
+	}
+	u := c.unit(unit)
+	for j, ok := range c.bucketOK {
+		if ok {
+			emit(c.buckets[j], "statistic", lib.StatPercentile, lib.StatPercentile, lib.PercentileTag(u.prefix, j))
+		}
+	}
+}
+
+// maxSpreadSteps bounds how many steps one delta is spread over; an older
+// start is moved forward (a delta over days is unusual and its early part
+// would be too old to store anyway).
+const maxSpreadSteps = 1440
+
+// deltaRate stores a delta count over (start, t] as per-second rates: each
+// storage step B it overlaps gets rate × overlap / step, as a sum datapoint
+// at B, so that the pieces add up to the count exactly.
+func (c *otlpConverter) deltaRate(name string, attrs pcommon.Map, start, t pcommon.Timestamp, count float64, kv ...string) {
+	tEnd, tStart := int64(t)/1e6, int64(start)/1e6
+	if t == 0 {
+		tEnd = c.now
+	}
+	if start == 0 || tStart >= tEnd {
+		// No usable interval: the count is for the step that ends at t.
+		tStart = tEnd - c.step
+	}
+	rate := count / (float64(tEnd-tStart) / 1000)
+	tStart = max(tStart, tEnd-maxSpreadSteps*c.step)
+	first := (tStart/c.step + 1) * c.step // the first step boundary after tStart
+	for b := first; ; b += c.step {
+		lo, hi := max(tStart, b-c.step), min(tEnd, b)
+		if hi > lo {
+			c.pointMs(name, "sum", attrs, b, rate*float64(hi-lo)/float64(c.step), kv...)
+		}
+		if b >= tEnd {
+			break
+		}
+	}
+}
+
+func numberValue(dp pmetric.NumberDataPoint) float64 {
+	if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+		return float64(dp.IntValue())
+	}
+	return dp.DoubleValue()
+}
+
+// number emits a number datapoint.
+func (c *otlpConverter) number(name, dst string, dp pmetric.NumberDataPoint, v float64, extra []string) {
+	c.dropped += dp.Exemplars().Len()
+	if dp.Flags().NoRecordedValue() {
+		return
+	}
+	c.point(name, dst, dp.Attributes(), dp.Timestamp(), v, extra...)
+}
+
+// point validates and adds one datapoint with the current base tags, attrs,
+// the name, the dstype and extra key/value pairs.
+func (c *otlpConverter) point(name, dst string, attrs pcommon.Map, t pcommon.Timestamp, v float64, extra ...string) {
+	ms := int64(t) / 1e6
+	if t == 0 {
+		ms = c.now // the spec requires a time; tolerate its absence
+	}
+	c.pointMs(name, dst, attrs, ms, v, extra...)
+}
+
+// pointMs is point with the time in Unix ms.
+func (c *otlpConverter) pointMs(name, dst string, attrs pcommon.Map, ms int64, v float64, extra ...string) {
+	start := len(c.arena)
+	c.arena = append(c.arena, c.base...)
+	c.arena = c.attrs(c.arena, attrs)
+	c.arena = append(c.arena, tags.Tag{Key: tags.NameKey, Value: name}, tags.Tag{Key: tsdb.DSTypeKey, Value: dst})
+	for i := 0; i+1 < len(extra); i += 2 {
+		c.arena = append(c.arena, tags.Tag{Key: extra[i], Value: extra[i+1]})
+	}
+	ts := tags.Set(c.arena[start:]).Normalize()
+	c.arena = c.arena[:start+len(ts)]
+	if reason, msg := c.rules.Validate(ts); reason != "" {
+		c.reasons[reason]++
+		c.rej.add(func() string { return fmt.Sprintf("%s (tags=%s)", msg, tagString(ts)) })
+		c.arena = c.arena[:start]
+		return
+	}
+	c.spans = append(c.spans, tagSpan{int32(start), int32(len(c.arena))})
+	c.points = append(c.points, tsdb.Datapoint{T: ms, V: v})
+}
+
+// fail rejects a datapoint that could not be mapped.
+func (c *otlpConverter) fail(name, reason, msg string) {
+	c.reasons[reason]++
+	c.rej.add(func() string { return fmt.Sprintf("%s (name=%s)", msg, name) })
+}

@@ -1,0 +1,651 @@
+package ingest
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// The Atlas publish body (asl.md §3.5):
+//
+//	{"tags": {common tags}, "metrics": [{"tags": {...}, "timestamp": ms, "value": v}, ...]}
+//
+// value may be a number or a string ("NaN", "Infinity", or a number);
+// "start" and "values" are legacy spellings of timestamp and value, and
+// "values" may also be an array (its first element is the value). Unknown
+// fields are ignored. Keys may come in any order.
+//
+// The decoder scans the body once and allocates nothing per datapoint in
+// the steady state: strings are borrowed from the body (tags.BorrowString)
+// unless they hold escapes, and tags, metrics and unescaped strings live in
+// per-request arenas that are pooled.
+
+// maxDepth bounds the nesting of values the decoder skips.
+const maxDepth = 64
+
+// metric is one decoded datapoint; its tags are raw[start:end] until merged.
+type metric struct {
+	start, end int32
+	t          int64
+	v          float64
+	hasT, hasV bool
+	overflow   bool // more tags than the rules allow: the rest were not kept
+	dirty      bool // a tag holds a character the rules do not allow
+}
+
+// publishDecoder holds a request's decoded body.
+type publishDecoder struct {
+	b           []byte
+	i           int
+	class       *[256]uint8 // the rules' byte classes (rules.go)
+	common      []tags.Tag
+	dirtyCommon bool
+	raw         []tags.Tag
+	metrics     []metric
+	unesc       []byte // unescaped strings
+
+	maxTags    int
+	maxMetrics int
+}
+
+func (d *publishDecoder) reset(body []byte, rules *Rules, maxMetrics int) {
+	d.b, d.i, d.class = body, 0, &rules.scanClass
+	d.dirtyCommon = false
+	maxTags := rules.MaxTags
+	d.common, d.raw, d.metrics, d.unesc = d.common[:0], d.raw[:0], d.metrics[:0], d.unesc[:0]
+	d.maxTags, d.maxMetrics = maxTags, maxMetrics
+}
+
+// syntaxError is a malformed body.
+type syntaxError struct {
+	off int
+	msg string
+}
+
+func (e *syntaxError) Error() string {
+	return fmt.Sprintf("invalid JSON at offset %d: %s", e.off, e.msg)
+}
+
+// tooManyError is a body with more datapoints than allowed.
+type tooManyError struct{ max int }
+
+func (e *tooManyError) Error() string {
+	return fmt.Sprintf("more than %d datapoints in one request", e.max)
+}
+
+func (d *publishDecoder) fail(msg string) error { return &syntaxError{off: d.i, msg: msg} }
+
+func (d *publishDecoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, or 0 at the end.
+func (d *publishDecoder) peek() byte {
+	d.ws()
+	if d.i < len(d.b) {
+		return d.b[d.i]
+	}
+	return 0
+}
+
+func (d *publishDecoder) expect(c byte) error {
+	if d.peek() != c {
+		if d.i >= len(d.b) {
+			return d.fail(fmt.Sprintf("unexpected end, expected '%c'", c))
+		}
+		return d.fail(fmt.Sprintf("expected '%c', found '%c'", c, d.b[d.i]))
+	}
+	d.i++
+	return nil
+}
+
+// decode parses the whole body.
+func (d *publishDecoder) decode() error {
+	if err := d.expect('{'); err != nil {
+		return err
+	}
+	if d.peek() == '}' {
+		d.i++
+		return d.end()
+	}
+	for {
+		key, _, err := d.str()
+		if err != nil {
+			return err
+		}
+		if err := d.expect(':'); err != nil {
+			return err
+		}
+		switch key {
+		case "tags":
+			if d.common, _, d.dirtyCommon, err = d.tagMap(d.common); err != nil {
+				return err
+			}
+		case "metrics":
+			if err := d.metricList(); err != nil {
+				return err
+			}
+		default:
+			if err := d.skip(0); err != nil {
+				return err
+			}
+		}
+		if done, err := d.next('}'); err != nil || done {
+			if err == nil {
+				err = d.end()
+			}
+			return err
+		}
+	}
+}
+
+// next consumes ',' (false) or the closing byte (true).
+func (d *publishDecoder) next(closing byte) (bool, error) {
+	switch d.peek() {
+	case ',':
+		d.i++
+		return false, nil
+	case closing:
+		d.i++
+		return true, nil
+	case 0:
+		return false, d.fail(fmt.Sprintf("unexpected end, expected ',' or '%c'", closing))
+	}
+	return false, d.fail(fmt.Sprintf("expected ',' or '%c'", closing))
+}
+
+func (d *publishDecoder) end() error {
+	if d.peek() != 0 {
+		return d.fail("data after the end of the document")
+	}
+	return nil
+}
+
+func (d *publishDecoder) metricList() error {
+	if d.peek() == 'n' {
+		return d.literal("null")
+	}
+	if err := d.expect('['); err != nil {
+		return err
+	}
+	if d.peek() == ']' {
+		d.i++
+		return nil
+	}
+	for {
+		if len(d.metrics) == d.maxMetrics {
+			return &tooManyError{max: d.maxMetrics}
+		}
+		if err := d.metric(); err != nil {
+			return err
+		}
+		if done, err := d.next(']'); err != nil || done {
+			return err
+		}
+	}
+}
+
+func (d *publishDecoder) metric() error {
+	if err := d.expect('{'); err != nil {
+		return err
+	}
+	m := metric{start: int32(len(d.raw)), end: int32(len(d.raw))}
+	if d.peek() == '}' {
+		d.i++
+		d.metrics = append(d.metrics, m)
+		return nil
+	}
+	for {
+		key, _, err := d.str()
+		if err != nil {
+			return err
+		}
+		if err := d.expect(':'); err != nil {
+			return err
+		}
+		switch key {
+		case "tags":
+			var n int
+			start := len(d.raw)
+			if d.raw, n, m.dirty, err = d.tagMap(d.raw); err != nil {
+				return err
+			}
+			// A repeated "tags" key replaces the earlier one.
+			if int32(start) != m.end {
+				d.raw = append(d.raw[:m.start], d.raw[start:]...)
+			}
+			m.end = int32(len(d.raw))
+			m.overflow = n > len(d.raw)-int(m.start)
+		case "timestamp", "start":
+			if m.t, err = d.timestamp(); err != nil {
+				return err
+			}
+			m.hasT = true
+		case "value", "values":
+			if m.v, err = d.value(0); err != nil {
+				return err
+			}
+			m.hasV = true
+		default:
+			if err := d.skip(0); err != nil {
+				return err
+			}
+		}
+		if done, err := d.next('}'); err != nil || done {
+			if err == nil {
+				d.metrics = append(d.metrics, m)
+			}
+			return err
+		}
+	}
+}
+
+// tagMap appends the entries of a JSON object of strings to dst. It keeps
+// at most maxTags+1 of them (one more is enough to reject the datapoint)
+// and returns how many there were, and whether any holds a character the
+// rules do not allow. null is an empty map.
+func (d *publishDecoder) tagMap(dst []tags.Tag) ([]tags.Tag, int, bool, error) {
+	if d.peek() == 'n' {
+		return dst, 0, false, d.literal("null")
+	}
+	if err := d.expect('{'); err != nil {
+		return dst, 0, false, err
+	}
+	if d.peek() == '}' {
+		d.i++
+		return dst, 0, false, nil
+	}
+	n, dirty := 0, false
+	for {
+		k, kClean, err := d.str()
+		if err != nil {
+			return dst, n, dirty, err
+		}
+		if err := d.expect(':'); err != nil {
+			return dst, n, dirty, err
+		}
+		var v string
+		vClean := true
+		switch d.peek() {
+		case '"':
+			if v, vClean, err = d.str(); err != nil {
+				return dst, n, dirty, err
+			}
+		default:
+			// A number or literal where a string belongs: keep its text, as
+			// lenient Atlas clients send numeric tag values.
+			start := d.i
+			if err := d.skip(maxDepth); err != nil {
+				return dst, n, dirty, err
+			}
+			v, vClean = tags.BorrowString(d.b[start:d.i]), false
+		}
+		dirty = dirty || !kClean || !vClean
+		if n <= d.maxTags {
+			dst = append(dst, tags.Tag{Key: k, Value: v})
+		}
+		n++
+		if done, err := d.next('}'); err != nil || done {
+			return dst, n, dirty, err
+		}
+	}
+}
+
+// str reads a string. Without escapes it is borrowed from the body. It
+// also reports whether the string holds only characters the rules allow:
+// the scan classifies every byte anyway. Control characters are not
+// refused here (JSON forbids them raw): tag characters are checked by the
+// rules, and other strings are ignored.
+func (d *publishDecoder) str() (string, bool, error) {
+	if err := d.expect('"'); err != nil {
+		return "", false, err
+	}
+	start := d.i
+	class := d.class
+	i := start
+	// Fast path: allowed characters up to the closing quote.
+	for i < len(d.b) && class[d.b[i]] == classTag {
+		i++
+	}
+	clean := true
+	for i < len(d.b) {
+		switch class[d.b[i]] {
+		case classQuote:
+			d.i = i + 1
+			return tags.BorrowString(d.b[start:i]), clean, nil
+		case classEscape:
+			d.i = i
+			s, err := d.escapedStr(start)
+			return s, false, err
+		case classOther:
+			clean = false
+		}
+		i++
+	}
+	d.i = i
+	return "", false, d.fail("unterminated string")
+}
+
+// escapedStr finishes a string with escapes, unescaping it into d.unesc.
+func (d *publishDecoder) escapedStr(start int) (string, error) {
+	from := len(d.unesc)
+	d.unesc = append(d.unesc, d.b[start:d.i]...)
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			// Bytes already in d.unesc are never modified; a later append
+			// that grows it copies, and this string keeps the old array.
+			return tags.BorrowString(d.unesc[from:]), nil
+		case c != '\\':
+			d.unesc = append(d.unesc, c)
+			d.i++
+			continue
+		}
+		if d.i+1 >= len(d.b) {
+			break
+		}
+		e := d.b[d.i+1]
+		d.i += 2
+		switch e {
+		case '"', '\\', '/':
+			d.unesc = append(d.unesc, e)
+		case 'b':
+			d.unesc = append(d.unesc, '\b')
+		case 'f':
+			d.unesc = append(d.unesc, '\f')
+		case 'n':
+			d.unesc = append(d.unesc, '\n')
+		case 'r':
+			d.unesc = append(d.unesc, '\r')
+		case 't':
+			d.unesc = append(d.unesc, '\t')
+		case 'u':
+			r, ok := d.hex4()
+			if !ok {
+				return "", d.fail("invalid \\u escape")
+			}
+			if utf16.IsSurrogate(r) {
+				r2 := utf8.RuneError
+				if d.i+1 < len(d.b) && d.b[d.i] == '\\' && d.b[d.i+1] == 'u' {
+					d.i += 2
+					if lo, ok := d.hex4(); ok {
+						r2 = utf16.DecodeRune(r, lo)
+					}
+				}
+				r = r2
+			}
+			d.unesc = utf8.AppendRune(d.unesc, r)
+		default:
+			return "", d.fail("invalid escape")
+		}
+	}
+	return "", d.fail("unterminated string")
+}
+
+func (d *publishDecoder) hex4() (rune, bool) {
+	if d.i+4 > len(d.b) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(tags.BorrowString(d.b[d.i:d.i+4]), 16, 32)
+	if err != nil {
+		return 0, false
+	}
+	d.i += 4
+	return rune(v), true
+}
+
+// numberEnd returns the end of the number starting at d.i.
+func (d *publishDecoder) numberEnd() int {
+	j := d.i
+	for j < len(d.b) {
+		switch c := d.b[j]; {
+		case c >= '0' && c <= '9', c == '-', c == '+', c == '.', c == 'e', c == 'E':
+			j++
+		default:
+			return j
+		}
+	}
+	return j
+}
+
+// timestamp reads milliseconds: an integer (or a float, truncated).
+func (d *publishDecoder) timestamp() (int64, error) {
+	if d.peek() == '"' {
+		s, _, err := d.str()
+		if err != nil {
+			return 0, err
+		}
+		t, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, d.fail("timestamp is not an integer")
+		}
+		return t, nil
+	}
+	end := d.numberEnd()
+	num := d.b[d.i:end]
+	// Fast path: a plain non-negative integer.
+	var t int64
+	ok := len(num) > 0 && len(num) < 19
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			ok = false
+			break
+		}
+		t = t*10 + int64(c-'0')
+	}
+	if !ok {
+		f, err := strconv.ParseFloat(tags.BorrowString(num), 64)
+		if err != nil || math.IsNaN(f) || math.Abs(f) > 1<<62 {
+			return 0, d.fail("invalid timestamp")
+		}
+		t = int64(f)
+	}
+	d.i = end
+	return t, nil
+}
+
+// value reads a datapoint value: a number, a string holding one ("NaN",
+// "Infinity"), null (NaN) or, for legacy "values", an array whose first
+// element is the value.
+func (d *publishDecoder) value(depth int) (float64, error) {
+	switch d.peek() {
+	case '"':
+		s, _, err := d.str()
+		if err != nil {
+			return 0, err
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return 0, d.fail(fmt.Sprintf("value %q is not a number", s))
+		}
+		return v, nil
+	case 'n':
+		return math.NaN(), d.literal("null")
+	case '[':
+		if depth > 0 {
+			return 0, d.fail("nested value arrays")
+		}
+		d.i++
+		v := math.NaN()
+		first := true
+		if d.peek() == ']' {
+			d.i++
+			return v, nil
+		}
+		for {
+			x, err := d.value(depth + 1)
+			if err != nil {
+				return 0, err
+			}
+			if first {
+				v, first = x, false
+			}
+			if done, err := d.next(']'); err != nil || done {
+				return v, err
+			}
+		}
+	}
+	end := d.numberEnd()
+	num := d.b[d.i:end]
+	// Fast path: an integer of up to 15 digits converts exactly.
+	if n := len(num); n > 0 && n <= 15 {
+		var x int64
+		neg := num[0] == '-'
+		digits := num
+		if neg {
+			digits = num[1:]
+		}
+		ok := len(digits) > 0
+		for _, c := range digits {
+			if c < '0' || c > '9' {
+				ok = false
+				break
+			}
+			x = x*10 + int64(c-'0')
+		}
+		if ok {
+			d.i = end
+			if neg {
+				return -float64(x), nil
+			}
+			return float64(x), nil
+		}
+	}
+	v, err := strconv.ParseFloat(tags.BorrowString(num), 64)
+	if err != nil || end == d.i {
+		return 0, d.fail("invalid number")
+	}
+	d.i = end
+	return v, nil
+}
+
+func (d *publishDecoder) literal(lit string) error {
+	if !strings.HasPrefix(tags.BorrowString(d.b[d.i:]), lit) {
+		return d.fail("invalid literal")
+	}
+	d.i += len(lit)
+	return nil
+}
+
+// skip skips any value, nested at most maxDepth deep.
+func (d *publishDecoder) skip(depth int) error {
+	if depth > maxDepth {
+		return d.fail("nested too deeply")
+	}
+	switch d.peek() {
+	case '"':
+		_, _, err := d.str()
+		return err
+	case '{', '[':
+		closing := byte('}')
+		if d.b[d.i] == '[' {
+			closing = ']'
+		}
+		d.i++
+		if d.peek() == closing {
+			d.i++
+			return nil
+		}
+		for {
+			if closing == '}' {
+				if _, _, err := d.str(); err != nil {
+					return err
+				}
+				if err := d.expect(':'); err != nil {
+					return err
+				}
+			}
+			if err := d.skip(depth + 1); err != nil {
+				return err
+			}
+			if done, err := d.next(closing); err != nil || done {
+				return err
+			}
+		}
+	case 't':
+		return d.literal("true")
+	case 'f':
+		return d.literal("false")
+	case 'n':
+		return d.literal("null")
+	case 0:
+		return d.fail("unexpected end")
+	}
+	end := d.numberEnd()
+	if end == d.i {
+		return d.fail(fmt.Sprintf("unexpected '%c'", d.b[d.i]))
+	}
+	if _, err := strconv.ParseFloat(tags.BorrowString(d.b[d.i:end]), 64); err != nil {
+		return d.fail("invalid number")
+	}
+	d.i = end
+	return nil
+}
+
+// sortTags sorts a metric's own tags by key in place (an insertion sort:
+// there are a handful, and most comparisons are settled by the first byte)
+// and drops duplicate keys, the later winning, as tags.Set.Normalize does.
+func sortTags(ts []tags.Tag) []tags.Tag {
+	for i := 1; i < len(ts); i++ {
+		t := ts[i]
+		j := i
+		for j > 0 && keyLess(t.Key, ts[j-1].Key) {
+			ts[j] = ts[j-1]
+			j--
+		}
+		ts[j] = t
+	}
+	out := ts[:min(len(ts), 1)]
+	for _, t := range ts[min(len(ts), 1):] {
+		if t.Key == out[len(out)-1].Key {
+			out[len(out)-1] = t // the later occurrence, kept in order by the stable sort
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func keyLess(a, b string) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return a < b
+}
+
+// merge builds the tag set of metric m into dst: its own tags, sorted,
+// over the (sorted) common tags, its own winning on equal keys.
+func (d *publishDecoder) merge(dst []tags.Tag, m *metric) []tags.Tag {
+	own := sortTags(d.raw[m.start:m.end])
+	common := d.common
+	i, j := 0, 0
+	for i < len(own) || j < len(common) {
+		switch {
+		case j == len(common) || (i < len(own) && own[i].Key < common[j].Key):
+			dst = append(dst, own[i])
+			i++
+		case i == len(own) || common[j].Key < own[i].Key:
+			dst = append(dst, common[j])
+			j++
+		default: // same key: the metric's own wins
+			dst = append(dst, own[i])
+			i++
+			j++
+		}
+	}
+	return dst
+}
