@@ -3,6 +3,7 @@ package chunk
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 )
 
 // Frame-of-reference and delta packing of uint64 sequences in an unsigned
@@ -34,8 +35,10 @@ type packing struct {
 
 // quantize returns the smallest code q = e<<5 | j with (32+j) << e >= need.
 func quantize(need uint64) (q, m uint64) {
-	e := uint(0)
-	for need > 63<<e {
+	// The smallest e with 63·2^e >= need: need's bit length minus 6, or
+	// one more (63 < 64).
+	e := uint(max(0, bits.Len64(need)-6))
+	if need > 63<<e {
 		e++
 	}
 	j := (need + 1<<e - 1) >> e // ceil(need / 2^e), <= 63
@@ -65,8 +68,10 @@ func forPacking(bits []uint64, quant bool) (p packing, ok bool) {
 	p = packing{ref: lo, m: hi - lo + 1, quant: quant}
 	if quant {
 		// Round the reference down to 2^e; a larger e may be needed once
-		// rounding widens the range, hence the loop.
-		for e := uint(0); ; e++ {
+		// rounding widens the range, hence the loop, which starts from the
+		// exponent the unrounded range needs and so runs once or twice.
+		q0, _ := quantize(hi - lo + 1)
+		for e := uint(q0 >> 5); ; e++ {
 			ref := lo &^ (1<<e - 1)
 			q, m := quantize(hi - ref + 1)
 			if me, _, _ := dequantize(q); uint(q>>5) <= e && me == m {
@@ -89,7 +94,8 @@ func deltaPacking(bits []uint64, quant bool) (p packing, ok bool) {
 	}
 	p = packing{ref: bits[0], lo: lo, m: uint64(hi) - uint64(lo) + 1, quant: quant}
 	if quant {
-		for e := uint(0); ; e++ {
+		q0, _ := quantize(uint64(hi) - uint64(lo) + 1)
+		for e := uint(q0 >> 5); ; e++ {
 			l := lo >> e << e // floor to a multiple of 2^e, also for negatives
 			q, m := quantize(uint64(hi) - uint64(l) + 1)
 			if uint(q>>5) <= e {
