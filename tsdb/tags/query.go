@@ -6,7 +6,10 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/dlclark/regexp2"
 )
 
 // Op is the kind of a Query node.
@@ -51,10 +54,11 @@ func (o Op) String() string {
 type Query struct {
 	op     Op
 	key    string
-	value  string   // OpEq, comparisons, regex source
-	values []string // OpIn: sorted, unique
-	re     *regexp.Regexp
-	prefix string // OpRe: literal prefix every match starts with
+	value  string          // OpEq, comparisons, regex source
+	values []string        // OpIn: sorted, unique
+	re     *regexp.Regexp  // RE2, when the pattern is RE2 syntax
+	bt     *regexp2.Regexp // backtracking, for Java-only syntax
+	prefix string          // OpRe: literal prefix every match starts with
 	subs   []*Query
 }
 
@@ -150,16 +154,35 @@ func newRe(op Op, key, pattern string) (*Query, error) {
 	if op == OpReIC {
 		src = "(?i)" + src
 	}
+	q := &Query{op: op, key: key, value: pattern}
 	re, err := regexp.Compile(src)
-	if err != nil {
+	if err == nil {
+		// Fast path: RE2, linear time.
+		q.re = re
+		if op == OpRe {
+			q.prefix = literalPrefix(pattern)
+		}
+		return q, nil
+	}
+	// Slow path: Atlas queries are Java regular expressions, and users rely
+	// on what RE2 lacks (lookarounds, backreferences). A backtracking engine
+	// runs those, with a time limit per match so no pattern can stall a query.
+	opts := regexp2.RegexOptions(regexp2.None)
+	if op == OpReIC {
+		opts |= regexp2.IgnoreCase
+	}
+	bt, err2 := regexp2.Compile("^(?:"+pattern+")", opts)
+	if err2 != nil {
 		return nil, fmt.Errorf("tags: invalid regex %q for %q: %w", pattern, key, err)
 	}
-	q := &Query{op: op, key: key, value: pattern, re: re}
-	if op == OpRe {
-		q.prefix = literalPrefix(pattern)
-	}
+	bt.MatchTimeout = regexMatchTimeout
+	q.bt = bt
 	return q, nil
 }
+
+// regexMatchTimeout bounds one match of a backtracking regex; a match that
+// runs out of time counts as no match.
+const regexMatchTimeout = 10 * time.Millisecond
 
 // literalPrefix returns the literal string every match of the start-anchored
 // pattern begins with. The index uses it to scan only a sorted value range.
@@ -275,7 +298,11 @@ func (q *Query) MatchValue(v string) bool {
 	case OpEq:
 		return v == q.value
 	case OpRe, OpReIC:
-		return q.re.MatchString(v)
+		if q.re != nil {
+			return q.re.MatchString(v)
+		}
+		ok, err := q.bt.MatchString(v)
+		return ok && err == nil
 	case OpIn:
 		_, ok := slices.BinarySearch(q.values, v)
 		return ok

@@ -1,6 +1,7 @@
 package tags
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -119,5 +120,36 @@ func TestRegexLimits(t *testing.T) {
 	}
 	if _, err := Re("k", string(make([]byte, MaxRegexLen+1))); err == nil {
 		t.Error("Re with an oversized pattern succeeded")
+	}
+}
+
+func TestJavaRegex(t *testing.T) {
+	t.Parallel()
+	q, err := Re("status", "4(?!04)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[string]bool{"400": true, "404": false, "500": false, "4": true} {
+		if got := q.MatchValue(v); got != want {
+			t.Errorf("4(?!04) on %q = %v, want %v", v, got, want)
+		}
+	}
+	q, err = ReIC("name", `(a)\1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !q.MatchValue("AAx") || q.MatchValue("ab") {
+		t.Errorf("backreference with ignore case")
+	}
+	if _, err := Re("k", "(unclosed"); err == nil {
+		t.Errorf("invalid regex accepted")
+	}
+	// A catastrophic pattern runs out of time instead of stalling.
+	q, err = Re("k", `(a+)+(?=b)\1c`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.MatchValue(strings.Repeat("a", 40)) {
+		t.Errorf("catastrophic pattern matched")
 	}
 }

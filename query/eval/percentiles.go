@@ -1,0 +1,337 @@
+package eval
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/sextant-dev/sextant/query/expr"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// bucketBounds are the upper bounds of Spectator's 276 percentile buckets
+// (PercentileBuckets): 1, 2, 3, then for each even power of two 2^e from
+// 4 up, steps of a third of it until the next power of four; the last
+// bucket is unbounded (MaxInt64).
+var bucketBounds = makeBucketBounds()
+
+func makeBucketBounds() []float64 {
+	b := []float64{1, 2, 3}
+	for exp := 2; exp < 64; exp += 2 {
+		cur := int64(1) << exp
+		delta := cur / 3
+		next := (cur << 2) - delta
+		if exp == 62 {
+			next = math.MinInt64 // 4·2^62 overflows: Java yields no entries
+		}
+		for cur < next {
+			b = append(b, float64(cur))
+			cur += delta
+		}
+	}
+	return append(b, float64(math.MaxInt64))
+}
+
+// bucketIndex is the bucket a value falls in.
+func bucketIndex(v float64) int {
+	switch {
+	case !(v > 0):
+		return 0
+	case v <= 4:
+		return int(v)
+	}
+	i := sort.SearchFloat64s(bucketBounds, v)
+	return min(i, len(bucketBounds)-1)
+}
+
+// estimatePercentiles fills res[i] with the estimate of pcts[i] (sorted)
+// from per-bucket counts, interpolating linearly inside a bucket.
+func estimatePercentiles(counts []float64, pcts, res []float64) {
+	total, last := 0.0, -1
+	for i, c := range counts {
+		if c > 0 && !math.IsInf(c, 0) {
+			total += c
+			last = i
+		}
+	}
+	if total == 0 {
+		for i := range res {
+			res[i] = math.NaN()
+		}
+		return
+	}
+	pi := 0
+	prevP, prevB := 0.0, 0.0
+	for i := 0; i <= last && pi < len(pcts); i++ {
+		c := counts[i]
+		if !(c > 0) || math.IsInf(c, 0) {
+			c = 0
+		}
+		nextP := prevP + 100*c/total
+		for pi < len(pcts) && nextP >= pcts[pi] {
+			f := (pcts[pi] - prevP) / (nextP - prevP)
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				f = 0
+			}
+			res[pi] = f*(bucketBounds[i]-prevB) + prevB
+			pi++
+		}
+		prevP, prevB = nextP, bucketBounds[i]
+	}
+	for ; pi < len(res); pi++ {
+		res[pi] = bucketBounds[last]
+	}
+}
+
+// bucketGroup is the lines of one group of a bucketed expression, indexed
+// by bucket.
+type bucketGroup struct {
+	tags    tags.Set // without the bucket key
+	key     string
+	buckets map[int][]float64
+	timer   bool
+}
+
+// groupBuckets splits lines by their tags without the bucket key and
+// parses the bucket index: T or D and 4 hex digits for percentiles,
+// R and hex digits for distinct-count registers.
+func groupBuckets(in []Series, key string, userKeys []string) ([]*bucketGroup, error) {
+	byKey := map[string]*bucketGroup{}
+	var order []*bucketGroup
+	for _, s := range in {
+		v, ok := s.Tags.Get(key)
+		if !ok || len(v) < 2 {
+			continue // a no-data placeholder, or not a bucket
+		}
+		idx, err := strconv.ParseUint(v[1:], 16, 16)
+		if err != nil {
+			continue
+		}
+		rest := slices.DeleteFunc(slices.Clone(s.Tags), func(t tags.Tag) bool { return t.Key == key })
+		k := TagsLabel(rest)
+		g := byKey[k]
+		if g == nil {
+			g = &bucketGroup{tags: rest, key: k, buckets: map[int][]float64{}, timer: v[0] == 'T'}
+			if len(userKeys) > 0 {
+				g.key, _ = expr.GroupLabel(userKeys, rest)
+			}
+			byKey[k] = g
+			order = append(order, g)
+		}
+		if _, dup := g.buckets[int(idx)]; dup {
+			return nil, fmt.Errorf("invalid %s encoding: two lines for bucket %s", key, v)
+		}
+		g.buckets[int(idx)] = s.Values
+	}
+	slices.SortFunc(order, func(a, b *bucketGroup) int { return strings.Compare(a.key, b.key) })
+	return order, nil
+}
+
+// formatPercentile pads a percentile so the decimal points line up:
+// "  9.0", " 50.0", "100.0".
+func formatPercentile(p float64) string {
+	s := expr.FormatDouble(p)
+	switch {
+	case p < 10:
+		return "  " + s
+	case p < 100:
+		return " " + s
+	}
+	return s
+}
+
+func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
+	in, err := x.eval(p.Expr)
+	if err != nil {
+		return nil, err
+	}
+	userKeys := slices.DeleteFunc(slices.Clone(p.Expr.Keys), func(k string) bool { return k == expr.PercentileKey })
+	groups, err := groupBuckets(in, expr.PercentileKey, userKeys)
+	if err != nil {
+		return nil, err
+	}
+	if len(groups) == 0 {
+		if len(userKeys) > 0 {
+			return nil, nil
+		}
+		return x.noData(nil)
+	}
+	var out []Series
+	counts := make([]float64, len(bucketBounds))
+	res := make([]float64, len(p.Pcts))
+	for _, g := range groups {
+		lines := make([][]float64, len(p.Pcts))
+		for i := range lines {
+			if lines[i], err = x.alloc(); err != nil {
+				return nil, err
+			}
+		}
+		conv := 1.0
+		if g.timer {
+			conv = 1e-9 // timer buckets are nanoseconds; results in seconds
+		}
+		for t := 0; t < x.n; t++ {
+			clear(counts)
+			for idx, vs := range g.buckets {
+				if idx < len(counts) {
+					counts[idx] = vs[t]
+				}
+			}
+			estimatePercentiles(counts, p.Pcts, res)
+			for i, r := range res {
+				lines[i][t] = r * conv
+			}
+		}
+		base := QueryLabel(p.Expr.Agg.Query)
+		if len(userKeys) > 0 {
+			base = g.key
+		}
+		for i, pct := range p.Pcts {
+			ps := formatPercentile(pct)
+			ts := merge(g.tags, tags.Set{{Key: expr.PercentileKey, Value: ps}})
+			out = append(out, Series{Tags: ts, Label: "percentile(" + base + ", " + ps + ")", Values: lines[i], Offset: p.Expr.Agg.Offset})
+		}
+	}
+	return out, nil
+}
+
+// sampleCount sums the bucket rates between two values.
+func (x *run) sampleCount(sc *expr.SampleCount) ([]Series, error) {
+	in, err := x.eval(sc.Expr)
+	if err != nil {
+		return nil, err
+	}
+	userKeys := slices.DeleteFunc(slices.Clone(sc.Expr.Keys), func(k string) bool { return k == expr.PercentileKey })
+	groups, err := groupBuckets(in, expr.PercentileKey, userKeys)
+	if err != nil {
+		return nil, err
+	}
+	if len(groups) == 0 {
+		if len(userKeys) > 0 {
+			return nil, nil
+		}
+		return x.noData(sc.Expr.Agg.Query)
+	}
+	out := make([]Series, 0, len(groups))
+	for _, g := range groups {
+		lo, hi := sc.Min, sc.Max
+		if g.timer {
+			lo, hi = lo*1e9, hi*1e9
+		}
+		first, last := bucketIndex(lo), bucketIndex(hi)
+		v, err := x.alloc()
+		if err != nil {
+			return nil, err
+		}
+		for idx, vs := range g.buckets {
+			if idx < first || idx > last {
+				continue
+			}
+			for t, b := range vs {
+				v[t] = expr.AddNaN(v[t], b)
+			}
+		}
+		base := QueryLabel(sc.Expr.Agg.Query)
+		if len(userKeys) > 0 {
+			base = g.key
+		}
+		label := "sample-count(" + base + ", " + expr.FormatDouble(sc.Min) + ", " + expr.FormatDouble(sc.Max) + ")"
+		out = append(out, Series{Tags: g.tags, Label: label, Values: v, Offset: sc.Expr.Agg.Offset})
+	}
+	return out, nil
+}
+
+// approxDistinct estimates distinct counts from HyperLogLog registers. The
+// register count m is the smallest power of two (at least 16) covering the
+// highest register index seen; registers without data count as empty.
+func (x *run) approxDistinct(a *expr.ApproxDistinct) ([]Series, error) {
+	in, err := x.eval(a.Expr)
+	if err != nil {
+		return nil, err
+	}
+	userKeys := slices.DeleteFunc(slices.Clone(a.Expr.Keys), func(k string) bool { return k == expr.DistinctKey })
+	groups, err := groupBuckets(in, expr.DistinctKey, userKeys)
+	if err != nil {
+		return nil, err
+	}
+	if len(groups) == 0 {
+		if len(userKeys) > 0 {
+			return nil, nil
+		}
+		return x.noData(a.Expr.Agg.Query)
+	}
+	out := make([]Series, 0, len(groups))
+	for _, g := range groups {
+		m := 16
+		for idx := range g.buckets {
+			for m <= idx {
+				m *= 2
+			}
+		}
+		regs := make([][]float64, 0, len(g.buckets))
+		for _, vs := range g.buckets {
+			if a.Cumulative {
+				cm := slices.Clone(vs)
+				run := math.NaN()
+				for t, v := range cm {
+					if v == v && (run != run || v > run) {
+						run = v
+					}
+					cm[t] = run
+				}
+				vs = cm
+			}
+			regs = append(regs, vs)
+		}
+		v, err := x.alloc()
+		if err != nil {
+			return nil, err
+		}
+		for t := range v {
+			v[t] = hllEstimate(regs, t, m)
+		}
+		base := QueryLabel(a.Expr.Agg.Query)
+		if len(userKeys) > 0 {
+			base = g.key
+		}
+		out = append(out, Series{Tags: g.tags, Label: "approx-distinct(" + base + ")", Values: v, Offset: a.Expr.Agg.Offset})
+	}
+	return out, nil
+}
+
+// hllEstimate is the HyperLogLog estimate at step t with small-range
+// (linear counting) correction; NaN when no register has a value.
+func hllEstimate(regs [][]float64, t, m int) float64 {
+	sum, zeros, seen := 0.0, m, false
+	for _, r := range regs {
+		v := r[t]
+		if !(v > 0) {
+			continue
+		}
+		seen = true
+		zeros--
+		sum += math.Pow(2, -v)
+	}
+	if !seen {
+		return math.NaN()
+	}
+	sum += float64(zeros) // empty registers contribute 2^0
+	fm := float64(m)
+	alpha := 0.7213 / (1 + 1.079/fm)
+	switch m {
+	case 16:
+		alpha = 0.673
+	case 32:
+		alpha = 0.697
+	case 64:
+		alpha = 0.709
+	}
+	e := alpha * fm * fm / sum
+	if e <= 2.5*fm && zeros > 0 {
+		e = fm * math.Log(fm/float64(zeros))
+	}
+	return e
+}

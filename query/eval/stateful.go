@@ -1,0 +1,240 @@
+package eval
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/sextant-dev/sextant/query/expr"
+)
+
+// stateful applies an online algorithm to each line; state starts empty at
+// the range start.
+func (x *run) stateful(s *expr.Stateful) ([]Series, error) {
+	in, err := x.eval(s.Expr)
+	if err != nil {
+		return nil, err
+	}
+	label := s.Op + "(%s)"
+	switch s.Op {
+	case "delay", "rolling-count", "rolling-min", "rolling-max", "rolling-sum":
+		label = s.Op + "(%s, " + strconv.Itoa(s.N) + ")"
+	case "rolling-mean":
+		label = s.Op + "(%s, " + strconv.Itoa(s.N) + ", " + strconv.Itoa(s.Min) + ")"
+	case "trend":
+		label = "trend(%s, " + expr.FormatDuration(s.Window) + ")"
+	case "des", "sdes":
+		label = s.Op + "(%s)"
+	}
+	out := make([]Series, len(in))
+	for i, line := range in {
+		v, err := x.alloc()
+		if err != nil {
+			return nil, err
+		}
+		if err := x.applyOnline(s, line.Values, v); err != nil {
+			return nil, err
+		}
+		out[i] = Series{Tags: line.Tags, Label: replaceOnce(label, line.Label), Values: v, Offset: line.Offset}
+	}
+	return out, nil
+}
+
+func replaceOnce(format, s string) string {
+	for i := 0; i+1 < len(format); i++ {
+		if format[i] == '%' && format[i+1] == 's' {
+			return format[:i] + s + format[i+2:]
+		}
+	}
+	return format
+}
+
+// applyOnline runs one stateful operator over in, writing out.
+func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
+	n := s.N
+	switch s.Op {
+	case "delay":
+		for i := range in {
+			out[i] = math.NaN()
+			if i >= n {
+				out[i] = in[i-n]
+			}
+		}
+	case "rolling-count":
+		if n <= 1 {
+			copy(out, in) // as Atlas: a window of one is the input itself
+			return nil
+		}
+		window(in, out, n, func(w []float64) float64 {
+			c := 0.0
+			for _, v := range w {
+				if expr.ToBool(v) {
+					c++
+				}
+			}
+			return c
+		})
+	case "rolling-min", "rolling-max":
+		isMax := s.Op == "rolling-max"
+		window(in, out, n, func(w []float64) float64 {
+			r := math.NaN()
+			for _, v := range w {
+				if v == v && (r != r || (isMax && v > r) || (!isMax && v < r)) {
+					r = v
+				}
+			}
+			return r
+		})
+	case "rolling-sum":
+		window(in, out, n, func(w []float64) float64 {
+			r := math.NaN()
+			for _, v := range w {
+				r = expr.AddNaN(r, v)
+			}
+			return r
+		})
+	case "rolling-mean":
+		window(in, out, n, func(w []float64) float64 {
+			sum, c := 0.0, 0
+			for _, v := range w {
+				if v == v {
+					sum += v
+					c++
+				}
+			}
+			if c < s.Min || c == 0 {
+				return math.NaN()
+			}
+			return sum / float64(c)
+		})
+	case "trend":
+		trend(in, out, int(s.Window/x.r.Step))
+	case "integral":
+		acc := math.NaN()
+		for i, v := range in {
+			acc = expr.AddNaN(acc, v)
+			out[i] = acc
+		}
+	case "cumulative-max":
+		acc := math.NaN()
+		for i, v := range in {
+			if v == v && (acc != acc || v > acc) {
+				acc = v
+			}
+			out[i] = acc
+		}
+	case "derivative":
+		prev := math.NaN()
+		for i, v := range in {
+			out[i] = v - prev
+			prev = v
+		}
+	case "des":
+		d := des{training: n, alpha: s.Alpha, beta: s.Beta}
+		for i, v := range in {
+			out[i] = d.next(v)
+		}
+	case "sdes":
+		x.slidingDES(s, in, out)
+	default:
+		return fmt.Errorf("BUG: stateful operator %q", s.Op)
+	}
+	return nil
+}
+
+// window calls f with the last n values (fewer at the start) at each step.
+func window(in, out []float64, n int, f func([]float64) float64) {
+	for i := range in {
+		lo := max(0, i-n+1)
+		out[i] = f(in[lo : i+1])
+	}
+}
+
+// trend is the moving average of the last n values, NaN counting as 0; NaN
+// until n values were seen or when all n are NaN.
+func trend(in, out []float64, n int) {
+	if n <= 1 {
+		copy(out, in)
+		return
+	}
+	for i := range in {
+		if i+1 < n {
+			out[i] = math.NaN()
+			continue
+		}
+		sum, any := 0.0, false
+		for _, v := range in[i-n+1 : i+1] {
+			if v == v {
+				sum += v
+				any = true
+			}
+		}
+		if !any {
+			out[i] = math.NaN()
+			continue
+		}
+		out[i] = sum / float64(n)
+	}
+}
+
+// des is online double exponential smoothing: the output at each step is
+// the prediction made before seeing that step's value.
+type des struct {
+	training    int
+	alpha, beta float64
+	samples     int
+	sp, bp      float64
+}
+
+func (d *des) next(v float64) float64 {
+	out := math.NaN()
+	if d.samples >= d.training {
+		out = d.sp
+	}
+	if v == v {
+		if d.samples == 0 {
+			d.sp, d.bp = v, 0
+		} else {
+			sn := d.alpha*v + (1-d.alpha)*(d.sp+d.bp)
+			d.bp = d.beta*(sn-d.sp) + (1-d.beta)*d.bp
+			d.sp = sn
+		}
+		d.samples++
+	}
+	return out
+}
+
+func (d *des) reset() { d.samples, d.sp, d.bp = 0, math.NaN(), math.NaN() }
+
+// slidingDES alternates two DES instances every training period. Values
+// before the first epoch-aligned multiple of training steps are ignored,
+// so the prediction at a time does not depend on where the graph starts.
+func (x *run) slidingDES(s *expr.Stateful, in, out []float64) {
+	d1 := des{training: s.N, alpha: s.Alpha, beta: s.Beta}
+	d2 := d1
+	period := int64(s.N) * x.r.Step
+	first := x.r.Start
+	if r := ((first % period) + period) % period; r != 0 {
+		first += period - r
+	}
+	useOne, count := true, 0
+	for i, v := range in {
+		if x.r.Start+int64(i)*x.r.Step < first {
+			v = math.NaN()
+		}
+		count++
+		v1, v2 := d1.next(v), d2.next(v)
+		out[i] = v2
+		if useOne {
+			out[i] = v1
+		}
+		if count%s.N == 0 {
+			if useOne {
+				d1.reset()
+			} else {
+				d2.reset()
+			}
+			useOne = !useOne
+		}
+	}
+}

@@ -1,0 +1,282 @@
+package expr
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/sextant-dev/sextant/query/stack"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// The String methods render each node as a program that parses back to
+// the same tree.
+
+func (a *Aggregate) String() string {
+	var b strings.Builder
+	a.appendAgg(&b)
+	appendOffset(&b, a.Offset)
+	return b.String()
+}
+
+func (a *Aggregate) appendAgg(b *strings.Builder) {
+	b.WriteString(a.Query.String())
+	b.WriteString(",:")
+	b.WriteString(a.Fn.String())
+	if a.CF != CFDefault {
+		b.WriteString(",:cf-")
+		b.WriteString(a.CF.String())
+	}
+}
+
+func (g *GroupBy) String() string {
+	var b strings.Builder
+	g.Agg.appendAgg(&b)
+	b.WriteByte(',')
+	b.WriteString(listString(g.Keys))
+	b.WriteString(",:by")
+	appendOffset(&b, g.Agg.Offset)
+	return b.String()
+}
+
+func (a *All) String() string {
+	var b strings.Builder
+	b.WriteString(a.Query.String())
+	b.WriteString(",:all")
+	appendOffset(&b, a.Offset)
+	return b.String()
+}
+
+func (c *Constant) String() string { return FormatDouble(c.V) + ",:const" }
+
+func (r *Random) String() string {
+	if r.Seeded {
+		return strconv.FormatInt(r.Seed, 10) + ",:srandom"
+	}
+	return ":random"
+}
+
+func (t *Time) String() string { return stack.Escape(t.Mode) + ",:time" }
+
+func (t *TimeSpan) String() string {
+	return stack.Escape(t.Start) + "," + stack.Escape(t.End) + ",:time-span"
+}
+
+func (u *Unary) String() string {
+	switch u.Op {
+	case "clamp-min", "clamp-max":
+		return u.Expr.String() + "," + FormatDouble(u.Arg) + ",:" + u.Op
+	}
+	return u.Expr.String() + ",:" + u.Op
+}
+
+func (b *Binary) String() string { return b.L.String() + "," + b.R.String() + ",:" + b.Op }
+
+func (m *MathAgg) String() string { return m.Expr.String() + ",:" + m.Fn.String() }
+
+func (g *MathGroupBy) String() string {
+	return g.Agg.String() + "," + listString(g.Keys) + ",:by"
+}
+
+func (p *Percentiles) String() string {
+	var b strings.Builder
+	appendBucketQuery(&b, p.Expr, PercentileKey)
+	b.WriteString(",(")
+	for _, v := range p.Pcts {
+		b.WriteByte(',')
+		b.WriteString(FormatDouble(v))
+	}
+	b.WriteString(",),:percentiles")
+	appendOffset(&b, p.Expr.Agg.Offset)
+	return b.String()
+}
+
+func (s *SampleCount) String() string {
+	var b strings.Builder
+	appendBucketQuery(&b, s.Expr, PercentileKey)
+	b.WriteByte(',')
+	b.WriteString(FormatDouble(s.Min))
+	b.WriteByte(',')
+	b.WriteString(FormatDouble(s.Max))
+	b.WriteString(",:sample-count")
+	appendOffset(&b, s.Expr.Agg.Offset)
+	return b.String()
+}
+
+func (a *ApproxDistinct) String() string {
+	var b strings.Builder
+	appendBucketQuery(&b, a.Expr, DistinctKey)
+	if a.Cumulative {
+		b.WriteString(",:approx-distinct-cumulative")
+	} else {
+		b.WriteString(",:approx-distinct")
+	}
+	appendOffset(&b, a.Expr.Agg.Offset)
+	return b.String()
+}
+
+// appendBucketQuery writes the query of a bucketed expression and the user
+// group by, without the internal bucket key.
+func appendBucketQuery(b *strings.Builder, g *GroupBy, key string) {
+	b.WriteString(g.Agg.Query.String())
+	if keys := withoutKey(g.Keys, key); len(keys) > 0 {
+		b.WriteByte(',')
+		b.WriteString(listString(keys))
+		b.WriteString(",:by")
+	}
+}
+
+func (a *As) String() string {
+	return a.Expr.String() + "," + stack.Escape(a.From) + "," + stack.Escape(a.To) + ",:as"
+}
+
+func (r *Rewrite) String() string {
+	var b strings.Builder
+	switch d := r.Display.(type) {
+	case *tags.Query:
+		// The macro stands for an aggregate over the query: changes to the
+		// aggregate (offset, grouping) show after the word.
+		b.WriteString(d.String())
+		r.appendOp(&b)
+		if off, ok := singleOffset(r.Eval); ok && off != 0 {
+			appendOffset(&b, off)
+		}
+		if g := r.Eval.Grouping(); g != nil {
+			b.WriteByte(',')
+			b.WriteString(listString(g))
+			b.WriteString(",:by")
+		}
+	case TimeSeriesExpr:
+		b.WriteString(d.String())
+		r.appendOp(&b)
+		if g := r.Eval.Grouping(); !equalKeys(g, d.Grouping()) && g != nil {
+			b.WriteByte(',')
+			b.WriteString(listString(g))
+			b.WriteString(",:by")
+		}
+	default:
+		b.WriteString(r.Eval.String())
+	}
+	return b.String()
+}
+
+func (r *Rewrite) appendOp(b *strings.Builder) {
+	for _, p := range r.Params {
+		b.WriteByte(',')
+		b.WriteString(stack.Escape(p))
+	}
+	b.WriteString(",:")
+	b.WriteString(r.Name)
+}
+
+func (s *Stateful) String() string {
+	e := s.Expr.String() + ","
+	switch s.Op {
+	case "delay", "rolling-count", "rolling-min", "rolling-max", "rolling-sum":
+		return e + strconv.Itoa(s.N) + ",:" + s.Op
+	case "rolling-mean":
+		return e + strconv.Itoa(s.N) + "," + strconv.Itoa(s.Min) + ",:" + s.Op
+	case "trend":
+		return e + FormatDuration(s.Window) + ",:trend"
+	case "des", "sdes":
+		return e + strconv.Itoa(s.N) + "," + FormatDouble(s.Alpha) + "," + FormatDouble(s.Beta) + ",:" + s.Op
+	}
+	return e + ":" + s.Op
+}
+
+func (s *Stat) String() string    { return s.Expr.String() + "," + s.Stat + ",:stat" }
+func (s *StatRef) String() string { return ":stat-" + s.Stat }
+func (f *Filter) String() string  { return f.Expr.String() + "," + f.Cond.String() + ",:filter" }
+func (c *Consolidate) String() string {
+	return c.Expr.String() + "," + c.CF.String() + "," + FormatDuration(c.Step) + ",:consolidate"
+}
+
+func (p *Priority) String() string {
+	op := "topk"
+	if p.Bottom {
+		op = "bottomk"
+	}
+	if p.Others != "" {
+		op += "-others-" + p.Others
+	}
+	return p.Expr.String() + "," + p.Stat + "," + strconv.Itoa(p.K) + ",:" + op
+}
+
+// String renders the expression followed by its settings.
+func (s *Style) String() string {
+	var b strings.Builder
+	b.WriteString(s.Expr.String())
+	for _, st := range s.Settings {
+		b.WriteByte(',')
+		switch {
+		case st.Key == "sed":
+			b.WriteString(st.Value) // already program text: "s,r,:s" or "hex,:decode"
+			continue
+		case strings.HasPrefix(st.Value, "(,") && (st.Key == "palette" || st.Key == "offset"):
+			b.WriteString(st.Value)
+		default:
+			b.WriteString(stack.Escape(st.Value))
+		}
+		b.WriteString(",:")
+		b.WriteString(st.Key)
+	}
+	return b.String()
+}
+
+func appendOffset(b *strings.Builder, off int64) {
+	if off != 0 {
+		b.WriteByte(',')
+		b.WriteString(FormatDuration(off))
+		b.WriteString(",:offset")
+	}
+}
+
+func listString(keys []string) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for _, k := range keys {
+		b.WriteByte(',')
+		b.WriteString(stack.Escape(k))
+	}
+	b.WriteString(",)")
+	return b.String()
+}
+
+// FormatDuration renders ms in the largest unit that divides it: 1w, 3h,
+// 90s, 250ms.
+func FormatDuration(ms int64) string {
+	if ms == 0 {
+		return "0s"
+	}
+	units := []struct {
+		n    int64
+		unit string
+	}{{7 * 24 * 3600_000, "w"}, {24 * 3600_000, "d"}, {3600_000, "h"}, {60_000, "m"}, {1000, "s"}}
+	for _, u := range units {
+		if ms%u.n == 0 {
+			return strconv.FormatInt(ms/u.n, 10) + u.unit
+		}
+	}
+	return strconv.FormatInt(ms, 10) + "ms"
+}
+
+func withoutKey(keys []string, k string) []string {
+	out := make([]string, 0, len(keys))
+	for _, x := range keys {
+		if x != k {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func equalKeys(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,97 @@
+package expr
+
+import (
+	"fmt"
+
+	"github.com/sextant-dev/sextant/query/stack"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// DataVocabulary turns queries into data expressions: aggregates, group
+// bys and raw series, with consolidation and time shifts.
+var DataVocabulary = &stack.Vocabulary{Name: "data", Deps: []*stack.Vocabulary{QueryVocabulary}, Words: dataWords()}
+
+func dataWords() []*stack.Word {
+	agg := func(fn AggFn, summary string) *stack.Word {
+		return &stack.Word{
+			Name: fn.String(), In: params(param("q", QueryT)), Out: "DataExpr", Summary: summary,
+			Examples: []string{"name,sps,:eq", ":true"},
+			Exec: func(c *stack.Context) error {
+				return c.Push(&Aggregate{Fn: fn, Query: c.Pop().(*tags.Query)})
+			},
+		}
+	}
+	cf := func(cf CF, summary string) *stack.Word {
+		return &stack.Word{
+			Name: "cf-" + cf.String(), In: params(param("", TimeSeriesT)), Out: "TimeSeriesExpr", Summary: summary,
+			Examples: []string{"name,sps,:eq", "name,sps,:eq,:max", "name,sps,:eq,(,nf.app,),:by", "ERROR:"},
+			Exec: func(c *stack.Context) error {
+				e, err := WithCF(mustTS(c.Pop()), cf)
+				if err != nil {
+					return err
+				}
+				return c.Push(e)
+			},
+		}
+	}
+	return []*stack.Word{
+		{
+			Name: "all", In: params(param("q", QueryT)), Out: "DataExpr",
+			Summary:  "Every time series matching the query, unaggregated (for debugging).",
+			Examples: []string{"name,sps,:eq", "ERROR:42"},
+			Exec: func(c *stack.Context) error {
+				return c.Push(&All{Query: c.Pop().(*tags.Query)})
+			},
+		},
+		agg(Sum, "Sum of the time series matching the query; the default aggregate of a bare query."),
+		agg(Count, "Number of time series matching the query with a value at each step."),
+		agg(Min, "Minimum of the time series matching the query."),
+		agg(Max, "Maximum of the time series matching the query."),
+		{
+			Name: "by", In: params(param("af", AggrT), param("keys", stack.StringList)), Out: "DataExpr",
+			Summary:  "Group the matching series by the values of keys: one line per distinct value tuple; series lacking a key are dropped.",
+			Examples: []string{"name,sps,:eq,(,nf.app,)", "name,sps,:eq,:max,(,nf.app,nf.node,)", "ERROR:name,sps,:eq,(,)"},
+			Exec: func(c *stack.Context) error {
+				keys := c.Pop().(stack.List).Strings()
+				af, _ := asAggr(c.Pop())
+				if len(keys) == 0 {
+					return fmt.Errorf("group by needs at least one key")
+				}
+				return c.Push(&GroupBy{Agg: af, Keys: keys})
+			},
+		},
+		{
+			Name: "offset", In: params(param("", PresentT), param("d", DurationT)), Out: "TimeSeriesExpr",
+			Summary:  "Shift the data window back by a duration, e.g. week over week (legend gets \" (offset=1w)\").",
+			Examples: []string{"name,sps,:eq,1w", "name,sps,:eq,(,nf.app,),:by,PT1H", "ERROR:name,sps,:eq,soon"},
+			Exec: func(c *stack.Context) error {
+				d, _ := ParseDuration(c.Pop().(string))
+				if d < 0 {
+					return fmt.Errorf("offset %s is negative", FormatDuration(d))
+				}
+				return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) { return WithOffset(t, d) })
+			},
+		},
+		cf(CFAvg, "Consolidate primary datapoints by their average when the step is larger than the storage step."),
+		cf(CFSum, "Consolidate primary datapoints by their sum."),
+		cf(CFMin, "Consolidate primary datapoints by their minimum."),
+		cf(CFMax, "Consolidate primary datapoints by their maximum."),
+	}
+}
+
+// applyTS applies f to a time series or to a presentation's expression,
+// keeping the presentation's settings (style passthrough).
+func applyTS(c *stack.Context, v any, f func(TimeSeriesExpr) (TimeSeriesExpr, error)) error {
+	if s, ok := v.(*Style); ok {
+		e, err := f(s.Expr)
+		if err != nil {
+			return err
+		}
+		return c.Push(s.withExpr(e))
+	}
+	e, err := f(mustTS(v))
+	if err != nil {
+		return err
+	}
+	return c.Push(e)
+}

@@ -1,0 +1,94 @@
+package expr
+
+import (
+	"github.com/sextant-dev/sextant/query/stack"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// QueryVocabulary builds tag queries.
+var QueryVocabulary = &stack.Vocabulary{Name: "query", Deps: []*stack.Vocabulary{stack.Std}, Words: queryWords()}
+
+func queryWords() []*stack.Word {
+	kv := params(param("k", stack.String), param("v", stack.String))
+	cmp := func(name, summary string, f func(k, v string) *tags.Query) *stack.Word {
+		return &stack.Word{
+			Name: name, In: kv, Out: "Query", Summary: summary,
+			Examples: []string{"status,400", "ERROR:status"},
+			Exec: func(c *stack.Context) error {
+				v := c.Pop().(string)
+				k := c.Pop().(string)
+				return c.Push(f(k, v))
+			},
+		}
+	}
+	re := func(name, summary string, f func(k, v string) (*tags.Query, error)) *stack.Word {
+		return &stack.Word{
+			Name: name, In: kv, Out: "Query", Summary: summary,
+			Examples: []string{"nf.app,^www", "status,4(?!04)", "ERROR:nf.app,(unclosed"},
+			Exec: func(c *stack.Context) error {
+				v := c.Pop().(string)
+				k := c.Pop().(string)
+				q, err := f(k, v)
+				if err != nil {
+					return err
+				}
+				return c.Push(q)
+			},
+		}
+	}
+	logic := func(name, summary string, f func(a, b *tags.Query) *tags.Query) *stack.Word {
+		return &stack.Word{
+			Name: name, In: params(param("q1", QueryT), param("q2", QueryT)), Out: "Query", Summary: summary,
+			Examples: []string{"name,sps,:eq,nf.app,www,:eq", ":true,:false", "ERROR:name,sps,:eq"},
+			Exec: func(c *stack.Context) error {
+				b := c.Pop().(*tags.Query)
+				a := c.Pop().(*tags.Query)
+				return c.Push(f(a, b))
+			},
+		}
+	}
+	return []*stack.Word{
+		{
+			Name: "true", Match: anyStack, Out: "Query", Summary: "Query that matches every time series.",
+			Examples: []string{""},
+			Exec:     func(c *stack.Context) error { return c.Push(tags.True()) },
+		},
+		{
+			Name: "false", Match: anyStack, Out: "Query", Summary: "Query that matches nothing.",
+			Examples: []string{""},
+			Exec:     func(c *stack.Context) error { return c.Push(tags.False()) },
+		},
+		{
+			Name: "has", In: params(param("k", stack.String)), Out: "Query",
+			Summary: "Query for time series that have the key k.", Examples: []string{"nf.app", "ERROR:"},
+			Exec: func(c *stack.Context) error { return c.Push(tags.Has(c.Pop().(string))) },
+		},
+		cmp("eq", "Query for time series where the value of k equals v.", tags.Eq),
+		cmp("lt", "Query for values of k lexically less than v (strings: \"1000\" < \"2\").", tags.Lt),
+		cmp("le", "Query for values of k lexically less than or equal to v.", tags.Le),
+		cmp("gt", "Query for values of k lexically greater than v.", tags.Gt),
+		cmp("ge", "Query for values of k lexically greater than or equal to v.", tags.Ge),
+		re("re", "Query for values of k matching a regular expression, anchored at the start.", tags.Re),
+		re("reic", "Like :re, ignoring case.", tags.ReIC),
+		cmp("contains", "Query for values of k containing the string v.", tags.Contains),
+		cmp("starts", "Query for values of k starting with v.", tags.Starts),
+		cmp("ends", "Query for values of k ending with v.", tags.Ends),
+		{
+			Name: "in", In: params(param("k", stack.String), param("vs", stack.StringList)), Out: "Query",
+			Summary:  "Query for values of k equal to any value in a list.",
+			Examples: []string{"nf.app,(,www,api,)", "status,(,)", "ERROR:name,sps"},
+			Exec: func(c *stack.Context) error {
+				vs := c.Pop().(stack.List).Strings()
+				return c.Push(tags.In(c.Pop().(string), vs))
+			},
+		},
+		logic("and", "Query matching both queries.", tags.And),
+		logic("or", "Query matching either query.", tags.Or),
+		{
+			Name: "not", In: params(param("q", QueryT)), Out: "Query",
+			Summary:  "Query matching what q does not; series without q's key match k,v,:eq,:not.",
+			Examples: []string{"name,sps,:eq", "ERROR:sps"},
+			Exec:     func(c *stack.Context) error { return c.Push(tags.Not(c.Pop().(*tags.Query))) },
+		},
+	}
+}

@@ -1,0 +1,154 @@
+package expr
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sextant-dev/sextant/query/stack"
+)
+
+// StatefulVocabulary has operators whose output depends on earlier values
+// of their input: delays, rolling windows and smoothing.
+var StatefulVocabulary = &stack.Vocabulary{Name: "stateful", Deps: []*stack.Vocabulary{MathVocabulary}, Words: statefulWords()}
+
+// MaxWindow bounds window sizes in datapoints (rolling windows, delays,
+// DES training).
+const MaxWindow = 100_000
+
+func statefulWords() []*stack.Word {
+	window := func(op, summary string, examples ...string) *stack.Word {
+		return &stack.Word{
+			Name: op, In: params(tsOrStyle, param("n", stack.Int)), Out: "TimeSeriesExpr", Summary: summary,
+			Examples: append(examples, "ERROR:name,sps,:eq,:sum,0"),
+			Exec: func(c *stack.Context) error {
+				n, _ := stack.ToInt(c.Pop())
+				if n < 1 || n > MaxWindow {
+					return fmt.Errorf("window size %d must be between 1 and %d", n, MaxWindow)
+				}
+				return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
+					return &Stateful{Op: op, Expr: t, N: n}, nil
+				})
+			},
+		}
+	}
+	noArg := func(op, summary string) *stack.Word {
+		return &stack.Word{
+			Name: op, In: expr1, Out: "TimeSeriesExpr", Summary: summary,
+			Examples: []string{"1", "name,requestsPerSecond,:eq,:sum,:per-step"},
+			Exec: func(c *stack.Context) error {
+				return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
+					return &Stateful{Op: op, Expr: t}, nil
+				})
+			},
+		}
+	}
+	des := func(op, summary string) *stack.Word {
+		return &stack.Word{
+			Name: op, In: params(tsOrStyle, param("training", stack.Int), param("alpha", stack.Double), param("beta", stack.Double)),
+			Out: "TimeSeriesExpr", Summary: summary,
+			Examples: []string{"name,requestsPerSecond,:eq,:sum,5,0.1,0.5", "ERROR:name,requestsPerSecond,:eq,:sum,0,0.1,0.5"},
+			Exec: func(c *stack.Context) error {
+				beta, _ := stack.ToDouble(c.Pop())
+				alpha, _ := stack.ToDouble(c.Pop())
+				n, _ := stack.ToInt(c.Pop())
+				if n < 1 || n > MaxWindow {
+					return fmt.Errorf("training size %d must be between 1 and %d", n, MaxWindow)
+				}
+				return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
+					return &Stateful{Op: op, Expr: t, N: n, Alpha: alpha, Beta: beta}, nil
+				})
+			},
+		}
+	}
+	desMacro := func(name, params string, sliding bool) *stack.Word {
+		word, what := ":des", "double exponential smoothing"
+		if sliding {
+			word, what = ":sdes", "sliding double exponential smoothing"
+		}
+		return &stack.Word{
+			Name: name, In: expr1, Out: "TimeSeriesExpr",
+			Summary:  fmt.Sprintf("Shorthand for %s,%s (%s).", params, word, what),
+			Examples: []string{"42", "name,sps,:eq,:sum"},
+			Body:     strings.Split(":dup,"+params+","+word+","+name+",:named-rewrite", ","),
+		}
+	}
+	return []*stack.Word{
+		window("delay", "The value from n steps earlier (NaN until then).", "name,requestsPerSecond,:eq,:sum,5"),
+		window("rolling-count", "How many of the last n values (this one included) are true: not NaN and not 0.", ":random,0.4,:gt,5"),
+		window("rolling-min", "Minimum of the non-NaN values among the last n.", "name,sps,:eq,:sum,5"),
+		window("rolling-max", "Maximum of the non-NaN values among the last n.", "name,sps,:eq,:sum,5"),
+		window("rolling-sum", "Sum of the non-NaN values among the last n; NaN if all are NaN.", "name,sps,:eq,:sum,5"),
+		{
+			Name: "rolling-mean", In: params(tsOrStyle, param("n", stack.Int), param("minNumValues", stack.Int)), Out: "TimeSeriesExpr",
+			Summary:  "Mean of the non-NaN values among the last n, if at least minNumValues of them have a value.",
+			Examples: []string{"name,sps,:eq,:sum,5,3", "ERROR:name,sps,:eq,:sum,3,5"},
+			Exec: func(c *stack.Context) error {
+				m, _ := stack.ToInt(c.Pop())
+				n, _ := stack.ToInt(c.Pop())
+				if n < 1 || n > MaxWindow || m < 1 || m > n {
+					return fmt.Errorf("rolling mean needs 1 <= minNumValues (%d) <= n (%d) <= %d", m, n, MaxWindow)
+				}
+				return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
+					return &Stateful{Op: "rolling-mean", Expr: t, N: n, Min: m}, nil
+				})
+			},
+		},
+		des("des", "Double exponential smoothing: a prediction line after training samples (alpha smooths the data, beta the trend)."),
+		des("sdes", "Sliding DES: two DES alternate every training period so the prediction for a time does not depend on the graph start."),
+		{
+			Name: "trend", In: params(tsOrStyle, param("window", DurationT)), Out: "TimeSeriesExpr", Deprecated: true,
+			Summary:  "Deprecated, use :rolling-mean. Moving average over a window of time; NaN counts as 0.",
+			Examples: []string{":random,PT5M", ":random,20m"},
+			Exec: func(c *stack.Context) error {
+				w, _ := ParseDuration(c.Pop().(string))
+				if w <= 0 {
+					return fmt.Errorf("trend window %s must be positive", FormatDuration(w))
+				}
+				return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
+					return &Stateful{Op: "trend", Expr: t, Window: w}, nil
+				})
+			},
+		},
+		noArg("integral", "Running sum from the start of the graph (NaN counts as 0); with :per-step, the count of events so far."),
+		noArg("cumulative-max", "Running maximum from the start of the graph."),
+		noArg("derivative", "Change from the previous value (NaN at the first point)."),
+		desMacro("des-simple", "10,0.1,0.5", false),
+		desMacro("des-fast", "10,0.1,0.02", false),
+		desMacro("des-slower", "10,0.05,0.03", false),
+		desMacro("des-slow", "10,0.03,0.04", false),
+		desMacro("sdes-simple", "10,0.1,0.5", true),
+		desMacro("sdes-fast", "10,0.1,0.02", true),
+		desMacro("sdes-slower", "10,0.05,0.03", true),
+		desMacro("sdes-slow", "10,0.03,0.04", true),
+		{
+			Name: "des-epic-signal",
+			In: params(param("line", TimeSeriesT), param("training", stack.Int), param("alpha", stack.Double), param("beta", stack.Double),
+				param("maxPercent", stack.Double), param("minPercent", stack.Double), param("noise", stack.Double)),
+			Out:      "TimeSeriesExpr",
+			Summary:  "1 where the line leaves both the noise and the percent bounds around its DES prediction, else 0 (legacy epic alerts).",
+			Examples: []string{"name,sps,:eq,:sum,10,0.1,0.5,0.2,0.2,4"},
+			Body: strings.Split("noise,:sset,minPercent,:sset,maxPercent,:sset,beta,:sset,alpha,:sset,trainingSize,:sset,line,:sset,"+
+				"pred,line,:get,trainingSize,:get,alpha,:get,beta,:get,:des,:set,"+
+				"minPredNoiseBound,pred,:get,noise,:get,:sub,:set,"+
+				"minPredPercentBound,pred,:get,1.0,:const,minPercent,:get,:const,:fsub,:fmul,:set,"+
+				"maxPredNoiseBound,pred,:get,noise,:get,:add,:set,"+
+				"maxPredPercentBound,pred,:get,2.0,:const,1.0,:const,maxPercent,:get,:const,:fsub,:fsub,:fmul,:set,"+
+				"line,:get,minPredNoiseBound,:get,:lt,line,:get,minPredPercentBound,:get,:lt,:and,"+
+				"line,:get,maxPredNoiseBound,:get,:gt,line,:get,maxPredPercentBound,:get,:gt,:and,:or", ","),
+		},
+		{
+			Name: "approx-distinct-cumulative", In: params(param("", DataT)), Out: "TimeSeriesExpr",
+			Summary:  "Like :approx-distinct over the running maximum of each register: distinct count since the graph start.",
+			Examples: []string{"name,uniqueUsers,:eq"},
+			Exec: func(c *stack.Context) error {
+				d, _ := asData(c.Pop())
+				g, err := percentileGroup("approx-distinct-cumulative", d, DistinctKey)
+				if err != nil {
+					return err
+				}
+				g.Agg.Fn = Max
+				return c.Push(&ApproxDistinct{Expr: g, Cumulative: true})
+			},
+		},
+	}
+}
