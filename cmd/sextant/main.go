@@ -3,6 +3,9 @@
 package main
 
 import (
+	// Time zones for the graph API (tz=US/Pacific) on hosts without tzdata.
+	_ "time/tzdata"
+
 	"context"
 	"errors"
 	"fmt"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sextant-dev/sextant/ingest"
 	"github.com/sextant-dev/sextant/lib"
+	queryapi "github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/tsdb/db"
 )
 
@@ -58,9 +59,20 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		return err
 	}
 
+	queries, err := queryapi.New(queryapi.Options{
+		Querier:     store,
+		StorageStep: ms(cfg.Step),
+		Logger:      logger.With("component", "query"),
+		Registry:    reg,
+	})
+	if err != nil {
+		return err
+	}
+
 	var up atomic.Bool
 	mux := http.NewServeMux()
 	ing.Register(mux)
+	queries.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !up.Load() {
 			http.Error(w, "starting", http.StatusServiceUnavailable)

@@ -36,6 +36,7 @@ type Line struct {
 	Label  string
 	Values []float64
 	Color  color.NRGBA // zero: the axis palette's next color
+	Alpha  uint8       // non-zero: replaces the color's alpha
 	Style  string      // line, area, stack, vspan or heatmap
 	Width  float64
 	Axis   int
@@ -92,6 +93,9 @@ var Palettes = map[string][]uint32{
 	"purples": {0x3f007d, 0x54278f, 0x6a51a3, 0x807dba, 0x9e9ac8, 0xbcbddc, 0xdadaeb},
 	"greys":   {0x000000, 0x252525, 0x525252, 0x737373, 0x969696, 0xbdbdbd, 0xd9d9d9},
 }
+
+// PaletteColors returns the colors of a palette name or (,c1,c2,) list.
+func PaletteColors(name string) ([]color.NRGBA, error) { return palette(name) }
 
 // palette returns the colors of a palette name or (,c1,c2,) list.
 func palette(name string) ([]color.NRGBA, error) {

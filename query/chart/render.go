@@ -132,6 +132,9 @@ func (c *Chart) colors() ([]Line, error) {
 			l.Color = p[next[l.Axis]%len(p)]
 			next[l.Axis]++
 		}
+		if l.Alpha != 0 {
+			l.Color.A = l.Alpha
+		}
 		lines[i] = l
 	}
 	return lines, nil

@@ -4,7 +4,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
@@ -381,41 +380,58 @@ func (s *Style) withExpr(e TimeSeriesExpr) *Style {
 }
 
 // FormatDouble renders v as Java's Double.toString does, which Atlas uses
-// for constant names: 42.0, 0.1, 1.0E10, NaN, Infinity.
-func FormatDouble(v float64) string {
+// for constant names and JSON output: 42.0, 0.1, 1.0E10, NaN, Infinity.
+func FormatDouble(v float64) string { return string(AppendDouble(nil, v)) }
+
+// AppendDouble appends FormatDouble(v) to dst without allocating.
+func AppendDouble(dst []byte, v float64) []byte {
 	switch {
 	case math.IsNaN(v):
-		return "NaN"
+		return append(dst, "NaN"...)
 	case math.IsInf(v, 1):
-		return "Infinity"
+		return append(dst, "Infinity"...)
 	case math.IsInf(v, -1):
-		return "-Infinity"
+		return append(dst, "-Infinity"...)
 	case v == 0:
 		if math.Signbit(v) {
-			return "-0.0"
+			return append(dst, "-0.0"...)
 		}
-		return "0.0"
+		return append(dst, "0.0"...)
 	}
 	a := math.Abs(v)
 	if a >= 1e-3 && a < 1e7 {
-		s := strconv.FormatFloat(v, 'f', -1, 64)
-		if !strings.Contains(s, ".") {
-			s += ".0"
+		start := len(dst)
+		dst = strconv.AppendFloat(dst, v, 'f', -1, 64)
+		for _, c := range dst[start:] {
+			if c == '.' {
+				return dst
+			}
 		}
-		return s
+		return append(dst, ".0"...)
 	}
 	// Scientific: Java writes 1.0E10 and 1.234E-5.
-	s := strconv.FormatFloat(v, 'E', -1, 64)
-	mant, exp, _ := strings.Cut(s, "E")
-	if !strings.Contains(mant, ".") {
-		mant += ".0"
+	var buf [32]byte
+	s := strconv.AppendFloat(buf[:0], v, 'E', -1, 64)
+	e := 0
+	for e < len(s) && s[e] != 'E' {
+		e++
 	}
-	if exp[0] == '+' {
+	mant, exp := s[:e], s[e+1:]
+	dst = append(dst, mant...)
+	hasDot := false
+	for _, c := range mant {
+		hasDot = hasDot || c == '.'
+	}
+	if !hasDot {
+		dst = append(dst, ".0"...)
+	}
+	dst = append(dst, 'E')
+	if exp[0] == '-' {
+		dst = append(dst, '-')
+	}
+	exp = exp[1:] // sign
+	for len(exp) > 1 && exp[0] == '0' {
 		exp = exp[1:]
 	}
-	exp = strings.TrimLeft(exp, "0")
-	if strings.HasPrefix(exp, "-") {
-		exp = "-" + strings.TrimLeft(exp[1:], "0")
-	}
-	return mant + "E" + exp
+	return append(dst, exp...)
 }

@@ -1,0 +1,270 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/sextant-dev/sextant/query"
+	"github.com/sextant-dev/sextant/query/expr"
+	"github.com/sextant-dev/sextant/query/stack"
+	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// item is a stack item as the expression APIs show it.
+type item struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+func describe(it any) item {
+	t := "Expr"
+	switch v := it.(type) {
+	case string:
+		t = "String"
+		return item{Type: t, Value: v}
+	case stack.List:
+		t = "List"
+	case *tags.Query:
+		t = "Query"
+	case *expr.Style:
+		t = "StyleExpr"
+	case expr.DataExpr:
+		t = "DataExpr"
+	case expr.TimeSeriesExpr:
+		t = "TimeSeriesExpr"
+	}
+	return item{Type: t, Value: stack.Format(it)}
+}
+
+func describeAll(items []any) []item {
+	out := make([]item, len(items))
+	for i, it := range items {
+		out[i] = describe(it)
+	}
+	return out
+}
+
+// exprParse serves GET /api/v1/expr: the stack a program leaves, or the
+// error with the word and its position.
+func (a *API) exprParse(w http.ResponseWriter, r *http.Request) {
+	q, err := a.queryParam(r)
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	c, err := query.Exec(q, query.ParseOptions{TZ: a.opts.DefaultTZ, Unstable: r.URL.Query().Get("features") == "unstable"})
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"q": q, "stack": describeAll(c.Result())})
+}
+
+// exprDebug serves GET /api/v1/expr/debug: the stack after each token.
+func (a *API) exprDebug(w http.ResponseWriter, r *http.Request) {
+	q, err := a.queryParam(r)
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	type step struct {
+		Token    string `json:"token"`
+		Position int    `json:"position"`
+		Stack    []item `json:"stack"`
+	}
+	var steps []step
+	_, err = query.Interpreter().Execute(q, stack.Options{
+		Vars: map[string]any{"tz": a.opts.DefaultTZ},
+		Trace: func(tok stack.Token, st []any) {
+			steps = append(steps, step{Token: tok.Text, Position: tok.Pos, Stack: describeAll(st)})
+		},
+	})
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, steps)
+}
+
+// exprNormalize serves GET /api/v1/expr/normalize: each presentation as
+// a canonical program.
+func (a *API) exprNormalize(w http.ResponseWriter, r *http.Request) {
+	q, err := a.queryParam(r)
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	styles, err := query.Parse(q, query.ParseOptions{TZ: a.opts.DefaultTZ})
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	out := make([]string, len(styles))
+	for i, s := range styles {
+		out[i] = s.String()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// exprQueries serves GET /api/v1/expr/queries: the distinct queries the
+// program's data expressions run.
+func (a *API) exprQueries(w http.ResponseWriter, r *http.Request) {
+	q, err := a.queryParam(r)
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	styles, err := query.Parse(q, query.ParseOptions{TZ: a.opts.DefaultTZ})
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	out := []string{}
+	for _, s := range styles {
+		for _, d := range expr.DataExprs(s.Expr) {
+			if qs := d.DataQuery().String(); !slices.Contains(out, qs) {
+				out = append(out, qs)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// completion is the answer of /api/v1/expr/complete.
+type completion struct {
+	// Prefix is the partial token being completed.
+	Prefix string `json:"prefix"`
+	// Words valid on the current stack, filtered by the prefix.
+	Words []wordInfo `json:"words"`
+	// Keys and Values are tag keys, or values of the key on top of the
+	// stack, from the index (restricted by a query on the stack).
+	Keys   []string `json:"keys"`
+	Values []string `json:"values"`
+	// Key is the key whose values are listed.
+	Key string `json:"key,omitempty"`
+}
+
+type wordInfo struct {
+	Name       string `json:"name"`
+	Signature  string `json:"signature"`
+	Summary    string `json:"summary"`
+	Vocabulary string `json:"vocabulary"`
+	Deprecated bool   `json:"deprecated,omitempty"`
+}
+
+// maxCompletions bounds each list of candidates.
+const maxCompletions = 100
+
+// exprComplete serves GET /api/v1/expr/complete: what may follow a
+// partial program. The text after the last comma is the prefix; the rest
+// runs, and the words whose signature fits the stack (and start with the
+// prefix) are offered, with tag keys or values when a query is being typed.
+func (a *API) exprComplete(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q := v.Get("q")
+	if len(q) > a.opts.MaxQueryLength {
+		a.writeError(w, badParam("q", "%d bytes long, limit is %d", len(q), a.opts.MaxQueryLength))
+		return
+	}
+	done, prefix := "", q
+	if i := strings.LastIndexByte(q, ','); i >= 0 {
+		done, prefix = q[:i], q[i+1:]
+	}
+	prefix = strings.TrimSpace(prefix)
+	c, err := query.Interpreter().Execute(done, stack.Options{Vars: map[string]any{"tz": a.opts.DefaultTZ}})
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	st := c.Stack
+	out := completion{Prefix: prefix, Words: []wordInfo{}, Keys: []string{}, Values: []string{}}
+	seen := map[string]bool{}
+	wordPrefix := strings.TrimPrefix(prefix, ":")
+	if prefix == "" || strings.HasPrefix(prefix, ":") {
+		for _, voc := range expr.Vocabularies {
+			for _, wd := range voc.Words {
+				if wd.Name == "named-rewrite" || seen[wd.Name] || !strings.HasPrefix(wd.Name, wordPrefix) || !wd.Matches(st) {
+					continue
+				}
+				seen[wd.Name] = true
+				out.Words = append(out.Words, wordInfo{Name: ":" + wd.Name, Signature: wd.Signature(), Summary: wd.Summary,
+					Vocabulary: voc.Name, Deprecated: wd.Deprecated})
+				if len(out.Words) >= maxCompletions {
+					break
+				}
+			}
+		}
+	}
+	if !strings.HasPrefix(prefix, ":") {
+		if err := a.completeTags(r.Context(), st, prefix, &out); err != nil {
+			a.writeError(w, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// completeTags offers values when the top of the stack is a tag key being
+// matched (k,<prefix>), keys otherwise; a query below restricts both.
+func (a *API) completeTags(ctx context.Context, st []any, prefix string, out *completion) error {
+	ctx, cancel := context.WithTimeout(ctx, a.opts.QueryTimeout)
+	defer cancel()
+	var restrict *tags.Query
+	for i := len(st) - 1; i >= 0; i-- {
+		if q, ok := st[i].(*tags.Query); ok {
+			restrict = q
+			break
+		}
+	}
+	// Start the sorted listing just before the prefix: every name with the
+	// prefix follows, and the first name without it ends the scan.
+	after := ""
+	if b := []byte(prefix); len(b) > 0 && b[len(b)-1] > 0 {
+		b[len(b)-1]--
+		after = string(b) + "\xff\xff\xff\xff\xff\xff\xff\xff"
+	}
+	list := func(key string) ([]string, error) {
+		got, err := a.opts.Querier.Tags(ctx, tsdb.TagsRequest{Key: key, Query: restrict, After: after, Limit: maxCompletions + 16})
+		if err != nil {
+			return nil, err
+		}
+		names := []string{}
+		for _, t := range got {
+			if !strings.HasPrefix(t.Name, prefix) {
+				if t.Name > prefix {
+					break
+				}
+				continue
+			}
+			names = append(names, t.Name)
+			if len(names) >= maxCompletions {
+				break
+			}
+		}
+		return names, nil
+	}
+	if n := len(st); n > 0 {
+		if k, ok := st[n-1].(string); ok && (n == 1 || !isString(st[n-2])) {
+			vals, err := list(k)
+			if err != nil {
+				return err
+			}
+			out.Key, out.Values = k, append(out.Values, vals...)
+			return nil
+		}
+	}
+	keys, err := list("")
+	if err != nil {
+		return err
+	}
+	out.Keys = append(out.Keys, keys...)
+	return nil
+}
+
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
+}

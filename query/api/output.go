@@ -1,0 +1,267 @@
+package api
+
+import (
+	"bytes"
+	"image/color"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sextant-dev/sextant/query"
+	"github.com/sextant-dev/sextant/query/chart"
+	"github.com/sextant-dev/sextant/query/eval"
+	"github.com/sextant-dev/sextant/query/expr"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// appendJSON writes format=json (and std.json): asl.md §3.3, with
+// non-finite values as the strings "NaN" and "Infinity".
+func appendJSON(b *bytes.Buffer, g *graphRequest, res *query.Result, took time.Duration) {
+	buf := make([]byte, 0, 64*1024)
+	buf = append(buf, `{"start":`...)
+	buf = strconv.AppendInt(buf, g.rng.Start, 10)
+	buf = append(buf, `,"step":`...)
+	buf = strconv.AppendInt(buf, g.rng.Step, 10)
+	buf = appendLegends(buf, res.Lines)
+	buf = appendMetrics(buf, res.Lines)
+	buf = append(buf, `,"values":[`...)
+	n := g.rng.N()
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '[')
+		for j, l := range res.Lines {
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendValue(buf, l.Values[i])
+		}
+		buf = append(buf, ']')
+		if len(buf) > 1<<20 {
+			b.Write(buf)
+			buf = buf[:0]
+		}
+	}
+	buf = append(buf, `],"notices":[]`...)
+	if g.explain {
+		st := res.Stats
+		points := int64(n)
+		buf = append(buf, `,"explain":{"dataFetchTime":`...)
+		buf = strconv.AppendInt(buf, st.FetchTime.Milliseconds(), 10)
+		buf = append(buf, `,"totalTime":`...)
+		buf = strconv.AppendInt(buf, took.Milliseconds(), 10)
+		buf = append(buf, `,"seriesScanned":`...)
+		buf = strconv.AppendInt(buf, int64(st.SeriesScanned), 10)
+		buf = append(buf, `,"inputLines":`...)
+		buf = strconv.AppendInt(buf, int64(st.InputLines), 10)
+		buf = append(buf, `,"graphLines":`...)
+		buf = strconv.AppendInt(buf, int64(len(res.Lines)), 10)
+		buf = append(buf, `,"inputDatapoints":`...)
+		buf = strconv.AppendInt(buf, int64(st.DatapointsScanned), 10)
+		buf = append(buf, `,"graphDatapoints":`...)
+		buf = strconv.AppendInt(buf, int64(len(res.Lines))*points, 10)
+		buf = append(buf, '}')
+	}
+	buf = append(buf, "}\n"...)
+	b.Write(buf)
+}
+
+func appendLegends(buf []byte, lines []query.Line) []byte {
+	buf = append(buf, `,"legend":[`...)
+	for i, l := range lines {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, l.Label)
+	}
+	return append(buf, ']')
+}
+
+func appendMetrics(buf []byte, lines []query.Line) []byte {
+	buf = append(buf, `,"metrics":[`...)
+	for i, l := range lines {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendTags(buf, l.Tags)
+	}
+	return append(buf, ']')
+}
+
+func appendTags(buf []byte, ts tags.Set) []byte {
+	buf = append(buf, '{')
+	for i, t := range ts {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, t.Key)
+		buf = append(buf, ':')
+		buf = appendString(buf, t.Value)
+	}
+	return append(buf, '}')
+}
+
+func appendValue(buf []byte, v float64) []byte {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		buf = append(buf, '"')
+		buf = expr.AppendDouble(buf, v)
+		return append(buf, '"')
+	}
+	return expr.AppendDouble(buf, v)
+}
+
+// appendString writes a JSON string.
+func appendString(buf []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	buf = append(buf, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			buf = append(buf, c)
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				buf = append(buf, `\ufffd`...)
+			} else {
+				buf = append(buf, s[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		switch c {
+		case '"', '\\':
+			buf = append(buf, '\\', c)
+		case '\n':
+			buf = append(buf, '\\', 'n')
+		case '\t':
+			buf = append(buf, '\\', 't')
+		case '\r':
+			buf = append(buf, '\\', 'r')
+		default:
+			buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
+		}
+		i++
+	}
+	return append(buf, '"')
+}
+
+// appendStatsJSON writes format=stats.json: the summary of each line.
+func appendStatsJSON(b *bytes.Buffer, g *graphRequest, res *query.Result) {
+	buf := make([]byte, 0, 4096)
+	buf = append(buf, `{"start":`...)
+	buf = strconv.AppendInt(buf, g.rng.Start, 10)
+	buf = append(buf, `,"end":`...)
+	buf = strconv.AppendInt(buf, g.rng.End, 10)
+	buf = append(buf, `,"step":`...)
+	buf = strconv.AppendInt(buf, g.rng.Step, 10)
+	buf = appendLegends(buf, res.Lines)
+	buf = appendMetrics(buf, res.Lines)
+	buf = append(buf, `,"stats":[`...)
+	for i, l := range res.Lines {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		s := eval.Summarize(l.Values)
+		buf = append(buf, `{"count":`...)
+		buf = strconv.AppendInt(buf, int64(s.Count), 10)
+		for _, f := range []struct {
+			k string
+			v float64
+		}{{"avg", s.Avg()}, {"total", s.Total}, {"max", s.Max}, {"min", s.Min}, {"last", s.Last}} {
+			buf = append(buf, ',', '"')
+			buf = append(buf, f.k...)
+			buf = append(buf, '"', ':')
+			buf = appendValue(buf, f.v)
+		}
+		buf = append(buf, '}')
+	}
+	buf = append(buf, "],\"notices\":[]}\n"...)
+	b.Write(buf)
+}
+
+// writeCSV writes format=csv (comma, quoted header) or txt (tab): a
+// timestamp column and one column per line.
+func writeCSV(b *bytes.Buffer, g *graphRequest, res *query.Result, sep byte) {
+	quote := func(s string) string {
+		if sep == '\t' {
+			return strings.NewReplacer("\t", " ", "\n", " ").Replace(s)
+		}
+		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	}
+	b.WriteString(quote("timestamp"))
+	for _, l := range res.Lines {
+		b.WriteByte(sep)
+		b.WriteString(quote(l.Label))
+	}
+	b.WriteByte('\n')
+	buf := make([]byte, 0, 64)
+	for i := 0; i < g.rng.N(); i++ {
+		t := g.rng.Start + int64(i)*g.rng.Step
+		b.WriteString(time.UnixMilli(t).In(g.loc).Format(time.RFC3339))
+		for _, l := range res.Lines {
+			b.WriteByte(sep)
+			b.Write(expr.AppendDouble(buf[:0], l.Values[i]))
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// writeErrorImage answers a png request that failed with an image of the
+// message, so a broken dashboard panel says what is wrong.
+func (a *API) writeErrorImage(w http.ResponseWriter, v url.Values, err error) {
+	code, body := a.errorOf(err)
+	width, e1 := strconv.Atoi(v.Get("w"))
+	height, e2 := strconv.Atoi(v.Get("h"))
+	if e1 != nil || width < 100 || width > 4000 {
+		width = 700
+	}
+	if e2 != nil || height < 50 || height > 4000 {
+		height = 300
+	}
+	s := &chart.Scene{W: width, H: height, Background: color.NRGBA{0xff, 0xff, 0xff, 0xff}}
+	red := color.NRGBA{0xcc, 0x00, 0x00, 0xff}
+	s.Ops = append(s.Ops, chart.Rect{X: 0, Y: 0, W: float64(width), H: 3, Fill: red})
+	y := 24.0
+	for _, line := range wrap(strconv.Itoa(code)+" "+body.Message, max(10, (width-16)/7)) {
+		if y > float64(height)-8 {
+			break
+		}
+		s.Ops = append(s.Ops, chart.Text{X: 8, Y: y, S: line, Color: red})
+		y += 16
+	}
+	var buf bytes.Buffer
+	if err := chart.WritePNG(&buf, s); err != nil {
+		a.writeError(w, err)
+		return
+	}
+	a.reg.Counter("sextant.query.errors", "status", strconv.Itoa(code)).Increment()
+	w.Header().Set("Content-Type", "image/png")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// wrap splits s into lines of at most n characters, at spaces when it can.
+func wrap(s string, n int) []string {
+	var out []string
+	for len([]rune(s)) > n {
+		r := []rune(s)
+		cut := n
+		for i := n; i > n/2; i-- {
+			if r[i] == ' ' {
+				cut = i
+				break
+			}
+		}
+		out = append(out, string(r[:cut]))
+		s = strings.TrimLeft(string(r[cut:]), " ")
+	}
+	return append(out, s)
+}
