@@ -2,11 +2,11 @@ package api
 
 import (
 	"bytes"
-	"strconv"
 	"context"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
