@@ -23,7 +23,7 @@ test:
 
 ## bench: the full benchmarks of docs/benchmarks.md (100 000 series × 360 steps)
 bench:
-	$(GO) test -run='^$$' -bench=. -benchtime=2s -timeout 60m ./tsdb/...
+	$(GO) test -run='^$$' -bench=. -benchtime=2s -timeout 60m ./tsdb/... ./query/...
 
 ## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
 FUZZTIME ?= 30s

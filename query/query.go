@@ -43,7 +43,7 @@ func Parse(program string, opts ParseOptions) ([]*expr.Style, error) {
 	for i, it := range items {
 		s, ok := expr.AsStyle(it)
 		if !ok {
-			return nil, &stack.Error{Word: stack.Format(it), Pos: len(program), Token: -1,
+			return nil, &stack.Error{Word: stack.Format(it), Pos: len(program), Token: tokenCount(program),
 				Msg: fmt.Sprintf("expecting time series expr, found %s at stack position %d", stack.Describe([]any{it}), i)}
 		}
 		out = append(out, s)
@@ -73,12 +73,19 @@ func ParseQuery(program string) (*tags.Query, error) {
 	}
 	items := c.Result()
 	if len(items) != 1 {
-		return nil, &stack.Error{Pos: len(program), Token: -1, Msg: fmt.Sprintf("expecting one query, found %d items", len(items))}
+		return nil, &stack.Error{Pos: len(program), Token: tokenCount(program), Msg: fmt.Sprintf("expecting one query, found %d items", len(items))}
 	}
 	q, ok := items[0].(*tags.Query)
 	if !ok {
-		return nil, &stack.Error{Word: stack.Format(items[0]), Pos: len(program), Token: -1,
+		return nil, &stack.Error{Word: stack.Format(items[0]), Pos: len(program), Token: tokenCount(program),
 			Msg: fmt.Sprintf("expecting a query, found %s", stack.Describe(items))}
 	}
 	return q, nil
+}
+
+// tokenCount is the number of tokens of a program that ran: errors about
+// what it left point just past its end.
+func tokenCount(program string) int {
+	toks, _ := stack.Tokenize(program)
+	return len(toks)
 }

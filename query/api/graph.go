@@ -154,7 +154,9 @@ func (a *API) writeGraph(w http.ResponseWriter, g *graphRequest, res *query.Resu
 	ctype := "application/json"
 	switch g.format {
 	case "json", "std.json":
-		appendJSON(&buf, g, res, took)
+		w.Header().Set("Content-Type", ctype)
+		_, err := w.Write(appendJSON(nil, g, res, took))
+		return err
 	case "stats.json":
 		appendStatsJSON(&buf, g, res)
 	case "csv":

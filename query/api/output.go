@@ -20,8 +20,12 @@ import (
 
 // appendJSON writes format=json (and std.json): asl.md §3.3, with
 // non-finite values as the strings "NaN" and "Infinity".
-func appendJSON(b *bytes.Buffer, g *graphRequest, res *query.Result, took time.Duration) {
-	buf := make([]byte, 0, 64*1024)
+func appendJSON(buf []byte, g *graphRequest, res *query.Result, took time.Duration) []byte {
+	n := g.rng.N()
+	// Size the buffer once: about 20 bytes a value.
+	if need := 256 + len(res.Lines)*(64+20*n); cap(buf)-len(buf) < need {
+		buf = append(make([]byte, 0, len(buf)+need), buf...)
+	}
 	buf = append(buf, `{"start":`...)
 	buf = strconv.AppendInt(buf, g.rng.Start, 10)
 	buf = append(buf, `,"step":`...)
@@ -29,7 +33,6 @@ func appendJSON(b *bytes.Buffer, g *graphRequest, res *query.Result, took time.D
 	buf = appendLegends(buf, res.Lines)
 	buf = appendMetrics(buf, res.Lines)
 	buf = append(buf, `,"values":[`...)
-	n := g.rng.N()
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			buf = append(buf, ',')
@@ -42,10 +45,6 @@ func appendJSON(b *bytes.Buffer, g *graphRequest, res *query.Result, took time.D
 			buf = appendValue(buf, l.Values[i])
 		}
 		buf = append(buf, ']')
-		if len(buf) > 1<<20 {
-			b.Write(buf)
-			buf = buf[:0]
-		}
 	}
 	buf = append(buf, `],"notices":[]`...)
 	if g.explain {
@@ -67,8 +66,7 @@ func appendJSON(b *bytes.Buffer, g *graphRequest, res *query.Result, took time.D
 		buf = strconv.AppendInt(buf, int64(len(res.Lines))*points, 10)
 		buf = append(buf, '}')
 	}
-	buf = append(buf, "}\n"...)
-	b.Write(buf)
+	return append(buf, "}\n"...)
 }
 
 func appendLegends(buf []byte, lines []query.Line) []byte {

@@ -24,16 +24,7 @@ import (
 // runs.
 const benchStart = int64(1_700_006_400_000) // a block boundary
 
-func benchSize() (series, samples int) {
-	series, samples = 100_000, 360
-	if v, err := strconv.Atoi(os.Getenv("SEXTANT_BENCH_SERIES")); err == nil && v > 0 {
-		series = v
-	}
-	if v, err := strconv.Atoi(os.Getenv("SEXTANT_BENCH_SAMPLES")); err == nil && v > 0 {
-		samples = v
-	}
-	return series, samples
-}
+func benchSize() (series, samples int) { return tsdbtest.BenchSize() }
 
 var (
 	benchWorkloadOnce sync.Once

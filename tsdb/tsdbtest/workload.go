@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -48,6 +49,20 @@ func (w *Workload) Batch(b *tsdb.Batch, t, from, to int, refs []tsdb.SeriesRef) 
 		}
 		b.Points = append(b.Points, p)
 	}
+}
+
+// BenchSize is the size of benchmark workloads: 100 000 series × 360
+// samples at 60 s (6 h), as docs/benchmarks.md reports, unless
+// SEXTANT_BENCH_SERIES and SEXTANT_BENCH_SAMPLES shrink it for smoke runs.
+func BenchSize() (series, samples int) {
+	series, samples = 100_000, 360
+	if v, err := strconv.Atoi(os.Getenv("SEXTANT_BENCH_SERIES")); err == nil && v > 0 {
+		series = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("SEXTANT_BENCH_SAMPLES")); err == nil && v > 0 {
+		samples = v
+	}
+	return series, samples
 }
 
 // LoadTsload returns the tsload workload of n series × samples at 60 s

@@ -1,0 +1,54 @@
+package query_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
+)
+
+const mod = "github.com/sextant-dev/sextant/"
+
+// TestDeps enforces the layering of STYLE.md §2 for the query packages.
+func TestDeps(t *testing.T) {
+	t.Parallel()
+	only := func(allowed ...string) func(string) string {
+		return func(d string) string {
+			if !strings.HasPrefix(d, mod) {
+				return ""
+			}
+			for _, a := range allowed {
+				if d == mod+a {
+					return ""
+				}
+			}
+			return "not a lower layer of this package"
+		}
+	}
+	tsdbContract := []string{"tsdb", "tsdb/tags"}
+	tsdbtest.CheckDeps(t, mod+"query/stack", func(d string) string {
+		if d != mod+"query/stack" {
+			return "the interpreter uses the standard library only"
+		}
+		return ""
+	})
+	tsdbtest.CheckDeps(t, mod+"query/expr", only("query/expr", "query/stack", "tsdb/tags"))
+	tsdbtest.CheckDeps(t, mod+"query/eval", only(append(tsdbContract, "query/eval", "query/expr", "query/stack")...))
+	tsdbtest.CheckDeps(t, mod+"query/chart", only("query/chart"))
+	tsdbtest.CheckDeps(t, mod+"query", only(append(tsdbContract, "query", "query/eval", "query/expr", "query/stack")...))
+	tsdbtest.CheckDeps(t, mod+"query/api", func(d string) string {
+		for _, store := range []string{"tsdb/db", "tsdb/head", "tsdb/disk", "tsdb/index", "tsdb/chunk", "tsdb/wal", "ingest", "ui", "alerting", "tracing", "cmd"} {
+			if d == mod+store || strings.HasPrefix(d, mod+store+"/") {
+				return "query sees storage only through the tsdb contract"
+			}
+		}
+		return ""
+	})
+	for _, pkg := range []string{"query", "query/stack", "query/expr", "query/eval", "query/chart"} {
+		for _, d := range tsdbtest.Imports(t, mod+pkg) {
+			if strings.HasPrefix(d, "net/http") {
+				t.Errorf("%s imports %s: only query/api speaks HTTP", pkg, d)
+			}
+		}
+	}
+}
