@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	// Time zones (tz=US/Pacific) on hosts without a zone database.
+	_ "time/tzdata"
 
 	"github.com/sextant-dev/sextant/lib"
 	"github.com/sextant-dev/sextant/query"

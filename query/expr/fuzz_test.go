@@ -3,6 +3,7 @@ package expr
 import (
 	"testing"
 	"time"
+	_ "time/tzdata"
 )
 
 func FuzzParseDuration(f *testing.F) {
