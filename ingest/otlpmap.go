@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -279,12 +280,14 @@ func (c *otlpConverter) spread(u bucketUnit, lo, hi, n float64) {
 	}
 }
 
-// bucketOf returns the percentile bucket of a (scaled) value.
+// bucketOf returns the first percentile bucket whose upper limit is at
+// least v: where the range (v, ...] starts overlapping buckets.
 func bucketOf(v float64) int {
 	if v >= math.MaxInt64 {
 		return lib.NumPercentileBuckets - 1
 	}
-	return lib.PercentileBucketIndex(int64(math.Ceil(v)))
+	x := int64(math.Ceil(v))
+	return sort.Search(lib.NumPercentileBuckets, func(i int) bool { return lib.PercentileBucketLimit(i) >= x })
 }
 
 // distribution emits the series of a histogram datapoint whose buckets are

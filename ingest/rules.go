@@ -2,91 +2,47 @@ package ingest
 
 import (
 	"fmt"
-	"strings"
 
+	"github.com/sextant-dev/sextant/lib/wire"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
-// Rules are the tag validation rules of Atlas's publish API
-// (atlas-webapi reference.conf), with its defaults. Failures are reported
-// with Atlas's messages.
+// Rules are the tag rules of lib/wire (Atlas's publish rules, shared with
+// the client library) with the byte classes the decoders scan with.
 type Rules struct {
-	KeyMin, KeyMax       int    // key length: 2..60
-	NameMin, NameMax     int    // length of the name value: 2..255
-	ValueMin, ValueMax   int    // length of other values: 1..120
-	Chars                string // characters allowed in keys and values
-	MaxUserTags          int    // tags without a reserved prefix: 20
-	MaxTags              int    // all tags: 30
-	Reserved             map[string][]string
-	allowed              [256]bool
-	scanClass            [256]uint8 // for decoders: see classTag...
-	prefixFirst          [256]bool
-	reservedKeys         map[string]bool
-	reservedPrefixesList []string
+	*wire.Rules
+	scanClass [256]uint8 // for decoders: see classTag...
 }
 
 // DefaultRules returns Atlas's defaults.
-func DefaultRules() *Rules {
-	r := &Rules{
-		KeyMin: 2, KeyMax: 60, NameMin: 2, NameMax: 255, ValueMin: 1, ValueMax: 120,
-		Chars: "-._A-Za-z0-9^~", MaxUserTags: 20, MaxTags: 30,
-		Reserved: map[string][]string{
-			"nf.": {"account", "ami", "app", "asg", "cluster", "container", "country", "country.rollup", "job",
-				"node", "process", "region", "shard1", "shard2", "stack", "subnet", "task", "vmtype", "vpc", "zone"},
-			"atlas.": {"aggr", "dstype", "offset", "legacy"},
-		},
-	}
-	r.compile()
-	return r
-}
+func DefaultRules() *Rules { return NewRules(wire.DefaultRules()) }
 
-// compile prepares the lookup tables.
-func (r *Rules) compile() {
-	for i := 0; i < len(r.Chars); i++ {
-		c := r.Chars[i]
-		// A range like A-Z, as in Atlas's AsciiSet patterns; a leading or
-		// trailing - is literal.
-		if i+2 < len(r.Chars) && r.Chars[i+1] == '-' {
-			for x := c; x <= r.Chars[i+2]; x++ {
-				r.allowed[x] = true
-			}
-			i += 2
-			continue
-		}
-		r.allowed[c] = true
-	}
+// NewRules wraps compiled wire rules.
+func NewRules(w *wire.Rules) *Rules {
+	r := &Rules{Rules: w}
 	for c := range r.scanClass {
 		switch {
 		case c == '"':
 			r.scanClass[c] = classQuote
 		case c == '\\':
 			r.scanClass[c] = classEscape
-		case !r.allowed[c]:
+		case !w.Allowed(byte(c)):
 			r.scanClass[c] = classOther
 		}
 	}
-	r.reservedKeys = map[string]bool{}
-	for prefix, keys := range r.Reserved {
-		r.reservedPrefixesList = append(r.reservedPrefixesList, prefix)
-		if prefix != "" {
-			r.prefixFirst[prefix[0]] = true
-		}
-		for _, k := range keys {
-			r.reservedKeys[prefix+k] = true
-		}
-	}
+	return r
 }
 
-// Rejection reasons of the rules, used as the reason tag of
-// ingest.rejected.
+// Rejection reasons, used as the reason tag of sextant.ingest.rejected:
+// the rules' and the ingest path's own.
 const (
-	ReasonMissingName    = "MissingName"
-	ReasonKeyLength      = "KeyLength"
-	ReasonValueLength    = "ValueLength"
-	ReasonCharacters     = "InvalidCharacters"
-	ReasonUserTags       = "MaxUserTags"
-	ReasonTags           = "MaxTags"
-	ReasonReserved       = "ReservedKey"
+	ReasonMissingName    = wire.ReasonMissingName
+	ReasonKeyLength      = wire.ReasonKeyLength
+	ReasonValueLength    = wire.ReasonValueLength
+	ReasonCharacters     = wire.ReasonCharacters
+	ReasonUserTags       = wire.ReasonUserTags
+	ReasonTags           = wire.ReasonTags
+	ReasonReserved       = wire.ReasonReserved
 	ReasonTimestamp      = "InvalidTimestamp"
 	ReasonValue          = "InvalidValue"
 	ReasonDataTooOld     = "DataTooOld"
@@ -119,10 +75,10 @@ func (r *Rules) validate(ts tags.Set, checkChars bool) (reason, msg string) {
 	}
 	user := 0
 	for _, t := range ts {
-		if reason, msg := r.validateTag(t.Key, t.Value, checkChars); reason != "" {
+		if reason, msg := r.CheckTag(t.Key, t.Value, checkChars); reason != "" {
 			return reason, msg
 		}
-		if !r.restricted(t.Key) {
+		if !r.Restricted(t.Key) {
 			user++
 		}
 	}
@@ -130,82 +86,4 @@ func (r *Rules) validate(ts tags.Set, checkChars bool) (reason, msg string) {
 		return ReasonUserTags, fmt.Sprintf("too many user tags: %d > %d", user, r.MaxUserTags)
 	}
 	return "", ""
-}
-
-func (r *Rules) validateTag(k, v string, checkChars bool) (reason, msg string) {
-	switch n := len(k); {
-	case n > r.KeyMax:
-		return ReasonKeyLength, fmt.Sprintf("key too long: [%s] (%d > %d)", k, n, r.KeyMax)
-	case n < r.KeyMin:
-		return ReasonKeyLength, fmt.Sprintf("key too short: [%s] (%d < %d)", k, n, r.KeyMin)
-	}
-	lo, hi := r.ValueMin, r.ValueMax
-	if k == tags.NameKey {
-		lo, hi = r.NameMin, r.NameMax
-	}
-	switch n := len(v); {
-	case n > hi:
-		return ReasonValueLength, fmt.Sprintf("value too long: %s = [%s] (%d > %d)", k, v, n, hi)
-	case n < lo:
-		return ReasonValueLength, fmt.Sprintf("value too short: %s = [%s] (%d < %d)", k, v, n, lo)
-	}
-	if checkChars && !r.validChars(k) {
-		return ReasonCharacters, fmt.Sprintf("invalid characters in key: [%s] ([%s] are allowed)", k, r.Chars)
-	}
-	if checkChars && !r.validChars(v) {
-		return ReasonCharacters, fmt.Sprintf("invalid characters in value: %s = [%s] ([%s] are allowed)", k, v, r.Chars)
-	}
-	if r.maybeReserved(k) {
-		for _, p := range r.reservedPrefixesList {
-			if strings.HasPrefix(k, p) && !r.reservedKeys[k] {
-				return ReasonReserved, fmt.Sprintf("invalid key for reserved prefix '%s': %s", p, k)
-			}
-		}
-	}
-	return "", ""
-}
-
-// maybeReserved is a cheap filter before the prefix checks: whether k
-// starts with the first byte of a reserved prefix.
-func (r *Rules) maybeReserved(k string) bool {
-	return len(k) > 0 && r.prefixFirst[k[0]]
-}
-
-func (r *Rules) validChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !r.allowed[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// restricted reports whether k has a reserved prefix: such tags are not
-// user tags.
-func (r *Rules) restricted(k string) bool {
-	if !r.maybeReserved(k) {
-		return false
-	}
-	for _, p := range r.reservedPrefixesList {
-		if strings.HasPrefix(k, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// Sanitize returns s with every character the rules do not allow replaced
-// by '_'. Protocols whose attributes are not Atlas tags (OTLP, remote
-// write) map them this way.
-func (r *Rules) Sanitize(s string) string {
-	if r.validChars(s) {
-		return s
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if !r.allowed[c] {
-			b[i] = '_'
-		}
-	}
-	return string(b)
 }

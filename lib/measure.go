@@ -10,56 +10,64 @@ import (
 type Measurement struct {
 	Id    Id
 	Value float64
-	// Gauge reports whether the value is a sampled gauge (statistic gauge
-	// or max) rather than a rate; publishers set atlas.dstype from it.
+	// Gauge reports whether the value is sampled (statistic gauge, max,
+	// activeTasks, duration) rather than a rate; publishers set
+	// atlas.dstype from it.
 	Gauge bool
+}
+
+// emitter collects the measurements of one step.
+type emitter struct {
+	secs float64
+	out  []Measurement
+}
+
+// rate reports an increase over the step as a rate per second. Decreases
+// (a counter cannot fall) and NaN are dropped. An empty stat means the id
+// already carries its statistic.
+func (e *emitter) rate(id Id, stat string, delta float64) {
+	if !(delta >= 0) || math.IsInf(delta, 0) {
+		return
+	}
+	if stat != "" {
+		id = id.WithTag("statistic", stat)
+	}
+	e.out = append(e.out, Measurement{Id: id, Value: delta / e.secs})
+}
+
+// gauge reports a sampled value; NaN (nothing sampled) is dropped.
+func (e *emitter) gauge(id Id, stat string, v float64) {
+	if v != v {
+		return
+	}
+	e.out = append(e.out, Measurement{Id: id.WithTag("statistic", stat), Value: v, Gauge: true})
 }
 
 // Measure returns the measurements of every registered meter for the step
 // that just ended, step long, and starts the next step: counters and
 // totals report their increase as a rate per second, gauges their value,
-// and maxima the largest value seen during the step. Measure is meant to
-// be called once per step by one publisher.
+// maxima the largest value of the step. Meters idle longer than the
+// registry's ExpireAfter are dropped. Measure is meant to be called once
+// per step by one publisher.
 func (r *Registry) Measure(step time.Duration) []Measurement {
-	secs := step.Seconds()
-	var out []Measurement
-	stat := func(id Id, s string, v float64, gauge bool) {
-		if math.IsNaN(v) {
-			return
-		}
-		out = append(out, Measurement{Id: id.WithTag("statistic", s), Value: v, Gauge: gauge})
+	if r == nil {
+		return nil
 	}
-	r.Meters(func(m any) {
-		switch m := m.(type) {
-		case *Counter:
-			stat(m.id, StatCount, m.step.delta(m.Count())/secs, false)
-		case *Gauge:
-			stat(m.id, StatGauge, m.Value(), true)
-		case *MaxGauge:
-			stat(m.id, StatMax, m.value.swap(nan), true)
-		case *Timer:
-			stat(m.id, StatCount, m.steps[0].delta(float64(m.count.Load()))/secs, false)
-			stat(m.id, StatTotalTime, m.steps[1].delta(float64(m.total.Load()))/1e9/secs, false)
-			stat(m.id, StatTotalOfSquares, m.steps[2].delta(m.squares.load())/1e18/secs, false)
-			if mx := m.max.Swap(0); m.steps[0].last > 0 || mx > 0 {
-				stat(m.id, StatMax, float64(mx)/1e9, true)
-			}
-		case *DistributionSummary:
-			stat(m.id, StatCount, m.steps[0].delta(float64(m.count.Load()))/secs, false)
-			stat(m.id, StatTotalAmount, m.steps[1].delta(m.total.load())/secs, false)
-			stat(m.id, StatTotalOfSquares, m.steps[2].delta(m.squares.load())/secs, false)
-			stat(m.id, StatMax, m.max.swap(nan), true)
+	e := &emitter{secs: step.Seconds()}
+	if e.secs <= 0 {
+		e.secs = 1
+	}
+	now := r.opts.Clock()
+	for _, en := range r.entries() {
+		n := len(e.out)
+		if en.m.measure(e) {
+			en.lastActive = now
+			continue
 		}
-	})
-	return out
-}
-
-// stepState remembers a cumulative value at the last Measure.
-type stepState struct{ last float64 }
-
-// delta returns the increase since the last call and remembers cur.
-func (s *stepState) delta(cur float64) float64 {
-	d := cur - s.last
-	s.last = cur
-	return d
+		if now.Sub(en.lastActive) >= r.opts.ExpireAfter {
+			e.out = e.out[:n] // an expiring meter publishes nothing more
+			r.expire(en)
+		}
+	}
+	return e.out
 }

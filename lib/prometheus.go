@@ -41,6 +41,22 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 		bw.WriteString(formatFloat(v))
 		bw.WriteByte('\n')
 	}
+	timer := func(m *Timer) {
+		n := promName(m.id.name) + "_seconds"
+		typ(n, "summary")
+		line(n+"_count", m.id, float64(m.count.Load()))
+		line(n+"_sum", m.id, float64(m.total.Load())/1e9)
+		typ(n+"_max", "gauge")
+		line(n+"_max", m.id, float64(m.max.Load())/1e9)
+	}
+	summary := func(m *DistributionSummary) {
+		n := promName(m.id.name)
+		typ(n, "summary")
+		line(n+"_count", m.id, float64(m.count.Load()))
+		line(n+"_sum", m.id, m.total.load())
+		typ(n+"_max", "gauge")
+		line(n+"_max", m.id, m.max.load())
+	}
 	r.Meters(func(m any) {
 		switch m := m.(type) {
 		case *Counter:
@@ -56,19 +72,19 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 			typ(n, "gauge")
 			line(n, m.id, m.Value())
 		case *Timer:
-			n := promName(m.id.name) + "_seconds"
-			typ(n, "summary")
-			line(n+"_count", m.id, float64(m.count.Load()))
-			line(n+"_sum", m.id, float64(m.total.Load())/1e9)
-			typ(n+"_max", "gauge")
-			line(n+"_max", m.id, float64(m.max.Load())/1e9)
+			timer(m)
+		case *PercentileTimer:
+			timer(&m.Timer)
 		case *DistributionSummary:
+			summary(m)
+		case *PercentileDistributionSummary:
+			summary(&m.DistributionSummary)
+		case *LongTaskTimer:
 			n := promName(m.id.name)
-			typ(n, "summary")
-			line(n+"_count", m.id, float64(m.count.Load()))
-			line(n+"_sum", m.id, m.total.load())
-			typ(n+"_max", "gauge")
-			line(n+"_max", m.id, m.max.load())
+			typ(n+"_active_tasks", "gauge")
+			line(n+"_active_tasks", m.id, float64(m.ActiveTasks()))
+			typ(n+"_duration_seconds", "gauge")
+			line(n+"_duration_seconds", m.id, m.Duration().Seconds())
 		}
 	})
 	return bw.Flush()

@@ -1,5 +1,0 @@
-package lib
-
-import "math"
-
-var nan = math.NaN()
