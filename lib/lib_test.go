@@ -143,7 +143,7 @@ func TestPercentileTimer(t *testing.T) {
 	for i := 1; i <= 100; i++ {
 		pt.Record(time.Duration(i) * time.Millisecond)
 	}
-	pt.Record(5 * time.Minute) // beyond the range: the last bucket
+	pt.Record(5 * time.Minute)  // beyond the range: the last bucket
 	pt.Record(time.Microsecond) // below it: the first
 	got := measure(r, time.Second)
 	total := 0.0

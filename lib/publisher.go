@@ -84,9 +84,9 @@ func (o PublisherOptions) withDefaults() PublisherOptions {
 // the next step starts or dropped (and counted), and memory holds at most
 // one step of measurements.
 type Publisher struct {
-	reg    *Registry
-	opts   PublisherOptions
-	common []wire.Tag
+	reg     *Registry
+	opts    PublisherOptions
+	common  []wire.Tag
 	stop    chan struct{}
 	done    chan struct{}
 	start   sync.Once
@@ -95,7 +95,7 @@ type Publisher struct {
 	// last is the boundary of the previous step sent (Unix ms); owned by
 	// the run loop, then by Close.
 	last int64
-	m      struct {
+	m    struct {
 		sent, invalid *Counter
 		dropped       func(reason string) *Counter
 	}
@@ -128,7 +128,9 @@ func NewPublisher(reg *Registry, opts PublisherOptions) (*Publisher, error) {
 	// Spectator's own meters: what was sent, dropped and refused.
 	p.m.sent = reg.Counter("spectator.measurements", "id", "sent")
 	p.m.invalid = reg.Counter("spectator.measurements", "id", "invalid")
-	p.m.dropped = func(reason string) *Counter { return reg.Counter("spectator.measurements", "id", "dropped", "error", reason) }
+	p.m.dropped = func(reason string) *Counter {
+		return reg.Counter("spectator.measurements", "id", "dropped", "error", reason)
+	}
 	return p, nil
 }
 
