@@ -58,16 +58,18 @@ func (f *atomicFloat) swap(v float64) float64 {
 // (statistic=count). Safe for concurrent use.
 type Counter struct {
 	meterBase
-	n    atomic.Int64 // whole increments: one atomic add, no CAS loop
-	frac atomicFloat  // fractional amounts
-	last float64      // total at the previous step; owned by Measure
+	cells []counterCell // whole increments, striped (stripe.go)
+	frac  atomicFloat   // fractional amounts
+	last  float64       // total at the previous step; owned by Measure
 }
 
-func newCounter(id Id) *Counter { return &Counter{meterBase: meterBase{id: id}} }
+func newCounter(id Id) *Counter {
+	return &Counter{meterBase: meterBase{id: id}, cells: make([]counterCell, numStripes)}
+}
 
 // Increment adds one.
 func (c *Counter) Increment() {
-	c.n.Add(1)
+	c.cells[stripe()].n.Add(1)
 	c.touch(c)
 }
 
@@ -78,7 +80,7 @@ func (c *Counter) Add(delta float64) {
 		return
 	}
 	if w := int64(delta); float64(w) == delta && w < 1<<53 {
-		c.n.Add(w)
+		c.cells[stripe()].n.Add(w)
 	} else {
 		c.frac.add(delta)
 	}
@@ -86,7 +88,13 @@ func (c *Counter) Add(delta float64) {
 }
 
 // Count returns the total since the counter was created.
-func (c *Counter) Count() float64 { return float64(c.n.Load()) + c.frac.load() }
+func (c *Counter) Count() float64 {
+	var n int64
+	for i := range c.cells {
+		n += c.cells[i].n.Load()
+	}
+	return float64(n) + c.frac.load()
+}
 
 func (c *Counter) measure(e *emitter) bool {
 	cur := c.Count()
@@ -178,14 +186,11 @@ func (g *MaxGauge) measure(e *emitter) bool {
 // longest duration of the step, in seconds).
 type Timer struct {
 	meterBase
-	count   atomic.Int64
-	total   atomic.Int64 // nanoseconds
-	squares atomicFloat  // nanoseconds squared
-	max     atomic.Int64 // nanoseconds, current step
-	last    [3]float64   // count, total, squares at the previous step; owned by Measure
+	cells timerCells // striped (stripe.go); nanoseconds
+	last  [3]float64 // count, total, squares at the previous step; owned by Measure
 }
 
-func newTimer(id Id) *Timer { return &Timer{meterBase: meterBase{id: id}} }
+func newTimer(id Id) *Timer { return &Timer{meterBase: meterBase{id: id}, cells: make(timerCells, numStripes)} }
 
 // Record adds one duration; negative durations are ignored.
 func (t *Timer) Record(d time.Duration) {
@@ -195,13 +200,7 @@ func (t *Timer) Record(d time.Duration) {
 	}
 }
 
-func (t *Timer) record(n int64) {
-	t.count.Add(1)
-	t.total.Add(n)
-	t.squares.add(float64(n) * float64(n))
-	for m := t.max.Load(); n > m && !t.max.CompareAndSwap(m, n); m = t.max.Load() {
-	}
-}
+func (t *Timer) record(n int64) { t.cells[stripe()].record(n) }
 
 // Time runs fn and records how long it took.
 func (t *Timer) Time(fn func()) {
@@ -211,19 +210,26 @@ func (t *Timer) Time(fn func()) {
 }
 
 // Count returns the number of recorded durations.
-func (t *Timer) Count() int64 { return t.count.Load() }
+func (t *Timer) Count() int64 {
+	c, _, _ := t.cells.sums()
+	return c
+}
 
 // TotalTime returns the sum of recorded durations.
-func (t *Timer) TotalTime() time.Duration { return time.Duration(t.total.Load()) }
+func (t *Timer) TotalTime() time.Duration {
+	_, tot, _ := t.cells.sums()
+	return time.Duration(tot)
+}
 
 func (t *Timer) measure(e *emitter) bool {
-	c, tot, sq := float64(t.count.Load()), float64(t.total.Load()), t.squares.load()
+	ci, ti, sq := t.cells.sums()
+	c, tot := float64(ci), float64(ti)
 	dc := c - t.last[0]
 	e.rate(t.id, StatCount, dc)
 	e.rate(t.id, StatTotalTime, (tot-t.last[1])/1e9)
 	e.rate(t.id, StatTotalOfSquares, (sq-t.last[2])/1e18)
 	t.last = [3]float64{c, tot, sq}
-	if mx := t.max.Swap(0); dc > 0 {
+	if mx := t.cells.takeMax(); dc > 0 {
 		e.gauge(t.id, StatMax, float64(mx)/1e9)
 	}
 	return dc > 0

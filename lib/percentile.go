@@ -124,7 +124,7 @@ type PercentileTimer struct {
 }
 
 func newPercentileTimer(id Id, min, max time.Duration) *PercentileTimer {
-	t := &PercentileTimer{Timer: Timer{meterBase: meterBase{id: id}}}
+	t := &PercentileTimer{Timer: *newTimer(id)}
 	t.buckets = newBuckets('T', int64(min), int64(max))
 	return t
 }

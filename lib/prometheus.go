@@ -44,10 +44,9 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 	timer := func(m *Timer) {
 		n := promName(m.id.name) + "_seconds"
 		typ(n, "summary")
-		line(n+"_count", m.id, float64(m.count.Load()))
-		line(n+"_sum", m.id, float64(m.total.Load())/1e9)
-		typ(n+"_max", "gauge")
-		line(n+"_max", m.id, float64(m.max.Load())/1e9)
+		c, tot, _ := m.cells.sums()
+		line(n+"_count", m.id, float64(c))
+		line(n+"_sum", m.id, float64(tot)/1e9)
 	}
 	summary := func(m *DistributionSummary) {
 		n := promName(m.id.name)
