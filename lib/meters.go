@@ -190,7 +190,9 @@ type Timer struct {
 	last  [3]float64 // count, total, squares at the previous step; owned by Measure
 }
 
-func newTimer(id Id) *Timer { return &Timer{meterBase: meterBase{id: id}, cells: make(timerCells, numStripes)} }
+func newTimer(id Id) *Timer {
+	return &Timer{meterBase: meterBase{id: id}, cells: make(timerCells, numStripes)}
+}
 
 // Record adds one duration; negative durations are ignored.
 func (t *Timer) Record(d time.Duration) {
