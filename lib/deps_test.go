@@ -6,20 +6,44 @@ import (
 	"testing"
 )
 
-// TestDeps: lib is imported by applications; it must never pull in the
-// server, and beyond the standard library only the OpenTelemetry SDK.
-func TestDeps(t *testing.T) {
-	t.Parallel()
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./...").Output()
+const mod = "github.com/sextant-dev/sextant/"
+
+func deps(t *testing.T, pkgs ...string) []string {
+	t.Helper()
+	args := append([]string{"list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}"}, pkgs...)
+	out, err := exec.Command("go", args...).Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	for _, d := range strings.Fields(string(out)) {
-		switch {
-		case strings.HasPrefix(d, "github.com/sextant-dev/sextant/lib"):
-		case strings.HasPrefix(d, "go.opentelemetry.io/"):
-		default:
-			t.Errorf("lib depends on %s: lib uses only the standard library and the OpenTelemetry SDK", d)
+	return strings.Fields(string(out))
+}
+
+// TestDeps: lib is imported by applications, so it never pulls in the
+// server. The metrics side (lib, lib/wire) uses only the standard
+// library; lib/trace adds the OpenTelemetry SDK and what its OTLP
+// exporter needs (protobuf and gRPC status types, backoff, logr).
+func TestDeps(t *testing.T) {
+	t.Parallel()
+	for _, d := range deps(t, "./", "./wire") {
+		if d != mod+"lib" && d != mod+"lib/wire" {
+			t.Errorf("lib depends on %s: the metrics side uses only the standard library", d)
+		}
+	}
+	otel := []string{
+		mod + "lib",
+		"go.opentelemetry.io/",
+		"google.golang.org/protobuf", "google.golang.org/grpc", "google.golang.org/genproto/",
+		"github.com/grpc-ecosystem/grpc-gateway/", "github.com/cenkalti/backoff/",
+		"github.com/go-logr/", "github.com/google/uuid", "github.com/cespare/xxhash/",
+		"golang.org/x/net/", "golang.org/x/sys/", "golang.org/x/text/",
+	}
+	for _, d := range deps(t, "./trace") {
+		ok := false
+		for _, p := range otel {
+			ok = ok || strings.HasPrefix(d, p)
+		}
+		if !ok {
+			t.Errorf("lib/trace depends on %s: it uses the OpenTelemetry SDK and its exporter's dependencies only", d)
 		}
 	}
 }
