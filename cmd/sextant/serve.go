@@ -136,10 +136,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	if err != nil {
 		return err
 	}
+	otlpHTTPAddr, otlpGRPCAddr := "", ""
 	if cfg.OTLPHTTPListen != "" {
 		otlpMux := http.NewServeMux()
 		ing.RegisterOTLP(otlpMux)
-		if _, err := serveHTTP(cfg.OTLPHTTPListen, "otlp/http", otlpMux); err != nil {
+		if otlpHTTPAddr, err = serveHTTP(cfg.OTLPHTTPListen, "otlp/http", otlpMux); err != nil {
 			return err
 		}
 	}
@@ -148,6 +149,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		if err != nil {
 			return fmt.Errorf("listen on %s for otlp/grpc: %w", cfg.OTLPGRPCListen, err)
 		}
+		otlpGRPCAddr = ln.Addr().String()
 		grpcSrv = grpc.NewServer(ing.GRPCServerOptions()...)
 		ing.RegisterGRPC(grpcSrv)
 		wg.Go(func() {
@@ -160,7 +162,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	wg.Go(func() { publishSelf(pubCtx, reg, store, cfg.Step, logger) })
 
 	up.Store(true)
-	logger.Info("sextant ready", "listen", addr, "otlp_http", cfg.OTLPHTTPListen, "otlp_grpc", cfg.OTLPGRPCListen,
+	logger.Info("sextant ready", "listen", addr, "otlp_http", otlpHTTPAddr, "otlp_grpc", otlpGRPCAddr,
 		"data_dir", cfg.DataDir, "step", cfg.Step, "fsync", cfg.Fsync.String())
 	if ready != nil {
 		ready <- addr
