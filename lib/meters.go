@@ -58,7 +58,7 @@ func (f *atomicFloat) swap(v float64) float64 {
 // (statistic=count). Safe for concurrent use.
 type Counter struct {
 	meterBase
-	cells []counterCell // whole increments, striped (stripe.go)
+	cells counterCells // whole increments, striped (stripe.go)
 	frac  atomicFloat   // fractional amounts
 	last  float64       // total at the previous step; owned by Measure
 }
@@ -69,7 +69,7 @@ func newCounter(id Id) *Counter {
 
 // Increment adds one.
 func (c *Counter) Increment() {
-	c.cells[stripe()].n.Add(1)
+	c.cells.add(1)
 	c.touch(c)
 }
 
@@ -80,7 +80,7 @@ func (c *Counter) Add(delta float64) {
 		return
 	}
 	if w := int64(delta); float64(w) == delta && w < 1<<53 {
-		c.cells[stripe()].n.Add(w)
+		c.cells.add(w)
 	} else {
 		c.frac.add(delta)
 	}
@@ -202,7 +202,7 @@ func (t *Timer) Record(d time.Duration) {
 	}
 }
 
-func (t *Timer) record(n int64) { t.cells[stripe()].record(n) }
+func (t *Timer) record(n int64) { t.cells.record(n) }
 
 // Time runs fn and records how long it took.
 func (t *Timer) Time(fn func()) {
