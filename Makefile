@@ -1,11 +1,15 @@
 # Sextant: the two commands that matter are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run build test bench fuzz
+.PHONY: run demo build test bench fuzz
 
 ## run: start Sextant with its embedded defaults (data in ./sextant-data, HTTP on :7101)
 run:
 	$(GO) run ./cmd/sextant serve
+
+## demo: run the instrumented demo services against the server of `make run`
+demo:
+	$(GO) run ./cmd/sextant-demo
 
 ## build: build the binary into bin/sextant
 build:
@@ -23,7 +27,7 @@ test:
 
 ## bench: the full benchmarks of docs/benchmarks.md (100 000 series × 360 steps)
 bench:
-	$(GO) test -run='^$$' -bench=. -benchtime=2s -timeout 60m ./tsdb/... ./query/...
+	$(GO) test -run='^$$' -bench=. -benchtime=2s -timeout 60m ./lib/... ./tsdb/... ./query/...
 
 ## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
 FUZZTIME ?= 30s
