@@ -59,8 +59,8 @@ func (f *atomicFloat) swap(v float64) float64 {
 type Counter struct {
 	meterBase
 	cells counterCells // whole increments, striped (stripe.go)
-	frac  atomicFloat   // fractional amounts
-	last  float64       // total at the previous step; owned by Measure
+	frac  atomicFloat  // fractional amounts
+	last  float64      // total at the previous step; owned by Measure
 }
 
 func newCounter(id Id) *Counter {
