@@ -1,0 +1,175 @@
+package spanstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/sextant-dev/sextant/tracing"
+)
+
+// Services implements tracing.Catalog.
+func (s *Store) Services(ctx context.Context) ([]string, error) {
+	if s.closed.Load() {
+		return nil, tracing.ErrClosed
+	}
+	s.mu.Lock()
+	set := map[string]struct{}{}
+	for id := range s.mu.ops {
+		set[id.service] = struct{}{}
+	}
+	s.mu.Unlock()
+	out := make([]string, 0, len(set))
+	for svc := range set {
+		out = append(out, svc)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Operations implements tracing.Catalog.
+func (s *Store) Operations(ctx context.Context, service string, kind tracing.SpanKind) ([]tracing.Operation, error) {
+	if s.closed.Load() {
+		return nil, tracing.ErrClosed
+	}
+	var out []tracing.Operation
+	s.mu.Lock()
+	for id := range s.mu.ops {
+		if id.service == service && (kind == tracing.SpanKindUnspecified || id.kind == kind) {
+			out = append(out, tracing.Operation{Name: id.name, Kind: id.kind})
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b tracing.Operation) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), cmp.Compare(a.Kind, b.Kind))
+	})
+	return out, nil
+}
+
+// Dependencies implements tracing.DependencyReader, at minute resolution.
+func (s *Store) Dependencies(ctx context.Context, start, end int64) ([]tracing.Dependency, error) {
+	if s.closed.Load() {
+		return nil, tracing.ErrClosed
+	}
+	lo := binary.BigEndian.AppendUint64([]byte{kindDep}, uint64(max(start, 0)/60e9))
+	hi := binary.BigEndian.AppendUint64([]byte{kindDep}, uint64(max(end+60e9-1, 0)/60e9))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	type pair struct{ parent, child string }
+	counts := map[pair]int64{}
+	for it.First(); it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			it.Close()
+			return nil, err
+		}
+		k := it.Key()
+		if len(k) < 17 {
+			continue
+		}
+		names := k[17:]
+		i := slices.Index(names, 0)
+		n, w := binary.Uvarint(it.Value())
+		if i < 0 || w <= 0 {
+			continue
+		}
+		counts[pair{string(names[:i]), string(names[i+1:])}] += int64(n)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("read dependencies: %w", err)
+	}
+	out := make([]tracing.Dependency, 0, len(counts))
+	for p, n := range counts {
+		out = append(out, tracing.Dependency{Parent: p.parent, Child: p.child, CallCount: n})
+	}
+	slices.SortFunc(out, func(a, b tracing.Dependency) int {
+		return cmp.Or(strings.Compare(a.Parent, b.Parent), strings.Compare(a.Child, b.Child))
+	})
+	return out, nil
+}
+
+// WriteExemplars implements tracing.ExemplarStore. A later exemplar for
+// the same series and step replaces the earlier one.
+func (s *Store) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) error {
+	if s.closed.Load() {
+		return tracing.ErrClosed
+	}
+	if len(ex) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	var v []byte
+	for i := range ex {
+		e := &ex[i]
+		v = append(v[:0], e.TraceID[:]...)
+		v = append(v, e.SpanID[:]...)
+		v = binary.AppendUvarint(v, uint64(max(e.Duration, 0)))
+		b.Set(exemplarKey(e.T, seriesKey(e.Tags)), v, nil)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit exemplars: %w", err)
+	}
+	return nil
+}
+
+// Exemplars implements tracing.ExemplarStore.
+func (s *Store) Exemplars(ctx context.Context, start, end int64) ([]tracing.Exemplar, error) {
+	if s.closed.Load() {
+		return nil, tracing.ErrClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: exemplarKey(start, ""), UpperBound: exemplarKey(end, "")})
+	if err != nil {
+		return nil, err
+	}
+	var out []tracing.Exemplar
+	for it.First(); it.Valid(); it.Next() {
+		k, v := it.Key(), it.Value()
+		if len(k) < 9 || len(v) < 25 {
+			continue
+		}
+		e := tracing.Exemplar{T: int64(binary.BigEndian.Uint64(k[1:9])), Tags: parseSeriesKey(string(k[9:]))}
+		copy(e.TraceID[:], v[:16])
+		copy(e.SpanID[:], v[16:24])
+		d, _ := binary.Uvarint(v[24:])
+		e.Duration = durationOf(d)
+		out = append(out, e)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("read exemplars: %w", err)
+	}
+	return out, nil
+}
+
+// seriesKey is a tag map's canonical text: sorted k 0x00 v 0x00 pairs.
+func seriesKey(tags map[string]string) string {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(cleanName(k))
+		b.WriteByte(0)
+		b.WriteString(cleanName(tags[k]))
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+func parseSeriesKey(s string) map[string]string {
+	parts := strings.Split(s, "\x00")
+	m := make(map[string]string, len(parts)/2)
+	for i := 0; i+1 < len(parts); i += 2 {
+		m[parts[i]] = parts[i+1]
+	}
+	return m
+}

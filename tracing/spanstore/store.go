@@ -1,0 +1,351 @@
+package spanstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/tracing"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Retention is how long spans are kept (by end time); default 7 days.
+	Retention time.Duration
+	// MaxBytes caps the store's size on disk: past it, the oldest hours
+	// go early. Default 10 GiB; negative for no cap.
+	MaxBytes int64
+	// CacheSize is Pebble's block cache; default 64 MiB.
+	CacheSize int64
+	// FS is the file system; nil means the OS. Tests pass vfs.NewMem().
+	FS vfs.FS
+	// Now is the clock; default time.Now.
+	Now      func() time.Time
+	Logger   *slog.Logger
+	Registry *lib.Registry
+	// RetentionEvery is how often retention runs; default 1 minute.
+	RetentionEvery time.Duration
+	// MaxEdgeSpans bounds the spans remembered to pair parents with
+	// children across writes (dependencies); default 1 M.
+	MaxEdgeSpans int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Retention <= 0 {
+		o.Retention = 7 * 24 * time.Hour
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = 10 << 30
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = 64 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.RetentionEvery <= 0 {
+		o.RetentionEvery = time.Minute
+	}
+	if o.MaxEdgeSpans <= 0 {
+		o.MaxEdgeSpans = 1 << 20
+	}
+	return o
+}
+
+// Store is the span store. Safe for concurrent use.
+type Store struct {
+	opts    Options
+	db      *pebble.DB
+	seq     atomic.Uint64 // last block sequence number
+	closed  atomic.Bool
+	writers sync.Pool // *blockWriter
+	edges   *edgeTracker
+
+	mu struct {
+		sync.Mutex
+		ops map[opID]struct{} // catalog: every (service, kind, operation) seen
+	}
+
+	stop chan struct{}
+	done chan struct{}
+
+	m struct {
+		spans, writes *lib.Counter
+		writeLatency  *lib.PercentileTimer
+		expired       *lib.Counter
+	}
+}
+
+type opID struct {
+	service, name string
+	kind          tracing.SpanKind
+}
+
+var (
+	_ tracing.Writer           = (*Store)(nil)
+	_ tracing.Reader           = (*Store)(nil)
+	_ tracing.Catalog          = (*Store)(nil)
+	_ tracing.DependencyReader = (*Store)(nil)
+	_ tracing.ExemplarStore    = (*Store)(nil)
+)
+
+// Open opens or creates the store in dir and starts its retention.
+func Open(dir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	db, err := pebble.Open(dir, &pebble.Options{FS: opts.FS, Cache: cache, Logger: pebbleLogger{opts.Logger}})
+	if err != nil {
+		return nil, fmt.Errorf("open pebble in %s: %w", dir, err)
+	}
+	s := &Store{opts: opts, db: db, edges: newEdgeTracker(opts.MaxEdgeSpans), stop: make(chan struct{}), done: make(chan struct{})}
+	s.mu.ops = map[opID]struct{}{}
+	s.writers.New = func() any { return new(blockWriter) }
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	reg := opts.Registry
+	s.m.spans = reg.Counter("sextant.traces.spansStored")
+	s.m.writes = reg.Counter("sextant.traces.writes")
+	s.m.writeLatency = reg.PercentileTimer("sextant.traces.writeLatency")
+	s.m.expired = reg.Counter("sextant.traces.blocksExpired")
+	reg.FuncGauge(func() float64 { return float64(s.diskSize()) }, "sextant.traces.diskBytes")
+	go s.retentionLoop()
+	return s, nil
+}
+
+// load checks the format version and reads the catalog and the last
+// sequence number.
+func (s *Store) load() error {
+	key := []byte{kindMeta}
+	v, closer, err := s.db.Get(key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		if err := s.db.Set(key, []byte{FormatVersion}, pebble.Sync); err != nil {
+			return fmt.Errorf("write meta: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("read meta: %w", err)
+	default:
+		ok := len(v) == 1 && v[0] == FormatVersion
+		closer.Close()
+		if !ok {
+			return fmt.Errorf("spanstore: data format %v, this build reads version %d", v, FormatVersion)
+		}
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindBlock}, UpperBound: []byte{kindBlock + 1}})
+	if err != nil {
+		return err
+	}
+	if it.Last() && len(it.Key()) == 9 {
+		s.seq.Store(binary.BigEndian.Uint64(it.Key()[1:]))
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("read last block: %w", err)
+	}
+	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindOp}, UpperBound: []byte{kindOp + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if id, ok := parseOpKey(it.Key()); ok {
+			s.mu.ops[id] = struct{}{}
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("read operations: %w", err)
+	}
+	return nil
+}
+
+func parseOpKey(k []byte) (opID, bool) {
+	k = k[1:]
+	i := slices.Index(k, 0)
+	if i < 0 || i+2 > len(k) {
+		return opID{}, false
+	}
+	return opID{service: string(k[:i]), kind: tracing.SpanKind(k[i+1]), name: string(k[i+2:])}, true
+}
+
+// Close stops retention and closes the store. Writes after Close fail
+// with tracing.ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	close(s.stop)
+	<-s.done
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close pebble: %w", err)
+	}
+	return nil
+}
+
+// WriteTraces implements tracing.Writer: the spans, their index entries
+// and the dependency edges they complete go into one Pebble batch,
+// committed with a sync (Pebble groups the syncs of concurrent commits).
+func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
+	if s.closed.Load() {
+		return tracing.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	start := time.Now()
+	w := s.writers.Get().(*blockWriter)
+	defer s.writers.Put(w)
+	w.reset()
+	w.encode(td)
+	if len(w.meta) == 0 {
+		return nil
+	}
+	seq := s.seq.Add(1)
+	b := s.db.NewBatchWithSize(len(w.spans) + len(w.procs) + 64*len(w.meta))
+	defer b.Close()
+	blk := w.assemble()
+	b.Set(blockKey(seq), blk, nil)
+	maxEnd := s.indexEntries(b, w, seq)
+	b.Set(expiryKey(hourOf(maxEnd), seq), nil, nil)
+	s.catalog(b, w)
+	for e, n := range s.edges.observe(w.meta) {
+		var cnt [binary.MaxVarintLen64]byte
+		b.Set(depKey(e.minute, seq, e.parent, e.child), cnt[:binary.PutUvarint(cnt[:], uint64(n))], nil)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit spans: %w", err)
+	}
+	s.m.spans.Add(float64(len(w.meta)))
+	s.m.writes.Increment()
+	s.m.writeLatency.Record(time.Since(start))
+	return nil
+}
+
+// indexEntries adds the trace and search entries of a block's spans and
+// returns the latest span end.
+func (s *Store) indexEntries(b *pebble.Batch, w *blockWriter, seq uint64) (maxEnd int64) {
+	// Spans of one trace, then of one service, are adjacent after sorting
+	// their indexes; the block's order stays as it was.
+	idx := make([]int32, len(w.meta))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	meta := w.meta
+	slices.SortFunc(idx, func(a, c int32) int {
+		ma, mc := &meta[a], &meta[c]
+		if r := compareIDs(ma.trace, mc.trace); r != 0 {
+			return r
+		}
+		if ma.service != mc.service {
+			if ma.service < mc.service {
+				return -1
+			}
+			return 1
+		}
+		return int(a - c)
+	})
+	var key, val []byte
+	for i := 0; i < len(idx); {
+		j := i
+		tr := meta[idx[i]].trace
+		minStart, tmax := meta[idx[i]].start, meta[idx[i]].end
+		for j < len(idx) && meta[idx[j]].trace == tr {
+			m := &meta[idx[j]]
+			minStart, tmax = min(minStart, m.start), max(tmax, m.end)
+			j++
+		}
+		maxEnd = max(maxEnd, tmax)
+		// t traceID seq → minStart, span, the block's span indexes.
+		val = binary.AppendUvarint(val[:0], uint64(minStart))
+		val = binary.AppendUvarint(val, uint64(tmax-minStart))
+		val = binary.AppendUvarint(val, uint64(j-i))
+		for _, x := range idx[i:j] {
+			val = binary.AppendUvarint(val, uint64(x))
+		}
+		key = traceKey(key[:0], tr, seq)
+		b.Set(key, val, nil)
+		// One search entry per service of the trace.
+		for k := i; k < j; {
+			l := k
+			svc := meta[idx[k]].service
+			sMin := meta[idx[k]].start
+			for l < j && meta[idx[l]].service == svc {
+				sMin = min(sMin, meta[idx[l]].start)
+				l++
+			}
+			val = appendDigests(val[:0], meta, idx[k:l], sMin)
+			key = searchKey(key[:0], hourOf(sMin), svc, sMin, tr, seq)
+			b.Set(key, val, nil)
+			k = l
+		}
+		i = j
+	}
+	return maxEnd
+}
+
+func compareIDs(a, b tracing.TraceID) int {
+	for i := range a {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+// catalog records operations not seen before.
+func (s *Store) catalog(b *pebble.Batch, w *blockWriter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range w.meta {
+		m := &w.meta[i]
+		id := opID{service: m.service, name: m.name, kind: m.kind}
+		if _, ok := s.mu.ops[id]; ok {
+			continue
+		}
+		// Recorded before the commit: if the commit fails, the operation
+		// is listed without spans, which a later write fixes.
+		s.mu.ops[id] = struct{}{}
+		b.Set(opKey(m.service, m.kind, m.name), nil, nil)
+	}
+}
+
+// diskSize is Pebble's estimate of the store's bytes on disk.
+func (s *Store) diskSize() int64 {
+	if s.closed.Load() {
+		return 0
+	}
+	return int64(s.db.Metrics().DiskSpaceUsage())
+}
+
+// pebbleLogger sends Pebble's messages to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	panic(fmt.Sprintf("BUG: pebble: "+format, args...))
+}
