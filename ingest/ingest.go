@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/tracing"
 	"github.com/sextant-dev/sextant/tsdb"
 )
 
@@ -43,6 +44,15 @@ type Options struct {
 	// is above it. Default: 90% of the runtime's memory limit (GOMEMLIMIT)
 	// when one is set, else off.
 	MemoryLimit int64
+	// Traces stores spans from OTLP; nil leaves /v1/traces unserved.
+	Traces tracing.Writer
+	// Exemplars keeps the slowest span per span-metrics series and step;
+	// nil keeps none.
+	Exemplars tracing.ExemplarStore
+	// SpanLimits bound each span; MaxSpans bounds one request (default
+	// 100 000; over: 413).
+	SpanLimits SpanLimits
+	MaxSpans   int
 	// Now is the clock (Unix ms).
 	Now      func() int64
 	Logger   *slog.Logger
@@ -64,6 +74,10 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDatapoints <= 0 {
 		o.MaxDatapoints = 100_000
+	}
+	o.SpanLimits = o.SpanLimits.withDefaults()
+	if o.MaxSpans <= 0 {
+		o.MaxSpans = 100_000
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 64
@@ -92,6 +106,9 @@ type Handler struct {
 	pool    sync.Pool // *publishRequest
 	gzips   sync.Pool // *gzip.Reader
 	reasons sync.Map  // "protocol\x00reason" → *lib.Counter
+
+	traceCounts *traceCounter
+	exemplars   exemplarTracker
 }
 
 // New returns a Handler.
@@ -100,7 +117,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.Appender == nil {
 		return nil, errors.New("ingest: no appender")
 	}
-	h := &Handler{opts: opts, inflight: make(chan struct{}, opts.MaxInFlight)}
+	h := &Handler{opts: opts, inflight: make(chan struct{}, opts.MaxInFlight), traceCounts: newTraceCounter(1 << 20)}
 	h.pool.New = func() any { return new(publishRequest) }
 	return h, nil
 }
@@ -114,9 +131,13 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.RegisterOTLP(mux)
 }
 
-// RegisterOTLP adds the OTLP/HTTP metrics endpoint, for the OTLP listener.
+// RegisterOTLP adds the OTLP/HTTP endpoints (metrics, and traces when a
+// span store is wired), for the OTLP listener.
 func (h *Handler) RegisterOTLP(mux *http.ServeMux) {
 	mux.Handle("POST /v1/metrics", h.guard(protoOTLP, http.HandlerFunc(h.otlpHTTP)))
+	if h.opts.Traces != nil {
+		mux.Handle("POST /v1/traces", h.guard(protoOTLPTraces, http.HandlerFunc(h.otlpTracesHTTP)))
+	}
 }
 
 // Protocol names, the protocol tag of ingest.rejected.
@@ -202,11 +223,11 @@ func statusOf(err error) *httpError {
 		return he
 	case errors.As(err, &mbe):
 		return &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("body exceeds %d bytes", mbe.Limit)}
-	case errors.Is(err, tsdb.ErrOverloaded):
+	case errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tracing.ErrOverloaded):
 		return &httpError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "store is saturated, retry later"}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &httpError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "request cancelled"}
-	case errors.Is(err, tsdb.ErrClosed):
+	case errors.Is(err, tsdb.ErrClosed), errors.Is(err, tracing.ErrClosed):
 		return &httpError{status: http.StatusServiceUnavailable, retryAfter: 5, msg: "store is shutting down"}
 	}
 	return &httpError{status: http.StatusInternalServerError, msg: err.Error()}

@@ -40,31 +40,52 @@ const (
 
 // otlpHTTP serves POST /v1/metrics (OTLP/HTTP, protobuf or JSON).
 func (h *Handler) otlpHTTP(w http.ResponseWriter, r *http.Request) {
+	req := pmetricotlp.NewExportRequest()
+	h.serveOTLP(w, r, protoOTLP, req, func(ctx context.Context) (otlpEncoder, error) {
+		return h.exportMetrics(ctx, req)
+	})
+}
+
+// otlpDecoder and otlpEncoder are what the pdata export requests and
+// responses of every signal have in common.
+type otlpDecoder interface {
+	UnmarshalProto([]byte) error
+	UnmarshalJSON([]byte) error
+}
+
+type otlpEncoder interface {
+	MarshalProto() ([]byte, error)
+	MarshalJSON() ([]byte, error)
+}
+
+// serveOTLP reads an OTLP/HTTP request into req (protobuf or JSON, as the
+// Content-Type says), runs export, and answers in the request's type.
+func (h *Handler) serveOTLP(w http.ResponseWriter, r *http.Request, protocol string, req otlpDecoder,
+	export func(context.Context) (otlpEncoder, error)) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != ctProto && ct != ctJSON {
 		writeOTLPError(w, ctProto, &httpError{status: http.StatusUnsupportedMediaType,
 			msg: fmt.Sprintf("unsupported Content-Type %q: use %s or %s", ct, ctProto, ctJSON)})
 		return
 	}
-	req := h.pool.Get().(*publishRequest)
-	defer h.pool.Put(req)
-	if _, err := h.readBody(w, r, &req.body); err != nil {
+	pr := h.pool.Get().(*publishRequest)
+	defer h.pool.Put(pr)
+	if _, err := h.readBody(w, r, &pr.body); err != nil {
 		writeOTLPError(w, ct, err)
 		return
 	}
-	ereq := pmetricotlp.NewExportRequest()
 	var err error
 	if ct == ctJSON {
-		err = ereq.UnmarshalJSON(req.body.Bytes())
+		err = req.UnmarshalJSON(pr.body.Bytes())
 	} else {
-		err = ereq.UnmarshalProto(req.body.Bytes())
+		err = req.UnmarshalProto(pr.body.Bytes())
 	}
 	if err != nil {
-		h.reject(protoOTLP, "MalformedPayload", 1)
+		h.reject(protocol, "MalformedPayload", 1)
 		writeOTLPError(w, ct, &httpError{status: http.StatusBadRequest, msg: "invalid OTLP request: " + err.Error()})
 		return
 	}
-	resp, err := h.exportMetrics(r.Context(), ereq)
+	resp, err := export(r.Context())
 	if err != nil {
 		writeOTLPError(w, ct, err)
 		return
@@ -164,10 +185,12 @@ type grpcMetrics struct {
 	h *Handler
 }
 
-// RegisterGRPC adds the OTLP MetricsService to s. Create s with
+// RegisterGRPC adds the OTLP MetricsService (and the TraceService when a
+// span store is wired) to s. Create s with
 // GRPCServerOptions so that message sizes are bounded.
 func (h *Handler) RegisterGRPC(s *grpc.Server) {
 	pmetricotlp.RegisterGRPCServer(s, &grpcMetrics{h: h})
+	h.registerGRPCTraces(s)
 }
 
 // GRPCServerOptions bound received messages to the decoded body limit.

@@ -31,6 +31,7 @@ var serveFlags = []flagSpec{
 	{"memory-retention", "24h", "how much recent data is kept in memory blocks"},
 	{"retention", "15d", "how long data is kept on disk"},
 	{"trace-retention", "7d", "how long spans are kept"},
+	{"trace-max-size", "10GiB", "size cap of the span store on disk; past it the oldest spans go early (0: none)"},
 	{"ingest-max-age", "1h", "datapoints older than this are rejected (future skew allowed: 5m)"},
 	{"fsync", "batch", "always | batch (group commit) | interval (fsync every 1s)"},
 	{"log-level", "info", "debug | info | warn | error"},
@@ -46,6 +47,7 @@ type config struct {
 	MemoryRetention time.Duration
 	Retention       time.Duration
 	TraceRetention  time.Duration
+	TraceMaxBytes   int64
 	IngestMaxAge    time.Duration
 	Fsync           wal.SyncMode
 	LogLevel        slog.Level
@@ -142,6 +144,9 @@ func resolve(get func(string) string) (config, error) {
 	c.TraceRetention = dur("trace-retention")
 	c.IngestMaxAge = dur("ingest-max-age")
 	var err error
+	if c.TraceMaxBytes, err = parseSize(get("trace-max-size")); err != nil {
+		errs = append(errs, fmt.Errorf("--trace-max-size: %w", err))
+	}
 	if c.Fsync, err = wal.ParseSyncMode(get("fsync")); err != nil {
 		errs = append(errs, fmt.Errorf("--fsync: %w", err))
 	}
@@ -155,6 +160,36 @@ func resolve(get func(string) string) (config, error) {
 		errs = append(errs, errors.New("--data-dir: must not be empty"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// parseSize parses a byte count with an optional binary unit: 0, 512MiB,
+// 10GiB, 1TiB (KiB, MiB, GiB, TiB; also K, M, G, T and KB/MB/GB/TB as the
+// same binary units).
+func parseSize(s string) (int64, error) {
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.TrimSpace(s[len(num):])
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size such as 10GiB", s)
+	}
+	shift := 0
+	switch strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(unit, "iB"), "B")) {
+	case "":
+	case "K":
+		shift = 10
+	case "M":
+		shift = 20
+	case "G":
+		shift = 30
+	case "T":
+		shift = 40
+	default:
+		return 0, fmt.Errorf("%q: unknown unit %q; use KiB, MiB, GiB or TiB", s, unit)
+	}
+	if n > (1<<62)>>shift {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n << shift, nil
 }
 
 // parseDuration accepts Go durations and the d (24h), w (7d) and y (365d)

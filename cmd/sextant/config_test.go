@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := config{Listen: ":7101", OTLPHTTPListen: ":4318", OTLPGRPCListen: ":4317", DataDir: "./sextant-data",
 		Step: time.Minute, MemoryRetention: 24 * time.Hour, Retention: 15 * 24 * time.Hour,
-		TraceRetention: 7 * 24 * time.Hour, IngestMaxAge: time.Hour, Fsync: wal.SyncBatch}
+		TraceRetention: 7 * 24 * time.Hour, TraceMaxBytes: 10 << 30, IngestMaxAge: time.Hour, Fsync: wal.SyncBatch}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}
@@ -86,6 +86,20 @@ func TestConfigErrors(t *testing.T) {
 		_, err := loadConfig(tc.args, env(tc.env...), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("loadConfig(%v, %v) = %v, want an error containing %q", tc.args, tc.env, err, tc.wantErr)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int64{"0": 0, "512": 512, "10GiB": 10 << 30, "512MiB": 512 << 20, "1T": 1 << 40, "2KB": 2048, "7B": 7} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "GiB", "-1", "10XB", "1.5GiB", "99999999999TiB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) accepted", in)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"github.com/sextant-dev/sextant/ingest"
 	"github.com/sextant-dev/sextant/lib"
 	queryapi "github.com/sextant-dev/sextant/query/api"
+	traceapi "github.com/sextant-dev/sextant/tracing/api"
+	"github.com/sextant-dev/sextant/tracing/spanstore"
 	"github.com/sextant-dev/sextant/tsdb/db"
 )
 
@@ -49,11 +52,32 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		logger.Info("store closed")
 	}()
 
+	maxTraceBytes := cfg.TraceMaxBytes
+	if maxTraceBytes == 0 {
+		maxTraceBytes = -1 // no cap
+	}
+	spans, err := spanstore.Open(filepath.Join(cfg.DataDir, "traces"), spanstore.Options{
+		Retention: cfg.TraceRetention,
+		MaxBytes:  maxTraceBytes,
+		Logger:    logger.With("component", "spanstore"),
+		Registry:  reg,
+	})
+	if err != nil {
+		return fmt.Errorf("open span store in %s: %w", cfg.DataDir, err)
+	}
+	defer func() {
+		if cerr := spans.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close span store: %w", cerr)
+		}
+	}()
+
 	ing, err := ingest.New(ingest.Options{
-		Appender: store,
-		Step:     ms(cfg.Step),
-		Logger:   logger.With("component", "ingest"),
-		Registry: reg,
+		Appender:  store,
+		Traces:    spans,
+		Exemplars: spans,
+		Step:      ms(cfg.Step),
+		Logger:    logger.With("component", "ingest"),
+		Registry:  reg,
 	})
 	if err != nil {
 		return err
@@ -69,10 +93,19 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		return err
 	}
 
+	traceAPI, err := traceapi.New(traceapi.Options{
+		Reader: spans, Catalog: spans, Dependencies: spans,
+		Logger: logger.With("component", "traces"), Registry: reg,
+	})
+	if err != nil {
+		return err
+	}
+
 	var up atomic.Bool
 	mux := http.NewServeMux()
 	ing.Register(mux)
 	queries.Register(mux)
+	traceAPI.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !up.Load() {
 			http.Error(w, "starting", http.StatusServiceUnavailable)

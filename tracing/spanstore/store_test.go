@@ -231,8 +231,8 @@ func testCatalog(t *testing.T, s *Store) {
 		t.Errorf("services %v", svcs)
 	}
 	ops, _ := s.Operations(ctx, "frontend", tracing.SpanKindUnspecified)
-	want := []tracing.Operation{{"GET /api/home", tracing.SpanKindServer}, {"POST /api/play/{id}", tracing.SpanKindServer},
-		{"catalog.title", tracing.SpanKindClient}, {"render", tracing.SpanKindInternal}}
+	want := []tracing.Operation{{Name: "GET /api/home", Kind: tracing.SpanKindServer}, {Name: "POST /api/play/{id}", Kind: tracing.SpanKindServer},
+		{Name: "catalog.title", Kind: tracing.SpanKindClient}, {Name: "render", Kind: tracing.SpanKindInternal}}
 	if diff := cmp.Diff(want, ops); diff != "" {
 		t.Errorf("operations (-want +got):\n%s", diff)
 	}
