@@ -155,7 +155,7 @@ func TestDemoAgainstServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	cfg := config{Sextant: "http://" + addr, OTLP: "", Host: "127.0.0.1", Port: 0, Step: time.Second, RPS: 60, Fault: "none"}
+	cfg := config{Sextant: "http://" + addr, OTLP: "http://" + addr, Host: "127.0.0.1", Port: 0, Step: time.Second, RPS: 60, Fault: "none"}
 	go func() { done <- runDemo(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
 	frontend := <-ready
 	time.Sleep(3 * time.Second)
@@ -201,6 +201,38 @@ func TestDemoAgainstServer(t *testing.T) {
 	}
 	if l := graph(t, addr, "name,ipc.server.call,:eq,nf.app,frontend,:eq,:and,http.status,502,:eq,:and,statistic,count,:eq,:and,:sum"); len(l) != 1 || total(l[0]) <= 0 {
 		t.Errorf("no 502s at the frontend after the fault: %v", l)
+	}
+	// Traces: every service reported spans, and a frontend trace reaches
+	// the services it called.
+	resp, err = http.Get("http://" + addr + "/api/services")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var services struct{ Data []string }
+	json.NewDecoder(resp.Body).Decode(&services)
+	resp.Body.Close()
+	if strings.Join(services.Data, ",") != "catalog,frontend,playback,recommendations" {
+		t.Errorf("services with traces: %v", services.Data)
+	}
+	resp, err = http.Get("http://" + addr + "/api/traces?service=frontend&operation=" + url.QueryEscape("GET /api/home") + "&limit=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var traces struct {
+		Data []struct {
+			Spans     []json.RawMessage
+			Processes map[string]struct{ ServiceName string }
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&traces)
+	resp.Body.Close()
+	if len(traces.Data) == 0 {
+		t.Fatal("no frontend home-page traces")
+	}
+	for _, tr := range traces.Data {
+		if len(tr.Processes) < 2 || len(tr.Spans) < 4 {
+			t.Errorf("a home-page trace has %d spans in %d services; it should reach catalog and recommendations", len(tr.Spans), len(tr.Processes))
+		}
 	}
 	// Latency percentiles work on the demo's percentile timers.
 	if l := graph(t, addr, "name,ipc.server.call,:eq,nf.app,catalog,:eq,:and,(,99,),:percentiles"); len(l) != 1 || total(l[0]) <= 0 {

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+// binary is a running sextant binary.
+type binary struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sextant")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startBinary(t *testing.T, bin, dir string) *binary {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--otlp-http-listen", "", "--otlp-grpc-listen", "",
+		"--step", "1s", "--memory-retention", "1h", "--data-dir", dir)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`msg="sextant ready" listen=(\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addrc <- m[1]
+			}
+		}
+	}()
+	select {
+	case addr := <-addrc:
+		return &binary{cmd: cmd, addr: addr}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("no ready line within 60 s")
+		return nil
+	}
+}
+
+// crashTraceRequest is trace n: three spans of two services.
+func crashTraceRequest(n int) ([]byte, pcommon.TraceID) {
+	td := ptrace.NewTraces()
+	tid := pcommon.TraceID{0xc7, 0xa5, 12: byte(n >> 24), 13: byte(n >> 16), 14: byte(n >> 8), 15: byte(n)}
+	now := time.Now()
+	for i, svc := range []string{"api", "db"} {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", svc)
+		ss := rs.ScopeSpans().AppendEmpty().Spans()
+		for j := range 2 - i {
+			s := ss.AppendEmpty()
+			s.SetTraceID(tid)
+			s.SetSpanID(pcommon.SpanID{byte(i), byte(j), 7: 1})
+			s.SetName(fmt.Sprintf("%s.op%d", svc, j))
+			s.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+			s.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
+			s.Attributes().PutInt("n", int64(n))
+		}
+	}
+	b, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	return b, tid
+}
+
+// TestTracesSurviveRestartAndKill: every trace acknowledged with a 200 is
+// found after a graceful restart and after kill -9 in the middle of a
+// stream of writes.
+func TestTracesSurviveRestartAndKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	var acked []pcommon.TraceID
+	send := func(b *binary, from, to int) (sent int) {
+		client := &http.Client{Timeout: 5 * time.Second}
+		for n := from; n < to; n++ {
+			body, tid := crashTraceRequest(n)
+			resp, err := client.Post("http://"+b.addr+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+			if err != nil {
+				return n - from // the server died: this one was not acknowledged
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				acked = append(acked, tid)
+			}
+		}
+		return to - from
+	}
+
+	// Life 1: write, then stop gracefully.
+	b := startBinary(t, bin, dir)
+	send(b, 0, 200)
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	if err := b.cmd.Wait(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+
+	// Life 2: write in the background and kill -9 partway.
+	b = startBinary(t, bin, dir)
+	sentc := make(chan int, 1)
+	go func() { sentc <- send(b, 200, 100_000) }()
+	time.Sleep(1500 * time.Millisecond)
+	b.cmd.Process.Signal(syscall.SIGKILL)
+	b.cmd.Wait()
+	sent := <-sentc
+	if sent < 10 || sent >= 100_000-200 {
+		t.Fatalf("sent %d traces before the kill; the test needs some, and a kill mid-stream", sent)
+	}
+
+	// Life 3: every acknowledged trace is complete.
+	b = startBinary(t, bin, dir)
+	defer func() { b.cmd.Process.Signal(os.Interrupt); b.cmd.Wait() }()
+	missing := 0
+	for _, tid := range acked {
+		code, body := get(t, "http://"+b.addr+"/api/traces/"+fmt.Sprintf("%x", tid[:]))
+		if code != 200 || bytes.Count([]byte(body), []byte(`"spanID"`)) != 3 {
+			missing++
+			if missing < 5 {
+				t.Errorf("trace %x after the crash: %d %.200s", tid[:], code, body)
+			}
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d acknowledged traces lost or incomplete", missing, len(acked))
+	}
+	t.Logf("%d acknowledged traces, %d sent in the life that was killed", len(acked), sent)
+}
