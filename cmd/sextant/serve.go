@@ -84,6 +84,14 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	}
 
 	queries, err := queryapi.New(queryapi.Options{
+		Exemplars: func(ctx context.Context, start, end int64) ([]queryapi.Exemplar, error) {
+			exs, err := spans.Exemplars(ctx, start, end)
+			out := make([]queryapi.Exemplar, len(exs))
+			for i, e := range exs {
+				out[i] = queryapi.Exemplar{Tags: e.Tags, T: e.T, TraceID: e.TraceID.String(), SpanID: e.SpanID.String(), Duration: e.Duration}
+			}
+			return out, err
+		},
 		Querier:     store,
 		StorageStep: ms(cfg.Step),
 		Logger:      logger.With("component", "query"),

@@ -159,6 +159,46 @@ func TestTracesWithSDK(t *testing.T) {
 			t.Errorf("dependencies lack %s: %s", edge, body)
 		}
 	}
+
+	// Span metrics, and the exemplars that lead from them to the trace,
+	// once the 1 s step of the spans has ended.
+	time.Sleep(1100 * time.Millisecond)
+	code, body = get(t, "http://"+addr+"/api/v1/graph?format=json&s=e-5m&step=1s&q="+
+		url.QueryEscape("name,span.calls,:eq,(,service.name,),:by"))
+	for _, svc := range []string{`"service.name":"frontend"`, `"service.name":"catalog"`, `"service.name":"playback"`} {
+		if code != 200 || !strings.Contains(body, svc) {
+			t.Errorf("span.calls has no line for %s: %d %.300s", svc, code, body)
+		}
+	}
+	var ex struct {
+		Lines []struct {
+			Tags      map[string]string
+			Exemplars []struct {
+				TraceID   string
+				Duration  float64
+				Operation string
+			}
+		}
+	}
+	code, body = get(t, "http://"+addr+"/api/v1/exemplars?s=e-5m&step=1s&q="+
+		url.QueryEscape("name,span.duration,:eq,(,service.name,),:by,(,99,),:percentiles"))
+	if err := json.Unmarshal([]byte(body), &ex); code != 200 || err != nil || len(ex.Lines) != 3 {
+		t.Fatalf("exemplars: %d %v %s", code, err, body)
+	}
+	for _, l := range ex.Lines {
+		if len(l.Exemplars) == 0 || l.Exemplars[0].TraceID != id {
+			t.Errorf("exemplars of %v: %+v, want trace %s", l.Tags, l.Exemplars, id)
+			continue
+		}
+		if l.Tags["service.name"] == "frontend" && l.Exemplars[0].Operation != "GET__api_home" {
+			t.Errorf("frontend's slowest span is %q, want the root", l.Exemplars[0].Operation)
+		}
+	}
+	// A line that is not about spans has none.
+	_, body = get(t, "http://"+addr+"/api/v1/exemplars?s=e-5m&step=1s&q=name,sextant.ingest.spans,:eq,:sum")
+	if strings.Contains(body, id) {
+		t.Errorf("a non-span line got span exemplars: %s", body)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -39,9 +39,11 @@ type Options struct {
 	DefaultTZ string
 	// MaxQueryLength bounds the q parameter in bytes; default 64 KiB.
 	MaxQueryLength int
-	Now            func() time.Time
-	Logger         *slog.Logger
-	Registry       *lib.Registry
+	// Exemplars, when set, serves /api/v1/exemplars.
+	Exemplars ExemplarFunc
+	Now       func() time.Time
+	Logger    *slog.Logger
+	Registry  *lib.Registry
 }
 
 func (o Options) withDefaults() Options {
@@ -118,6 +120,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/expr/normalize", a.exprNormalize)
 	mux.HandleFunc("GET /api/v1/expr/queries", a.exprQueries)
 	mux.HandleFunc("GET /api/v1/expr/complete", a.exprComplete)
+	mux.HandleFunc("GET /api/v1/exemplars", a.exemplars)
 }
 
 // errorBody is the JSON of every error answer.

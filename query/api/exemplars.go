@@ -1,0 +1,167 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/sextant-dev/sextant/query/expr"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// Exemplar is the slowest span of one span-metrics series in one storage
+// step: what links a point of a graph to the traces behind it.
+type Exemplar struct {
+	Tags     map[string]string // service.name, operation, span.kind, status.code
+	T        int64             // end of the storage step, Unix ms
+	TraceID  string
+	SpanID   string
+	Duration time.Duration
+}
+
+// ExemplarFunc returns the exemplars with T in [start, end) (Unix ms).
+type ExemplarFunc func(ctx context.Context, start, end int64) ([]Exemplar, error)
+
+// spanMetricNames are the series exemplars belong to.
+var spanMetricNames = []string{"span.duration", "span.calls", "span.errors"}
+
+type exemplarJSON struct {
+	Timestamp int64   `json:"timestamp"`
+	TraceID   string  `json:"traceID"`
+	SpanID    string  `json:"spanID"`
+	Duration  float64 `json:"duration"` // seconds
+	Operation string  `json:"operation"`
+	Service   string  `json:"service"`
+}
+
+type exemplarLine struct {
+	Legend    string            `json:"legend"`
+	Tags      map[string]string `json:"tags"`
+	Exemplars []exemplarJSON    `json:"exemplars"`
+}
+
+// exemplars serves GET /api/v1/exemplars: the graph's lines (same q, s,
+// e, step and tz as /api/v1/graph), each with, per step of the graph, the
+// slowest span among the span-metrics series behind the line. A series
+// is behind a line when a data query of the line's expression matches it
+// and it agrees with the line on every span-metrics tag the line has
+// (service.name, operation, span.kind, status.code).
+func (a *API) exemplars(w http.ResponseWriter, r *http.Request) {
+	if a.opts.Exemplars == nil {
+		a.writeError(w, badParam("q", "this server keeps no exemplars"))
+		return
+	}
+	g, err := a.parseGraph(r.URL.Query(), "json")
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.opts.QueryTimeout)
+	defer cancel()
+	res, err := a.engine.Eval(ctx, g.styles, g.rng)
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	step := g.rng.Step
+	// A graph point at p covers (p-step, p]; exemplars are stamped with
+	// the end of their storage step.
+	exs, err := a.opts.Exemplars(ctx, g.rng.Start-step+1, g.rng.End-step+1)
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	// Which styles each exemplar series is behind: decided once per series.
+	type series struct {
+		tags   map[string]string
+		styles []bool
+	}
+	bySeries := map[string]*series{}
+	of := make([]*series, len(exs))
+	for i, e := range exs {
+		key := tags.FromMap(e.Tags).String()
+		sr := bySeries[key]
+		if sr == nil {
+			sr = &series{tags: e.Tags, styles: make([]bool, len(g.styles))}
+			cands := candidates(tags.FromMap(e.Tags))
+			for j, st := range g.styles {
+				sr.styles[j] = matchesAny(expr.DataExprs(st.Expr), cands)
+			}
+			bySeries[key] = sr
+		}
+		of[i] = sr
+	}
+	out := struct {
+		Start int64          `json:"start"`
+		End   int64          `json:"end"`
+		Step  int64          `json:"step"`
+		Lines []exemplarLine `json:"lines"`
+	}{Start: g.rng.Start, End: g.rng.End, Step: step, Lines: []exemplarLine{}}
+	for _, line := range res.Lines {
+		el := exemplarLine{Legend: line.Label, Tags: line.Tags.Map(), Exemplars: []exemplarJSON{}}
+		slowest := map[int64]int{} // graph point → index in exs
+		for i, e := range exs {
+			if !of[i].styles[line.Expr] || !agrees(line.Tags, e.Tags) {
+				continue
+			}
+			p := e.T + (step-e.T%step)%step // up to the graph's step
+			if j, ok := slowest[p]; !ok || e.Duration > exs[j].Duration {
+				slowest[p] = i
+			}
+		}
+		points := make([]int64, 0, len(slowest))
+		for p := range slowest {
+			points = append(points, p)
+		}
+		slices.Sort(points)
+		for _, p := range points {
+			e := exs[slowest[p]]
+			el.Exemplars = append(el.Exemplars, exemplarJSON{Timestamp: p, TraceID: e.TraceID, SpanID: e.SpanID,
+				Duration: e.Duration.Seconds(), Operation: e.Tags["operation"], Service: e.Tags["service.name"]})
+		}
+		out.Lines = append(out.Lines, el)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// agrees reports whether a line's tags agree with an exemplar series'
+// wherever the line has one of its keys.
+func agrees(lineTags tags.Set, ex map[string]string) bool {
+	for k, v := range ex {
+		if lv, ok := lineTags.Get(k); ok && lv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// candidates are the span-metrics series an exemplar stands for: its
+// tags with each metric name and statistic.
+func candidates(s tags.Set) []tags.Set {
+	var out []tags.Set
+	for _, name := range spanMetricNames {
+		for _, stat := range []string{"count", "totalTime", "max", "percentile"} {
+			c := append(tags.Set{{Key: tags.NameKey, Value: name}, {Key: "statistic", Value: stat}}, s...)
+			if stat == "percentile" {
+				c = append(c, tags.Tag{Key: "percentile", Value: "T0000"})
+			}
+			out = append(out, c.Normalize())
+		}
+	}
+	return out
+}
+
+func matchesAny(ds []expr.DataExpr, cands []tags.Set) bool {
+	for _, d := range ds {
+		q := d.DataQuery()
+		for _, c := range cands {
+			if q.Matches(c) {
+				return true
+			}
+		}
+	}
+	return false
+}
