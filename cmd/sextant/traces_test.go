@@ -308,4 +308,3 @@ func typed(kv attribute.KeyValue) any {
 	b, _ := json.Marshal(kv.Value.AsInterface())
 	return tag(string(kv.Key), "string", string(b))
 }
-
