@@ -53,6 +53,9 @@ type Options struct {
 	// 100 000; over: 413).
 	SpanLimits SpanLimits
 	MaxSpans   int
+	// SpanMetricsInterval is how often span metrics go to the store (Run
+	// does it); 0 writes them with each request.
+	SpanMetricsInterval time.Duration
 	// Now is the clock (Unix ms).
 	Now      func() int64
 	Logger   *slog.Logger
@@ -109,6 +112,7 @@ type Handler struct {
 
 	traceCounts *traceCounter
 	exemplars   exemplarTracker
+	red         spanAggs
 }
 
 // New returns a Handler.

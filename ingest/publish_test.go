@@ -30,10 +30,11 @@ const (
 )
 
 type env struct {
-	t     *testing.T
-	store *db.DB
-	reg   *lib.Registry
-	url   string
+	t       *testing.T
+	store   *db.DB
+	reg     *lib.Registry
+	url     string
+	handler *Handler
 }
 
 func newEnv(t *testing.T, mod func(*Options)) *env {
@@ -57,7 +58,7 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	h.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{t: t, store: store, reg: reg, url: srv.URL}
+	return &env{t: t, store: store, reg: reg, url: srv.URL, handler: h}
 }
 
 // post sends body and returns the status and the decoded JSON reply.

@@ -24,8 +24,11 @@ import (
 //	name=span.duration  statistic=percentile, percentile=T00XX   bucket counts for :percentiles
 //
 // Counts are written with atlas.dstype=sum as per-second shares of the
-// step that contains the span's end, so the spans of later requests (or
-// late spans) add up in the same step; max is a gauge (max per step).
+// step that contains the span's end, so later flushes (and late spans)
+// add up in the same step; max is a gauge (max per step). Requests
+// aggregate in memory and a flush every SpanMetricsInterval writes the
+// aggregates: one store append per second instead of one per request.
+// A crash loses at most that interval of span metrics, never spans.
 
 // redKey is one span-metrics series, without its statistic.
 type redKey struct {
@@ -50,12 +53,24 @@ type redSlot struct {
 var kindTag = [...]string{"unspecified", "internal", "server", "client", "producer", "consumer"}
 var statusTag = [...]string{"UNSET", "OK", "ERROR"}
 
-// spanMetrics appends the RED datapoints of td's spans and records new
-// slowest spans as exemplars. Failures are logged and counted: the spans
-// themselves are already stored.
+// spanAggs accumulates span metrics between flushes. Its memory is
+// bounded: past maxSpanSlots series-steps a request flushes at once.
+type spanAggs struct {
+	mu    sync.Mutex
+	slots map[redSlot]*redAgg
+}
+
+const maxSpanSlots = 50_000
+
+// spanMetrics adds td's spans to the RED aggregates; they reach the store
+// at the next flush (Run), or at once when no flush interval is set.
 func (h *Handler) spanMetrics(ctx context.Context, td ptrace.Traces) {
 	step := h.opts.Step
-	aggs := map[redSlot]*redAgg{}
+	h.red.mu.Lock()
+	if h.red.slots == nil {
+		h.red.slots = map[redSlot]*redAgg{}
+	}
+	aggs := h.red.slots
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -97,7 +112,44 @@ func (h *Handler) spanMetrics(ctx context.Context, td ptrace.Traces) {
 			}
 		}
 	}
-	perSec := 1000 / float64(step)
+	full := len(aggs) > maxSpanSlots
+	h.red.mu.Unlock()
+	if h.opts.SpanMetricsInterval <= 0 || full {
+		h.flushSpanMetrics(ctx)
+	}
+}
+
+// Run flushes span metrics every SpanMetricsInterval until ctx ends, then
+// once more. Without an interval it returns at once (requests flush).
+func (h *Handler) Run(ctx context.Context) error {
+	if h.opts.SpanMetricsInterval <= 0 {
+		return nil
+	}
+	t := time.NewTicker(h.opts.SpanMetricsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			h.flushSpanMetrics(context.WithoutCancel(ctx))
+			return nil
+		case <-t.C:
+			h.flushSpanMetrics(ctx)
+		}
+	}
+}
+
+// flushSpanMetrics appends the aggregated RED datapoints and records new
+// slowest spans as exemplars. Failures are logged and counted: the spans
+// themselves are stored already.
+func (h *Handler) flushSpanMetrics(ctx context.Context) {
+	h.red.mu.Lock()
+	aggs := h.red.slots
+	h.red.slots = nil
+	h.red.mu.Unlock()
+	if len(aggs) == 0 {
+		return
+	}
+	perSec := 1000 / float64(h.opts.Step)
 	var b tsdb.Batch
 	var arena []tags.Tag
 	point := func(k redKey, t int64, name, stat, dstype string, v float64, extra ...string) {
@@ -130,13 +182,11 @@ func (h *Handler) spanMetrics(ctx context.Context, td ptrace.Traces) {
 			})
 		}
 	}
-	if len(b.Points) > 0 {
-		if err := h.opts.Appender.Append(ctx, &b); err != nil {
-			h.opts.Logger.Warn("span metrics", "err", err)
-			h.opts.Registry.Counter("sextant.ingest.spanMetricsDropped", "reason", "append").Add(float64(len(b.Points)))
-		} else if len(b.Rejected) > 0 {
-			h.opts.Registry.Counter("sextant.ingest.spanMetricsDropped", "reason", "rejected").Add(float64(len(b.Rejected)))
-		}
+	if err := h.opts.Appender.Append(ctx, &b); err != nil {
+		h.opts.Logger.Warn("span metrics", "err", err)
+		h.opts.Registry.Counter("sextant.ingest.spanMetricsDropped", "reason", "append").Add(float64(len(b.Points)))
+	} else if len(b.Rejected) > 0 {
+		h.opts.Registry.Counter("sextant.ingest.spanMetricsDropped", "reason", "rejected").Add(float64(len(b.Rejected)))
 	}
 	if len(ex) > 0 {
 		if err := h.opts.Exemplars.WriteExemplars(ctx, ex); err != nil {

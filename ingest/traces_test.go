@@ -357,3 +357,39 @@ func FuzzOTLPTracesJSON(f *testing.F) {
 type nopAppender struct{}
 
 func (nopAppender) Append(ctx context.Context, b *tsdb.Batch) error { return nil }
+
+// TestSpanMetricsRun: with a flush interval, requests only aggregate and
+// Run writes the span metrics, and flushes what is left when it stops.
+func TestSpanMetricsRun(t *testing.T) {
+	t.Parallel()
+	spans, err := spanstore.Open("", spanstore.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spans.Close()
+	e := newEnv(t, func(o *Options) { o.Traces, o.SpanMetricsInterval = spans, time.Hour })
+	h := e.handler
+	calls := func() float64 {
+		end := boundary(now, 60_000) + 60_000
+		set, err := e.store.Fetch(context.Background(), tsdb.FetchRequest{Query: tags.Eq("name", "span.calls"), Start: end - 120_000, End: end, Step: 60_000, Aggregation: tsdb.AggSum})
+		if err != nil || len(set.Series) == 0 {
+			return 0
+		}
+		return sum(set.Series[0].Values)
+	}
+	body, _ := spanRequest("checkout", 12, 3, time.Millisecond, nil).MarshalProto()
+	postTraces(t, e.url, ctProto, body)
+	if c := calls(); c != 0 {
+		t.Fatalf("span metrics written before a flush: %v", c)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c := calls(); math.Abs(c-3.0/60) > 1e-12 {
+		t.Errorf("after Run stopped, span.calls = %v, want 3 per minute", c)
+	}
+}

@@ -292,7 +292,8 @@ type Exemplar struct {
 
 // ExemplarStore keeps exemplars.
 type ExemplarStore interface {
-	// WriteExemplars stores exemplars durably.
+	// WriteExemplars stores exemplars. They are derived data: a store may
+	// make them durable with its next write rather than before returning.
 	WriteExemplars(ctx context.Context, ex []Exemplar) error
 	// Exemplars returns the exemplars with T in [start, end) (Unix ms).
 	Exemplars(ctx context.Context, start, end int64) ([]Exemplar, error)

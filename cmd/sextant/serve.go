@@ -75,9 +75,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		Appender:  store,
 		Traces:    spans,
 		Exemplars: spans,
-		Step:      ms(cfg.Step),
-		Logger:    logger.With("component", "ingest"),
-		Registry:  reg,
+		// One store append per second for span metrics, not per request.
+		SpanMetricsInterval: time.Second,
+		Step:                ms(cfg.Step),
+		Logger:              logger.With("component", "ingest"),
+		Registry:            reg,
 	})
 	if err != nil {
 		return err
@@ -201,6 +203,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	}
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	wg.Go(func() { publishSelf(pubCtx, reg, store, cfg.Step, logger) })
+	wg.Go(func() { ing.Run(pubCtx) })
 
 	up.Store(true)
 	logger.Info("sextant ready", "listen", addr, "otlp_http", otlpHTTPAddr, "otlp_grpc", otlpGRPCAddr,

@@ -96,7 +96,10 @@ func (s *Store) Dependencies(ctx context.Context, start, end int64) ([]tracing.D
 }
 
 // WriteExemplars implements tracing.ExemplarStore. A later exemplar for
-// the same series and step replaces the earlier one.
+// the same series and step replaces the earlier one. Exemplars are
+// derived data: they are written without a sync of their own (the next
+// span write's sync, or Pebble's, makes them durable), which keeps ingest
+// at one fsync per request.
 func (s *Store) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) error {
 	if s.closed.Load() {
 		return tracing.ErrClosed
@@ -114,7 +117,7 @@ func (s *Store) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) error
 		v = binary.AppendUvarint(v, uint64(max(e.Duration, 0)))
 		b.Set(exemplarKey(e.T, seriesKey(e.Tags)), v, nil)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit exemplars: %w", err)
 	}
 	return nil

@@ -110,17 +110,21 @@ func (s *Store) FindTraces(ctx context.Context, q tracing.Query) ([]tracing.Trac
 	}
 	f := finder{s: s, q: q, seen: map[tracing.TraceID]bool{}, blocks: map[uint64]*block{}}
 	var ids []tracing.TraceID
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
 	var key, hi []byte
-	for h := int64(hourOf(q.End - 1)); h >= int64(hourOf(q.Start)) && len(ids) < q.Limit; h-- {
-		key = searchPrefix(key[:0], uint32(h), q.Service)
-		hi = binary.BigEndian.AppendUint64(append(hi[:0], key...), uint64(q.End))
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: key, UpperBound: hi})
-		if err != nil {
-			return nil, err
+	for _, h := range s.searchHours(hourOf(q.Start), hourOf(q.End-1)) {
+		if len(ids) >= q.Limit {
+			break
 		}
+		key = searchPrefix(key[:0], h, q.Service)
+		hi = binary.BigEndian.AppendUint64(append(hi[:0], key...), uint64(q.End))
+		it.SetBounds(key, hi)
 		for it.Last(); it.Valid() && len(ids) < q.Limit; it.Prev() {
 			if err := ctx.Err(); err != nil {
-				it.Close()
 				return nil, err
 			}
 			minStart, id, seq, ok := parseSearchKeyTail(it.Key())
@@ -129,7 +133,6 @@ func (s *Store) FindTraces(ctx context.Context, q tracing.Query) ([]tracing.Trac
 			}
 			match, err := f.entry(minStart, id, seq, it.Value())
 			if err != nil {
-				it.Close()
 				return nil, err
 			}
 			if match {
@@ -137,7 +140,7 @@ func (s *Store) FindTraces(ctx context.Context, q tracing.Query) ([]tracing.Trac
 				ids = append(ids, id)
 			}
 		}
-		if err := it.Close(); err != nil {
+		if err := it.Error(); err != nil {
 			return nil, fmt.Errorf("search %s: %w", q.Service, err)
 		}
 	}

@@ -100,6 +100,13 @@ func (s *Store) expireBefore(hour uint32) error {
 			return fmt.Errorf("delete expired entries: %w", err)
 		}
 	}
+	s.mu.Lock()
+	for h := range s.mu.hours {
+		if h < hour {
+			delete(s.mu.hours, h)
+		}
+	}
+	s.mu.Unlock()
 	if len(expired) > 0 {
 		// Reclaim the space now rather than at the next natural compaction:
 		// the size cap depends on it.

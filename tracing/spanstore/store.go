@@ -1,11 +1,13 @@
 package spanstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -77,7 +79,8 @@ type Store struct {
 
 	mu struct {
 		sync.Mutex
-		ops map[opID]struct{} // catalog: every (service, kind, operation) seen
+		ops   map[opID]struct{} // catalog: every (service, kind, operation) seen
+		hours map[uint32]bool   // hours that have search entries
 	}
 
 	stop chan struct{}
@@ -108,12 +111,19 @@ func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{FS: opts.FS, Cache: cache, Logger: pebbleLogger{opts.Logger}})
+	po := &pebble.Options{
+		FS: opts.FS, Cache: cache, Logger: pebbleLogger{opts.Logger},
+		// Span blocks are large and written once: bigger memtables mean
+		// fewer, larger L0 files and less compaction work per byte.
+		MemTableSize: 32 << 20,
+	}
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble in %s: %w", dir, err)
 	}
 	s := &Store{opts: opts, db: db, edges: newEdgeTracker(opts.MaxEdgeSpans), stop: make(chan struct{}), done: make(chan struct{})}
 	s.mu.ops = map[opID]struct{}{}
+	s.mu.hours = map[uint32]bool{}
 	s.writers.New = func() any { return new(blockWriter) }
 	if err := s.load(); err != nil {
 		db.Close()
@@ -170,7 +180,38 @@ func (s *Store) load() error {
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("read operations: %w", err)
 	}
+	// The hours with search entries: one seek per hour present.
+	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindSearch}, UpperBound: []byte{kindSearch + 1}})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok && len(it.Key()) >= 5; {
+		h := binary.BigEndian.Uint32(it.Key()[1:5])
+		s.mu.hours[h] = true
+		if h == math.MaxUint32 {
+			break
+		}
+		ok = it.SeekGE(binary.BigEndian.AppendUint32([]byte{kindSearch}, h+1))
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("read search hours: %w", err)
+	}
 	return nil
+}
+
+// searchHours returns the hours in [lo, hi] that have search entries,
+// newest first.
+func (s *Store) searchHours(lo, hi uint32) []uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []uint32
+	for h := range s.mu.hours {
+		if h >= lo && h <= hi {
+			out = append(out, h)
+		}
+	}
+	slices.SortFunc(out, func(a, b uint32) int { return cmp.Compare(b, a) })
+	return out
 }
 
 func parseOpKey(k []byte) (opID, bool) {
@@ -219,7 +260,7 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 	defer b.Close()
 	blk := w.assemble()
 	b.Set(blockKey(seq), blk, nil)
-	maxEnd := s.indexEntries(b, w, seq)
+	maxEnd, hours := s.indexEntries(b, w, seq)
 	b.Set(expiryKey(hourOf(maxEnd), seq), nil, nil)
 	s.catalog(b, w)
 	for e, n := range s.edges.observe(w.meta) {
@@ -229,6 +270,11 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit spans: %w", err)
 	}
+	s.mu.Lock()
+	for _, h := range hours {
+		s.mu.hours[h] = true
+	}
+	s.mu.Unlock()
 	s.m.spans.Add(float64(len(w.meta)))
 	s.m.writes.Increment()
 	s.m.writeLatency.Record(time.Since(start))
@@ -236,8 +282,8 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 }
 
 // indexEntries adds the trace and search entries of a block's spans and
-// returns the latest span end.
-func (s *Store) indexEntries(b *pebble.Batch, w *blockWriter, seq uint64) (maxEnd int64) {
+// returns the latest span end and the hours of the search entries.
+func (s *Store) indexEntries(b *pebble.Batch, w *blockWriter, seq uint64) (maxEnd int64, hours []uint32) {
 	// Spans of one trace, then of one service, are adjacent after sorting
 	// their indexes; the block's order stays as it was.
 	idx := make([]int32, len(w.meta))
@@ -288,13 +334,16 @@ func (s *Store) indexEntries(b *pebble.Batch, w *blockWriter, seq uint64) (maxEn
 				l++
 			}
 			val = appendDigests(val[:0], meta, idx[k:l], sMin)
+			if h := hourOf(sMin); !slices.Contains(hours, h) {
+				hours = append(hours, h)
+			}
 			key = searchKey(key[:0], hourOf(sMin), svc, sMin, tr, seq)
 			b.Set(key, val, nil)
 			k = l
 		}
 		i = j
 	}
-	return maxEnd
+	return maxEnd, hours
 }
 
 func compareIDs(a, b tracing.TraceID) int {
