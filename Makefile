@@ -23,11 +23,14 @@ test:
 		if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 45m ./...
-	SEXTANT_BENCH_SERIES=2000 SEXTANT_BENCH_SAMPLES=240 $(GO) test -run='^$$' -bench=. -benchtime=1x -count=1 -timeout 20m ./...
+	SEXTANT_BENCH_SERIES=2000 SEXTANT_BENCH_SAMPLES=240 SEXTANT_BENCH_SPANS=20000 SEXTANT_BENCH_TRACE_REQUESTS=16 $(GO) test -run='^$$' -bench=. -benchtime=1x -count=1 -timeout 20m ./...
 
-## bench: the full benchmarks of docs/benchmarks.md (100 000 series × 360 steps)
+## bench: the full benchmarks of docs/benchmarks.md (100 000 series × 360 steps,
+## 10 M spans)
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=2s -timeout 60m ./lib/... ./tsdb/... ./query/...
+	$(GO) test -run='^$$' -bench=. -benchtime=5000x -timeout 60m ./tracing/spanstore
+	$(GO) test -run='^$$' -bench=TraceIngest -benchtime=6000x -timeout 60m ./cmd/sextant
 
 ## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
 FUZZTIME ?= 30s
