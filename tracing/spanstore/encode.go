@@ -318,10 +318,10 @@ type block struct {
 }
 
 func decodeBlock(b []byte) (*block, error) {
-	r := &reader{b: b}
-	if r.byte1() != blockVersion {
-		return nil, fmt.Errorf("%w: version %d, this build reads %d", errCorrupt, b[0], blockVersion)
+	if len(b) == 0 || b[0] != blockVersion {
+		return nil, fmt.Errorf("%w: not a version %d block", errCorrupt, blockVersion)
 	}
+	r := &reader{b: b[1:]}
 	np := r.count(2)
 	blk := &block{procs: make([]*tracing.Resource, np)}
 	for i := range blk.procs {
