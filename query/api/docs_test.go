@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/sextant-dev/sextant/ingest"
 	"github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/query/querytest"
