@@ -19,7 +19,8 @@ type digest struct {
 	index      int // in the block
 }
 
-func appendDigests(b []byte, meta []spanMeta, idx []int32, minStart int64) []byte {
+func appendDigests(b []byte, w *blockWriter, idx []int32, minStart int64) []byte {
+	meta := w.meta
 	// Operation table: few distinct names per entry, so a linear scan.
 	var ops [16]string
 	opList := ops[:0]
@@ -50,11 +51,82 @@ func appendDigests(b []byte, meta []spanMeta, idx []int32, minStart int64) []byt
 		b = binary.AppendUvarint(b, uint64(m.end-m.start))
 		b = binary.AppendUvarint(b, uint64(x))
 	}
+	return appendBloom(b, w, idx)
+}
+
+// Bloom filter of the entry's attribute key=value pairs (its spans' and
+// their processes'): exact attribute filters skip entries it rules out
+// without reading the block. At least 10 bits per pair (a power of two,
+// at most 4096 bits) and 5 probes: under 1% false positives.
+const bloomProbes = 5
+
+func appendBloom(b []byte, w *blockWriter, idx []int32) []byte {
+	n := 0
+	var procs uint64 // processes seen, for the first 64
+	for _, x := range idx {
+		m := &w.meta[x]
+		n += int(m.hashes[1] - m.hashes[0])
+		if m.proc < 64 && procs&(1<<m.proc) == 0 {
+			procs |= 1 << m.proc
+			ph := w.procHashes[m.proc]
+			n += int(ph[1] - ph[0])
+		}
+	}
+	if n == 0 {
+		return binary.AppendUvarint(b, 0)
+	}
+	// A power of two of 64-bit words, so a probe's bit is a mask away.
+	words := 1
+	for words*64 < n*10 && words < 64 {
+		words *= 2
+	}
+	b = binary.AppendUvarint(b, uint64(words*8))
+	start := len(b)
+	b = append(b, make([]byte, words*8)...)
+	bits := b[start:]
+	set := func(h uint64) {
+		for i := range uint64(bloomProbes) {
+			bit := (h + i*(h>>32|1)) & uint64(words*64-1)
+			bits[bit/8] |= 1 << (bit % 8)
+		}
+	}
+	procs = 0
+	for _, x := range idx {
+		m := &w.meta[x]
+		for _, h := range w.hashes[m.hashes[0]:m.hashes[1]] {
+			set(h)
+		}
+		if m.proc >= 64 || procs&(1<<m.proc) == 0 {
+			if m.proc < 64 {
+				procs |= 1 << m.proc
+			}
+			ph := w.procHashes[m.proc]
+			for _, h := range w.hashes[ph[0]:ph[1]] {
+				set(h)
+			}
+		}
+	}
 	return b
 }
 
-// decodeDigests appends the digests of a search entry to dst.
-func decodeDigests(dst []digest, v []byte, minStart int64) ([]digest, error) {
+// bloomHas reports whether the pair with hash h may be in the entry.
+func bloomHas(bits []byte, h uint64) bool {
+	m := uint64(len(bits) * 8)
+	if m == 0 || m&(m-1) != 0 {
+		return len(bits) != 0 // no attributes at all; or not ours: cannot rule out
+	}
+	for i := range uint64(bloomProbes) {
+		bit := (h + i*(h>>32|1)) & (m - 1)
+		if bits[bit/8]&(1<<(bit%8)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeDigests appends the digests of a search entry to dst and returns
+// its bloom (aliasing v).
+func decodeDigests(dst []digest, v []byte, minStart int64) ([]digest, []byte, error) {
 	r := &reader{b: v}
 	nops := r.count(1)
 	var buf [16]string
@@ -76,7 +148,8 @@ func decodeDigests(dst []digest, v []byte, minStart int64) ([]digest, error) {
 		d.op = ops[op]
 		dst = append(dst, d)
 	}
-	return dst, r.err
+	bloom := r.bytes(r.uvarint())
+	return dst, bloom, r.err
 }
 
 // traceEntry is a decoded trace entry: where a trace's spans are in one

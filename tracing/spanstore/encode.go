@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -31,6 +32,10 @@ type blockWriter struct {
 
 	// Per span, what the indexes need.
 	meta []spanMeta
+	// Hashes of attribute key=value pairs for the search entries' blooms:
+	// spans and processes point into it.
+	hashes     []uint64
+	procHashes [][2]int32
 }
 
 // spanMeta is what the index entries of a span are made of.
@@ -44,6 +49,7 @@ type spanMeta struct {
 	kind       tracing.SpanKind
 	status     tracing.StatusCode
 	start, end int64
+	hashes     [2]int32 // range of w.hashes
 }
 
 func (w *blockWriter) reset() {
@@ -51,6 +57,7 @@ func (w *blockWriter) reset() {
 	w.spans, w.offsets = w.spans[:0], w.offsets[:0]
 	w.block = w.block[:0]
 	w.meta = w.meta[:0]
+	w.hashes, w.procHashes = w.hashes[:0], w.procHashes[:0]
 }
 
 // encode appends every span of td.
@@ -70,6 +77,9 @@ func (w *blockWriter) encode(td ptrace.Traces) {
 		w.procs = appendAttrs(w.procs, rs.Resource().Attributes(), "service.name")
 		w.procs = binary.AppendUvarint(w.procs, uint64(rs.Resource().DroppedAttributesCount()))
 		w.nprocs++
+		lo := len(w.hashes)
+		w.hashes = appendAttrHashes(w.hashes, rs.Resource().Attributes(), "service.name")
+		w.procHashes = append(w.procHashes, [2]int32{int32(lo), int32(len(w.hashes))})
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)
@@ -101,6 +111,9 @@ func (w *blockWriter) span(s ptrace.Span, proc int, service string, scope pcommo
 	if m.status > tracing.StatusError {
 		m.status = tracing.StatusUnset
 	}
+	lo := len(w.hashes)
+	w.hashes = appendAttrHashes(w.hashes, s.Attributes(), TruncatedAttr)
+	m.hashes = [2]int32{int32(lo), int32(len(w.hashes))}
 	w.meta = append(w.meta, m)
 	b := w.spans
 	b = append(b, m.trace[:]...)
@@ -146,6 +159,50 @@ func (w *blockWriter) span(s ptrace.Span, proc int, service string, scope pcommo
 		b = binary.AppendUvarint(b, uint64(l.DroppedAttributesCount()))
 	}
 	w.spans = b
+}
+
+// appendAttrHashes appends the bloom hash of each attribute's key and
+// value text (as filters compare it), leaving out skip.
+func appendAttrHashes(dst []uint64, m pcommon.Map, skip string) []uint64 {
+	var buf [32]byte
+	m.Range(func(k string, v pcommon.Value) bool {
+		if k == skip {
+			return true
+		}
+		var text []byte
+		switch v.Type() {
+		case pcommon.ValueTypeStr:
+			dst = append(dst, attrHash(k, v.Str()))
+			return true
+		case pcommon.ValueTypeBool:
+			text = strconv.AppendBool(buf[:0], v.Bool())
+		case pcommon.ValueTypeInt:
+			text = strconv.AppendInt(buf[:0], v.Int(), 10)
+		case pcommon.ValueTypeDouble:
+			text = strconv.AppendFloat(buf[:0], v.Double(), 'g', -1, 64)
+		case pcommon.ValueTypeBytes:
+			text = v.Bytes().AsRaw()
+		default:
+			text = []byte(v.AsString())
+		}
+		dst = append(dst, attrHash(k, string(text)))
+		return true
+	})
+	return dst
+}
+
+// attrHash is FNV-1a over key, a zero byte and the value: stable across
+// processes, unlike maphash, because blooms are stored.
+func attrHash(k, v string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(k); i++ {
+		h = (h ^ uint64(k[i])) * 1099511628211
+	}
+	h *= 1099511628211 // the separator
+	for i := 0; i < len(v); i++ {
+		h = (h ^ uint64(v[i])) * 1099511628211
+	}
+	return h
 }
 
 // TruncatedAttr is the span attribute ingest sets to the number of

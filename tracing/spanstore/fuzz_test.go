@@ -14,7 +14,7 @@ func FuzzDecode(f *testing.F) {
 		spec{trace: 1, span: 2, parent: 1, service: "catalog", name: "SELECT", start: time.Millisecond, dur: time.Millisecond},
 	))
 	f.Add(append([]byte(nil), w.assemble()...))
-	f.Add(appendDigests(nil, w.meta, []int32{0, 1}, 0))
+	f.Add(appendDigests(nil, w, []int32{0, 1}, 0))
 	f.Add([]byte{})
 	f.Add([]byte{blockVersion, 0, 0})
 	f.Add([]byte{blockVersion, 1, 1, 'x', 0, 0, 1, 0, 0, 0, 0})

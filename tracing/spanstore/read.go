@@ -109,6 +109,9 @@ func (s *Store) FindTraces(ctx context.Context, q tracing.Query) ([]tracing.Trac
 		return nil, nil
 	}
 	f := finder{s: s, q: q, seen: map[tracing.TraceID]bool{}, blocks: map[uint64]*block{}}
+	for _, a := range q.Attributes {
+		f.hashes = append(f.hashes, attrHash(a.Key, a.Value))
+	}
 	var ids []tracing.TraceID
 	it, err := s.db.NewIter(nil)
 	if err != nil {
@@ -166,14 +169,20 @@ type finder struct {
 	digests []digest
 	cand    []int
 	blocks  map[uint64]*block // blocks read for attribute filters, kept for the search
+	hashes  []uint64          // bloom hash of each attribute filter
 }
+
+// derivedKeys are filter keys that are not stored attributes, so not in
+// the blooms.
+var derivedKeys = map[string]bool{"span.kind": true, "otel.status_code": true, "error": true, "otel.scope.name": true, "service.name": true}
 
 // entry reports whether one search entry has a matching span and its
 // trace satisfies the trace-duration bounds.
 func (f *finder) entry(minStart int64, id tracing.TraceID, seq uint64, v []byte) (bool, error) {
 	q := &f.q
 	var err error
-	if f.digests, err = decodeDigests(f.digests[:0], v, minStart); err != nil {
+	var bloom []byte
+	if f.digests, bloom, err = decodeDigests(f.digests[:0], v, minStart); err != nil {
 		return false, fmt.Errorf("search entry of trace %s: %w", id, err)
 	}
 	f.cand = f.cand[:0]
@@ -193,6 +202,14 @@ func (f *finder) entry(minStart int64, id tracing.TraceID, seq uint64, v []byte)
 	}
 	if len(f.cand) == 0 {
 		return false, nil
+	}
+	for i := range q.Attributes {
+		// Exact filters on stored attributes: the bloom rules most
+		// entries out without reading their block.
+		a := &q.Attributes[i]
+		if a.Match == tracing.MatchExact && !derivedKeys[a.Key] && !bloomHas(bloom, f.hashes[i]) {
+			return false, nil
+		}
 	}
 	if len(q.Attributes) > 0 {
 		ok, err := f.attributes(seq)

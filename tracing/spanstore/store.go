@@ -333,7 +333,7 @@ func (s *Store) indexEntries(b *pebble.Batch, w *blockWriter, seq uint64) (maxEn
 				sMin = min(sMin, meta[idx[l]].start)
 				l++
 			}
-			val = appendDigests(val[:0], meta, idx[k:l], sMin)
+			val = appendDigests(val[:0], w, idx[k:l], sMin)
 			if h := hourOf(sMin); !slices.Contains(hours, h) {
 				hours = append(hours, h)
 			}

@@ -441,3 +441,38 @@ func TestSequenceContinuesAfterReopen(t *testing.T) {
 		}
 	}
 }
+
+// TestBloom: a search entry's bloom has every attribute pair of its spans
+// and processes, in the text filters compare, and few others.
+func TestBloom(t *testing.T) {
+	t.Parallel()
+	w := new(blockWriter)
+	var specs []spec
+	for i := range 10 {
+		specs = append(specs, spec{trace: 1, span: i + 1, service: "svc", name: "op", dur: time.Millisecond,
+			attrs: map[string]any{"user.id": fmt.Sprint("u", i), "n": i, "ok": i%2 == 0, "ratio": 0.5, "tags": []string{"a"}}})
+	}
+	w.encode(build(specs...))
+	idx := []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	_, bloom, err := decodeDigests(nil, appendDigests(nil, w, idx, 0), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		for _, kv := range [][2]string{{"user.id", fmt.Sprint("u", i)}, {"n", fmt.Sprint(i)}, {"ok", fmt.Sprint(i%2 == 0)},
+			{"ratio", "0.5"}, {"tags", `["a"]`}, {"host.name", "host-svc"}} {
+			if !bloomHas(bloom, attrHash(kv[0], kv[1])) {
+				t.Errorf("bloom lacks %s=%s", kv[0], kv[1])
+			}
+		}
+	}
+	fp := 0
+	for i := range 10000 {
+		if bloomHas(bloom, attrHash("user.id", fmt.Sprint("absent", i))) {
+			fp++
+		}
+	}
+	if fp > 300 {
+		t.Errorf("%d false positives in 10 000", fp)
+	}
+}
