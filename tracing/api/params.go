@@ -19,7 +19,7 @@ const (
 	MaxLimit        = 1500 // traces per search
 	maxFilters      = 32   // tags per search
 	maxRegexLength  = 1024
-	defaultLookback = time.Hour // when start is missing, as Jaeger's UI default
+	defaultLookback = 48 * time.Hour // when start is missing, as Jaeger's query service
 )
 
 // paramError is a bad request parameter; it answers 400.
