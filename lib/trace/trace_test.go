@@ -16,9 +16,13 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	oteltrace "go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
 
 	"github.com/sextant-dev/sextant/lib"
 )
+
+// TestMain checks that no test left a goroutine behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // harness is a server mux behind Handler and a client behind Transport,
 // both recording spans into one in-memory exporter.

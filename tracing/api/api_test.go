@@ -15,10 +15,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/goleak"
 
 	"github.com/sextant-dev/sextant/lib"
 	"github.com/sextant-dev/sextant/tracing/spanstore"
 )
+
+// TestMain checks that no test left a goroutine behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // t0 is the fixtures' time: 2026-11-24 10:00:00 UTC.
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)

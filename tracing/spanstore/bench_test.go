@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/goleak"
 
 	"github.com/sextant-dev/sextant/tracing"
 	"github.com/sextant-dev/sextant/tracing/tracingtest"
@@ -107,12 +108,19 @@ func loadedStore(b *testing.B) *Store {
 	return loaded.s
 }
 
-// TestMain removes the shared benchmark store.
+// TestMain removes the shared benchmark store and checks that no store
+// left a goroutine behind.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if loaded.s != nil {
 		loaded.s.Close()
 		os.RemoveAll(loaded.dir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
