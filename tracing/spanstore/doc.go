@@ -19,7 +19,8 @@
 //
 // Retention deletes, every minute, the blocks whose spans all ended
 // before the retention horizon (with their trace entries), and the
-// search, dependency and exemplar entries of the hours before it; over
+// search, dependency and exemplar entries of the hours before it, and
+// the operations whose spans have all gone; over
 // the size cap it drops the oldest hour early. FORMAT.md documents the
 // keys.
 package spanstore

@@ -106,7 +106,25 @@ func (s *Store) expireBefore(hour uint32) error {
 			delete(s.mu.hours, h)
 		}
 	}
+	var gone []opID
+	for id, h := range s.mu.ops {
+		if h < hour {
+			gone = append(gone, id)
+			delete(s.mu.ops, id)
+		}
+	}
 	s.mu.Unlock()
+	if len(gone) > 0 {
+		b := s.db.NewBatch()
+		for _, id := range gone {
+			b.Delete(opKey(id.service, id.kind, id.name), nil)
+		}
+		err := b.Commit(pebble.NoSync)
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("delete expired operations: %w", err)
+		}
+	}
 	if len(expired) > 0 {
 		// Reclaim the space now rather than at the next natural compaction:
 		// the size cap depends on it.

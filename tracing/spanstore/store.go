@@ -79,8 +79,8 @@ type Store struct {
 
 	mu struct {
 		sync.Mutex
-		ops   map[opID]struct{} // catalog: every (service, kind, operation) seen
-		hours map[uint32]bool   // hours that have search entries
+		ops   map[opID]uint32 // catalog: every (service, kind, operation) seen, and the latest hour of its spans
+		hours map[uint32]bool // hours that have search entries
 	}
 
 	stop chan struct{}
@@ -122,7 +122,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open pebble in %s: %w", dir, err)
 	}
 	s := &Store{opts: opts, db: db, edges: newEdgeTracker(opts.MaxEdgeSpans), stop: make(chan struct{}), done: make(chan struct{})}
-	s.mu.ops = map[opID]struct{}{}
+	s.mu.ops = map[opID]uint32{}
 	s.mu.hours = map[uint32]bool{}
 	s.writers.New = func() any { return new(blockWriter) }
 	if err := s.load(); err != nil {
@@ -174,7 +174,11 @@ func (s *Store) load() error {
 	}
 	for it.First(); it.Valid(); it.Next() {
 		if id, ok := parseOpKey(it.Key()); ok {
-			s.mu.ops[id] = struct{}{}
+			h := uint32(0)
+			if v := it.Value(); len(v) == 4 {
+				h = binary.BigEndian.Uint32(v)
+			}
+			s.mu.ops[id] = h
 		}
 	}
 	if err := it.Close(); err != nil {
@@ -358,20 +362,23 @@ func compareIDs(a, b tracing.TraceID) int {
 	return 0
 }
 
-// catalog records operations not seen before.
+// catalog records operations not seen before, and the latest hour of
+// each operation's spans (retention drops operations with no spans left),
+// writing at most once per operation and hour.
 func (s *Store) catalog(b *pebble.Batch, w *blockWriter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range w.meta {
 		m := &w.meta[i]
 		id := opID{service: m.service, name: m.name, kind: m.kind}
-		if _, ok := s.mu.ops[id]; ok {
+		h := hourOf(m.end)
+		if last, ok := s.mu.ops[id]; ok && last >= h {
 			continue
 		}
 		// Recorded before the commit: if the commit fails, the operation
-		// is listed without spans, which a later write fixes.
-		s.mu.ops[id] = struct{}{}
-		b.Set(opKey(m.service, m.kind, m.name), nil, nil)
+		// is listed a while without spans.
+		s.mu.ops[id] = h
+		b.Set(opKey(m.service, m.kind, m.name), binary.BigEndian.AppendUint32(nil, h), nil)
 	}
 }
 

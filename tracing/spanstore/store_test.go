@@ -385,6 +385,13 @@ func TestRetention(t *testing.T) {
 	if len(deps) != 0 {
 		t.Errorf("dependencies after retention: %v", deps)
 	}
+	// The catalog forgets what has no spans left.
+	if svcs, _ := s.Services(context.Background()); !slices.Equal(svcs, []string{"frontend"}) {
+		t.Errorf("services after retention: %v", svcs)
+	}
+	if ops, _ := s.Operations(context.Background(), "frontend", tracing.SpanKindUnspecified); len(ops) != 1 || ops[0].Name != "late" {
+		t.Errorf("operations after retention: %v", ops)
+	}
 }
 
 func TestSizeCap(t *testing.T) {
