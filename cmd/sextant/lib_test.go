@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,4 +180,59 @@ func published(xs []float64) []float64 {
 		j--
 	}
 	return xs[i:j]
+}
+
+// TestLibRetryAgainstServer: a server that answers 503 before it answers
+// 200 (here a proxy in front of the real one) still gets the step, after
+// the publisher's retries.
+func TestLibRetryAgainstServer(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
+	addr := <-ready
+	target, _ := url.Parse("http://" + addr)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var failures atomic.Int32
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failures.Add(1) <= 2 {
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+
+	reg := lib.NewRegistry(lib.RegistryOptions{})
+	pub, err := lib.NewPublisher(reg, lib.PublisherOptions{URI: front.URL + "/api/v1/publish", Step: time.Second, NoEnvTags: true,
+		CommonTags: map[string]string{"nf.app": "retrytest"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range 30 {
+		reg.Counter("retry.requests").Increment()
+	}
+	closeCtx, closeCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer closeCancel()
+	if err := pub.Close(closeCtx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if n := failures.Load(); n < 3 {
+		t.Fatalf("%d requests reached the proxy; the publisher did not retry", n)
+	}
+	if c := reg.Counter("spectator.measurements", "id", "sent").Count(); c == 0 {
+		t.Error("spectator.measurements{id=sent} did not count the retried batch")
+	}
+	got := published(first(graph(t, addr, "name,retry.requests,:eq,:sum", start.Add(-2*time.Second), time.Now().Add(3*time.Second))))
+	if fmt.Sprint(got) != "[30]" {
+		t.Errorf("after the retries the server has %v, want [30]", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
