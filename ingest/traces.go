@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -241,37 +242,43 @@ func truncateJSON(s string, max int) string {
 // traceCounter counts the spans accepted per trace, for the per-trace
 // limit. Two generations of maps bound its memory: a full current
 // generation replaces the previous one, so a trace is tracked while it is
-// recent.
+// recent. Traces are keyed by 64 bits of their id (ids are random; a
+// collision merges two traces' counts), about 30 bytes a trace.
 type traceCounter struct {
 	max int
 	mu  struct {
 		sync.Mutex
-		cur, old map[tracing.TraceID]int
+		cur, old map[uint64]uint32
 	}
 }
 
 func newTraceCounter(max int) *traceCounter {
 	c := &traceCounter{max: max}
-	c.mu.cur = map[tracing.TraceID]int{}
+	c.mu.cur = map[uint64]uint32{}
 	return c
+}
+
+func traceKey(id tracing.TraceID) uint64 {
+	return binary.LittleEndian.Uint64(id[:8]) ^ binary.LittleEndian.Uint64(id[8:])
 }
 
 // admit counts one span of trace id, reporting false (and not counting
 // it) when the trace already has limit spans.
 func (c *traceCounter) admit(id tracing.TraceID, limit int) bool {
+	k := traceKey(id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, ok := c.mu.cur[id]
+	n, ok := c.mu.cur[k]
 	if !ok {
-		n = c.mu.old[id]
+		n = c.mu.old[k]
 	}
-	if n >= limit {
+	if int(n) >= limit {
 		return false
 	}
 	if len(c.mu.cur) >= c.max {
-		c.mu.old, c.mu.cur = c.mu.cur, make(map[tracing.TraceID]int, c.max)
+		c.mu.old, c.mu.cur = c.mu.cur, make(map[uint64]uint32, c.max)
 	}
-	c.mu.cur[id] = n + 1
+	c.mu.cur[k] = n + 1
 	return true
 }
 
@@ -286,7 +293,7 @@ func (c *traceCounter) forget(td ptrace.Traces) {
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
 			for k := 0; k < spans.Len(); k++ {
-				id := tracing.TraceID(spans.At(k).TraceID())
+				id := traceKey(tracing.TraceID(spans.At(k).TraceID()))
 				if n := c.mu.cur[id]; n > 0 {
 					c.mu.cur[id] = n - 1
 				}
