@@ -79,6 +79,7 @@ func (s *Store) expireBefore(hour uint32) error {
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("list expired blocks: %w", err)
 	}
+	minSeq, maxSeq := uint64(math.MaxUint64), uint64(0)
 	for _, rk := range expired {
 		if s.closed.Load() {
 			return tracing.ErrClosed
@@ -86,7 +87,9 @@ func (s *Store) expireBefore(hour uint32) error {
 		if len(rk) != 13 {
 			continue
 		}
-		if err := s.dropBlock(rk, binary.BigEndian.Uint64(rk[5:])); err != nil {
+		seq := binary.BigEndian.Uint64(rk[5:])
+		minSeq, maxSeq = min(minSeq, seq), max(maxSeq, seq)
+		if err := s.dropBlock(rk, seq); err != nil {
 			return err
 		}
 	}
@@ -125,10 +128,12 @@ func (s *Store) expireBefore(hour uint32) error {
 			return fmt.Errorf("delete expired operations: %w", err)
 		}
 	}
-	if len(expired) > 0 {
-		// Reclaim the space now rather than at the next natural compaction:
-		// the size cap depends on it.
-		if err := s.db.Compact(context.Background(), []byte{kindBlock}, []byte{kindBlock + 1}, false); err != nil {
+	if minSeq <= maxSeq {
+		// Reclaim the space now rather than at the next natural compaction
+		// (the size cap depends on it), compacting only the expired blocks'
+		// key range: sequence numbers grow with time, so it is the oldest
+		// blocks' and holds little else.
+		if err := s.db.Compact(context.Background(), blockKey(minSeq), blockKey(maxSeq+1), false); err != nil {
 			return fmt.Errorf("compact expired blocks: %w", err)
 		}
 	}
