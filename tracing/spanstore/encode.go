@@ -36,6 +36,9 @@ type blockWriter struct {
 	// spans and processes point into it.
 	hashes     []uint64
 	procHashes [][2]int32
+	// The same pairs as text, for the value dictionary (dict.go): pairKeys[i]
+	// and pairVals[i] are the pair hashed in hashes[i].
+	pairKeys, pairVals []string
 }
 
 // spanMeta is what the index entries of a span are made of.
@@ -58,6 +61,9 @@ func (w *blockWriter) reset() {
 	w.block = w.block[:0]
 	w.meta = w.meta[:0]
 	w.hashes, w.procHashes = w.hashes[:0], w.procHashes[:0]
+	clear(w.pairKeys) // drop references to the request's strings
+	clear(w.pairVals)
+	w.pairKeys, w.pairVals = w.pairKeys[:0], w.pairVals[:0]
 }
 
 // encode appends every span of td.
@@ -78,7 +84,7 @@ func (w *blockWriter) encode(td ptrace.Traces) {
 		w.procs = binary.AppendUvarint(w.procs, uint64(rs.Resource().DroppedAttributesCount()))
 		w.nprocs++
 		lo := len(w.hashes)
-		w.hashes = appendAttrHashes(w.hashes, rs.Resource().Attributes(), "service.name")
+		w.attrPairs(rs.Resource().Attributes(), "service.name")
 		w.procHashes = append(w.procHashes, [2]int32{int32(lo), int32(len(w.hashes))})
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
@@ -112,7 +118,7 @@ func (w *blockWriter) span(s ptrace.Span, proc int, service string, scope pcommo
 		m.status = tracing.StatusUnset
 	}
 	lo := len(w.hashes)
-	w.hashes = appendAttrHashes(w.hashes, s.Attributes(), TruncatedAttr)
+	w.attrPairs(s.Attributes(), TruncatedAttr)
 	m.hashes = [2]int32{int32(lo), int32(len(w.hashes))}
 	w.meta = append(w.meta, m)
 	b := w.spans
@@ -161,34 +167,34 @@ func (w *blockWriter) span(s ptrace.Span, proc int, service string, scope pcommo
 	w.spans = b
 }
 
-// appendAttrHashes appends the bloom hash of each attribute's key and
-// value text (as filters compare it), leaving out skip.
-func appendAttrHashes(dst []uint64, m pcommon.Map, skip string) []uint64 {
+// attrPairs appends each attribute's key and value text (as filters
+// compare it) and its bloom hash, leaving out skip.
+func (w *blockWriter) attrPairs(m pcommon.Map, skip string) {
 	var buf [32]byte
 	m.Range(func(k string, v pcommon.Value) bool {
 		if k == skip {
 			return true
 		}
-		var text []byte
+		var text string
 		switch v.Type() {
 		case pcommon.ValueTypeStr:
-			dst = append(dst, attrHash(k, v.Str()))
-			return true
+			text = v.Str()
 		case pcommon.ValueTypeBool:
-			text = strconv.AppendBool(buf[:0], v.Bool())
+			text = strconv.FormatBool(v.Bool())
 		case pcommon.ValueTypeInt:
-			text = strconv.AppendInt(buf[:0], v.Int(), 10)
+			text = string(strconv.AppendInt(buf[:0], v.Int(), 10))
 		case pcommon.ValueTypeDouble:
-			text = strconv.AppendFloat(buf[:0], v.Double(), 'g', -1, 64)
+			text = string(strconv.AppendFloat(buf[:0], v.Double(), 'g', -1, 64))
 		case pcommon.ValueTypeBytes:
-			text = v.Bytes().AsRaw()
+			text = string(v.Bytes().AsRaw())
 		default:
-			text = []byte(v.AsString())
+			text = v.AsString()
 		}
-		dst = append(dst, attrHash(k, string(text)))
+		w.pairKeys = append(w.pairKeys, k)
+		w.pairVals = append(w.pairVals, text)
+		w.hashes = append(w.hashes, attrHash(k, text))
 		return true
 	})
-	return dst
 }
 
 // attrHash is FNV-1a over key, a zero byte and the value: stable across

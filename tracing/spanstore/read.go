@@ -123,6 +123,11 @@ func (s *Store) FindTraces(ctx context.Context, q tracing.Query) ([]tracing.Trac
 		if len(ids) >= q.Limit {
 			break
 		}
+		if skip, err := f.hourValues(h); err != nil {
+			return nil, err
+		} else if skip {
+			continue // a prefix or regex filter matches no value of the hour
+		}
 		key = searchPrefix(key[:0], h, q.Service)
 		hi = binary.BigEndian.AppendUint64(append(hi[:0], key...), uint64(q.End))
 		it.SetBounds(key, hi)
@@ -170,6 +175,32 @@ type finder struct {
 	cand    []int
 	blocks  map[uint64]*block // blocks read for attribute filters, kept for the search
 	hashes  []uint64          // bloom hash of each attribute filter
+	// For prefix and regex filters, in the hour being searched: the hashes
+	// of the values they match, when the dictionary lists them all.
+	values [][]uint64
+	listed []bool
+}
+
+// hourValues looks up the prefix and regex filters' values in hour's
+// dictionary, reporting whether one of them matches nothing there.
+func (f *finder) hourValues(h uint32) (skip bool, err error) {
+	if f.values == nil {
+		f.values, f.listed = make([][]uint64, len(f.q.Attributes)), make([]bool, len(f.q.Attributes))
+	}
+	for i := range f.q.Attributes {
+		a := &f.q.Attributes[i]
+		f.values[i], f.listed[i] = nil, false
+		if a.Match == tracing.MatchExact || derivedKeys[a.Key] {
+			continue
+		}
+		if f.values[i], f.listed[i], err = f.s.dictValues(h, a); err != nil {
+			return false, err
+		}
+		if f.listed[i] && len(f.values[i]) == 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // derivedKeys are filter keys that are not stored attributes, so not in
@@ -204,11 +235,27 @@ func (f *finder) entry(minStart int64, id tracing.TraceID, seq uint64, v []byte)
 		return false, nil
 	}
 	for i := range q.Attributes {
-		// Exact filters on stored attributes: the bloom rules most
-		// entries out without reading their block.
+		// Filters on stored attributes: the bloom rules most entries out
+		// without reading their block, for exact filters, and for prefix
+		// and regex filters whose matching values the dictionary lists.
 		a := &q.Attributes[i]
-		if a.Match == tracing.MatchExact && !derivedKeys[a.Key] && !bloomHas(bloom, f.hashes[i]) {
-			return false, nil
+		switch {
+		case derivedKeys[a.Key]:
+		case a.Match == tracing.MatchExact:
+			if !bloomHas(bloom, f.hashes[i]) {
+				return false, nil
+			}
+		case f.listed[i]:
+			found := false
+			for _, h := range f.values[i] {
+				if bloomHas(bloom, h) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false, nil
+			}
 		}
 	}
 	if len(q.Attributes) > 0 {

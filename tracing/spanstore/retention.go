@@ -97,6 +97,8 @@ func (s *Store) expireBefore(hour uint32) error {
 		{[]byte{kindSearch}, binary.BigEndian.AppendUint32([]byte{kindSearch}, hour)},
 		{[]byte{kindDep}, binary.BigEndian.AppendUint64([]byte{kindDep}, uint64(hour)*60)},
 		{[]byte{kindExemplar}, binary.BigEndian.AppendUint64([]byte{kindExemplar}, uint64(hour)*3600_000)},
+		{[]byte{kindDict}, binary.BigEndian.AppendUint32([]byte{kindDict}, hour)},
+		{[]byte{kindDictOverflow}, binary.BigEndian.AppendUint32([]byte{kindDictOverflow}, hour)},
 	}
 	for _, r := range ranges {
 		if err := s.db.DeleteRange(r[0], r[1], pebble.NoSync); err != nil {

@@ -76,6 +76,7 @@ type Store struct {
 	closed  atomic.Bool
 	writers sync.Pool // *blockWriter
 	edges   *edgeTracker
+	dict    dictTracker
 
 	mu struct {
 		sync.Mutex
@@ -338,6 +339,7 @@ func (s *Store) indexEntries(b *pebble.Batch, w *blockWriter, seq uint64) (maxEn
 				l++
 			}
 			val = appendDigests(val[:0], w, idx[k:l], sMin)
+			s.dict.add(b, hourOf(sMin), w, idx[k:l])
 			if h := hourOf(sMin); !slices.Contains(hours, h) {
 				hours = append(hours, h)
 			}

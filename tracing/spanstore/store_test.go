@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -481,5 +482,83 @@ func TestBloom(t *testing.T) {
 	}
 	if fp > 300 {
 		t.Errorf("%d false positives in 10 000", fp)
+	}
+}
+
+// TestDictionary: prefix and regex filters give the same answers whether
+// the hour's value dictionary lists the key, lists it as overflowed, or
+// does not follow the hour at all.
+func TestDictionary(t *testing.T) {
+	t.Parallel()
+	s, err := Open("", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	write := func(specs ...spec) {
+		t.Helper()
+		if err := s.WriteTraces(ctx, build(specs...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Hour 0: a listed key (route), a key with more distinct values than
+	// the dictionary keeps (request.id), and a value too long to list.
+	var specs []spec
+	for i := range maxDictValues + 10 {
+		specs = append(specs, spec{trace: 1 + i/100, span: 1 + i%100, service: "api", name: "op", start: time.Duration(i) * time.Microsecond, dur: time.Millisecond,
+			attrs: map[string]any{"route": fmt.Sprint("/r/", i%3), "request.id": fmt.Sprint("req-", i)}})
+	}
+	specs = append(specs, spec{trace: 999, span: 1, service: "api", name: "op", dur: time.Millisecond,
+		attrs: map[string]any{"blob": "x" + strings.Repeat("y", 300)}})
+	write(specs...)
+	// Hour 10, then hour 1: a late write for an hour the tracker no longer follows.
+	write(spec{trace: 2000, span: 1, service: "api", name: "op", start: 10 * time.Hour, dur: time.Millisecond, attrs: map[string]any{"route": "/late/new"}})
+	write(spec{trace: 2001, span: 1, service: "api", name: "op", start: time.Hour, dur: time.Millisecond, attrs: map[string]any{"route": "/late/old"}})
+
+	h0, h1 := hourOf(base.UnixNano()), hourOf(base.Add(time.Hour).UnixNano())
+	for _, tc := range []struct {
+		hour   uint32
+		f      tracing.AttrFilter
+		listed bool
+		n      int
+	}{
+		{h0, tracing.AttrFilter{Key: "route", Match: tracing.MatchPrefix, Value: "/r/"}, true, 3},
+		{h0, tracing.AttrFilter{Key: "route", Match: tracing.MatchRegex, Regex: regexp.MustCompile(`^(?:/r/[12])$`)}, true, 2},
+		{h0, tracing.AttrFilter{Key: "route", Match: tracing.MatchPrefix, Value: "/none"}, true, 0},
+		{h0, tracing.AttrFilter{Key: "absent", Match: tracing.MatchPrefix, Value: "a"}, true, 0},
+		{h0, tracing.AttrFilter{Key: "request.id", Match: tracing.MatchPrefix, Value: "req-1"}, false, 0},
+		{h0, tracing.AttrFilter{Key: "blob", Match: tracing.MatchPrefix, Value: "x"}, false, 0},
+		{h1, tracing.AttrFilter{Key: "route", Match: tracing.MatchPrefix, Value: "/late"}, false, 0},
+	} {
+		vals, listed, err := s.dictValues(tc.hour, &tc.f)
+		if err != nil || listed != tc.listed || len(vals) != tc.n {
+			t.Errorf("dictValues(%d, %s %v %q) = %d values, listed %v, %v; want %d, %v", tc.hour-h0, tc.f.Key, tc.f.Match, tc.f.Value, len(vals), listed, err, tc.n, tc.listed)
+		}
+	}
+	// The searches agree with the data, listed or not.
+	search := func(f tracing.AttrFilter) int {
+		t.Helper()
+		got, err := s.FindTraces(ctx, tracing.Query{Service: "api", Attributes: []tracing.AttrFilter{f}, Start: 0, End: base.Add(24 * time.Hour).UnixNano(), Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got)
+	}
+	for _, tc := range []struct {
+		f tracing.AttrFilter
+		n int
+	}{
+		{tracing.AttrFilter{Key: "route", Match: tracing.MatchPrefix, Value: "/r/"}, 42},
+		{tracing.AttrFilter{Key: "route", Match: tracing.MatchPrefix, Value: "/late/"}, 2},
+		{tracing.AttrFilter{Key: "route", Match: tracing.MatchRegex, Regex: regexp.MustCompile(`^(?:/late/old)$`)}, 1},
+		{tracing.AttrFilter{Key: "request.id", Match: tracing.MatchPrefix, Value: "req-4105"}, 1},
+		{tracing.AttrFilter{Key: "request.id", Match: tracing.MatchRegex, Regex: regexp.MustCompile(`^(?:req-40[0-9][0-9])$`)}, 1},
+		{tracing.AttrFilter{Key: "blob", Match: tracing.MatchPrefix, Value: "xyyy"}, 1},
+		{tracing.AttrFilter{Key: "absent", Match: tracing.MatchPrefix, Value: ""}, 0},
+	} {
+		if n := search(tc.f); n != tc.n {
+			t.Errorf("search %s %v %q: %d traces, want %d", tc.f.Key, tc.f.Match, tc.f.Value, n, tc.n)
+		}
 	}
 }
