@@ -358,3 +358,38 @@ func TestSetupRejectsBadOptions(t *testing.T) {
 		t.Error("an endpoint without a scheme accepted")
 	}
 }
+
+// TestSetupSampling: SampleRatio samples new traces; children follow
+// their parent's decision.
+func TestSetupSampling(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	tp, err := Setup(context.Background(), Options{Exporter: spans, SampleRatio: 0.1, NoGlobal: true, ServiceName: "sampled"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tp.Tracer("test")
+	sampled := 0
+	for range 2000 {
+		ctx, root := tr.Start(context.Background(), "root")
+		_, child := tr.Start(ctx, "child")
+		if child.SpanContext().IsSampled() != root.SpanContext().IsSampled() {
+			t.Fatal("a child did not follow its parent's sampling decision")
+		}
+		if root.SpanContext().IsSampled() {
+			sampled++
+		}
+		child.End()
+		root.End()
+	}
+	// Flush, not Shutdown: shutting the in-memory exporter down empties it.
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Shutdown(context.Background())
+	if sampled < 100 || sampled > 300 {
+		t.Errorf("%d of 2000 traces sampled at ratio 0.1", sampled)
+	}
+	if n := len(spans.GetSpans()); n != 2*sampled {
+		t.Errorf("%d spans exported for %d sampled traces", n, sampled)
+	}
+}
