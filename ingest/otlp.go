@@ -198,20 +198,25 @@ func (h *Handler) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.MaxRecvMsgSize(int(h.opts.MaxDecodedBytes))}
 }
 
-// Export implements the MetricsService: overload is UNAVAILABLE with a
-// RetryInfo (so clients retry later), bad data INVALID_ARGUMENT.
+// Export implements the MetricsService.
 func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	h := g.h
+	return grpcExport(ctx, g.h, req, g.h.exportMetrics, pmetricotlp.NewExportResponse)
+}
+
+// grpcExport runs one gRPC export of any signal with the OTLP rules:
+// overload is UNAVAILABLE with a RetryInfo (so clients retry later), bad
+// data INVALID_ARGUMENT.
+func grpcExport[Req, Resp any](ctx context.Context, h *Handler, req Req, export func(context.Context, Req) (Resp, error), empty func() Resp) (Resp, error) {
 	if h.memoryFull() {
-		return pmetricotlp.NewExportResponse(), retryable("server memory is saturated", 5*time.Second)
+		return empty(), retryable("server memory is saturated", 5*time.Second)
 	}
 	select {
 	case h.inflight <- struct{}{}:
 		defer func() { <-h.inflight }()
 	default:
-		return pmetricotlp.NewExportResponse(), retryable("too many requests in flight", time.Second)
+		return empty(), retryable("too many requests in flight", time.Second)
 	}
-	resp, err := h.exportMetrics(ctx, req)
+	resp, err := export(ctx, req)
 	if err == nil {
 		return resp, nil
 	}

@@ -4,20 +4,16 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/sextant-dev/sextant/tracing"
 )
@@ -310,29 +306,7 @@ type grpcTraces struct {
 
 // Export implements the TraceService with the same rules as metrics.
 func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	h := g.h
-	if h.memoryFull() {
-		return ptraceotlp.NewExportResponse(), retryable("server memory is saturated", 5*time.Second)
-	}
-	select {
-	case h.inflight <- struct{}{}:
-		defer func() { <-h.inflight }()
-	default:
-		return ptraceotlp.NewExportResponse(), retryable("too many requests in flight", time.Second)
-	}
-	resp, err := h.exportTraces(ctx, req)
-	if err == nil {
-		return resp, nil
-	}
-	he := statusOf(err)
-	if he.retryAfter > 0 {
-		return resp, retryable(he.msg, time.Duration(he.retryAfter)*time.Second)
-	}
-	var hErr *httpError
-	if errors.As(err, &hErr) {
-		return resp, status.Error(grpcCode(hErr.status), hErr.msg)
-	}
-	return resp, status.Error(codes.Internal, err.Error())
+	return grpcExport(ctx, g.h, req, g.h.exportTraces, ptraceotlp.NewExportResponse)
 }
 
 // registerGRPCTraces adds the TraceService when a span store is wired.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -36,12 +35,7 @@ func (s signalTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestLibAgainstServer(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t) // step 1 s
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
-	addr := <-ready
+	addr := startServe(t, cfg)
 
 	reg := lib.NewRegistry(lib.RegistryOptions{})
 	sent := signalTransport{done: make(chan int, 64)}
@@ -123,10 +117,6 @@ func TestLibAgainstServer(t *testing.T) {
 	if sentDps := published(first(graph(t, addr, "name,spectator.measurements,:eq,id,sent,:eq,:and,:sum", start, end))); len(sentDps) == 0 {
 		t.Error("spectator.measurements{id=sent} was not published")
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v", err)
-	}
 }
 
 // first is the only line of a single-line graph.
@@ -188,12 +178,7 @@ func published(xs []float64) []float64 {
 func TestLibRetryAgainstServer(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
-	addr := <-ready
+	addr := startServe(t, cfg)
 	target, _ := url.Parse("http://" + addr)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var failures atomic.Int32
@@ -230,9 +215,5 @@ func TestLibRetryAgainstServer(t *testing.T) {
 	got := published(first(graph(t, addr, "name,retry.requests,:eq,:sum", start.Add(-2*time.Second), time.Now().Add(3*time.Second))))
 	if fmt.Sprint(got) != "[30]" {
 		t.Errorf("after the retries the server has %v, want [30]", got)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +23,30 @@ func testConfig(t *testing.T) config {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// startServe runs serve in-process with cfg and returns its HTTP
+// address; it stops, and its error is checked, when the test ends.
+func startServe(t *testing.T, cfg config) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case addr := <-ready:
+		return addr
+	case err := <-done:
+		done <- nil // for the cleanup
+		t.Fatalf("serve did not start: %v", err)
+		return ""
+	}
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -85,35 +104,12 @@ func TestBinary(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "sextant")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	dir := t.TempDir()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--otlp-http-listen", "", "--otlp-grpc-listen", "", "--step", "1s")
-		cmd.Env = append(os.Environ(), "SEXTANT_DATA_DIR="+dir, "SEXTANT_MEMORY_RETENTION=1h")
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		addrc := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			addrRe := regexp.MustCompile(`msg="sextant ready" listen=(\S+)`)
-			for sc.Scan() {
-				if m := addrRe.FindStringSubmatch(sc.Text()); m != nil {
-					addrc <- m[1]
-				}
-			}
-		}()
-		var addr string
-		select {
-		case addr = <-addrc:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Fatal("no ready line within 30 s")
-		}
+		// Settings from the environment this time.
+		b := runBinary(t, bin, []string{"SEXTANT_DATA_DIR=" + dir, "SEXTANT_MEMORY_RETENTION=1h"})
+		cmd, addr := b.cmd, b.addr
 		if code, body := get(t, "http://"+addr+"/healthz"); code != 200 || body != "ok" {
 			t.Errorf("/healthz = %d %q", code, body)
 		}

@@ -33,10 +33,21 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// startBinary runs the binary on dir with a 1 s step and waits for its
+// ready line.
 func startBinary(t *testing.T, bin, dir string) *binary {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--otlp-http-listen", "", "--otlp-grpc-listen", "",
-		"--step", "1s", "--memory-retention", "1h", "--data-dir", dir)
+	return runBinary(t, bin, nil, "--data-dir", dir, "--memory-retention", "1h")
+}
+
+// runBinary runs `sextant serve` on loopback with a 1 s step, no OTLP
+// listeners, the extra environment and flags, and waits for its ready
+// line.
+func runBinary(t *testing.T, bin string, env []string, flags ...string) *binary {
+	t.Helper()
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--otlp-http-listen", "", "--otlp-grpc-listen", "", "--step", "1s"}, flags...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -61,12 +60,8 @@ func TestTracesWithSDK(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.OTLPGRPCListen = freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
-	addr := <-ready
+	addr := startServe(t, cfg)
+	ctx := context.Background()
 
 	httpExp := func() sdktrace.SpanExporter {
 		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL("http://"+addr+"/v1/traces"))
@@ -198,10 +193,6 @@ func TestTracesWithSDK(t *testing.T) {
 	_, body = get(t, "http://"+addr+"/api/v1/exemplars?s=e-5m&step=1s&q=name,sextant.ingest.spans,:eq,:sum")
 	if strings.Contains(body, id) {
 		t.Errorf("a non-span line got span exemplars: %s", body)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
 

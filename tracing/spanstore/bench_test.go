@@ -152,72 +152,46 @@ func BenchmarkGetTrace(b *testing.B) {
 // loaded store, newest 20 traces over the whole window, and reports
 // latency percentiles.
 func BenchmarkSearch(b *testing.B) {
-	s := loadedStore(b)
-	r := rand.New(rand.NewPCG(9, 9))
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	found := 0
-	for b.Loop() {
-		q := tracing.Query{
-			Service: fmt.Sprintf("svc-%02d", r.IntN(tracingtest.Services)), Operation: fmt.Sprintf("op-%d", r.IntN(tracingtest.Operations)),
-			MinDuration: 50 * time.Millisecond,
-			Start:       benchEnd.Add(-benchWindow).UnixNano(), End: benchEnd.UnixNano(), Limit: 20,
-		}
-		t0 := time.Now()
-		got, err := s.FindTraces(context.Background(), q)
-		lat = append(lat, time.Since(t0))
-		if err != nil {
-			b.Fatal(err)
-		}
-		found += len(got)
-	}
-	b.ReportMetric(float64(found)/float64(b.N), "traces/op")
-	report(b, lat)
+	benchSearch(b, 9, func(r *rand.Rand, q *tracing.Query) {
+		q.Operation = fmt.Sprintf("op-%d", r.IntN(tracingtest.Operations))
+		q.MinDuration = 50 * time.Millisecond
+	})
 }
 
 // BenchmarkSearchAttribute searches a service for one user's traces
 // (user.id is one of 1 000 values per span): the search entries' blooms
 // decide most entries without reading blocks.
 func BenchmarkSearchAttribute(b *testing.B) {
-	s := loadedStore(b)
-	r := rand.New(rand.NewPCG(11, 11))
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	found := 0
-	for b.Loop() {
-		q := tracing.Query{
-			Service:    fmt.Sprintf("svc-%02d", r.IntN(tracingtest.Services)),
-			Attributes: []tracing.AttrFilter{{Key: "user.id", Value: fmt.Sprint("u", r.IntN(1000))}},
-			Start:      benchEnd.Add(-benchWindow).UnixNano(), End: benchEnd.UnixNano(), Limit: 20,
-		}
-		t0 := time.Now()
-		got, err := s.FindTraces(context.Background(), q)
-		lat = append(lat, time.Since(t0))
-		if err != nil {
-			b.Fatal(err)
-		}
-		found += len(got)
-	}
-	b.ReportMetric(float64(found)/float64(b.N), "traces/op")
-	report(b, lat)
+	benchSearch(b, 11, func(r *rand.Rand, q *tracing.Query) {
+		q.Attributes = []tracing.AttrFilter{{Key: "user.id", Value: fmt.Sprint("u", r.IntN(1000))}}
+	})
 }
 
 // BenchmarkSearchRegex searches a service for users matching a regex (10
 // of the 1 000 user ids): the hour's value dictionary turns it into 10
 // exact values for the blooms.
 func BenchmarkSearchRegex(b *testing.B) {
+	benchSearch(b, 13, func(r *rand.Rand, q *tracing.Query) {
+		re := regexp.MustCompile(fmt.Sprintf("^(?:u%d[0-9])$", 10+r.IntN(90)))
+		q.Attributes = []tracing.AttrFilter{{Key: "user.id", Match: tracing.MatchRegex, Regex: re}}
+	})
+}
+
+// benchSearch runs searches of a random service, newest 20 traces over
+// the whole window, with what edit adds, and reports latency percentiles
+// and traces found per search.
+func benchSearch(b *testing.B, seed uint64, edit func(*rand.Rand, *tracing.Query)) {
 	s := loadedStore(b)
-	r := rand.New(rand.NewPCG(13, 13))
+	r := rand.New(rand.NewPCG(seed, seed))
 	lat := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	found := 0
 	for b.Loop() {
-		re := regexp.MustCompile(fmt.Sprintf("^(?:u%d[0-9])$", 10+r.IntN(90)))
 		q := tracing.Query{
-			Service:    fmt.Sprintf("svc-%02d", r.IntN(tracingtest.Services)),
-			Attributes: []tracing.AttrFilter{{Key: "user.id", Match: tracing.MatchRegex, Regex: re}},
-			Start:      benchEnd.Add(-benchWindow).UnixNano(), End: benchEnd.UnixNano(), Limit: 20,
+			Service: fmt.Sprintf("svc-%02d", r.IntN(tracingtest.Services)),
+			Start:   benchEnd.Add(-benchWindow).UnixNano(), End: benchEnd.UnixNano(), Limit: 20,
 		}
+		edit(r, &q)
 		t0 := time.Now()
 		got, err := s.FindTraces(context.Background(), q)
 		lat = append(lat, time.Since(t0))
