@@ -1,7 +1,8 @@
 // Package api serves the span store over HTTP: the Jaeger query API that
 // Grafana's Jaeger data source and Jaeger's UI call (compat.md §d.2),
 // with Sextant's additions to trace search (trace duration, attribute
-// prefixes and regexes).
+// prefixes and regexes), and Jaeger's API v3 (OTLP JSON) that newer
+// Jaeger UI builds call.
 package api
 
 import (
@@ -59,6 +60,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/traces", a.timed("search", a.search))
 	mux.HandleFunc("GET /api/traces/{traceID}", a.timed("trace", a.trace))
 	mux.HandleFunc("GET /api/dependencies", a.timed("dependencies", a.dependencies))
+	a.registerV3(mux)
 }
 
 // handler answers with data, or an error that fail maps to a status.
