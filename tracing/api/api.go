@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -93,25 +94,31 @@ func (a *API) timed(name string, h handler) http.HandlerFunc {
 	}
 }
 
-// fail maps errors to statuses: the one place that does.
+// fail answers an error in the v1 envelope.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var pe *paramError
-	status := http.StatusInternalServerError
-	switch {
-	case errors.As(err, &pe):
-		status = http.StatusBadRequest
-	case errors.Is(err, tracing.ErrNotFound):
-		status = http.StatusNotFound
-	case errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusUnprocessableEntity
-		err = errors.New("the query took longer than the time limit of " + a.opts.Timeout.String())
-	case errors.Is(err, context.Canceled), errors.Is(err, tracing.ErrClosed), errors.Is(err, tracing.ErrOverloaded):
-		status = http.StatusServiceUnavailable
+	status, err := a.statusOf(r, err)
+	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
-	default:
-		a.opts.Logger.Error("trace query", "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, status, envelope{Errors: []jaegerErr{{Code: status, Msg: err.Error()}}})
+}
+
+// statusOf maps an error to its HTTP status and the error to show: the
+// one place that does, for v1 and v3. Unexpected errors are logged.
+func (a *API) statusOf(r *http.Request, err error) (int, error) {
+	var pe *paramError
+	switch {
+	case errors.As(err, &pe):
+		return http.StatusBadRequest, err
+	case errors.Is(err, tracing.ErrNotFound):
+		return http.StatusNotFound, err
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusUnprocessableEntity, errors.New("the query took longer than the time limit of " + a.opts.Timeout.String())
+	case errors.Is(err, context.Canceled), errors.Is(err, tracing.ErrClosed), errors.Is(err, tracing.ErrOverloaded):
+		return http.StatusServiceUnavailable, err
+	}
+	a.opts.Logger.Error("trace query", "path", r.URL.Path, "err", err)
+	return http.StatusInternalServerError, err
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -144,14 +151,19 @@ func (a *API) serviceOperations(ctx context.Context, r *http.Request) (any, erro
 }
 
 func (a *API) operations(ctx context.Context, r *http.Request) (any, error) {
-	v := r.URL.Query()
+	return a.listOperations(ctx, r.URL.Query(), "spanKind")
+}
+
+// listOperations answers both APIs' operation listing: service required,
+// the span kind (in kindParam) optional.
+func (a *API) listOperations(ctx context.Context, v url.Values, kindParam string) ([]jOperation, error) {
 	service := v.Get("service")
 	if service == "" {
 		return nil, badParam("service", "required")
 	}
-	kind, ok := tracing.ParseSpanKind(v.Get("spanKind"))
+	kind, ok := tracing.ParseSpanKind(v.Get(kindParam))
 	if !ok {
-		return nil, badParam("spanKind", "%q: use server, client, producer, consumer or internal", v.Get("spanKind"))
+		return nil, badParam(kindParam, "%q: use server, client, producer, consumer or internal", v.Get(kindParam))
 	}
 	ops, err := a.opts.Catalog.Operations(ctx, service, kind)
 	if err != nil {

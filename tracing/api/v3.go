@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -45,21 +44,9 @@ func (a *API) v3(h func(ctx context.Context, r *http.Request) ([]byte, error)) h
 		defer cancel()
 		body, err := h(ctx, r)
 		if err != nil {
-			var pe *paramError
 			var e v3Error
-			e.Error.HTTPCode, e.Error.Message = http.StatusInternalServerError, err.Error()
-			switch {
-			case errors.As(err, &pe):
-				e.Error.HTTPCode = http.StatusBadRequest
-			case errors.Is(err, tracing.ErrNotFound):
-				e.Error.HTTPCode = http.StatusNotFound
-			case errors.Is(err, context.DeadlineExceeded):
-				e.Error.HTTPCode = http.StatusUnprocessableEntity
-			case errors.Is(err, tracing.ErrClosed), errors.Is(err, tracing.ErrOverloaded):
-				e.Error.HTTPCode = http.StatusServiceUnavailable
-			default:
-				a.opts.Logger.Error("trace query", "path", r.URL.Path, "err", err)
-			}
+			e.Error.HTTPCode, err = a.statusOf(r, err)
+			e.Error.Message = err.Error()
 			writeJSON(w, e.Error.HTTPCode, e)
 			return
 		}
@@ -69,35 +56,19 @@ func (a *API) v3(h func(ctx context.Context, r *http.Request) ([]byte, error)) h
 }
 
 func (a *API) v3Services(ctx context.Context, r *http.Request) ([]byte, error) {
-	svcs, err := a.opts.Catalog.Services(ctx)
+	svcs, err := a.services(ctx, r)
 	if err != nil {
 		return nil, err
-	}
-	if svcs == nil {
-		svcs = []string{}
 	}
 	return json.Marshal(map[string]any{"services": svcs})
 }
 
 func (a *API) v3Operations(ctx context.Context, r *http.Request) ([]byte, error) {
-	v := r.URL.Query()
-	service := v.Get("service")
-	if service == "" {
-		return nil, badParam("service", "required")
-	}
-	kind, ok := tracing.ParseSpanKind(v.Get("span_kind"))
-	if !ok {
-		return nil, badParam("span_kind", "%q: use server, client, producer, consumer or internal", v.Get("span_kind"))
-	}
-	ops, err := a.opts.Catalog.Operations(ctx, service, kind)
+	ops, err := a.listOperations(ctx, r.URL.Query(), "span_kind")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]jOperation, 0, len(ops))
-	for _, o := range ops {
-		out = append(out, jOperation{Name: o.Name, SpanKind: o.Kind.String()})
-	}
-	return json.Marshal(map[string]any{"operations": out})
+	return json.Marshal(map[string]any{"operations": ops})
 }
 
 func (a *API) v3GetTrace(ctx context.Context, r *http.Request) ([]byte, error) {
