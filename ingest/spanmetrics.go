@@ -71,6 +71,9 @@ func (h *Handler) spanMetrics(ctx context.Context, td ptrace.Traces) {
 		h.red.slots = map[redSlot]*redAgg{}
 	}
 	aggs := h.red.slots
+	// Operation names repeat within a request: sanitize each once (a name
+	// with a space or a slash would otherwise allocate per span).
+	ops := map[string]string{}
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -93,7 +96,12 @@ func (h *Handler) spanMetrics(ctx context.Context, td ptrace.Traces) {
 				}
 				end := int64(s.EndTimestamp()) / 1e6
 				d := time.Duration(max(int64(s.EndTimestamp())-int64(s.StartTimestamp()), 0))
-				slot := redSlot{redKey{service, h.tagValue(s.Name()), kindTag[kind], statusTag[st]}, boundary(end, step)}
+				op, ok := ops[s.Name()]
+				if !ok {
+					op = h.tagValue(s.Name())
+					ops[s.Name()] = op
+				}
+				slot := redSlot{redKey{service, op, kindTag[kind], statusTag[st]}, boundary(end, step)}
 				a := aggs[slot]
 				if a == nil {
 					a = &redAgg{buckets: map[int]float64{}}
