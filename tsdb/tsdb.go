@@ -282,3 +282,25 @@ type LimitError struct {
 func (e *LimitError) Error() string {
 	return fmt.Sprintf("tsdb: query exceeds %s: needs at least %d, limit is %d", e.Limit, e.Got, e.Max)
 }
+
+// ErrNotFound is returned by KV.Get for a key that holds no value.
+var ErrNotFound = errors.New("tsdb: not found")
+
+// KV is a small durable key/value store beside the time series, for the
+// server's own records: saved dashboards, alert rules and their state,
+// silences, canary runs. It is not meant for bulk data: values are read and
+// written whole, and a Scan visits every key under a prefix.
+//
+// Implementations are safe for concurrent use. Put is durable (synced to
+// disk where there is one) before it returns. Get returns a copy the caller
+// owns, or ErrNotFound. Keys are compared as bytes; each user of the store
+// keeps its records under a prefix of its own ("alerting/", "ui/", ...).
+type KV interface {
+	// Get returns the value of key, or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Put sets key to value; a nil value deletes key (no error if absent).
+	Put(ctx context.Context, key string, value []byte) error
+	// Scan calls fn for every key with prefix, in key order. value is only
+	// valid during the call; an error from fn stops the scan and is returned.
+	Scan(ctx context.Context, prefix string, fn func(key string, value []byte) error) error
+}

@@ -126,6 +126,8 @@ type DB struct {
 	head *head.Head
 	wal  *wal.WAL   // nil in memory
 	disk *disk.Disk // nil in memory
+	// kvDisk holds the KV of a store in memory: Pebble on an in-memory FS.
+	kvDisk *disk.Disk
 
 	// ckptMu serializes checkpoints (the maintenance loop and Close).
 	ckptMu   sync.Mutex
@@ -193,6 +195,16 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 		hopts.Log = db.wal.Log
 		hopts.LoadBlock = db.disk.Block
 	}
+	if db.disk == nil {
+		if db.kvDisk, err = disk.Open("kv", disk.Options{FS: vfs.NewMem(), Logger: opts.Logger}); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				db.kvDisk.Close()
+			}
+		}()
+	}
 	if db.head, err = head.New(hopts); err != nil {
 		return nil, err
 	}
@@ -207,6 +219,15 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 	db.lastCkpt = opts.Now()
 	go db.maintain()
 	return db, nil
+}
+
+// KV returns the small durable key/value store kept beside the series, in
+// the same Pebble (in memory for a store in memory).
+func (db *DB) KV() tsdb.KV {
+	if db.disk != nil {
+		return db.disk.KV()
+	}
+	return db.kvDisk.KV()
 }
 
 // memoryCutoff is the oldest period kept in memory at time now.
@@ -408,6 +429,7 @@ func (db *DB) Close() error {
 		close(db.stop)
 		<-db.done
 		if db.disk == nil {
+			err = db.kvDisk.Close()
 			return
 		}
 		db.head.SealIdle(db.opts.Now())

@@ -1,0 +1,5 @@
+package tsdbtest
+
+import "testing"
+
+func TestMemKV(t *testing.T) { TestKV(t, NewKV()) }
