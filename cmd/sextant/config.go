@@ -35,6 +35,8 @@ var serveFlags = []flagSpec{
 	{"ingest-max-age", "1h", "datapoints older than this are rejected (future skew allowed: 5m)"},
 	{"fsync", "batch", "always | batch (group commit) | interval (fsync every 1s)"},
 	{"log-level", "info", "debug | info | warn | error"},
+	{"live-delay", "5s", "how long after a step closes the live evaluator (streaming and alert rules) evaluates it"},
+	{"allowed-origins", "", "comma-separated extra origins allowed to open websockets and make cross-origin API calls; same-origin is always allowed"},
 }
 
 // config is the resolved configuration of `sextant serve`.
@@ -51,6 +53,8 @@ type config struct {
 	IngestMaxAge    time.Duration
 	Fsync           wal.SyncMode
 	LogLevel        slog.Level
+	LiveDelay       time.Duration
+	AllowedOrigins  string // comma-separated
 }
 
 // envName returns the environment variable of a setting.
@@ -143,6 +147,8 @@ func resolve(get func(string) string) (config, error) {
 	c.Retention = dur("retention")
 	c.TraceRetention = dur("trace-retention")
 	c.IngestMaxAge = dur("ingest-max-age")
+	c.LiveDelay = dur("live-delay")
+	c.AllowedOrigins = get("allowed-origins")
 	var err error
 	if c.TraceMaxBytes, err = parseSize(get("trace-max-size")); err != nil {
 		errs = append(errs, fmt.Errorf("--trace-max-size: %w", err))
@@ -155,6 +161,9 @@ func resolve(get func(string) string) (config, error) {
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("--listen: must not be empty"))
+	}
+	if c.LiveDelay < 0 {
+		errs = append(errs, errors.New("--live-delay: must not be negative"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir: must not be empty"))
