@@ -476,4 +476,3 @@ func TestSSE(t *testing.T) {
 		}
 	})
 }
-
