@@ -158,3 +158,47 @@ func maxMem(a, b int) int {
 	}
 	return max(a, b)
 }
+
+// summarizes reports whether the presentations use a summary of their
+// evaluation range (:filter with :stat-*, :stat, :topk and friends, :sort
+// and :limit) or look at the range's edges (:time-span, a coarser
+// consolidation step): a live step of those is computed over the evaluated
+// window (as Atlas' LWC does), not equal to a graph over a longer range.
+func summarizes(styles []*expr.Style, step int64) bool {
+	for _, st := range styles {
+		if _, ok := st.Get("sort"); ok {
+			return true
+		}
+		if _, ok := st.Get("limit"); ok {
+			return true
+		}
+		if summarizesExpr(st.Expr, step) {
+			return true
+		}
+	}
+	return false
+}
+
+func summarizesExpr(e expr.TimeSeriesExpr, step int64) bool {
+	switch n := e.(type) {
+	case *expr.Filter, *expr.Priority, *expr.Stat, *expr.StatRef, *expr.TimeSpan:
+		return true
+	case *expr.Consolidate:
+		return n.Step > step || summarizesExpr(n.Expr, step)
+	case *expr.Stateful:
+		return summarizesExpr(n.Expr, step)
+	case *expr.Unary:
+		return summarizesExpr(n.Expr, step)
+	case *expr.Binary:
+		return summarizesExpr(n.L, step) || summarizesExpr(n.R, step)
+	case *expr.MathAgg:
+		return summarizesExpr(n.Expr, step)
+	case *expr.MathGroupBy:
+		return summarizesExpr(n.Agg, step)
+	case *expr.As:
+		return summarizesExpr(n.Expr, step)
+	case *expr.Rewrite:
+		return summarizesExpr(n.Eval, step)
+	}
+	return false
+}
