@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,10 @@ type Options struct {
 	// 100 000. Past it the subscription fails with *LimitError at the
 	// step that would exceed it.
 	MaxWindow int
+	// Workers is how many groups are evaluated at once; default
+	// GOMAXPROCS. A subscription's updates always come from one goroutine
+	// at a time, in step order.
+	Workers int
 	// Eval tunes the evaluations (limits); its Now defaults to the clock.
 	Eval eval.Options
 	// Registry receives the self-metrics; default a private one.
@@ -55,6 +60,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxExpressions == 0 {
 		o.MaxExpressions = 10_000
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	if o.MaxWindow == 0 {
 		o.MaxWindow = 100_000
@@ -244,16 +252,27 @@ func (e *Evaluator) evaluateDue(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	start := time.Now()
-	n := 0
-	for _, g := range groups {
-		if ctx.Err() != nil {
-			return
-		}
-		if e.evaluateGroup(ctx, g) {
-			n++
+	var n atomic.Int64
+	next := atomic.Int64{}
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(groups) || ctx.Err() != nil {
+				return
+			}
+			if e.evaluateGroup(ctx, groups[i]) {
+				n.Add(1)
+			}
 		}
 	}
-	if n > 0 {
+	// The workers end with this call: Run owns them.
+	var wg sync.WaitGroup
+	for range min(e.opts.Workers, len(groups)) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	if n.Load() > 0 {
 		e.m.evalTime.Record(time.Since(start))
 	}
 }
