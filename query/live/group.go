@@ -32,6 +32,9 @@ func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
 	}
 	r := eval.Range{Start: g.last + g.step, End: target + g.step, Step: g.step}
 	u := e.evalRange(ctx, g.styles, r, g.origin, g.mem)
+	if ctx.Err() != nil {
+		return false // shutting down: not an evaluation error to report
+	}
 	g.last = target
 	e.mu.Lock()
 	subs := slices.Clone(g.subs)
