@@ -20,6 +20,7 @@ type group struct {
 	origin int64 // where stateful words start empty
 	mem    int   // steps of history an evaluation needs; -1: since origin
 	last   int64 // the newest point evaluated (or delivered as backfill)
+	carry  *carry // carries unbounded state step to step; nil: re-read the window
 	subs   []*Subscription
 }
 
@@ -31,7 +32,12 @@ func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
 		return false
 	}
 	r := eval.Range{Start: g.last + g.step, End: target + g.step, Step: g.step}
-	u := e.evalRange(ctx, g.styles, r, g.origin, g.mem)
+	var u Update
+	if g.carry != nil {
+		u = g.carry.evaluate(ctx, e, r, g.origin)
+	} else {
+		u = e.evalRange(ctx, g.styles, r, g.origin, g.mem)
+	}
 	if ctx.Err() != nil {
 		return false // shutting down: not an evaluation error to report
 	}

@@ -340,6 +340,9 @@ func (e *Evaluator) join(key string, styles []*expr.Style, step, origin int64, m
 			return nil, &LimitError{Limit: "max-live-expressions", Max: e.opts.MaxExpressions, Got: len(e.mu.groups) + 1}
 		}
 		g = &group{key: key, styles: styles, step: step, origin: origin, mem: mem, last: last}
+		if mem < 0 {
+			g.carry = newCarry(styles, step)
+		}
 		e.mu.groups[key] = g
 		e.m.expressions.Set(float64(len(e.mu.groups)))
 	}

@@ -114,6 +114,14 @@ func TestLiveEqualsGraph(t *testing.T) {
 			}
 			subs = append(subs, s)
 		}
+		carried := 0
+		ev.mu.Lock()
+		for _, g := range ev.mu.groups {
+			if g.carry != nil {
+				carried++
+			}
+		}
+		ev.mu.Unlock()
 		time.Sleep(time.Duration(6*step) * time.Millisecond)
 		synctest.Wait()
 		engine := query.NewEngine(store, eval.Options{})
@@ -173,7 +181,10 @@ func TestLiveEqualsGraph(t *testing.T) {
 			}
 			compared++
 		}
-		t.Logf("%d expressions compared, %d summarize their range", compared, skipped)
+		t.Logf("%d expressions compared (%d carrying their state), %d summarize their range", compared, carried, skipped)
+		if carried < 30 {
+			t.Errorf("only %d expressions carry their state", carried)
+		}
 		if compared < 200 {
 			t.Errorf("only %d expressions compared", compared)
 		}
