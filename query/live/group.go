@@ -17,9 +17,9 @@ type group struct {
 	key    string
 	styles []*expr.Style
 	step   int64
-	origin int64 // where stateful words start empty
-	mem    int   // steps of history an evaluation needs; -1: since origin
-	last   int64 // the newest point evaluated (or delivered as backfill)
+	origin int64  // where stateful words start empty
+	mem    int    // steps of history an evaluation needs; -1: since origin
+	last   int64  // the newest point evaluated (or delivered as backfill)
 	carry  *carry // carries unbounded state step to step; nil: re-read the window
 	subs   []*Subscription
 }
