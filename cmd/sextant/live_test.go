@@ -124,6 +124,14 @@ func (c *liveClient) joined(t *testing.T, sub string) (start, end int64, lines m
 			lines[m.Label] = append(lines[m.Label], f)
 		}
 	}
+	// The newest step may be half read (its lines come one message each):
+	// keep the steps every line has.
+	for _, e := range ends {
+		end = min(end, e)
+	}
+	for label, vs := range lines {
+		lines[label] = vs[:min(len(vs), int((end-start)/1000))]
+	}
 	return start, end, lines
 }
 
@@ -140,7 +148,7 @@ func (c *liveClient) checkGraph(t *testing.T, addr, sub, q string) (start, end i
 	for label, got := range lines {
 		w := want[label]
 		if len(got) != len(w) {
-			t.Errorf("%s %q: %d values over [%d, %d), the graph API has %d", q, label, len(got), start, end, len(w))
+			t.Errorf("%s %q: %d values over [%d, %d), the graph API has %d %v; messages:\n%s", q, label, len(got), start, end, len(w), w, c.describe(sub))
 			continue
 		}
 		for i := range got {
@@ -150,6 +158,19 @@ func (c *liveClient) checkGraph(t *testing.T, addr, sub, q string) (start, end i
 		}
 	}
 	return start, end
+}
+
+// describe lists a subscription's messages, for failures.
+func (c *liveClient) describe(sub string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	for _, m := range c.msgs {
+		if m.Subscription == sub || m.Type != "timeseries" {
+			fmt.Fprintf(&b, "%s %s %q [%d, %d) %v %s\n", m.Type, m.Subscription, m.Label, m.Start, m.End, m.Data.Values, m.Message)
+		}
+	}
+	return b.String()
 }
 
 // dialLive opens a WebSocket stream and reads it into a client until it
@@ -180,8 +201,11 @@ func dialLive(t *testing.T, addr string, subs ...map[string]any) (*websocket.Con
 	return conn, c
 }
 
-// livePublisher publishes two gauges every second, each datapoint before
-// its step closes, to the address it is pointed at.
+// livePublisher publishes two gauges every second, each datapoint two
+// seconds before its step closes (the store allows 5 minutes of future
+// skew), to the address it is pointed at: on a loaded machine a publish
+// may take a while, and a datapoint stored after its step was evaluated
+// is a late one, which live does not send again.
 type livePublisher struct {
 	addr atomic.Pointer[string]
 	stop chan struct{}
@@ -211,19 +235,18 @@ func startLivePublisher(addr string) *livePublisher {
 	p := &livePublisher{stop: make(chan struct{}), done: make(chan struct{})}
 	p.addr.Store(&addr)
 	now := time.Now().UnixMilli()
-	p.publish(now/1000*1000-60_000, now/1000*1000) // a minute of history
+	p.publish(now/1000*1000-60_000, now/1000*1000+2000) // a minute of history
 	go func() {
 		defer close(p.done)
 		for {
-			// Half a second before a step closes, its datapoint.
 			now := time.Now()
 			next := (now.UnixMilli()/1000 + 1) * 1000
 			select {
 			case <-p.stop:
 				return
-			case <-time.After(time.UnixMilli(next - 500).Sub(now)):
+			case <-time.After(time.UnixMilli(next).Sub(now)):
 			}
-			p.publish(next, next)
+			p.publish(next+2000, next+2000)
 		}
 	}()
 	return p
