@@ -137,6 +137,7 @@ type LimitError struct {
 	Max, Got int
 }
 
+// Error names the limit, its value and what was needed.
 func (e *LimitError) Error() string {
 	return fmt.Sprintf("live: limit %s is %d, needed %d", e.Limit, e.Max, e.Got)
 }
@@ -148,6 +149,7 @@ type RequestError struct {
 	Msg   string
 }
 
+// Error names the field.
 func (e *RequestError) Error() string { return "live: " + e.Field + ": " + e.Msg }
 
 // Evaluator runs live subscriptions. It is safe for concurrent use.
