@@ -1,0 +1,236 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestUIServes checks the UI's HTTP face without a browser: / redirects,
+// deep links get the app shell with a strict CSP, assets are gzipped, and
+// the dashboards API answers.
+func TestUIServes(t *testing.T) {
+	t.Parallel()
+	addr := startServe(t, testConfig(t))
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
+		t.Errorf("GET / = %d Location %q, want 302 /ui/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, p := range []string{"/ui/", "/ui/explore?q=name,x,:eq", "/ui/dashboards/abc", "/ui/traces/0123abcd", "/ui/alerts/HighErrorRate"} {
+		code, body := get(t, "http://"+addr+p)
+		if code != 200 || !strings.Contains(body, `<script type="module" src="/ui/assets/app.js">`) {
+			t.Errorf("GET %s = %d, want the app shell:\n%.200s", p, code, body)
+		}
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/ui/assets/app.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err = http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Content-Encoding") != "gzip" || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Errorf("app.js headers = %v", resp.Header)
+	}
+	if code, _ := get(t, "http://"+addr+"/ui/assets/nope.js"); code != 404 {
+		t.Errorf("missing asset = %d, want 404", code)
+	}
+	code, body := get(t, "http://"+addr+"/api/v1/dashboards")
+	if code != 200 || strings.TrimSpace(body) != `{"dashboards":[]}` {
+		t.Errorf("dashboards = %d %s", code, body)
+	}
+}
+
+// TestUIBrowser drives the UI in headless Chromium against a real server
+// filled with metrics (the publish API and lib's publisher) and OTLP
+// traces: every page loads without a console error; Explore draws, shows
+// an inline error and autocompletes; a trace opens from the search and
+// shows a span's attributes; an exemplar leads to its trace; a span named
+// like markup stays text; a dashboard survives a reload and a restart.
+func TestUIBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a browser")
+	}
+	b := newBrowser(t)
+	cfg := testConfig(t)
+	cfg.Listen = freeAddr(t) // the same address after the restart
+	addr, stop := serveAt(t, cfg)
+	base := "http://" + addr
+	publishHistory(t, addr, 10)
+	now := time.Now()
+	var ids []string
+	for n := range 6 {
+		name := fmt.Sprintf("GET /home/%d", n)
+		if n == 5 {
+			name = xssName
+		}
+		td, tid := uiTrace(n, now.Add(-time.Duration(6-n)*time.Second), name)
+		sendTraces(t, addr, td)
+		ids = append(ids, tid.String())
+	}
+	xssID := ids[5]
+	time.Sleep(1500 * time.Millisecond) // span metrics are appended every second
+
+	// Each page loads with no console error.
+	pages := []struct{ name, path, ready string }{
+		{"explore", "/ui/explore?q=" + urlq("name,ui.requests,:eq,(,nf.app,),:by") + "&s=e-10m", `document.querySelector('#status').textContent.includes('3 lines')`},
+		{"dashboards", "/ui/dashboards", `document.querySelector('#dashboards table, #dashboards p:not(.muted)') || document.querySelector('#dashboards').textContent.includes('No dashboards')`},
+		{"traces", "/ui/traces?service=frontend&lookback=1h", `document.querySelectorAll('#trace-list tbody tr').length >= 6`},
+		{"trace", "/ui/traces/" + ids[2], `document.querySelectorAll('.wf-row').length == 4`},
+		{"cardinality", "/ui/cardinality", `document.querySelector('#cardinality') && document.querySelector('#cardinality').textContent.includes('ui.requests')`},
+		{"status", "/ui/status", `document.querySelector('#metrics') && document.querySelector('#status-info').textContent.includes('DataDir')`},
+	}
+	if code, _ := get(t, base+"/api/v1/alerting/rules"); code == 200 {
+		pages = append(pages, struct{ name, path, ready string }{"alerts", "/ui/alerts", `document.querySelector('#alerts-body table, #alerts-body p:not(.muted)') || document.querySelector('#alerts-body').textContent.includes('No rules')`})
+	} else {
+		t.Log("no alerting API on this branch: the alerts page is not loaded")
+	}
+	for _, p := range pages {
+		b.takeConsole()
+		b.run(t, "load "+p.name, chromedp.Navigate(base+p.path), waitFor(p.ready))
+		b.screenshot(t, p.name)
+		if c := b.takeConsole(); len(c) > 0 {
+			t.Errorf("page %s wrote to the console: %q", p.name, c)
+		}
+	}
+
+	// Explore drew the lines: pixels of the first line's color on the canvas.
+	b.run(t, "load explore", chromedp.Navigate(base+"/ui/explore?q="+urlq("name,ui.requests,:eq,(,nf.app,),:by")+"&s=e-10m"),
+		waitFor(`document.querySelector('#status').textContent.includes('3 lines')`))
+	var px int
+	b.run(t, "count line pixels", evalJS(`(() => {
+		const c = document.querySelector('#chart-box canvas'), ch = c.sextantChart;
+		const col = ch.series[0].color, r = parseInt(col.slice(1,3),16), g = parseInt(col.slice(3,5),16), bl = parseInt(col.slice(5,7),16);
+		const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+		let n = 0;
+		for (let i = 0; i < d.length; i += 4) if (d[i+3] > 200 && Math.abs(d[i]-r) < 40 && Math.abs(d[i+1]-g) < 40 && Math.abs(d[i+2]-bl) < 40) n++;
+		return n; })()`, &px))
+	if px < 300 {
+		t.Errorf("the first line has %d pixels on the canvas, want a line across the plot", px)
+	}
+	var legend string
+	b.run(t, "legend", nodeText("table.legend tbody", &legend))
+	for _, app := range []string{"nf.app=www", "nf.app=api", "nf.app=db"} {
+		if !strings.Contains(legend, app) {
+			t.Errorf("legend %q lacks %s", legend, app)
+		}
+	}
+
+	// A bad expression: the error names the word, marked where it is.
+	var mark string
+	b.run(t, "inline error", evalJS(`document.querySelector("#q").value = ""`, nil), chromedp.SendKeys("#q", "name,ui.requests,:eq,:summ", chromedp.ByQuery),
+		waitFor(`!document.querySelector('#q-error').classList.contains('hidden')`), nodeText("#q-error mark", &mark))
+	b.screenshot(t, "explore-error")
+	if mark != ":summ" {
+		t.Errorf("marked word = %q, want :summ", mark)
+	}
+	b.takeConsole() // the 400 of the check is logged by the browser
+
+	// Autocomplete of a tag value, accepted with Tab.
+	var q string
+	b.run(t, "autocomplete", evalJS(`document.querySelector("#q").value = ""`, nil), chromedp.SendKeys("#q", "name,ui.requests,:eq,nf.app,w", chromedp.ByQuery),
+		waitFor(`[...document.querySelectorAll('#q-complete li')].some(li => li.textContent.startsWith('www'))`))
+	b.screenshot(t, "explore-complete")
+	b.run(t, "accept completion", chromedp.SendKeys("#q", "\t", chromedp.ByQuery), chromedp.Value("#q", &q, chromedp.ByQuery))
+	if q != "name,ui.requests,:eq,nf.app,www" {
+		t.Errorf("after Tab the expression is %q", q)
+	}
+
+	// A trace search opens a waterfall, then a span's attributes.
+	b.run(t, "search traces", chromedp.Navigate(base+"/ui/traces?service=frontend&lookback=1h"),
+		waitFor(`document.querySelectorAll('#trace-list tbody tr').length >= 6`),
+		chromedp.Click(`//a[contains(@class,'trace-link') and contains(., 'GET /home/3')]`, chromedp.BySearch),
+		waitFor(`location.pathname == '/ui/traces/`+ids[3]+`' && document.querySelectorAll('.wf-row').length == 4`),
+		chromedp.Click(`//div[contains(@class,'wf-row')][.//span[text()='SELECT titles']]`, chromedp.BySearch),
+		waitFor(`!document.querySelector('#details').hidden`))
+	var details string
+	b.run(t, "details", nodeText("#details", &details))
+	b.screenshot(t, "trace-details")
+	for _, want := range []string{"http.route", "/titles/db", "lock wait", "wait.ms", "FOLLOWS_FROM", "span.duration of db"} {
+		if !strings.Contains(details, want) && !(want == "FOLLOWS_FROM" && strings.Contains(details, "Links (1)")) {
+			t.Errorf("span details lack %q:\n%s", want, details)
+		}
+	}
+
+	// The span named like markup renders as text.
+	var opText string
+	var imgs int
+	b.run(t, "xss trace", chromedp.Navigate(base+"/ui/traces/"+xssID), waitFor(`document.querySelectorAll('.wf-row').length == 4`),
+		evalJS(`[...document.querySelectorAll('.wf-op')].map(e => e.textContent).join('|')`, &opText),
+		evalJS(`document.querySelectorAll('img').length`, &imgs))
+	if !strings.Contains(opText, xssName) || imgs != 0 {
+		t.Errorf("span names %q, %d img elements: the name was not text", opText, imgs)
+	}
+	if d := b.dialogs(); len(d) > 0 {
+		t.Errorf("the page opened dialogs %q", d)
+	}
+
+	// An exemplar marker on the span latency chart leads to its trace.
+	exq := "name,span.duration,:eq,service.name,db,:eq,:and,:max"
+	b.run(t, "exemplars", chromedp.Navigate(base+"/ui/explore?q="+urlq(exq)+"&s=e-5m"),
+		waitFor(`(document.querySelector('#chart-box canvas').sextantChart || {markers: []}).markers.length > 0`))
+	b.screenshot(t, "explore-exemplars")
+	var m struct {
+		X, Y  float64
+		Trace string
+	}
+	b.run(t, "marker position", evalJS(`(() => { const c = document.querySelector('#chart-box canvas'), r = c.getBoundingClientRect(), m = c.sextantChart.markers[0];
+		return {x: r.left + m.x, y: r.top + m.y, trace: m.ex.traceID}; })()`, &m))
+	b.run(t, "click marker", chromedp.MouseClickXY(m.X, m.Y), waitFor(`location.pathname == '/ui/traces/`+m.Trace+`' && document.querySelectorAll('.wf-row').length > 0`))
+	if !contains(ids, m.Trace) {
+		t.Errorf("exemplar trace %s is not one the test sent", m.Trace)
+	}
+
+	// A dashboard is created, reloaded, and still there after a restart.
+	b.run(t, "create dashboard", chromedp.Navigate(base+"/ui/dashboards"), waitFor(`document.querySelector('#new-title')`),
+		chromedp.SendKeys("#new-title", "Checkout health", chromedp.ByQuery), chromedp.Click("#new-dashboard button", chromedp.ByQuery),
+		waitFor(`location.pathname.startsWith('/ui/dashboards/checkout-health-') && document.querySelector('#add-panel')`),
+		chromedp.Click("#add-panel", chromedp.ByQuery), waitFor(`document.querySelector('#panel-q-0')`),
+		chromedp.SendKeys("#panel-q-0", "name,ui.requests,:eq,:sum", chromedp.ByQuery),
+		evalJS(`document.querySelector(".panel-title").value = "Requests"`, nil),
+		evalJS(`document.querySelector('.panel-title').dispatchEvent(new Event('change')), document.querySelector('#panel-q-0').dispatchEvent(new Event('change')), true`, nil),
+		chromedp.Click("#save", chromedp.ByQuery), waitFor(`document.querySelector('#saved')`))
+	var dashURL string
+	b.run(t, "location", chromedp.Location(&dashURL))
+	dashURL = strings.Replace(dashURL, "edit=1", "live=0", 1)
+	reload := func(what string) {
+		t.Helper()
+		b.run(t, what, chromedp.Navigate(dashURL), waitFor(`document.querySelector('#dash-title').textContent == 'Checkout health' && document.querySelector('.panel h3').textContent == 'Requests' && document.querySelector('.panel canvas')`))
+	}
+	reload("reload dashboard")
+	b.screenshot(t, "dashboard")
+	stop()
+	addr2, _ := serveAt(t, cfg)
+	if addr2 != addr {
+		t.Fatalf("restarted on %s, not %s", addr2, addr)
+	}
+	reload("dashboard after restart")
+	code, body := get(t, base+"/api/v1/dashboards")
+	var list struct{ Dashboards []struct{ ID, Title string } }
+	if json.Unmarshal([]byte(body), &list); code != 200 || len(list.Dashboards) != 1 || list.Dashboards[0].Title != "Checkout health" {
+		t.Errorf("dashboards after restart = %d %s", code, body)
+	}
+}
+
+func urlq(q string) string {
+	return strings.NewReplacer(",", "%2C", ":", "%3A", "(", "%28", ")", "%29", " ", "%20").Replace(q)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
