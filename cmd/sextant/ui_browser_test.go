@@ -295,3 +295,5 @@ func waitFor(js string) chromedp.Action {
 func nodeText(sel string, out *string) chromedp.Action {
 	return chromedp.Text(sel, out, chromedp.ByQuery)
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -7,8 +7,8 @@ import { subscribe, LiveSeries } from './live.js';
 export function render(main) {
   const p = params();
   const state = { q: p.get('q') || '', s: p.get('s') || 'e-1h', e: p.get('e') || 'now', step: p.get('step') || '',
-    tz: p.get('tz') || '', view: p.get('view') || 'chart', live: p.get('live') === '1' };
-  const save = (push) => setParams({ q: state.q, s: state.s, e: state.e === 'now' ? '' : state.e, step: state.step, tz: state.tz,
+    tz: p.get('tz') || '', w: p.get('w') || '', view: p.get('view') || 'chart', live: p.get('live') === '1' };
+  const save = (push) => setParams({ q: state.q, s: state.s, e: state.e === 'now' ? '' : state.e, step: state.step, tz: state.tz, w: state.w,
     view: state.view === 'chart' ? '' : state.view, live: state.live ? '1' : '' }, push);
   const editor = aslEditor(state.q, () => run(true));
   const picker = timePicker(state, (v) => { Object.assign(state, v); run(true); });
@@ -106,7 +106,7 @@ export function render(main) {
     status.textContent = 'Loading…';
     const t0 = performance.now();
     try {
-      const r = await api('/api/v1/graph?' + qs({ q: state.q, s: state.s, e: state.e, step: state.step, tz: state.tz, format: 'v2.json' }));
+      const r = await api('/api/v1/graph?' + qs({ q: state.q, s: state.s, e: state.e, step: state.step, tz: state.tz, w: state.w || Math.min(4000, Math.max(100, Math.round(chartBox.clientWidth))) || '', format: 'v2.json' }));
       if (my !== seq) return;
       data = fromV2(r);
       chart.setData(data);

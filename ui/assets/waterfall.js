@@ -172,39 +172,56 @@ export class Waterfall {
     this._raf = requestAnimationFrame(() => { this._raf = 0; this.paint(); });
   }
 
-  // paint renders the rows in view (and a few around them).
+  // paint renders the rows in view (and a few around them). Row elements
+  // are recycled: scrolling updates text and positions, it creates nothing.
   paint() {
     const top = this.scroller.scrollTop, height = this.scroller.clientHeight || 600;
     const first = Math.max(0, Math.floor(top / ROW) - 8), last = Math.min(this.rows.length, Math.ceil((top + height) / ROW) + 8);
-    const frag = document.createDocumentFragment();
     const span = this.trace.duration || 1;
-    for (let i = first; i < last; i++) {
+    const pool = this.pool || (this.pool = []);
+    while (pool.length < last - first) {
+      const r = { row: h('div', { class: 'wf-row', role: 'treeitem' }), name: h('div', { class: 'wf-name' }),
+        tog: h('span', { class: 'wf-tog', role: 'button' }), svc: h('span', { class: 'wf-svc' }), op: h('span', { class: 'wf-op' }),
+        area: h('div', { class: 'wf-bar-area' }), bar: h('div', { class: 'wf-bar' }), dur: h('span', { class: 'wf-dur' }) };
+      r.name.append(r.tog, r.svc, r.op);
+      r.area.append(r.bar, r.dur);
+      r.row.append(r.name, r.area);
+      this.spacer.append(r.row);
+      pool.push(r);
+    }
+    for (let k = 0; k < pool.length; k++) {
+      const r = pool[k], i = first + k;
+      if (i >= last) { r.row.hidden = true; continue; }
       const s = this.rows[i];
-      const row = h('div', { class: 'wf-row', role: 'treeitem', 'data-i': String(i), 'aria-level': String(s.depth + 1) });
-      row.style.top = i * ROW + 'px';
-      if (this.selected === s) row.classList.add('sel');
-      if (this.found.has(s.id)) row.classList.add('found');
-      const name = h('div', { class: 'wf-name' });
-      name.style.paddingLeft = Math.min(s.depth, 40) * 12 + 'px';
+      r.row.hidden = false;
+      r.row.dataset.i = String(i);
+      r.row.setAttribute('aria-level', String(s.depth + 1));
+      r.row.style.top = i * ROW + 'px';
+      r.row.classList.toggle('sel', this.selected === s);
+      r.row.classList.toggle('found', this.found.has(s.id));
+      r.name.style.paddingLeft = Math.min(s.depth, 40) * 12 + 'px';
       if (s.children.length && !this.state.filter) {
         const c = this.collapsed.has(s.id);
-        name.append(h('button', { type: 'button', class: 'wf-tog', 'data-tog': s.id, 'aria-label': c ? 'expand' : 'collapse', 'aria-expanded': String(!c), tabindex: '-1' }, c ? '▸' : '▾'));
-      } else name.append(h('span', { class: 'wf-tog' }, ''));
-      const svc = h('span', { class: 'wf-svc' }, s.service);
-      svc.style.color = serviceColor(s.service);
-      name.append(svc, h('span', { class: 'wf-op' }, s.op));
-      name.title = s.service + ': ' + s.op;
-      const area = h('div', { class: 'wf-bar-area' });
-      const bar = h('div', { class: 'wf-bar' + (s.error ? ' err' : '') + (this.state.crit && s.crit ? ' crit' : '') });
+        r.tog.textContent = c ? '▸' : '▾';
+        r.tog.dataset.tog = s.id;
+        r.tog.setAttribute('aria-expanded', String(!c));
+        r.tog.setAttribute('aria-label', c ? 'expand' : 'collapse');
+      } else {
+        r.tog.textContent = '';
+        delete r.tog.dataset.tog;
+        r.tog.removeAttribute('aria-expanded');
+        r.tog.removeAttribute('aria-label');
+      }
+      r.svc.textContent = s.service;
+      r.svc.style.color = serviceColor(s.service);
+      r.op.textContent = s.op;
+      r.name.title = s.service + ': ' + s.op;
+      r.bar.className = 'wf-bar' + (s.error ? ' err' : '') + (this.state.crit && s.crit ? ' crit' : '');
       const l = (s.start - this.trace.start) / span * 100, w = s.duration / span * 100;
-      bar.style.left = l + '%'; bar.style.width = w + '%'; bar.style.background = serviceColor(s.service);
-      const dur = h('span', { class: 'wf-dur' }, fmtDur(s.duration));
-      if (l + w > 80) dur.style.right = (100 - l) + '%'; else dur.style.left = `calc(${l + w}% + 4px)`;
-      area.append(bar, dur);
-      row.append(name, area);
-      frag.append(row);
+      r.bar.style.left = l + '%'; r.bar.style.width = w + '%'; r.bar.style.background = serviceColor(s.service);
+      r.dur.textContent = fmtDur(s.duration);
+      if (l + w > 80) { r.dur.style.left = ''; r.dur.style.right = (100 - l) + '%'; } else { r.dur.style.right = ''; r.dur.style.left = `calc(${l + w}% + 4px)`; }
     }
-    clear(this.spacer).append(frag);
   }
 
   click(e) {
