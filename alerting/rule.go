@@ -425,3 +425,16 @@ func (p *parser) check(r *Rule, exprNode *yaml.Node) error {
 const templatePrelude = "{{$labels := .Tags}}{{$value := .Value}}"
 
 func validLabelValue(s string) bool { return validLabelName(s) }
+
+// UnmarshalYAML reads a string duration.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML writes d as a string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
