@@ -21,14 +21,14 @@ type router struct {
 
 // aggGroup is the alerts of one route with the same group labels.
 type aggGroup struct {
-	id       string // receiver + "\x00" + key
-	route    *Route
-	key      string // Alertmanager's group key: route key:group labels
-	labels   map[string]string
-	alerts   map[string]*alerting.Alert // by fingerprint
-	next     time.Time                  // when it is due
-	flushed  bool                       // flushed at least once
-	sending  bool                       // a flush is in flight
+	id      string // receiver + "\x00" + key
+	route   *Route
+	key     string // Alertmanager's group key: route key:group labels
+	labels  map[string]string
+	alerts  map[string]*alerting.Alert // by fingerprint
+	next    time.Time                  // when it is due
+	flushed bool                       // flushed at least once
+	sending bool                       // a flush is in flight
 }
 
 func newRouter(cfg *Config) *router {
@@ -172,4 +172,3 @@ func labelString(labels map[string]string) string {
 	b.WriteByte('}')
 	return b.String()
 }
-
