@@ -56,6 +56,7 @@ var components = []component{
 	setupQuery,
 	setupTraces,
 	setupSelfMetrics,
+	setupAlerting,
 }
 
 // serve runs Sextant until ctx ends, then shuts down gracefully: stop
