@@ -76,7 +76,7 @@ func Backtest(ctx context.Context, engine *query.Engine, r *Rule, start, end int
 	var sim []SimStep
 	m := &Manager{opts: Options{}}
 	for t := start; t < end; t += step {
-		trs := rs.eval(t, samplesAt(lines, t), nil)
+		trs := rs.eval(t, samplesAt(lines, t), nil, false)
 		res.Steps++
 		for _, tr := range trs {
 			res.Transitions = append(res.Transitions, tr)

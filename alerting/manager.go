@@ -130,6 +130,7 @@ type Manager struct {
 		apiGroups  map[string]*Group
 		rules      map[string]*ruleEntry // by ruleKey
 		ctx        context.Context       // the Run context, nil before Run
+		started    int64                 // ms when Run began
 		seq        int
 	}
 }
@@ -180,6 +181,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.mu.ctx = ctx
+	m.mu.started = m.opts.Now().UnixMilli()
 	m.syncLocked()
 	m.mu.Unlock()
 
@@ -367,6 +369,9 @@ func (m *Manager) subscribe(ctx context.Context, e *ruleEntry, r *Rule) {
 // process runs the state machine over the steps of u not yet evaluated.
 func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Update) {
 	start := m.opts.Now()
+	m.mu.Lock()
+	started := m.mu.started
+	m.mu.Unlock()
 	e.mu.Lock()
 	rs := e.state
 	times := stepTimes(u, step)
@@ -381,7 +386,9 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 		if !fresh && rs.lastEval > 0 && t-rs.lastEval > step {
 			m.missed.Add(float64((t-rs.lastEval)/step - 1))
 		}
-		trs = append(trs, rs.eval(t, samplesAt(u.Lines, t), u.Err)...)
+		// Steps that closed before this process ran hold on missing data.
+		hold := t < started+step
+		trs = append(trs, rs.eval(t, samplesAt(u.Lines, t), u.Err, hold)...)
 		alertsSeries = appendAlertsPoints(alertsSeries, rs, t)
 		evaluated++
 	}

@@ -2,6 +2,7 @@ package alerting_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -148,3 +149,56 @@ func TestStateMachine(t *testing.T) {
 }
 
 func ptr(v float64) *float64 { return &v }
+
+// TestRestart stops the manager while an alert is pending and again while
+// it fires, with no data reaching the store while it is down: the pending
+// timer survives, the firing alert is neither resolved nor re-fired by the
+// gap, and the resolution after the restart is still handed over.
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		nan := math.NaN()
+		// a: active from t0+2m; nothing stored for the minutes the manager
+		// is down (t0+3m..t0+4m and t0+8m..t0+9m); inactive from t0+11m.
+		vals := []float64{50, 50, 90, nan, nan, 90, 90, 90, nan, nan, 90, 50, 50, 50}
+		store := querytest.Open(t, minute, t0+time.Hour.Milliseconds(), cpuSeries("a", t0, vals...))
+		kv := tsdbtest.NewKV()
+		groups := parseGroups(t, `
+groups:
+  - name: hosts
+    rules:
+      - alert: HighCPU
+        expr: name,cpu,:eq,(,host,),:by,80,:gt
+        for: 3m
+`)
+		e := startEnv(t, store, kv, groups)
+		time.Sleep(2*time.Minute + time.Second) // pending since t0+2m
+		synctest.Wait()
+		e.stop()
+		time.Sleep(2 * time.Minute)
+		e = startEnv(t, store, kv, groups)
+		time.Sleep(3 * time.Minute) // t0+7m: fired at t0+5m
+		synctest.Wait()
+		e.stop()
+		time.Sleep(2 * time.Minute)
+		e = startEnv(t, store, kv, groups)
+		time.Sleep(4 * time.Minute) // t0+13m
+		synctest.Wait()
+		e.stop()
+		trs, err := e.m.History(context.Background(), "", 0, math.MaxInt64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, tr := range trs {
+			got = append(got, fmt.Sprintf("%s>%s@%d", tr.From, tr.To, (tr.At-t0)/minute))
+		}
+		want := []string{"inactive>pending@2", "pending>firing@5", "firing>resolved@11"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("transitions (-want +got):\n%s", diff)
+		}
+		if last := e.rec.last(); len(last) != 1 || !last[0].Resolved() {
+			t.Errorf("last notification = %+v", last)
+		}
+	})
+}

@@ -96,8 +96,12 @@ func newRuleState(r *Rule, group string) *ruleState {
 }
 
 // eval runs one step at t over the lines' values at t (evalErr non-nil for
-// a failed evaluation). It returns the transitions it made.
-func (rs *ruleState) eval(t int64, samples []Sample, evalErr error) []Transition {
+// a failed evaluation). It returns the transitions it made. With hold,
+// nothing ends: steps replayed from while the server was down lack data
+// that never reached it (and a comparison makes missing data 0), so they
+// may start or advance alerts but not resolve them; the first step
+// evaluated live decides.
+func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) []Transition {
 	r := rs.rule
 	rs.lastEval = t
 	var trs []Transition
@@ -140,6 +144,7 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error) []Transition
 			}
 		}
 		step(rs.synthetic(Error), Error, math.NaN(), true, evalErr.Error())
+	case len(samples) == 0 && hold:
 	case len(samples) == 0:
 		rs.health, rs.lastErr = "nodata", ""
 		switch r.NoData {
@@ -160,6 +165,9 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error) []Transition
 			continue
 		}
 		if seen[fp] && evalErr != nil && in.Kind != Error {
+			continue
+		}
+		if hold && in.State != Resolved {
 			continue
 		}
 		switch in.State {

@@ -188,12 +188,17 @@ func (d *Dispatcher) flush(ctx context.Context, recv string, ints []integration,
 		if !in.sendResolved {
 			send = slices.DeleteFunc(slices.Clone(kept), (*alerting.Alert).Resolved)
 		}
+		var dl *alerting.Delivery
 		if len(send) > 0 {
 			msg := newMessage(recv, g, send, reason, d.opts.ExternalURL)
-			if err := d.deliver(ctx, recv, in, msg, send, now); err != nil {
+			var err error
+			if dl, err = d.deliver(ctx, recv, in, msg, send, now); err != nil {
+				d.record(ctx, dl)
 				continue // the log is left as it was: the next flush retries
 			}
 		}
+		// The notification log first, then the delivery log: whoever sees
+		// a delivery logged can count on it not being sent again.
 		entry := logEntry{Firing: firing, Resolved: resolved, At: now}
 		if len(firing) == 0 {
 			entry.Resolved = nil // nothing left to dedupe against
@@ -202,11 +207,23 @@ func (d *Dispatcher) flush(ctx context.Context, recv string, ints []integration,
 		if err := d.opts.KV.Put(ctx, key, b); err != nil && ctx.Err() == nil {
 			d.opts.Logger.Warn("write notification log", "receiver", recv, "err", err)
 		}
+		d.record(ctx, dl)
 	}
 }
 
-// deliver sends msg with retries and backoff and records the outcome.
-func (d *Dispatcher) deliver(ctx context.Context, recv string, in integration, msg *Message, alerts []*alerting.Alert, now time.Time) error {
+// record adds a delivery to the log.
+func (d *Dispatcher) record(ctx context.Context, dl *alerting.Delivery) {
+	if d.opts.Log == nil || dl == nil {
+		return
+	}
+	if err := d.opts.Log.Record(context.WithoutCancel(ctx), *dl); err != nil {
+		d.opts.Logger.Warn("record delivery", "err", err)
+	}
+}
+
+// deliver sends msg with retries and backoff and returns the outcome for
+// the delivery log.
+func (d *Dispatcher) deliver(ctx context.Context, recv string, in integration, msg *Message, alerts []*alerting.Alert, now time.Time) (*alerting.Delivery, error) {
 	var err error
 	attempts := 0
 	backoff := time.Second
@@ -230,20 +247,15 @@ func (d *Dispatcher) deliver(ctx context.Context, recv string, in integration, m
 	} else {
 		d.opts.Registry.Counter("alerting.notificationsSent", "receiver", recv, "integration", in.kind).Increment()
 	}
-	if d.opts.Log != nil {
-		dl := alerting.Delivery{At: now.UTC(), Receiver: recv, Integration: in.kind, GroupKey: msg.GroupKey, Status: msg.Status,
-			Outcome: outcome, Attempts: attempts, Reason: msg.NotificationReason}
-		if err != nil {
-			dl.Error = err.Error()
-		}
-		for _, a := range alerts {
-			dl.Alerts = append(dl.Alerts, delivered(a, nil))
-		}
-		if lerr := d.opts.Log.Record(context.WithoutCancel(ctx), dl); lerr != nil {
-			d.opts.Logger.Warn("record delivery", "err", lerr)
-		}
+	dl := &alerting.Delivery{At: now.UTC(), Receiver: recv, Integration: in.kind, GroupKey: msg.GroupKey, Status: msg.Status,
+		Outcome: outcome, Attempts: attempts, Reason: msg.NotificationReason}
+	if err != nil {
+		dl.Error = err.Error()
 	}
-	return err
+	for _, a := range alerts {
+		dl.Alerts = append(dl.Alerts, delivered(a, nil))
+	}
+	return dl, err
 }
 
 // logMuted records firing alerts that silences kept out, once per change.
