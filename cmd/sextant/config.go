@@ -35,6 +35,11 @@ var serveFlags = []flagSpec{
 	{"ingest-max-age", "1h", "datapoints older than this are rejected (future skew allowed: 5m)"},
 	{"fsync", "batch", "always | batch (group commit) | interval (fsync every 1s)"},
 	{"log-level", "info", "debug | info | warn | error"},
+	{"live-delay", "5s", "how long after a step closes the live evaluator (streaming and alert rules) evaluates it"},
+	{"rules-dir", "", "directory of alert rule files (*.yaml, *.yml); re-read on SIGHUP and POST /api/v1/alerting/reload"},
+	{"alerting-config", "", "YAML file with notification route and receivers"},
+	{"alertmanager-url", "", "comma-separated Alertmanager base URLs; active alerts are also pushed to their /api/v2/alerts"},
+	{"external-url", "", "the URL users reach Sextant at, for links in notifications (default http://<hostname>:<port>)"},
 }
 
 // config is the resolved configuration of `sextant serve`.
@@ -51,6 +56,8 @@ type config struct {
 	IngestMaxAge    time.Duration
 	Fsync           wal.SyncMode
 	LogLevel        slog.Level
+	LiveDelay       time.Duration
+	Alerting        alertingConfig
 }
 
 // envName returns the environment variable of a setting.
@@ -143,6 +150,7 @@ func resolve(get func(string) string) (config, error) {
 	c.Retention = dur("retention")
 	c.TraceRetention = dur("trace-retention")
 	c.IngestMaxAge = dur("ingest-max-age")
+	c.LiveDelay = dur("live-delay")
 	var err error
 	if c.TraceMaxBytes, err = parseSize(get("trace-max-size")); err != nil {
 		errs = append(errs, fmt.Errorf("--trace-max-size: %w", err))
@@ -152,6 +160,9 @@ func resolve(get func(string) string) (config, error) {
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("log-level"))); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	if c.Alerting, err = resolveAlerting(get); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("--listen: must not be empty"))

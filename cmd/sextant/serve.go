@@ -56,6 +56,7 @@ var components = []component{
 	setupQuery,
 	setupTraces,
 	setupSelfMetrics,
+	setupAlerting,
 	setupUI,
 }
 

@@ -68,17 +68,17 @@ func BenchmarkUIBrowser(b *testing.B) {
 	for b.Loop() {
 		// First load with an empty cache: what a newcomer's browser fetches.
 		br.run(b, "cold load", network.Enable(), network.SetCacheDisabled(true), chromedp.Navigate(base+"/ui/explore"),
-			waitFor(`document.querySelector('#status') && document.readyState == 'complete'`),
+			waitJS(`document.querySelector('#status') && document.readyState == 'complete'`),
 			evalJS(`new Promise(r => setTimeout(r, 300)).then(() => performance.getEntries().filter(e => e.transferSize !== undefined).reduce((s, e) => s + e.transferSize, 0) / 1024)`, &firstKB),
 			network.SetCacheDisabled(false))
 		q := "name,ui.bench,:eq,(,id,),:by"
 		br.run(b, "explore 100 lines", chromedp.Navigate(base+"/ui/explore?q="+urlq(q)+"&s=e-1440s&step=1s&w=2000"),
-			waitFor(`document.querySelector('#status').textContent.includes('100 lines')`),
+			waitJS(`document.querySelector('#status').textContent.includes('100 lines')`),
 			evalJS(`(() => { const c = document.querySelector('#chart-box canvas').sextantChart, t = [];
 				for (let i = 0; i < 10; i++) { c.draw(); t.push(c.lastDrawMs); }
 				t.sort((a, b) => a - b); return t[5]; })()`, &drawMs),
 			evalJS(`document.querySelector('#chart-box canvas').sextantChart.series[0].values.length`, &points))
-		br.run(b, "waterfall", chromedp.Navigate(base+"/ui/status"), waitFor(`document.querySelector('#metrics')`),
+		br.run(b, "waterfall", chromedp.Navigate(base+"/ui/status"), waitJS(`document.querySelector('#metrics')`),
 			evalJS(fmt.Sprintf(`(async () => {
 				const { buildTrace, Waterfall } = await import('/ui/assets/waterfall.js');
 				const n = %d, spans = [], t0 = 1700000000000000;

@@ -287,8 +287,8 @@ func sendTraces(t testing.TB, addr string, td ptrace.Traces) {
 	postOK(t, "http://"+addr+"/v1/traces", "application/x-protobuf", b)
 }
 
-// waitFor polls cond (a JS expression) until it is true.
-func waitFor(js string) chromedp.Action {
+// waitJS polls cond (a JS expression) until it is true.
+func waitJS(js string) chromedp.Action {
 	return chromedp.Poll("(() => { try { return !!("+js+") } catch (e) { return false } })()", nil, chromedp.WithPollingInterval(50*time.Millisecond))
 }
 

@@ -97,7 +97,7 @@ func TestUIBrowser(t *testing.T) {
 	}
 	for _, p := range pages {
 		b.takeConsole()
-		b.run(t, "load "+p.name, chromedp.Navigate(base+p.path), waitFor(p.ready))
+		b.run(t, "load "+p.name, chromedp.Navigate(base+p.path), waitJS(p.ready))
 		b.screenshot(t, p.name)
 		if c := b.takeConsole(); len(c) > 0 {
 			t.Errorf("page %s wrote to the console: %q", p.name, c)
@@ -106,7 +106,7 @@ func TestUIBrowser(t *testing.T) {
 
 	// Explore drew the lines: pixels of the first line's color on the canvas.
 	b.run(t, "load explore", chromedp.Navigate(base+"/ui/explore?q="+urlq("name,ui.requests,:eq,(,nf.app,),:by")+"&s=e-10m"),
-		waitFor(`document.querySelector('#status').textContent.includes('3 lines')`))
+		waitJS(`document.querySelector('#status').textContent.includes('3 lines')`))
 	var px int
 	b.run(t, "count line pixels", evalJS(`(() => {
 		const c = document.querySelector('#chart-box canvas'), ch = c.sextantChart;
@@ -129,7 +129,7 @@ func TestUIBrowser(t *testing.T) {
 	// A bad expression: the error names the word, marked where it is.
 	var mark string
 	b.run(t, "inline error", evalJS(`document.querySelector("#q").value = ""`, nil), chromedp.SendKeys("#q", "name,ui.requests,:eq,:summ", chromedp.ByQuery),
-		waitFor(`!document.querySelector('#q-error').classList.contains('hidden')`), nodeText("#q-error mark", &mark))
+		waitJS(`!document.querySelector('#q-error').classList.contains('hidden')`), nodeText("#q-error mark", &mark))
 	b.screenshot(t, "explore-error")
 	if mark != ":summ" {
 		t.Errorf("marked word = %q, want :summ", mark)
@@ -139,7 +139,7 @@ func TestUIBrowser(t *testing.T) {
 	// Autocomplete of a tag value, accepted with Tab.
 	var q string
 	b.run(t, "autocomplete", evalJS(`document.querySelector("#q").value = ""`, nil), chromedp.SendKeys("#q", "name,ui.requests,:eq,nf.app,w", chromedp.ByQuery),
-		waitFor(`[...document.querySelectorAll('#q-complete li')].some(li => li.textContent.startsWith('www'))`))
+		waitJS(`[...document.querySelectorAll('#q-complete li')].some(li => li.textContent.startsWith('www'))`))
 	b.screenshot(t, "explore-complete")
 	b.run(t, "accept completion", chromedp.SendKeys("#q", "\t", chromedp.ByQuery), chromedp.Value("#q", &q, chromedp.ByQuery))
 	if q != "name,ui.requests,:eq,nf.app,www" {
@@ -148,11 +148,11 @@ func TestUIBrowser(t *testing.T) {
 
 	// A trace search opens a waterfall, then a span's attributes.
 	b.run(t, "search traces", chromedp.Navigate(base+"/ui/traces?service=frontend&lookback=1h"),
-		waitFor(`document.querySelectorAll('#trace-list tbody tr').length >= 6`),
+		waitJS(`document.querySelectorAll('#trace-list tbody tr').length >= 6`),
 		chromedp.Click(`//a[contains(@class,'trace-link') and contains(., 'GET /home/3')]`, chromedp.BySearch),
-		waitFor(`location.pathname == '/ui/traces/`+ids[3]+`' && document.querySelectorAll('.wf-row').length == 4`),
+		waitJS(`location.pathname == '/ui/traces/`+ids[3]+`' && document.querySelectorAll('.wf-row').length == 4`),
 		chromedp.Click(`//div[contains(@class,'wf-row')][.//span[text()='SELECT titles']]`, chromedp.BySearch),
-		waitFor(`!document.querySelector('#details').hidden`))
+		waitJS(`!document.querySelector('#details').hidden`))
 	var details string
 	b.run(t, "details", nodeText("#details", &details))
 	b.screenshot(t, "trace-details")
@@ -165,7 +165,7 @@ func TestUIBrowser(t *testing.T) {
 	// The span named like markup renders as text.
 	var opText string
 	var imgs int
-	b.run(t, "xss trace", chromedp.Navigate(base+"/ui/traces/"+xssID), waitFor(`document.querySelectorAll('.wf-row').length == 4`),
+	b.run(t, "xss trace", chromedp.Navigate(base+"/ui/traces/"+xssID), waitJS(`document.querySelectorAll('.wf-row').length == 4`),
 		evalJS(`[...document.querySelectorAll('.wf-op')].map(e => e.textContent).join('|')`, &opText),
 		evalJS(`document.querySelectorAll('img').length`, &imgs))
 	if !strings.Contains(opText, xssName) || imgs != 0 {
@@ -178,7 +178,7 @@ func TestUIBrowser(t *testing.T) {
 	// An exemplar marker on the span latency chart leads to its trace.
 	exq := "name,span.duration,:eq,service.name,db,:eq,:and,:max"
 	b.run(t, "exemplars", chromedp.Navigate(base+"/ui/explore?q="+urlq(exq)+"&s=e-5m"),
-		waitFor(`(document.querySelector('#chart-box canvas').sextantChart || {markers: []}).markers.length > 0`))
+		waitJS(`(document.querySelector('#chart-box canvas').sextantChart || {markers: []}).markers.length > 0`))
 	b.screenshot(t, "explore-exemplars")
 	var m struct {
 		X, Y  float64
@@ -186,26 +186,26 @@ func TestUIBrowser(t *testing.T) {
 	}
 	b.run(t, "marker position", evalJS(`(() => { const c = document.querySelector('#chart-box canvas'), r = c.getBoundingClientRect(), m = c.sextantChart.markers[0];
 		return {x: r.left + m.x, y: r.top + m.y, trace: m.ex.traceID}; })()`, &m))
-	b.run(t, "click marker", chromedp.MouseClickXY(m.X, m.Y), waitFor(`location.pathname == '/ui/traces/`+m.Trace+`' && document.querySelectorAll('.wf-row').length > 0`))
+	b.run(t, "click marker", chromedp.MouseClickXY(m.X, m.Y), waitJS(`location.pathname == '/ui/traces/`+m.Trace+`' && document.querySelectorAll('.wf-row').length > 0`))
 	if !contains(ids, m.Trace) {
 		t.Errorf("exemplar trace %s is not one the test sent", m.Trace)
 	}
 
 	// A dashboard is created, reloaded, and still there after a restart.
-	b.run(t, "create dashboard", chromedp.Navigate(base+"/ui/dashboards"), waitFor(`document.querySelector('#new-title')`),
+	b.run(t, "create dashboard", chromedp.Navigate(base+"/ui/dashboards"), waitJS(`document.querySelector('#new-title')`),
 		chromedp.SendKeys("#new-title", "Checkout health", chromedp.ByQuery), chromedp.Click("#new-dashboard button", chromedp.ByQuery),
-		waitFor(`location.pathname.startsWith('/ui/dashboards/checkout-health-') && document.querySelector('#add-panel')`),
-		chromedp.Click("#add-panel", chromedp.ByQuery), waitFor(`document.querySelector('#panel-q-0')`),
+		waitJS(`location.pathname.startsWith('/ui/dashboards/checkout-health-') && document.querySelector('#add-panel')`),
+		chromedp.Click("#add-panel", chromedp.ByQuery), waitJS(`document.querySelector('#panel-q-0')`),
 		chromedp.SendKeys("#panel-q-0", "name,ui.requests,:eq,:sum", chromedp.ByQuery),
 		evalJS(`document.querySelector(".panel-title").value = "Requests"`, nil),
 		evalJS(`document.querySelector('.panel-title').dispatchEvent(new Event('change')), document.querySelector('#panel-q-0').dispatchEvent(new Event('change')), true`, nil),
-		chromedp.Click("#save", chromedp.ByQuery), waitFor(`document.querySelector('#saved')`))
+		chromedp.Click("#save", chromedp.ByQuery), waitJS(`document.querySelector('#saved')`))
 	var dashURL string
 	b.run(t, "location", chromedp.Location(&dashURL))
 	dashURL = strings.Replace(dashURL, "edit=1", "live=0", 1)
 	reload := func(what string) {
 		t.Helper()
-		b.run(t, what, chromedp.Navigate(dashURL), waitFor(`document.querySelector('#dash-title').textContent == 'Checkout health' && document.querySelector('.panel h3').textContent == 'Requests' && document.querySelector('.panel canvas')`))
+		b.run(t, what, chromedp.Navigate(dashURL), waitJS(`document.querySelector('#dash-title').textContent == 'Checkout health' && document.querySelector('.panel h3').textContent == 'Requests' && document.querySelector('.panel canvas')`))
 	}
 	reload("reload dashboard")
 	b.screenshot(t, "dashboard")
