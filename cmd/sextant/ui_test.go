@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sextant-dev/sextant/lib"
 )
 
 // TestUIServes checks the UI's HTTP face without a browser: / redirects,
@@ -67,6 +70,16 @@ func TestUIBrowser(t *testing.T) {
 	addr, stop := serveAt(t, cfg)
 	base := "http://" + addr
 	publishHistory(t, addr, 10)
+	// lib's publisher sends a gauge every step, for the alert and live parts.
+	reg := lib.NewRegistry(lib.RegistryOptions{})
+	pub, err := lib.NewPublisher(reg, lib.PublisherOptions{URI: base + "/api/v1/publish", Step: time.Second, NoEnvTags: true,
+		CommonTags: map[string]string{"nf.app": "uitest"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Gauge("ui.live", "region", "west").Set(42)
+	pub.Start()
+	t.Cleanup(func() { pub.Close(context.Background()) })
 	now := time.Now()
 	var ids []string
 	for n := range 6 {
@@ -90,7 +103,9 @@ func TestUIBrowser(t *testing.T) {
 		{"cardinality", "/ui/cardinality", `document.querySelector('#cardinality') && document.querySelector('#cardinality').textContent.includes('ui.requests')`},
 		{"status", "/ui/status", `document.querySelector('#metrics') && document.querySelector('#status-info').textContent.includes('DataDir')`},
 	}
+	alerting := false
 	if code, _ := get(t, base+"/api/v1/alerting/rules"); code == 200 {
+		alerting = true
 		pages = append(pages, struct{ name, path, ready string }{"alerts", "/ui/alerts", `document.querySelector('#alerts-body table, #alerts-body p:not(.muted)') || document.querySelector('#alerts-body').textContent.includes('No rules')`})
 	} else {
 		t.Log("no alerting API on this branch: the alerts page is not loaded")
@@ -189,6 +204,41 @@ func TestUIBrowser(t *testing.T) {
 	b.run(t, "click marker", chromedp.MouseClickXY(m.X, m.Y), waitJS(`location.pathname == '/ui/traces/`+m.Trace+`' && document.querySelectorAll('.wf-row').length > 0`))
 	if !contains(ids, m.Trace) {
 		t.Errorf("exemplar trace %s is not one the test sent", m.Trace)
+	}
+
+	// A silence is created from a firing alert, after its preview.
+	if alerting {
+		req, _ := http.NewRequest("PUT", base+"/api/v1/alerting/rules/ui", strings.NewReader(
+			`{"name":"ui","rules":[{"alert":"UILiveUp","expr":"name,ui.live,:eq,(,region,),:by,0,:gt","labels":{"severity":"page"}}]}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("PUT rule group = %d", resp.StatusCode)
+		}
+		b.run(t, "firing alert", chromedp.Navigate(base+"/ui/alerts?tab=alerts"),
+			chromedp.Poll(`(() => { const r = document.querySelector('#alert-list .silence-btn'); if (!r) document.querySelector('#tab-alerts').click(); return !!r && document.querySelector('#alert-list').textContent.includes('firing'); })()`,
+				nil, chromedp.WithPollingInterval(time.Second)))
+		b.screenshot(t, "alerts")
+		b.run(t, "silence", chromedp.Click("#alert-list .silence-btn", chromedp.ByQuery), waitJS(`document.querySelector('#silence-matchers')`),
+			chromedp.SendKeys("#silence-by", "ui-test", chromedp.ByQuery), chromedp.SendKeys("#silence-comment", "checking the UI", chromedp.ByQuery),
+			chromedp.Click("#silence-preview", chromedp.ByQuery), waitJS(`document.querySelector('#silence-affected').textContent.includes('1 alerts would be silenced')`))
+		b.screenshot(t, "silence-preview")
+		b.run(t, "create silence", chromedp.Click("#silence-create", chromedp.ByQuery), waitJS(`document.querySelector('#silences tbody tr')`))
+		b.screenshot(t, "silences")
+		code, body := get(t, base+"/api/v1/alerting/silences")
+		if code != 200 || !strings.Contains(body, `"createdBy":"ui-test"`) || !strings.Contains(body, `"name":"alertname","value":"UILiveUp"`) {
+			t.Errorf("silences = %d %s", code, body)
+		}
+		// The rule's page: its signal and firing intervals, and a backtest.
+		b.run(t, "rule page", chromedp.Navigate(base+"/ui/alerts/UILiveUp?s=e-5m"), waitJS(`document.querySelector('#rule-chart canvas').sextantChart.series.length >= 1`),
+			chromedp.Click("#backtest", chromedp.ByQuery), waitJS(`document.querySelector('#backtest-out').textContent.includes('Backtest:')`))
+		b.screenshot(t, "alert-rule")
+		if c := b.takeConsole(); len(c) > 0 {
+			t.Errorf("alert pages wrote to the console: %q", c)
+		}
 	}
 
 	// A dashboard is created, reloaded, and still there after a restart.

@@ -229,7 +229,10 @@ function renderRule(main, name) {
   }
   async function runBacktest() {
     clear(btOut);
-    const r = Object.assign({}, rule, { expr: ed.value() });
+    // Only the rule's own fields: the rules answer adds its state beside them.
+    const r = {};
+    for (const k of ['alert', 'expr', 'for', 'keep_firing_for', 'nodata', 'labels', 'annotations']) if (rule[k] !== undefined) r[k] = rule[k];
+    r.expr = ed.value();
     if (forIn.value.trim()) r.for = forIn.value.trim(); else delete r.for;
     try {
       const res = await api('/api/v1/alerting/backtest', { method: 'POST', body: { rule: r, s: st.s, e: st.e } });

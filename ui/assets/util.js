@@ -128,8 +128,8 @@ export function fmtNum(v) {
   if (a >= 1e6) return (v / 1e6).toFixed(2) + 'M';
   if (a >= 1e4) return (v / 1e3).toFixed(1) + 'k';
   if (a >= 100) return v.toFixed(0);
-  if (a >= 1) return v.toFixed(2);
-  if (a >= 1e-3) return v.toFixed(4);
+  if (a >= 1) return String(parseFloat(v.toFixed(2)));
+  if (a >= 1e-3) return String(parseFloat(v.toFixed(4)));
   return v.toExponential(2);
 }
 
