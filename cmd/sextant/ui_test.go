@@ -133,6 +133,12 @@ func TestUIBrowser(t *testing.T) {
 	if px < 300 {
 		t.Errorf("the first line has %d pixels on the canvas, want a line across the plot", px)
 	}
+	// The dark theme, switched with the keyboard.
+	var theme string
+	b.run(t, "dark theme", chromedp.Click("h1", chromedp.ByQuery), chromedp.KeyEvent("t"), waitJS(`document.documentElement.dataset.theme == 'dark'`),
+		evalJS(`document.documentElement.dataset.theme`, &theme))
+	b.screenshot(t, "explore-dark")
+	b.run(t, "light theme", chromedp.KeyEvent("t"), waitJS(`document.documentElement.dataset.theme == 'light'`))
 	var legend string
 	b.run(t, "legend", nodeText("table.legend tbody", &legend))
 	for _, app := range []string{"nf.app=www", "nf.app=api", "nf.app=db"} {
@@ -219,7 +225,7 @@ func TestUIBrowser(t *testing.T) {
 			t.Fatalf("PUT rule group = %d", resp.StatusCode)
 		}
 		b.run(t, "firing alert", chromedp.Navigate(base+"/ui/alerts?tab=alerts"),
-			chromedp.Poll(`(() => { const r = document.querySelector('#alert-list .silence-btn'); if (!r) document.querySelector('#tab-alerts').click(); return !!r && document.querySelector('#alert-list').textContent.includes('firing'); })()`,
+			chromedp.Poll(`(() => { const r = document.querySelector('#alert-list .silence-btn'); if (!r) document.querySelector('#tab-alerts')?.click(); return !!r && document.querySelector('#alert-list').textContent.includes('firing'); })()`,
 				nil, chromedp.WithPollingInterval(time.Second)))
 		b.screenshot(t, "alerts")
 		b.run(t, "silence", chromedp.Click("#alert-list .silence-btn", chromedp.ByQuery), waitJS(`document.querySelector('#silence-matchers')`),
