@@ -140,7 +140,7 @@ function drawScatter(canvas, list) {
     let t0 = Infinity, t1 = 0, d1 = 0;
     for (const t of list) { t0 = Math.min(t0, t.start); t1 = Math.max(t1, t.start); d1 = Math.max(d1, t.duration); }
     if (t1 === t0) { t0 -= 1e6; t1 += 1e6; }
-    const L = 60, B = 18, pw = W - L - 10, ph = H - B - 8;
+    const L = 60, B = 18, pw = W - L - 24, ph = H - B - 16;
     c.fillStyle = cssVar('--axis'); c.font = '11px system-ui';
     c.textAlign = 'right'; c.fillText(fmtDur(d1), L - 4, 14); c.fillText('0', L - 4, 8 + ph);
     c.textAlign = 'left'; c.fillText(fmtTime(t0 / 1000), L, H - 4); c.textAlign = 'right'; c.fillText(fmtTime(t1 / 1000), W - 10, H - 4);
