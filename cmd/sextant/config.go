@@ -40,6 +40,7 @@ var serveFlags = []flagSpec{
 	{"alerting-config", "", "YAML file with notification route and receivers"},
 	{"alertmanager-url", "", "comma-separated Alertmanager base URLs; active alerts are also pushed to their /api/v2/alerts"},
 	{"external-url", "", "the URL users reach Sextant at, for links in notifications (default http://<hostname>:<port>)"},
+	{"allowed-origins", "", "comma-separated extra origins allowed to open websockets and make cross-origin API calls; same-origin is always allowed"},
 }
 
 // config is the resolved configuration of `sextant serve`.
@@ -58,6 +59,7 @@ type config struct {
 	LogLevel        slog.Level
 	LiveDelay       time.Duration
 	Alerting        alertingConfig
+	AllowedOrigins  string // comma-separated
 }
 
 // envName returns the environment variable of a setting.
@@ -151,6 +153,7 @@ func resolve(get func(string) string) (config, error) {
 	c.TraceRetention = dur("trace-retention")
 	c.IngestMaxAge = dur("ingest-max-age")
 	c.LiveDelay = dur("live-delay")
+	c.AllowedOrigins = get("allowed-origins")
 	var err error
 	if c.TraceMaxBytes, err = parseSize(get("trace-max-size")); err != nil {
 		errs = append(errs, fmt.Errorf("--trace-max-size: %w", err))
@@ -166,6 +169,9 @@ func resolve(get func(string) string) (config, error) {
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("--listen: must not be empty"))
+	}
+	if c.LiveDelay < 0 {
+		errs = append(errs, errors.New("--live-delay: must not be negative"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir: must not be empty"))
