@@ -67,6 +67,7 @@ func TestUIBrowser(t *testing.T) {
 	b := newBrowser(t)
 	cfg := testConfig(t)
 	cfg.Listen = freeAddr(t) // the same address after the restart
+	cfg.LiveDelay = 300 * time.Millisecond
 	addr, stop := serveAt(t, cfg)
 	base := "http://" + addr
 	publishHistory(t, addr, 10)
@@ -212,6 +213,23 @@ func TestUIBrowser(t *testing.T) {
 		t.Errorf("exemplar trace %s is not one the test sent", m.Trace)
 	}
 
+	// The live toggle: the chart follows the stream and draws each new step.
+	var liveStart, liveNext float64
+	b.run(t, "live", chromedp.Navigate(base+"/ui/explore?q="+urlq("name,ui.live,:eq,:sum")+"&s=e-5m"),
+		waitJS(`document.querySelector('#status').textContent.includes('1 lines')`), chromedp.Click("#live", chromedp.ByQuery),
+		waitJS(`document.querySelector('#status').textContent.startsWith('Live: 1 lines')`),
+		evalJS(`document.querySelector('#chart-box canvas').sextantChart.end`, &liveStart))
+	b.run(t, "live step", waitJS(`(() => { const c = document.querySelector('#chart-box canvas').sextantChart, v = c.series[0].values;
+			return c.end > `+fmt.Sprint(liveStart)+` && v[v.length - 1] === 42; })()`),
+		evalJS(`document.querySelector('#chart-box canvas').sextantChart.end`, &liveNext))
+	b.screenshot(t, "explore-live")
+	if liveNext <= liveStart || !strings.Contains(mustLocation(t, b), "live=1") {
+		t.Errorf("live chart ended at %v then %v", liveStart, liveNext)
+	}
+	if c := b.takeConsole(); len(c) > 0 {
+		t.Errorf("live Explore wrote to the console: %q", c)
+	}
+
 	// A silence is created from a firing alert, after its preview.
 	if alerting {
 		req, _ := http.NewRequest("PUT", base+"/api/v1/alerting/rules/ui", strings.NewReader(
@@ -258,13 +276,17 @@ func TestUIBrowser(t *testing.T) {
 		chromedp.Click("#save", chromedp.ByQuery), waitJS(`document.querySelector('#saved')`))
 	var dashURL string
 	b.run(t, "location", chromedp.Location(&dashURL))
-	dashURL = strings.Replace(dashURL, "edit=1", "live=0", 1)
+	dashURL = strings.Replace(dashURL, "?edit=1", "", 1) // live, as by default
 	reload := func(what string) {
 		t.Helper()
 		b.run(t, what, chromedp.Navigate(dashURL), waitJS(`document.querySelector('#dash-title').textContent == 'Checkout health' && document.querySelector('.panel h3').textContent == 'Requests' && document.querySelector('.panel canvas')`))
 	}
+	b.takeConsole()
 	reload("reload dashboard")
 	b.screenshot(t, "dashboard")
+	if c := b.takeConsole(); len(c) > 0 {
+		t.Errorf("the live dashboard wrote to the console: %q", c)
+	}
 	stop()
 	addr2, _ := serveAt(t, cfg)
 	if addr2 != addr {
@@ -276,6 +298,13 @@ func TestUIBrowser(t *testing.T) {
 	if json.Unmarshal([]byte(body), &list); code != 200 || len(list.Dashboards) != 1 || list.Dashboards[0].Title != "Checkout health" {
 		t.Errorf("dashboards after restart = %d %s", code, body)
 	}
+}
+
+func mustLocation(t *testing.T, b *browser) string {
+	t.Helper()
+	var loc string
+	b.run(t, "location", chromedp.Location(&loc))
+	return loc
 }
 
 func urlq(q string) string {

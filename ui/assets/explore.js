@@ -1,5 +1,5 @@
 // explore.js: the Explore view — /ui/explore?q=&s=&e=&step=&tz=&view=&live=
-import { h, clear, api, params, setParams, qs, go, fmtTime, fmtNum, errorBox } from './util.js';
+import { h, clear, api, params, setParams, qs, go, fmtTime, fmtNum, errorBox, parseDuration } from './util.js';
 import { Chart, fromV2 } from './chart.js';
 import { aslEditor, timePicker } from './editor.js';
 import { subscribe, LiveSeries } from './live.js';
@@ -121,11 +121,13 @@ export function render(main) {
   }
 
   function runLive(my) {
-    const windowMs = 3600e3;
+    // The window and backfill follow s when it is relative to the end (e-15m).
+    const m = /^e-(.+)$/.exec(state.s);
+    const windowMs = (m && parseDuration(m[1])) || 3600e3;
     const ls = new LiveSeries(windowMs);
     status.textContent = 'Live: waiting for the backfill…';
     let pending = false;
-    stop = subscribe({ q: state.q, step: state.step || undefined, backfill: '1h' }, (m) => {
+    stop = subscribe({ q: state.q, step: state.step || undefined, backfill: Math.round(windowMs / 1000) + 's' }, (m) => {
       if (my !== seq) return;
       ls.add(m);
       if (pending) return;
