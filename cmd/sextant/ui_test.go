@@ -93,7 +93,16 @@ func TestUIBrowser(t *testing.T) {
 		ids = append(ids, tid.String())
 	}
 	xssID := ids[5]
-	time.Sleep(1500 * time.Millisecond) // span metrics are appended every second
+	// Span metrics and their exemplars are appended every second.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, body := get(t, base+"/api/v1/exemplars?q=name,span.duration,:eq,service.name,db,:eq,:and,:max&s=e-5m")
+		if strings.Count(body, `"traceID"`) >= 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no exemplars for the test's traces: %s", body)
+		}
+	}
 
 	// Each page loads with no console error.
 	pages := []struct{ name, path, ready string }{
