@@ -149,6 +149,12 @@ func TestUIBrowser(t *testing.T) {
 		evalJS(`document.documentElement.dataset.theme`, &theme))
 	b.screenshot(t, "explore-dark")
 	b.run(t, "light theme", chromedp.KeyEvent("t"), waitJS(`document.documentElement.dataset.theme == 'light'`))
+	var rows int
+	b.run(t, "table view", chromedp.Click("#tab-table", chromedp.ByQuery), waitJS(`document.querySelectorAll('#values tbody tr').length > 100`),
+		evalJS(`document.querySelectorAll('#values thead th').length`, &rows), chromedp.Click("#tab-chart", chromedp.ByQuery))
+	if rows != 4 {
+		t.Errorf("table view has %d columns, want time and 3 lines", rows)
+	}
 	var legend string
 	b.run(t, "legend", nodeText("table.legend tbody", &legend))
 	for _, app := range []string{"nf.app=www", "nf.app=api", "nf.app=db"} {
@@ -192,6 +198,25 @@ func TestUIBrowser(t *testing.T) {
 			t.Errorf("span details lack %q:\n%s", want, details)
 		}
 	}
+
+	// Filter keeps only matching spans; find marks them; collapse folds.
+	var nFilter, nCollapsed int
+	var found string
+	b.run(t, "filter and find", chromedp.SendKeys("#wf-filter", "cache", chromedp.ByQuery),
+		waitJS(`document.querySelectorAll('.wf-row:not([hidden])').length == 1`),
+		evalJS(`document.querySelectorAll('.wf-row:not([hidden])').length`, &nFilter),
+		evalJS(`(() => { const f = document.querySelector('#wf-filter'); f.value = ''; f.dispatchEvent(new Event('input')); return true; })()`, nil),
+		chromedp.SendKeys("#wf-find", "SELECT", chromedp.ByQuery), waitJS(`document.querySelector('.wf-row.found')`),
+		nodeText("#wf-find-count", &found),
+		chromedp.Click("#wf-collapse", chromedp.ByQuery), waitJS(`document.querySelectorAll('.wf-row:not([hidden])').length == 3`),
+		evalJS(`document.querySelectorAll('.wf-row:not([hidden])').length`, &nCollapsed),
+		chromedp.Click("#wf-expand", chromedp.ByQuery), chromedp.Click("#wf-crit", chromedp.ByQuery), waitJS(`document.querySelectorAll('.wf-bar.crit').length == 4`))
+	if nFilter != 1 || found != "1 found" || nCollapsed != 3 {
+		t.Errorf("filter shows %d rows, find says %q, collapsed shows %d rows", nFilter, found, nCollapsed)
+	}
+	b.run(t, "compare", chromedp.Navigate(base+"/ui/traces/compare?a="+ids[1]+"&b="+ids[4]),
+		waitJS(`document.querySelectorAll('#compare-table tbody tr').length == 5`))
+	b.screenshot(t, "compare")
 
 	// The span named like markup renders as text.
 	var opText string
