@@ -164,6 +164,19 @@ func (u *UI) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/status", u.status)
 }
 
+// Public reports whether r asks for the UI's static application (GET or
+// HEAD of /, /ui or anything under /ui/): the app shell and its assets,
+// which hold no data. A server that requires a token lets these through,
+// so a browser can load the page that then asks for the token; every API
+// call the page makes carries it.
+func Public(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	p := r.URL.Path
+	return p == "/" || p == "/ui" || strings.HasPrefix(p, "/ui/")
+}
+
 // serveApp serves an asset under /ui/assets/, and the app shell for every
 // other path (the deep links /ui/explore, /ui/traces/{id}, ...): the
 // application routes in the browser.

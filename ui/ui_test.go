@@ -191,3 +191,21 @@ func FuzzDecodeDashboard(f *testing.F) {
 		}
 	})
 }
+
+func TestPublic(t *testing.T) {
+	t.Parallel()
+	f := func(method, path string, want bool) {
+		t.Helper()
+		if got := Public(httptest.NewRequest(method, path, nil)); got != want {
+			t.Errorf("Public(%s %s) = %v, want %v", method, path, got, want)
+		}
+	}
+	f("GET", "/", true)
+	f("GET", "/ui", true)
+	f("GET", "/ui/traces/abc", true)
+	f("HEAD", "/ui/assets/app.js", true)
+	f("POST", "/ui/", false)
+	f("GET", "/uix", false)
+	f("GET", "/api/v1/dashboards", false)
+	f("GET", "/metrics", false)
+}

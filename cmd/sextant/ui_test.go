@@ -5,13 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/ui"
 )
 
 // TestUIServes checks the UI's HTTP face without a browser: / redirects,
@@ -64,6 +69,7 @@ func TestUIBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a browser")
 	}
+	t.Parallel()
 	b := newBrowser(t)
 	cfg := testConfig(t)
 	cfg.Listen = freeAddr(t) // the same address after the restart
@@ -352,4 +358,46 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestUIToken puts a bearer-token check (as --auth-token does) in front
+// of a real server: the page loads, asks for the token once, keeps it for
+// the tab and sends it on every API call.
+func TestUIToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a browser")
+	}
+	t.Parallel()
+	b := newBrowser(t)
+	addr := startServe(t, testConfig(t))
+	target, _ := url.Parse("http://" + addr)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var authorized, refused atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ui.Public(r) && r.Header.Get("Authorization") != "Bearer s3cret" {
+			refused.Add(1)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sextant"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"type":"error","message":"authorization required"}`)
+			return
+		}
+		if !ui.Public(r) {
+			authorized.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	var stored string
+	b.run(t, "token prompt", chromedp.Navigate(front.URL+"/ui/dashboards"), waitJS(`document.querySelector('#token-dialog[open]')`),
+		chromedp.SendKeys("#token-input", "s3cret\n", chromedp.ByQuery),
+		waitJS(`document.querySelector('#dashboards').textContent.includes('No dashboards yet')`),
+		evalJS(`sessionStorage.getItem('sextant.token')`, &stored))
+	b.screenshot(t, "token")
+	before := refused.Load()
+	b.run(t, "token kept", chromedp.Navigate(front.URL+"/ui/explore?q="+urlq("name,sextant.ui.requests,:eq,:sum")+"&s=e-5m"),
+		waitJS(`document.querySelector('#status').textContent.includes('lines')`))
+	if stored != "s3cret" || refused.Load() != before || authorized.Load() < 2 {
+		t.Errorf("token %q kept; %d refused after it was given, %d authorized calls", stored, refused.Load()-before, authorized.Load())
+	}
 }
