@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/sextant-dev/sextant/lib"
@@ -155,6 +156,25 @@ func TestUIBrowser(t *testing.T) {
 		evalJS(`document.documentElement.dataset.theme`, &theme))
 	b.screenshot(t, "explore-dark")
 	b.run(t, "light theme", chromedp.KeyEvent("t"), waitJS(`document.documentElement.dataset.theme == 'light'`))
+	// Hovering shows every line's value at that step; dragging zooms in.
+	var box struct{ X, Y, W, H float64 }
+	b.run(t, "plot box", evalJS(`(() => { const c = document.querySelector('#chart-box canvas'), r = c.getBoundingClientRect(), p = c.sextantChart.plot;
+		return {x: r.left + p.x, y: r.top + p.y, w: p.w, h: p.h}; })()`, &box))
+	var readout, loc string
+	b.run(t, "hover", chromedp.MouseEvent(input.MouseMoved, box.X+box.W/2, box.Y+box.H/2),
+		waitJS(`!document.querySelector('.readout').hidden`), nodeText(".readout", &readout))
+	b.screenshot(t, "explore-hover")
+	b.run(t, "drag to zoom", chromedp.MouseEvent(input.MousePressed, box.X+box.W*0.3, box.Y+box.H/2, chromedp.ButtonLeft, chromedp.ClickCount(1)),
+		chromedp.MouseEvent(input.MouseMoved, box.X+box.W*0.5, box.Y+box.H/2, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.MouseMoved, box.X+box.W*0.6, box.Y+box.H/2, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.MouseReleased, box.X+box.W*0.6, box.Y+box.H/2, chromedp.ButtonLeft, chromedp.ClickCount(1)),
+		waitJS(`/[?&]s=\d+/.test(location.search) && /[?&]e=\d+/.test(location.search) && document.querySelector('#status').textContent.includes('3 lines')`),
+		chromedp.Location(&loc))
+	for _, app := range []string{"nf.app=www", "nf.app=api", "nf.app=db"} {
+		if !strings.Contains(readout, app) {
+			t.Errorf("hover read-out %q lacks %s", readout, app)
+		}
+	}
 	var rows int
 	b.run(t, "table view", chromedp.Click("#tab-table", chromedp.ByQuery), waitJS(`document.querySelectorAll('#values tbody tr').length > 100`),
 		evalJS(`document.querySelectorAll('#values thead th').length`, &rows), chromedp.Click("#tab-chart", chromedp.ByQuery))
