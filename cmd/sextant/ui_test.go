@@ -325,6 +325,28 @@ func TestUIBrowser(t *testing.T) {
 		}
 	}
 
+	// A dashboard's variable is filled from tag values and narrows its panels.
+	req, _ := http.NewRequest("PUT", base+"/api/v1/dashboards/vars", strings.NewReader(`{"title":"Vars",
+		"variables":[{"name":"app","key":"nf.app","query":"name,ui.requests,:eq"}],
+		"panels":[{"title":"by app","q":"name,ui.requests,:eq,nf.app,$app,:eq,:and,(,nf.app,),:by","s":"","e":"","step":"","type":"stack","w":12,"h":4}]}`))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PUT dashboard: %v %v", resp, err)
+	}
+	var varLegend, exportHref string
+	b.run(t, "variables", chromedp.Navigate(base+"/ui/dashboards/vars?live=0"),
+		waitJS(`document.querySelectorAll('#var-app option').length == 4 && document.querySelectorAll('.panel table.legend tbody tr').length == 3`),
+		chromedp.SetValue("#var-app", "www", chromedp.ByQuery),
+		evalJS(`document.querySelector('#var-app').dispatchEvent(new Event('change')), true`, nil),
+		waitJS(`location.search.includes('var-app=www') && document.querySelectorAll('.panel table.legend tbody tr').length == 1`),
+		nodeText(".panel table.legend tbody", &varLegend), chromedp.AttributeValue("#export", "href", &exportHref, nil, chromedp.ByQuery))
+	b.screenshot(t, "dashboard-variables")
+	if !strings.Contains(varLegend, "nf.app=www") || !strings.HasPrefix(exportHref, "blob:") {
+		t.Errorf("with app=www the panel shows %q; export link %q", varLegend, exportHref)
+	}
+	// Attribute filters with a regex in the trace search.
+	b.run(t, "regex search", chromedp.Navigate(base+"/ui/traces?service=frontend&lookback=1h&tagsRegex="+url.QueryEscape(`{"trace.n":"[34]"}`)),
+		waitJS(`document.querySelectorAll('#trace-list tbody tr').length == 2 && document.querySelector('#tags').value == 'trace.n=~[34]'`))
+
 	// A dashboard is created, reloaded, and still there after a restart.
 	b.run(t, "create dashboard", chromedp.Navigate(base+"/ui/dashboards"), waitJS(`document.querySelector('#new-title')`),
 		chromedp.SendKeys("#new-title", "Checkout health", chromedp.ByQuery), chromedp.Click("#new-dashboard button", chromedp.ByQuery),
@@ -355,7 +377,7 @@ func TestUIBrowser(t *testing.T) {
 	reload("dashboard after restart")
 	code, body := get(t, base+"/api/v1/dashboards")
 	var list struct{ Dashboards []struct{ ID, Title string } }
-	if json.Unmarshal([]byte(body), &list); code != 200 || len(list.Dashboards) != 1 || list.Dashboards[0].Title != "Checkout health" {
+	if json.Unmarshal([]byte(body), &list); code != 200 || len(list.Dashboards) != 2 || list.Dashboards[0].Title != "Checkout health" {
 		t.Errorf("dashboards after restart = %d %s", code, body)
 	}
 }
