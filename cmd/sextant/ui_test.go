@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -343,6 +345,14 @@ func TestUIBrowser(t *testing.T) {
 	if !strings.Contains(varLegend, "nf.app=www") || !strings.HasPrefix(exportHref, "blob:") {
 		t.Errorf("with app=www the panel shows %q; export link %q", varLegend, exportHref)
 	}
+	// Import a dashboard from a JSON file, as Export writes it.
+	imp := filepath.Join(t.TempDir(), "imported.json")
+	if err := os.WriteFile(imp, []byte(`{"id":"imported","title":"Imported","variables":[],"panels":[{"title":"all","q":"name,ui.requests,:eq,:sum","s":"","e":"","step":"","type":"line","w":6,"h":4}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.run(t, "import", chromedp.Navigate(base+"/ui/dashboards"), waitJS(`document.querySelector('#import-file')`),
+		chromedp.SetUploadFiles("#import-file", []string{imp}, chromedp.ByQuery),
+		waitJS(`location.pathname == '/ui/dashboards/imported' && document.querySelector('#dash-title').textContent == 'Imported' && document.querySelector('.panel canvas')`))
 	// Attribute filters with a regex in the trace search.
 	b.run(t, "regex search", chromedp.Navigate(base+"/ui/traces?service=frontend&lookback=1h&tagsRegex="+url.QueryEscape(`{"trace.n":"[34]"}`)),
 		waitJS(`document.querySelectorAll('#trace-list tbody tr').length == 2 && document.querySelector('#tags').value == 'trace.n=~[34]'`))
@@ -377,7 +387,7 @@ func TestUIBrowser(t *testing.T) {
 	reload("dashboard after restart")
 	code, body := get(t, base+"/api/v1/dashboards")
 	var list struct{ Dashboards []struct{ ID, Title string } }
-	if json.Unmarshal([]byte(body), &list); code != 200 || len(list.Dashboards) != 2 || list.Dashboards[0].Title != "Checkout health" {
+	if json.Unmarshal([]byte(body), &list); code != 200 || len(list.Dashboards) != 3 || list.Dashboards[0].Title != "Checkout health" {
 		t.Errorf("dashboards after restart = %d %s", code, body)
 	}
 }
