@@ -61,7 +61,8 @@ func BenchmarkUIBrowser(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("SEXTANT_BENCH_UI_SPANS")); err == nil && v > 0 {
 		spans = v
 	}
-	var firstKB, drawMs, readyMs float64
+	var firstKB, drawMs float64
+	var ready struct{ Ready, Parse, Build, Render float64 }
 	var scroll struct{ FPS, P95, Paint float64 }
 	var idleFPS float64
 	var points int
@@ -94,11 +95,15 @@ func BenchmarkUIBrowser(b *testing.B) {
 				const main = document.getElementById('main');
 				while (main.firstChild) main.firstChild.remove();
 				const start = performance.now();
-				const t = buildTrace(JSON.parse(json).data[0]);
+				const data = JSON.parse(json).data[0];
+				const parsed = performance.now();
+				const t = buildTrace(data);
+				const built = performance.now();
 				const wf = new Waterfall(main, t, {});
 				await new Promise(requestAnimationFrame);
 				if (document.querySelectorAll('.wf-row').length === 0) throw new Error('no rows');
-				return performance.now() - start; })()`, spans), &readyMs),
+				const end = performance.now();
+				return { ready: end - start, parse: parsed - start, build: built - parsed, render: end - built }; })()`, spans), &ready),
 			evalJS(`(async () => {
 				const t0 = performance.now();
 				for (let i = 0; i < 60; i++) await new Promise(requestAnimationFrame);
@@ -121,7 +126,10 @@ func BenchmarkUIBrowser(b *testing.B) {
 	}
 	b.ReportMetric(drawMs, "explore-draw-ms")
 	b.ReportMetric(float64(points), "explore-points/line")
-	b.ReportMetric(readyMs, "waterfall-ready-ms")
+	b.ReportMetric(ready.Ready, "waterfall-ready-ms")
+	b.ReportMetric(ready.Parse, "waterfall-parse-ms")
+	b.ReportMetric(ready.Build, "waterfall-build-ms")
+	b.ReportMetric(ready.Render, "waterfall-render-ms")
 	b.ReportMetric(scroll.FPS, "scroll-fps")
 	b.ReportMetric(scroll.P95, "scroll-frame-p95-ms")
 	b.ReportMetric(idleFPS, "idle-raf-fps")
