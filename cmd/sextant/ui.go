@@ -46,7 +46,10 @@ func statusInfo(cfg config, started time.Time) map[string]any {
 	v := reflect.ValueOf(cfg)
 	for i := range v.NumField() {
 		f := v.Type().Field(i)
-		if !f.IsExported() || secretField(f.Name) {
+		// Nested settings (alerting receivers) may hold URLs with keys:
+		// only plain values are shown.
+		if !f.IsExported() || secretField(f.Name) || f.Type.Kind() == reflect.Struct && !f.Type.Implements(reflect.TypeFor[fmt.Stringer]()) ||
+			f.Type.Kind() == reflect.Map || f.Type.Kind() == reflect.Slice || f.Type.Kind() == reflect.Pointer {
 			continue
 		}
 		val := v.Field(i).Interface()

@@ -453,3 +453,20 @@ func TestUIToken(t *testing.T) {
 		t.Errorf("token %q kept; %d refused after it was given, %d authorized calls", stored, refused.Load()-before, authorized.Load())
 	}
 }
+
+// TestStatusInfoHidesSecrets: the status page shows plain settings, never
+// tokens or nested configuration (receivers' URLs and keys).
+func TestStatusInfoHidesSecrets(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	info := statusInfo(cfg, time.Now())
+	settings := info["settings"].(map[string]string)
+	if settings["DataDir"] != cfg.DataDir || settings["Step"] != "1s" {
+		t.Errorf("settings = %v", settings)
+	}
+	for k := range settings {
+		if secretField(k) || k == "Alerting" {
+			t.Errorf("status shows %s", k)
+		}
+	}
+}

@@ -182,7 +182,10 @@ function renderOne(main, id) {
     const show = (data) => {
       if (type === 'line' || type === 'area' || type === 'stack') {
         if (type !== 'line') for (const s of data.series) if (!s.lineStyle || s.lineStyle === 'line') s.lineStyle = type;
-        if (!chart) chart = new Chart(body, { legend: true, onZoom: (s, e) => { st.s = String(s); st.e = String(e); picker.set(st); save(); drawPanels(); } });
+        if (!chart) {
+          chart = new Chart(body, { legend: true, onZoom: (s, e) => { st.s = String(s); st.e = String(e); picker.set(st); save(); drawPanels(); } });
+          chart.box.style.height = Math.min(24, Math.max(2, pd.h || 4)) * 50 + 'px';
+        }
         chart.setData(data);
         return;
       }
