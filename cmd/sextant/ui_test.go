@@ -152,6 +152,17 @@ func TestUIBrowser(t *testing.T) {
 	if px < 300 {
 		t.Errorf("the first line has %d pixels on the canvas, want a line across the plot", px)
 	}
+	// A deep link with a time zone: the chart's times are in it.
+	b.run(t, "explore tz", chromedp.Navigate(base+"/ui/explore?q="+urlq("name,ui.requests,:eq,(,nf.app,),:by")+"&s=e-10m&tz=Asia/Kolkata"),
+		waitJS(`document.querySelector('#status').textContent.includes('3 lines')`))
+	var tzLabel string
+	b.run(t, "tz label", evalJS(`(() => { const c = document.querySelector('#chart-box canvas').sextantChart; return c.opts.tz; })()`, &tzLabel))
+	if tzLabel != "Asia/Kolkata" {
+		t.Errorf("chart time zone = %q", tzLabel)
+	}
+	b.run(t, "back to explore", chromedp.Navigate(base+"/ui/explore?q="+urlq("name,ui.requests,:eq,(,nf.app,),:by")+"&s=e-10m&tz=UTC"),
+		waitJS(`document.querySelector('#status').textContent.includes('3 lines')`))
+
 	// The dark theme, switched with the keyboard.
 	var theme string
 	b.run(t, "dark theme", chromedp.Click("h1", chromedp.ByQuery), chromedp.KeyEvent("t"), waitJS(`document.documentElement.dataset.theme == 'dark'`),
@@ -172,6 +183,9 @@ func TestUIBrowser(t *testing.T) {
 		chromedp.MouseEvent(input.MouseReleased, box.X+box.W*0.6, box.Y+box.H/2, chromedp.ButtonLeft, chromedp.ClickCount(1)),
 		waitJS(`/[?&]s=\d+/.test(location.search) && /[?&]e=\d+/.test(location.search) && document.querySelector('#status').textContent.includes('3 lines')`),
 		chromedp.Location(&loc))
+	if want := time.Now().UTC().Format("2006-01-02"); !strings.Contains(readout, want) {
+		t.Errorf("hover read-out %q lacks the UTC date %s", readout, want)
+	}
 	for _, app := range []string{"nf.app=www", "nf.app=api", "nf.app=db"} {
 		if !strings.Contains(readout, app) {
 			t.Errorf("hover read-out %q lacks %s", readout, app)

@@ -2,7 +2,7 @@
 // vertical spans on up to two y axes, as the graph API's styles say; a
 // legend with each line's statistics (DOM text), a hover read-out, drag to
 // zoom and exemplar markers. The plot is canvas; everything read is text.
-import { h, clear, fmtNum, fmtTime, palette, cssVar } from './util.js';
+import { h, clear, fmtNum, fmtTime, palette, cssVar, zonedParts } from './util.js';
 
 const M = { top: 10, bottom: 22, left: 56, right: 14 };
 
@@ -20,12 +20,12 @@ function niceTicks(lo, hi, n) {
 
 const timeSteps = [1e3, 5e3, 15e3, 30e3, 60e3, 300e3, 900e3, 1800e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 7 * 86400e3];
 
-function timeLabel(t, span) {
-  const d = new Date(t);
+function timeLabel(t, span, tz) {
+  const z = zonedParts(t, tz);
   const p = (n) => String(n).padStart(2, '0');
-  if (span > 2 * 86400e3) return `${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
-  if (span < 300e3) return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-  return `${p(d.getHours())}:${p(d.getMinutes())}`;
+  if (span > 2 * 86400e3) return `${p(z.mo)}-${p(z.d)} ${p(z.h)}:${p(z.mi)}`;
+  if (span < 300e3) return `${p(z.h)}:${p(z.mi)}:${p(z.s)}`;
+  return `${p(z.h)}:${p(z.mi)}`;
 }
 
 // stats of one line's values, as the graph API's legend shows them.
@@ -126,7 +126,7 @@ export class Chart {
     for (let t = Math.ceil(this.start / ts) * ts; t <= this.end; t += ts) {
       const x = this.xOf(t);
       ctx.beginPath(); ctx.moveTo(Math.round(x) + 0.5, M.top); ctx.lineTo(Math.round(x) + 0.5, M.top + ph); ctx.stroke();
-      ctx.fillText(timeLabel(t, span), x, M.top + ph + 4);
+      ctx.fillText(timeLabel(t, span, this.opts.tz), x, M.top + ph + 4);
     }
     // Y axes.
     for (let a = 0; a < 2; a++) {
@@ -331,7 +331,7 @@ export class Chart {
     this.series.forEach((s, i) => { if (!this.hidden.has(i)) rows.push([s, s.values[j]]); });
     rows.sort((a, b) => (Number.isNaN(b[1]) ? -Infinity : b[1]) - (Number.isNaN(a[1]) ? -Infinity : a[1]));
     clear(this.readout);
-    this.readout.append(h('div', { class: 'muted' }, fmtTime(this.start + j * this.step)));
+    this.readout.append(h('div', { class: 'muted' }, fmtTime(this.start + j * this.step, this.opts.tz)));
     for (const [s, v] of rows.slice(0, 8)) {
       const sw = h('span', { class: 'swatch' }); sw.style.background = s.color;
       this.readout.append(h('div', null, sw, fmtNum(v) + '  ' + s.label));

@@ -26,6 +26,7 @@ export function render(main) {
     h('div', { class: 'row' }, runBtn, picker.el, liveBtn, h('span', { class: 'grow' }), h('span', { class: 'tabs' }, tabChart, tabTable), links),
     msg, status, chartBox, tableBox, exList);
   const chart = new Chart(chartBox, {
+    tz: state.tz,
     onZoom: (s, e) => { state.s = String(s); state.e = String(e); picker.set(state); run(true); },
     onExemplar: (ex) => go('/ui/traces/' + ex.traceID),
   });

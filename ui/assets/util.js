@@ -141,11 +141,34 @@ export function fmtDur(us) {
   return Math.round(us) + 'µs';
 }
 
-// fmtTime formats Unix milliseconds as local date and time.
-export function fmtTime(ms) {
+const zoned = new Map();
+
+// zonedParts returns the calendar fields of ms in time zone tz (the
+// browser's own when tz is empty or unknown).
+export function zonedParts(ms, tz) {
+  if (tz) {
+    let f = zoned.get(tz);
+    if (f === undefined) {
+      try {
+        f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+      } catch { f = null; }
+      zoned.set(tz, f);
+    }
+    if (f) {
+      const o = {};
+      for (const p of f.formatToParts(ms)) o[p.type] = +p.value;
+      return { y: o.year, mo: o.month, d: o.day, h: o.hour, mi: o.minute, s: o.second };
+    }
+  }
   const d = new Date(ms);
+  return { y: d.getFullYear(), mo: d.getMonth() + 1, d: d.getDate(), h: d.getHours(), mi: d.getMinutes(), s: d.getSeconds() };
+}
+
+// fmtTime formats Unix milliseconds as date and time in tz (default local).
+export function fmtTime(ms, tz) {
+  const z = zonedParts(ms, tz);
   const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  return `${z.y}-${p(z.mo)}-${p(z.d)} ${p(z.h)}:${p(z.mi)}:${p(z.s)}`;
 }
 
 // parseDuration reads 15m, 1h, 2d, 1w, 30s, 100ms into milliseconds.
