@@ -397,7 +397,7 @@ func TestSlowClientDropped(t *testing.T) {
 func TestOriginAndLimits(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		s := newServer(t, ui.StreamOptions{AllowedOrigins: []string{"https://dash.example.com"}, MaxSubscriptions: 1})
+		s := newServer(t, ui.StreamOptions{AllowedOrigins: []string{"https://dash.example.com"}, MaxSubscriptions: 1, MaxConnections: 1})
 		d := websocket.Dialer{NetDialContext: s.ln.dial}
 		_, resp, err := d.Dial("ws://stream.test/api/v1/stream", http.Header{"Origin": {"https://evil.example.com"}})
 		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
@@ -413,6 +413,19 @@ func TestOriginAndLimits(t *testing.T) {
 		d2 := box.of("diagnostic")
 		if len(d2) != 1 || d2[0].Subscription != "2" || !strings.Contains(d2[0].Message, "max-subscriptions-per-connection") {
 			t.Errorf("diagnostics %+v, want the subscription limit for 2", d2)
+		}
+		// A second connection is over the limit: a diagnostic, then a close.
+		over, _, err := d.Dial("ws://stream.test/api/v1/stream", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer over.Close()
+		_, data, err := over.ReadMessage()
+		if err != nil || !strings.Contains(string(data), "max-connections") {
+			t.Errorf("over the connection limit: %s, %v; want a diagnostic", data, err)
+		}
+		if _, _, err := over.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseTryAgainLater) {
+			t.Errorf("over the connection limit: %v, want a close 1013", err)
 		}
 	})
 }

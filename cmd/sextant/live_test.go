@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -39,7 +41,14 @@ type liveMsg struct {
 type liveClient struct {
 	mu   sync.Mutex
 	msgs []liveMsg
-	cond chan struct{} // signalled on every message
+	lag  []time.Duration // per live timeseries message: read time - step close
+	cond chan struct{}   // signalled on every message
+}
+
+func (c *liveClient) lags() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.lag...)
 }
 
 func newLiveClient() *liveClient { return &liveClient{cond: make(chan struct{}, 1)} }
@@ -51,6 +60,9 @@ func (c *liveClient) add(data []byte) error {
 	}
 	c.mu.Lock()
 	c.msgs = append(c.msgs, m)
+	if m.Type == "timeseries" && m.End-m.Start == m.Step {
+		c.lag = append(c.lag, time.Since(time.UnixMilli(m.End-m.Step)))
+	}
 	c.mu.Unlock()
 	select {
 	case c.cond <- struct{}{}:
@@ -124,6 +136,14 @@ func (c *liveClient) joined(t *testing.T, sub string) (start, end int64, lines m
 			lines[m.Label] = append(lines[m.Label], f)
 		}
 	}
+	// The newest step may be half read (its lines come one message each):
+	// keep the steps every line has.
+	for _, e := range ends {
+		end = min(end, e)
+	}
+	for label, vs := range lines {
+		lines[label] = vs[:min(len(vs), int((end-start)/1000))]
+	}
 	return start, end, lines
 }
 
@@ -140,7 +160,7 @@ func (c *liveClient) checkGraph(t *testing.T, addr, sub, q string) (start, end i
 	for label, got := range lines {
 		w := want[label]
 		if len(got) != len(w) {
-			t.Errorf("%s %q: %d values over [%d, %d), the graph API has %d", q, label, len(got), start, end, len(w))
+			t.Errorf("%s %q: %d values over [%d, %d), the graph API has %d %v; messages:\n%s", q, label, len(got), start, end, len(w), w, c.describe(sub))
 			continue
 		}
 		for i := range got {
@@ -150,6 +170,19 @@ func (c *liveClient) checkGraph(t *testing.T, addr, sub, q string) (start, end i
 		}
 	}
 	return start, end
+}
+
+// describe lists a subscription's messages, for failures.
+func (c *liveClient) describe(sub string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	for _, m := range c.msgs {
+		if m.Subscription == sub || m.Type != "timeseries" {
+			fmt.Fprintf(&b, "%s %s %q [%d, %d) %v %s\n", m.Type, m.Subscription, m.Label, m.Start, m.End, m.Data.Values, m.Message)
+		}
+	}
+	return b.String()
 }
 
 // dialLive opens a WebSocket stream and reads it into a client until it
@@ -180,8 +213,11 @@ func dialLive(t *testing.T, addr string, subs ...map[string]any) (*websocket.Con
 	return conn, c
 }
 
-// livePublisher publishes two gauges every second, each datapoint before
-// its step closes, to the address it is pointed at.
+// livePublisher publishes two gauges every second, each datapoint two
+// seconds before its step closes (the store allows 5 minutes of future
+// skew), to the address it is pointed at: on a loaded machine a publish
+// may take a while, and a datapoint stored after its step was evaluated
+// is a late one, which live does not send again.
 type livePublisher struct {
 	addr atomic.Pointer[string]
 	stop chan struct{}
@@ -211,19 +247,18 @@ func startLivePublisher(addr string) *livePublisher {
 	p := &livePublisher{stop: make(chan struct{}), done: make(chan struct{})}
 	p.addr.Store(&addr)
 	now := time.Now().UnixMilli()
-	p.publish(now/1000*1000-60_000, now/1000*1000) // a minute of history
+	p.publish(now/1000*1000-60_000, now/1000*1000+2000) // a minute of history
 	go func() {
 		defer close(p.done)
 		for {
-			// Half a second before a step closes, its datapoint.
 			now := time.Now()
 			next := (now.UnixMilli()/1000 + 1) * 1000
 			select {
 			case <-p.stop:
 				return
-			case <-time.After(time.UnixMilli(next - 500).Sub(now)):
+			case <-time.After(time.UnixMilli(next).Sub(now)):
 			}
-			p.publish(next, next)
+			p.publish(next+2000, next+2000)
 		}
 	}()
 	return p
@@ -334,5 +369,78 @@ func TestLiveBinary(t *testing.T) {
 	start, _ := again.checkGraph(t, b.addr, "by", qs["by"])
 	if start > last {
 		t.Errorf("after the restart the stream starts at %d, the client last saw %d: a gap", start, last)
+	}
+}
+
+// TestLiveBinarySlowClient: against the real binary, a WebSocket client
+// that never reads (with a tiny receive buffer) is disconnected once its
+// queue overflows, while a second client on the same expressions keeps
+// getting every step on time.
+func TestLiveBinarySlowClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	b := runBinary(t, bin, nil, "--data-dir", t.TempDir(), "--memory-retention", "2h", "--live-delay", "300ms")
+	defer func() { b.cmd.Process.Kill(); b.cmd.Wait() }()
+	pub := startLivePublisher(b.addr)
+	defer func() { close(pub.stop); <-pub.done }()
+
+	// The slow client: a 4 KiB receive buffer, 100 subscriptions with an
+	// hour of backfill each (3 600 values per line), and no reads.
+	d := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}).DialContext}
+	slow, _, err := d.Dial("ws://"+b.addr+"/api/v1/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	q := "name,live.e2e,:eq,(,node,),:by"
+	for i := 0; i < 100; i++ {
+		msg, _ := json.Marshal(map[string]string{"type": "subscribe", "id": fmt.Sprint(i), "q": q, "backfill": "1h"})
+		if err := slow.WriteMessage(websocket.TextMessage, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fastConn, fast := dialLive(t, b.addr, map[string]any{"id": "f", "q": q})
+	defer fastConn.Close()
+	fast.waitEnd(t, 1, "f")
+	from := fast.end("f")
+
+	// Wait for the server to give up on the slow client.
+	deadline := time.Now().Add(time.Minute)
+	for liveCounter(t, b.addr, `sextant_stream_disconnects_total{reason="slow"}`) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow client was not disconnected within a minute")
+		}
+		fast.waitEnd(t, fast.end("f")+1000, "f")
+	}
+	// The fast client had every step meanwhile, each soon after it closed.
+	fast.waitEnd(t, fast.end("f")+2000, "f")
+	fast.mu.Lock()
+	steps := map[int64]int{}
+	for _, m := range fast.msgs {
+		switch m.Type {
+		case "timeseries":
+			steps[m.Start]++
+		case "diagnostic":
+			t.Errorf("fast client: %+v", m)
+		}
+	}
+	fast.mu.Unlock()
+	to := fast.end("f") - 1000 // the newest step may be half read
+	for ts := from; ts < to; ts += 1000 {
+		if steps[ts] != 2 {
+			t.Errorf("fast client: %d lines for the step at %d, want 2", steps[ts], ts)
+		}
+	}
+	for _, lag := range fast.lags() {
+		if lag > 3*time.Second {
+			t.Errorf("fast client: a step arrived %v after it closed", lag)
+		}
 	}
 }
