@@ -32,6 +32,8 @@ type BacktestResult struct {
 	Firing        []Interval   `json:"firing"`
 	Notifications int          `json:"notifications"`
 	Steps         int          `json:"steps"`
+	// Active are the pending and firing instances after the last step.
+	Active []*Instance `json:"-"`
 }
 
 // Interval is a firing period of an instance; End is 0 while still firing
@@ -100,6 +102,12 @@ func Backtest(ctx context.Context, engine *query.Engine, r *Rule, start, end int
 	}
 	if opts.Simulate != nil {
 		res.Notifications = opts.Simulate(sim)
+	}
+	for _, in := range rs.instances {
+		if in.State == Pending || in.State == Firing {
+			c := *in
+			res.Active = append(res.Active, &c)
+		}
 	}
 	return res, nil
 }
