@@ -36,6 +36,7 @@ var serveFlags = []flagSpec{
 	{"fsync", "batch", "always | batch (group commit) | interval (fsync every 1s)"},
 	{"log-level", "info", "debug | info | warn | error"},
 	{"live-delay", "5s", "how long after a step closes the live evaluator (streaming and alert rules) evaluates it"},
+	{"allowed-origins", "", "comma-separated extra origins allowed to open websockets and make cross-origin API calls; same-origin is always allowed"},
 	{"rules-dir", "", "directory of alert rule files (*.yaml, *.yml); re-read on SIGHUP and POST /api/v1/alerting/reload"},
 	{"alerting-config", "", "YAML file with notification route and receivers"},
 	{"alertmanager-url", "", "comma-separated Alertmanager base URLs; active alerts are also pushed to their /api/v2/alerts"},
@@ -57,6 +58,7 @@ type config struct {
 	Fsync           wal.SyncMode
 	LogLevel        slog.Level
 	LiveDelay       time.Duration
+	AllowedOrigins  string // comma-separated
 	Alerting        alertingConfig
 }
 
@@ -151,6 +153,7 @@ func resolve(get func(string) string) (config, error) {
 	c.TraceRetention = dur("trace-retention")
 	c.IngestMaxAge = dur("ingest-max-age")
 	c.LiveDelay = dur("live-delay")
+	c.AllowedOrigins = get("allowed-origins")
 	var err error
 	if c.TraceMaxBytes, err = parseSize(get("trace-max-size")); err != nil {
 		errs = append(errs, fmt.Errorf("--trace-max-size: %w", err))
@@ -166,6 +169,9 @@ func resolve(get func(string) string) (config, error) {
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("--listen: must not be empty"))
+	}
+	if c.LiveDelay < 0 {
+		errs = append(errs, errors.New("--live-delay: must not be negative"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir: must not be empty"))

@@ -18,6 +18,7 @@ import (
 	"github.com/sextant-dev/sextant/ingest"
 	"github.com/sextant-dev/sextant/lib"
 	queryapi "github.com/sextant-dev/sextant/query/api"
+	"github.com/sextant-dev/sextant/query/live"
 	traceapi "github.com/sextant-dev/sextant/tracing/api"
 	"github.com/sextant-dev/sextant/tracing/spanstore"
 	"github.com/sextant-dev/sextant/tsdb/db"
@@ -37,6 +38,11 @@ type node struct {
 	store *db.DB
 	spans *spanstore.Store
 	ing   *ingest.Handler
+	live  *live.Evaluator // the live evaluator (streaming, alert rules)
+
+	// onShutdown runs when shutdown starts, before the listeners drain
+	// (long-lived streams end here rather than hold the drain up).
+	onShutdown []func()
 
 	// mux holds the routes of --listen, otlpMux those of
 	// --otlp-http-listen; grpc the services of --otlp-grpc-listen.
@@ -54,6 +60,7 @@ type component func(n *node, g *runGroup) error
 var components = []component{
 	setupIngest,
 	setupQuery,
+	setupLive,
 	setupTraces,
 	setupSelfMetrics,
 	setupAlerting,
@@ -92,6 +99,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		<-ctx.Done()
 		logger.Info("shutting down")
 		up.Store(false)
+		for _, f := range n.onShutdown {
+			f()
+		}
 		return nil
 	}, func(error) {})
 	return g.Run(func() {

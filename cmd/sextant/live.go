@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"strings"
+
+	"github.com/sextant-dev/sextant/query/live"
+	"github.com/sextant-dev/sextant/ui"
+)
+
+// setupLive runs the live evaluator (n.live, shared with alert rules) and
+// serves it as WebSocket and SSE streams.
+func setupLive(n *node, g *runGroup) error {
+	ev, err := live.New(live.Options{
+		Querier:     n.store,
+		StorageStep: ms(n.cfg.Step),
+		Delay:       n.cfg.LiveDelay,
+		Registry:    n.reg,
+		Logger:      n.logger.With("component", "live"),
+	})
+	if err != nil {
+		return err
+	}
+	n.live = ev
+	stream, err := ui.NewStream(ui.StreamOptions{
+		Live:           ev,
+		AllowedOrigins: splitList(n.cfg.AllowedOrigins),
+		Registry:       n.reg,
+		Logger:         n.logger.With("component", "stream"),
+	})
+	if err != nil {
+		return err
+	}
+	stream.Register(n.mux)
+	// Streams end as shutdown starts: SSE responses would otherwise hold
+	// the listener's drain up until its timeout.
+	n.onShutdown = append(n.onShutdown, func() { _ = stream.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add("stream", func() error { <-ctx.Done(); return stream.Close() }, func(error) { cancel() })
+	g.Go("live", ev.Run)
+	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,160 @@
+package live
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/sextant-dev/sextant/query/eval"
+	"github.com/sextant-dev/sextant/query/expr"
+)
+
+// group is one distinct (normalized expression, step[, origin]) with its
+// subscribers. key, styles, step, origin and mem never change; last is
+// read and written only by the goroutine running Run (and set before the
+// group is published); subs is guarded by Evaluator.mu.
+type group struct {
+	key    string
+	styles []*expr.Style
+	step   int64
+	origin int64 // where stateful words start empty
+	mem    int   // steps of history an evaluation needs; -1: since origin
+	last   int64 // the newest point evaluated (or delivered as backfill)
+	subs   []*Subscription
+}
+
+// evaluateGroup evaluates the points of g that are due and fans them out;
+// it reports whether it evaluated anything.
+func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
+	target := e.LastClosed(g.step)
+	if target <= g.last {
+		return false
+	}
+	r := eval.Range{Start: g.last + g.step, End: target + g.step, Step: g.step}
+	u := e.evalRange(ctx, g.styles, r, g.origin, g.mem)
+	g.last = target
+	e.mu.Lock()
+	subs := slices.Clone(g.subs)
+	e.mu.Unlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		next := s.next
+		s.mu.Unlock()
+		if next < r.Start {
+			// The subscription joined while this group was being evaluated
+			// past its backfill: evaluate the steps in between for it.
+			s.deliver(e.evalRange(ctx, g.styles, eval.Range{Start: next, End: r.Start, Step: g.step}, g.origin, g.mem), next)
+		}
+		s.deliver(u, r.Start)
+	}
+	if len(subs) > 0 {
+		e.m.lag.Record(e.opts.Now().Sub(time.UnixMilli(target)))
+	}
+	return true
+}
+
+// evalRange evaluates styles for the points of r, reading the history the
+// stateful words need since origin, and returns the lines cut to r.
+func (e *Evaluator) evalRange(ctx context.Context, styles []*expr.Style, r eval.Range, origin int64, mem int) Update {
+	start := r.Start
+	switch {
+	case mem < 0:
+		start = min(origin, r.Start)
+	case mem > 0:
+		start = min(max(origin, r.Start-int64(mem)*r.Step), r.Start)
+	}
+	if n := int((r.End - start) / r.Step); n > e.opts.MaxWindow {
+		e.m.errors.Increment()
+		return Update{End: r.End, Err: &LimitError{Limit: "max-live-window", Max: e.opts.MaxWindow, Got: n}}
+	}
+	e.m.evaluations.Increment()
+	e.m.evals.Add(1)
+	res, err := e.engine.Eval(ctx, styles, eval.Range{Start: start, End: r.End, Step: r.Step})
+	if err != nil {
+		e.m.errors.Increment()
+		e.opts.Logger.Debug("live evaluation failed", "err", err, "end", r.End)
+		return Update{End: r.End, Err: err}
+	}
+	skip := int((r.Start - start) / r.Step)
+	lines := make([]Line, len(res.Lines))
+	for i := range res.Lines {
+		l := &res.Lines[i]
+		lines[i] = Line{
+			ID: lineID(l), Label: l.Label, Tags: l.Tags.Map(),
+			Start: r.Start, End: r.End, Step: r.Step, Values: l.Values[skip:],
+		}
+	}
+	return Update{End: r.End, Lines: lines}
+}
+
+// memoryOf is the history, in steps before a point, that the stateful
+// words of the presentations need to compute that point as an evaluation
+// from their origin would; -1 when it is everything since the origin.
+func memoryOf(styles []*expr.Style, step int64) int {
+	m := 0
+	for _, st := range styles {
+		x := memory(st.Expr, step)
+		if x < 0 {
+			return -1
+		}
+		m = max(m, x)
+	}
+	return m
+}
+
+func memory(e expr.TimeSeriesExpr, step int64) int {
+	switch n := e.(type) {
+	case *expr.Stateful:
+		in := memory(n.Expr, step)
+		if in < 0 {
+			return -1
+		}
+		switch n.Op {
+		case "delay":
+			return in + n.N
+		case "rolling-count", "rolling-min", "rolling-max", "rolling-sum", "rolling-mean":
+			return in + max(n.N-1, 0)
+		case "trend":
+			return in + max(int(n.Window/step)-1, 0)
+		case "derivative":
+			return in + 1
+		}
+		return -1 // des, sdes, integral, cumulative-max: state never forgets
+	case *expr.Unary:
+		return memory(n.Expr, step)
+	case *expr.Binary:
+		return maxMem(memory(n.L, step), memory(n.R, step))
+	case *expr.MathAgg:
+		return memory(n.Expr, step)
+	case *expr.MathGroupBy:
+		return memory(n.Agg, step)
+	case *expr.As:
+		return memory(n.Expr, step)
+	case *expr.Rewrite:
+		return memory(n.Eval, step)
+	case *expr.Stat:
+		return memory(n.Expr, step)
+	case *expr.Filter:
+		return maxMem(memory(n.Expr, step), memory(n.Cond, step))
+	case *expr.Priority:
+		return memory(n.Expr, step)
+	case *expr.ApproxDistinct:
+		if n.Cumulative {
+			return -1
+		}
+	case *expr.Consolidate:
+		in := memory(n.Expr, step)
+		if in < 0 {
+			return -1
+		}
+		return in + max(int((n.Step+step-1)/step)-1, 0)
+	}
+	return 0
+}
+
+func maxMem(a, b int) int {
+	if a < 0 || b < 0 {
+		return -1
+	}
+	return max(a, b)
+}
