@@ -77,8 +77,14 @@ func Backtest(ctx context.Context, engine *query.Engine, r *Rule, start, end int
 	open := map[string]int{} // fingerprint → index in res.Firing
 	var sim []SimStep
 	m := &Manager{opts: Options{}}
+	samples := rs.prepare(lines)
 	for t := start; t < end; t += step {
-		trs := rs.eval(t, samplesAt(lines, t), nil, false)
+		// Every line of EvalRange starts at start-warm with the same step.
+		i := int((t - (start - warm)) / step)
+		for j := range samples {
+			samples[j].Value = lines[j].Values[i]
+		}
+		trs := rs.eval(t, samples, nil, false)
 		res.Steps++
 		for _, tr := range trs {
 			res.Transitions = append(res.Transitions, tr)

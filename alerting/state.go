@@ -76,6 +76,11 @@ type Transition struct {
 type Sample struct {
 	Tags  map[string]string
 	Value float64
+
+	// labels and fp, when set, are the instance's labels and fingerprint
+	// computed once for a line seen at many steps (backtests).
+	labels map[string]string
+	fp     string
 }
 
 // ruleState is the state machine of one rule. It is not safe for
@@ -89,6 +94,7 @@ type ruleState struct {
 	lastErr   string
 	// resolvedKeep is how long resolved instances are kept (ms).
 	resolvedKeep int64
+	seen         map[string]bool // scratch of eval, kept to reuse its memory
 }
 
 func newRuleState(r *Rule, group string) *ruleState {
@@ -105,9 +111,15 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 	r := rs.rule
 	rs.lastEval = t
 	var trs []Transition
-	seen := map[string]bool{}
-	step := func(labels map[string]string, kind State, v float64, active bool, errMsg string) {
-		fp := Fingerprint(labels)
+	if rs.seen == nil {
+		rs.seen = map[string]bool{}
+	}
+	seen := rs.seen
+	clear(seen)
+	step := func(labels map[string]string, fp string, kind State, v float64, active bool, errMsg string) {
+		if fp == "" {
+			fp = Fingerprint(labels)
+		}
 		seen[fp] = true
 		in := rs.instances[fp]
 		if !active {
@@ -143,20 +155,30 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 				seen[fp] = true
 			}
 		}
-		step(rs.synthetic(Error), Error, math.NaN(), true, evalErr.Error())
+		step(rs.synthetic(Error), "", Error, math.NaN(), true, evalErr.Error())
 	case len(samples) == 0 && hold:
 	case len(samples) == 0:
 		rs.health, rs.lastErr = "nodata", ""
 		switch r.NoData {
 		case NoDataAlerting:
-			step(rs.synthetic(""), Firing, math.NaN(), true, "")
+			step(rs.synthetic(""), "", Firing, math.NaN(), true, "")
 		case NoDataNoData:
-			step(rs.synthetic(NoData), NoData, math.NaN(), true, "")
+			step(rs.synthetic(NoData), "", NoData, math.NaN(), true, "")
 		}
 	default:
 		rs.health, rs.lastErr = "ok", ""
 		for _, s := range samples {
-			step(rs.labels(s.Tags), Firing, s.Value, s.Value != 0 && !math.IsNaN(s.Value), "")
+			active := s.Value != 0 && !math.IsNaN(s.Value)
+			if s.labels != nil {
+				step(s.labels, s.fp, Firing, s.Value, active, "")
+				continue
+			}
+			if !active {
+				// Only the fingerprint matters for an inactive line.
+				step(rs.labels(s.Tags), "", Firing, s.Value, false, "")
+				continue
+			}
+			step(rs.labels(s.Tags), "", Firing, s.Value, active, "")
 		}
 	}
 	// Instances not found active this step.
@@ -187,7 +209,9 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 			}
 		}
 	}
-	slices.SortFunc(trs, func(a, b Transition) int { return strings.Compare(labelString(a.Labels), labelString(b.Labels)) })
+	if len(trs) > 1 {
+		slices.SortFunc(trs, func(a, b Transition) int { return strings.Compare(labelString(a.Labels), labelString(b.Labels)) })
+	}
 	return trs
 }
 
@@ -203,6 +227,17 @@ func (rs *ruleState) transition(in *Instance, from, to State, t int64) Transitio
 		}
 	}
 	return Transition{Rule: rs.rule.Alert, Labels: in.Labels, From: fs, To: ts, At: t, Value: in.jsonValue()}
+}
+
+// prepare computes the labels and fingerprints of lines once, for
+// evaluations of many steps over the same lines.
+func (rs *ruleState) prepare(lines []Line) []Sample {
+	out := make([]Sample, len(lines))
+	for i, l := range lines {
+		lb := rs.labels(l.Tags)
+		out[i] = Sample{Tags: l.Tags, labels: lb, fp: Fingerprint(lb)}
+	}
+	return out
 }
 
 // labels builds an instance's labels: the line's tags, the rule's labels

@@ -38,7 +38,7 @@ type inboxMsg struct {
 	msg notify.Message
 }
 
-func newWebhookInbox(t *testing.T) *webhookInbox {
+func newWebhookInbox(t testing.TB) *webhookInbox {
 	t.Helper()
 	in := &webhookInbox{got: make(chan struct{}, 1000)}
 	in.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -57,7 +57,7 @@ func newWebhookInbox(t *testing.T) *webhookInbox {
 }
 
 // next waits up to d for the next message.
-func (in *webhookInbox) next(t *testing.T, d time.Duration) inboxMsg {
+func (in *webhookInbox) next(t testing.TB, d time.Duration) inboxMsg {
 	t.Helper()
 	select {
 	case <-in.got:
@@ -91,7 +91,7 @@ type gaugePublisher struct {
 	stop func()
 }
 
-func startGauges(t *testing.T, base string, vals map[string]float64) *gaugePublisher {
+func startGauges(t testing.TB, base string, vals map[string]float64) *gaugePublisher {
 	t.Helper()
 	p := &gaugePublisher{vals: vals}
 	p.base.Store(base)
@@ -147,7 +147,7 @@ const e2eRules = `groups:
         annotations: {summary: 'cpu of {{ index .Tags "host" }} is {{ .Value }}'}
 `
 
-func alertingConfigFile(t *testing.T, dir, hook string, groupWait, groupInterval, repeat string) string {
+func alertingConfigFile(t testing.TB, dir, hook string, groupWait, groupInterval, repeat string) string {
 	t.Helper()
 	f := filepath.Join(dir, "alerting.yaml")
 	c := fmt.Sprintf(`route: {receiver: hook, group_by: [alertname], group_wait: %s, group_interval: %s, repeat_interval: %s}
@@ -160,7 +160,7 @@ receivers:
 	return f
 }
 
-func rulesDir(t *testing.T, rules string) string {
+func rulesDir(t testing.TB, rules string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "rules")
 	os.MkdirAll(dir, 0o755)
