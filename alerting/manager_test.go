@@ -120,7 +120,7 @@ func TestStateMachine(t *testing.T) {
 		want := []alerting.Transition{
 			{Rule: "HighCPU", Labels: labels, From: alerting.Inactive, To: alerting.Pending, At: t0 + 2*minute, Value: ptr(1)},
 			{Rule: "HighCPU", Labels: labels, From: alerting.Pending, To: alerting.Firing, At: t0 + 4*minute, Value: ptr(1)},
-			{Rule: "HighCPU", Labels: labels, From: alerting.Firing, To: alerting.Resolved, At: t0 + 6*minute, Value: ptr(1)},
+			{Rule: "HighCPU", Labels: labels, From: alerting.Firing, To: alerting.Resolved, At: t0 + 6*minute, Value: ptr(0)},
 		}
 		if diff := cmp.Diff(want, trs); diff != "" {
 			t.Errorf("history (-want +got):\n%s", diff)

@@ -123,6 +123,9 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 		seen[fp] = true
 		in := rs.instances[fp]
 		if !active {
+			if in != nil && in.State != Resolved {
+				in.Value = v // what ends it shows in the transition
+			}
 			return
 		}
 		if in == nil || in.State == Resolved {
