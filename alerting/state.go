@@ -53,7 +53,7 @@ type Instance struct {
 	traceIDs []string // exemplars found when it started firing
 }
 
-// MarshalValue is Value as JSON can carry it (NaN as null).
+// jsonValue is Value as JSON can carry it (NaN as nil).
 func (in *Instance) jsonValue() *float64 {
 	if math.IsNaN(in.Value) || math.IsInf(in.Value, 0) {
 		return nil
