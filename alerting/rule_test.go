@@ -53,3 +53,24 @@ func TestParseErrors(t *testing.T) {
 	f("groups: [\n", alerting.RuleError{File: "r.yaml", Line: 1})
 	f("groups:\n  - name: g\n    rules:\n      - {alert: A, expr: '1'}\n      - {alert: A, expr: '2'}\n", alerting.RuleError{File: "r.yaml", Line: 5, Field: "alert"})
 }
+
+func TestTemplates(t *testing.T) {
+	t.Parallel()
+	gs := parseGroups(t, `
+groups:
+  - name: g
+    rules:
+      - alert: Hot
+        expr: name,cpu,:eq,(,host,),:by
+        labels: {team: 'team-{{ index .Tags "host" }}', severity: page}
+        annotations: {summary: '{{ $labels.host }} at {{ printf "%.1f" $value }} ({{ .Rule }})'}
+`)
+	r := gs[0].Rules[0]
+	res, err := alerting.BacktestLines(r, []alerting.Line{{Tags: map[string]string{"name": "cpu", "host": "a"}, Start: 0, Step: 60_000, Values: []float64{92.25}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Labels["team"] != "team-a" || res[0].Labels["severity"] != "page" || res[0].Annotations["summary"] != "a at 92.2 (Hot)" {
+		t.Errorf("instance %+v", res[0])
+	}
+}

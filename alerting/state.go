@@ -251,6 +251,14 @@ func (rs *ruleState) labels(ts map[string]string) map[string]string {
 		out[k] = v
 	}
 	for k, v := range rs.rule.Labels {
+		if t := rs.rule.labelTmpls[k]; t != nil {
+			var b bytes.Buffer
+			if err := t.Execute(&b, templateData{Tags: ts, Rule: rs.rule.Alert}); err != nil {
+				v = "template error: " + err.Error()
+			} else {
+				v = b.String()
+			}
+		}
 		out[k] = v
 	}
 	out[AlertNameLabel] = rs.rule.Alert
