@@ -486,7 +486,7 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 			m.missed.Add(float64((t-rs.lastEval)/step - 1))
 		}
 		// Steps that closed before this process ran hold on missing data.
-		hold := t < started+step
+		hold := rs.restored && t < started+step
 		trs = append(trs, rs.eval(t, samplesAt(u.Lines, t), u.Err, hold)...)
 		alertsSeries = appendAlertsPoints(alertsSeries, rs, t)
 		evaluated++
@@ -658,6 +658,7 @@ func (m *Manager) loadState(ctx context.Context, key string, r *Rule, group stri
 		return rs
 	}
 	rs.lastEval = rec.LastEval
+	rs.restored = true
 	for _, ir := range rec.Instances {
 		in := ir.Instance
 		in.Value = math.NaN()

@@ -95,6 +95,7 @@ type ruleState struct {
 	// resolvedKeep is how long resolved instances are kept (ms).
 	resolvedKeep int64
 	seen         map[string]bool // scratch of eval, kept to reuse its memory
+	restored     bool            // state came from the store (a restart)
 }
 
 func newRuleState(r *Rule, group string) *ruleState {
@@ -154,7 +155,7 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 		// Ordinary instances keep their state: an error says nothing about
 		// them. The error instance is active.
 		for fp, in := range rs.instances {
-			if in.Kind == Firing || in.Kind == "" {
+			if in.Kind != Error {
 				seen[fp] = true
 			}
 		}
@@ -282,10 +283,10 @@ type templateData struct {
 }
 
 func (rs *ruleState) annotate(in *Instance) map[string]string {
-	if len(rs.rule.annotations) == 0 {
+	if len(rs.rule.annotations) == 0 && in.Err == "" {
 		return nil
 	}
-	out := make(map[string]string, len(rs.rule.annotations))
+	out := make(map[string]string, len(rs.rule.annotations)+1)
 	var b bytes.Buffer
 	for k, t := range rs.rule.annotations {
 		b.Reset()
