@@ -308,8 +308,13 @@ func (s *Stream) serveSSE(w http.ResponseWriter, r *http.Request) {
 	defer c.close()
 	stop := context.AfterFunc(ctx, c.close)
 	defer stop()
-	c.subscribe(m)
-	c.writeLoop(&sseOut{w: w, rc: rc, timeout: s.opts.WriteTimeout}, 0)
+	out := &sseOut{w: w, rc: rc, timeout: s.opts.WriteTimeout}
+	if !c.subscribe(m) {
+		var buf []byte
+		_ = c.writeQueued(out, &buf)
+		return
+	}
+	c.writeLoop(out, 0)
 }
 
 // writeStreamError answers a request that did not become a stream.

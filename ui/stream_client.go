@@ -154,32 +154,38 @@ func (c *client) writeLoop(out output, pingPeriod time.Duration) {
 			c.enqueue(c.heartbeats()...)
 		case <-c.notify:
 		}
-		q, dropped := c.take()
-		if dropped > 0 {
-			msg := fmt.Sprintf("%d messages dropped: the client reads too slowly", dropped)
-			if err := out.write(appendDiagnostic(buf[:0], "", "warn", msg, dropped)); err != nil {
-				return
-			}
-		}
-		for i := range q {
-			it := &q[i]
-			msg := it.raw
-			if it.line != nil {
-				buf = appendTimeseries(buf[:0], it.sub, it.line)
-				msg = buf
-			}
-			if err := out.write(msg); err != nil {
-				return
-			}
-			if it.live {
-				c.s.m.lag.Record(c.s.opts.Now().Sub(time.UnixMilli(it.line.End - it.line.Step)))
-			}
-		}
-		c.s.m.messages.Add(float64(len(q)))
-		if err := out.flush(); err != nil {
+		if err := c.writeQueued(out, &buf); err != nil {
 			return
 		}
 	}
+}
+
+// writeQueued writes what is queued, after a diagnostic of what was
+// dropped since the last time, and flushes.
+func (c *client) writeQueued(out output, buf *[]byte) error {
+	q, dropped := c.take()
+	if dropped > 0 {
+		msg := fmt.Sprintf("%d messages dropped: the client reads too slowly", dropped)
+		if err := out.write(appendDiagnostic((*buf)[:0], "", "warn", msg, dropped)); err != nil {
+			return err
+		}
+	}
+	for i := range q {
+		it := &q[i]
+		msg := it.raw
+		if it.line != nil {
+			*buf = appendTimeseries((*buf)[:0], it.sub, it.line)
+			msg = *buf
+		}
+		if err := out.write(msg); err != nil {
+			return err
+		}
+		if it.live {
+			c.s.m.lag.Record(c.s.opts.Now().Sub(time.UnixMilli(it.line.End - it.line.Step)))
+		}
+	}
+	c.s.m.messages.Add(float64(len(q)))
+	return out.flush()
 }
 
 // heartbeats are one heartbeat per distinct step of the subscriptions, or
@@ -238,11 +244,12 @@ func (c *client) diagnostic(sub, level, msg string) {
 	c.enqueue(item{raw: appendDiagnostic(nil, sub, level, msg, 0)})
 }
 
-// subscribe starts (or replaces) subscription m.ID.
-func (c *client) subscribe(m clientMessage) {
+// subscribe starts (or replaces) subscription m.ID; it reports whether
+// the subscription runs (otherwise a diagnostic is queued).
+func (c *client) subscribe(m clientMessage) bool {
 	if len(m.Q) > c.s.opts.MaxQueryLength {
 		c.diagnostic(m.ID, "error", fmt.Sprintf("q: %d bytes long, limit is %d", len(m.Q), c.s.opts.MaxQueryLength))
-		return
+		return false
 	}
 	c.mu.Lock()
 	old := c.mu.subs[m.ID]
@@ -250,7 +257,7 @@ func (c *client) subscribe(m clientMessage) {
 	c.mu.Unlock()
 	if old == nil && n >= c.s.opts.MaxSubscriptions {
 		c.diagnostic(m.ID, "error", fmt.Sprintf("limit max-subscriptions-per-connection is %d; unsubscribe first", c.s.opts.MaxSubscriptions))
-		return
+		return false
 	}
 	if old != nil {
 		c.unsubscribe(m.ID)
@@ -272,7 +279,7 @@ func (c *client) subscribe(m clientMessage) {
 	sub, err := c.s.opts.Live.Subscribe(c.ctx, live.Request{Expr: m.Q, Step: m.Step, Backfill: m.Backfill}, sink)
 	if err != nil {
 		c.diagnostic(m.ID, "error", subscribeMessage(err))
-		return
+		return false
 	}
 	isLive.Store(true)
 	step := m.Step
@@ -283,10 +290,11 @@ func (c *client) subscribe(m clientMessage) {
 	if c.mu.closed {
 		c.mu.Unlock()
 		sub.Close()
-		return
+		return false
 	}
 	c.mu.subs[m.ID] = &clientSub{sub: sub, step: step}
 	c.mu.Unlock()
+	return true
 }
 
 // subscribeMessage renders a Subscribe error for the client, naming the

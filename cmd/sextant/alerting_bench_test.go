@@ -26,7 +26,7 @@ func BenchmarkAlertDelivery(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg.Alerting = alertingConfig{ExternalURL: "http://sextant.example",
-		RulesDir:   rulesDir(b, "groups:\n  - name: bench\n    rules:\n      - alert: Blip\n        expr: name,e2e.cpu,:eq,(,host,),:by,50,:gt\n"),
+		RulesDir:   rulesDir(b, "groups:\n  - name: bench\n    rules:\n      - alert: Blip\n        expr: name,e2e.cpu,:eq,(,host,),:by,50,:gt\n        nodata: ok\n"),
 		ConfigFile: filepath.Join(b.TempDir(), "alerting.yaml")}
 	// Group per host, so every crossing is its own group.
 	os.WriteFile(cfg.Alerting.ConfigFile, []byte(`route: {receiver: hook, group_by: [alertname, host], group_wait: 0s, group_interval: 1s, repeat_interval: 1h}

@@ -30,6 +30,7 @@ func TestAlertingExemplars(t *testing.T) {
     rules:
       - alert: CheckoutBusy
         expr: name,span.calls,:eq,service.name,checkout,:eq,:and,(,service.name,),:by,0,:gt
+        nodata: ok
 `)}
 	addr := startServe(t, cfg)
 	ctx := context.Background()

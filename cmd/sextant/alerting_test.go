@@ -143,6 +143,7 @@ const e2eRules = `groups:
       - alert: HighCPU
         expr: name,e2e.cpu,:eq,(,host,),:by,80,:gt
         for: 2s
+        nodata: ok            # the first step may close before the first datapoint
         labels: {severity: page}
         annotations: {summary: 'cpu of {{ index .Tags "host" }} is {{ .Value }}'}
 `
@@ -329,6 +330,7 @@ func TestAlertingDES(t *testing.T) {
     rules:
       - alert: WaveAnomaly
         expr: name,e2e.wave,:eq,:sum,10,0.1,0.5,0.2,0.2,10,:des-epic-signal
+        nodata: ok
 `)}
 	base := "http://" + startServe(t, cfg)
 	wave := func(ms int64) float64 { return 100 + 20*math.Sin(2*math.Pi*float64(ms/1000)/120) }

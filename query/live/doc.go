@@ -17,10 +17,15 @@
 // words (:des, :sdes, :trend, :rolling-*, :integral, :delay, ...) start
 // empty at their subscription's origin (the start of its backfill, or its
 // first live step) exactly as the graph API's start empty at the start of
-// its range; the group keeps that origin and re-evaluates the window the
-// words need: the last N steps for windowed words (:rolling-*, :delay,
-// :trend, :derivative), everything since the origin for words whose state
-// never forgets (:des, :sdes, :integral, :cumulative-max). So the values a
+// its range. Windowed words (:rolling-*, :delay, :trend, :derivative) need
+// only their last N steps, so each step re-evaluates that window. Words
+// whose state never forgets (:des, :integral, :cumulative-max) carry their
+// state from step to step (carry.go) when they sit at the root of a
+// presentation: a step then reads only the window of the expression below
+// them, and the first step builds the state from the origin once. Other
+// unbounded shapes (:sdes, which depends on where its range starts, or an
+// unbounded word below another operator) re-evaluate everything since the
+// origin, up to Options.MaxWindow steps. Either way the values a
 // subscriber receives for the steps [origin, T] are exactly what the graph
 // API returns for that range. Stateful subscriptions share a group when
 // they share the origin. Range summaries (:filter with :stat-*, :topk,

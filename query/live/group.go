@@ -17,9 +17,10 @@ type group struct {
 	key    string
 	styles []*expr.Style
 	step   int64
-	origin int64 // where stateful words start empty
-	mem    int   // steps of history an evaluation needs; -1: since origin
-	last   int64 // the newest point evaluated (or delivered as backfill)
+	origin int64  // where stateful words start empty
+	mem    int    // steps of history an evaluation needs; -1: since origin
+	last   int64  // the newest point evaluated (or delivered as backfill)
+	carry  *carry // carries unbounded state step to step; nil: re-read the window
 	subs   []*Subscription
 }
 
@@ -31,7 +32,15 @@ func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
 		return false
 	}
 	r := eval.Range{Start: g.last + g.step, End: target + g.step, Step: g.step}
-	u := e.evalRange(ctx, g.styles, r, g.origin, g.mem)
+	var u Update
+	if g.carry != nil {
+		u = g.carry.evaluate(ctx, e, r, g.origin)
+	} else {
+		u = e.evalRange(ctx, g.styles, r, g.origin, g.mem)
+	}
+	if ctx.Err() != nil {
+		return false // shutting down: not an evaluation error to report
+	}
 	g.last = target
 	e.mu.Lock()
 	subs := slices.Clone(g.subs)
@@ -157,4 +166,48 @@ func maxMem(a, b int) int {
 		return -1
 	}
 	return max(a, b)
+}
+
+// summarizes reports whether the presentations use a summary of their
+// evaluation range (:filter with :stat-*, :stat, :topk and friends, :sort
+// and :limit) or look at the range's edges (:time-span, a coarser
+// consolidation step): a live step of those is computed over the evaluated
+// window (as Atlas' LWC does), not equal to a graph over a longer range.
+func summarizes(styles []*expr.Style, step int64) bool {
+	for _, st := range styles {
+		if _, ok := st.Get("sort"); ok {
+			return true
+		}
+		if _, ok := st.Get("limit"); ok {
+			return true
+		}
+		if summarizesExpr(st.Expr, step) {
+			return true
+		}
+	}
+	return false
+}
+
+func summarizesExpr(e expr.TimeSeriesExpr, step int64) bool {
+	switch n := e.(type) {
+	case *expr.Filter, *expr.Priority, *expr.Stat, *expr.StatRef, *expr.TimeSpan:
+		return true
+	case *expr.Consolidate:
+		return n.Step > step || summarizesExpr(n.Expr, step)
+	case *expr.Stateful:
+		return summarizesExpr(n.Expr, step)
+	case *expr.Unary:
+		return summarizesExpr(n.Expr, step)
+	case *expr.Binary:
+		return summarizesExpr(n.L, step) || summarizesExpr(n.R, step)
+	case *expr.MathAgg:
+		return summarizesExpr(n.Expr, step)
+	case *expr.MathGroupBy:
+		return summarizesExpr(n.Agg, step)
+	case *expr.As:
+		return summarizesExpr(n.Expr, step)
+	case *expr.Rewrite:
+		return summarizesExpr(n.Eval, step)
+	}
+	return false
 }

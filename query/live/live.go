@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,10 @@ type Options struct {
 	// 100 000. Past it the subscription fails with *LimitError at the
 	// step that would exceed it.
 	MaxWindow int
+	// Workers is how many groups are evaluated at once; default
+	// GOMAXPROCS. A subscription's updates always come from one goroutine
+	// at a time, in step order.
+	Workers int
 	// Eval tunes the evaluations (limits); its Now defaults to the clock.
 	Eval eval.Options
 	// Registry receives the self-metrics; default a private one.
@@ -55,6 +60,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxExpressions == 0 {
 		o.MaxExpressions = 10_000
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	if o.MaxWindow == 0 {
 		o.MaxWindow = 100_000
@@ -129,6 +137,7 @@ type LimitError struct {
 	Max, Got int
 }
 
+// Error names the limit, its value and what was needed.
 func (e *LimitError) Error() string {
 	return fmt.Sprintf("live: limit %s is %d, needed %d", e.Limit, e.Max, e.Got)
 }
@@ -140,6 +149,7 @@ type RequestError struct {
 	Msg   string
 }
 
+// Error names the field.
 func (e *RequestError) Error() string { return "live: " + e.Field + ": " + e.Msg }
 
 // Evaluator runs live subscriptions. It is safe for concurrent use.
@@ -244,16 +254,27 @@ func (e *Evaluator) evaluateDue(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	start := time.Now()
-	n := 0
-	for _, g := range groups {
-		if ctx.Err() != nil {
-			return
-		}
-		if e.evaluateGroup(ctx, g) {
-			n++
+	var n atomic.Int64
+	next := atomic.Int64{}
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(groups) || ctx.Err() != nil {
+				return
+			}
+			if e.evaluateGroup(ctx, groups[i]) {
+				n.Add(1)
+			}
 		}
 	}
-	if n > 0 {
+	// The workers end with this call: Run owns them.
+	var wg sync.WaitGroup
+	for range min(e.opts.Workers, len(groups)) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	if n.Load() > 0 {
 		e.m.evalTime.Record(time.Since(start))
 	}
 }
@@ -321,6 +342,9 @@ func (e *Evaluator) join(key string, styles []*expr.Style, step, origin int64, m
 			return nil, &LimitError{Limit: "max-live-expressions", Max: e.opts.MaxExpressions, Got: len(e.mu.groups) + 1}
 		}
 		g = &group{key: key, styles: styles, step: step, origin: origin, mem: mem, last: last}
+		if mem < 0 {
+			g.carry = newCarry(styles, step)
+		}
 		e.mu.groups[key] = g
 		e.m.expressions.Set(float64(len(e.mu.groups)))
 	}

@@ -1,0 +1,201 @@
+package live
+
+import (
+	"context"
+	"math"
+
+	"github.com/sextant-dev/sextant/query"
+	"github.com/sextant-dev/sextant/query/eval"
+	"github.com/sextant-dev/sextant/query/expr"
+)
+
+// carry evaluates presentations whose expression is a word with unbounded
+// state (:des, :integral, :cumulative-max) over a child of bounded memory,
+// carrying that state from step to step: each step reads only the child's
+// window, so a long-lived subscription (an alert rule) costs the same at
+// every step. The first evaluation reads everything since the origin once
+// to build the state. The online algorithms are those of query/eval, step
+// for step, so the values equal the graph API's over [origin, T].
+//
+// carry is used only by the goroutine evaluating its group.
+type carry struct {
+	roots    []*expr.Stateful
+	legends  []string      // the :legend of each presentation, "" for none
+	child    []*expr.Style // each presentation's child, without the legend
+	childMem int
+	ready    bool
+	lines    map[carryKey]*carryLine
+	order    []carryKey
+}
+
+type carryKey struct {
+	expr int
+	tags string
+}
+
+type carryLine struct {
+	id, label string
+	tags      map[string]string
+	op        *expr.Stateful
+	// des state; acc is the integral or the running max.
+	samples int
+	sp, bp  float64
+	acc     float64
+	values  []float64 // the outputs of the last evaluation
+}
+
+// newCarry returns a carry for the presentations, or nil when they are
+// not all of its shape: an unbounded stateful word at the root over a
+// child with bounded memory, and no settings that rewrite labels or add
+// lines (:sed, list offsets) or summarize the range.
+func newCarry(styles []*expr.Style, step int64) *carry {
+	c := &carry{lines: map[carryKey]*carryLine{}}
+	for _, st := range styles {
+		root, ok := st.Expr.(*expr.Stateful)
+		if !ok {
+			return nil
+		}
+		switch root.Op {
+		case "des", "integral", "cumulative-max":
+		default:
+			return nil
+		}
+		m := memory(root.Expr, step)
+		if m < 0 {
+			return nil
+		}
+		c.childMem = max(c.childMem, m)
+		child := &expr.Style{Expr: root.Expr}
+		legend := ""
+		for _, s := range st.Settings {
+			switch s.Key {
+			case "sed", "offset", "sort", "limit":
+				return nil
+			case "legend":
+				legend = s.Value
+			default:
+				child.Settings = append(child.Settings, s)
+			}
+		}
+		c.roots = append(c.roots, root)
+		c.legends = append(c.legends, legend)
+		c.child = append(c.child, child)
+	}
+	if len(c.roots) == 0 {
+		return nil
+	}
+	return c
+}
+
+// evaluate returns the lines of r, the points after the group's last.
+func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin int64) Update {
+	start := r.Start
+	if !c.ready {
+		start = min(origin, r.Start)
+	} else {
+		start = min(max(origin, r.Start-int64(c.childMem)*r.Step), r.Start)
+	}
+	if n := int((r.End - start) / r.Step); n > e.opts.MaxWindow {
+		e.m.errors.Increment()
+		return Update{End: r.End, Err: &LimitError{Limit: "max-live-window", Max: e.opts.MaxWindow, Got: n}}
+	}
+	e.m.evaluations.Increment()
+	e.m.evals.Add(1)
+	res, err := e.engine.Eval(ctx, c.child, eval.Range{Start: start, End: r.End, Step: r.Step})
+	if err != nil {
+		// The state missed these steps: rebuild it from the origin next time.
+		c.ready, c.lines, c.order = false, map[carryKey]*carryLine{}, nil
+		e.m.errors.Increment()
+		return Update{End: r.End, Err: err}
+	}
+	// The first evaluation feeds everything since the origin to build the
+	// state; later ones feed only the new points (the child's window
+	// before them was fed already).
+	skip := int((r.Start - start) / r.Step)
+	n := r.N()
+	seen := map[carryKey]bool{}
+	for i := range res.Lines {
+		l := &res.Lines[i]
+		k := carryKey{l.Expr, l.Tags.String()}
+		seen[k] = true
+		cl := c.lines[k]
+		if cl == nil {
+			cl = c.newLine(l)
+			c.lines[k] = cl
+			c.order = append(c.order, k)
+		}
+		in := l.Values
+		if c.ready {
+			in = in[skip:]
+		}
+		cl.values = cl.feed(in, n, cl.values[:0])
+	}
+	lines := make([]Line, 0, len(c.order))
+	for _, k := range c.order {
+		cl := c.lines[k]
+		if !seen[k] {
+			// A line the child no longer has keeps its state, fed NaN, as
+			// in a graph over the whole range.
+			cl.values = cl.feed(nanValues(n), n, cl.values[:0])
+		}
+		vals := make([]float64, n)
+		copy(vals, cl.values)
+		lines = append(lines, Line{ID: cl.id, Label: cl.label, Tags: cl.tags, Start: r.Start, End: r.End, Step: r.Step, Values: vals})
+	}
+	c.ready = true
+	return Update{End: r.End, Lines: lines}
+}
+
+func (c *carry) newLine(l *query.Line) *carryLine {
+	root := c.roots[l.Expr]
+	label := root.Op + "(" + l.Label + ")"
+	if lg := c.legends[l.Expr]; lg != "" {
+		label = query.Legend(lg, l.Tags, l.Offset)
+	}
+	return &carryLine{id: lineID(l), label: label, tags: l.Tags.Map(), op: root, sp: math.NaN(), bp: math.NaN(), acc: math.NaN()}
+}
+
+// feed runs the online algorithm over in and appends the last keep
+// outputs to out.
+func (cl *carryLine) feed(in []float64, keep int, out []float64) []float64 {
+	for i, v := range in {
+		var o float64
+		switch cl.op.Op {
+		case "des":
+			o = math.NaN()
+			if cl.samples >= cl.op.N {
+				o = cl.sp
+			}
+			if v == v {
+				if cl.samples == 0 {
+					cl.sp, cl.bp = v, 0
+				} else {
+					sn := cl.op.Alpha*v + (1-cl.op.Alpha)*(cl.sp+cl.bp)
+					cl.bp = cl.op.Beta*(sn-cl.sp) + (1-cl.op.Beta)*cl.bp
+					cl.sp = sn
+				}
+				cl.samples++
+			}
+		case "integral":
+			cl.acc = expr.AddNaN(cl.acc, v)
+			o = cl.acc
+		case "cumulative-max":
+			if v == v && (cl.acc != cl.acc || v > cl.acc) {
+				cl.acc = v
+			}
+			o = cl.acc
+		}
+		if i >= len(in)-keep {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func nanValues(n int) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = math.NaN()
+	}
+	return v
+}
