@@ -32,6 +32,8 @@ type BacktestResult struct {
 	Firing        []Interval   `json:"firing"`
 	Notifications int          `json:"notifications"`
 	Steps         int          `json:"steps"`
+	// Active are the pending and firing instances after the last step.
+	Active []*Instance `json:"-"`
 }
 
 // Interval is a firing period of an instance; End is 0 while still firing
@@ -75,8 +77,14 @@ func Backtest(ctx context.Context, engine *query.Engine, r *Rule, start, end int
 	open := map[string]int{} // fingerprint → index in res.Firing
 	var sim []SimStep
 	m := &Manager{opts: Options{}}
+	samples := rs.prepare(lines)
 	for t := start; t < end; t += step {
-		trs := rs.eval(t, samplesAt(lines, t), nil, false)
+		// Every line of EvalRange starts at start-warm with the same step.
+		i := int((t - (start - warm)) / step)
+		for j := range samples {
+			samples[j].Value = lines[j].Values[i]
+		}
+		trs := rs.eval(t, samples, nil, false)
 		res.Steps++
 		for _, tr := range trs {
 			res.Transitions = append(res.Transitions, tr)
@@ -100,6 +108,12 @@ func Backtest(ctx context.Context, engine *query.Engine, r *Rule, start, end int
 	}
 	if opts.Simulate != nil {
 		res.Notifications = opts.Simulate(sim)
+	}
+	for _, in := range rs.instances {
+		if in.State == Pending || in.State == Firing {
+			c := *in
+			res.Active = append(res.Active, &c)
+		}
 	}
 	return res, nil
 }

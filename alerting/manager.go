@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sextant-dev/sextant/lib"
@@ -70,6 +72,8 @@ type Options struct {
 	Retention time.Duration
 	// ExternalURL prefixes generatorURL links to the UI.
 	ExternalURL string
+	// Workers evaluate rules in parallel; default GOMAXPROCS.
+	Workers int
 	// Now is the clock; default time.Now.
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -79,6 +83,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Backfill == 0 {
 		o.Backfill = 3600_000
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	if o.Retention == 0 {
 		o.Retention = 15 * 24 * time.Hour
@@ -130,18 +137,40 @@ type Manager struct {
 		apiGroups  map[string]*Group
 		rules      map[string]*ruleEntry // by ruleKey
 		ctx        context.Context       // the Run context, nil before Run
-		started    int64                 // ms when Run began
-		seq        int
 	}
+	started atomic.Int64 // ms when Run began
+
+	// ready lists rules with queued updates for the workers; each rule is
+	// in it at most once (ruleEntry.queued), so it is bounded by the rules.
+	ready struct {
+		sync.Mutex
+		list []*ruleEntry
+	}
+	wake chan struct{} // capacity 1: a pending wake-up is enough
 }
+
+// maxQueue bounds the updates queued for one rule; past it the oldest are
+// dropped and counted as missed evaluations.
+const maxQueue = 64
 
 // ruleEntry is a running rule. mu serializes its evaluations.
 type ruleEntry struct {
 	key   string
 	group *Group
-	mu    sync.Mutex
+	step  int64
+	// mu serializes evaluations of the rule's state; a rule replaced by a
+	// new definition shares it with its successor, whose state it is.
+	mu    *sync.Mutex
 	state *ruleState
 	stop  func()
+
+	// q holds updates the source delivered and no worker took yet: the
+	// source's sink must not block, so it only queues.
+	q struct {
+		sync.Mutex
+		updates []Update
+		queued  bool // in Manager.ready or being worked on
+	}
 }
 
 // New returns a Manager; Run starts evaluating.
@@ -150,7 +179,7 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	m := &Manager{opts: opts}
+	m := &Manager{opts: opts, wake: make(chan struct{}, 1)}
 	m.evalTime = opts.Registry.Timer("alerting.evaluationTime")
 	m.evalFails = opts.Registry.Counter("alerting.evaluationFailures")
 	m.missed = opts.Registry.Counter("alerting.missedEvaluations")
@@ -179,9 +208,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load rule groups: %w", err)
 	}
+	m.started.Store(m.opts.Now().UnixMilli())
+	var wg sync.WaitGroup
+	for range m.opts.Workers {
+		wg.Go(func() { m.work(ctx) })
+	}
 	m.mu.Lock()
 	m.mu.ctx = ctx
-	m.mu.started = m.opts.Now().UnixMilli()
 	m.syncLocked()
 	m.mu.Unlock()
 
@@ -200,9 +233,75 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.mu.rules = map[string]*ruleEntry{}
 			m.mu.ctx = nil
 			m.mu.Unlock()
+			wg.Wait()
 			return nil
 		case <-t.C:
 			m.sweepHistory(ctx)
+		}
+	}
+}
+
+// enqueue is the sink of a rule's subscription: it queues u for a worker
+// and never blocks.
+func (m *Manager) enqueue(e *ruleEntry, u Update) {
+	e.q.Lock()
+	if len(e.q.updates) >= maxQueue {
+		e.q.updates = e.q.updates[1:]
+		m.missed.Increment()
+	}
+	e.q.updates = append(e.q.updates, u)
+	sched := !e.q.queued
+	e.q.queued = true
+	e.q.Unlock()
+	if !sched {
+		return
+	}
+	m.ready.Lock()
+	m.ready.list = append(m.ready.list, e)
+	m.ready.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// work evaluates queued updates until ctx ends.
+func (m *Manager) work(ctx context.Context) {
+	for {
+		m.ready.Lock()
+		var e *ruleEntry
+		if n := len(m.ready.list); n > 0 {
+			e = m.ready.list[0]
+			m.ready.list[0] = nil
+			m.ready.list = m.ready.list[1:]
+			if n > 1 {
+				// Others are waiting: pass the wake-up on.
+				select {
+				case m.wake <- struct{}{}:
+				default:
+				}
+			}
+		}
+		m.ready.Unlock()
+		if e == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-m.wake:
+			}
+			continue
+		}
+		for {
+			e.q.Lock()
+			if len(e.q.updates) == 0 {
+				e.q.queued = false
+				e.q.Unlock()
+				break
+			}
+			u := e.q.updates[0]
+			e.q.updates = e.q.updates[1:]
+			e.q.Unlock()
+			m.process(ctx, e, e.step, u)
 		}
 	}
 }
@@ -291,8 +390,9 @@ func (m *Manager) syncLocked() {
 			if old != nil && old.stop != nil {
 				old.stop()
 			}
-			e := &ruleEntry{key: key, group: g}
+			e := &ruleEntry{key: key, group: g, mu: &sync.Mutex{}}
 			if old != nil {
+				e.mu = old.mu
 				old.mu.Lock()
 				e.state = old.state
 				e.state.rule = r
@@ -351,16 +451,17 @@ func (m *Manager) interval(g *Group) int64 {
 
 func (m *Manager) subscribe(ctx context.Context, e *ruleEntry, r *Rule) {
 	step := m.interval(e.group)
+	e.step = step
 	backfill := max(m.opts.Backfill, 2*time.Duration(r.For).Milliseconds())
 	backfill -= backfill % step
 	stop, err := m.opts.Subscribe(ctx, Request{Expr: r.Expr, Step: step, Backfill: backfill}, func(u Update) {
-		m.process(ctx, e, step, u)
+		m.enqueue(e, u)
 	})
 	if err != nil {
 		m.opts.Logger.Warn("subscribe rule", "rule", e.key, "err", err)
 		end := m.opts.Now().UnixMilli()
 		end -= end % step
-		m.process(ctx, e, step, Update{End: end, Err: err})
+		m.enqueue(e, Update{End: end + step, Err: err})
 		return
 	}
 	e.stop = stop
@@ -369,9 +470,7 @@ func (m *Manager) subscribe(ctx context.Context, e *ruleEntry, r *Rule) {
 // process runs the state machine over the steps of u not yet evaluated.
 func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Update) {
 	start := m.opts.Now()
-	m.mu.Lock()
-	started := m.mu.started
-	m.mu.Unlock()
+	started := m.started.Load()
 	e.mu.Lock()
 	rs := e.state
 	times := stepTimes(u, step)
@@ -387,7 +486,7 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 			m.missed.Add(float64((t-rs.lastEval)/step - 1))
 		}
 		// Steps that closed before this process ran hold on missing data.
-		hold := t < started+step
+		hold := rs.restored && t < started+step
 		trs = append(trs, rs.eval(t, samplesAt(u.Lines, t), u.Err, hold)...)
 		alertsSeries = appendAlertsPoints(alertsSeries, rs, t)
 		evaluated++
@@ -559,6 +658,7 @@ func (m *Manager) loadState(ctx context.Context, key string, r *Rule, group stri
 		return rs
 	}
 	rs.lastEval = rec.LastEval
+	rs.restored = true
 	for _, ir := range rec.Instances {
 		in := ir.Instance
 		in.Value = math.NaN()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -120,7 +121,7 @@ func TestStateMachine(t *testing.T) {
 		want := []alerting.Transition{
 			{Rule: "HighCPU", Labels: labels, From: alerting.Inactive, To: alerting.Pending, At: t0 + 2*minute, Value: ptr(1)},
 			{Rule: "HighCPU", Labels: labels, From: alerting.Pending, To: alerting.Firing, At: t0 + 4*minute, Value: ptr(1)},
-			{Rule: "HighCPU", Labels: labels, From: alerting.Firing, To: alerting.Resolved, At: t0 + 6*minute, Value: ptr(1)},
+			{Rule: "HighCPU", Labels: labels, From: alerting.Firing, To: alerting.Resolved, At: t0 + 6*minute, Value: ptr(0)},
 		}
 		if diff := cmp.Diff(want, trs); diff != "" {
 			t.Errorf("history (-want +got):\n%s", diff)
@@ -199,6 +200,111 @@ groups:
 		}
 		if last := e.rec.last(); len(last) != 1 || !last[0].Resolved() {
 			t.Errorf("last notification = %+v", last)
+		}
+	})
+}
+
+// manualSource is a SubscribeFunc whose updates the test pushes.
+type manualSource struct {
+	mu    sync.Mutex
+	sinks map[string]func(alerting.Update)
+}
+
+func (s *manualSource) subscribe(_ context.Context, req alerting.Request, sink func(alerting.Update)) (func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sinks == nil {
+		s.sinks = map[string]func(alerting.Update){}
+	}
+	s.sinks[req.Expr] = sink
+	return func() {}, nil
+}
+
+func (s *manualSource) push(expr string, u alerting.Update) {
+	s.mu.Lock()
+	sink := s.sinks[expr]
+	s.mu.Unlock()
+	sink(u)
+}
+
+// TestNoDataAndError: a rule without lines goes to nodata (or stays quiet
+// with nodata: ok, or fires with nodata: alerting), a failed evaluation
+// goes to error and keeps the state of its instances, and both notify.
+func TestNoDataAndError(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		src := &manualSource{}
+		rec := &recorder{}
+		m, err := alerting.New(alerting.Options{Subscribe: src.subscribe, KV: tsdbtest.NewKV(), Notifier: rec, Step: minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs := parseGroups(t, `
+groups:
+  - name: g
+    rules:
+      - {alert: Default, expr: 'name,a,:eq'}
+      - {alert: Quiet, expr: 'name,b,:eq', nodata: ok}
+      - {alert: Loud, expr: 'name,c,:eq', nodata: alerting}
+`)
+		if err := m.SetFileGroups(gs); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { m.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		synctest.Wait()
+		line := func(v float64) []alerting.Line {
+			return []alerting.Line{{Tags: map[string]string{"name": "a"}, Start: t0, Step: minute, Values: []float64{v}}}
+		}
+		src.push("name,a,:eq", alerting.Update{End: t0 + minute, Lines: line(1)})
+		for _, e := range []string{"name,b,:eq", "name,c,:eq"} {
+			src.push(e, alerting.Update{End: t0 + minute})
+		}
+		synctest.Wait()
+		states := func() map[string]string {
+			out := map[string]string{}
+			for _, a := range m.Active() {
+				out[a.Rule] = string(a.State)
+			}
+			return out
+		}
+		if diff := cmp.Diff(map[string]string{"Default": "firing", "Loud": "firing"}, states()); diff != "" {
+			t.Errorf("after the first step (-want +got):\n%s", diff)
+		}
+		// Default's data goes away: nodata; then its evaluation fails:
+		// error, nodata kept (an error says nothing about it).
+		src.push("name,a,:eq", alerting.Update{End: t0 + 2*minute})
+		synctest.Wait()
+		if diff := cmp.Diff(map[string]string{"Default": "nodata", "Loud": "firing"}, states()); diff != "" {
+			t.Errorf("without data (-want +got):\n%s", diff)
+		}
+		src.push("name,a,:eq", alerting.Update{End: t0 + 3*minute, Err: fmt.Errorf("fetch: disk on fire")})
+		synctest.Wait()
+		var kinds []string
+		for _, a := range m.Active() {
+			if a.Rule == "Default" {
+				kinds = append(kinds, string(a.State)+":"+a.Labels["alertstate"]+":"+a.Annotations["error"])
+			}
+		}
+		slices.Sort(kinds)
+		if diff := cmp.Diff([]string{"error:error:fetch: disk on fire", "nodata:nodata:"}, kinds); diff != "" {
+			t.Errorf("after a failed evaluation (-want +got):\n%s", diff)
+		}
+		rules := m.Rules()
+		if rules[0].Health != "error" || rules[0].LastError != "fetch: disk on fire" {
+			t.Errorf("rule status %+v", rules[0])
+		}
+		// The error reached the notifier as a firing alert.
+		found := false
+		for _, a := range rec.last() {
+			if a.Labels["alertstate"] == "error" && !a.Resolved() {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("error not notified: %+v", rec.last())
 		}
 	})
 }

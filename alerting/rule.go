@@ -85,6 +85,7 @@ type Rule struct {
 	Annotations   map[string]string `json:"annotations,omitempty" yaml:"annotations,omitempty"`
 
 	annotations map[string]*template.Template
+	labelTmpls  map[string]*template.Template // labels whose values are templates
 }
 
 // RuleError is a rule file or group that cannot be used. File, Line and
@@ -404,9 +405,22 @@ func (p *parser) check(r *Rule, exprNode *yaml.Node) error {
 	default:
 		return fail("nodata", "nodata %q: want ok, alerting or nodata", r.NoData)
 	}
-	for k := range r.Labels {
+	r.labelTmpls = nil
+	for k, v := range r.Labels {
 		if !validLabelName(k) {
 			return fail("labels", "bad label name %q", k)
+		}
+		if strings.Contains(v, "{{") {
+			// Label templates see the line's tags only: a label that
+			// changed with the value would make a new alert every step.
+			t, err := template.New(k).Option("missingkey=zero").Parse("{{$labels := .Tags}}" + v)
+			if err != nil {
+				return fail("labels."+k, "bad template: %v", err)
+			}
+			if r.labelTmpls == nil {
+				r.labelTmpls = map[string]*template.Template{}
+			}
+			r.labelTmpls[k] = t
 		}
 	}
 	r.annotations = map[string]*template.Template{}

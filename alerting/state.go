@@ -53,7 +53,7 @@ type Instance struct {
 	traceIDs []string // exemplars found when it started firing
 }
 
-// MarshalValue is Value as JSON can carry it (NaN as null).
+// jsonValue is Value as JSON can carry it (NaN as nil).
 func (in *Instance) jsonValue() *float64 {
 	if math.IsNaN(in.Value) || math.IsInf(in.Value, 0) {
 		return nil
@@ -76,6 +76,11 @@ type Transition struct {
 type Sample struct {
 	Tags  map[string]string
 	Value float64
+
+	// labels and fp, when set, are the instance's labels and fingerprint
+	// computed once for a line seen at many steps (backtests).
+	labels map[string]string
+	fp     string
 }
 
 // ruleState is the state machine of one rule. It is not safe for
@@ -89,6 +94,8 @@ type ruleState struct {
 	lastErr   string
 	// resolvedKeep is how long resolved instances are kept (ms).
 	resolvedKeep int64
+	seen         map[string]bool // scratch of eval, kept to reuse its memory
+	restored     bool            // state came from the store (a restart)
 }
 
 func newRuleState(r *Rule, group string) *ruleState {
@@ -105,12 +112,21 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 	r := rs.rule
 	rs.lastEval = t
 	var trs []Transition
-	seen := map[string]bool{}
-	step := func(labels map[string]string, kind State, v float64, active bool, errMsg string) {
-		fp := Fingerprint(labels)
+	if rs.seen == nil {
+		rs.seen = map[string]bool{}
+	}
+	seen := rs.seen
+	clear(seen)
+	step := func(labels map[string]string, fp string, kind State, v float64, active bool, errMsg string) {
+		if fp == "" {
+			fp = Fingerprint(labels)
+		}
 		seen[fp] = true
 		in := rs.instances[fp]
 		if !active {
+			if in != nil && in.State != Resolved {
+				in.Value = v // what ends it shows in the transition
+			}
 			return
 		}
 		if in == nil || in.State == Resolved {
@@ -139,24 +155,34 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 		// Ordinary instances keep their state: an error says nothing about
 		// them. The error instance is active.
 		for fp, in := range rs.instances {
-			if in.Kind == Firing || in.Kind == "" {
+			if in.Kind != Error {
 				seen[fp] = true
 			}
 		}
-		step(rs.synthetic(Error), Error, math.NaN(), true, evalErr.Error())
+		step(rs.synthetic(Error), "", Error, math.NaN(), true, evalErr.Error())
 	case len(samples) == 0 && hold:
 	case len(samples) == 0:
 		rs.health, rs.lastErr = "nodata", ""
 		switch r.NoData {
 		case NoDataAlerting:
-			step(rs.synthetic(""), Firing, math.NaN(), true, "")
+			step(rs.synthetic(""), "", Firing, math.NaN(), true, "")
 		case NoDataNoData:
-			step(rs.synthetic(NoData), NoData, math.NaN(), true, "")
+			step(rs.synthetic(NoData), "", NoData, math.NaN(), true, "")
 		}
 	default:
 		rs.health, rs.lastErr = "ok", ""
 		for _, s := range samples {
-			step(rs.labels(s.Tags), Firing, s.Value, s.Value != 0 && !math.IsNaN(s.Value), "")
+			active := s.Value != 0 && !math.IsNaN(s.Value)
+			if s.labels != nil {
+				step(s.labels, s.fp, Firing, s.Value, active, "")
+				continue
+			}
+			if !active {
+				// Only the fingerprint matters for an inactive line.
+				step(rs.labels(s.Tags), "", Firing, s.Value, false, "")
+				continue
+			}
+			step(rs.labels(s.Tags), "", Firing, s.Value, active, "")
 		}
 	}
 	// Instances not found active this step.
@@ -187,7 +213,9 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 			}
 		}
 	}
-	slices.SortFunc(trs, func(a, b Transition) int { return strings.Compare(labelString(a.Labels), labelString(b.Labels)) })
+	if len(trs) > 1 {
+		slices.SortFunc(trs, func(a, b Transition) int { return strings.Compare(labelString(a.Labels), labelString(b.Labels)) })
+	}
 	return trs
 }
 
@@ -205,6 +233,17 @@ func (rs *ruleState) transition(in *Instance, from, to State, t int64) Transitio
 	return Transition{Rule: rs.rule.Alert, Labels: in.Labels, From: fs, To: ts, At: t, Value: in.jsonValue()}
 }
 
+// prepare computes the labels and fingerprints of lines once, for
+// evaluations of many steps over the same lines.
+func (rs *ruleState) prepare(lines []Line) []Sample {
+	out := make([]Sample, len(lines))
+	for i, l := range lines {
+		lb := rs.labels(l.Tags)
+		out[i] = Sample{Tags: l.Tags, labels: lb, fp: Fingerprint(lb)}
+	}
+	return out
+}
+
 // labels builds an instance's labels: the line's tags, the rule's labels
 // (they win), and alertname.
 func (rs *ruleState) labels(ts map[string]string) map[string]string {
@@ -213,6 +252,14 @@ func (rs *ruleState) labels(ts map[string]string) map[string]string {
 		out[k] = v
 	}
 	for k, v := range rs.rule.Labels {
+		if t := rs.rule.labelTmpls[k]; t != nil {
+			var b bytes.Buffer
+			if err := t.Execute(&b, templateData{Tags: ts, Rule: rs.rule.Alert}); err != nil {
+				v = "template error: " + err.Error()
+			} else {
+				v = b.String()
+			}
+		}
 		out[k] = v
 	}
 	out[AlertNameLabel] = rs.rule.Alert
@@ -236,10 +283,10 @@ type templateData struct {
 }
 
 func (rs *ruleState) annotate(in *Instance) map[string]string {
-	if len(rs.rule.annotations) == 0 {
+	if len(rs.rule.annotations) == 0 && in.Err == "" {
 		return nil
 	}
-	out := make(map[string]string, len(rs.rule.annotations))
+	out := make(map[string]string, len(rs.rule.annotations)+1)
 	var b bytes.Buffer
 	for k, t := range rs.rule.annotations {
 		b.Reset()

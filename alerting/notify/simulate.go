@@ -57,9 +57,19 @@ func Simulate(cfg *Config, steps []alerting.SimStep) int {
 		flushUntil(s.At)
 		r.add(s.Alerts, s.At)
 	}
-	// Let what is pending at the end flush once.
-	flushUntil(steps[len(steps)-1].At.Add(time.Duration(*cfg.Route.GroupWait)))
+	// What the steps caused is notified even when its flush falls after
+	// the last step: the longest group_wait plus group_interval of the tree.
+	flushUntil(steps[len(steps)-1].At.Add(horizon(cfg.Route)))
 	return sent
+}
+
+// horizon is the longest group_wait + group_interval of a route tree.
+func horizon(r *Route) time.Duration {
+	h := time.Duration(*r.GroupWait) + time.Duration(*r.GroupInterval)
+	for _, c := range r.Routes {
+		h = max(h, horizon(c))
+	}
+	return h
 }
 
 func findReceiver(cfg *Config, name string) *Receiver {

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/sextant-dev/sextant/alerting"
 	alertapi "github.com/sextant-dev/sextant/alerting/api"
@@ -18,6 +17,7 @@ import (
 	"github.com/sextant-dev/sextant/query"
 	"github.com/sextant-dev/sextant/query/eval"
 	"github.com/sextant-dev/sextant/query/expr"
+	"github.com/sextant-dev/sextant/query/live"
 	"github.com/sextant-dev/sextant/tracing"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
@@ -69,8 +69,25 @@ func (n *node) externalURL(listenAddr string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// liveDelay is how long after a step closes rules evaluate it.
-func (n *node) liveDelay() time.Duration { return n.cfg.LiveDelay }
+// liveSubscribe adapts the node's live evaluator to alert rules.
+func (n *node) liveSubscribe() alerting.SubscribeFunc {
+	if n.live == nil {
+		return nil
+	}
+	return func(ctx context.Context, req alerting.Request, sink func(alerting.Update)) (func(), error) {
+		sub, err := n.live.Subscribe(ctx, live.Request{Expr: req.Expr, Step: req.Step, Backfill: req.Backfill}, func(u live.Update) {
+			au := alerting.Update{End: u.End, Err: u.Err, Lines: make([]alerting.Line, len(u.Lines))}
+			for i, l := range u.Lines {
+				au.Lines[i] = alerting.Line{Tags: l.Tags, Start: l.Start, Step: l.Step, Values: l.Values}
+			}
+			sink(au)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return sub.Close, nil
+	}
+}
 
 // setupAlerting runs the rule manager, the notifier and the alerting API.
 func setupAlerting(n *node, g *runGroup) error {
@@ -78,7 +95,13 @@ func setupAlerting(n *node, g *runGroup) error {
 	kv := n.store.KV()
 	step := ms(n.cfg.Step)
 	engine := query.NewEngine(n.store, eval.Options{})
-	source := alerting.NewPollSource(engine, alerting.PollOptions{Delay: n.liveDelay(), Logger: n.logger})
+	subscribe := n.liveSubscribe()
+	if subscribe == nil {
+		// No live evaluator in this node: poll the query engine.
+		source := alerting.NewPollSource(engine, alerting.PollOptions{Delay: n.cfg.LiveDelay, Logger: n.logger})
+		subscribe = source.Subscribe
+		g.Go("alerting-source", source.Run)
+	}
 	silences, err := alerting.OpenSilences(ctx, kv, nil)
 	if err != nil {
 		return err
@@ -106,7 +129,7 @@ func setupAlerting(n *node, g *runGroup) error {
 		g.Go("alertmanager-push", p.Run)
 	}
 	mgr, err := alerting.New(alerting.Options{
-		Subscribe: source.Subscribe, KV: kv, Appender: n.store, Step: step,
+		Subscribe: subscribe, KV: kv, Appender: n.store, Step: step,
 		Notifier: alerting.NotifierFunc(func(ctx context.Context, alerts []*alerting.Alert) {
 			for _, nt := range notifiers {
 				nt.Notify(ctx, alerts)
@@ -154,7 +177,6 @@ func setupAlerting(n *node, g *runGroup) error {
 		return err
 	}
 	api.Register(n.mux)
-	g.Go("alerting-source", source.Run)
 	g.Go("notify", disp.Run)
 	g.Go("alerting", mgr.Run)
 	g.Go("sighup", func(ctx context.Context) error {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,8 +21,9 @@ func TestAlertingRestartAndKill(t *testing.T) {
 	bin := buildBinary(t)
 	hook := newWebhookInbox(t)
 	dir := t.TempDir()
+	rules := rulesDir(t, e2eRules)
 	flags := []string{"--data-dir", dir, "--memory-retention", "1h", "--live-delay", "300ms",
-		"--rules-dir", rulesDir(t, e2eRules), "--external-url", "http://sextant.example",
+		"--rules-dir", rules, "--external-url", "http://sextant.example",
 		"--alerting-config", alertingConfigFile(t, t.TempDir(), hook.srv.URL, "1s", "2s", "1h")}
 	b := runBinary(t, bin, nil, flags...)
 	pub := startGauges(t, "http://"+b.addr, map[string]float64{"a": 50})
@@ -36,6 +39,14 @@ func TestAlertingRestartAndKill(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool {
 		_, body := get(t, "http://"+b.addr+"/api/v1/alerting/notifications")
 		return strings.Contains(body, `"outcome":"sent"`)
+	})
+
+	// SIGHUP re-reads the rules directory.
+	os.WriteFile(filepath.Join(rules, "more.yml"), []byte("groups:\n  - name: more\n    rules:\n      - {alert: Extra, expr: '0'}\n"), 0o644)
+	b.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, func() bool {
+		_, body := get(t, "http://"+b.addr+"/api/v1/alerting/rules")
+		return strings.Contains(body, `"alert":"Extra"`)
 	})
 
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,7 +38,7 @@ type inboxMsg struct {
 	msg notify.Message
 }
 
-func newWebhookInbox(t *testing.T) *webhookInbox {
+func newWebhookInbox(t testing.TB) *webhookInbox {
 	t.Helper()
 	in := &webhookInbox{got: make(chan struct{}, 1000)}
 	in.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -56,7 +57,7 @@ func newWebhookInbox(t *testing.T) *webhookInbox {
 }
 
 // next waits up to d for the next message.
-func (in *webhookInbox) next(t *testing.T, d time.Duration) inboxMsg {
+func (in *webhookInbox) next(t testing.TB, d time.Duration) inboxMsg {
 	t.Helper()
 	select {
 	case <-in.got:
@@ -90,7 +91,7 @@ type gaugePublisher struct {
 	stop func()
 }
 
-func startGauges(t *testing.T, base string, vals map[string]float64) *gaugePublisher {
+func startGauges(t testing.TB, base string, vals map[string]float64) *gaugePublisher {
 	t.Helper()
 	p := &gaugePublisher{vals: vals}
 	p.base.Store(base)
@@ -142,11 +143,12 @@ const e2eRules = `groups:
       - alert: HighCPU
         expr: name,e2e.cpu,:eq,(,host,),:by,80,:gt
         for: 2s
+        nodata: ok            # the first step may close before the first datapoint
         labels: {severity: page}
         annotations: {summary: 'cpu of {{ index .Tags "host" }} is {{ .Value }}'}
 `
 
-func alertingConfigFile(t *testing.T, dir, hook string, groupWait, groupInterval, repeat string) string {
+func alertingConfigFile(t testing.TB, dir, hook string, groupWait, groupInterval, repeat string) string {
 	t.Helper()
 	f := filepath.Join(dir, "alerting.yaml")
 	c := fmt.Sprintf(`route: {receiver: hook, group_by: [alertname], group_wait: %s, group_interval: %s, repeat_interval: %s}
@@ -159,7 +161,7 @@ receivers:
 	return f
 }
 
-func rulesDir(t *testing.T, rules string) string {
+func rulesDir(t testing.TB, rules string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "rules")
 	os.MkdirAll(dir, 0o755)
@@ -308,5 +310,75 @@ func TestAlertingEndToEnd(t *testing.T) {
 	wantSeq := []string{"inactive>pending", "pending>firing", "firing>resolved", "inactive>pending", "pending>firing"}
 	if diff := cmp.Diff(wantSeq, seq, cmpopts.EquateEmpty()); code != 200 || diff != "" {
 		t.Errorf("history = %d (-want +got):\n%s", code, diff)
+	}
+}
+
+// TestAlertingDES: a :des rule on the live evaluator stays quiet on a
+// periodic baseline (ten minutes of history plus live steps) and pages on
+// an injected spike.
+func TestAlertingDES(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about 30 s")
+	}
+	t.Parallel()
+	hook := newWebhookInbox(t)
+	cfg := testConfig(t)
+	cfg.LiveDelay = 300 * time.Millisecond
+	cfg.Alerting = alertingConfig{ExternalURL: "http://sextant.example", ConfigFile: alertingConfigFile(t, t.TempDir(), hook.srv.URL, "0s", "1s", "1h"),
+		RulesDir: rulesDir(t, `groups:
+  - name: anomalies
+    rules:
+      - alert: WaveAnomaly
+        expr: name,e2e.wave,:eq,:sum,10,0.1,0.5,0.2,0.2,10,:des-epic-signal
+        nodata: ok
+`)}
+	base := "http://" + startServe(t, cfg)
+	wave := func(ms int64) float64 { return 100 + 20*math.Sin(2*math.Pi*float64(ms/1000)/120) }
+	publish := func(t0, t1 int64, spike float64) {
+		var pts []string
+		for ts := t0; ts < t1; ts += 1000 {
+			pts = append(pts, fmt.Sprintf(`{"tags":{"name":"e2e.wave","atlas.dstype":"gauge"},"timestamp":%d,"value":%g}`, ts, wave(ts)+spike))
+		}
+		code, body := doJSON(t, "POST", base+"/api/v1/publish", `{"metrics":[`+strings.Join(pts, ",")+`]}`)
+		if code != 200 {
+			t.Fatalf("publish = %d %s", code, body)
+		}
+	}
+	// Ten minutes of history, then the baseline live.
+	now := time.Now().UnixMilli() / 1000 * 1000
+	for ts := now - 600_000; ts < now; ts += 60_000 {
+		publish(ts, ts+60_000, 0)
+	}
+	var spike atomic.Int64 // the spike added now, as an integer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		last := now
+		tk := time.NewTicker(200 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tk.C:
+			}
+			cur := time.Now().UnixMilli() / 1000 * 1000
+			if cur > last {
+				publish(last, cur+1000, float64(spike.Load()))
+				last = cur + 1000
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	hook.none(t, 15*time.Second)
+	code, body := get(t, base+"/api/v1/alerting/rules")
+	if code != 200 || !strings.Contains(body, `"health":"ok"`) {
+		t.Fatalf("rules = %d %s", code, body)
+	}
+	spike.Store(80)
+	m := hook.next(t, 15*time.Second)
+	if m.msg.Status != "firing" || m.msg.Alerts[0].Labels["alertname"] != "WaveAnomaly" {
+		t.Errorf("spike page: %s", m.raw)
 	}
 }

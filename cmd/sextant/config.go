@@ -36,11 +36,11 @@ var serveFlags = []flagSpec{
 	{"fsync", "batch", "always | batch (group commit) | interval (fsync every 1s)"},
 	{"log-level", "info", "debug | info | warn | error"},
 	{"live-delay", "5s", "how long after a step closes the live evaluator (streaming and alert rules) evaluates it"},
+	{"allowed-origins", "", "comma-separated extra origins allowed to open websockets and make cross-origin API calls; same-origin is always allowed"},
 	{"rules-dir", "", "directory of alert rule files (*.yaml, *.yml); re-read on SIGHUP and POST /api/v1/alerting/reload"},
 	{"alerting-config", "", "YAML file with notification route and receivers"},
 	{"alertmanager-url", "", "comma-separated Alertmanager base URLs; active alerts are also pushed to their /api/v2/alerts"},
 	{"external-url", "", "the URL users reach Sextant at, for links in notifications (default http://<hostname>:<port>)"},
-	{"allowed-origins", "", "comma-separated extra origins allowed to open websockets and make cross-origin API calls; same-origin is always allowed"},
 }
 
 // config is the resolved configuration of `sextant serve`.
@@ -58,8 +58,8 @@ type config struct {
 	Fsync           wal.SyncMode
 	LogLevel        slog.Level
 	LiveDelay       time.Duration
-	Alerting        alertingConfig
 	AllowedOrigins  string // comma-separated
+	Alerting        alertingConfig
 }
 
 // envName returns the environment variable of a setting.
