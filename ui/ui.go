@@ -162,6 +162,7 @@ func (u *UI) Register(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /api/v1/dashboards/{id}", u.putDashboard)
 	mux.HandleFunc("DELETE /api/v1/dashboards/{id}", u.deleteDashboard)
 	mux.HandleFunc("GET /api/v1/status", u.status)
+	mux.HandleFunc("GET /api/v1/ui/check", u.check)
 }
 
 // Public reports whether r asks for the UI's static application (GET or

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -208,4 +209,35 @@ func TestPublic(t *testing.T) {
 	f("GET", "/uix", false)
 	f("GET", "/api/v1/dashboards", false)
 	f("GET", "/metrics", false)
+}
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	_, mux := newTestUI(t)
+	f := func(q string, want Check) {
+		t.Helper()
+		w := do(t, mux, "GET", "/api/v1/ui/check?q="+url.QueryEscape(q), "")
+		var got Check
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 || got != want {
+			t.Errorf("check %q = %d %s, want %+v", q, w.Code, w.Body, want)
+		}
+	}
+	f("name,sps,:eq,(,nf.app,),:by", Check{OK: true})
+	f("name,requests,:eq,:summ", Check{Message: "q: unknown word ':summ' (at position 18, token 3)", Word: ":summ", Position: 18, Token: 3})
+	f(strings.Repeat("a,", MaxCheckBytes), Check{Message: "q: 32768 bytes long, limit is 16384", Position: -1, Token: -1})
+}
+
+func FuzzCheckExpr(f *testing.F) {
+	for _, s := range []string{"name,sps,:eq,:sum", "name,x,:eq,:summ", "(,", ")", ":dup", "a,b,:re", "1,2,:add,:legend"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		c := CheckExpr(q)
+		if !c.OK && c.Message == "" {
+			t.Fatalf("CheckExpr(%q) failed without a message", q)
+		}
+		if c.Word != "" && (c.Position < 0 || c.Position > len(q)) {
+			t.Fatalf("CheckExpr(%q) position %d outside the expression", q, c.Position)
+		}
+	})
 }

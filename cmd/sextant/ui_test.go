@@ -213,7 +213,12 @@ func TestUIBrowser(t *testing.T) {
 	if mark != ":summ" {
 		t.Errorf("marked word = %q, want :summ", mark)
 	}
-	b.takeConsole() // the 400 of the check is logged by the browser
+	// Typing a bad expression is normal use: nothing in the console.
+	b.run(t, "run the bad expression", chromedp.Click("#run", chromedp.ByQuery), waitJS(`location.search.includes('summ')`),
+		waitJS(`document.querySelector('#status').textContent == '' && !document.querySelector('#q-error').classList.contains('hidden')`))
+	if c := b.takeConsole(); len(c) > 0 {
+		t.Errorf("a bad expression wrote to the console: %q", c)
+	}
 
 	// Autocomplete of a tag value, accepted with Tab.
 	var q string

@@ -4,7 +4,7 @@
 // imported and exported as JSON.
 import { h, clear, api, params, setParams, qs, go, errorBox, fmtNum } from './util.js';
 import { Chart, fromV2, lineStats } from './chart.js';
-import { aslEditor, timePicker } from './editor.js';
+import { aslEditor, timePicker, checkExpr } from './editor.js';
 import { subscribe, LiveSeries } from './live.js';
 
 export function render(main, id) { return id ? renderOne(main, id) : renderList(main); }
@@ -198,7 +198,10 @@ function renderOne(main, id) {
     };
     const s = pd.s || st.s, e = pd.e || st.e;
     let dead = false;
-    api('/api/v1/graph?' + qs({ q, s, e, step: pd.step, format: 'v2.json' })).then((r) => {
+    checkExpr(q).then((bad) => {
+      if (bad) throw bad;
+      return api('/api/v1/graph?' + qs({ q, s, e, step: pd.step, format: 'v2.json' }));
+    }).then((r) => {
       if (dead) return;
       show(fromV2(r));
       if (st.live && e === 'now') {

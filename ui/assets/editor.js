@@ -60,12 +60,13 @@ export function aslEditor(initial, onRun, opts = {}) {
     const q = input.value.trim();
     if (!q) { err.classList.add('hidden'); return true; }
     try {
-      await api('/api/v1/expr?' + qs({ q }));
+      const bad = await checkExpr(q);
+      if (bad) { showError(bad, q); return false; }
       err.classList.add('hidden');
       input.removeAttribute('aria-invalid');
       return true;
     } catch (e) {
-      showError(e, input.value);
+      showError(e, q);
       return false;
     }
   };
@@ -97,6 +98,17 @@ export function aslEditor(initial, onRun, opts = {}) {
     else if (e.key === 'Escape') { e.preventDefault(); hide(); }
   });
   return { el, input, value: () => input.value.trim(), setValue: (v) => { input.value = v; }, check, showError };
+}
+
+// checkExpr lints q with /api/v1/ui/check (always a 200, so typing logs
+// no failed request); it resolves to null or an error with the word and
+// its position in body.
+export async function checkExpr(q) {
+  const r = await api('/api/v1/ui/check?' + qs({ q }));
+  if (r.ok) return null;
+  const e = new Error(r.message);
+  e.body = { param: 'q', message: r.message, word: r.word, position: r.position, token: r.token };
+  return e;
 }
 
 const ranges = [['5m', 'e-5m'], ['15m', 'e-15m'], ['1h', 'e-1h'], ['3h', 'e-3h'], ['12h', 'e-12h'], ['1d', 'e-1d'], ['1w', 'e-1w']];

@@ -1,7 +1,7 @@
 // explore.js: the Explore view — /ui/explore?q=&s=&e=&step=&tz=&view=&live=
 import { h, clear, api, params, setParams, qs, go, fmtTime, fmtNum, errorBox, parseDuration } from './util.js';
 import { Chart, fromV2 } from './chart.js';
-import { aslEditor, timePicker } from './editor.js';
+import { aslEditor, timePicker, checkExpr } from './editor.js';
 import { subscribe, LiveSeries } from './live.js';
 
 export function render(main) {
@@ -106,6 +106,11 @@ export function render(main) {
     if (state.live) return runLive(my);
     status.textContent = 'Loading…';
     const t0 = performance.now();
+    try {
+      const bad = await checkExpr(state.q);
+      if (my !== seq) return;
+      if (bad) { status.textContent = ''; editor.showError(bad, state.q); chart.setData({ series: [], start: Date.now() - 3600e3, step: 60e3 }); return; }
+    } catch { /* the graph API reports it */ }
     try {
       const r = await api('/api/v1/graph?' + qs({ q: state.q, s: state.s, e: state.e, step: state.step, tz: state.tz, w: state.w || Math.min(4000, Math.max(100, Math.round(chartBox.clientWidth))) || '', format: 'v2.json' }));
       if (my !== seq) return;
