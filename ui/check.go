@@ -29,6 +29,22 @@ func CheckExpr(q string) Check {
 		return Check{Message: fmt.Sprintf("q: %d bytes long, limit is %d", len(q), MaxCheckBytes), Position: -1, Token: -1}
 	}
 	_, err := query.Parse(q, query.ParseOptions{Unstable: true})
+	return checkResult(err)
+}
+
+// CheckProgram runs q as the start of a longer program (the stack may hold
+// anything), exactly as the completion API runs the text before the word
+// being typed, and reports the first error: the editor asks for
+// completions only where the completion API would answer.
+func CheckProgram(q string) Check {
+	if len(q) > MaxCheckBytes {
+		return Check{Message: fmt.Sprintf("q: %d bytes long, limit is %d", len(q), MaxCheckBytes), Position: -1, Token: -1}
+	}
+	_, err := query.Interpreter().Execute(q, stack.Options{Vars: map[string]any{"tz": "UTC"}})
+	return checkResult(err)
+}
+
+func checkResult(err error) Check {
 	if err == nil {
 		return Check{OK: true}
 	}
@@ -40,10 +56,16 @@ func CheckExpr(q string) Check {
 	return c
 }
 
-// check serves GET /api/v1/ui/check?q=: the editor's as-you-type lint. A
-// bad expression is the answer, not a failed request (200 with ok false),
-// so typing never fills the browser's console with failed requests; the
-// graph API still answers 400 for it.
+// check serves GET /api/v1/ui/check?q=[&partial=1]: the editor's
+// as-you-type lint (CheckExpr, or CheckProgram with partial=1, which the
+// editor asks before completing). A bad expression is the answer, not a
+// failed request (200 with ok false), so typing never fills the browser's
+// console with failed requests; the graph API still answers 400 for it.
 func (u *UI) check(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, CheckExpr(r.URL.Query().Get("q")))
+	v := r.URL.Query()
+	if v.Get("partial") == "1" {
+		writeJSON(w, http.StatusOK, CheckProgram(v.Get("q")))
+		return
+	}
+	writeJSON(w, http.StatusOK, CheckExpr(v.Get("q")))
 }

@@ -225,6 +225,18 @@ func TestCheck(t *testing.T) {
 	f("name,sps,:eq,(,nf.app,),:by", Check{OK: true})
 	f("name,requests,:eq,:summ", Check{Message: "q: unknown word ':summ' (at position 18, token 3)", Word: ":summ", Position: 18, Token: 3})
 	f(strings.Repeat("a,", MaxCheckBytes), Check{Message: "q: 32768 bytes long, limit is 16384", Position: -1, Token: -1})
+	partial := func(q string, ok bool) {
+		t.Helper()
+		w := do(t, mux, "GET", "/api/v1/ui/check?partial=1&q="+url.QueryEscape(q), "")
+		var got Check
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 || got.OK != ok {
+			t.Errorf("partial check %q = %d %s, want ok %v", q, w.Code, w.Body, ok)
+		}
+	}
+	partial("name,sps,:eq", true)
+	partial("name,sps,:eq,(,nf.app", false) // as the completion API: a list still open does not run
+	partial("name,sps,:eq,:summ", false)
+	partial("", true)
 }
 
 func FuzzCheckExpr(f *testing.F) {
@@ -232,8 +244,8 @@ func FuzzCheckExpr(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, q string) {
-		c := CheckExpr(q)
-		if !c.OK && c.Message == "" {
+		c, p := CheckExpr(q), CheckProgram(q)
+		if !c.OK && c.Message == "" || !p.OK && p.Message == "" {
 			t.Fatalf("CheckExpr(%q) failed without a message", q)
 		}
 		if c.Word != "" && (c.Position < 0 || c.Position > len(q)) {

@@ -229,6 +229,11 @@ func TestUIBrowser(t *testing.T) {
 	if q != "name,ui.requests,:eq,nf.app,www" {
 		t.Errorf("after Tab the expression is %q", q)
 	}
+	// Typing through a bad word and an open list asks nothing that fails.
+	b.run(t, "type more", chromedp.SendKeys("#q", ",:bogus,(,nf.app,),:by", chromedp.ByQuery), waitJS(`!document.querySelector('#q-error').classList.contains('hidden')`))
+	if c := b.takeConsole(); len(c) > 0 {
+		t.Errorf("typing wrote to the console: %q", c)
+	}
 
 	// A trace search opens a waterfall, then a span's attributes.
 	b.run(t, "search traces", chromedp.Navigate(base+"/ui/traces?service=frontend&lookback=1h"),

@@ -41,10 +41,19 @@ export function aslEditor(initial, onRun, opts = {}) {
     input.dispatchEvent(new Event('input'));
     input.focus();
   };
+  // Verdicts on the program before the word being typed, by its text: it
+  // changes only when a comma is typed.
+  const runs = new Map();
   const complete = debounce(async () => {
     const my = ++reqSeq;
     const before = input.value.slice(0, input.selectionStart);
+    const done = before.slice(0, Math.max(0, before.lastIndexOf(',')));
     try {
+      if (!runs.has(done)) {
+        if (runs.size > 100) runs.clear();
+        runs.set(done, (await api('/api/v1/ui/check?' + qs({ q: done, partial: 1 }))).ok);
+      }
+      if (!runs.get(done)) { if (my === reqSeq) hide(); return; }
       const r = await api('/api/v1/expr/complete?' + qs({ q: before }));
       if (my !== reqSeq) return;
       items = [];
