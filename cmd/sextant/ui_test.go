@@ -338,6 +338,9 @@ func TestUIBrowser(t *testing.T) {
 		b.screenshot(t, "silence-preview")
 		b.run(t, "create silence", chromedp.Click("#silence-create", chromedp.ByQuery), waitJS(`document.querySelector('#silences tbody tr')`))
 		b.screenshot(t, "silences")
+		b.run(t, "alert tabs", chromedp.Click("#tab-history", chromedp.ByQuery), waitJS(`document.querySelector('#history') && document.querySelector('#history').textContent.includes('firing')`),
+			chromedp.Click("#tab-notifications", chromedp.ByQuery), waitJS(`document.querySelector('#notifications') || document.querySelector('#alerts-body').textContent.includes('No notifications')`),
+			chromedp.Click("#tab-rules", chromedp.ByQuery), waitJS(`document.querySelector('#rules') && document.querySelector('#rules').textContent.includes('UILiveUp')`))
 		code, body := get(t, base+"/api/v1/alerting/silences")
 		if code != 200 || !strings.Contains(body, `"createdBy":"ui-test"`) || !strings.Contains(body, `"name":"alertname","value":"UILiveUp"`) {
 			t.Errorf("silences = %d %s", code, body)
