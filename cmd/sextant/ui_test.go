@@ -138,6 +138,13 @@ func TestUIBrowser(t *testing.T) {
 		}
 	}
 
+	// Cardinality drills down from names to a name's keys to a key's values.
+	b.run(t, "cardinality", chromedp.Navigate(base+"/ui/cardinality"), waitJS(`document.querySelector('#cardinality')`),
+		chromedp.Click(`//table[@id='cardinality']//a[text()='ui.requests']`, chromedp.BySearch),
+		waitJS(`location.search == '?name=ui.requests' && document.querySelector('#cardinality').textContent.includes('nf.app')`),
+		chromedp.Click(`//table[@id='cardinality']//a[text()='nf.app']`, chromedp.BySearch),
+		waitJS(`location.search.includes('key=nf.app') && document.querySelectorAll('#cardinality tbody tr').length == 3 && document.querySelector('#cardinality').textContent.includes('www')`))
+
 	// Explore drew the lines: pixels of the first line's color on the canvas.
 	b.run(t, "load explore", chromedp.Navigate(base+"/ui/explore?q="+urlq("name,ui.requests,:eq,(,nf.app,),:by")+"&s=e-10m"),
 		waitJS(`document.querySelector('#status').textContent.includes('3 lines')`))
