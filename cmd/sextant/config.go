@@ -37,6 +37,10 @@ var serveFlags = []flagSpec{
 	{"log-level", "info", "debug | info | warn | error"},
 	{"live-delay", "5s", "how long after a step closes the live evaluator (streaming and alert rules) evaluates it"},
 	{"allowed-origins", "", "comma-separated extra origins allowed to open websockets and make cross-origin API calls; same-origin is always allowed"},
+	{"rules-dir", "", "directory of alert rule files (*.yaml, *.yml); re-read on SIGHUP and POST /api/v1/alerting/reload"},
+	{"alerting-config", "", "YAML file with notification route and receivers"},
+	{"alertmanager-url", "", "comma-separated Alertmanager base URLs; active alerts are also pushed to their /api/v2/alerts"},
+	{"external-url", "", "the URL users reach Sextant at, for links in notifications (default http://<hostname>:<port>)"},
 }
 
 // config is the resolved configuration of `sextant serve`.
@@ -55,6 +59,7 @@ type config struct {
 	LogLevel        slog.Level
 	LiveDelay       time.Duration
 	AllowedOrigins  string // comma-separated
+	Alerting        alertingConfig
 }
 
 // envName returns the environment variable of a setting.
@@ -158,6 +163,9 @@ func resolve(get func(string) string) (config, error) {
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("log-level"))); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	if c.Alerting, err = resolveAlerting(get); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("--listen: must not be empty"))

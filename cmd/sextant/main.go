@@ -47,6 +47,8 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 			return 1
 		}
 		return 0
+	case "test":
+		return testRules(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "sextant", version)
 		return 0
@@ -62,5 +64,6 @@ const topUsage = `Usage: sextant <command> [flags]
 
 Commands:
   serve     run Sextant (sextant serve --help lists its settings)
+  test      run alert rule unit tests (sextant test rules FILE...)
   version   print the version
 `

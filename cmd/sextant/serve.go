@@ -67,6 +67,8 @@ var components = []component{
 	setupLive,
 	setupTraces,
 	setupSelfMetrics,
+	setupAlerting,
+	setupUI,
 }
 
 // serve runs Sextant until ctx ends, then shuts down gracefully: stop

@@ -17,7 +17,7 @@ import (
 )
 
 // Formats of the graph API.
-var formats = []string{"png", "svg", "json", "std.json", "stats.json", "csv", "txt"}
+var formats = []string{"png", "svg", "json", "std.json", "stats.json", "csv", "txt", "v2.json"}
 
 // graphRequest is a parsed graph request.
 type graphRequest struct {
@@ -157,6 +157,8 @@ func (a *API) writeGraph(w http.ResponseWriter, g *graphRequest, res *query.Resu
 		w.Header().Set("Content-Type", ctype)
 		_, err := w.Write(appendJSON(nil, g, res, took))
 		return err
+	case "v2.json":
+		buf.Write(appendV2JSON(nil, g, res))
 	case "stats.json":
 		appendStatsJSON(&buf, g, res)
 	case "csv":

@@ -327,8 +327,15 @@ func (e *Evaluator) Subscribe(ctx context.Context, req Request, sink func(Update
 	if err != nil {
 		return nil, err
 	}
+	// g and stop are set under s.mu: the evaluator may deliver to s, and
+	// ctx may end (calling Close on another goroutine), as soon as s is in g.
+	s.mu.Lock()
 	s.g = g
-	s.stop = context.AfterFunc(ctx, s.Close)
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, s.Close)
+	s.mu.Lock()
+	s.stop = stop
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -389,14 +396,14 @@ type Subscription struct {
 // safe to call more than once.
 func (s *Subscription) Close() {
 	s.mu.Lock()
-	was := s.closed
+	was, g, stop := s.closed, s.g, s.stop
 	s.closed = true
 	s.mu.Unlock()
-	if was || s.g == nil {
+	if was || g == nil {
 		return
 	}
-	if s.stop != nil {
-		s.stop()
+	if stop != nil {
+		stop()
 	}
 	s.e.leave(s)
 }
