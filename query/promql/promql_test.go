@@ -108,7 +108,6 @@ func lines(res *promql.Result) []string {
 	return out
 }
 
-
 // evalLines evaluates q over the 12 test points and renders the answer.
 func evalLines(t *testing.T, en *promql.Engine, q string) []string {
 	t.Helper()
