@@ -84,13 +84,10 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 	}
 	byKey := map[string]*group{}
 	for _, e := range exs {
-		for _, c := range candidates(tags.FromMap(e.Tags)) {
+		for _, c := range spanSeries(tags.FromMap(e.Tags)) {
 			if !slices.ContainsFunc(queries, func(q *tags.Query) bool { return q.Matches(c) }) {
 				continue
 			}
-			// The percentile candidate stands for all buckets: shown
-			// without its bucket.
-			c = without(c, "percentile")
 			key := c.String()
 			g := byKey[key]
 			if g == nil {
@@ -114,13 +111,22 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 	writePromData(w, out, nil)
 }
 
-// without returns ts without key.
-func without(ts tags.Set, key string) tags.Set {
-	out := make(tags.Set, 0, len(ts))
-	for _, t := range ts {
-		if t.Key != key {
-			out = append(out, t)
+// spanSeries are the span-metrics series an exemplar belongs to (see
+// ingest's span metrics): the calls count, the errors count for a failed
+// span, and the duration timer's statistics, its percentile buckets
+// standing as one.
+func spanSeries(s tags.Set) []tags.Set {
+	var out []tags.Set
+	add := func(name string, stats ...string) {
+		for _, stat := range stats {
+			c := append(tags.Set{{Key: tags.NameKey, Value: name}, {Key: "statistic", Value: stat}}, s...)
+			out = append(out, c.Normalize())
 		}
 	}
+	add("span.calls", "count")
+	if v, _ := s.Get("status.code"); v == "ERROR" {
+		add("span.errors", "count")
+	}
+	add("span.duration", "count", "max", "percentile", "totalTime")
 	return out
 }
