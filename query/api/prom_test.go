@@ -67,7 +67,9 @@ func (e *env) promCall(t *testing.T, method, path string, params url.Values) (in
 	return resp.StatusCode, body
 }
 
-func secs(ms int64) string { return strings.TrimSuffix(strings.TrimRight(time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000"), "0"), ".") + "Z" }
+func secs(ms int64) string {
+	return strings.TrimSuffix(strings.TrimRight(time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000"), "0"), ".") + "Z"
+}
 
 // TestPromQueryAnswers checks the envelopes and result shapes of query and
 // query_range, over GET and POST, with both time syntaxes.
