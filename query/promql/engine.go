@@ -66,7 +66,8 @@ func New(q tsdb.Querier, opts Options) (*Engine, error) {
 		q: q, opts: opts, ev: eval.New(q, eo), asl: query.NewEngine(q, eo),
 		// Experimental functions parse so that sort_by_label is known; the
 		// evaluator refuses every function outside the subset by name.
-		parser: parser.NewParser(parser.Options{EnableExperimentalFunctions: true}),
+		// Dotted names (ipc.server.call, nf.app) need no quotes.
+		parser: parser.NewParser(parser.Options{EnableExperimentalFunctions: true, EnableUnquotedUTF8Names: true}),
 	}, nil
 }
 

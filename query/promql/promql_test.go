@@ -163,6 +163,7 @@ func TestPromQLMatchesASL(t *testing.T) {
 		{"sum by", `sum by (node) (cpu)`, `name,cpu,:eq,(,node,),:by`, []string{"node"}, 0},
 		{"max by dotted", `max by ("nf.app") (cpu{"nf.app"=~".+"})`, `name,cpu,:eq,nf.app,:has,:and,:max,(,nf.app,),:by`, []string{"nf.app"}, 0},
 		{"avg by", `avg by ("nf.app") (cpu{"nf.app"!=""})`, `name,cpu,:eq,nf.app,:has,:and,:avg,(,nf.app,),:by`, []string{"nf.app"}, 0},
+		{"unquoted dotted names", `sum by (nf.app) (cpu{nf.app!=""})`, `name,cpu,:eq,nf.app,:has,:and,(,nf.app,),:by`, []string{"nf.app"}, 0},
 		{"count by", `count by (node) (cpu)`, `name,cpu,:eq,:count,(,node,),:by`, []string{"node"}, 0},
 		{"sum of rates", `sum(rate(requests[1m]))`, `name,requests,:eq,:sum`, nil, 0},
 		{"scalar arithmetic", `cpu{"nf.app"="api"} * 2 + 1`, `name,cpu,:eq,nf.app,api,:eq,:and,:all,2,:mul,1,:add`, []string{"node"}, 0},
