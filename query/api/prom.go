@@ -318,6 +318,10 @@ func appendPoint(b []byte, t int64, v float64) []byte {
 
 // appendSeconds appends Unix ms as seconds with up to three decimals.
 func appendSeconds(b []byte, t int64) []byte {
+	// Fast path: whole seconds, as nearly every step is.
+	if t%1000 == 0 {
+		return strconv.AppendInt(b, t/1000, 10)
+	}
 	return strconv.AppendFloat(b, float64(t)/1000, 'f', -1, 64)
 }
 
@@ -331,6 +335,9 @@ func appendPromFloat(b []byte, v float64) []byte {
 		return append(b, "+Inf"...)
 	case math.IsInf(v, -1):
 		return append(b, "-Inf"...)
+	case v == math.Trunc(v) && math.Abs(v) < 1e15 && (v != 0 || !math.Signbit(v)):
+		// Fast path: integers, formatted the same without the float code.
+		return strconv.AppendInt(b, int64(v), 10)
 	}
 	return strconv.AppendFloat(b, v, 'f', -1, 64)
 }
