@@ -29,11 +29,10 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 		return nil, err
 	}
 	type hgroup struct {
-		tags    tags.Set
-		le      []leBucket
-		pct     map[int][]float64
-		timer   bool
-		members int
+		tags  tags.Set
+		le    []leBucket
+		pct   map[int][]float64
+		timer bool
 	}
 	byKey := map[string]*hgroup{}
 	var order []*hgroup
