@@ -223,7 +223,13 @@ func (p *promAPI) runQuery(r *http.Request, instant bool) (*promql.Result, error
 // writeResult answers an evaluation: JSON written by hand, as a panel's
 // answer is thousands of points.
 func (p *promAPI) writeResult(w http.ResponseWriter, res *promql.Result) {
-	b := make([]byte, 0, 4096)
+	// One allocation of about the answer's size: growing a megabyte by
+	// appends allocated five times over (profiled on the benchmark).
+	size := 256
+	for _, s := range res.Series {
+		size += 128 + 40*len(s.Values)
+	}
+	b := make([]byte, 0, size)
 	b = append(b, `{"status":"success","data":{"resultType":"`...)
 	b = append(b, res.Type...)
 	b = append(b, `","result":`...)
@@ -249,6 +255,16 @@ func (p *promAPI) writeResult(w http.ResponseWriter, res *promql.Result) {
 		}
 		b = append(b, ']')
 	case promql.TypeMatrix:
+		// The points' times are the same for every series: formatted once.
+		var stamps []byte
+		var offs []int
+		if res.Times == nil {
+			offs = make([]int, res.Points+1)
+			for j := range res.Points {
+				stamps = appendSeconds(stamps, res.Start+int64(j)*res.Step)
+				offs[j+1] = len(stamps)
+			}
+		}
 		b = append(b, '[')
 		first := true
 		for i, s := range res.Series {
@@ -267,11 +283,15 @@ func (p *promAPI) writeResult(w http.ResponseWriter, res *promql.Result) {
 					b = append(b, ',')
 				}
 				n++
-				t := res.Start + int64(j)*res.Step
 				if res.Times != nil {
-					t = res.Times[i][j]
+					b = appendPoint(b, res.Times[i][j], v)
+					continue
 				}
-				b = appendPoint(b, t, v)
+				b = append(b, '[')
+				b = append(b, stamps[offs[j]:offs[j+1]]...)
+				b = append(b, ',', '"')
+				b = appendPromFloat(b, v)
+				b = append(b, '"', ']')
 			}
 			b = append(b, "]}"...)
 		}

@@ -178,11 +178,14 @@ func (x *run) topk(in vector, groups []*aggGroup, k scalar, bottom bool) vector 
 				}
 				return 0
 			})
-			n := int(k[p])
-			if math.IsNaN(k[p]) || k[p] < 1 {
+			n := len(idx)
+			switch {
+			case math.IsNaN(k[p]) || k[p] < 1:
 				n = 0
+			case k[p] < float64(n):
+				n = int(k[p])
 			}
-			for _, i := range idx[:min(n, len(idx))] {
+			for _, i := range idx[:n] {
 				out[i].v[p] = in[i].v[p]
 			}
 		}
@@ -200,7 +203,10 @@ func (x *run) pushdown(op string, vs *parser.VectorSelector, keys []string) (vec
 		return nil, err
 	}
 	off := vs.OriginalOffset.Milliseconds()
-	r := x.storageRange(off, 1)
+	r, err := x.storageRange(off, 1)
+	if err != nil {
+		return nil, err
+	}
 	fns := map[string][]expr.AggFn{"sum": {expr.Sum}, "min": {expr.Min}, "max": {expr.Max}, "count": {expr.Count}, "avg": {expr.Sum, expr.Count}}[op]
 	parts := make([]vector, len(fns))
 	for i, fn := range fns {

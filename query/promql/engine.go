@@ -213,7 +213,13 @@ func (en *Engine) eval(ctx context.Context, q string, start, end, step int64, in
 	if IsASL(q) {
 		res, err := en.evalASL(ctx, q, start, end, step, instant)
 		if err != nil {
-			return nil, Classify(err)
+			// As the graph API does: what is not a limit, a deadline or a
+			// store failure is a mistake in the program.
+			e := Classify(err)
+			if e.Type == Internal && !errors.Is(err, tsdb.ErrCorrupt) {
+				e.Type = BadData
+			}
+			return nil, e
 		}
 		return res, nil
 	}

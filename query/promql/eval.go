@@ -2,6 +2,7 @@ package promql
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -118,12 +119,21 @@ func (x *run) unary(u *parser.UnaryExpr) (value, error) {
 // storageRange is the storage steps a selector with offset off and a
 // window of w steps needs for the points: [Start, End) at the storage
 // step, and the index of point 0's step in it.
-func (x *run) storageRange(off int64, w int) eval.Range {
+func (x *run) storageRange(off int64, w int) (eval.Range, error) {
 	s := x.en.opts.StorageStep
 	first := floorTo(x.at(0)-off, s)
 	last := floorTo(x.at(x.n-1)-off, s)
-	return eval.Range{Start: first - int64(w-1)*s, End: last + s, Step: s}
+	r := eval.Range{Start: first - int64(w-1)*s, End: last + s, Step: s}
+	if n := r.N(); n > MaxStorageSteps || n < 0 {
+		return r, &Error{Type: Execution, Msg: fmt.Sprintf("query reads %d storage steps per series, limit is %d: shorten the range or the window", n, MaxStorageSteps)}
+	}
+	return r, nil
 }
+
+// MaxStorageSteps bounds the storage steps one selector reads per series
+// (the points' span plus a range selector's window): about two years at
+// 60 s.
+const MaxStorageSteps = 1_000_000
 
 // index returns the position in a fetch over r of the storage step point
 // i reads.
@@ -159,7 +169,10 @@ func (x *run) selector(vs *parser.VectorSelector) (vector, error) {
 		return nil, err
 	}
 	off := vs.OriginalOffset.Milliseconds()
-	r := x.storageRange(off, 1)
+	r, err := x.storageRange(off, 1)
+	if err != nil {
+		return nil, err
+	}
 	got, err := x.fetch(&expr.All{Query: q}, r)
 	if err != nil {
 		return nil, err
@@ -200,8 +213,14 @@ func (x *run) rangeVectors(ms *parser.MatrixSelector, fn func(s eval.Series, i i
 		return nil, err
 	}
 	off := vs.OriginalOffset.Milliseconds()
-	w := x.windowSteps(ms.Range.Milliseconds())
-	r := x.storageRange(off, w)
+	w, err := x.windowSteps(ms.Range.Milliseconds())
+	if err != nil {
+		return nil, err
+	}
+	r, err := x.storageRange(off, w)
+	if err != nil {
+		return nil, err
+	}
 	got, err := x.fetch(&expr.All{Query: q}, r)
 	if err != nil {
 		return nil, err
@@ -225,9 +244,13 @@ func (x *run) rangeVectors(ms *parser.MatrixSelector, fn func(s eval.Series, i i
 
 // windowSteps is the number of storage steps ending in (T-r, T]: at least
 // one.
-func (x *run) windowSteps(r int64) int {
+func (x *run) windowSteps(r int64) (int, error) {
 	s := x.en.opts.StorageStep
-	return int(max(1, (r+s-1)/s))
+	w := max(1, (r+s-1)/s)
+	if w > MaxStorageSteps {
+		return 0, &Error{Type: Execution, Msg: fmt.Sprintf("a range of %d storage steps is longer than the limit of %d", w, MaxStorageSteps)}
+	}
+	return int(w), nil
 }
 
 // rangeSelector answers a range selector asked at one instant: the stored

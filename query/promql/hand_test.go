@@ -49,6 +49,9 @@ func TestHandComputed(t *testing.T) {
 		"{__name__=cpu, atlas.dstype=gauge, nf.app=api, node=a}: 1 2 3 4 5 6 7 8 9 10 11 12",
 		"{__name__=cpu, atlas.dstype=gauge, nf.app=web, node=a}: 10 _ _ 7 _ _ 4 3 2 1 0 -1",
 		"{__name__=cpu, atlas.dstype=gauge, nf.app=web, node=c}: _ 0.5 1 _ 2 2.5 _ _ _ _ _ _")
+	f(`topk(1e300, cpu{"nf.app"="api"})`,
+		"{__name__=cpu, atlas.dstype=gauge, nf.app=api, node=a}: 1 2 3 4 5 6 7 8 9 10 11 12",
+		"{__name__=cpu, atlas.dstype=gauge, nf.app=api, node=b}: 2 4 6 8 10 12 14 16 18 20 22 24")
 	f(`sum without (node) (cpu)`,
 		"{atlas.dstype=gauge}: 100 100 100 100 100 100 100 100 100 100 100 100",
 		"{atlas.dstype=gauge, nf.app=api}: 3 6 9 12 15 18 21 24 27 30 33 36",
@@ -164,6 +167,7 @@ func TestErrors(t *testing.T) {
 	f(`cpu[5m]`, promql.BadData, `range vector`)
 	f(`sum(`, promql.BadData, `parse error`)
 	f(`name,cpu,:eq,:foo`, promql.BadData, `:foo`)
+	f(`rate(cpu[5y])`, promql.Execution, `storage steps`)
 	f(`cpu{node="a"} + on () cpu`, promql.Execution, `many-to-many`)
 	f(`cpu + ignoring (node) cpu`, promql.Execution, `many-to-many`)
 	if _, err := en.Range(ctx, `cpu`, t0, t0+11_000*step, step); err == nil || !strings.Contains(err.Error(), "11,000 points") {
