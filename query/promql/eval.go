@@ -118,7 +118,7 @@ func (x *run) unary(u *parser.UnaryExpr) (value, error) {
 
 // storageRange is the storage steps a selector with offset off and a
 // window of w steps needs for the points: [Start, End) at the storage
-// step, and the index of point 0's step in it.
+// step. Reading more than MaxStorageSteps is an execution error.
 func (x *run) storageRange(off int64, w int) (eval.Range, error) {
 	s := x.en.opts.StorageStep
 	first := floorTo(x.at(0)-off, s)
@@ -201,8 +201,9 @@ type window struct {
 	gauge bool
 }
 
-// rangeSelector fetches x[r] and calls fn for every series and point with
-// the window of storage steps ending in (T-r, T].
+// rangeVectors fetches x[r] and calls fn for every series and point with
+// the window of storage steps ending in (T-r, T]; fn's results make the
+// returned vector. The window's slices are only valid during the call.
 func (x *run) rangeVectors(ms *parser.MatrixSelector, fn func(s eval.Series, i int, w window) float64) (vector, error) {
 	vs, ok := ms.VectorSelector.(*parser.VectorSelector)
 	if !ok {
