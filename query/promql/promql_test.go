@@ -181,6 +181,9 @@ func TestPromQLMatchesASL(t *testing.T) {
 		{"max_over_time", `max_over_time(cpu{"nf.app"="web"}[3m])`, `name,cpu,:eq,nf.app,web,:eq,:and,:all,3,:rolling-max`, []string{"node"}, 2},
 		{"min_over_time", `min_over_time(cpu{"nf.app"="api"}[3m])`, `name,cpu,:eq,nf.app,api,:eq,:and,:all,3,:rolling-min`, []string{"node"}, 2},
 		{"histogram_quantile over percentile timers", `histogram_quantile(0.99, sum by (percentile) (call))`, `name,call,:eq,(,99,),:percentiles`, nil, 0},
+		{"histogram_quantile by", `histogram_quantile(0.9, sum by (percentile, nf.app) (call))`, `name,call,:eq,(,nf.app,),:by,(,90,),:percentiles`, []string{"nf.app"}, 0},
+		{"increase", `increase(requests[3m])`, `name,requests,:eq,:all,3,1,:rolling-mean,180,:mul`, []string{"nf.app"}, 2},
+		{"grouped offset", `sum by (nf.app) (cpu{nf.app=~"api|web"} offset 1m)`, `name,cpu,:eq,(,nf.app,),:by,1m,:offset`, []string{"nf.app"}, 0},
 		{"histogram_quantile median", `histogram_quantile(0.5, sum by (percentile) (call))`, `name,call,:eq,(,50,),:percentiles`, nil, 0},
 	}
 	for _, tc := range cases {
