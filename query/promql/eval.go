@@ -194,12 +194,15 @@ func (x *run) sample(got []eval.Series, r eval.Range, off int64) vector {
 }
 
 // window is the storage steps of one series a range selector sees at one
-// point, oldest first, with their end times.
+// point, oldest first: vals[k] ends at start + k*step.
 type window struct {
-	vals  []float64
-	times []int64
-	gauge bool
+	vals        []float64
+	start, step int64
+	gauge       bool
 }
+
+// time is the end of step k of the window.
+func (w window) time(k int) int64 { return w.start + int64(k)*w.step }
 
 // rangeVectors fetches x[r] and calls fn for every series and point with
 // the window of storage steps ending in (T-r, T]; fn's results make the
@@ -227,16 +230,13 @@ func (x *run) rangeVectors(ms *parser.MatrixSelector, fn func(s eval.Series, i i
 		return nil, err
 	}
 	out := make(vector, 0, len(got))
-	times := make([]int64, w)
 	for _, s := range got {
 		vals := make([]float64, x.n)
 		gauge := isGauge(s.Tags)
 		for i := range vals {
 			end := x.index(r, off, i)
-			for k := range times {
-				times[k] = r.Start + int64(end-w+1+k)*r.Step
-			}
-			vals[i] = fn(s, i, window{vals: s.Values[end-w+1 : end+1], times: times, gauge: gauge})
+			first := end - w + 1
+			vals[i] = fn(s, i, window{vals: s.Values[first : end+1], start: r.Start + int64(first)*r.Step, step: r.Step, gauge: gauge})
 		}
 		out = append(out, series{tags: s.Tags, v: vals})
 	}
@@ -263,7 +263,7 @@ func (x *run) rangeSelector(ms *parser.MatrixSelector, res *Result) error {
 		var ts []int64
 		for k, v := range w.vals {
 			if !math.IsNaN(v) {
-				vals, ts = append(vals, v), append(ts, w.times[k])
+				vals, ts = append(vals, v), append(ts, w.time(k))
 			}
 		}
 		if len(vals) > 0 {

@@ -346,12 +346,12 @@ var rangeFuncs = map[string]rangeFunc{
 	"irate":              irate,
 	"delta":              delta,
 	"deriv":              deriv,
-	"avg_over_time":      overTime(func(v []float64) float64 { return sum(v) / float64(len(v)) }),
-	"min_over_time":      overTime(slices.Min[[]float64]),
-	"max_over_time":      overTime(slices.Max[[]float64]),
-	"sum_over_time":      overTime(sum),
-	"count_over_time":    overTime(func(v []float64) float64 { return float64(len(v)) }),
-	"last_over_time":     overTime(func(v []float64) float64 { return v[len(v)-1] }),
+	"avg_over_time":      overTime(same, func(acc, v float64, n int) float64 { return acc + (v-acc)/float64(n) }),
+	"min_over_time":      overTime(same, func(acc, v float64, _ int) float64 { return math.Min(acc, v) }),
+	"max_over_time":      overTime(same, func(acc, v float64, _ int) float64 { return math.Max(acc, v) }),
+	"sum_over_time":      overTime(same, func(acc, v float64, _ int) float64 { return acc + v }),
+	"count_over_time":    overTime(func(float64) float64 { return 1 }, func(_, _ float64, n int) float64 { return float64(n) }),
+	"last_over_time":     overTime(same, func(_, v float64, _ int) float64 { return v }),
 	"quantile_over_time": func(w window, _ int64, q float64) float64 { return quantile(q, present(w.vals, nil)) },
 }
 
@@ -392,13 +392,25 @@ func present(vals, dst []float64) []float64 {
 	return dst
 }
 
-func overTime(f func([]float64) float64) rangeFunc {
+func same(v float64) float64 { return v }
+
+// overTime folds the present values of a window: first makes the result
+// of the first, next adds the n-th to the result so far. It does not
+// allocate: it runs once per series and point.
+func overTime(first func(float64) float64, next func(acc, v float64, n int) float64) rangeFunc {
 	return func(w window, _ int64, _ float64) float64 {
-		vals := present(w.vals, nil)
-		if len(vals) == 0 {
-			return math.NaN()
+		acc, n := math.NaN(), 0
+		for _, v := range w.vals {
+			if math.IsNaN(v) {
+				continue
+			}
+			if n++; n == 1 {
+				acc = first(v)
+			} else {
+				acc = next(acc, v, n)
+			}
 		}
-		return f(vals)
+		return acc
 	}
 }
 
@@ -408,11 +420,7 @@ func overTime(f func([]float64) float64) rangeFunc {
 // counted as Prometheus does) per second, without extrapolation.
 func rate(w window, _ int64, _ float64) float64 {
 	if !w.gauge {
-		vals := present(w.vals, nil)
-		if len(vals) == 0 {
-			return math.NaN()
-		}
-		return sum(vals) / float64(len(vals))
+		return meanOf(w.vals)
 	}
 	inc, first, last := gaugeIncrease(w)
 	if first == last {
@@ -443,13 +451,13 @@ func gaugeIncrease(w window) (inc float64, first, last int64) {
 			continue
 		}
 		if math.IsNaN(prev) {
-			first = w.times[k]
+			first = w.time(k)
 		} else if v >= prev {
 			inc += v - prev
 		} else {
 			inc += v
 		}
-		prev, last = v, w.times[k]
+		prev, last = v, w.time(k)
 	}
 	return inc, first, last
 }
@@ -479,7 +487,7 @@ func irate(w window, _ int64, _ float64) float64 {
 	if d < 0 {
 		d = w.vals[last]
 	}
-	return d / (float64(w.times[last]-w.times[prev]) / 1000)
+	return d / (float64(w.time(last)-w.time(prev)) / 1000)
 }
 
 // delta is the last minus the first present value of a gauge in the
@@ -513,9 +521,9 @@ func deriv(w window, _ int64, _ float64) float64 {
 			continue
 		}
 		if n == 0 {
-			t0 = w.times[k]
+			t0 = w.time(k)
 		}
-		t := float64(w.times[k]-t0) / 1000
+		t := float64(w.time(k)-t0) / 1000
 		n++
 		sx += t
 		sy += v
@@ -526,4 +534,19 @@ func deriv(w window, _ int64, _ float64) float64 {
 		return math.NaN()
 	}
 	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
+}
+
+// meanOf is the mean of the present values, NaN if none.
+func meanOf(vals []float64) float64 {
+	total, n := 0.0, 0
+	for _, v := range vals {
+		if !math.IsNaN(v) {
+			total += v
+			n++
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return total / float64(n)
 }
