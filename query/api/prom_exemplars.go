@@ -84,10 +84,15 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 	}
 	byKey := map[string]*group{}
 	for _, e := range exs {
+		// One exemplar per metric: under the first of its series a
+		// selector matches, not once per statistic.
+		done := map[string]bool{}
 		for _, c := range spanSeries(tags.FromMap(e.Tags)) {
-			if !slices.ContainsFunc(queries, func(q *tags.Query) bool { return q.Matches(c) }) {
+			name := c.Name()
+			if done[name] || !slices.ContainsFunc(queries, func(q *tags.Query) bool { return q.Matches(c) }) {
 				continue
 			}
+			done[name] = true
 			key := c.String()
 			g := byKey[key]
 			if g == nil {
@@ -113,8 +118,8 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 
 // spanSeries are the span-metrics series an exemplar belongs to (see
 // ingest's span metrics): the calls count, the errors count for a failed
-// span, and the duration timer's statistics, its percentile buckets
-// standing as one.
+// span, and the duration timer's statistics (percentile buckets first,
+// standing as one, as latency panels read them).
 func spanSeries(s tags.Set) []tags.Set {
 	var out []tags.Set
 	add := func(name string, stats ...string) {
@@ -127,6 +132,6 @@ func spanSeries(s tags.Set) []tags.Set {
 	if v, _ := s.Get("status.code"); v == "ERROR" {
 		add("span.errors", "count")
 	}
-	add("span.duration", "count", "max", "percentile", "totalTime")
+	add("span.duration", "percentile", "count", "totalTime", "max")
 	return out
 }
