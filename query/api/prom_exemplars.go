@@ -42,7 +42,7 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var queries []*tags.Query
-	if promql.IsASL(q) {
+	if p.en.IsASL(q) {
 		styles, err := query.Parse(q, query.ParseOptions{})
 		if err != nil {
 			p.writeError(w, &promql.Error{Type: promql.BadData, Msg: "invalid parameter \"query\": " + err.Error(), Err: err})

@@ -21,6 +21,6 @@
 // tsdb.FetchRequest aggregations, as for the stack language.
 //
 // Anything outside the subset is a bad_data *Error naming the construct,
-// never a wrong answer. A query containing ",:" is the stack language and
-// is evaluated by the query package instead.
+// never a wrong answer. A query containing ",:" that is not PromQL is the
+// stack language and is evaluated by the query package instead.
 package promql

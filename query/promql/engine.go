@@ -164,13 +164,21 @@ type Result struct {
 	Warnings []string
 }
 
-// IsASL reports whether q is the stack language rather than PromQL.
-func IsASL(q string) bool { return strings.Contains(q, ",:") }
+// IsASL reports whether q is the stack language rather than PromQL: it
+// contains ",:" (a word after a comma), and is not PromQL that holds ",:"
+// inside a string.
+func (en *Engine) IsASL(q string) bool {
+	if !strings.Contains(q, ",:") {
+		return false
+	}
+	_, err := en.parser.ParseExpr(q)
+	return err != nil
+}
 
 // Parse checks q: PromQL within the subset, or the stack language. Errors
 // are bad_data *Error.
 func (en *Engine) Parse(q string) error {
-	if IsASL(q) {
+	if en.IsASL(q) {
 		if _, err := query.Parse(q, query.ParseOptions{}); err != nil {
 			return &Error{Type: BadData, Msg: err.Error(), Err: err}
 		}
@@ -210,7 +218,7 @@ func (en *Engine) Range(ctx context.Context, q string, start, end, step int64) (
 }
 
 func (en *Engine) eval(ctx context.Context, q string, start, end, step int64, instant bool) (*Result, error) {
-	if IsASL(q) {
+	if en.IsASL(q) {
 		res, err := en.evalASL(ctx, q, start, end, step, instant)
 		if err != nil {
 			// As the graph API does: what is not a limit, a deadline or a

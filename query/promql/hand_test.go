@@ -95,6 +95,8 @@ func TestHandComputed(t *testing.T) {
 	f(`histogram_quantile(0.9, latency_bucket)`, "{atlas.dstype=gauge}: 0.875 0.875 0.875 0.875 0.875 0.875 0.875 0.875 0.875 0.875 0.875 0.875")
 	f(`histogram_quantile(0.99, latency_bucket)`, "{atlas.dstype=gauge}: 1 1 1 1 1 1 1 1 1 1 1 1")
 	f(`-cpu{node="b"} ^ 2 % 7`, "{atlas.dstype=gauge, nf.app=api, node=b}: -4 -2 -1 -1 -2 -4 -0 -4 -2 -1 -1 -2")
+	// ",:" inside a PromQL string is not the stack language.
+	f(`label_replace(vector(1), "x", "a,:b", "", "")`, "{x=a,:b}: 1 1 1 1 1 1 1 1 1 1 1 1")
 	f(`sort_desc(cpu{"nf.app"="api"})`,
 		"{__name__=cpu, atlas.dstype=gauge, nf.app=api, node=a}: 1 2 3 4 5 6 7 8 9 10 11 12",
 		"{__name__=cpu, atlas.dstype=gauge, nf.app=api, node=b}: 2 4 6 8 10 12 14 16 18 20 22 24")
