@@ -143,14 +143,30 @@ func (p *promAPI) queryText(r *http.Request) (string, error) {
 func (p *promAPI) context(r *http.Request) (context.Context, context.CancelFunc, error) {
 	d := p.a.opts.QueryTimeout
 	if s := r.Form.Get("timeout"); s != "" {
-		ms, err := ParsePromDuration(s)
-		if err != nil || ms <= 0 {
-			return nil, nil, badPromParam("timeout", "%q is not a positive duration", s)
+		t, err := timeoutParam(s)
+		if err != nil {
+			return nil, nil, badPromParam("timeout", "%v", err)
 		}
-		d = min(d, time.Duration(ms)*time.Millisecond)
+		d = min(d, t)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), d)
 	return ctx, cancel, nil
+}
+
+// timeoutParam parses timeout: seconds (to the nanosecond) or a
+// Prometheus duration; it must be positive.
+func timeoutParam(s string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if !(f > 0) || f > float64(math.MaxInt64/int64(time.Second)) {
+			return 0, fmt.Errorf("%q is not a positive duration", s)
+		}
+		return max(time.Duration(f*float64(time.Second)), 1), nil
+	}
+	ms, err := ParsePromDuration(s)
+	if err != nil || ms <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration", s)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // query serves /api/v1/query: an instant query at time (default now).
@@ -195,7 +211,7 @@ func (p *promAPI) runQuery(r *http.Request, instant bool) (*promql.Result, error
 		if err != nil {
 			return nil, err
 		}
-		return p.en.Instant(ctx, q, t)
+		return late(ctx)(p.en.Instant(ctx, q, t))
 	}
 	var start, end, step int64
 	for _, f := range []struct {
@@ -217,7 +233,22 @@ func (p *promAPI) runQuery(r *http.Request, instant bool) (*promql.Result, error
 	if step, err = ParsePromDuration(s); err != nil {
 		return nil, badPromParam("step", "%v", err)
 	}
-	return p.en.Range(ctx, q, start, end, step)
+	return late(ctx)(p.en.Range(ctx, q, start, end, step))
+}
+
+// late turns an answer ready after the request's deadline into the
+// deadline's error: the timeout holds even when the evaluation did not
+// look at the clock in time.
+func late(ctx context.Context) func(*promql.Result, error) (*promql.Result, error) {
+	return func(res *promql.Result, err error) (*promql.Result, error) {
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
 }
 
 // writeResult answers an evaluation: JSON written by hand, as a panel's

@@ -153,9 +153,14 @@ func TestPromErrors(t *testing.T) {
 			}
 		}
 	}
-	// A deadline that passes is a timeout (503), not a client error.
+	// A deadline that passes is a timeout (503), not a client error,
+	// whether the server's or the request's.
+	code, body := e.promCall(t, "GET", "/api/v1/query", url.Values{"query": {"cpu"}, "timeout": {"0.000001"}})
+	if code != 503 || body["errorType"] != "timeout" {
+		t.Errorf("timeout=1µs: %d %v", code, body)
+	}
 	slow := promEnv(t, api.Options{QueryTimeout: time.Nanosecond})
-	code, body := slow.promCall(t, "GET", "/api/v1/query_range", url.Values{"query": {"cpu"}, "start": {"1325376000"}, "end": {"1325376600"}, "step": {"60"}})
+	code, body = slow.promCall(t, "GET", "/api/v1/query_range", url.Values{"query": {"cpu"}, "start": {"1325376000"}, "end": {"1325376600"}, "step": {"60"}})
 	if code != 503 || body["errorType"] != "timeout" {
 		t.Errorf("timeout: %d %v", code, body)
 	}
