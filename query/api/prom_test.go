@@ -3,10 +3,12 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sextant-dev/sextant/query/api"
+	"github.com/sextant-dev/sextant/query/querytest"
 )
 
 // promT0 is a storage-step boundary, 2012-01-01T00:00:00Z.
@@ -278,4 +281,44 @@ func FuzzPromParams(f *testing.F) {
 			t.Errorf("ParsePromDuration(%q) = %d, out of bounds", s, ms)
 		}
 	})
+}
+
+// TestPromLargeMatrix checks an answer big enough to be formatted on
+// several cores: every series whole and in order.
+func TestPromLargeMatrix(t *testing.T) {
+	t.Parallel()
+	const n, points = 30, 1000
+	var in []querytest.Input
+	for i := range n {
+		vals := make([]float64, points)
+		for j := range vals {
+			vals[j] = float64(i) + float64(j)/1000
+		}
+		in = append(in, series(promT0, vals, "name", "big", "id", fmt.Sprintf("%02d", i), "atlas.dstype", "gauge"))
+	}
+	e := newEnv(t, api.Options{}, in...)
+	code, body := e.promCall(t, "POST", "/api/v1/query_range", url.Values{"query": {"big"}, "start": {fmt.Sprint(promT0 / 1000)},
+		"end": {fmt.Sprint(promT0/1000 + (points-1)*60)}, "step": {"60"}})
+	data, _ := body["data"].(map[string]any)
+	result, _ := data["result"].([]any)
+	if code != 200 || len(result) != n {
+		t.Fatalf("%d, %d series", code, len(result))
+	}
+	for i, r := range result {
+		s := r.(map[string]any)
+		if id := s["metric"].(map[string]any)["id"]; id != fmt.Sprintf("%02d", i) {
+			t.Fatalf("series %d is id %v", i, id)
+		}
+		vals := s["values"].([]any)
+		if len(vals) != points {
+			t.Fatalf("series %d has %d points", i, len(vals))
+		}
+		for j, p := range vals {
+			pt := p.([]any)
+			want := strconv.FormatFloat(float64(i)+float64(j)/1000, 'f', -1, 64)
+			if pt[0].(float64) != float64(promT0/1000+int64(j)*60) || pt[1] != want {
+				t.Fatalf("series %d point %d = %v, want %s", i, j, pt, want)
+			}
+		}
+	}
 }

@@ -232,13 +232,15 @@ func (x *run) pushdown(op string, vs *parser.VectorSelector, keys []string) (vec
 		}
 		for j := range out {
 			c := counts[string(out[j].tags.AppendTo(nil))]
-			for p := range out[j].v {
+			avg := make([]float64, len(out[j].v))
+			for p, v := range out[j].v {
 				if c == nil {
-					out[j].v[p] = math.NaN()
+					avg[p] = math.NaN()
 				} else {
-					out[j].v[p] /= c[p]
+					avg[p] = v / c[p]
 				}
 			}
+			out[j].v = avg
 		}
 	}
 	// Slow path: series without some key of the grouping.

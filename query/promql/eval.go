@@ -180,10 +180,19 @@ func (x *run) selector(vs *parser.VectorSelector) (vector, error) {
 	return x.sample(got, r, off), nil
 }
 
-// sample picks each point's storage step out of fetched lines.
+// sample picks each point's storage step out of fetched lines. The
+// values of the returned series may alias the fetched lines: callers
+// never modify a series' values in place.
 func (x *run) sample(got []eval.Series, r eval.Range, off int64) vector {
 	out := make(vector, 0, len(got))
+	i0 := x.index(r, off, 0)
 	for _, s := range got {
+		if x.step == r.Step {
+			// Fast path: one point per storage step, as a panel at the
+			// storage step asks; point i reads step i0+i.
+			out = append(out, series{tags: s.Tags, v: s.Values[i0 : i0+x.n : i0+x.n]})
+			continue
+		}
 		vals := make([]float64, x.n)
 		for i := range vals {
 			vals[i] = s.Values[x.index(r, off, i)]
