@@ -121,6 +121,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/expr/queries", a.exprQueries)
 	mux.HandleFunc("GET /api/v1/expr/complete", a.exprComplete)
 	mux.HandleFunc("GET /api/v1/exemplars", a.exemplars)
+	a.registerProm(mux) // the Prometheus HTTP API, prom.go
 }
 
 // errorBody is the JSON of every error answer.

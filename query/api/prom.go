@@ -1,0 +1,751 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/query/promql"
+	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/tags"
+)
+
+// The Prometheus HTTP API (docs/prometheus.md): what Grafana's Prometheus
+// data source calls, with Prometheus's envelopes, error types and status
+// codes. /api/v1/rules and /api/v1/alerts belong to alerting/api.
+
+// promCompatVersion is the Prometheus release whose HTTP API this answers
+// like; buildinfo reports it so that clients enable the features of that
+// API. Sextant's own version is in revision.
+const promCompatVersion = "2.53.0"
+
+// defaultSeriesWindow is how far back series, and labels with match[],
+// look when the request gives no start: the store's memory window.
+const defaultSeriesWindow = 24 * time.Hour
+
+// maxSeriesWindow bounds the range series and labels with match[] read.
+const maxSeriesWindow = 32 * 24 * time.Hour
+
+// promAPI serves the Prometheus endpoints.
+type promAPI struct {
+	a       *API
+	en      *promql.Engine
+	latency *lib.Timer
+}
+
+// registerProm adds the Prometheus HTTP API to mux.
+func (a *API) registerProm(mux *http.ServeMux) {
+	en, err := promql.New(a.opts.Querier, promql.Options{
+		StorageStep: a.opts.StorageStep, MaxLines: a.opts.MaxLines, MaxDatapoints: a.opts.MaxDatapoints, Now: a.opts.Now,
+	})
+	if err != nil {
+		panic("BUG: options validated by New: " + err.Error())
+	}
+	p := &promAPI{a: a, en: en, latency: a.reg.Timer("sextant.query.latency", "api", "prometheus")}
+	for _, m := range []string{"GET", "POST"} {
+		mux.HandleFunc(m+" /api/v1/query", p.query)
+		mux.HandleFunc(m+" /api/v1/query_range", p.queryRange)
+		mux.HandleFunc(m+" /api/v1/query_exemplars", p.exemplars)
+		mux.HandleFunc(m+" /api/v1/labels", p.labels)
+		mux.HandleFunc(m+" /api/v1/series", p.series)
+	}
+	mux.HandleFunc("GET /api/v1/label/{name}/values", p.labelValues)
+	mux.HandleFunc("GET /api/v1/metadata", p.metadata)
+	mux.HandleFunc("GET /api/v1/status/buildinfo", p.buildinfo)
+}
+
+// promStatus maps an error type to its HTTP status, as Prometheus does.
+func promStatus(t promql.ErrorType) int {
+	switch t {
+	case promql.BadData:
+		return http.StatusBadRequest
+	case promql.Execution:
+		return http.StatusUnprocessableEntity
+	case promql.Timeout, promql.Unavailable:
+		return http.StatusServiceUnavailable
+	case promql.Canceled:
+		return 499
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers err in Prometheus's error envelope.
+func (p *promAPI) writeError(w http.ResponseWriter, err error) {
+	e := promql.Classify(err)
+	code := promStatus(e.Type)
+	if code >= 500 && e.Type == promql.Internal {
+		p.a.opts.Logger.Error("prometheus query failed", "err", err)
+	}
+	p.a.reg.Counter("sextant.query.errors", "status", strconv.Itoa(code)).Increment()
+	writeJSON(w, code, struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+	}{"error", string(e.Type), e.Msg})
+}
+
+// writeData answers data in Prometheus's success envelope.
+func writePromData(w http.ResponseWriter, data any, warnings []string) {
+	writeJSON(w, http.StatusOK, struct {
+		Status   string   `json:"status"`
+		Data     any      `json:"data"`
+		Warnings []string `json:"warnings,omitempty"`
+	}{"success", data, warnings})
+}
+
+func badPromParam(name, format string, args ...any) error {
+	return &promql.Error{Type: promql.BadData, Msg: fmt.Sprintf("invalid parameter %q: %s", name, fmt.Sprintf(format, args...))}
+}
+
+// form parses the query string and a POST form body.
+func form(r *http.Request) error {
+	if err := r.ParseForm(); err != nil {
+		return &promql.Error{Type: promql.BadData, Msg: "invalid form body: " + err.Error()}
+	}
+	return nil
+}
+
+// timeParam parses a time parameter, def when absent.
+func timeParam(r *http.Request, name string, def int64) (int64, error) {
+	s := r.Form.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	t, err := ParsePromTime(s)
+	if err != nil {
+		return 0, badPromParam(name, "%v", err)
+	}
+	return t, nil
+}
+
+// queryText returns the query parameter, bounded in length.
+func (p *promAPI) queryText(r *http.Request) (string, error) {
+	q := r.Form.Get("query")
+	switch {
+	case strings.TrimSpace(q) == "":
+		return "", badPromParam("query", "missing; give a PromQL expression or a stack-language program")
+	case len(q) > p.a.opts.MaxQueryLength:
+		return "", badPromParam("query", "%d bytes long, limit is %d", len(q), p.a.opts.MaxQueryLength)
+	}
+	return q, nil
+}
+
+// context bounds a request by the server's query timeout and the
+// request's timeout parameter, whichever is shorter.
+func (p *promAPI) context(r *http.Request) (context.Context, context.CancelFunc, error) {
+	d := p.a.opts.QueryTimeout
+	if s := r.Form.Get("timeout"); s != "" {
+		t, err := timeoutParam(s)
+		if err != nil {
+			return nil, nil, badPromParam("timeout", "%v", err)
+		}
+		d = min(d, t)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), d)
+	return ctx, cancel, nil
+}
+
+// timeoutParam parses timeout: seconds (to the nanosecond) or a
+// Prometheus duration; it must be positive.
+func timeoutParam(s string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if !(f > 0) || f > float64(math.MaxInt64/int64(time.Second)) {
+			return 0, fmt.Errorf("%q is not a positive duration", s)
+		}
+		return max(time.Duration(f*float64(time.Second)), 1), nil
+	}
+	ms, err := ParsePromDuration(s)
+	if err != nil || ms <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration", s)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// query serves /api/v1/query: an instant query at time (default now).
+func (p *promAPI) query(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { p.latency.Record(time.Since(start)) }()
+	res, err := p.runQuery(r, true)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	p.writeResult(w, res)
+}
+
+// queryRange serves /api/v1/query_range.
+func (p *promAPI) queryRange(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { p.latency.Record(time.Since(start)) }()
+	res, err := p.runQuery(r, false)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	p.writeResult(w, res)
+}
+
+func (p *promAPI) runQuery(r *http.Request, instant bool) (*promql.Result, error) {
+	if err := form(r); err != nil {
+		return nil, err
+	}
+	q, err := p.queryText(r)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel, err := p.context(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if instant {
+		t, err := timeParam(r, "time", p.a.opts.Now().UnixMilli())
+		if err != nil {
+			return nil, err
+		}
+		return late(ctx)(p.en.Instant(ctx, q, t))
+	}
+	var start, end, step int64
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{{"start", &start}, {"end", &end}} {
+		s := r.Form.Get(f.name)
+		if s == "" {
+			return nil, badPromParam(f.name, "missing")
+		}
+		if *f.dst, err = ParsePromTime(s); err != nil {
+			return nil, badPromParam(f.name, "%v", err)
+		}
+	}
+	s := r.Form.Get("step")
+	if s == "" {
+		return nil, badPromParam("step", "missing")
+	}
+	if step, err = ParsePromDuration(s); err != nil {
+		return nil, badPromParam("step", "%v", err)
+	}
+	return late(ctx)(p.en.Range(ctx, q, start, end, step))
+}
+
+// late turns an answer ready after the request's deadline into the
+// deadline's error: the timeout holds even when the evaluation did not
+// look at the clock in time.
+func late(ctx context.Context) func(*promql.Result, error) (*promql.Result, error) {
+	return func(res *promql.Result, err error) (*promql.Result, error) {
+		if err == nil {
+			err = ctx.Err()
+		}
+		// The context's timer may not have fired yet on a busy machine.
+		if d, ok := ctx.Deadline(); err == nil && ok && !time.Now().Before(d) {
+			err = context.DeadlineExceeded
+		}
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
+}
+
+// writeResult answers an evaluation: JSON written by hand, as a panel's
+// answer is thousands of points.
+func (p *promAPI) writeResult(w http.ResponseWriter, res *promql.Result) {
+	// One allocation of about the answer's size: growing a megabyte by
+	// appends allocated five times over (profiled on the benchmark).
+	size := 256
+	for _, s := range res.Series {
+		size += 128 + 40*len(s.Values)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"status":"success","data":{"resultType":"`...)
+	b = append(b, res.Type...)
+	b = append(b, `","result":`...)
+	switch res.Type {
+	case promql.TypeScalar:
+		b = appendPoint(b, res.Start, res.Scalar[len(res.Scalar)-1])
+	case promql.TypeString:
+		b = append(b, '[')
+		b = appendSeconds(b, res.Start)
+		b = append(b, ',')
+		b = appendJSONString(b, res.String)
+		b = append(b, ']')
+	case promql.TypeVector:
+		b = append(b, '[')
+		for i, s := range res.Series {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendMetric(b, s.Tags)
+			b = append(b, `,"value":`...)
+			b = appendPoint(b, res.Start, s.Values[len(s.Values)-1])
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	case promql.TypeMatrix:
+		b = appendMatrix(b, res)
+	}
+	b = append(b, '}')
+	if len(res.Warnings) > 0 {
+		b = append(b, `,"warnings":[`...)
+		for i, wn := range res.Warnings {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, wn)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+// parallelPoints is the size of a matrix answer (points in all series)
+// from which its series are formatted on several cores: formatting a
+// value costs about 80 ns, a goroutine a few µs.
+const parallelPoints = 20_000
+
+// appendMatrix appends the series of a matrix answer as a JSON array.
+// Large answers are formatted by up to four goroutines, each owning a
+// share of the series and its own buffer, joined before it returns.
+func appendMatrix(b []byte, res *promql.Result) []byte {
+	// The points' times are the same for every series: formatted once.
+	var stamps []byte
+	var offs []int
+	if res.Times == nil {
+		offs = make([]int, res.Points+1)
+		for j := range res.Points {
+			stamps = appendSeconds(stamps, res.Start+int64(j)*res.Step)
+			offs[j+1] = len(stamps)
+		}
+	}
+	one := func(b []byte, i int) []byte {
+		s := res.Series[i]
+		b = appendMetric(b, s.Tags)
+		b = append(b, `,"values":[`...)
+		n := 0
+		for j, v := range s.Values {
+			if math.IsNaN(v) && res.Times == nil {
+				continue
+			}
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			if res.Times != nil {
+				b = appendPoint(b, res.Times[i][j], v)
+				continue
+			}
+			b = append(b, '[')
+			b = append(b, stamps[offs[j]:offs[j+1]]...)
+			b = append(b, ',', '"')
+			b = appendPromFloat(b, v)
+			b = append(b, '"', ']')
+		}
+		return append(b, "]}"...)
+	}
+	b = append(b, '[')
+	workers := min(runtime.GOMAXPROCS(0), 4, len(res.Series))
+	if workers < 2 || len(res.Series)*res.Points < parallelPoints {
+		for i := range res.Series {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = one(b, i)
+		}
+		return append(b, ']')
+	}
+	parts := make([][]byte, workers)
+	per := (len(res.Series) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range parts {
+		lo, hi := w*per, min((w+1)*per, len(res.Series))
+		wg.Go(func() {
+			p := make([]byte, 0, (hi-lo)*(128+40*res.Points))
+			for i := lo; i < hi; i++ {
+				if i > lo {
+					p = append(p, ',')
+				}
+				p = one(p, i)
+			}
+			parts[w] = p
+		})
+	}
+	wg.Wait()
+	first := true
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, p...)
+	}
+	return append(b, ']')
+}
+
+// appendMetric appends `{"metric":{...}` (the caller closes the object).
+func appendMetric(b []byte, ts tags.Set) []byte {
+	b = append(b, `{"metric":{`...)
+	for i, t := range ts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, t.Key)
+		b = append(b, ':')
+		b = appendJSONString(b, t.Value)
+	}
+	return append(b, '}')
+}
+
+// appendPoint appends [seconds,"value"].
+func appendPoint(b []byte, t int64, v float64) []byte {
+	b = append(b, '[')
+	b = appendSeconds(b, t)
+	b = append(b, ',', '"')
+	b = appendPromFloat(b, v)
+	return append(b, '"', ']')
+}
+
+// appendSeconds appends Unix ms as seconds with up to three decimals.
+func appendSeconds(b []byte, t int64) []byte {
+	// Fast path: whole seconds, as nearly every step is.
+	if t%1000 == 0 {
+		return strconv.AppendInt(b, t/1000, 10)
+	}
+	return strconv.AppendFloat(b, float64(t)/1000, 'f', -1, 64)
+}
+
+// appendPromFloat formats a value as Prometheus does: NaN, +Inf, -Inf, or
+// the shortest decimal.
+func appendPromFloat(b []byte, v float64) []byte {
+	switch {
+	case math.IsNaN(v):
+		return append(b, "NaN"...)
+	case math.IsInf(v, 1):
+		return append(b, "+Inf"...)
+	case math.IsInf(v, -1):
+		return append(b, "-Inf"...)
+	case v == math.Trunc(v) && math.Abs(v) < 1e15 && (v != 0 || !math.Signbit(v)):
+		// Fast path: integers, formatted the same without the float code.
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	return strconv.AppendFloat(b, v, 'f', -1, 64)
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+// seriesRange resolves start and end of the series and label endpoints:
+// end defaults to now and start to end minus a day; at most 32 days.
+func (p *promAPI) seriesRange(r *http.Request) (start, end int64, err error) {
+	now := p.a.opts.Now().UnixMilli()
+	if end, err = timeParam(r, "end", now); err != nil {
+		return 0, 0, err
+	}
+	end = min(end, now+int64(maxSeriesWindow/time.Millisecond))
+	if start, err = timeParam(r, "start", end-defaultSeriesWindow.Milliseconds()); err != nil {
+		return 0, 0, err
+	}
+	if start > end {
+		return 0, 0, badPromParam("end", "end timestamp must not be before start time")
+	}
+	start = max(start, end-maxSeriesWindow.Milliseconds())
+	return start, end, nil
+}
+
+// limitParam parses limit: 0 (or absent) for no limit.
+func limitParam(r *http.Request) (int, error) {
+	s := r.Form.Get("limit")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, badPromParam("limit", "%q is not a non-negative integer", s)
+	}
+	return n, nil
+}
+
+// matchedSeries returns the tags of the series matching the match[]
+// selectors with data in [start, end], read from the store.
+func (p *promAPI) matchedSeries(ctx context.Context, sels []string, start, end int64) ([]tags.Set, error) {
+	q, err := p.en.SelectorsQuery(sels)
+	if err != nil {
+		return nil, err
+	}
+	// A few wide points per series, not one per storage step: the answer
+	// only needs to know which series have data. The range widens to whole
+	// points, by at most two in 32 (Prometheus, too, answers by block).
+	s := p.a.opts.StorageStep
+	fs, fe := floorTo(start, s), floorTo(end, s)+s
+	step := ((fe-fs)/s + 31) / 32 * s
+	fs, fe = floorTo(fs, step), floorTo(fe+step-1, step)+step
+	set, err := p.a.opts.Querier.Fetch(ctx, tsdb.FetchRequest{Query: q, Start: fs, End: fe, Step: step, Aggregation: tsdb.AggNone})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]tags.Set, len(set.Series))
+	for i, sr := range set.Series {
+		out[i] = sr.Tags
+	}
+	return out, nil
+}
+
+// series serves /api/v1/series: the tags of the series matching match[]
+// with data in [start, end].
+func (p *promAPI) series(w http.ResponseWriter, r *http.Request) {
+	if err := form(r); err != nil {
+		p.writeError(w, err)
+		return
+	}
+	sels := r.Form["match[]"]
+	if len(sels) == 0 {
+		p.writeError(w, &promql.Error{Type: promql.BadData, Msg: "no match[] parameter provided"})
+		return
+	}
+	start, end, err := p.seriesRange(r)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	ctx, cancel, err := p.context(r)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	defer cancel()
+	got, err := p.matchedSeries(ctx, sels, start, end)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	var warnings []string
+	if limit > 0 && len(got) > limit {
+		got = got[:limit]
+		warnings = append(warnings, "results truncated due to limit")
+	}
+	out := make([]map[string]string, len(got))
+	for i, ts := range got {
+		m := make(map[string]string, len(ts))
+		for _, t := range ts {
+			m[promql.PromKey(t.Key)] = t.Value
+		}
+		out[i] = m
+	}
+	writePromData(w, out, warnings)
+}
+
+// labels serves /api/v1/labels: tag keys (name as __name__), of every
+// series in the index, or of the series matching match[] with data in
+// [start, end].
+func (p *promAPI) labels(w http.ResponseWriter, r *http.Request) {
+	p.listTags(w, r, "")
+}
+
+// labelValues serves /api/v1/label/{name}/values.
+func (p *promAPI) labelValues(w http.ResponseWriter, r *http.Request) {
+	name := unescapeLabelName(r.PathValue("name"))
+	if name == "" {
+		p.writeError(w, &promql.Error{Type: promql.BadData, Msg: "invalid label name: empty"})
+		return
+	}
+	p.listTags(w, r, promql.StoreKey(name))
+}
+
+// listTags answers keys (key == "") or the values of key.
+func (p *promAPI) listTags(w http.ResponseWriter, r *http.Request, key string) {
+	if err := form(r); err != nil {
+		p.writeError(w, err)
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	start, end, err := p.seriesRange(r)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	ctx, cancel, err := p.context(r)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	defer cancel()
+	var names []string
+	if sels := r.Form["match[]"]; len(sels) > 0 {
+		got, err := p.matchedSeries(ctx, sels, start, end)
+		if err != nil {
+			p.writeError(w, err)
+			return
+		}
+		seen := map[string]bool{}
+		for _, ts := range got {
+			for _, t := range ts {
+				switch {
+				case key == "" && !seen[t.Key]:
+					seen[t.Key] = true
+					names = append(names, t.Key)
+				case key != "" && t.Key == key && !seen[t.Value]:
+					seen[t.Value] = true
+					names = append(names, t.Value)
+				}
+			}
+		}
+	} else {
+		got, err := p.a.opts.Querier.Tags(ctx, tsdb.TagsRequest{Key: key})
+		if err != nil {
+			p.writeError(w, err)
+			return
+		}
+		for _, t := range got {
+			names = append(names, t.Name)
+		}
+	}
+	if key == "" {
+		for i, n := range names {
+			names[i] = promql.PromKey(n)
+		}
+	}
+	slices.Sort(names)
+	var warnings []string
+	if limit > 0 && len(names) > limit {
+		names = names[:limit]
+		warnings = append(warnings, "results truncated due to limit")
+	}
+	if names == nil {
+		names = []string{}
+	}
+	writePromData(w, names, warnings)
+}
+
+// buildinfo serves /api/v1/status/buildinfo.
+func (p *promAPI) buildinfo(w http.ResponseWriter, _ *http.Request) {
+	rev := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		rev = "sextant " + bi.Main.Version
+	}
+	writePromData(w, map[string]any{
+		"version": promCompatVersion, "revision": rev, "branch": "", "buildUser": "", "buildDate": "",
+		"goVersion": runtime.Version(), "features": map[string]string{},
+	}, nil)
+}
+
+// metadata serves /api/v1/metadata: each name's type from what ingest
+// stored: histogram for names with percentile or le buckets, summary for
+// names with quantile series, counter for counters, rates and sums, gauge
+// otherwise.
+func (p *promAPI) metadata(w http.ResponseWriter, r *http.Request) {
+	if err := form(r); err != nil {
+		p.writeError(w, err)
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	ctx, cancel, err := p.context(r)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	defer cancel()
+	var base *tags.Query
+	if m := r.Form.Get("metric"); m != "" {
+		base = tags.Eq(tags.NameKey, m)
+	}
+	and := func(q *tags.Query) *tags.Query {
+		if base == nil {
+			return q
+		}
+		return tags.And(base, q)
+	}
+	names := func(q *tags.Query) ([]string, error) {
+		got, err := p.a.opts.Querier.Tags(ctx, tsdb.TagsRequest{Key: tags.NameKey, Query: q})
+		out := make([]string, len(got))
+		for i, t := range got {
+			out[i] = t.Name
+		}
+		return out, err
+	}
+	types := map[string]string{}
+	// Later passes win: gauge, then counter, summary, histogram.
+	passes := []struct {
+		typ string
+		q   *tags.Query
+	}{
+		{"gauge", and(tags.True())},
+		{"counter", and(tags.Not(tags.Eq(tsdb.DSTypeKey, "gauge")))},
+		{"summary", and(tags.Has("quantile"))},
+		{"histogram", and(tags.Or(tags.Has("le"), tags.Has(percentileKeyTag)))},
+	}
+	for _, ps := range passes {
+		if ps.q == nil || ps.q.Op() == tags.OpTrue {
+			ps.q = nil
+		}
+		got, err := names(ps.q)
+		if err != nil {
+			p.writeError(w, err)
+			return
+		}
+		for _, n := range got {
+			types[n] = ps.typ
+		}
+	}
+	keys := make([]string, 0, len(types))
+	for n := range types {
+		keys = append(keys, n)
+	}
+	slices.Sort(keys)
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	type meta struct {
+		Type string `json:"type"`
+		Help string `json:"help"`
+		Unit string `json:"unit"`
+	}
+	out := make(map[string][]meta, len(keys))
+	for _, n := range keys {
+		out[n] = []meta{{Type: types[n]}}
+	}
+	writePromData(w, out, nil)
+}
+
+// percentileKeyTag is the tag of Sextant's percentile buckets.
+const percentileKeyTag = "percentile"

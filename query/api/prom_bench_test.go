@@ -1,0 +1,90 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sextant-dev/sextant/query/api"
+	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/db"
+	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
+)
+
+// BenchmarkPromQueryRange is Grafana's panel query over real HTTP on
+// tsload's workload (100 000 series, 6 h at 60 s; SEXTANT_BENCH_* shrink
+// it), as BenchmarkGraphJSON builds it: POST /api/v1/query_range of
+// sum by (app) (<metric>) (about 2 000 series) at a 60 s step. It reports
+// the latency percentiles of one request at a time.
+func BenchmarkPromQueryRange(b *testing.B) {
+	n, samples := tsdbtest.BenchSize()
+	w := tsdbtest.LoadTsload(b, n, samples, benchStart)
+	end := w.Start + int64(w.Samples())*w.Interval
+	store, err := db.Open("", db.Options{
+		Now: func() int64 { return end }, IngestMaxAge: end - w.Start + 3600_000,
+		MemoryRetention: end - w.Start + 4*3600_000, MaintenanceInterval: 1 << 40, CheckpointInterval: 1 << 40,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	var batch tsdb.Batch
+	for t := 0; t < w.Samples(); t++ {
+		for from := 0; from < len(w.Series); from += 10_000 {
+			batch.Reset()
+			w.Batch(&batch, t, from, min(from+10_000, len(w.Series)), nil)
+			if err := store.Append(context.Background(), &batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	a, err := api.New(api.Options{Querier: store, StorageStep: 60_000, Now: func() time.Time { return time.UnixMilli(end) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	a.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	name := w.Series[0].Name()
+	matching := 0
+	for _, s := range w.Series {
+		if s.Name() == name {
+			matching++
+		}
+	}
+	form := url.Values{"query": {"sum by (app) (" + name + ")"}, "step": {"60"},
+		"start": {fmt.Sprint(w.Start / 1000)}, "end": {fmt.Sprint((end - w.Interval) / 1000)}}.Encode()
+	target := srv.URL + "/api/v1/query_range"
+	client := srv.Client()
+	var lat []time.Duration
+	var size int
+	b.ReportAllocs()
+	for b.Loop() {
+		start := time.Now()
+		resp, err := client.Post(target, "application/x-www-form-urlencoded", strings.NewReader(form))
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("status %d: %v %s", resp.StatusCode, err, body)
+		}
+		lat = append(lat, time.Since(start))
+		size = len(body)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.5), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(matching), "series")
+	b.ReportMetric(float64(size), "bytes")
+}
