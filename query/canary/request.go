@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -164,7 +165,10 @@ func decodeStrict(data []byte, v any) error {
 	case errors.As(err, &se):
 		return &FieldError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err), Err: err}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		f := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if uq, err := strconv.Unquote(f); err == nil && uq != "" {
+			f = uq
+		}
 		return &FieldError{Field: f, Msg: "unknown field", Err: err}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return &FieldError{Field: "body", Msg: "empty or truncated JSON", Err: err}
