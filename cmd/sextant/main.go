@@ -47,6 +47,8 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 			return 1
 		}
 		return 0
+	case "canary":
+		return runCanary(context.Background(), args[1:], lookupEnv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "sextant", version)
 		return 0
@@ -62,5 +64,6 @@ const topUsage = `Usage: sextant <command> [flags]
 
 Commands:
   serve     run Sextant (sextant serve --help lists its settings)
+  canary    judge a canary against its baseline: sextant canary judge --server URL -f FILE
   version   print the version
 `

@@ -56,6 +56,7 @@ var components = []component{
 	setupQuery,
 	setupTraces,
 	setupSelfMetrics,
+	setupCanary,
 }
 
 // serve runs Sextant until ctx ends, then shuts down gracefully: stop
