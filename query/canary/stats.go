@@ -158,23 +158,81 @@ func uCounts(n1, n2 int) []float64 {
 // to x: the median of the pairwise differences y[j] - x[i]. It is NaN when
 // either sample is empty. buf is scratch space, reused when large enough;
 // the grown buffer is returned.
+//
+// The n1*n2 differences are never materialized: with both samples sorted
+// they form a matrix sorted along its rows and columns, so the number of
+// differences <= v is counted in O(n1+n2) with two pointers, and the k-th
+// smallest difference is found by bisecting over the float64 values in
+// their bit order (at most 64 counts). Two windows of 180 steps take
+// microseconds instead of selecting among 32 400 values.
 func HodgesLehmann(x, y, buf []float64) (float64, []float64) {
-	n := len(x) * len(y)
-	if n == 0 {
+	n1, n2 := len(x), len(y)
+	if n1 == 0 || n2 == 0 {
 		return math.NaN(), buf
 	}
-	if cap(buf) < n {
-		buf = make([]float64, n)
+	if cap(buf) < n1+n2 {
+		buf = make([]float64, n1+n2)
 	}
-	d := buf[:n]
-	k := 0
-	for _, b := range y {
-		for _, a := range x {
-			d[k] = b - a
-			k++
+	xs, ys := buf[:n1], buf[n1:n1+n2]
+	copy(xs, x)
+	copy(ys, y)
+	slices.Sort(xs)
+	slices.Sort(ys)
+	n := n1 * n2
+	hi := kthDiff(xs, ys, n/2)
+	if n%2 == 1 {
+		return hi, buf
+	}
+	return (kthDiff(xs, ys, n/2-1) + hi) / 2, buf
+}
+
+// kthDiff returns the k-th smallest (0-based) of the differences
+// ys[j] - xs[i] of two sorted samples.
+func kthDiff(xs, ys []float64, k int) float64 {
+	lo, hi := orderKey(ys[0]-xs[len(xs)-1]), orderKey(ys[len(ys)-1]-xs[0])
+	// The smallest key whose value has more than k differences at or below it.
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if countLE(xs, ys, fromOrderKey(mid)) > k {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
-	return medianInPlace(d), buf
+	return fromOrderKey(lo)
+}
+
+// countLE counts the pairs with ys[j] - xs[i] <= v. For a fixed j the
+// pairs that qualify are a suffix of xs, and the suffix only shrinks from
+// the left as ys[j] grows (float subtraction is monotone), so one pointer
+// walks xs once.
+func countLE(xs, ys []float64, v float64) int {
+	c, i := 0, 0
+	for _, y := range ys {
+		for i < len(xs) && y-xs[i] > v {
+			i++
+		}
+		c += len(xs) - i
+	}
+	return c
+}
+
+// orderKey maps a float64 to a uint64 in the same order (for non-NaN
+// values; -0 and +0 are adjacent).
+func orderKey(f float64) uint64 {
+	b := math.Float64bits(f)
+	if b>>63 == 1 {
+		return ^b
+	}
+	return b | 1<<63
+}
+
+// fromOrderKey inverts orderKey.
+func fromOrderKey(k uint64) float64 {
+	if k>>63 == 1 {
+		return math.Float64frombits(k &^ (1 << 63))
+	}
+	return math.Float64frombits(^k)
 }
 
 // Median is the median of xs (the mean of the two middle values for an
@@ -198,67 +256,12 @@ func Mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-// medianInPlace returns the median of d, reordering d. It selects in
-// linear expected time: Hodges-Lehmann takes the median of n1*n2
-// differences (32 400 for two 3 h windows at 60 s), where sorting would
-// dominate the cost of a judgement.
+// medianInPlace returns the median of d, sorting d.
 func medianInPlace(d []float64) float64 {
+	slices.Sort(d)
 	n := len(d)
-	h := n / 2
-	hi := selectK(d, h)
 	if n%2 == 1 {
-		return hi
+		return d[n/2]
 	}
-	// After selection every value left of h is <= d[h].
-	lo := d[0]
-	for _, v := range d[1:h] {
-		lo = max(lo, v)
-	}
-	return (lo + hi) / 2
-}
-
-// selectK reorders d so that d[k] is the value of rank k, everything
-// before it is <= and everything after it >=, and returns d[k]
-// (Hoare's selection with a median-of-three pivot).
-func selectK(d []float64, k int) float64 {
-	lo, hi := 0, len(d)-1
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		// Median of three as the pivot, moved to hi.
-		if d[mid] < d[lo] {
-			d[mid], d[lo] = d[lo], d[mid]
-		}
-		if d[hi] < d[lo] {
-			d[hi], d[lo] = d[lo], d[hi]
-		}
-		if d[mid] < d[hi] {
-			d[mid], d[hi] = d[hi], d[mid]
-		}
-		p := d[hi]
-		i, j := lo, hi-1
-		for {
-			for d[i] < p {
-				i++
-			}
-			for j > lo && d[j] > p {
-				j--
-			}
-			if i >= j {
-				break
-			}
-			d[i], d[j] = d[j], d[i]
-			i++
-			j--
-		}
-		d[i], d[hi] = d[hi], d[i]
-		switch {
-		case k < i:
-			hi = i - 1
-		case k > i:
-			lo = i + 1
-		default:
-			return d[k]
-		}
-	}
-	return d[k]
+	return (d[n/2-1] + d[n/2]) / 2
 }

@@ -174,7 +174,7 @@ func TestHodgesLehmann(t *testing.T) {
 	}
 }
 
-// TestMedianSelect checks the selection against sorting.
+// TestMedianSelect checks the median against a sort.
 func TestMedianSelect(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -194,5 +194,32 @@ func TestMedianSelect(t *testing.T) {
 	}
 	if m := Mean([]float64{1, 2, 6}); m != 3 {
 		t.Errorf("Mean = %v", m)
+	}
+}
+
+// TestHodgesLehmannBrute checks the matrix search against the median of
+// every difference.
+func TestHodgesLehmannBrute(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for trial := range 300 {
+		n1, n2 := 1+rng.IntN(30), 1+rng.IntN(30)
+		x, y := make([]float64, n1), make([]float64, n2)
+		for i := range x {
+			x[i] = float64(rng.IntN(10)) - 3 + rng.Float64()*float64(trial%2) // ties on even trials
+		}
+		for i := range y {
+			y[i] = float64(rng.IntN(10)) - 5 + rng.Float64()*float64(trial%2)
+		}
+		var d []float64
+		for _, b := range y {
+			for _, a := range x {
+				d = append(d, b-a)
+			}
+		}
+		want := Median(d)
+		if got, _ := HodgesLehmann(x, y, nil); got != want {
+			t.Fatalf("HodgesLehmann(%v, %v) = %v, want %v", x, y, got, want)
+		}
 	}
 }
