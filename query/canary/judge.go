@@ -100,6 +100,9 @@ func (f Float) MarshalJSON() ([]byte, error) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return []byte("null"), nil
 	}
+	if v == 0 {
+		v = 0 // no -0
+	}
 	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
 }
 
