@@ -229,6 +229,9 @@ func num(f canary.Float, format byte, prec int) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
 	}
+	if v == 0 {
+		v = 0 // no -0
+	}
 	return strconv.FormatFloat(v, format, prec, 64)
 }
 

@@ -342,7 +342,7 @@ func pct(f float64) string {
 	if math.IsInf(f, 0) {
 		return "infinitely"
 	}
-	return strconv.FormatFloat(100*f, 'f', 1, 64) + "%"
+	return strconv.FormatFloat(100*f, 'f', 2, 64) + "%"
 }
 
 func signedPct(f float64) string {
