@@ -244,3 +244,25 @@ func TestCanaryBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestCanaryDocsYAML checks that the request file of docs/canary.md is
+// one the gate accepts.
+func TestCanaryDocsYAML(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/canary.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	if !ok {
+		t.Fatal("docs/canary.md has no yaml example")
+	}
+	src, _, _ := strings.Cut(rest, "```")
+	body, err := canaryYAML([]byte(src))
+	if err != nil {
+		t.Fatalf("the documented canary.yaml: %v", err)
+	}
+	if !strings.Contains(string(body), `"critical":true`) || !strings.Contains(string(body), `"pass":75`) {
+		t.Errorf("body = %s", body)
+	}
+}
