@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,17 +38,22 @@ func TestDemoCanaryAgainstServer(t *testing.T) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	cfg := config{Sextant: "http://" + addr, Host: "127.0.0.1", Step: time.Second, RPS: 80, Fault: "none",
-		Canary: canaryConfig{Latency: 3}}
+		Canary: canaryConfig{Latency: 10}} // far beyond scheduling noise on a loaded machine
 	go func() { done <- runDemo(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
 	<-ready
+	started := time.Now()
 	time.Sleep(12 * time.Second)
+	stopped := time.Now()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	body := `{"baseline":"nf.cluster,playback-baseline,:eq","canary":"nf.cluster,playback-canary,:eq","s":"e-10s","e":"now-2s","step":"1s",
+	body := `{"baseline":"nf.cluster,playback-baseline,:eq","canary":"nf.cluster,playback-canary,:eq","s":"START","e":"END","step":"1s",
 "metrics":[{"name":"latency","q":"name,ipc.server.call,:eq,nf.app,playback,:eq,:and,:dist-avg","direction":"increase","critical":true},
 {"name":"calls","q":"name,ipc.server.call,:eq,nf.app,playback,:eq,:and,statistic,count,:eq,:and,:sum","direction":"decrease"}]}`
+	// The window of steady traffic, whenever the judgement runs.
+	body = strings.NewReplacer("START", strconv.FormatInt(started.Add(2*time.Second).UnixMilli(), 10),
+		"END", strconv.FormatInt(stopped.Add(-time.Second).UnixMilli(), 10)).Replace(body)
 	resp, err := http.Post("http://"+addr+"/api/v1/canary/judge", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
