@@ -219,3 +219,35 @@ func TestRunErrors(t *testing.T) {
 		t.Errorf("Get(bad id) = %v", err)
 	}
 }
+
+// TestRunCriticalNoData: a critical metric without data fails the run at
+// its first interval, even with every other metric healthy.
+func TestRunCriticalNoData(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now().UnixMilli()
+		j, err := New(Options{Querier: querytest.Open(t, step, t0, liveFleet(t0, 1)...), StorageStep: step})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n notified
+		r, _ := startRunner(t, j, tsdbtest.NewKV(), &n)
+		req := runRequest()
+		req.Metrics = append(req.Metrics, Metric{Name: "saturation", Q: "name,saturation,:eq,:max", Critical: true})
+		run, err := r.Start(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(11 * time.Minute)
+		synctest.Wait()
+		got, err := r.Get(context.Background(), run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != StateDone || got.Verdict != Fail || len(got.Intervals) != 1 || n.count() != 1 {
+			t.Fatalf("state %s verdict %s (%s), %d intervals, %d notified", got.State, got.Verdict, got.Reason, len(got.Intervals), n.count())
+		}
+		if m := got.Intervals[0].Answer.Metrics[2]; m.Classification != NoData {
+			t.Errorf("saturation: %s", m.Reason)
+		}
+	})
+}
