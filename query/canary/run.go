@@ -231,7 +231,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for {
+	for ctx.Err() == nil {
 		now := r.opts.Now().UnixMilli()
 		due, next := r.due(now)
 		for _, run := range due {
@@ -252,6 +252,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 	}
+	return nil
 }
 
 // due returns the runs whose next interval is at or before now, and the
