@@ -65,7 +65,23 @@ func runDemo(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- 
 	catalog(svcs["catalog"], faults)
 	recommendations(svcs["recommendations"], faults, base("catalog"))
 	playback(svcs["playback"], faults)
-	frontend(svcs["frontend"], faults, base("catalog"), base("recommendations"), base("playback"))
+	playbackURL := base("playback")
+	if cfg.Canary.enabled() {
+		u, stopCanary, err := startCanary(ctx, cfg, logger, faults, playbackURL)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return err
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			stopCanary(stopCtx)
+		}()
+		playbackURL = u
+	}
+	frontend(svcs["frontend"], faults, base("catalog"), base("recommendations"), playbackURL)
 	for _, n := range names {
 		svcs[n].serve(lns[n])
 	}

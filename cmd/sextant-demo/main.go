@@ -5,6 +5,10 @@
 // traces exported over OTLP. It fills a fresh server with realistic data.
 //
 //	sextant-demo [--sextant URL] [--otlp URL] [--step 60s] [--rps 10] [--fault NAME]
+//	             [--canary] [--canary-latency 1.3] [--canary-errors 0.05]
+//
+// The canary switches run playback-baseline and playback-canary beside
+// playback (canary.go; docs/canary.md judges them).
 //
 // Faults (also switchable at run time: curl -XPOST localhost:8080/fault -d NAME):
 //
@@ -36,6 +40,7 @@ type config struct {
 	RPS      float64       // load generator requests per second; 0 disables it
 	Duration time.Duration // run time; 0 runs until interrupted
 	Fault    string
+	Canary   canaryConfig // canary.go
 }
 
 func main() {
@@ -78,7 +83,11 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.Float64Var(&c.RPS, "rps", 10, "requests per second the load generator sends to the frontend (0: none)")
 	fs.DurationVar(&c.Duration, "duration", 0, "stop after this long (0: run until interrupted)")
 	fs.StringVar(&c.Fault, "fault", "none", "fault to inject from the start: "+faultNames())
+	canaryFlags(fs, &c.Canary)
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := c.Canary.validate(); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {

@@ -41,9 +41,26 @@ type service struct {
 
 	mu  sync.Mutex
 	rnd *rand.Rand
+
+	// A canary version (canary.go): latencies scaled by slowdown (0 = 1)
+	// and extraErrors added to the playback failure rate.
+	slowdown, extraErrors float64
 }
 
 func newService(ctx context.Context, name string, cfg config, logger *slog.Logger) (*service, error) {
+	return newServiceTagged(ctx, name, cfg, logger, nil)
+}
+
+// newServiceTagged is newService with extra common tags (nf.cluster and
+// the version of a canary), which also name its node.
+func newServiceTagged(ctx context.Context, name string, cfg config, logger *slog.Logger, extra map[string]string) (*service, error) {
+	common := map[string]string{"nf.app": name, "nf.node": name + "-1", "nf.region": "us-east-1", "nf.stack": "demo"}
+	for k, v := range extra {
+		common[k] = v
+	}
+	if c := extra["nf.cluster"]; c != "" {
+		common["nf.node"] = c + "-1"
+	}
 	s := &service{
 		name: name,
 		log:  logger.With("service", name),
@@ -55,7 +72,7 @@ func newService(ctx context.Context, name string, cfg config, logger *slog.Logge
 		URI:        strings.TrimSuffix(cfg.Sextant, "/") + "/api/v1/publish",
 		Step:       cfg.Step,
 		NoEnvTags:  true,
-		CommonTags: map[string]string{"nf.app": name, "nf.node": name + "-1", "nf.region": "us-east-1", "nf.stack": "demo"},
+		CommonTags: common,
 		Logger:     s.log,
 	})
 	if err != nil {
@@ -114,6 +131,9 @@ func (s *service) latency(median time.Duration, sigma float64) time.Duration {
 	s.mu.Lock()
 	n := s.rnd.NormFloat64()
 	s.mu.Unlock()
+	if s.slowdown > 0 {
+		median = time.Duration(float64(median) * s.slowdown)
+	}
 	return time.Duration(float64(median) * math.Exp(sigma*n))
 }
 

@@ -163,7 +163,7 @@ func playback(s *service, faults *faultSwitch) {
 		span.AddEvent("license.granted", oteltrace.WithAttributes(attribute.Int64("license.ttl_s", 3600)))
 		span.End()
 
-		failP := 0.01
+		failP := 0.01 + s.extraErrors
 		if faults.get() == faultPlaybackErrors {
 			failP = 0.4
 		}

@@ -49,6 +49,8 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		return 0
 	case "test":
 		return testRules(args[1:], stdout, stderr)
+	case "canary":
+		return runCanary(context.Background(), args[1:], lookupEnv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "sextant", version)
 		return 0
@@ -65,5 +67,6 @@ const topUsage = `Usage: sextant <command> [flags]
 Commands:
   serve     run Sextant (sextant serve --help lists its settings)
   test      run alert rule unit tests (sextant test rules FILE...)
+  canary    judge a canary against its baseline: sextant canary judge --server URL -f FILE
   version   print the version
 `

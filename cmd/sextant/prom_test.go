@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -105,11 +106,11 @@ func TestGrafanaDataSource(t *testing.T) {
 	// 3. Label names (__name__, never name), then metric names.
 	var names []string
 	env = promDo(t, "GET", base, "/api/v1/labels", url.Values{"start": {start}, "end": {end}})
-	if json.Unmarshal(env.Data, &names) != nil || !contains(names, "__name__") || !contains(names, "app") || contains(names, "name") {
+	if json.Unmarshal(env.Data, &names) != nil || !slices.Contains(names, "__name__") || !slices.Contains(names, "app") || slices.Contains(names, "name") {
 		t.Errorf("labels: %s", env.Data)
 	}
 	env = promDo(t, "GET", base, "/api/v1/label/__name__/values", url.Values{"start": {start}, "end": {end}})
-	if json.Unmarshal(env.Data, &names) != nil || !contains(names, "cpu_gauge_02") {
+	if json.Unmarshal(env.Data, &names) != nil || !slices.Contains(names, "cpu_gauge_02") {
 		t.Errorf("metric names: %s", env.Data)
 	}
 	// 4. Label values of a metric, as the label browser asks, and the
@@ -174,15 +175,6 @@ func TestGrafanaDataSource(t *testing.T) {
 	}
 	// TODO(alert): /api/v1/rules and /api/v1/alerts complete the data
 	// source's sequence; alerting/api serves and tests them.
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestRemoteWriteRoundTrip writes series the Prometheus way (remote write,

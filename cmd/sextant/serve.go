@@ -69,6 +69,7 @@ var components = []component{
 	setupSelfMetrics,
 	setupAlerting,
 	setupUI,
+	setupCanary,
 }
 
 // serve runs Sextant until ctx ends, then shuts down gracefully: stop

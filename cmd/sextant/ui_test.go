@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -215,14 +216,14 @@ func TestUIBrowser(t *testing.T) {
 	// A bad expression: the error names the word, marked where it is.
 	var mark string
 	b.run(t, "inline error", evalJS(`document.querySelector("#q").value = ""`, nil), chromedp.SendKeys("#q", "name,ui.requests,:eq,:summ", chromedp.ByQuery),
-		waitJS(`!document.querySelector('#q-error').classList.contains('hidden')`), nodeText("#q-error mark", &mark))
+		waitJS(`!document.querySelector('#q-error').classList.slices.Contains('hidden')`), nodeText("#q-error mark", &mark))
 	b.screenshot(t, "explore-error")
 	if mark != ":summ" {
 		t.Errorf("marked word = %q, want :summ", mark)
 	}
 	// Typing a bad expression is normal use: nothing in the console.
 	b.run(t, "run the bad expression", chromedp.Click("#run", chromedp.ByQuery), waitJS(`location.search.includes('summ')`),
-		waitJS(`document.querySelector('#status').textContent == '' && !document.querySelector('#q-error').classList.contains('hidden')`))
+		waitJS(`document.querySelector('#status').textContent == '' && !document.querySelector('#q-error').classList.slices.Contains('hidden')`))
 	if c := b.takeConsole(); len(c) > 0 {
 		t.Errorf("a bad expression wrote to the console: %q", c)
 	}
@@ -237,7 +238,7 @@ func TestUIBrowser(t *testing.T) {
 		t.Errorf("after Tab the expression is %q", q)
 	}
 	// Typing through a bad word and an open list asks nothing that fails.
-	b.run(t, "type more", chromedp.SendKeys("#q", ",:bogus,(,nf.app,),:by", chromedp.ByQuery), waitJS(`!document.querySelector('#q-error').classList.contains('hidden')`))
+	b.run(t, "type more", chromedp.SendKeys("#q", ",:bogus,(,nf.app,),:by", chromedp.ByQuery), waitJS(`!document.querySelector('#q-error').classList.slices.Contains('hidden')`))
 	if c := b.takeConsole(); len(c) > 0 {
 		t.Errorf("typing wrote to the console: %q", c)
 	}
@@ -245,9 +246,9 @@ func TestUIBrowser(t *testing.T) {
 	// A trace search opens a waterfall, then a span's attributes.
 	b.run(t, "search traces", chromedp.Navigate(base+"/ui/traces?service=frontend&lookback=1h"),
 		waitJS(`document.querySelectorAll('#trace-list tbody tr').length >= 6`),
-		chromedp.Click(`//a[contains(@class,'trace-link') and contains(., 'GET /home/3')]`, chromedp.BySearch),
+		chromedp.Click(`//a[slices.Contains(@class,'trace-link') and slices.Contains(., 'GET /home/3')]`, chromedp.BySearch),
 		waitJS(`location.pathname == '/ui/traces/`+ids[3]+`' && document.querySelectorAll('.wf-row').length == 4`),
-		chromedp.Click(`//div[contains(@class,'wf-row')][.//span[text()='SELECT titles']]`, chromedp.BySearch),
+		chromedp.Click(`//div[slices.Contains(@class,'wf-row')][.//span[text()='SELECT titles']]`, chromedp.BySearch),
 		waitJS(`!document.querySelector('#details').hidden`))
 	var details string
 	b.run(t, "details", nodeText("#details", &details))
@@ -302,7 +303,7 @@ func TestUIBrowser(t *testing.T) {
 	b.run(t, "marker position", evalJS(`(() => { const c = document.querySelector('#chart-box canvas'), r = c.getBoundingClientRect(), m = c.sextantChart.markers[0];
 		return {x: r.left + m.x, y: r.top + m.y, trace: m.ex.traceID}; })()`, &m))
 	b.run(t, "click marker", chromedp.MouseClickXY(m.X, m.Y), waitJS(`location.pathname == '/ui/traces/`+m.Trace+`' && document.querySelectorAll('.wf-row').length > 0`))
-	if !contains(ids, m.Trace) {
+	if !slices.Contains(ids, m.Trace) {
 		t.Errorf("exemplar trace %s is not one the test sent", m.Trace)
 	}
 
@@ -435,15 +436,6 @@ func mustLocation(t *testing.T, b *browser) string {
 
 func urlq(q string) string {
 	return strings.NewReplacer(",", "%2C", ":", "%3A", "(", "%28", ")", "%29", " ", "%20").Replace(q)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestUIToken puts a bearer-token check (as --auth-token does) in front

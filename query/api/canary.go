@@ -1,0 +1,216 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/query/canary"
+	"github.com/sextant-dev/sextant/query/stack"
+	"github.com/sextant-dev/sextant/tsdb"
+)
+
+// CanaryOptions configure the canary endpoints.
+type CanaryOptions struct {
+	Judge  *canary.Judge
+	Runner *canary.Runner
+	// MaxBody bounds a request body in bytes; default 1 MiB.
+	MaxBody int64
+	// Timeout bounds one judgement; beyond it the answer is 422. Default
+	// 30 s.
+	Timeout  time.Duration
+	Logger   *slog.Logger
+	Registry *lib.Registry
+}
+
+// Canary serves POST /api/v1/canary/judge, POST /api/v1/canary/runs and
+// GET /api/v1/canary/runs/{id} (api.md "Canary judgement").
+type Canary struct {
+	opts CanaryOptions
+}
+
+// NewCanary returns the canary endpoints.
+func NewCanary(opts CanaryOptions) (*Canary, error) {
+	if opts.Judge == nil || opts.Runner == nil {
+		return nil, errors.New("api: canary needs a judge and a runner")
+	}
+	if opts.MaxBody == 0 {
+		opts.MaxBody = 1 << 20
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = lib.NewRegistry(lib.RegistryOptions{})
+	}
+	return &Canary{opts: opts}, nil
+}
+
+// Register adds the routes to mux.
+func (c *Canary) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/canary/judge", c.judge)
+	mux.HandleFunc("POST /api/v1/canary/runs", c.startRun)
+	mux.HandleFunc("GET /api/v1/canary/runs/{id}", c.getRun)
+}
+
+func (c *Canary) judge(w http.ResponseWriter, r *http.Request) {
+	body, err := c.body(w, r)
+	if err != nil {
+		c.writeError(w, err)
+		return
+	}
+	req, err := canary.DecodeRequest(body)
+	if err != nil {
+		c.writeError(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), c.opts.Timeout)
+	defer cancel()
+	a, err := c.opts.Judge.Judge(ctx, req)
+	if err != nil {
+		c.writeError(w, err)
+		return
+	}
+	c.opts.Registry.Counter("sextant.canary.judgements", "result", a.Result).Increment()
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (c *Canary) startRun(w http.ResponseWriter, r *http.Request) {
+	body, err := c.body(w, r)
+	if err != nil {
+		c.writeError(w, err)
+		return
+	}
+	req, err := canary.DecodeRunRequest(body)
+	if err != nil {
+		c.writeError(w, err)
+		return
+	}
+	run, err := c.opts.Runner.Start(r.Context(), req)
+	if err != nil {
+		c.writeError(w, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/canary/runs/"+run.ID)
+	writeJSON(w, http.StatusCreated, map[string]string{"id": run.ID})
+}
+
+func (c *Canary) getRun(w http.ResponseWriter, r *http.Request) {
+	run, err := c.opts.Runner.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		c.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
+// body reads the request body, bounded.
+func (c *Canary) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.opts.MaxBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, &canary.FieldError{Field: "body", Msg: fmt.Sprintf("larger than %d bytes", c.opts.MaxBody), Err: err}
+	case err != nil:
+		return nil, &canary.FieldError{Field: "body", Msg: "could not be read: " + err.Error(), Err: err}
+	}
+	return b, nil
+}
+
+// canaryStatus maps an error of the canary endpoints to its status: a bad
+// field is 400, a missing run 404, too many runs 429, a limit 422, an
+// overloaded store 503; only failures of the server itself are 500.
+func canaryStatus(err error) int {
+	var fe *canary.FieldError
+	var le *tsdb.LimitError
+	switch {
+	case errors.Is(err, canary.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, canary.ErrTooMany):
+		return http.StatusTooManyRequests
+	case errors.As(err, &le), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusUnprocessableEntity
+	case errors.As(err, &fe):
+		return http.StatusBadRequest
+	case errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled):
+		return 499
+	}
+	var me *canary.MetricError
+	if errors.As(err, &me) && !errors.Is(err, tsdb.ErrCorrupt) {
+		return http.StatusBadRequest // the evaluator refused the expression
+	}
+	return http.StatusInternalServerError
+}
+
+func (c *Canary) writeError(w http.ResponseWriter, err error) {
+	code := canaryStatus(err)
+	b := errorBody{Type: "error", Message: err.Error()}
+	var fe *canary.FieldError
+	var me *canary.MetricError
+	var se *stack.Error
+	var le *tsdb.LimitError
+	switch {
+	case errors.As(err, &fe):
+		b.Param = fe.Field
+	case errors.As(err, &me):
+		b.Param = me.Field
+	}
+	if errors.As(err, &se) {
+		b.Word, b.Position, b.Token = se.Word, &se.Pos, &se.Token
+	}
+	if errors.As(err, &le) {
+		b.Limit = le.Limit
+	} else if errors.Is(err, context.DeadlineExceeded) {
+		b.Limit = "canary-time-limit"
+		b.Message = fmt.Sprintf("judgement exceeds canary-time-limit of %s", c.opts.Timeout)
+	}
+	if code >= 500 {
+		c.opts.Logger.Error("canary request failed", "err", err)
+	}
+	c.opts.Registry.Counter("sextant.canary.errors", "status", strconv.Itoa(code)).Increment()
+	writeJSON(w, code, b)
+}
+
+// Webhook returns a canary.NotifyFunc that POSTs the run as JSON to its
+// webhook URL with client (http.DefaultClient when nil); any status but
+// 2xx is an error.
+func Webhook(client *http.Client) canary.NotifyFunc {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return func(ctx context.Context, url string, run *canary.Run) error {
+		b, err := json.Marshal(run)
+		if err != nil {
+			return fmt.Errorf("encode canary run: %w", err)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("canary webhook: %w", err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "sextant-canary")
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("canary webhook: %w", err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("canary webhook: %s answered %s", url, resp.Status)
+		}
+		return nil
+	}
+}
