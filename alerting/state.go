@@ -48,6 +48,7 @@ type Instance struct {
 	FiredAt    int64   `json:"firedAt,omitempty"`    // became firing (ms)
 	ResolvedAt int64   `json:"resolvedAt,omitempty"` // became resolved (ms)
 	LastActive int64   `json:"lastActive,omitempty"` // last evaluation found active (ms)
+	KeepSince  int64   `json:"keepSince,omitempty"`  // first inactive evaluation while kept firing (ms)
 	Err        string  `json:"error,omitempty"`
 
 	traceIDs []string // exemplars found when it started firing
@@ -133,7 +134,7 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 			in = &Instance{Labels: labels, Fingerprint: fp, State: Inactive, Kind: kind}
 			rs.instances[fp] = in
 		}
-		in.Value, in.LastActive, in.Err = v, t, errMsg
+		in.Value, in.LastActive, in.Err, in.KeepSince = v, t, errMsg, 0
 		in.Annotations = rs.annotate(in)
 		switch in.State {
 		case Inactive:
@@ -201,8 +202,15 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 			delete(rs.instances, fp)
 			trs = append(trs, rs.transition(in, Pending, Inactive, t))
 		case Firing:
-			if r.KeepFiringFor > 0 && t-in.LastActive < int64(r.KeepFiringFor)/1e6 {
-				continue
+			if r.KeepFiringFor > 0 {
+				// As Prometheus: kept for keep_firing_for from the first
+				// evaluation that found it inactive.
+				if in.KeepSince == 0 {
+					in.KeepSince = t
+				}
+				if t-in.KeepSince < int64(r.KeepFiringFor)/1e6 {
+					continue
+				}
 			}
 			in.State = Resolved
 			in.ResolvedAt = t
