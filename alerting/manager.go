@@ -432,7 +432,8 @@ func (m *Manager) retire(ctx context.Context, e *ruleEntry) {
 		m.opts.Logger.Warn("delete rule state", "rule", e.key, "err", err)
 	}
 	if len(alerts) > 0 && m.opts.Notifier != nil {
-		go m.opts.Notifier.Notify(context.WithoutCancel(ctx), alerts)
+		// Notify queues and returns (its contract), so m.mu may be held.
+		m.opts.Notifier.Notify(ctx, alerts)
 	}
 }
 
