@@ -353,3 +353,57 @@ func TestHistoryRetention(t *testing.T) {
 		}
 	})
 }
+
+// TestAPIGroupsPersist: a group saved through the API is back after a
+// restart; a deleted one is not; a name clash with a file group is refused.
+func TestAPIGroupsPersist(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		kv := tsdbtest.NewKV()
+		src := &manualSource{}
+		run := func(f func(m *alerting.Manager)) {
+			m, err := alerting.New(alerting.Options{Subscribe: src.subscribe, KV: kv, Step: minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.SetFileGroups(parseGroups(t, cpuRules)); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { m.Run(ctx); close(done) }()
+			synctest.Wait()
+			f(m)
+			cancel()
+			<-done
+		}
+		ctx := context.Background()
+		run(func(m *alerting.Manager) {
+			for _, name := range []string{"saved", "gone"} {
+				g, err := alerting.ParseGroup([]byte(`{"name":"`+name+`","rules":[{"alert":"X","expr":"1"}]}`), alerting.ParseOptions{Step: minute})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := m.PutGroup(ctx, g); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := m.DeleteGroup(ctx, "gone"); err != nil {
+				t.Fatal(err)
+			}
+			clash := &alerting.Group{Name: "hosts", Rules: []*alerting.Rule{{Alert: "Y", Expr: "1"}}}
+			if err := m.PutGroup(ctx, clash); err == nil {
+				t.Error("a group named like a file group was saved")
+			}
+		})
+		run(func(m *alerting.Manager) {
+			var names []string
+			for _, g := range m.Groups() {
+				names = append(names, g.Name)
+			}
+			if diff := cmp.Diff([]string{"hosts", "saved"}, names); diff != "" {
+				t.Errorf("groups after restart (-want +got):\n%s", diff)
+			}
+		})
+	})
+}
