@@ -384,7 +384,9 @@ func (m *Manager) syncLocked() {
 			want[key] = true
 			old := m.mu.rules[key]
 			if old != nil && sameRule(old.state.rule, r) && old.group.Interval == g.Interval {
+				old.mu.Lock() // process reads the group under it
 				old.group = g
+				old.mu.Unlock()
 				continue
 			}
 			if old != nil && old.stop != nil {
@@ -474,6 +476,7 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 	started := m.started.Load()
 	e.mu.Lock()
 	rs := e.state
+	groupName := e.group.Name
 	times := stepTimes(u, step)
 	fresh := rs.lastEval == 0
 	var trs []Transition
@@ -518,7 +521,7 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 	if len(alerts) > 0 && m.opts.Notifier != nil {
 		m.opts.Notifier.Notify(ctx, alerts)
 	}
-	m.opts.Registry.Timer("alerting.groupEvaluationTime", "group", e.group.Name).Record(m.opts.Now().Sub(start))
+	m.opts.Registry.Timer("alerting.groupEvaluationTime", "group", groupName).Record(m.opts.Now().Sub(start))
 	m.evalTime.Record(m.opts.Now().Sub(start))
 }
 
@@ -604,7 +607,7 @@ func (m *Manager) addExemplars(ctx context.Context, e *ruleEntry, trs []Transiti
 		if in == nil {
 			continue
 		}
-		step := m.interval(e.group)
+		step := e.step
 		ids, err := m.opts.Exemplars(ctx, expr, tr.Labels, start-step, tr.At+step, 3)
 		if err != nil {
 			m.opts.Logger.Warn("look up exemplars", "rule", e.key, "err", err)
