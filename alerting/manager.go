@@ -27,6 +27,9 @@ type Request struct {
 
 // Line is one line of an expression over [Start, Start+len(Values)*Step).
 type Line struct {
+	// ID, when set, identifies the line for the life of the subscription,
+	// so its labels and fingerprint are computed once.
+	ID     string
 	Tags   map[string]string
 	Start  int64 // ms
 	Step   int64 // ms
@@ -398,6 +401,7 @@ func (m *Manager) syncLocked() {
 				old.mu.Lock()
 				e.state = old.state
 				e.state.rule = r
+				e.state.lines = nil // labels may have changed
 				old.mu.Unlock()
 			} else {
 				e.state = m.loadState(ctx, key, r, g.Name)
@@ -491,7 +495,7 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 		}
 		// Steps that closed before this process ran hold on missing data.
 		hold := rs.restored && t < started+step
-		trs = append(trs, rs.eval(t, samplesAt(u.Lines, t), u.Err, hold)...)
+		trs = append(trs, rs.eval(t, rs.cached(samplesAt(u.Lines, t), u.Lines), u.Err, hold)...)
 		alertsSeries = appendAlertsPoints(alertsSeries, rs, t)
 		evaluated++
 	}
@@ -552,7 +556,7 @@ func samplesAt(lines []Line, t int64) []Sample {
 		if i >= len(l.Values) {
 			continue
 		}
-		out = append(out, Sample{Tags: l.Tags, Value: l.Values[i]})
+		out = append(out, Sample{Tags: l.Tags, Value: l.Values[i], id: l.ID})
 	}
 	return out
 }

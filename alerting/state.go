@@ -82,6 +82,7 @@ type Sample struct {
 	// computed once for a line seen at many steps (backtests).
 	labels map[string]string
 	fp     string
+	id     string // the line's ID, if it has one
 }
 
 // ruleState is the state machine of one rule. It is not safe for
@@ -97,6 +98,41 @@ type ruleState struct {
 	resolvedKeep int64
 	seen         map[string]bool // scratch of eval, kept to reuse its memory
 	restored     bool            // state came from the store (a restart)
+	// lines caches the labels and fingerprint of lines with an ID.
+	lines map[string]lineInfo
+}
+
+type lineInfo struct {
+	labels map[string]string
+	fp     string
+}
+
+// maxLineCache bounds ruleState.lines; past it the cache starts over.
+const maxLineCache = 100_000
+
+// cached fills in the labels and fingerprints of samples whose lines have
+// an ID, from the cache or computing them once.
+func (rs *ruleState) cached(samples []Sample, lines []Line) []Sample {
+	if len(lines) == 0 || lines[0].ID == "" {
+		return samples
+	}
+	if rs.lines == nil || len(rs.lines) > maxLineCache {
+		rs.lines = map[string]lineInfo{}
+	}
+	for i := range samples {
+		id := samples[i].id
+		if id == "" {
+			continue
+		}
+		li, ok := rs.lines[id]
+		if !ok {
+			lb := rs.labels(samples[i].Tags)
+			li = lineInfo{labels: lb, fp: Fingerprint(lb)}
+			rs.lines[id] = li
+		}
+		samples[i].labels, samples[i].fp = li.labels, li.fp
+	}
+	return samples
 }
 
 func newRuleState(r *Rule, group string) *ruleState {
