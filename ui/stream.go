@@ -57,6 +57,10 @@ type StreamOptions struct {
 	// PingPeriod is how often a WebSocket is pinged; default 30 s. A
 	// WebSocket that sends nothing, not even a pong, for twice that is closed.
 	PingPeriod time.Duration
+	// MaxBackfillSteps bounds the steps of one subscription's backfill;
+	// default 20 000 (two weeks at 60 s). It bounds what one queued
+	// backfill message may hold.
+	MaxBackfillSteps int
 	// MaxQueryLength bounds an expression in bytes; default 16 KiB.
 	MaxQueryLength int
 	// Now is the clock; default time.Now.
@@ -85,6 +89,9 @@ func (o StreamOptions) withDefaults() StreamOptions {
 	}
 	if o.PingPeriod == 0 {
 		o.PingPeriod = 30 * time.Second
+	}
+	if o.MaxBackfillSteps == 0 {
+		o.MaxBackfillSteps = 20_000
 	}
 	if o.MaxQueryLength == 0 {
 		o.MaxQueryLength = 16 << 10

@@ -251,6 +251,14 @@ func (c *client) subscribe(m clientMessage) bool {
 		c.diagnostic(m.ID, "error", fmt.Sprintf("q: %d bytes long, limit is %d", len(m.Q), c.s.opts.MaxQueryLength))
 		return false
 	}
+	step := m.Step
+	if step == 0 {
+		step = c.s.opts.Live.StorageStep()
+	}
+	if n := m.Backfill / step; n > int64(c.s.opts.MaxBackfillSteps) {
+		c.diagnostic(m.ID, "error", fmt.Sprintf("backfill: %d steps, limit is %d: use a larger step or a shorter backfill", n, c.s.opts.MaxBackfillSteps))
+		return false
+	}
 	c.mu.Lock()
 	old := c.mu.subs[m.ID]
 	n := len(c.mu.subs)
@@ -282,10 +290,6 @@ func (c *client) subscribe(m clientMessage) bool {
 		return false
 	}
 	isLive.Store(true)
-	step := m.Step
-	if step == 0 {
-		step = c.s.opts.Live.StorageStep()
-	}
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()

@@ -312,6 +312,7 @@ func TestWebSocket(t *testing.T) {
 		}
 		send(t, conn, map[string]any{"type": "subscribe", "id": "bad", "q": "name,requests,:eq,:frobnicate"})
 		send(t, conn, map[string]any{"type": "subscribe", "id": "badstep", "q": "name,requests,:eq", "step": "90s"})
+		send(t, conn, map[string]any{"type": "subscribe", "id": "longback", "q": "name,requests,:eq", "backfill": "100d"})
 		send(t, conn, map[string]string{"type": "hello"})
 		time.Sleep(time.Duration(6*step) * time.Millisecond)
 		synctest.Wait()
@@ -328,6 +329,9 @@ func TestWebSocket(t *testing.T) {
 		}
 		if !strings.Contains(diags["bad"], ":frobnicate") || !strings.Contains(diags["bad"], "position") {
 			t.Errorf("bad expression diagnostic %q does not name the word and position", diags["bad"])
+		}
+		if !strings.HasPrefix(diags["longback"], "backfill:") {
+			t.Errorf("long backfill diagnostic %q does not name the field", diags["longback"])
 		}
 		if !strings.HasPrefix(diags["badstep"], "step:") {
 			t.Errorf("bad step diagnostic %q does not name the field", diags["badstep"])

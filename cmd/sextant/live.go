@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strings"
 
 	"github.com/sextant-dev/sextant/query/live"
@@ -32,6 +33,8 @@ func setupLive(n *node, g *runGroup) error {
 		return err
 	}
 	stream.Register(n.mux)
+	// The origins allowed to open streams may call the other APIs too.
+	n.middleware = append(n.middleware, stream.CORS)
 	// Streams end as shutdown starts: SSE responses would otherwise hold
 	// the listener's drain up until its timeout.
 	n.onShutdown = append(n.onShutdown, func() { _ = stream.Close() })
@@ -39,6 +42,15 @@ func setupLive(n *node, g *runGroup) error {
 	g.Add("stream", func() error { <-ctx.Done(); return stream.Close() }, func(error) { cancel() })
 	g.Go("live", ev.Run)
 	return nil
+}
+
+// httpHandler is n.mux inside the middleware, the first outermost.
+func (n *node) httpHandler() http.Handler {
+	var h http.Handler = n.mux
+	for i := len(n.middleware) - 1; i >= 0; i-- {
+		h = n.middleware[i](h)
+	}
+	return h
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

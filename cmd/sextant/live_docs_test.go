@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,5 +88,41 @@ func TestLiveDocsClient(t *testing.T) {
 		if want := map[bool]string{true: "60", false: "1"}[i == 0]; m[3] != want {
 			t.Errorf("line %d has %s values, want %s", i, m[3], want)
 		}
+	}
+}
+
+// TestAllowedOrigins: --allowed-origins lets a foreign origin open a
+// stream and call the APIs (CORS); other origins are refused a stream.
+func TestAllowedOrigins(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.AllowedOrigins = "https://dash.example.com, https://ops.example.com"
+	addr := startServe(t, cfg)
+	get := func(path, origin string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := get("/api/v1/stream", "https://ops.example.com"); r.StatusCode != http.StatusSwitchingProtocols {
+		t.Errorf("allowed origin: stream answered %d", r.StatusCode)
+	}
+	if r := get("/api/v1/stream", "https://evil.example.com"); r.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign origin: stream answered %d, want 403", r.StatusCode)
+	}
+	if r := get("/api/v1/tags", "https://dash.example.com"); r.Header.Get("Access-Control-Allow-Origin") != "https://dash.example.com" {
+		t.Errorf("allowed origin: tags API without CORS headers: %v", r.Header)
+	}
+	if r := get("/api/v1/tags", "https://evil.example.com"); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("foreign origin: tags API with CORS headers: %v", r.Header)
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -39,7 +41,14 @@ type liveMsg struct {
 type liveClient struct {
 	mu   sync.Mutex
 	msgs []liveMsg
-	cond chan struct{} // signalled on every message
+	lag  []time.Duration // per live timeseries message: read time - step close
+	cond chan struct{}   // signalled on every message
+}
+
+func (c *liveClient) lags() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.lag...)
 }
 
 func newLiveClient() *liveClient { return &liveClient{cond: make(chan struct{}, 1)} }
@@ -51,6 +60,9 @@ func (c *liveClient) add(data []byte) error {
 	}
 	c.mu.Lock()
 	c.msgs = append(c.msgs, m)
+	if m.Type == "timeseries" && m.End-m.Start == m.Step {
+		c.lag = append(c.lag, time.Since(time.UnixMilli(m.End-m.Step)))
+	}
 	c.mu.Unlock()
 	select {
 	case c.cond <- struct{}{}:
@@ -357,5 +369,78 @@ func TestLiveBinary(t *testing.T) {
 	start, _ := again.checkGraph(t, b.addr, "by", qs["by"])
 	if start > last {
 		t.Errorf("after the restart the stream starts at %d, the client last saw %d: a gap", start, last)
+	}
+}
+
+// TestLiveBinarySlowClient: against the real binary, a WebSocket client
+// that never reads (with a tiny receive buffer) is disconnected once its
+// queue overflows, while a second client on the same expressions keeps
+// getting every step on time.
+func TestLiveBinarySlowClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	b := runBinary(t, bin, nil, "--data-dir", t.TempDir(), "--memory-retention", "2h", "--live-delay", "300ms")
+	defer func() { b.cmd.Process.Kill(); b.cmd.Wait() }()
+	pub := startLivePublisher(b.addr)
+	defer func() { close(pub.stop); <-pub.done }()
+
+	// The slow client: a 4 KiB receive buffer, 100 subscriptions with an
+	// hour of backfill each (3 600 values per line), and no reads.
+	d := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}).DialContext}
+	slow, _, err := d.Dial("ws://"+b.addr+"/api/v1/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	q := "name,live.e2e,:eq,(,node,),:by"
+	for i := 0; i < 100; i++ {
+		msg, _ := json.Marshal(map[string]string{"type": "subscribe", "id": fmt.Sprint(i), "q": q, "backfill": "1h"})
+		if err := slow.WriteMessage(websocket.TextMessage, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fastConn, fast := dialLive(t, b.addr, map[string]any{"id": "f", "q": q})
+	defer fastConn.Close()
+	fast.waitEnd(t, 1, "f")
+	from := fast.end("f")
+
+	// Wait for the server to give up on the slow client.
+	deadline := time.Now().Add(time.Minute)
+	for liveCounter(t, b.addr, `sextant_stream_disconnects_total{reason="slow"}`) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow client was not disconnected within a minute")
+		}
+		fast.waitEnd(t, fast.end("f")+1000, "f")
+	}
+	// The fast client had every step meanwhile, each soon after it closed.
+	fast.waitEnd(t, fast.end("f")+2000, "f")
+	fast.mu.Lock()
+	steps := map[int64]int{}
+	for _, m := range fast.msgs {
+		switch m.Type {
+		case "timeseries":
+			steps[m.Start]++
+		case "diagnostic":
+			t.Errorf("fast client: %+v", m)
+		}
+	}
+	fast.mu.Unlock()
+	to := fast.end("f") - 1000 // the newest step may be half read
+	for ts := from; ts < to; ts += 1000 {
+		if steps[ts] != 2 {
+			t.Errorf("fast client: %d lines for the step at %d, want 2", steps[ts], ts)
+		}
+	}
+	for _, lag := range fast.lags() {
+		if lag > 3*time.Second {
+			t.Errorf("fast client: a step arrived %v after it closed", lag)
+		}
 	}
 }

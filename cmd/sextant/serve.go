@@ -40,6 +40,10 @@ type node struct {
 	ing   *ingest.Handler
 	live  *live.Evaluator // the live evaluator (streaming, alert rules)
 
+	// middleware wraps the --listen handler, the first outermost (CORS
+	// of --allowed-origins, ...).
+	middleware []func(http.Handler) http.Handler
+
 	// onShutdown runs when shutdown starts, before the listeners drain
 	// (long-lived streams end here rather than hold the drain up).
 	onShutdown []func()
@@ -302,7 +306,7 @@ func (n *node) listen(g *runGroup) (addrs [3]string, err error) {
 		return addrs, err
 	}
 	addrs[0] = ln.Addr().String()
-	serveHTTP(ln, "http", n.mux)
+	serveHTTP(ln, "http", n.httpHandler())
 	if n.cfg.OTLPHTTPListen != "" {
 		ln, err := bind(n.cfg.OTLPHTTPListen, "otlp/http")
 		if err != nil {

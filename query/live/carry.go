@@ -89,10 +89,8 @@ func newCarry(styles []*expr.Style, step int64) *carry {
 
 // evaluate returns the lines of r, the points after the group's last.
 func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin int64) Update {
-	start := r.Start
-	if !c.ready {
-		start = min(origin, r.Start)
-	} else {
+	start := min(origin, r.Start) // the first evaluation builds the state
+	if c.ready {
 		start = min(max(origin, r.Start-int64(c.childMem)*r.Step), r.Start)
 	}
 	if n := int((r.End - start) / r.Step); n > e.opts.MaxWindow {

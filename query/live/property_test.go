@@ -91,18 +91,29 @@ func TestLiveEqualsGraph(t *testing.T) {
 			mu sync.Mutex
 			us []Update
 		}
-		var subs []*sub
+		var subs, perStep []*sub
 		skipped := 0
 		for _, p := range programs {
 			styles, err := query.Parse(p, query.ParseOptions{})
 			if err != nil {
 				continue // an example that leaves no time series
 			}
+			s := &sub{q: p}
 			if summarizes(styles, step) {
 				skipped++
+				if memoryOf(styles, step) == 0 {
+					// Evaluated one step at a time: each step equals a
+					// graph of that one step.
+					if _, err := ev.Subscribe(t.Context(), Request{Expr: p}, func(u Update) {
+						s.mu.Lock()
+						s.us = append(s.us, u)
+						s.mu.Unlock()
+					}); err == nil {
+						perStep = append(perStep, s)
+					}
+				}
 				continue
 			}
-			s := &sub{q: p}
 			_, err = ev.Subscribe(t.Context(), Request{Expr: p, Backfill: 8 * step}, func(u Update) {
 				s.mu.Lock()
 				s.us = append(s.us, u)
@@ -181,7 +192,44 @@ func TestLiveEqualsGraph(t *testing.T) {
 			}
 			compared++
 		}
-		t.Logf("%d expressions compared (%d carrying their state), %d summarize their range", compared, carried, skipped)
+		// Range summaries: every step equals the graph of that step.
+		stepCompared := 0
+		for _, s := range perStep {
+			s.mu.Lock()
+			us := slices.Clone(s.us)
+			s.mu.Unlock()
+			styles, _ := query.Parse(s.q, query.ParseOptions{})
+			for _, u := range us {
+				res, err := engine.Eval(context.Background(), styles, eval.Range{Start: u.End - step, End: u.End, Step: step})
+				if (err != nil) != (u.Err != nil) {
+					t.Errorf("%s: live error %v, graph error %v", s.q, u.Err, err)
+				}
+				if err != nil || u.Err != nil {
+					break
+				}
+				want := map[string]float64{}
+				for _, l := range res.Lines {
+					want[lineKey(l.Label, l.Tags)] = l.Values[0]
+				}
+				if len(want) != len(u.Lines) {
+					t.Errorf("%s at %d: %d lines, graph %d", s.q, u.End, len(u.Lines), len(want))
+					continue
+				}
+				for _, l := range u.Lines {
+					w, ok := want[lineKey(l.Label, tags.FromMap(l.Tags))]
+					if v := l.Values[0]; !ok || (v != w && !(math.IsNaN(v) && math.IsNaN(w))) {
+						t.Errorf("%s at %d line %s: live %v, graph %v (%v)", s.q, u.End, l.Label, v, w, ok)
+					}
+				}
+			}
+			if len(us) == 6 {
+				stepCompared++
+			}
+		}
+		if stepCompared < 30 {
+			t.Errorf("only %d range-summarizing expressions compared step by step", stepCompared)
+		}
+		t.Logf("%d expressions compared (%d carrying their state), %d summarize their range (%d compared step by step)", compared, carried, skipped, stepCompared)
 		if carried < 30 {
 			t.Errorf("only %d expressions carry their state", carried)
 		}
