@@ -27,6 +27,9 @@ type Request struct {
 
 // Line is one line of an expression over [Start, Start+len(Values)*Step).
 type Line struct {
+	// ID, when set, identifies the line for the life of the subscription,
+	// so its labels and fingerprint are computed once.
+	ID     string
 	Tags   map[string]string
 	Start  int64 // ms
 	Step   int64 // ms
@@ -384,7 +387,9 @@ func (m *Manager) syncLocked() {
 			want[key] = true
 			old := m.mu.rules[key]
 			if old != nil && sameRule(old.state.rule, r) && old.group.Interval == g.Interval {
+				old.mu.Lock() // process reads the group under it
 				old.group = g
+				old.mu.Unlock()
 				continue
 			}
 			if old != nil && old.stop != nil {
@@ -396,6 +401,7 @@ func (m *Manager) syncLocked() {
 				old.mu.Lock()
 				e.state = old.state
 				e.state.rule = r
+				e.state.lines = nil // labels may have changed
 				old.mu.Unlock()
 			} else {
 				e.state = m.loadState(ctx, key, r, g.Name)
@@ -432,7 +438,8 @@ func (m *Manager) retire(ctx context.Context, e *ruleEntry) {
 		m.opts.Logger.Warn("delete rule state", "rule", e.key, "err", err)
 	}
 	if len(alerts) > 0 && m.opts.Notifier != nil {
-		go m.opts.Notifier.Notify(context.WithoutCancel(ctx), alerts)
+		// Notify queues and returns (its contract), so m.mu may be held.
+		m.opts.Notifier.Notify(ctx, alerts)
 	}
 }
 
@@ -473,6 +480,7 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 	started := m.started.Load()
 	e.mu.Lock()
 	rs := e.state
+	groupName := e.group.Name
 	times := stepTimes(u, step)
 	fresh := rs.lastEval == 0
 	var trs []Transition
@@ -487,7 +495,7 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 		}
 		// Steps that closed before this process ran hold on missing data.
 		hold := rs.restored && t < started+step
-		trs = append(trs, rs.eval(t, samplesAt(u.Lines, t), u.Err, hold)...)
+		trs = append(trs, rs.eval(t, rs.cached(samplesAt(u.Lines, t), u.Lines), u.Err, hold)...)
 		alertsSeries = appendAlertsPoints(alertsSeries, rs, t)
 		evaluated++
 	}
@@ -517,7 +525,7 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 	if len(alerts) > 0 && m.opts.Notifier != nil {
 		m.opts.Notifier.Notify(ctx, alerts)
 	}
-	m.opts.Registry.Timer("alerting.groupEvaluationTime", "group", e.group.Name).Record(m.opts.Now().Sub(start))
+	m.opts.Registry.Timer("alerting.groupEvaluationTime", "group", groupName).Record(m.opts.Now().Sub(start))
 	m.evalTime.Record(m.opts.Now().Sub(start))
 }
 
@@ -548,7 +556,7 @@ func samplesAt(lines []Line, t int64) []Sample {
 		if i >= len(l.Values) {
 			continue
 		}
-		out = append(out, Sample{Tags: l.Tags, Value: l.Values[i]})
+		out = append(out, Sample{Tags: l.Tags, Value: l.Values[i], id: l.ID})
 	}
 	return out
 }
@@ -603,7 +611,7 @@ func (m *Manager) addExemplars(ctx context.Context, e *ruleEntry, trs []Transiti
 		if in == nil {
 			continue
 		}
-		step := m.interval(e.group)
+		step := e.step
 		ids, err := m.opts.Exemplars(ctx, expr, tr.Labels, start-step, tr.At+step, 3)
 		if err != nil {
 			m.opts.Logger.Warn("look up exemplars", "rule", e.key, "err", err)

@@ -308,3 +308,102 @@ groups:
 		}
 	})
 }
+
+// TestHistoryRetention: transitions older than the retention are swept
+// (hourly), newer ones stay; a removed rule resolves what it had firing.
+func TestHistoryRetention(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		src := &manualSource{}
+		rec := &recorder{}
+		m, err := alerting.New(alerting.Options{Subscribe: src.subscribe, KV: tsdbtest.NewKV(), Notifier: rec, Step: minute, Retention: 30 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs := parseGroups(t, "groups:\n  - name: g\n    rules:\n      - {alert: A, expr: 'name,a,:eq'}\n")
+		m.SetFileGroups(gs)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { m.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		synctest.Wait()
+		push := func(at int64, v float64) {
+			src.push("name,a,:eq", alerting.Update{End: at + minute, Lines: []alerting.Line{{Tags: map[string]string{"name": "a"}, Start: at, Step: minute, Values: []float64{v}}}})
+			synctest.Wait()
+		}
+		push(t0, 1)        // firing at t0
+		push(t0+minute, 0) // resolved at t0+1m
+		time.Sleep(50 * time.Minute)
+		push(t0+50*minute, 1)        // firing again
+		time.Sleep(11 * time.Minute) // the hourly sweep at t0+60m
+		synctest.Wait()
+		trs, _ := m.History(ctx, "A", 0, math.MaxInt64)
+		var got []int64
+		for _, tr := range trs {
+			got = append(got, (tr.At-t0)/minute)
+		}
+		if diff := cmp.Diff([]int64{50, 50}, got); diff != "" {
+			t.Errorf("history after the sweep, minutes (-want +got):\n%s", diff)
+		}
+		// Removing the rule resolves its firing alert.
+		m.SetFileGroups(nil)
+		synctest.Wait()
+		if last := rec.last(); len(last) != 1 || !last[0].Resolved() {
+			t.Errorf("after removing the rule: %+v", last)
+		}
+	})
+}
+
+// TestAPIGroupsPersist: a group saved through the API is back after a
+// restart; a deleted one is not; a name clash with a file group is refused.
+func TestAPIGroupsPersist(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		kv := tsdbtest.NewKV()
+		src := &manualSource{}
+		run := func(f func(m *alerting.Manager)) {
+			m, err := alerting.New(alerting.Options{Subscribe: src.subscribe, KV: kv, Step: minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.SetFileGroups(parseGroups(t, cpuRules)); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { m.Run(ctx); close(done) }()
+			synctest.Wait()
+			f(m)
+			cancel()
+			<-done
+		}
+		ctx := context.Background()
+		run(func(m *alerting.Manager) {
+			for _, name := range []string{"saved", "gone"} {
+				g, err := alerting.ParseGroup([]byte(`{"name":"`+name+`","rules":[{"alert":"X","expr":"1"}]}`), alerting.ParseOptions{Step: minute})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := m.PutGroup(ctx, g); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := m.DeleteGroup(ctx, "gone"); err != nil {
+				t.Fatal(err)
+			}
+			clash := &alerting.Group{Name: "hosts", Rules: []*alerting.Rule{{Alert: "Y", Expr: "1"}}}
+			if err := m.PutGroup(ctx, clash); err == nil {
+				t.Error("a group named like a file group was saved")
+			}
+		})
+		run(func(m *alerting.Manager) {
+			var names []string
+			for _, g := range m.Groups() {
+				names = append(names, g.Name)
+			}
+			if diff := cmp.Diff([]string{"hosts", "saved"}, names); diff != "" {
+				t.Errorf("groups after restart (-want +got):\n%s", diff)
+			}
+		})
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -167,7 +168,9 @@ func EvalRange(ctx context.Context, engine *query.Engine, styles []*expr.Style, 
 	}
 	out := make([]Line, len(res.Lines))
 	for i, l := range res.Lines {
-		out[i] = Line{Tags: l.Tags.Map(), Start: start, Step: step, Values: l.Values}
+		// The presentation and the tags identify a line, as on the live
+		// evaluator.
+		out[i] = Line{ID: strconv.Itoa(l.Expr) + "|" + l.Tags.String(), Tags: l.Tags.Map(), Start: start, Step: step, Values: l.Values}
 	}
 	return out, nil
 }

@@ -2,7 +2,9 @@ package alerting_test
 
 import (
 	"errors"
+	"math"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +75,35 @@ groups:
 	if len(res) != 1 || res[0].Labels["team"] != "team-a" || res[0].Labels["severity"] != "page" || res[0].Annotations["summary"] != "a at 92.2 (Hot)" {
 		t.Errorf("instance %+v", res[0])
 	}
+}
+
+// TestForAndKeepFiring: for delays firing, keep_firing_for delays
+// resolution, a pending alert that stops being active is dropped.
+func TestForAndKeepFiring(t *testing.T) {
+	t.Parallel()
+	f := func(forD, keep time.Duration, vals []float64, want string) {
+		t.Helper()
+		r := &alerting.Rule{Alert: "A", Expr: "1", For: alerting.Duration(forD), KeepFiringFor: alerting.Duration(keep)}
+		var states []string
+		for i := range vals {
+			ins, err := alerting.BacktestLines(r, []alerting.Line{{Tags: map[string]string{"k": "v"}, Start: 0, Step: minute, Values: vals[:i+1]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := "-"
+			for _, in := range ins {
+				s = string(in.State)[:1]
+			}
+			states = append(states, s)
+		}
+		if got := strings.Join(states, ""); got != want {
+			t.Errorf("for %v keep %v over %v: %s, want %s", forD, keep, vals, got, want)
+		}
+	}
+	// i: inactive (no instance), p: pending, f: firing, r: resolved.
+	f(0, 0, []float64{0, 1, 1, 0, 0}, "-ffrr")
+	f(2*time.Minute, 0, []float64{1, 1, 1, 1, 0}, "ppffr")
+	f(2*time.Minute, 0, []float64{1, 1, 0, 1, 1, 1}, "pp-ppf")
+	f(0, 2*time.Minute, []float64{1, 0, 0, 0, 1}, "fffrf")
+	f(0, 0, []float64{1, math.NaN(), 1}, "frf")
 }

@@ -48,6 +48,7 @@ type Instance struct {
 	FiredAt    int64   `json:"firedAt,omitempty"`    // became firing (ms)
 	ResolvedAt int64   `json:"resolvedAt,omitempty"` // became resolved (ms)
 	LastActive int64   `json:"lastActive,omitempty"` // last evaluation found active (ms)
+	KeepSince  int64   `json:"keepSince,omitempty"`  // first inactive evaluation while kept firing (ms)
 	Err        string  `json:"error,omitempty"`
 
 	traceIDs []string // exemplars found when it started firing
@@ -81,6 +82,7 @@ type Sample struct {
 	// computed once for a line seen at many steps (backtests).
 	labels map[string]string
 	fp     string
+	id     string // the line's ID, if it has one
 }
 
 // ruleState is the state machine of one rule. It is not safe for
@@ -96,6 +98,41 @@ type ruleState struct {
 	resolvedKeep int64
 	seen         map[string]bool // scratch of eval, kept to reuse its memory
 	restored     bool            // state came from the store (a restart)
+	// lines caches the labels and fingerprint of lines with an ID.
+	lines map[string]lineInfo
+}
+
+type lineInfo struct {
+	labels map[string]string
+	fp     string
+}
+
+// maxLineCache bounds ruleState.lines; past it the cache starts over.
+const maxLineCache = 100_000
+
+// cached fills in the labels and fingerprints of samples whose lines have
+// an ID, from the cache or computing them once.
+func (rs *ruleState) cached(samples []Sample, lines []Line) []Sample {
+	if len(lines) == 0 || lines[0].ID == "" {
+		return samples
+	}
+	if rs.lines == nil || len(rs.lines) > maxLineCache {
+		rs.lines = map[string]lineInfo{}
+	}
+	for i := range samples {
+		id := samples[i].id
+		if id == "" {
+			continue
+		}
+		li, ok := rs.lines[id]
+		if !ok {
+			lb := rs.labels(samples[i].Tags)
+			li = lineInfo{labels: lb, fp: Fingerprint(lb)}
+			rs.lines[id] = li
+		}
+		samples[i].labels, samples[i].fp = li.labels, li.fp
+	}
+	return samples
 }
 
 func newRuleState(r *Rule, group string) *ruleState {
@@ -133,7 +170,7 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 			in = &Instance{Labels: labels, Fingerprint: fp, State: Inactive, Kind: kind}
 			rs.instances[fp] = in
 		}
-		in.Value, in.LastActive, in.Err = v, t, errMsg
+		in.Value, in.LastActive, in.Err, in.KeepSince = v, t, errMsg, 0
 		in.Annotations = rs.annotate(in)
 		switch in.State {
 		case Inactive:
@@ -201,8 +238,15 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 			delete(rs.instances, fp)
 			trs = append(trs, rs.transition(in, Pending, Inactive, t))
 		case Firing:
-			if r.KeepFiringFor > 0 && t-in.LastActive < int64(r.KeepFiringFor)/1e6 {
-				continue
+			if r.KeepFiringFor > 0 {
+				// As Prometheus: kept for keep_firing_for from the first
+				// evaluation that found it inactive.
+				if in.KeepSince == 0 {
+					in.KeepSince = t
+				}
+				if t-in.KeepSince < int64(r.KeepFiringFor)/1e6 {
+					continue
+				}
 			}
 			in.State = Resolved
 			in.ResolvedAt = t

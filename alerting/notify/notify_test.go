@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -274,6 +275,142 @@ func TestRetries(t *testing.T) {
 		ds, _ := f.log.List(ctx, time.Time{}, 0)
 		if len(ds) != 1 || ds[0].Attempts != 3 || ds[0].Outcome != "sent" {
 			t.Errorf("delivery log: %+v", ds)
+		}
+	})
+}
+
+// TestSlackAndPagerDuty: a receiver with both integrations sends a Slack
+// message and a PagerDuty trigger, then a resolve with the same dedup key;
+// max_alerts truncates a webhook.
+func TestSlackAndPagerDuty(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		bodies := map[string][]map[string]any{}
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var v map[string]any
+			json.NewDecoder(r.Body).Decode(&v)
+			mu.Lock()
+			bodies[r.Host] = append(bodies[r.Host], v)
+			mu.Unlock()
+		})
+		cfg, err := notify.ParseConfig([]byte(`
+route: {receiver: oncall, group_by: [alertname], group_wait: 0s, group_interval: 1m, repeat_interval: 4h}
+receivers:
+  - name: oncall
+    pagerduty: {routing_key: key123, url: "http://pd.example/v2/enqueue"}
+    slack: {url: "http://slack.example/hook", channel: "#ops"}
+    webhook: {url: "http://hook.example/", max_alerts: 1}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := notify.New(notify.Options{Config: cfg, KV: tsdbtest.NewKV(), ExternalURL: "http://sextant.example",
+			Client: &http.Client{Transport: handlerTransport{h}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		a, b := alert("Down", "a", time.Now(), false), alert("Down", "b", time.Now(), false)
+		a.TraceIDs = []string{"0af7651916cd43dd8448eb211c80319c"}
+		d.Notify(ctx, []*alerting.Alert{a, b})
+		time.Sleep(time.Second)
+		ra, rb := alert("Down", "a", a.StartsAt, true), alert("Down", "b", b.StartsAt, true)
+		d.Notify(ctx, []*alerting.Alert{ra, rb})
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		pd := bodies["pd.example"]
+		if len(pd) != 2 || pd[0]["event_action"] != "trigger" || pd[1]["event_action"] != "resolve" ||
+			pd[0]["dedup_key"] != pd[1]["dedup_key"] || pd[0]["routing_key"] != "key123" {
+			t.Fatalf("pagerduty events: %v", pd)
+		}
+		links, _ := pd[0]["links"].([]any)
+		if len(links) != 2 || !strings.Contains(fmt.Sprint(links), "http://sextant.example/ui/traces/0af7651916cd43dd8448eb211c80319c") {
+			t.Errorf("pagerduty links: %v", links)
+		}
+		sl := bodies["slack.example"]
+		if len(sl) != 2 || sl[0]["channel"] != "#ops" || !strings.HasPrefix(sl[0]["text"].(string), "[FIRING:2] Down") ||
+			!strings.HasPrefix(sl[1]["text"].(string), "[RESOLVED] Down") {
+			t.Errorf("slack messages: %v", sl)
+		}
+		wh := bodies["hook.example"]
+		if len(wh) != 2 || wh[0]["truncatedAlerts"] != float64(1) || len(wh[0]["alerts"].([]any)) != 1 {
+			t.Errorf("webhook with max_alerts 1: %v", wh)
+		}
+	})
+}
+
+// TestPusher: alerts go to Alertmanager at once, again every minute with
+// endsAt four minutes ahead, and a resolved one with its end for five
+// minutes, then no more.
+func TestPusher(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		type post struct {
+			at     time.Time
+			alerts []map[string]any
+		}
+		var mu sync.Mutex
+		var posts []post
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/am/api/v2/alerts" || r.Method != "POST" {
+				http.Error(w, "no", 404)
+				return
+			}
+			var v []map[string]any
+			json.NewDecoder(r.Body).Decode(&v)
+			mu.Lock()
+			posts = append(posts, post{time.Now(), v})
+			mu.Unlock()
+		})
+		p, err := notify.NewPusher(notify.PusherOptions{URLs: []string{"http://am.example/am/"}, Client: &http.Client{Transport: handlerTransport{h}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		t0 := time.Now()
+		a := alert("Down", "a", t0, false)
+		p.Notify(ctx, []*alerting.Alert{a})
+		synctest.Wait()
+		for range 3 {
+			time.Sleep(time.Minute)
+			p.Notify(ctx, []*alerting.Alert{a})
+		}
+		synctest.Wait()
+		r := alert("Down", "a", t0, true)
+		p.Notify(ctx, []*alerting.Alert{r})
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(posts) < 4 {
+			t.Fatalf("%d posts", len(posts))
+		}
+		first := posts[0]
+		ends, _ := time.Parse(time.RFC3339, first.alerts[0]["endsAt"].(string))
+		if !first.at.Equal(t0) || !ends.Equal(t0.Add(4*time.Minute)) || first.alerts[0]["generatorURL"] == "" {
+			t.Errorf("first push at %v: %v", first.at.Sub(t0), first.alerts)
+		}
+		var resolvedPosts int
+		var lastAt time.Time
+		for _, ps := range posts {
+			end, _ := time.Parse(time.RFC3339, ps.alerts[0]["endsAt"].(string))
+			if !end.After(ps.at) {
+				resolvedPosts++
+			}
+			lastAt = ps.at
+		}
+		// At once, then every minute for five minutes.
+		if resolvedPosts < 5 || resolvedPosts > 7 || lastAt.Sub(t0) > 9*time.Minute {
+			t.Errorf("resolved pushed %d times, the last at %v", resolvedPosts, lastAt.Sub(t0))
 		}
 	})
 }

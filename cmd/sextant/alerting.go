@@ -78,7 +78,7 @@ func (n *node) liveSubscribe() alerting.SubscribeFunc {
 		sub, err := n.live.Subscribe(ctx, live.Request{Expr: req.Expr, Step: req.Step, Backfill: req.Backfill}, func(u live.Update) {
 			au := alerting.Update{End: u.End, Err: u.Err, Lines: make([]alerting.Line, len(u.Lines))}
 			for i, l := range u.Lines {
-				au.Lines[i] = alerting.Line{Tags: l.Tags, Start: l.Start, Step: l.Step, Values: l.Values}
+				au.Lines[i] = alerting.Line{ID: l.ID, Tags: l.Tags, Start: l.Start, Step: l.Step, Values: l.Values}
 			}
 			sink(au)
 		})

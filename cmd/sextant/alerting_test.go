@@ -297,6 +297,24 @@ func TestAlertingEndToEnd(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"outcome":"muted"`) || !strings.Contains(body, `"outcome":"sent"`) {
 		t.Errorf("delivery log = %d %s", code, body)
 	}
+	// A silence on host a, previewed: it mutes a now, and would have
+	// muted the first page entirely and part of the later ones.
+	code, pb := doJSON(t, "POST", base+"/api/v1/alerting/silences/preview", `{"matchers":[{"name":"host","value":"a"}]}`)
+	var prev struct {
+		Alerts             []struct{ Labels map[string]string }
+		Notifications      []struct{ Whole bool }
+		MutedNotifications int
+	}
+	json.Unmarshal(pb, &prev)
+	partial := 0
+	for _, n := range prev.Notifications {
+		if !n.Whole {
+			partial++
+		}
+	}
+	if code != 200 || len(prev.Alerts) != 1 || prev.Alerts[0].Labels["host"] != "a" || prev.MutedNotifications < 1 || partial < 2 {
+		t.Errorf("preview = %d %s", code, pb)
+	}
 	// The history has every transition of host a.
 	code, body = get(t, base+"/api/v1/alerting/history?rule=HighCPU&s=now-5m")
 	var hist struct{ Transitions []alerting.Transition }
