@@ -183,7 +183,7 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 		if err := db.disk.CheckMeta(disk.Meta{Step: opts.Step, BlockSteps: opts.BlockSteps}); err != nil {
 			return nil, err
 		}
-		if db.wal, err = wal.Open(filepath.Join(dir, "wal"), wal.Options{Sync: opts.Fsync, MaxPending: opts.MaxLogBacklog,
+		if db.wal, err = wal.Open(filepath.Join(dir, "wal"), wal.Options{Sync: opts.Fsync, MaxPending: opts.MaxLogBacklog, FS: opts.FS,
 			Logger: opts.Logger, Registry: r}); err != nil {
 			return nil, err
 		}
