@@ -20,7 +20,7 @@ func TestDeps(t *testing.T) {
 		}
 		return ""
 	})
-	for _, pkg := range []string{"tsdb/tags", "tsdb/chunk", "tsdb/index", "tsdb/norm", "tsdb/wal", "tsdb/head", "tsdb/disk", "tsdb/db"} {
+	for _, pkg := range []string{"tsdb/tags", "tsdb/fatal", "tsdb/chunk", "tsdb/index", "tsdb/norm", "tsdb/wal", "tsdb/head", "tsdb/disk", "tsdb/db"} {
 		tsdbtest.CheckDeps(t, mod+pkg, func(d string) string {
 			for _, up := range []string{"query", "alerting", "ingest", "ui", "tracing", "cmd"} {
 				if strings.HasPrefix(d, mod+up) {

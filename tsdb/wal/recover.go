@@ -313,4 +313,3 @@ func repairSegment(path string, data []byte, total int64) ([]byte, []Damage, err
 	out = append(out, data[good[len(good)-1][0]:good[len(good)-1][1]]...)
 	return out, dmg, nil
 }
-
