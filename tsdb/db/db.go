@@ -192,6 +192,10 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 				db.wal.Close()
 			}
 		}()
+		// The directories just made must survive a crash too.
+		if err := syncDirs(opts.FS, dir); err != nil {
+			return nil, err
+		}
 		hopts.Log = db.wal.Log
 		hopts.LoadBlock = db.disk.Block
 	}
@@ -219,6 +223,26 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 	db.lastCkpt = opts.Now()
 	go db.maintain()
 	return db, nil
+}
+
+// syncDirs fsyncs dir and its parent, so that the entries of the store's
+// subdirectories (and of dir itself) are durable.
+func syncDirs(fs vfs.FS, dir string) error {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		f, err := fs.OpenDir(d)
+		if err != nil {
+			return fmt.Errorf("open dir %s: %w", d, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sync dir %s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // KV returns the small durable key/value store kept beside the series, in

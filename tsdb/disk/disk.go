@@ -397,3 +397,13 @@ func (r *PeriodReader) Close() error { return r.it.Close() }
 func (d *Disk) Size() uint64 {
 	return d.db.Metrics().DiskSpaceUsage()
 }
+
+// Flush writes Pebble's memtable out to a table (tests use it to put data
+// in tables).
+func (d *Disk) Flush() (err error) {
+	if err := d.Err(); err != nil {
+		return err
+	}
+	defer d.guard(&err)
+	return d.db.Flush()
+}
