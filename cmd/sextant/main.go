@@ -47,6 +47,8 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 			return 1
 		}
 		return 0
+	case "repair":
+		return repair(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "sextant", version)
 		return 0
@@ -62,5 +64,6 @@ const topUsage = `Usage: sextant <command> [flags]
 
 Commands:
   serve     run Sextant (sextant serve --help lists its settings)
+  repair    quarantine damaged parts of the write-ahead log of a stopped server, keep the rest
   version   print the version
 `
