@@ -36,6 +36,8 @@ type config struct {
 	RPS      float64       // load generator requests per second; 0 disables it
 	Duration time.Duration // run time; 0 runs until interrupted
 	Fault    string
+	// AuthToken is sent as a bearer token with metrics and traces.
+	AuthToken string
 }
 
 func main() {
@@ -78,6 +80,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.Float64Var(&c.RPS, "rps", 10, "requests per second the load generator sends to the frontend (0: none)")
 	fs.DurationVar(&c.Duration, "duration", 0, "stop after this long (0: run until interrupted)")
 	fs.StringVar(&c.Fault, "fault", "none", "fault to inject from the start: "+faultNames())
+	fs.StringVar(&c.AuthToken, "auth-token", "", "bearer token for a Sextant started with --auth-token (sent with metrics and traces)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -57,6 +57,7 @@ func newService(ctx context.Context, name string, cfg config, logger *slog.Logge
 		NoEnvTags:  true,
 		CommonTags: map[string]string{"nf.app": name, "nf.node": name + "-1", "nf.region": "us-east-1", "nf.stack": "demo"},
 		Logger:     s.log,
+		AuthToken:  cfg.AuthToken,
 	})
 	if err != nil {
 		return nil, err
@@ -69,6 +70,7 @@ func newService(ctx context.Context, name string, cfg config, logger *slog.Logge
 			ServiceName: name,
 			Attributes:  map[string]string{"service.version": "1.4.2", "deployment.environment.name": "demo", "service.namespace": "sextant-demo"},
 			NoGlobal:    true,
+			AuthToken:   cfg.AuthToken,
 		})
 		if err != nil {
 			return nil, err

@@ -35,6 +35,9 @@ var serveFlags = []flagSpec{
 	{"ingest-max-age", "1h", "datapoints older than this are rejected (future skew allowed: 5m)"},
 	{"fsync", "batch", "always | batch (group commit) | interval (fsync every 1s)"},
 	{"log-level", "info", "debug | info | warn | error"},
+	{"auth-token", "", "when set, every endpoint but /healthz requires Authorization: Bearer <token> (OTLP/gRPC: the same metadata)"},
+	{"max-series", "10000000", "most series the store holds; new series past it are rejected"},
+	{"max-series-per-name", "1000000", "most series of one name; new series past it are rejected"},
 }
 
 // config is the resolved configuration of `sextant serve`.
@@ -51,6 +54,9 @@ type config struct {
 	IngestMaxAge    time.Duration
 	Fsync           wal.SyncMode
 	LogLevel        slog.Level
+	AuthToken       string
+	MaxSeries       int
+	MaxSeriesByName int
 }
 
 // envName returns the environment variable of a setting.
@@ -152,6 +158,17 @@ func resolve(get func(string) string) (config, error) {
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("log-level"))); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	c.AuthToken = get("auth-token")
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"max-series", &c.MaxSeries}, {"max-series-per-name", &c.MaxSeriesByName}} {
+		n, err := strconv.Atoi(get(f.name))
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("--%s: %q is not a positive count", f.name, get(f.name)))
+		}
+		*f.dst = n
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("--listen: must not be empty"))

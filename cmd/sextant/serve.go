@@ -39,8 +39,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		Retention:       ms(cfg.Retention),
 		IngestMaxAge:    ms(cfg.IngestMaxAge),
 		Fsync:           cfg.Fsync,
+		MaxSeries:       cfg.MaxSeries,
 		Logger:          logger.With("component", "tsdb"),
 		Registry:        reg,
+		// --max-series-per-name
+		MaxSeriesPerName: cfg.MaxSeriesByName,
 	})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
@@ -175,7 +178,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 			wg.Wait()
 		}
 	}()
-	addr, err := serveHTTP(cfg.Listen, "http", mux)
+	addr, err := serveHTTP(cfg.Listen, "http", withAccess(cfg.AuthToken, nil, mux))
 	if err != nil {
 		return err
 	}
@@ -183,7 +186,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	if cfg.OTLPHTTPListen != "" {
 		otlpMux := http.NewServeMux()
 		ing.RegisterOTLP(otlpMux)
-		if otlpHTTPAddr, err = serveHTTP(cfg.OTLPHTTPListen, "otlp/http", otlpMux); err != nil {
+		if otlpHTTPAddr, err = serveHTTP(cfg.OTLPHTTPListen, "otlp/http", withAccess(cfg.AuthToken, nil, otlpMux)); err != nil {
 			return err
 		}
 	}
@@ -193,7 +196,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 			return fmt.Errorf("listen on %s for otlp/grpc: %w", cfg.OTLPGRPCListen, err)
 		}
 		otlpGRPCAddr = ln.Addr().String()
-		grpcSrv = grpc.NewServer(ing.GRPCServerOptions()...)
+		grpcSrv = grpc.NewServer(append(ing.GRPCServerOptions(), grpcAuth(cfg.AuthToken)...)...)
 		ing.RegisterGRPC(grpcSrv)
 		wg.Go(func() {
 			if err := grpcSrv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
