@@ -35,6 +35,12 @@ type Options struct {
 	MaxSeriesPerName      int // default 1 M
 	MaxSeriesPerQuery     int // series a fetch may read; default 1 M
 	MaxDatapointsPerQuery int // storage-step values a fetch may read; default 500 M
+	// MaxBytesPerQuery bounds the memory one fetch may hold (its scratch
+	// and its answer); default 1 GiB.
+	MaxBytesPerQuery int
+	// RegexBudget bounds the time one fetch may spend matching tag values
+	// with backtracking regexes (Java-only syntax); default 1 s.
+	RegexBudget time.Duration
 
 	// CheckpointInterval is how often the in-memory state is persisted and
 	// the WAL truncated; default 5 min.
@@ -80,6 +86,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDatapointsPerQuery == 0 {
 		o.MaxDatapointsPerQuery = 500_000_000
+	}
+	if o.MaxBytesPerQuery == 0 {
+		o.MaxBytesPerQuery = 1 << 30
+	}
+	if o.RegexBudget == 0 {
+		o.RegexBudget = time.Second
 	}
 	if o.CheckpointInterval == 0 {
 		o.CheckpointInterval = 5 * minute

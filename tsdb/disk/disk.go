@@ -59,10 +59,6 @@ type Disk struct {
 // every acknowledged write.
 var ErrFailed = fatal.ErrFailed
 
-// guard turns a fatal Pebble error raised during an operation into an
-// error; the disk has failed for good.
-func (d *Disk) guard(err *error) { d.trap.Recover(err) }
-
 // Err returns the error that failed the disk, or nil.
 func (d *Disk) Err() error { return d.trap.Err() }
 
@@ -212,7 +208,7 @@ func (b *Batch) Commit(sync bool) (err error) {
 	if err := b.d.Err(); err != nil {
 		return err
 	}
-	defer b.d.guard(&err)
+	defer b.d.trap.Recover(&err)
 	opts := pebble.NoSync
 	if sync {
 		opts = pebble.Sync
@@ -228,7 +224,7 @@ func (d *Disk) Sync() (err error) {
 	if err := d.Err(); err != nil {
 		return err
 	}
-	defer d.guard(&err)
+	defer d.trap.Recover(&err)
 	if err := d.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("sync pebble: %w", err)
 	}
@@ -241,7 +237,7 @@ func (d *Disk) scan(lower, upper []byte, fn func(k, v []byte) error) (err error)
 	if err := d.Err(); err != nil {
 		return err
 	}
-	defer d.guard(&err)
+	defer d.trap.Recover(&err)
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("open iterator: %w", err)
@@ -315,7 +311,7 @@ func (d *Disk) Block(id uint32, period int64) (_ []byte, err error) {
 	if err := d.Err(); err != nil {
 		return nil, err
 	}
-	defer d.guard(&err)
+	defer d.trap.Recover(&err)
 	v, closer, err := d.db.Get(blockKey(nil, period, id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -404,6 +400,6 @@ func (d *Disk) Flush() (err error) {
 	if err := d.Err(); err != nil {
 		return err
 	}
-	defer d.guard(&err)
+	defer d.trap.Recover(&err)
 	return d.db.Flush()
 }
