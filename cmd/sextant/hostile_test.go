@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"image/png"
 	"fmt"
 	"net/url"
 	"os"
@@ -85,6 +86,15 @@ func TestHostileQueriesBinary(t *testing.T) {
 	}
 	if regexTook > 10*time.Second {
 		t.Errorf("backtracking regex query took %v", regexTook)
+	}
+
+	// Item 7: a chart of a thousand lines stays within 4000 px a side.
+	for _, layout := range []string{"canvas", "iw", "ih", "image"} {
+		code, body := do(t, "GET", base+"/api/v1/graph?format=png&s=e-5m&w=4000&h=4000&layout="+layout+"&q=name,hostile,:eq", "", nil)
+		cfg, err := png.DecodeConfig(strings.NewReader(body))
+		if code != 200 || err != nil || cfg.Width > 4000 || cfg.Height > 4000 {
+			t.Errorf("layout=%s chart of 1000 lines: %d, %dx%d, %v", layout, code, cfg.Width, cfg.Height, err)
+		}
 	}
 
 	dup := url.QueryEscape("name,hostile,:eq,:sum" + strings.Repeat(",:dup,:add", 30))
