@@ -2,8 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"image/png"
 	"fmt"
+	"image/png"
 	"net/url"
 	"os"
 	"strconv"
