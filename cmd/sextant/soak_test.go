@@ -131,6 +131,7 @@ func TestSoak(t *testing.T) {
 		"/api/v1/graph?format=json&q=" + url.QueryEscape("name,soak.pub,:eq,series,(?=s)(s+)+x,:re,:and,:sum"),
 		"/api/v1/graph?format=png&layout=canvas&w=4000&h=4000&q=" + url.QueryEscape("name,soak.pub,:eq,(,series,pub,),:by"),
 	}
+	var hostileCodes sync.Map // "query index/status" -> *atomic.Int64
 	for w := range 2 {
 		wg.Go(func() {
 			for i := w; time.Now().Before(deadline); i++ {
@@ -138,6 +139,8 @@ func TestSoak(t *testing.T) {
 				if err != nil || code >= 500 {
 					t.Errorf("hostile query %d: %d %v %.200s", i%len(hostile), code, err, body)
 				}
+				n, _ := hostileCodes.LoadOrStore(fmt.Sprintf("q%d/%d", i%len(hostile), code), new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
 			}
 		})
 	}
@@ -187,6 +190,13 @@ func TestSoak(t *testing.T) {
 	t.Logf("soak %v: peak RSS %d MiB; publish p99 %v (%d requests, %d datapoints); small query p99 %v (%d); %d traces; %d errors",
 		d, vmHWM(t, b.cmd.Process.Pid)>>10, p99(publishLat), len(publishLat), published.Load(), p99(smallLat), len(smallLat),
 		tracesAcked.Load(), errs.Load())
+	var codes []string
+	hostileCodes.Range(func(k, v any) bool {
+		codes = append(codes, fmt.Sprintf("%s×%d", k, v.(*atomic.Int64).Load()))
+		return true
+	})
+	slices.Sort(codes)
+	t.Logf("hostile queries (query/status×count): %s", strings.Join(codes, " "))
 	if errs.Load() > 0 {
 		t.Errorf("%d requests failed", errs.Load())
 	}

@@ -36,7 +36,7 @@ type Options struct {
 	MaxSeriesPerQuery     int // series a fetch may read; default 1 M
 	MaxDatapointsPerQuery int // storage-step values a fetch may read; default 500 M
 	// MaxBytesPerQuery bounds the memory one fetch may hold (its scratch
-	// and its answer); default 1 GiB.
+	// and its answer); default 256 MiB.
 	MaxBytesPerQuery int
 	// RegexBudget bounds the time one fetch may spend matching tag values
 	// with backtracking regexes (Java-only syntax); default 1 s.
@@ -88,7 +88,7 @@ func (o Options) withDefaults() Options {
 		o.MaxDatapointsPerQuery = 500_000_000
 	}
 	if o.MaxBytesPerQuery == 0 {
-		o.MaxBytesPerQuery = 1 << 30
+		o.MaxBytesPerQuery = 256 << 20
 	}
 	if o.RegexBudget == 0 {
 		o.RegexBudget = time.Second
