@@ -95,3 +95,51 @@ func TestServerFaultIs500(t *testing.T) {
 		}
 	}
 }
+
+// blockingQuerier blocks every fetch until its context ends, and reports
+// the context's error.
+type blockingQuerier struct{ ended chan error }
+
+func (b blockingQuerier) Fetch(ctx context.Context, _ tsdb.FetchRequest) (*tsdb.SeriesSet, error) {
+	<-ctx.Done()
+	b.ended <- ctx.Err()
+	return nil, ctx.Err()
+}
+
+func (b blockingQuerier) Tags(ctx context.Context, _ tsdb.TagsRequest) ([]tsdb.TagCount, error) {
+	<-ctx.Done()
+	b.ended <- ctx.Err()
+	return nil, ctx.Err()
+}
+
+// TestClientGoneStopsQuery: the store's work is cancelled when the client
+// goes away, not at the query time limit.
+func TestClientGoneStopsQuery(t *testing.T) {
+	t.Parallel()
+	q := blockingQuerier{ended: make(chan error, 2)}
+	a, err := api.New(api.Options{Querier: q, StorageStep: 60_000, QueryTimeout: time.Hour,
+		Now: func() time.Time { return time.UnixMilli(t0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	a.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/graph?format=json&q=name,cpu,:eq,:sum", nil)
+	go func() {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	select {
+	case err := <-q.ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("fetch ended with %v, want Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fetch went on after the client left")
+	}
+}
