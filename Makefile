@@ -1,7 +1,7 @@
 # Sextant: the two commands that matter are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run demo build test bench fuzz
+.PHONY: run demo build test bench fuzz soak
 
 ## run: start Sextant with its embedded defaults (data in ./sextant-data, HTTP on :7101)
 run:
@@ -40,3 +40,10 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+## soak: the real binary under mixed load (publishes, OTLP traces, small,
+## wide-range and hostile queries) for SOAK (default 10m); reports peak RSS
+## and p99 latencies, fails if anything acknowledged is lost. Not in `make test`.
+SOAK ?= 10m
+soak:
+	SEXTANT_SOAK=$(SOAK) $(GO) test -run='^TestSoak$$' -count=1 -v -timeout 3h ./cmd/sextant

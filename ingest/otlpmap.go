@@ -136,7 +136,7 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 			switch {
 			case s.IsMonotonic() && delta:
 				c.dropped += dp.Exemplars().Len()
-				if dp.Flags().NoRecordedValue() {
+				if dp.Flags().NoRecordedValue() || c.invalid(name, checkMonotonicDelta(v)) {
 					continue
 				}
 				c.deltaRate(name, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(), v)
@@ -155,7 +155,7 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 		for i := 0; i < dps.Len(); i++ {
 			dp := dps.At(i)
 			c.dropped += dp.Exemplars().Len()
-			if dp.Flags().NoRecordedValue() {
+			if dp.Flags().NoRecordedValue() || c.invalid(name, checkHistogram(dp)) {
 				continue
 			}
 			c.clearBuckets()
@@ -186,7 +186,7 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 		for i := 0; i < dps.Len(); i++ {
 			dp := dps.At(i)
 			c.dropped += dp.Exemplars().Len()
-			if dp.Flags().NoRecordedValue() {
+			if dp.Flags().NoRecordedValue() || c.invalid(name, checkExpHistogram(dp)) {
 				continue
 			}
 			c.clearBuckets()
@@ -369,11 +369,25 @@ func (c *otlpConverter) number(name, dst string, dp pmetric.NumberDataPoint, v f
 // point validates and adds one datapoint with the current base tags, attrs,
 // the name, the dstype and extra key/value pairs.
 func (c *otlpConverter) point(name, dst string, attrs pcommon.Map, t pcommon.Timestamp, v float64, extra ...string) {
+	if c.invalid(name, checkTime("timestamp", t)) {
+		return
+	}
 	ms := int64(t) / 1e6
 	if t == 0 {
 		ms = c.now // the spec requires a time; tolerate its absence
 	}
 	c.pointMs(name, dst, attrs, ms, v, extra...)
+}
+
+// invalid rejects a datapoint of metric name for reason (and reports true),
+// or reports false when reason is empty.
+func (c *otlpConverter) invalid(name string, p problem) bool {
+	if p.reason == "" {
+		return false
+	}
+	c.reasons[p.reason]++
+	c.rej.add(func() string { return fmt.Sprintf("%s (metric=%q)", p.msg, name) })
+	return true
 }
 
 // pointMs is point with the time in Unix ms.

@@ -283,6 +283,10 @@ func (d *publishDecoder) tagMap(dst []tags.Tag) ([]tags.Tag, int, bool, error) {
 			if v, vClean, err = d.str(); err != nil {
 				return dst, n, dirty, err
 			}
+		case 'n':
+			// null is no value at all: storing it as the string "null"
+			// would make up a tag.
+			return dst, n, dirty, d.fail(fmt.Sprintf("tag %q: null is not a value; omit the tag or send a string", clip(k)))
 		default:
 			// A number or literal where a string belongs: keep its text, as
 			// lenient Atlas clients send numeric tag values.
@@ -648,4 +652,12 @@ func (d *publishDecoder) merge(dst []tags.Tag, m *metric) []tags.Tag {
 		}
 	}
 	return dst
+}
+
+// clip shortens a key echoed in a message.
+func clip(s string) string {
+	if len(s) <= 120 {
+		return s
+	}
+	return s[:120] + "…"
 }

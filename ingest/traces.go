@@ -121,13 +121,22 @@ func (h *Handler) checkSpans(td ptrace.Traces, rej *rejections, reasons map[stri
 					reason = "InvalidTraceID"
 				case s.SpanID().IsEmpty():
 					reason = "InvalidSpanID"
-				case !h.traceCounts.admit(tracing.TraceID(s.TraceID()), lim.MaxSpansPerTrace):
+				}
+				detail := ""
+				if reason == "" {
+					p := checkSpan(s)
+					reason, detail = p.reason, p.msg
+				}
+				if reason == "" && !h.traceCounts.admit(tracing.TraceID(s.TraceID()), lim.MaxSpansPerTrace) {
 					reason = "TraceSpanLimit"
 				}
 				if reason != "" {
 					reasons[reason]++
 					rej.add(func() string {
 						tid := s.TraceID()
+						if detail != "" {
+							return fmt.Sprintf("%s: %s (trace=%s, span=%q)", reason, detail, hex.EncodeToString(tid[:]), s.Name())
+						}
 						return fmt.Sprintf("%s (trace=%s, span=%q)", reason, hex.EncodeToString(tid[:]), s.Name())
 					})
 					return true

@@ -48,6 +48,9 @@ type PublisherOptions struct {
 	Logger *slog.Logger
 	// Clock tells the time; default time.Now.
 	Clock func() time.Time
+	// AuthToken, when set, is sent as "Authorization: Bearer <AuthToken>"
+	// (a server started with --auth-token requires it).
+	AuthToken string
 }
 
 func (o PublisherOptions) withDefaults() PublisherOptions {
@@ -331,6 +334,9 @@ func (p *Publisher) post(ctx context.Context, body []byte) (code int, retryAfter
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Content-Encoding", "gzip")
+	if p.opts.AuthToken != "" {
+		req.Header.Set("Authorization", "Bearer "+p.opts.AuthToken)
+	}
 	resp, err := p.opts.Client.Do(req)
 	if err != nil {
 		return 0, 0, 0, err

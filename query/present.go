@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -183,7 +182,7 @@ func applySed(prog, label string) (string, error) {
 			if len(args) >= 2 {
 				re, err := regexp.Compile(args[len(args)-2])
 				if err != nil {
-					return "", fmt.Errorf("legend search pattern: %w", err)
+					return "", &eval.UserError{Msg: "legend search pattern: " + err.Error()}
 				}
 				label = re.ReplaceAllString(label, javaReplacement(args[len(args)-1]))
 			}

@@ -273,13 +273,17 @@ var (
 
 // LimitError reports a query that would exceed a limit.
 type LimitError struct {
-	Limit string // the option's name, e.g. "max-series-per-query"
-	Max   int
-	Got   int // the amount the query needed (at least)
+	Limit  string // the option's name, e.g. "max-series-per-query"
+	Max    int
+	Got    int    // the amount the query needed (at least)
+	Detail string // optional: what ran out, for the user
 }
 
 // Error implements error.
 func (e *LimitError) Error() string {
+	if e.Detail != "" {
+		return fmt.Sprintf("tsdb: query exceeds %s (limit %d): %s", e.Limit, e.Max, e.Detail)
+	}
 	return fmt.Sprintf("tsdb: query exceeds %s: needs at least %d, limit is %d", e.Limit, e.Got, e.Max)
 }
 

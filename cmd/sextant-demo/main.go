@@ -41,6 +41,8 @@ type config struct {
 	Duration time.Duration // run time; 0 runs until interrupted
 	Fault    string
 	Canary   canaryConfig // canary.go
+	// AuthToken is sent as a bearer token with metrics and traces.
+	AuthToken string
 }
 
 func main() {
@@ -84,6 +86,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&c.Duration, "duration", 0, "stop after this long (0: run until interrupted)")
 	fs.StringVar(&c.Fault, "fault", "none", "fault to inject from the start: "+faultNames())
 	canaryFlags(fs, &c.Canary)
+	fs.StringVar(&c.AuthToken, "auth-token", "", "bearer token for a Sextant started with --auth-token (sent with metrics and traces)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -74,6 +74,7 @@ func newServiceTagged(ctx context.Context, name string, cfg config, logger *slog
 		NoEnvTags:  true,
 		CommonTags: common,
 		Logger:     s.log,
+		AuthToken:  cfg.AuthToken,
 	})
 	if err != nil {
 		return nil, err
@@ -86,6 +87,7 @@ func newServiceTagged(ctx context.Context, name string, cfg config, logger *slog
 			ServiceName: name,
 			Attributes:  map[string]string{"service.version": "1.4.2", "deployment.environment.name": "demo", "service.namespace": "sextant-demo"},
 			NoGlobal:    true,
+			AuthToken:   cfg.AuthToken,
 		})
 		if err != nil {
 			return nil, err

@@ -41,6 +41,9 @@ var serveFlags = []flagSpec{
 	{"alerting-config", "", "YAML file with notification route and receivers"},
 	{"alertmanager-url", "", "comma-separated Alertmanager base URLs; active alerts are also pushed to their /api/v2/alerts"},
 	{"external-url", "", "the URL users reach Sextant at, for links in notifications (default http://<hostname>:<port>)"},
+	{"auth-token", "", "when set, every endpoint but /healthz requires Authorization: Bearer <token> (OTLP/gRPC: the same metadata)"},
+	{"max-series", "10000000", "most series the store holds; new series past it are rejected"},
+	{"max-series-per-name", "1000000", "most series of one name; new series past it are rejected"},
 }
 
 // config is the resolved configuration of `sextant serve`.
@@ -60,6 +63,9 @@ type config struct {
 	LiveDelay       time.Duration
 	AllowedOrigins  string // comma-separated
 	Alerting        alertingConfig
+	AuthToken       string
+	MaxSeries       int
+	MaxSeriesByName int
 }
 
 // envName returns the environment variable of a setting.
@@ -166,6 +172,17 @@ func resolve(get func(string) string) (config, error) {
 	}
 	if c.Alerting, err = resolveAlerting(get); err != nil {
 		errs = append(errs, err)
+	}
+	c.AuthToken = get("auth-token")
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"max-series", &c.MaxSeries}, {"max-series-per-name", &c.MaxSeriesByName}} {
+		n, err := strconv.Atoi(get(f.name))
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("--%s: %q is not a positive count", f.name, get(f.name)))
+		}
+		*f.dst = n
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("--listen: must not be empty"))

@@ -44,9 +44,11 @@ func setupLive(n *node, g *runGroup) error {
 	return nil
 }
 
-// httpHandler is n.mux inside the middleware, the first outermost.
-func (n *node) httpHandler() http.Handler {
-	var h http.Handler = n.mux
+// httpHandler is n.mux inside the middleware, the first outermost, with
+// inner (the access check) closest to the mux: a CORS preflight is
+// answered before it, as browsers send no credentials with one.
+func (n *node) httpHandler(inner func(http.Handler) http.Handler) http.Handler {
+	h := inner(n.mux)
 	for i := len(n.middleware) - 1; i >= 0; i-- {
 		h = n.middleware[i](h)
 	}

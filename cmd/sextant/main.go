@@ -51,6 +51,8 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		return testRules(args[1:], stdout, stderr)
 	case "canary":
 		return runCanary(context.Background(), args[1:], lookupEnv, stdout, stderr)
+	case "repair":
+		return repair(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "sextant", version)
 		return 0
@@ -68,5 +70,6 @@ Commands:
   serve     run Sextant (sextant serve --help lists its settings)
   test      run alert rule unit tests (sextant test rules FILE...)
   canary    judge a canary against its baseline: sextant canary judge --server URL -f FILE
+  repair    quarantine damaged parts of the write-ahead log of a stopped server, keep the rest
   version   print the version
 `

@@ -22,6 +22,7 @@ import (
 	traceapi "github.com/sextant-dev/sextant/tracing/api"
 	"github.com/sextant-dev/sextant/tracing/spanstore"
 	"github.com/sextant-dev/sextant/tsdb/db"
+	"github.com/sextant-dev/sextant/ui"
 )
 
 // shutdownTimeout bounds how long in-flight requests may take to finish.
@@ -132,8 +133,11 @@ func (n *node) openStores() (err error) {
 		Retention:       ms(cfg.Retention),
 		IngestMaxAge:    ms(cfg.IngestMaxAge),
 		Fsync:           cfg.Fsync,
+		MaxSeries:       cfg.MaxSeries,
 		Logger:          n.logger.With("component", "tsdb"),
 		Registry:        n.reg,
+		// --max-series-per-name
+		MaxSeriesPerName: cfg.MaxSeriesByName,
 	})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
@@ -308,14 +312,14 @@ func (n *node) listen(g *runGroup) (addrs [3]string, err error) {
 		return addrs, err
 	}
 	addrs[0] = ln.Addr().String()
-	serveHTTP(ln, "http", n.httpHandler())
+	serveHTTP(ln, "http", n.httpHandler(withAccess(n.cfg.AuthToken, splitList(n.cfg.AllowedOrigins), ui.Public)))
 	if n.cfg.OTLPHTTPListen != "" {
 		ln, err := bind(n.cfg.OTLPHTTPListen, "otlp/http")
 		if err != nil {
 			return addrs, err
 		}
 		addrs[1] = ln.Addr().String()
-		serveHTTP(ln, "otlp/http", n.otlpMux)
+		serveHTTP(ln, "otlp/http", withAccess(n.cfg.AuthToken, nil, nil)(n.otlpMux))
 	}
 	if n.cfg.OTLPGRPCListen != "" {
 		ln, err := bind(n.cfg.OTLPGRPCListen, "otlp/grpc")
@@ -323,7 +327,7 @@ func (n *node) listen(g *runGroup) (addrs [3]string, err error) {
 			return addrs, err
 		}
 		addrs[2] = ln.Addr().String()
-		n.grpc = grpc.NewServer(n.ing.GRPCServerOptions()...)
+		n.grpc = grpc.NewServer(append(n.ing.GRPCServerOptions(), grpcAuth(n.cfg.AuthToken)...)...)
 		n.ing.RegisterGRPC(n.grpc)
 		g.Add("otlp/grpc", func() error {
 			if err := n.grpc.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

@@ -53,6 +53,9 @@ type Options struct {
 	BatchTimeout time.Duration
 	// NoGlobal leaves the global TracerProvider and propagator alone.
 	NoGlobal bool
+	// AuthToken, when set, is sent as "Authorization: Bearer <AuthToken>"
+	// with every export (a server started with --auth-token requires it).
+	AuthToken string
 }
 
 // Setup builds a TracerProvider exporting to Sextant with the service's
@@ -69,7 +72,11 @@ func Setup(ctx context.Context, opts Options) (*sdktrace.TracerProvider, error) 
 		if err != nil {
 			return nil, err
 		}
-		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(u), otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
+		eo := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(u), otlptracehttp.WithCompression(otlptracehttp.GzipCompression)}
+		if opts.AuthToken != "" {
+			eo = append(eo, otlptracehttp.WithHeaders(map[string]string{"Authorization": "Bearer " + opts.AuthToken}))
+		}
+		exp, err = otlptracehttp.New(ctx, eo...)
 		if err != nil {
 			return nil, fmt.Errorf("trace: exporter: %w", err)
 		}

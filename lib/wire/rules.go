@@ -2,6 +2,7 @@ package wire
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -117,9 +118,9 @@ func (r *Rules) Validate(ts []Tag) (reason, msg string) {
 func (r *Rules) CheckTag(k, v string, checkChars bool) (reason, msg string) {
 	switch n := len(k); {
 	case n > r.KeyMax:
-		return ReasonKeyLength, fmt.Sprintf("key too long: [%s] (%d > %d)", k, n, r.KeyMax)
+		return ReasonKeyLength, fmt.Sprintf("key too long: [%s] (%d > %d)", clip(k), n, r.KeyMax)
 	case n < r.KeyMin:
-		return ReasonKeyLength, fmt.Sprintf("key too short: [%s] (%d < %d)", k, n, r.KeyMin)
+		return ReasonKeyLength, fmt.Sprintf("key too short: [%s] (%d < %d)", clip(k), n, r.KeyMin)
 	}
 	lo, hi := r.ValueMin, r.ValueMax
 	if k == NameKey {
@@ -127,20 +128,20 @@ func (r *Rules) CheckTag(k, v string, checkChars bool) (reason, msg string) {
 	}
 	switch n := len(v); {
 	case n > hi:
-		return ReasonValueLength, fmt.Sprintf("value too long: %s = [%s] (%d > %d)", k, v, n, hi)
+		return ReasonValueLength, fmt.Sprintf("value too long: %s = [%s] (%d > %d)", clip(k), clip(v), n, hi)
 	case n < lo:
-		return ReasonValueLength, fmt.Sprintf("value too short: %s = [%s] (%d < %d)", k, v, n, lo)
+		return ReasonValueLength, fmt.Sprintf("value too short: %s = [%s] (%d < %d)", clip(k), clip(v), n, lo)
 	}
 	if checkChars && !r.ValidChars(k) {
-		return ReasonCharacters, fmt.Sprintf("invalid characters in key: [%s] ([%s] are allowed)", k, r.Chars)
+		return ReasonCharacters, fmt.Sprintf("invalid characters in key: [%s] ([%s] are allowed)", clip(k), r.Chars)
 	}
 	if checkChars && !r.ValidChars(v) {
-		return ReasonCharacters, fmt.Sprintf("invalid characters in value: %s = [%s] ([%s] are allowed)", k, v, r.Chars)
+		return ReasonCharacters, fmt.Sprintf("invalid characters in value: %s = [%s] ([%s] are allowed)", clip(k), clip(v), r.Chars)
 	}
 	if r.maybeReserved(k) {
 		for _, p := range r.reservedPrefixesList {
 			if strings.HasPrefix(k, p) && !r.reservedKeys[k] {
-				return ReasonReserved, fmt.Sprintf("invalid key for reserved prefix '%s': %s", p, k)
+				return ReasonReserved, fmt.Sprintf("invalid key for reserved prefix '%s': %s", p, clip(k))
 			}
 		}
 	}
@@ -190,4 +191,18 @@ func (r *Rules) Sanitize(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// clip shortens a key or value echoed in a message: a rejected 10 MB value
+// must not come back whole.
+func clip(s string) string {
+	const max = 300 // above every length limit, so Atlas-exact messages stay whole
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && s[i]&0xc0 == 0x80 { // not in the middle of a UTF-8 sequence
+		i--
+	}
+	return s[:i] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }

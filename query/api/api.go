@@ -135,25 +135,26 @@ type errorBody struct {
 	Limit    string `json:"limit,omitempty"`
 }
 
-// statusOf maps an error to its HTTP status: user mistakes are 400,
-// limits 422, an overloaded or closed store 503; only failures of the
-// server itself are 500.
+// statusOf maps an error to its HTTP status: the user's mistakes (typed:
+// parameters, the expression, its evaluation) are 400, limits 422, an
+// overloaded or closed store 503; anything else is the server's fault, a
+// 500 (and logged).
 func statusOf(err error) int {
 	var le *tsdb.LimitError
 	var pe *paramError
+	var se *stack.Error
+	var ue *eval.UserError
 	switch {
-	case errors.As(err, &pe):
-		return http.StatusBadRequest
 	case errors.As(err, &le), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusUnprocessableEntity
+	case errors.As(err, &pe), errors.As(err, &se), errors.As(err, &ue):
+		return http.StatusBadRequest
 	case errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, tsdb.ErrCorrupt):
-		return http.StatusInternalServerError
 	case errors.Is(err, context.Canceled):
 		return 499 // the client went away
 	}
-	return http.StatusBadRequest
+	return http.StatusInternalServerError
 }
 
 // errorOf renders an error for the client.
@@ -178,13 +179,28 @@ func (a *API) errorOf(err error) (int, errorBody) {
 		b.Message = fmt.Sprintf("query exceeds query-time-limit of %s", a.opts.QueryTimeout)
 	}
 	if code >= 500 {
-		a.opts.Logger.Error("query failed", "err", err)
+		b.Message = "internal error: " + err.Error()
 	}
 	return code, b
 }
 
+// writeError answers err; see fail to log server faults with the request.
 func (a *API) writeError(w http.ResponseWriter, err error) {
 	code, b := a.errorOf(err)
+	if code >= 500 {
+		a.opts.Logger.Error("query failed", "err", err)
+	}
+	a.reg.Counter("sextant.query.errors", "status", strconv.Itoa(code)).Increment()
+	writeJSON(w, code, b)
+}
+
+// fail answers err for request r; a server fault (500) is logged with the
+// request.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, b := a.errorOf(err)
+	if code >= 500 {
+		a.opts.Logger.Error("query failed", "method", r.Method, "url", r.URL.String(), "remote", r.RemoteAddr, "err", err)
+	}
 	a.reg.Counter("sextant.query.errors", "status", strconv.Itoa(code)).Increment()
 	writeJSON(w, code, b)
 }

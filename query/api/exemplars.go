@@ -50,19 +50,19 @@ type exemplarLine struct {
 // (service.name, operation, span.kind, status.code).
 func (a *API) exemplars(w http.ResponseWriter, r *http.Request) {
 	if a.opts.Exemplars == nil {
-		a.writeError(w, badParam("q", "this server keeps no exemplars"))
+		a.fail(w, r, badParam("q", "this server keeps no exemplars"))
 		return
 	}
 	g, err := a.parseGraph(r.URL.Query(), "json")
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.opts.QueryTimeout)
 	defer cancel()
 	res, err := a.engine.Eval(ctx, g.styles, g.rng)
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	step := g.rng.Step
@@ -70,7 +70,7 @@ func (a *API) exemplars(w http.ResponseWriter, r *http.Request) {
 	// the end of their storage step.
 	exs, err := a.opts.Exemplars(ctx, g.rng.Start-step+1, g.rng.End-step+1)
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	// Which styles each exemplar series is behind: decided once per series.

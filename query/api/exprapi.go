@@ -52,12 +52,12 @@ func describeAll(items []any) []item {
 func (a *API) exprParse(w http.ResponseWriter, r *http.Request) {
 	q, err := a.queryParam(r)
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	c, err := query.Exec(q, query.ParseOptions{TZ: a.opts.DefaultTZ, Unstable: r.URL.Query().Get("features") == "unstable"})
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"q": q, "stack": describeAll(c.Result())})
@@ -67,7 +67,7 @@ func (a *API) exprParse(w http.ResponseWriter, r *http.Request) {
 func (a *API) exprDebug(w http.ResponseWriter, r *http.Request) {
 	q, err := a.queryParam(r)
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	type step struct {
@@ -83,7 +83,7 @@ func (a *API) exprDebug(w http.ResponseWriter, r *http.Request) {
 		},
 	})
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, steps)
@@ -94,12 +94,12 @@ func (a *API) exprDebug(w http.ResponseWriter, r *http.Request) {
 func (a *API) exprNormalize(w http.ResponseWriter, r *http.Request) {
 	q, err := a.queryParam(r)
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	styles, err := query.Parse(q, query.ParseOptions{TZ: a.opts.DefaultTZ})
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	out := make([]string, len(styles))
@@ -114,12 +114,12 @@ func (a *API) exprNormalize(w http.ResponseWriter, r *http.Request) {
 func (a *API) exprQueries(w http.ResponseWriter, r *http.Request) {
 	q, err := a.queryParam(r)
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	styles, err := query.Parse(q, query.ParseOptions{TZ: a.opts.DefaultTZ})
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	out := []string{}
@@ -166,7 +166,7 @@ func (a *API) exprComplete(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q := v.Get("q")
 	if len(q) > a.opts.MaxQueryLength {
-		a.writeError(w, badParam("q", "%d bytes long, limit is %d", len(q), a.opts.MaxQueryLength))
+		a.fail(w, r, badParam("q", "%d bytes long, limit is %d", len(q), a.opts.MaxQueryLength))
 		return
 	}
 	done, prefix := "", q
@@ -176,7 +176,7 @@ func (a *API) exprComplete(w http.ResponseWriter, r *http.Request) {
 	prefix = strings.TrimSpace(prefix)
 	c, err := query.Interpreter().Execute(done, stack.Options{Vars: map[string]any{"tz": a.opts.DefaultTZ}})
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	st := c.Stack
@@ -200,7 +200,7 @@ func (a *API) exprComplete(w http.ResponseWriter, r *http.Request) {
 	}
 	if !strings.HasPrefix(prefix, ":") {
 		if err := a.completeTags(r.Context(), st, prefix, &out); err != nil {
-			a.writeError(w, err)
+			a.fail(w, r, err)
 			return
 		}
 	}

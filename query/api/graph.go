@@ -54,7 +54,7 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 			a.writeErrorImage(w, v, err)
 			return
 		}
-		a.writeError(w, err)
+		a.fail(w, r, err)
 	}
 }
 
@@ -86,7 +86,10 @@ func (a *API) parseGraph(v url.Values, format string) (*graphRequest, error) {
 	g.start, g.end, g.loc = s, e, loc
 	var reqStep int64
 	if st := v.Get("step"); st != "" {
-		if reqStep, err = expr.ParseDuration(st); err != nil || reqStep <= 0 {
+		if reqStep, err = expr.ParseDuration(st); err != nil {
+			return nil, badParam("step", "%v", err)
+		}
+		if reqStep <= 0 {
 			return nil, badParam("step", "%q is not a positive duration such as 1m or PT5M", st)
 		}
 	}

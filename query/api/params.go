@@ -103,7 +103,21 @@ func axisParam(v url.Values, name string, axis int) string {
 }
 
 // axes reads the per-axis settings (u, l, scale, o, stack, ylabel, palette).
+// axisParams are the graph parameters that take an axis suffix (.0, .1 ...).
+var axisParams = map[string]bool{"u": true, "l": true, "scale": true, "ylabel": true, "palette": true, "o": true, "stack": true}
+
 func axes(v url.Values) ([]chart.Axis, error) {
+	// Per-axis parameters name an axis that exists: stack.99 or ylabel.5
+	// is a mistake, not something to ignore.
+	for name := range v {
+		base, idx, ok := strings.Cut(name, ".")
+		if !ok || !axisParams[base] {
+			continue
+		}
+		if i, err := strconv.Atoi(idx); err != nil || i < 0 || i >= expr.MaxAxes {
+			return nil, badParam(name, "no axis %q: axes are numbered 0 to %d", idx, expr.MaxAxes-1)
+		}
+	}
 	out := make([]chart.Axis, expr.MaxAxes)
 	for i := range out {
 		a := chart.Axis{

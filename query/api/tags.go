@@ -21,30 +21,30 @@ func (a *API) tags(w http.ResponseWriter, r *http.Request) {
 	req := tsdb.TagsRequest{Key: key, After: v.Get("offset")}
 	limit, err := intParam(v, "limit", MaxTagsLimit, 1, 1<<30)
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	req.Limit = min(limit, MaxTagsLimit)
 	if q := v.Get("q"); q != "" {
 		if len(q) > a.opts.MaxQueryLength {
-			a.writeError(w, badParam("q", "%d bytes long, limit is %d", len(q), a.opts.MaxQueryLength))
+			a.fail(w, r, badParam("q", "%d bytes long, limit is %d", len(q), a.opts.MaxQueryLength))
 			return
 		}
 		if req.Query, err = query.ParseQuery(q); err != nil {
-			a.writeError(w, err)
+			a.fail(w, r, err)
 			return
 		}
 	}
 	format := v.Get("format")
 	if format != "" && format != "json" && format != "txt" {
-		a.writeError(w, badParam("format", "unknown format %q; use json or txt", format))
+		a.fail(w, r, badParam("format", "unknown format %q; use json or txt", format))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.opts.QueryTimeout)
 	defer cancel()
 	got, err := a.opts.Querier.Tags(ctx, req)
 	if err != nil {
-		a.writeError(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	verbose := boolParam(v, "verbose")

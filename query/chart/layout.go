@@ -2,6 +2,7 @@ package chart
 
 import (
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -96,6 +97,33 @@ func (c *Chart) computeLayout(lines []Line, scales []*scale) layout {
 				lay.plotH = H - lay.titleH - lay.timeH
 			}
 		}
+		// The image grows around the plot, but never past MaxSide on a
+		// side: the plot shrinks to fit, and the legend shows what fits
+		// with a "… N more" row.
+		if c.Layout != "iw" {
+			lay.plotW = math.Min(lay.plotW, MaxSide-lay.leftW-right)
+		}
+		if c.Layout != "ih" {
+			fixed := lay.titleH + padding + lay.timeH
+			lay.plotH = math.Min(lay.plotH, MaxSide-fixed)
+			if lay.legend && fixed+lay.plotH+lay.legendH > MaxSide {
+				// The legend may take up to half of what is left; the plot
+				// keeps the rest.
+				lay.plotH = math.Max(MaxSide-fixed-lay.legendH, math.Min(lay.plotH, (MaxSide-fixed)/2))
+			}
+			if lay.legend {
+				room := MaxSide - fixed - lay.plotH
+				n := len(entries)
+				for n > 0 && legendH(n, lay.stats)+extraRow(n, len(entries)) > room {
+					n--
+				}
+				lay.legendShown = n
+				lay.legendH = legendH(n, lay.stats) + extraRow(n, len(entries))
+				if n == 0 {
+					lay.legend, lay.legendH = false, 0
+				}
+			}
+		}
 	default:
 		lay.plotW = W - lay.leftW - right
 		lay.plotH = H - lay.titleH - lay.timeH
@@ -151,7 +179,10 @@ func (c *Chart) computeLayout(lines []Line, scales []*scale) layout {
 	return lay
 }
 
-// extraRow is the "... and n more" row when the legend is cut.
+// MaxSide is the most pixels of a chart on each side, legend included.
+const MaxSide = 4000
+
+// extraRow is the "… N more" row when the legend is cut.
 func extraRow(shown, total int) float64 {
 	if shown < total {
 		return legendRowH
@@ -279,7 +310,7 @@ func (c *Chart) drawLegend(s *Scene, lay layout, th theme, lines []Line) {
 		y += legendRowH
 	}
 	if lay.legendShown < lay.legendTotal {
-		s.add(Text{X: x, Y: y + ascent, S: "... and " + plural(lay.legendTotal-lay.legendShown, "more line"), Color: th.fg})
+		s.add(Text{X: x, Y: y + ascent, S: "… " + strconv.Itoa(lay.legendTotal-lay.legendShown) + " more", Color: th.fg})
 	}
 }
 

@@ -184,7 +184,7 @@ func (x *run) eval(e expr.TimeSeriesExpr) ([]Series, error) {
 	case *expr.Stat:
 		out, err = x.stat(n)
 	case *expr.StatRef:
-		err = fmt.Errorf(":stat-%s can only be used inside the condition of :filter", n.Stat)
+		err = userErrorf(":stat-%s can only be used inside the condition of :filter", n.Stat)
 	case *expr.Filter:
 		out, err = x.filter(n)
 	case *expr.Priority:

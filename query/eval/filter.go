@@ -2,7 +2,6 @@ package eval
 
 import (
 	"cmp"
-	"fmt"
 	"math"
 	"slices"
 
@@ -107,7 +106,7 @@ func (x *run) filter(f *expr.Filter) ([]Series, error) {
 	}
 	if !expr.IsGrouped(f.Cond) {
 		if len(conds) != 1 {
-			return nil, fmt.Errorf("filter condition %s has %d lines, want 1", f.Cond, len(conds))
+			return nil, userErrorf("filter condition %s has %d lines, want 1", f.Cond, len(conds))
 		}
 		if anyTrue(conds[0].Values) {
 			return in, nil

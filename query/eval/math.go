@@ -101,7 +101,7 @@ func timeField(mode string) (func(t int64) float64, error) {
 	case "MILLI_OF_SECOND":
 		return func(t int64) float64 { return float64(t - floorDiv(t, 1000)*1000) }, nil
 	}
-	return nil, fmt.Errorf("unknown time mode %q", mode)
+	return nil, userErrorf("unknown time mode %q", mode)
 }
 
 func floorDiv(a, b int64) int64 {
@@ -119,7 +119,7 @@ func (x *run) timeSpan(ts *expr.TimeSpan) ([]Series, error) {
 	if ts.Zone != "" {
 		l, err := time.LoadLocation(ts.Zone)
 		if err != nil {
-			return nil, fmt.Errorf("invalid time zone %q for :time-span: %w", ts.Zone, err)
+			return nil, userErrorf("invalid time zone %q for :time-span: %v", ts.Zone, err)
 		}
 		loc = l
 	}
@@ -128,11 +128,11 @@ func (x *run) timeSpan(ts *expr.TimeSpan) ([]Series, error) {
 	sRel, eRel := refersTo(ts.Start, "e"), refersTo(ts.End, "s")
 	switch {
 	case sRel && eRel:
-		return nil, fmt.Errorf("time span start %q and end %q are relative to each other", ts.Start, ts.End)
+		return nil, userErrorf("time span start %q and end %q are relative to each other", ts.Start, ts.End)
 	case refersTo(ts.Start, "s"):
-		return nil, fmt.Errorf("time span start %q is relative to itself", ts.Start)
+		return nil, userErrorf("time span start %q is relative to itself", ts.Start)
 	case refersTo(ts.End, "e"):
-		return nil, fmt.Errorf("time span end %q is relative to itself", ts.End)
+		return nil, userErrorf("time span end %q is relative to itself", ts.End)
 	}
 	var s, e int64
 	var err error
@@ -148,10 +148,10 @@ func (x *run) timeSpan(ts *expr.TimeSpan) ([]Series, error) {
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, userErrorf(":time-span: %v", err)
 	}
 	if s > e {
-		return nil, fmt.Errorf("time span start %q is after its end %q", ts.Start, ts.End)
+		return nil, userErrorf("time span start %q is after its end %q", ts.Start, ts.End)
 	}
 	name := ts.Start + " to " + ts.End
 	return x.generate(tags.New(tags.NameKey, name), name, func(t int64) float64 {
@@ -249,7 +249,7 @@ func (x *run) binary(b *expr.Binary) ([]Series, error) {
 	for i, s := range other {
 		k := joinKey(keys, s.Tags)
 		if _, dup := index[k]; dup {
-			return nil, fmt.Errorf("binary operation %s: more than one line for group %s on one side", b.Op, keyDesc(keys, s.Tags))
+			return nil, userErrorf("binary operation %s: more than one line for group %s on one side", b.Op, keyDesc(keys, s.Tags))
 		}
 		index[k] = i
 	}

@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -122,7 +121,7 @@ func groupBuckets(in []Series, key string, userKeys []string) ([]*bucketGroup, e
 			order = append(order, g)
 		}
 		if _, dup := g.buckets[int(idx)]; dup {
-			return nil, fmt.Errorf("invalid %s encoding: two lines for bucket %s", key, v)
+			return nil, userErrorf("invalid %s encoding: two lines for bucket %s", key, v)
 		}
 		g.buckets[int(idx)] = s.Values
 	}

@@ -363,6 +363,9 @@ func ApplyGroupBy(e TimeSeriesExpr, keys []string) (TimeSeriesExpr, error) {
 // NewBinary builds a binary operation, checking that the groupings can be
 // joined: equal, or one a subset of the other.
 func NewBinary(op string, l, r TimeSeriesExpr) (*Binary, error) {
+	if err := checkSize(l, r); err != nil {
+		return nil, err
+	}
 	gl, gr := l.Grouping(), r.Grouping()
 	if gl != nil && gr != nil && !subset(gl, gr) && !subset(gr, gl) {
 		return nil, fmt.Errorf("both sides of binary operation must have the same grouping or one side must be a subset of the other [%s ⊈ %s]",
@@ -386,6 +389,9 @@ func NewMathGroupBy(agg *MathAgg, keys []string) (*MathGroupBy, error) {
 
 // NewFilter builds a filter; a grouped condition needs a grouped input.
 func NewFilter(e, cond TimeSeriesExpr) (*Filter, error) {
+	if err := checkSize(e, cond); err != nil {
+		return nil, err
+	}
 	if !IsGrouped(e) && IsGrouped(cond) {
 		return nil, fmt.Errorf("filter grouping must match expr grouping: %s is grouped by %s but the input is not grouped",
 			cond, listString(cond.Grouping()))

@@ -43,6 +43,9 @@ func queryWords() []*stack.Word {
 			Exec: func(c *stack.Context) error {
 				b := c.Pop().(*tags.Query)
 				a := c.Pop().(*tags.Query)
+				if err := checkSize(a, b); err != nil {
+					return err
+				}
 				return c.Push(f(a, b))
 			},
 		}

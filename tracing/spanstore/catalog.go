@@ -15,10 +15,14 @@ import (
 )
 
 // Services implements tracing.Catalog.
-func (s *Store) Services(ctx context.Context) ([]string, error) {
+func (s *Store) Services(ctx context.Context) (_ []string, err error) {
 	if s.closed.Load() {
 		return nil, tracing.ErrClosed
 	}
+	if err := s.trap.Err(); err != nil {
+		return nil, err
+	}
+	defer s.trap.Recover(&err)
 	s.mu.Lock()
 	set := map[string]struct{}{}
 	for id := range s.mu.ops {
@@ -34,10 +38,14 @@ func (s *Store) Services(ctx context.Context) ([]string, error) {
 }
 
 // Operations implements tracing.Catalog.
-func (s *Store) Operations(ctx context.Context, service string, kind tracing.SpanKind) ([]tracing.Operation, error) {
+func (s *Store) Operations(ctx context.Context, service string, kind tracing.SpanKind) (_ []tracing.Operation, err error) {
 	if s.closed.Load() {
 		return nil, tracing.ErrClosed
 	}
+	if err := s.trap.Err(); err != nil {
+		return nil, err
+	}
+	defer s.trap.Recover(&err)
 	var out []tracing.Operation
 	s.mu.Lock()
 	for id := range s.mu.ops {
@@ -53,10 +61,14 @@ func (s *Store) Operations(ctx context.Context, service string, kind tracing.Spa
 }
 
 // Dependencies implements tracing.DependencyReader, at minute resolution.
-func (s *Store) Dependencies(ctx context.Context, start, end int64) ([]tracing.Dependency, error) {
+func (s *Store) Dependencies(ctx context.Context, start, end int64) (_ []tracing.Dependency, err error) {
 	if s.closed.Load() {
 		return nil, tracing.ErrClosed
 	}
+	if err := s.trap.Err(); err != nil {
+		return nil, err
+	}
+	defer s.trap.Recover(&err)
 	lo := binary.BigEndian.AppendUint64([]byte{kindDep}, uint64(max(start, 0)/60e9))
 	hi := binary.BigEndian.AppendUint64([]byte{kindDep}, uint64(max(end+60e9-1, 0)/60e9))
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
@@ -100,10 +112,14 @@ func (s *Store) Dependencies(ctx context.Context, start, end int64) ([]tracing.D
 // derived data: they are written without a sync of their own (the next
 // span write's sync, or Pebble's, makes them durable), which keeps ingest
 // at one fsync per request.
-func (s *Store) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) error {
+func (s *Store) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) (err error) {
 	if s.closed.Load() {
 		return tracing.ErrClosed
 	}
+	if err := s.trap.Err(); err != nil {
+		return err
+	}
+	defer s.trap.Recover(&err)
 	if len(ex) == 0 {
 		return nil
 	}
@@ -124,10 +140,14 @@ func (s *Store) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) error
 }
 
 // Exemplars implements tracing.ExemplarStore.
-func (s *Store) Exemplars(ctx context.Context, start, end int64) ([]tracing.Exemplar, error) {
+func (s *Store) Exemplars(ctx context.Context, start, end int64) (_ []tracing.Exemplar, err error) {
 	if s.closed.Load() {
 		return nil, tracing.ErrClosed
 	}
+	if err := s.trap.Err(); err != nil {
+		return nil, err
+	}
+	defer s.trap.Recover(&err)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: exemplarKey(start, ""), UpperBound: exemplarKey(end, "")})
 	if err != nil {
 		return nil, err

@@ -16,10 +16,14 @@ import (
 )
 
 // GetTrace implements tracing.Reader.
-func (s *Store) GetTrace(ctx context.Context, id tracing.TraceID) (tracing.Trace, error) {
+func (s *Store) GetTrace(ctx context.Context, id tracing.TraceID) (_ tracing.Trace, err error) {
 	if s.closed.Load() {
 		return tracing.Trace{}, tracing.ErrClosed
 	}
+	if err := s.trap.Err(); err != nil {
+		return tracing.Trace{}, err
+	}
+	defer s.trap.Recover(&err)
 	entries, err := s.traceEntries(id)
 	if err != nil {
 		return tracing.Trace{}, err
@@ -98,10 +102,14 @@ func (s *Store) readSpans(dst []tracing.Span, seq uint64, idx []int) ([]tracing.
 // entries newest first, hour by hour: digests decide operation, kind,
 // status, start and duration; attribute filters read the candidate spans;
 // trace-duration bounds read the trace's entries.
-func (s *Store) FindTraces(ctx context.Context, q tracing.Query) ([]tracing.Trace, error) {
+func (s *Store) FindTraces(ctx context.Context, q tracing.Query) (_ []tracing.Trace, err error) {
 	if s.closed.Load() {
 		return nil, tracing.ErrClosed
 	}
+	if err := s.trap.Err(); err != nil {
+		return nil, err
+	}
+	defer s.trap.Recover(&err)
 	if q.Limit <= 0 {
 		return nil, fmt.Errorf("spanstore: limit %d, want > 0", q.Limit)
 	}

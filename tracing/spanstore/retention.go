@@ -32,7 +32,11 @@ func (s *Store) retentionLoop() {
 // Retain deletes what is past the retention, and, while the store is
 // over its size cap, the oldest hour of blocks. Retention runs on its own
 // every minute; tests call it directly.
-func (s *Store) Retain() error {
+func (s *Store) Retain() (err error) {
+	if err := s.trap.Err(); err != nil {
+		return err
+	}
+	defer s.trap.Recover(&err)
 	cutoff := s.opts.Now().Add(-s.opts.Retention).UnixNano()
 	hour := hourOf(cutoff)
 	if s.opts.MaxBytes > 0 && s.diskSize() > s.opts.MaxBytes {

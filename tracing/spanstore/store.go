@@ -19,6 +19,7 @@ import (
 
 	"github.com/sextant-dev/sextant/lib"
 	"github.com/sextant-dev/sextant/tracing"
+	"github.com/sextant-dev/sextant/tsdb/fatal"
 )
 
 // Options configure a Store.
@@ -41,6 +42,9 @@ type Options struct {
 	// MaxEdgeSpans bounds the spans remembered to pair parents with
 	// children across writes (dependencies); default 1 M.
 	MaxEdgeSpans int
+	// OnFail is called once when Pebble reports a fatal error or corrupt
+	// data: the store has failed and refuses every operation (Err).
+	OnFail func(error)
 }
 
 func (o Options) withDefaults() Options {
@@ -72,6 +76,7 @@ func (o Options) withDefaults() Options {
 type Store struct {
 	opts    Options
 	db      *pebble.DB
+	trap    *fatal.Trap
 	seq     atomic.Uint64 // last block sequence number
 	closed  atomic.Bool
 	writers sync.Pool // *blockWriter
@@ -112,23 +117,27 @@ func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
+	trap := fatal.New("spanstore", opts.Logger, opts.OnFail)
 	po := &pebble.Options{
-		FS: opts.FS, Cache: cache, Logger: pebbleLogger{opts.Logger},
+		FS: opts.FS, Cache: cache, Logger: trap,
+		EventListener: &pebble.EventListener{
+			DataCorruption: func(info pebble.DataCorruptionInfo) { trap.Corruption(info.Path, info.Details) },
+		},
 		// Span blocks are large and written once: bigger memtables mean
 		// fewer, larger L0 files and less compaction work per byte.
 		MemTableSize: 32 << 20,
 	}
-	db, err := pebble.Open(dir, po)
+	db, err := openPebble(dir, po, trap)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble in %s: %w", dir, err)
 	}
-	s := &Store{opts: opts, db: db, edges: newEdgeTracker(opts.MaxEdgeSpans), stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{opts: opts, db: db, trap: trap, edges: newEdgeTracker(opts.MaxEdgeSpans), stop: make(chan struct{}), done: make(chan struct{})}
 	s.mu.ops = map[opID]uint32{}
 	s.mu.hours = map[uint32]bool{}
 	s.writers.New = func() any { return new(blockWriter) }
-	if err := s.load(); err != nil {
+	if err := s.guarded(s.load); err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("load span store in %s: %w", dir, err)
 	}
 	reg := opts.Registry
 	s.m.spans = reg.Counter("sextant.traces.spansStored")
@@ -139,6 +148,23 @@ func Open(dir string, opts Options) (*Store, error) {
 	go s.retentionLoop()
 	return s, nil
 }
+
+// openPebble opens Pebble, turning a fatal error during the open (a
+// corrupt manifest or table) into an error.
+func openPebble(dir string, po *pebble.Options, trap *fatal.Trap) (_ *pebble.DB, err error) {
+	defer trap.Recover(&err)
+	return pebble.Open(dir, po)
+}
+
+// guarded runs fn, turning a fatal Pebble error into its error.
+func (s *Store) guarded(fn func() error) (err error) {
+	defer s.trap.Recover(&err)
+	return fn()
+}
+
+// Err returns the error that failed the store (a fatal Pebble error or
+// corrupt data), or nil.
+func (s *Store) Err() error { return s.trap.Err() }
 
 // load checks the format version and reads the catalog and the last
 // sequence number.
@@ -245,10 +271,14 @@ func (s *Store) Close() error {
 // WriteTraces implements tracing.Writer: the spans, their index entries
 // and the dependency edges they complete go into one Pebble batch,
 // committed with a sync (Pebble groups the syncs of concurrent commits).
-func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
+func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) (err error) {
 	if s.closed.Load() {
 		return tracing.ErrClosed
 	}
+	if err := s.trap.Err(); err != nil {
+		return err
+	}
+	defer s.trap.Recover(&err)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -390,20 +420,4 @@ func (s *Store) diskSize() int64 {
 		return 0
 	}
 	return int64(s.db.Metrics().DiskSpaceUsage())
-}
-
-// pebbleLogger sends Pebble's messages to slog.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	panic(fmt.Sprintf("BUG: pebble: "+format, args...))
 }

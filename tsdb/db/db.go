@@ -35,6 +35,12 @@ type Options struct {
 	MaxSeriesPerName      int // default 1 M
 	MaxSeriesPerQuery     int // series a fetch may read; default 1 M
 	MaxDatapointsPerQuery int // storage-step values a fetch may read; default 500 M
+	// MaxBytesPerQuery bounds the memory one fetch may hold (its scratch
+	// and its answer); default 256 MiB.
+	MaxBytesPerQuery int
+	// RegexBudget bounds the time one fetch may spend matching tag values
+	// with backtracking regexes (Java-only syntax); default 1 s.
+	RegexBudget time.Duration
 
 	// CheckpointInterval is how often the in-memory state is persisted and
 	// the WAL truncated; default 5 min.
@@ -80,6 +86,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDatapointsPerQuery == 0 {
 		o.MaxDatapointsPerQuery = 500_000_000
+	}
+	if o.MaxBytesPerQuery == 0 {
+		o.MaxBytesPerQuery = 256 << 20
+	}
+	if o.RegexBudget == 0 {
+		o.RegexBudget = time.Second
 	}
 	if o.CheckpointInterval == 0 {
 		o.CheckpointInterval = 5 * minute
@@ -183,7 +195,7 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 		if err := db.disk.CheckMeta(disk.Meta{Step: opts.Step, BlockSteps: opts.BlockSteps}); err != nil {
 			return nil, err
 		}
-		if db.wal, err = wal.Open(filepath.Join(dir, "wal"), wal.Options{Sync: opts.Fsync, MaxPending: opts.MaxLogBacklog,
+		if db.wal, err = wal.Open(filepath.Join(dir, "wal"), wal.Options{Sync: opts.Fsync, MaxPending: opts.MaxLogBacklog, FS: opts.FS,
 			Logger: opts.Logger, Registry: r}); err != nil {
 			return nil, err
 		}
@@ -192,6 +204,10 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 				db.wal.Close()
 			}
 		}()
+		// The directories just made must survive a crash too.
+		if err := syncDirs(opts.FS, dir); err != nil {
+			return nil, err
+		}
 		hopts.Log = db.wal.Log
 		hopts.LoadBlock = db.disk.Block
 	}
@@ -219,6 +235,26 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 	db.lastCkpt = opts.Now()
 	go db.maintain()
 	return db, nil
+}
+
+// syncDirs fsyncs dir and its parent, so that the entries of the store's
+// subdirectories (and of dir itself) are durable.
+func syncDirs(fs vfs.FS, dir string) error {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		f, err := fs.OpenDir(d)
+		if err != nil {
+			return fmt.Errorf("open dir %s: %w", d, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sync dir %s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // KV returns the small durable key/value store kept beside the series, in

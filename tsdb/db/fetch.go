@@ -3,6 +3,7 @@ package db
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -25,14 +26,24 @@ func (db *DB) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet
 	}
 	start := time.Now()
 	defer func() { db.m.fetchLatency.Record(time.Since(start)) }()
-	f := newFetch(db, &req)
-	ids := db.head.Index().Select(req.Query)
+	lo, hi, err := db.dataPeriods()
+	if err != nil {
+		return nil, err
+	}
+	f := newFetch(db, &req, lo, hi)
+	ids, err := db.selectIDs(ctx, req.Query)
+	if err != nil {
+		return nil, err
+	}
 	n := int(ids.GetCardinality())
 	if n > db.opts.MaxSeriesPerQuery {
 		return nil, &tsdb.LimitError{Limit: "max-series-per-query", Max: db.opts.MaxSeriesPerQuery, Got: n}
 	}
-	if dp := n * len(f.prim); dp > db.opts.MaxDatapointsPerQuery || dp/max(len(f.prim), 1) != n {
+	if dp := n * len(f.prim); len(f.prim) > 0 && (dp > db.opts.MaxDatapointsPerQuery || dp/len(f.prim) != n) {
 		return nil, &tsdb.LimitError{Limit: "max-datapoints-per-query", Max: db.opts.MaxDatapointsPerQuery, Got: dp}
+	}
+	if b := f.bytesNeeded(n); b > int64(db.opts.MaxBytesPerQuery) {
+		return nil, &tsdb.LimitError{Limit: "max-bytes-per-query", Max: db.opts.MaxBytesPerQuery, Got: int(min(b, math.MaxInt))}
 	}
 	if err := f.run(ctx, ids); err != nil {
 		return nil, err
@@ -40,12 +51,62 @@ func (db *DB) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet
 	return f.result(), nil
 }
 
+// selectIDs returns the series matching q. Backtracking regexes run
+// outside the index lock within RegexBudget; running out is a LimitError.
+func (db *DB) selectIDs(ctx context.Context, q *tags.Query) (*roaring.Bitmap, error) {
+	ids, err := db.head.Index().SelectContext(ctx, q, db.opts.RegexBudget)
+	var be *tags.RegexBudgetError
+	if errors.As(err, &be) {
+		return nil, &tsdb.LimitError{Limit: "max-regex-time-per-query", Max: int(db.opts.RegexBudget.Milliseconds()),
+			Got: int(db.opts.RegexBudget.Milliseconds()) + 1, Detail: be.Error()}
+	}
+	return ids, err
+}
+
+// dataPeriods returns the oldest and newest periods that may hold data:
+// the oldest block on disk or in memory, and the period of now plus the
+// allowed future skew. A fetch spends nothing on periods outside them, so a
+// range starting in 1970 costs what the data costs.
+func (db *DB) dataPeriods() (lo, hi int64, err error) {
+	bs := int64(db.head.BlockSteps())
+	lo = db.head.MinPeriod()
+	if db.disk != nil {
+		p, ok, err := db.disk.OldestPeriod()
+		if err != nil {
+			return 0, 0, fmt.Errorf("find the oldest block: %w", err)
+		}
+		if ok {
+			lo = min(lo, p)
+		}
+	}
+	hi = floorDiv(floorDiv(db.opts.Now()+db.opts.MaxFuture, db.opts.Step), bs) + 1
+	return lo, hi, nil
+}
+
+// bytesNeeded estimates the memory the fetch holds at most for n matched
+// series: the scratch arrays, and one output line per series (or per
+// group, at most one per series).
+func (f *fetch) bytesNeeded(n int) int64 {
+	lines := int64(n)
+	if f.req.Aggregation != tsdb.AggNone && len(f.req.GroupBy) == 0 {
+		lines = min(lines, 1)
+	}
+	per := int64(f.n) * 8
+	if f.req.Aggregation != tsdb.AggNone {
+		per += int64(f.cnt) * 12 // the aggregator's values and counts
+	}
+	return int64(len(f.prim)+len(f.out))*8 + lines*per
+}
+
 // fetch is the state of one Fetch.
 type fetch struct {
 	db  *DB
 	req *tsdb.FetchRequest
 	m   int   // primaries per output point
-	k0  int64 // global step index of the first primary
+	n   int   // output points of the request
+	off int   // output points before the first that can have data
+	cnt int   // output points that can have data, from off
+	k0  int64 // global step index of the first primary (of output point off)
 	// pmin..pmax are the periods the primaries span.
 	pmin, pmax int64
 	prim       []float64 // primaries of the current series
@@ -66,17 +127,25 @@ type fetchGroup struct {
 	agg  *aggregator
 }
 
-func newFetch(db *DB, req *tsdb.FetchRequest) *fetch {
+func newFetch(db *DB, req *tsdb.FetchRequest, lo, hi int64) *fetch {
 	step := db.opts.Step
-	f := &fetch{db: db, req: req, m: int(req.Step / step)}
-	n := req.Points()
-	// Output point T covers the primaries (T-Step, T]: the first primary is
-	// Start-Step+step.
-	f.k0 = floorDiv(req.Start-req.Step+step, step)
-	f.prim = make([]float64, n*f.m)
-	f.out = make([]float64, n)
-	f.blk = make([]float64, 0, db.head.BlockSteps())
+	f := &fetch{db: db, req: req, m: int(req.Step / step), n: req.Points()}
 	bs := int64(db.head.BlockSteps())
+	m := int64(f.m)
+	// Output point T covers the primaries (T-Step, T]: the first primary is
+	// Start-Step+step. Output point i covers primaries k0+i*m ... k0+i*m+m-1.
+	k0 := floorDiv(req.Start-req.Step+step, step)
+	// Only the output points whose primaries meet periods lo..hi can have
+	// data; the others stay NaN and cost nothing.
+	iLo := max(0, floorDiv(lo*bs-k0, m))
+	iHi := min(int64(f.n)-1, floorDiv((hi+1)*bs-1-k0, m))
+	if iHi >= iLo {
+		f.off, f.cnt = int(iLo), int(iHi-iLo+1)
+	}
+	f.k0 = k0 + int64(f.off)*m
+	f.prim = make([]float64, f.cnt*f.m)
+	f.out = make([]float64, f.cnt)
+	f.blk = make([]float64, 0, db.head.BlockSteps())
 	f.pmin = floorDiv(f.k0, bs)
 	f.pmax = floorDiv(f.k0+int64(len(f.prim))-1, bs)
 	f.covered = make([]bool, max(0, f.pmax-f.pmin+1))
@@ -84,6 +153,20 @@ func newFetch(db *DB, req *tsdb.FetchRequest) *fetch {
 		f.groups = make(map[string]*fetchGroup)
 	}
 	return f
+}
+
+// full returns vals (the output points off ... off+cnt-1) as a line of all
+// n output points, NaN outside.
+func (f *fetch) full(vals []float64) []float64 {
+	out := make([]float64, f.n)
+	for i := range out[:f.off] {
+		out[i] = math.NaN()
+	}
+	copy(out[f.off:], vals)
+	for i := f.off + len(vals); i < f.n; i++ {
+		out[i] = math.NaN()
+	}
+	return out
 }
 
 func (f *fetch) run(ctx context.Context, ids *roaring.Bitmap) (err error) {
@@ -198,7 +281,7 @@ func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 		if err != nil {
 			return err
 		}
-		f.series = append(f.series, tsdb.Series{Tags: ts, DSType: v.DSType, Values: slices.Clone(vals)})
+		f.series = append(f.series, tsdb.Series{Tags: ts, DSType: v.DSType, Values: f.full(vals)})
 		return nil
 	}
 	if g == nil {
@@ -309,7 +392,7 @@ func (f *fetch) result() *tsdb.SeriesSet {
 	slices.SortFunc(keys, func(a, b string) int { return bytes.Compare([]byte(a), []byte(b)) })
 	for _, k := range keys {
 		g := f.groups[k]
-		out.Series = append(out.Series, tsdb.Series{Tags: g.tags, Values: g.agg.result()})
+		out.Series = append(out.Series, tsdb.Series{Tags: g.tags, Values: f.full(g.agg.result())})
 	}
 	return out
 }
@@ -336,7 +419,10 @@ func (db *DB) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCount, 
 	}
 	var matched *roaring.Bitmap
 	if req.Query != nil {
-		matched = db.head.Index().Select(req.Query)
+		var err error
+		if matched, err = db.selectIDs(ctx, req.Query); err != nil {
+			return nil, err
+		}
 	}
 	if req.Key == "" {
 		return db.head.Index().Keys(matched, req.After, req.Limit), nil

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/fatal"
 )
 
 // Key prefixes (FORMAT.md). The first byte of every key is its kind.
@@ -33,6 +33,9 @@ type Options struct {
 	FS        vfs.FS
 	CacheSize int64 // block cache; default 64 MiB
 	Logger    *slog.Logger
+	// OnFail is called once when Pebble reports a fatal error or corrupt
+	// data; the store has failed (Err). Optional.
+	OnFail func(error)
 }
 
 // Meta is what a data directory was created with; reopening it with a
@@ -46,41 +49,18 @@ type Meta struct {
 // each series' checkpointed state, sealed blocks and the checkpoint stamps.
 // Safe for concurrent use.
 type Disk struct {
-	db     *pebble.DB
-	failed atomic.Pointer[error]
+	db   *pebble.DB
+	trap *fatal.Trap
 }
 
 // ErrFailed marks every operation after Pebble reported a fatal error (a
-// write or sync the disk refused). The process should restart: the WAL
-// holds every acknowledged write.
-var ErrFailed = errors.New("tsdb: disk failed")
-
-// fatal is what pebbleLogger.Fatalf panics with.
-type fatal struct{ msg string }
-
-// guard turns a fatal Pebble error raised during an operation into an
-// error, and fails the disk for good: Pebble's state after one is unknown.
-func (d *Disk) guard(err *error) {
-	r := recover()
-	if r == nil {
-		return
-	}
-	f, ok := r.(fatal)
-	if !ok {
-		panic(r)
-	}
-	e := fmt.Errorf("%w: %s", ErrFailed, f.msg)
-	d.failed.CompareAndSwap(nil, &e)
-	*err = e
-}
+// write or sync the disk refused, or corrupt data): the store refuses
+// every operation from then on. The process should restart: the WAL holds
+// every acknowledged write.
+var ErrFailed = fatal.ErrFailed
 
 // Err returns the error that failed the disk, or nil.
-func (d *Disk) Err() error {
-	if e := d.failed.Load(); e != nil {
-		return *e
-	}
-	return nil
-}
+func (d *Disk) Err() error { return d.trap.Err() }
 
 // Open opens or creates the store in dir.
 func Open(dir string, opts Options) (*Disk, error) {
@@ -90,18 +70,34 @@ func Open(dir string, opts Options) (*Disk, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	trap := fatal.New("tsdb", opts.Logger, opts.OnFail)
 	cache := pebble.NewCache(opts.CacheSize)
 	po := &pebble.Options{
 		FS:     opts.FS,
 		Cache:  cache,
-		Logger: pebbleLogger{opts.Logger},
+		Logger: trap,
+		EventListener: &pebble.EventListener{
+			DataCorruption: func(info pebble.DataCorruptionInfo) { trap.Corruption(info.Path, info.Details) },
+		},
 	}
-	db, err := pebble.Open(dir, po)
+	db, err := openPebble(dir, po, trap)
 	cache.Unref()
 	if err != nil {
 		return nil, fmt.Errorf("open pebble in %s: %w", dir, err)
 	}
-	return &Disk{db: db}, nil
+	return &Disk{db: db, trap: trap}, nil
+}
+
+// openPebble opens Pebble, turning a fatal error during the open into an
+// error wrapping tsdb.ErrCorrupt (a corrupt manifest or table).
+func openPebble(dir string, po *pebble.Options, trap *fatal.Trap) (db *pebble.DB, err error) {
+	defer func() {
+		if err != nil && !errors.Is(err, tsdb.ErrCorrupt) && (pebble.IsCorruptionError(err) || errors.Is(err, fatal.ErrFailed)) {
+			err = fmt.Errorf("%w: %w", tsdb.ErrCorrupt, err)
+		}
+	}()
+	defer trap.Recover(&err)
+	return pebble.Open(dir, po)
 }
 
 // Close closes the store.
@@ -212,7 +208,7 @@ func (b *Batch) Commit(sync bool) (err error) {
 	if err := b.d.Err(); err != nil {
 		return err
 	}
-	defer b.d.guard(&err)
+	defer b.d.trap.Recover(&err)
 	opts := pebble.NoSync
 	if sync {
 		opts = pebble.Sync
@@ -228,7 +224,7 @@ func (d *Disk) Sync() (err error) {
 	if err := d.Err(); err != nil {
 		return err
 	}
-	defer d.guard(&err)
+	defer d.trap.Recover(&err)
 	if err := d.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("sync pebble: %w", err)
 	}
@@ -237,7 +233,11 @@ func (d *Disk) Sync() (err error) {
 
 // scan calls fn for every key with prefix, in order. k and v are only
 // valid during the call.
-func (d *Disk) scan(lower, upper []byte, fn func(k, v []byte) error) error {
+func (d *Disk) scan(lower, upper []byte, fn func(k, v []byte) error) (err error) {
+	if err := d.Err(); err != nil {
+		return err
+	}
+	defer d.trap.Recover(&err)
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("open iterator: %w", err)
@@ -307,7 +307,11 @@ func (d *Disk) Stamps(shards int) ([]uint64, error) {
 }
 
 // Block returns a copy of one block, or nil if there is none.
-func (d *Disk) Block(id uint32, period int64) ([]byte, error) {
+func (d *Disk) Block(id uint32, period int64) (_ []byte, err error) {
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	defer d.trap.Recover(&err)
 	v, closer, err := d.db.Get(blockKey(nil, period, id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -390,24 +394,12 @@ func (d *Disk) Size() uint64 {
 	return d.db.Metrics().DiskSpaceUsage()
 }
 
-// pebbleLogger routes Pebble's logging to slog.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	// Pebble calls Fatalf when the disk refuses a write or on a broken
-	// invariant, and it must not return. Operations that can meet the
-	// former recover this panic (Disk.guard); anywhere else it ends the
-	// process, which is the safe answer: the WAL has every acknowledged
-	// write for the next start.
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble")
-	panic(fatal{msg})
+// Flush writes Pebble's memtable out to a table (tests use it to put data
+// in tables).
+func (d *Disk) Flush() (err error) {
+	if err := d.Err(); err != nil {
+		return err
+	}
+	defer d.trap.Recover(&err)
+	return d.db.Flush()
 }

@@ -32,7 +32,7 @@ func (kv *KV) Get(_ context.Context, key string) (_ []byte, err error) {
 	if err := kv.d.Err(); err != nil {
 		return nil, err
 	}
-	defer kv.d.guard(&err)
+	defer kv.d.trap.Recover(&err)
 	v, closer, err := kv.d.db.Get(kvKey(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, tsdb.ErrNotFound
@@ -49,7 +49,7 @@ func (kv *KV) Put(_ context.Context, key string, value []byte) (err error) {
 	if err := kv.d.Err(); err != nil {
 		return err
 	}
-	defer kv.d.guard(&err)
+	defer kv.d.trap.Recover(&err)
 	if value == nil {
 		err = kv.d.db.Delete(kvKey(key), pebble.Sync)
 	} else {
@@ -66,7 +66,7 @@ func (kv *KV) Scan(ctx context.Context, prefix string, fn func(key string, value
 	if err := kv.d.Err(); err != nil {
 		return err
 	}
-	defer kv.d.guard(&err)
+	defer kv.d.trap.Recover(&err)
 	lower := kvKey(prefix)
 	return kv.d.scan(lower, prefixEnd(lower), func(k, v []byte) error {
 		if err := ctx.Err(); err != nil {

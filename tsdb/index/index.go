@@ -1,10 +1,12 @@
 package index
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
 
@@ -105,8 +107,38 @@ func (ix *Index) Len() int {
 	return int(ix.mu.all.GetCardinality())
 }
 
+// SelectContext is Select for a query that may hold backtracking regexes:
+// their matching runs first, outside the index lock (on a copy of the
+// values of their keys), within budget and ctx, and answers an error
+// rather than fewer series when either runs out (see
+// tags.Query.ResolveBacktracking).
+func (ix *Index) SelectContext(ctx context.Context, q *tags.Query, budget time.Duration) (*roaring.Bitmap, error) {
+	q, err := q.ResolveBacktracking(ctx, ix.values, budget)
+	if err != nil {
+		return nil, err
+	}
+	return ix.Select(q), nil
+}
+
+// values returns a copy of the values of key (the strings are shared:
+// they are immutable).
+func (ix *Index) values(key string) []string {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	k := ix.mu.keys[key]
+	if k == nil {
+		return nil
+	}
+	out := make([]string, 0, len(k.values))
+	for v := range k.values {
+		out = append(out, v)
+	}
+	return out
+}
+
 // Select returns the IDs of the series matching q. The caller owns the
-// result.
+// result. A backtracking regex in q runs under the index lock: callers with
+// user queries use SelectContext.
 func (ix *Index) Select(q *tags.Query) *roaring.Bitmap {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()

@@ -8,5 +8,8 @@
 // writer to find no flush running becomes the leader, writes the whole
 // buffer and fsyncs, and every writer whose record went out with it is done
 // (group commit). A crash can tear only the tail of the last segment, which
-// Replay cuts off. FORMAT.md gives the file layout.
+// Replay cuts off; damage followed by valid records is reported as a
+// *CorruptError naming file and offset, and Repair quarantines it. The
+// segments live on a pebble vfs.FS, the store's. FORMAT.md gives the file
+// layout.
 package wal

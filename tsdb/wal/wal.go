@@ -1,24 +1,22 @@
 package wal
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/sextant-dev/sextant/lib"
-	"github.com/sextant-dev/sextant/tsdb"
 )
 
 // SyncMode is when a record becomes durable.
@@ -64,8 +62,11 @@ type Options struct {
 	// reports true, so that writers shed load instead of queueing without
 	// bound. Default 256 MiB.
 	MaxPending int
-	Logger     *slog.Logger
-	Registry   *lib.Registry
+	// FS is the file system the segments live on (the store's, so that
+	// faults can be injected in tests); nil means the OS.
+	FS       vfs.FS
+	Logger   *slog.Logger
+	Registry *lib.Registry
 }
 
 func (o Options) withDefaults() Options {
@@ -80,6 +81,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
 	}
 	return o
 }
@@ -117,7 +121,8 @@ type WAL struct {
 		replayed bool
 		segments []segment // oldest first; the last is being written
 	}
-	seg      *os.File // current segment, used by the flushing goroutine
+	fs       vfs.FS
+	seg      vfs.File // current segment, used by the flushing goroutine
 	segSize  int64
 	segFirst uint64
 
@@ -140,12 +145,12 @@ var ErrClosed = errors.New("wal: closed")
 // first Log to learn what is in it.
 func Open(dir string, opts Options) (*WAL, error) {
 	opts = opts.withDefaults()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create wal dir: %w", err)
 	}
-	w := &WAL{dir: dir, opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &WAL{dir: dir, opts: opts, fs: opts.FS, stop: make(chan struct{}), done: make(chan struct{})}
 	w.mu.cond = sync.NewCond(&w.mu.Mutex)
-	segs, err := listSegments(dir)
+	segs, err := listSegments(opts.FS, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -160,14 +165,14 @@ func Open(dir string, opts Options) (*WAL, error) {
 	return w, nil
 }
 
-func listSegments(dir string) ([]segment, error) {
-	entries, err := os.ReadDir(dir)
+func listSegments(fs vfs.FS, dir string) ([]segment, error) {
+	names, err := fs.List(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list wal dir: %w", err)
 	}
 	var segs []segment
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".wal")
+	for _, e := range names {
+		name, ok := strings.CutSuffix(e, ".wal")
 		if !ok {
 			continue
 		}
@@ -175,7 +180,7 @@ func listSegments(dir string) ([]segment, error) {
 		if err != nil {
 			continue
 		}
-		segs = append(segs, segment{first: first, path: filepath.Join(dir, e.Name())})
+		segs = append(segs, segment{first: first, path: fs.PathJoin(dir, e)})
 	}
 	slices.SortFunc(segs, func(a, b segment) int { return cmpU64(a.first, b.first) })
 	return segs, nil
@@ -191,99 +196,15 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-// Replay calls fn with every record in the log, in LSN order. The record
-// slice is only valid during the call. A torn or corrupt tail of the last
-// segment (a crash mid-write) is cut off; corruption anywhere else is an
-// error wrapping tsdb.ErrCorrupt. Replay must run before the first Log.
-func (w *WAL) Replay(fn func(lsn uint64, rec []byte) error) error {
-	w.mu.Lock()
-	segs := slices.Clone(w.mu.segments)
-	w.mu.Unlock()
-	lsn := uint64(1)
-	if len(segs) > 0 {
-		lsn = segs[0].first
-	}
-	var buf []byte
-	for i, s := range segs {
-		if s.first != lsn {
-			return fmt.Errorf("%w: wal segment %s starts at LSN %d, want %d", tsdb.ErrCorrupt, filepath.Base(s.path), s.first, lsn)
-		}
-		last := i == len(segs)-1
-		n, good, err := replaySegment(s.path, lsn, &buf, fn)
-		if err != nil && !(last && errors.Is(err, tsdb.ErrCorrupt)) {
-			return err
-		}
-		if err != nil {
-			w.opts.Logger.Warn("cutting off torn wal tail", "segment", filepath.Base(s.path), "offset", good, "err", err)
-			if err := os.Truncate(s.path, good); err != nil {
-				return fmt.Errorf("truncate torn wal segment: %w", err)
-			}
-		}
-		if last && n == 0 {
-			// Nothing usable: drop it so that the next segment, which starts
-			// at the same LSN, can take its name.
-			if err := os.Remove(s.path); err != nil {
-				return fmt.Errorf("remove empty wal segment: %w", err)
-			}
-			w.mu.Lock()
-			w.mu.segments = w.mu.segments[:len(w.mu.segments)-1]
-			w.mu.Unlock()
-		}
-		lsn += n
-	}
-	w.mu.Lock()
-	w.mu.replayed = true
-	w.mu.nextLSN = lsn
-	w.mu.written, w.mu.synced = lsn-1, lsn-1
-	w.mu.Unlock()
-	return nil
-}
-
-// replaySegment reads one segment. It returns the number of good records,
-// the offset after the last good one, and an error wrapping tsdb.ErrCorrupt
-// for a bad record (or any error from fn or I/O).
-func replaySegment(path string, lsn uint64, buf *[]byte, fn func(uint64, []byte) error) (n uint64, good int64, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, 0, fmt.Errorf("open wal segment: %w", err)
-	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
-	var hdr [headerSize]byte
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			if err == io.EOF {
-				return n, good, nil
-			}
-			return n, good, fmt.Errorf("%w: short record header at offset %d", tsdb.ErrCorrupt, good)
-		}
-		size := binary.LittleEndian.Uint32(hdr[0:])
-		if size > MaxRecord {
-			return n, good, fmt.Errorf("%w: record of %d bytes at offset %d", tsdb.ErrCorrupt, size, good)
-		}
-		if cap(*buf) < int(size) {
-			*buf = make([]byte, size)
-		}
-		rec := (*buf)[:size]
-		if _, err := io.ReadFull(r, rec); err != nil {
-			return n, good, fmt.Errorf("%w: short record at offset %d", tsdb.ErrCorrupt, good)
-		}
-		if crc32.Checksum(rec, crcTable) != binary.LittleEndian.Uint32(hdr[4:]) {
-			return n, good, fmt.Errorf("%w: checksum mismatch at offset %d", tsdb.ErrCorrupt, good)
-		}
-		if err := fn(lsn+n, rec); err != nil {
-			return n, good, err
-		}
-		n++
-		good += headerSize + int64(size)
-	}
-}
-
 // Log appends rec to the log buffer and returns its LSN. It copies rec. The
 // record is durable only after Sync returns for an LSN at least this one.
 func (w *WAL) Log(rec []byte) (uint64, error) {
 	if len(rec) > MaxRecord {
 		return 0, fmt.Errorf("wal: record of %d bytes exceeds %d", len(rec), MaxRecord)
+	}
+	if len(rec) == 0 {
+		// Empty records are the fillers Repair writes for lost records.
+		return 0, errors.New("wal: empty record")
 	}
 	var hdr [headerSize]byte
 	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(rec)))
@@ -422,12 +343,15 @@ func (w *WAL) rotate(first uint64) error {
 		}
 		w.seg = nil
 	}
-	path := filepath.Join(w.dir, fmt.Sprintf("%016x.wal", first))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644)
+	path := w.fs.PathJoin(w.dir, fmt.Sprintf("%016x.wal", first))
+	if _, err := w.fs.Stat(path); err == nil {
+		return fmt.Errorf("create segment: %s exists", path)
+	}
+	f, err := w.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := syncDir(w.fs, w.dir); err != nil {
 		f.Close()
 		return err
 	}
@@ -438,8 +362,8 @@ func (w *WAL) rotate(first uint64) error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return fmt.Errorf("open wal dir: %w", err)
 	}
@@ -467,12 +391,12 @@ func (w *WAL) Truncate(lsn uint64) error {
 	w.mu.segments = keep
 	w.mu.Unlock()
 	for _, s := range drop {
-		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := w.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove wal segment: %w", err)
 		}
 	}
 	if len(drop) > 0 {
-		return syncDir(w.dir)
+		return syncDir(w.fs, w.dir)
 	}
 	return nil
 }
