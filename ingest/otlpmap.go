@@ -36,16 +36,16 @@ import (
 //
 // Exemplars cannot be stored yet and are counted as dropped.
 type otlpConverter struct {
-	rules    *Rules
-	now      int64
-	step     int64 // the store's step, ms
-	points   []tsdb.Datapoint
-	spans    []tagSpan // points[i].Tags is arena[spans[i]]
-	arena    []tags.Tag
-	base     []tags.Tag // resource + scope tags of the metric at hand
-	rej      rejections
-	reasons  map[string]int
-	dropped  int // exemplars
+	rules   *Rules
+	now     int64
+	step    int64 // the store's step, ms
+	points  []tsdb.Datapoint
+	spans   []tagSpan // points[i].Tags is arena[spans[i]]
+	arena   []tags.Tag
+	base    []tags.Tag // resource + scope tags of the metric at hand
+	rej     rejections
+	reasons map[string]int
+	dropped int // exemplars
 	// zero marks the points that are a cumulative series' zero at its
 	// start time (see counter): the store rejects them as out of order
 	// when it has seen the series since, which is no error.
