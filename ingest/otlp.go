@@ -118,8 +118,9 @@ func (h *Handler) exportMetrics(ctx context.Context, req pmetricotlp.ExportReque
 	wk := otlpPool.Get().(*otlpWork)
 	defer otlpPool.Put(wk)
 	c := &wk.conv
-	c.reset(h.opts.Rules, h.opts.Now(), h.opts.Step)
+	c.reset(h.opts.Tags, h.opts.Now(), h.opts.Step)
 	c.convert(md)
+	h.countCut(protoOTLP, c.cut)
 	for reason, n := range c.reasons {
 		h.reject(protoOTLP, reason, n)
 	}

@@ -16,9 +16,10 @@ import (
 
 // otlpConverter maps OTLP metrics onto series (docs/otlp.md):
 //
-//   - resource, scope and datapoint attributes become tags, with characters
-//     outside the allowed set replaced by '_', values cut to the maximum
-//     length and empty values dropped; the metric name becomes name;
+//   - scope and datapoint attributes, and the resource attributes the tag
+//     policy promotes, become tags as sent (values cut to the policy's
+//     length, empty values dropped); the other resource attributes go to
+//     one target_info series per resource; the metric name becomes name;
 //   - gauges are gauges; monotonic sums are per-second rates: a delta's
 //     rate over its interval (start, time] is spread over the storage steps
 //     it overlaps, each step getting rate × overlap / step as an
@@ -36,7 +37,8 @@ import (
 //
 // Exemplars cannot be stored yet and are counted as dropped.
 type otlpConverter struct {
-	rules   *Rules
+	policy  TagPolicy
+	cut     int // values cut to the policy's length
 	now     int64
 	step    int64 // the store's step, ms
 	points  []tsdb.Datapoint
@@ -59,8 +61,8 @@ type otlpConverter struct {
 
 type tagSpan struct{ start, end int32 }
 
-func (c *otlpConverter) reset(rules *Rules, now, step int64) {
-	c.rules, c.now, c.step = rules, now, step
+func (c *otlpConverter) reset(policy TagPolicy, now, step int64) {
+	c.policy, c.now, c.step, c.cut = policy, now, step, 0
 	c.points, c.spans, c.arena, c.base = c.points[:0], c.spans[:0], c.arena[:0], c.base[:0]
 	c.zero = c.zero[:0]
 	c.rej.reset()
@@ -73,7 +75,7 @@ func (c *otlpConverter) convert(md pmetric.Metrics) {
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
-		c.base = c.attrs(c.base[:0], rm.Resource().Attributes())
+		c.base = c.resource(c.base[:0], rm.Resource().Attributes())
 		res := len(c.base)
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
@@ -91,18 +93,71 @@ func (c *otlpConverter) convert(md pmetric.Metrics) {
 	}
 }
 
-// attrs appends sanitized attributes as tags.
+// attrs appends attributes as tags, as sent but for values cut to the
+// policy's length; empty values are left out.
 func (c *otlpConverter) attrs(dst []tags.Tag, m pcommon.Map) []tags.Tag {
 	for k, v := range m.All() {
-		s := v.AsString()
-		if s == "" {
-			continue
-		}
-		if len(s) > c.rules.ValueMax {
-			s = s[:c.rules.ValueMax]
-		}
-		dst = append(dst, tags.Tag{Key: c.rules.Sanitize(k), Value: c.rules.Sanitize(s)})
+		dst = c.attr(dst, k, v)
 	}
+	return dst
+}
+
+func (c *otlpConverter) attr(dst []tags.Tag, k string, v pcommon.Value) []tags.Tag {
+	s := v.AsString()
+	if s == "" {
+		return dst
+	}
+	s, cut := c.policy.value(s)
+	if cut {
+		c.cut++
+	}
+	return append(dst, tags.Tag{Key: k, Value: s})
+}
+
+// resource appends the resource attributes the policy promotes to tags,
+// and writes the others, with the promoted ones, as the resource's info
+// series (name target_info, a gauge of 1): a resource with many
+// attributes never makes its datapoints break the tag limit. When the info
+// series itself would, it keeps the first attributes in key order.
+func (c *otlpConverter) resource(dst []tags.Tag, m pcommon.Map) []tags.Tag {
+	rest := 0
+	for k, v := range m.All() {
+		if c.policy.promoted(k) {
+			dst = c.attr(dst, k, v)
+		} else if v.AsString() != "" {
+			rest++
+		}
+	}
+	if rest == 0 {
+		return dst
+	}
+	start := len(c.arena)
+	c.arena = append(c.arena, dst...)
+	for k, v := range m.All() {
+		if !c.policy.promoted(k) {
+			c.arena = c.attr(c.arena, k, v)
+		}
+	}
+	c.arena = append(c.arena, tags.Tag{Key: tags.NameKey, Value: ResourceInfoName}, tags.Tag{Key: tsdb.DSTypeKey, Value: "gauge"})
+	ts := tags.Set(c.arena[start:]).Normalize()
+	if len(ts) > c.policy.MaxTags {
+		// Keep name and dstype, drop attributes from the end.
+		kept := ts[:0]
+		for _, t := range ts {
+			if len(kept) < c.policy.MaxTags-2 || t.Key == tags.NameKey || t.Key == tsdb.DSTypeKey {
+				kept = append(kept, t)
+			}
+		}
+		ts = kept
+	}
+	c.arena = c.arena[:start+len(ts)]
+	if reason, _ := c.policy.check(ts); reason != "" {
+		c.arena = c.arena[:start]
+		return dst
+	}
+	c.spans = append(c.spans, tagSpan{int32(start), int32(len(c.arena))})
+	c.points = append(c.points, tsdb.Datapoint{T: c.now, V: 1})
+	c.zero = append(c.zero, false)
 	return dst
 }
 
@@ -126,7 +181,7 @@ func timeScale(unit string) float64 {
 }
 
 func (c *otlpConverter) metric(m pmetric.Metric) {
-	name := c.rules.Sanitize(m.Name())
+	name := m.Name()
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
 		dps := m.Gauge().DataPoints()
@@ -463,7 +518,7 @@ func (c *otlpConverter) pointMs(name, dst string, attrs pcommon.Map, ms int64, v
 	}
 	ts := tags.Set(c.arena[start:]).Normalize()
 	c.arena = c.arena[:start+len(ts)]
-	if reason, msg := c.rules.Validate(ts); reason != "" {
+	if reason, msg := c.policy.check(ts); reason != "" {
 		c.arena = c.arena[:start]
 		if c.quiet {
 			return

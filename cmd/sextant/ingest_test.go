@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,5 +173,70 @@ func TestHistogramPercentilesWithinMinMax(t *testing.T) {
 				t.Errorf("%s: %s has no value", tc.name, legend)
 			}
 		}
+	}
+}
+
+// TestTagsStoredAsSent: issue #10 items 3, 4 and 5. Remote write and OTLP
+// tags are stored as sent and found by their own spelling in the stack
+// language; one bad series is dropped alone with a 2xx; a value over 1024
+// bytes is cut; OTel resources promote a documented set of attributes and
+// keep the rest in target_info, so a large resource rejects nothing.
+func TestTagsStoredAsSent(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	addr := startServe(t, cfg)
+	t0 := time.Now().Add(-30 * time.Second).Truncate(time.Second)
+	long := strings.Repeat("é", 600) // 1200 bytes
+	code, body := postRemote(t, addr,
+		prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "job:x:rate5m"}, {Name: "a", Value: "1"},
+			{Name: "instance", Value: "127.0.0.1:9100"}, {Name: "région", Value: "Île-de-France"}, {Name: "long", Value: long}},
+			Samples: []prompb.Sample{{Timestamp: t0.UnixMilli(), Value: 3}}},
+		prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "bad"}, {Name: "k", Value: "\xff"}},
+			Samples: []prompb.Sample{{Timestamp: t0.UnixMilli(), Value: 1}}},
+	)
+	if code != 200 || !strings.Contains(body, `"errorCount":1`) {
+		t.Errorf("remote write with one bad series: %d %s, want 200 with errorCount 1", code, body)
+	}
+	s, e := t0.Add(-5*time.Second), t0.Add(5*time.Second)
+	for _, q := range []string{
+		"name,job:x:rate5m,:eq",
+		"instance,127.0.0.1:9100,:eq",
+		"région,Île-de-France,:eq",
+		"a,1,:eq",
+		"long," + long[:1024] + ",:eq",
+	} {
+		if got := total(first(graph(t, addr, q, s, e))); got != 3 {
+			t.Errorf("%.60s: %v, want 3", q, got)
+		}
+	}
+
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	ra := rm.Resource().Attributes()
+	ra.PutStr("service.name", "checkout")
+	ra.PutStr("service.namespace", "shop")
+	ra.PutStr("deployment.environment.name", "prod")
+	ra.PutStr("host.name", "node-7")
+	ra.PutStr("k8s.namespace.name", "web")
+	ra.PutStr("k8s.deployment.name", "checkout")
+	for i := range 30 {
+		ra.PutStr(fmt.Sprintf("detector.attr%d", i), "x")
+	}
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("queue.depth")
+	dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+	dp.SetIntValue(9)
+	if code, body := postOTLP(t, addr, md); code != 200 || strings.Contains(body, "rejected") {
+		t.Fatalf("OTLP with a 36-attribute resource: %d %q", code, body)
+	}
+	if got := total(first(graph(t, addr, "name,queue.depth,:eq,service.name,checkout,:eq,:and,k8s.deployment.name,checkout,:eq,:and,host.name,node-7,:eq,:and", s, e))); got != 9 {
+		t.Errorf("promoted resource tags: %v, want 9", got)
+	}
+	if lines := graph(t, addr, "name,queue.depth,:eq,(,detector.attr1,),:by", s, e); len(lines) != 0 {
+		t.Errorf("unpromoted attribute became a tag: %v", lines)
+	}
+	if got := first(graph(t, addr, "name,target_info,:eq,detector.attr29,x,:eq,:and,service.name,checkout,:eq,:and", s, time.Now().Add(time.Minute))); total(got) < 1 {
+		t.Errorf("target_info with the other attributes: %v", got)
 	}
 }
