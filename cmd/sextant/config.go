@@ -35,6 +35,9 @@ var serveFlags = []flagSpec{
 	{"ingest-max-age", "1h", "datapoints older than this are rejected (future skew allowed: 5m)"},
 	{"fsync", "batch", "always | batch (group commit) | interval (fsync every 1s)"},
 	{"log-level", "info", "debug | info | warn | error"},
+	{"zipkin-listen", ":9411", `Zipkin v2 span ingest address (POST /api/v2/spans); "" disables`},
+	{"spectatord-listen", "127.0.0.1:1234", `SpectatorD line protocol over UDP; "" disables`},
+	{"spectatord-socket", "", "SpectatorD line protocol over a unix datagram socket at this path"},
 }
 
 // config is the resolved configuration of `sextant serve`.
@@ -51,6 +54,8 @@ type config struct {
 	IngestMaxAge    time.Duration
 	Fsync           wal.SyncMode
 	LogLevel        slog.Level
+	// Ingest listeners of ingest_listeners.go.
+	ZipkinListen, SpectatorDListen, SpectatorDSocket string
 }
 
 // envName returns the environment variable of a setting.
@@ -138,6 +143,7 @@ func resolve(get func(string) string) (config, error) {
 	}
 	c.Listen, c.OTLPHTTPListen, c.OTLPGRPCListen = get("listen"), get("otlp-http-listen"), get("otlp-grpc-listen")
 	c.DataDir = get("data-dir")
+	c.ZipkinListen, c.SpectatorDListen, c.SpectatorDSocket = get("zipkin-listen"), get("spectatord-listen"), get("spectatord-socket")
 	c.Step = dur("step")
 	c.MemoryRetention = dur("memory-retention")
 	c.Retention = dur("retention")

@@ -27,7 +27,8 @@ func TestDefaults(t *testing.T) {
 	}
 	want := config{Listen: ":7101", OTLPHTTPListen: ":4318", OTLPGRPCListen: ":4317", DataDir: "./sextant-data",
 		Step: time.Minute, MemoryRetention: 24 * time.Hour, Retention: 15 * 24 * time.Hour,
-		TraceRetention: 7 * 24 * time.Hour, TraceMaxBytes: 10 << 30, IngestMaxAge: time.Hour, Fsync: wal.SyncBatch}
+		TraceRetention: 7 * 24 * time.Hour, TraceMaxBytes: 10 << 30, IngestMaxAge: time.Hour, Fsync: wal.SyncBatch,
+		ZipkinListen: ":9411", SpectatorDListen: "127.0.0.1:1234"}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}

@@ -53,6 +53,7 @@ type component func(n *node, g *runGroup) error
 // line each. Their actors stop in reverse order, after the listeners.
 var components = []component{
 	setupIngest,
+	setupIngestListeners,
 	setupQuery,
 	setupTraces,
 	setupSelfMetrics,
