@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/sextant-dev/sextant/ingest"
+	"github.com/sextant-dev/sextant/query"
+	"github.com/sextant-dev/sextant/query/eval"
+	traceapi "github.com/sextant-dev/sextant/tracing/api"
 )
 
 // setupIngestListeners runs the ingest listeners beside the main one:
@@ -58,4 +61,25 @@ func setupIngestListeners(n *node, g *runGroup) error {
 		srv.Shutdown(ctx)
 	})
 	return nil
+}
+
+// spanMetricsFunc answers the Jaeger Monitor tab's expressions (tracing/api
+// builds them) with the query facade over the store.
+func spanMetricsFunc(n *node) traceapi.SpanMetricsFunc {
+	engine := query.NewEngine(n.store, eval.Options{})
+	return func(ctx context.Context, program string, start, end, step int64) ([]traceapi.MetricLine, error) {
+		styles, err := query.Parse(program, query.ParseOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("span metrics expression %q: %w", program, err)
+		}
+		res, err := engine.Eval(ctx, styles, eval.Range{Start: start, End: end, Step: step})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]traceapi.MetricLine, 0, len(res.Lines))
+		for _, l := range res.Lines {
+			out = append(out, traceapi.MetricLine{Tags: l.Tags.Map(), Start: start, Step: step, Values: l.Values})
+		}
+		return out, nil
+	}
 }

@@ -201,6 +201,7 @@ func setupQuery(n *node, _ *runGroup) error {
 func setupTraces(n *node, _ *runGroup) error {
 	traceAPI, err := traceapi.New(traceapi.Options{
 		Reader: n.spans, Catalog: n.spans, Dependencies: n.spans,
+		SpanMetrics: spanMetricsFunc(n), MinStep: n.cfg.Step,
 		Logger: n.logger.With("component", "traces"), Registry: n.reg,
 	})
 	if err != nil {
