@@ -49,8 +49,8 @@ func TestJaegerUINewerCalls(t *testing.T) {
 	var sum struct {
 		Summaries []struct {
 			TraceID, RootServiceName, RootSpanName, StartTime, Duration string
-			SpanCount, ErrorSpanCount                                  int
-			Services                                                   []struct {
+			SpanCount, ErrorSpanCount                                   int
+			Services                                                    []struct {
 				Name      string
 				SpanCount int
 			}
