@@ -25,17 +25,17 @@ func freeUDPAddr(t *testing.T) string {
 	return c.LocalAddr().String()
 }
 
-// eventually polls f (a query of the server) until it reports true or 10 s
-// pass: datagrams are stored asynchronously and there is no reply to wait
+// eventually polls f (a query of the server) until it reports true or 30 s
+// pass: datagrams (and scrapes) are stored asynchronously and there is no reply to wait
 // on.
 func eventually(t *testing.T, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for !f() {
 		if time.Now().After(deadline) {
-			t.Errorf("%s: not stored within 10 s", what)
+			t.Errorf("%s: not stored within 30 s", what)
 			return
 		}
 		<-tick.C
