@@ -480,9 +480,13 @@ func numberValue(dp pmetric.NumberDataPoint) float64 {
 // rejected as too old, silently, and the first value then counts from the
 // second datapoint on, as Prometheus does.
 func (c *otlpConverter) counter(name string, attrs pcommon.Map, start, t pcommon.Timestamp, v float64, kv ...string) {
-	if start != 0 && start/1e6 < t/1e6 {
+	if start != 0 && start < t {
+		// A start within the same millisecond as the datapoint (a first
+		// export right after the start) is moved one millisecond back, so
+		// that the store sees two samples and counts the first value.
+		z := min(int64(start)/1e6, int64(t)/1e6-1)
 		c.quiet = true
-		c.pointMs(name, "counter", attrs, int64(start)/1e6, 0, kv...)
+		c.pointMs(name, "counter", attrs, z, 0, kv...)
 		c.quiet = false
 	}
 	c.point(name, "counter", attrs, t, v, kv...)

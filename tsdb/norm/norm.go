@@ -154,9 +154,12 @@ func (s *State) Counter(step, t int64, v float64) (Increase, Result) {
 		if delta < 0 {
 			delta = v // a reset: the counter started over from zero
 		}
-		if delta > 0 && !math.IsInf(delta, 0) {
-			in = Increase{From: s.T, To: t, Rate: delta / (float64(t-s.T) / 1000)}
+		if !(delta >= 0) || math.IsInf(delta, 0) {
+			delta = 0 // NaN or infinite samples add nothing
 		}
+		// A counter that did not grow still covers its interval: its
+		// steps read 0, not missing.
+		in = Increase{From: s.T, To: t, Rate: delta / (float64(t-s.T) / 1000)}
 	}
 	s.T, s.PrevV, s.HasPrev = t, v, true
 	return in, Applied

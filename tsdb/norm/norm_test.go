@@ -137,6 +137,10 @@ func TestCounter(t *testing.T) {
 			{150000, 60, []point{{120000, 0.5}, {180000, 0.5}}},
 			{160000, 70, []point{{180000, 1.0 / 6}}},
 		}},
+		{"no growth reads 0", []sample{
+			{60000, 5, nil},
+			{120000, 5, []point{{120000, 0}}},
+		}},
 		{"integer deltas over 60 s are exact", []sample{
 			{60000, 1e6, nil},
 			{120000, 1e6 + 37, []point{{120000, 37.0 / 60}}},
