@@ -1,7 +1,7 @@
 # Sextant: the two commands that matter are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run demo build test bench fuzz
+.PHONY: run demo build test bench fuzz compat
 
 ## run: start Sextant with its embedded defaults (data in ./sextant-data, HTTP on :7101)
 run:
@@ -40,3 +40,10 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+## compat: the compatibility suite: real clients (telemetrygen, vmagent,
+## spectator-go v0.1.6 and v2, zipkin-go) built from the Go module proxy
+## into a temporary directory and run against the real binary
+## (cmd/sextant/compat_test.go; SEXTANT_COMPAT_BIN=dir keeps the builds)
+compat:
+	SEXTANT_COMPAT=1 $(GO) test -count=1 -run '^TestCompat' -timeout 45m -v ./cmd/sextant
