@@ -142,11 +142,22 @@ func (in Increase) At(step, b int64) float64 {
 // counts it. The first sample, and one more than MaxCounterGap steps after
 // the previous, gives no increase: the interval it stands for is unknown.
 func (s *State) Counter(step, t int64, v float64) (Increase, Result) {
-	if s.HasPrev && t <= s.T {
-		if t == s.T {
+	if s.HasPrev && t < s.T {
+		return Increase{}, Late
+	}
+	if s.HasPrev && t == s.T {
+		// Two samples in one millisecond: the store's resolution cannot
+		// tell them apart, but the second's increase (a reset's value
+		// after it) is real; it goes to the millisecond before t.
+		delta := v - s.PrevV
+		if delta < 0 {
+			delta = v
+		}
+		if v == s.PrevV || !(delta > 0) || math.IsInf(delta, 0) {
 			return Increase{}, Duplicate
 		}
-		return Increase{}, Late
+		s.PrevV = v
+		return Increase{From: t - 1, To: t, Rate: delta * 1000}, Applied
 	}
 	var in Increase
 	if s.HasPrev && t-s.T <= MaxCounterGap*step {

@@ -137,6 +137,12 @@ func TestCounter(t *testing.T) {
 			{150000, 60, []point{{120000, 0.5}, {180000, 0.5}}},
 			{160000, 70, []point{{180000, 1.0 / 6}}},
 		}},
+		{"a second sample in the same millisecond still counts", []sample{
+			{60000, 5, nil},
+			{90000, 8, []point{{120000, 0.05}}},
+			{90000, 2, []point{{120000, 1.0 / 30}}}, // a reset: 2 more
+			{90000, 2, nil},                         // a true duplicate
+		}},
 		{"no growth reads 0", []sample{
 			{60000, 5, nil},
 			{120000, 5, []point{{120000, 0}}},
@@ -171,14 +177,15 @@ func TestCounter(t *testing.T) {
 	if _, r := s.Counter(step, 30000, 2); r != Late {
 		t.Errorf("late counter sample: %v, want Late", r)
 	}
-	if _, r := s.Counter(step, 60000, 2); r != Duplicate {
+	if _, r := s.Counter(step, 60000, 1); r != Duplicate {
 		t.Errorf("repeated counter sample: %v, want Duplicate", r)
 	}
 }
 
 // TestCounterConservesIncrease is the property of issue #10: a cumulative
-// counter sampled at random intervals (0.1× to 3× the step) with resets
-// stores rates whose sum × step is the counter's total increase.
+// counter sampled at random intervals (0.1× to 3× the step, and now and
+// then twice in one millisecond) with resets stores rates whose sum × step
+// is the counter's total increase.
 func TestCounterConservesIncrease(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(10, 10))
@@ -190,7 +197,9 @@ func TestCounterConservesIncrease(t *testing.T) {
 		v, total := float64(rng.IntN(1000)), 0.0
 		s.Counter(step, tm, v)
 		for range 1 + rng.IntN(200) {
-			tm += step/10 + rng.Int64N(step*3-step/10+1)
+			if rng.IntN(20) != 0 { // else a second sample in the same millisecond
+				tm += step/10 + rng.Int64N(step*3-step/10+1)
+			}
 			if r := float64(rng.IntN(10)); rng.IntN(20) == 0 && r < v {
 				v = r // a reset (a drop): the increase is the new value
 				total += v
