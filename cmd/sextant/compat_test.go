@@ -272,7 +272,7 @@ scrape_configs:
 	for _, q := range []string{
 		"name,job:compat:rate5m,:eq,job,static,:eq,:and",
 		"name,compat_requests_total,:eq,instance_addr,127.0.0.1:9100,:eq,:and,région,Île,:eq,:and,a,x,:eq,:and",
-		"job,sextant,:eq,instance,"+srv.http+",:eq,:and",
+		"job,sextant,:eq,instance," + srv.http + ",:eq,:and",
 	} {
 		eventually(t, q, func() bool {
 			for _, xs := range graph(t, srv.http, q, time.Now().Add(-time.Minute), time.Now().Add(time.Minute)) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
@@ -238,5 +239,48 @@ func TestTagsStoredAsSent(t *testing.T) {
 	}
 	if got := first(graph(t, addr, "name,target_info,:eq,detector.attr29,x,:eq,:and,service.name,checkout,:eq,:and", s, time.Now().Add(time.Minute))); total(got) < 1 {
 		t.Errorf("target_info with the other attributes: %v", got)
+	}
+}
+
+// TestCounterPropertyThroughHTTP: issue #10 item 1 as a property, through
+// remote write: random cumulative series with random export intervals
+// (0.1× to 3× the 1 s step) and resets store rates whose sum × step is
+// each counter's total increase.
+func TestCounterPropertyThroughHTTP(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	addr := startServe(t, cfg)
+	rng := rand.New(rand.NewPCG(10, uint64(time.Now().UnixNano())))
+	t0 := time.Now().Add(-20 * time.Minute).UnixMilli()
+	for s := range 8 {
+		name := fmt.Sprintf("prop_%d_total", s)
+		tm, v, want := t0+rng.Int64N(1000), float64(rng.IntN(100)), 0.0
+		var samples []prompb.Sample
+		samples = append(samples, prompb.Sample{Timestamp: tm, Value: v})
+		for range 200 + rng.IntN(200) {
+			tm += 100 + rng.Int64N(2901)
+			if r := float64(rng.IntN(5)); rng.IntN(25) == 0 && r < v {
+				v = r // a reset: the increase is the value after it
+				want += v
+			} else {
+				d := float64(rng.IntN(50))
+				v += d
+				want += d
+			}
+			samples = append(samples, prompb.Sample{Timestamp: tm, Value: v})
+		}
+		// Sent in requests of a few samples, as a scraper's batches.
+		for len(samples) > 0 {
+			n := min(len(samples), 1+rng.IntN(5))
+			if code, body := postRemote(t, addr, prompb.TimeSeries{
+				Labels: []prompb.Label{{Name: "__name__", Value: name}}, Samples: samples[:n]}); code/100 != 2 {
+				t.Fatalf("remote write: %d %s", code, body)
+			}
+			samples = samples[n:]
+		}
+		got := total(first(graph(t, addr, "name,"+name+",:eq", time.UnixMilli(t0-5000), time.UnixMilli(tm+5000))))
+		if math.Abs(got-want) > 1e-6*max(1, want) {
+			t.Errorf("%s: stored increase %v, want %v", name, got, want)
+		}
 	}
 }
