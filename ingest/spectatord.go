@@ -134,7 +134,7 @@ func (m *sdMeters) add(pts []tsdb.Datapoint, l sdLine, ts tags.Set, now int64) (
 	case 'X':
 		t, err := strconv.ParseInt(l.option, 10, 64)
 		if err != nil {
-			return pts, fmt.Errorf("X needs its time in Unix ms as the option, got %q", l.option)
+			return pts, fmt.Errorf("type X needs its time in Unix ms as the option, got %q", l.option)
 		}
 		pts = append(pts, tsdb.Datapoint{Tags: with("counter", lib.StatCount), T: t, V: l.value})
 	case 'm':

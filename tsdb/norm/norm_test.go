@@ -110,10 +110,6 @@ func TestRateResults(t *testing.T) {
 func TestCounter(t *testing.T) {
 	t.Parallel()
 	const step = 60000
-	type want struct {
-		T int64
-		V float64
-	}
 	for _, tc := range []struct {
 		name    string
 		samples []sample
