@@ -1,7 +1,7 @@
 # Sextant: the two commands that matter are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run demo build test bench fuzz soak
+.PHONY: run demo build test bench fuzz soak compat
 
 ## run: start Sextant with its embedded defaults (data in ./sextant-data, HTTP on :7101)
 run:
@@ -47,3 +47,10 @@ fuzz:
 SOAK ?= 10m
 soak:
 	SEXTANT_SOAK=$(SOAK) $(GO) test -run='^TestSoak$$' -count=1 -v -timeout 3h ./cmd/sextant
+
+## compat: the compatibility suite: real clients (telemetrygen, vmagent,
+## spectator-go v0.1.6 and v2, zipkin-go) built from the Go module proxy
+## into a temporary directory and run against the real binary
+## (cmd/sextant/compat_test.go; SEXTANT_COMPAT_BIN=dir keeps the builds)
+compat:
+	SEXTANT_COMPAT=1 $(GO) test -count=1 -run '^TestCompat' -timeout 45m -v ./cmd/sextant

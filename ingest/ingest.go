@@ -26,8 +26,12 @@ type Options struct {
 	// Step is the store's step in ms (default 60 s): OTLP deltas are spread
 	// over steps.
 	Step int64
-	// Rules validate tags; nil means Atlas's defaults.
+	// Rules validate tags of the Atlas publish API; nil means Atlas's
+	// defaults.
 	Rules *Rules
+	// Tags is the tag policy of the other protocols (remote write, OTLP,
+	// SpectatorD, Zipkin).
+	Tags TagPolicy
 	// MaxBodyBytes bounds a request body as sent (before decompression);
 	// default 32 MiB. MaxDecodedBytes bounds it after decompression;
 	// default 64 MiB, the OTLP recommendation. Over either: 413.
@@ -69,6 +73,7 @@ func (o Options) withDefaults() Options {
 	if o.Step <= 0 {
 		o.Step = 60_000
 	}
+	o.Tags = o.Tags.withDefaults()
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 32 << 20
 	}

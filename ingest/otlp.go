@@ -118,8 +118,9 @@ func (h *Handler) exportMetrics(ctx context.Context, req pmetricotlp.ExportReque
 	wk := otlpPool.Get().(*otlpWork)
 	defer otlpPool.Put(wk)
 	c := &wk.conv
-	c.reset(h.opts.Rules, h.opts.Now(), h.opts.Step)
+	c.reset(h.opts.Tags, h.opts.Now(), h.opts.Step)
 	c.convert(md)
+	h.countCut(protoOTLP, c.cut)
 	for reason, n := range c.reasons {
 		h.reject(protoOTLP, reason, n)
 	}
@@ -133,12 +134,22 @@ func (h *Handler) exportMetrics(ctx context.Context, req pmetricotlp.ExportReque
 			return resp, err
 		}
 	}
+	zeros, zerosRejected := 0, 0
+	for _, z := range c.zero {
+		if z {
+			zeros++
+		}
+	}
 	for _, rj := range wk.batch.Rejected {
+		if c.zero[rj.Index] {
+			zerosRejected++ // a start we know of already, or one too old
+			continue
+		}
 		p := wk.batch.Points[rj.Index]
 		h.reject(protoOTLP, rj.Reason.String(), 1)
 		c.rej.add(func() string { return storeReason(rj.Reason, p.T) + " (tags=" + tagString(p.Tags) + ")" })
 	}
-	h.accepted(protoOTLP, len(wk.batch.Points)-len(wk.batch.Rejected))
+	h.accepted(protoOTLP, len(wk.batch.Points)-len(wk.batch.Rejected)-(zeros-zerosRejected))
 	if c.rej.count > 0 {
 		ps := resp.PartialSuccess()
 		ps.SetRejectedDataPoints(int64(c.rej.count))

@@ -54,8 +54,9 @@ func TestOTLPHTTPStatuses(t *testing.T) {
 		dp.SetDoubleValue(21.5)
 		dp.Attributes().PutStr("room", "kitchen")
 		bad := ms.AppendEmpty()
-		bad.SetName("x") // too short a name
+		bad.SetName("x") // one letter is a fine name, an empty key is not
 		bdp := bad.SetEmptyGauge().DataPoints().AppendEmpty()
+		bdp.Attributes().PutStr("", "v")
 		bdp.SetTimestamp(ts(now))
 		bdp.SetDoubleValue(1)
 	})
@@ -77,7 +78,7 @@ func TestOTLPHTTPStatuses(t *testing.T) {
 			resp.UnmarshalProto(b)
 		}
 		ps := resp.PartialSuccess()
-		if ps.RejectedDataPoints() != 1 || !strings.Contains(ps.ErrorMessage(), "value too short: name = [x]") {
+		if ps.RejectedDataPoints() != 1 || !strings.Contains(ps.ErrorMessage(), "empty tag key (tags={=v") {
 			t.Errorf("%s: partial success %d %q", ct, ps.RejectedDataPoints(), ps.ErrorMessage())
 		}
 	}
@@ -188,7 +189,7 @@ func FuzzOTLPJSON(f *testing.F) {
 	b, _ := req.MarshalJSON()
 	f.Add(b)
 	f.Add([]byte(`{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","gauge":{"dataPoints":[{"asDouble":1,"timeUnixNano":"1"}]}}]}]}]}`))
-	rules := DefaultRules()
+	policy := TagPolicy{}.withDefaults()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := pmetricotlp.NewExportRequest()
 		if err := r.UnmarshalJSON(b); err != nil {
@@ -198,10 +199,10 @@ func FuzzOTLPJSON(f *testing.F) {
 			return // the handler refuses these before mapping
 		}
 		var c otlpConverter
-		c.reset(rules, now, 60_000)
+		c.reset(policy, now, 60_000)
 		c.convert(r.Metrics())
 		for _, p := range c.points {
-			if reason, _ := rules.Validate(p.Tags); reason != "" {
+			if reason, _ := policy.check(p.Tags); reason != "" {
 				t.Fatalf("converter kept invalid tags %v: %s", p.Tags, reason)
 			}
 		}

@@ -16,9 +16,10 @@ import (
 
 // otlpConverter maps OTLP metrics onto series (docs/otlp.md):
 //
-//   - resource, scope and datapoint attributes become tags, with characters
-//     outside the allowed set replaced by '_', values cut to the maximum
-//     length and empty values dropped; the metric name becomes name;
+//   - scope and datapoint attributes, and the resource attributes the tag
+//     policy promotes, become tags as sent (values cut to the policy's
+//     length, empty values dropped); the other resource attributes go to
+//     one target_info series per resource; the metric name becomes name;
 //   - gauges are gauges; monotonic sums are per-second rates: a delta's
 //     rate over its interval (start, time] is spread over the storage steps
 //     it overlaps, each step getting rate × overlap / step as an
@@ -36,25 +37,34 @@ import (
 //
 // Exemplars cannot be stored yet and are counted as dropped.
 type otlpConverter struct {
-	rules    *Rules
-	now      int64
-	step     int64 // the store's step, ms
-	points   []tsdb.Datapoint
-	spans    []tagSpan // points[i].Tags is arena[spans[i]]
-	arena    []tags.Tag
-	base     []tags.Tag // resource + scope tags of the metric at hand
-	rej      rejections
-	reasons  map[string]int
-	dropped  int // exemplars
+	policy  TagPolicy
+	cut     int // values cut to the policy's length
+	now     int64
+	step    int64 // the store's step, ms
+	points  []tsdb.Datapoint
+	spans   []tagSpan // points[i].Tags is arena[spans[i]]
+	arena   []tags.Tag
+	base    []tags.Tag // resource + scope tags of the metric at hand
+	rej     rejections
+	reasons map[string]int
+	dropped int // exemplars
+	// zero marks the points that are a cumulative series' zero at its
+	// start time (see counter): the store rejects them as out of order
+	// when it has seen the series since, which is no error.
+	zero     []bool
+	quiet    bool // the point being added is such a zero: failures are not counted
+	clampLo  float64
+	clampHi  float64 // the datapoint's [min, max] in bucket units, for spread
 	buckets  [lib.NumPercentileBuckets]float64
 	bucketOK [lib.NumPercentileBuckets]bool
 }
 
 type tagSpan struct{ start, end int32 }
 
-func (c *otlpConverter) reset(rules *Rules, now, step int64) {
-	c.rules, c.now, c.step = rules, now, step
+func (c *otlpConverter) reset(policy TagPolicy, now, step int64) {
+	c.policy, c.now, c.step, c.cut = policy, now, step, 0
 	c.points, c.spans, c.arena, c.base = c.points[:0], c.spans[:0], c.arena[:0], c.base[:0]
+	c.zero = c.zero[:0]
 	c.rej.reset()
 	c.reasons = map[string]int{}
 	c.dropped = 0
@@ -65,7 +75,7 @@ func (c *otlpConverter) convert(md pmetric.Metrics) {
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
-		c.base = c.attrs(c.base[:0], rm.Resource().Attributes())
+		c.base = c.resource(c.base[:0], rm.Resource().Attributes())
 		res := len(c.base)
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
@@ -83,18 +93,71 @@ func (c *otlpConverter) convert(md pmetric.Metrics) {
 	}
 }
 
-// attrs appends sanitized attributes as tags.
+// attrs appends attributes as tags, as sent but for values cut to the
+// policy's length; empty values are left out.
 func (c *otlpConverter) attrs(dst []tags.Tag, m pcommon.Map) []tags.Tag {
 	for k, v := range m.All() {
-		s := v.AsString()
-		if s == "" {
-			continue
-		}
-		if len(s) > c.rules.ValueMax {
-			s = s[:c.rules.ValueMax]
-		}
-		dst = append(dst, tags.Tag{Key: c.rules.Sanitize(k), Value: c.rules.Sanitize(s)})
+		dst = c.attr(dst, k, v)
 	}
+	return dst
+}
+
+func (c *otlpConverter) attr(dst []tags.Tag, k string, v pcommon.Value) []tags.Tag {
+	s := v.AsString()
+	if s == "" {
+		return dst
+	}
+	s, cut := c.policy.value(s)
+	if cut {
+		c.cut++
+	}
+	return append(dst, tags.Tag{Key: k, Value: s})
+}
+
+// resource appends the resource attributes the policy promotes to tags,
+// and writes the others, with the promoted ones, as the resource's info
+// series (name target_info, a gauge of 1): a resource with many
+// attributes never makes its datapoints break the tag limit. When the info
+// series itself would, it keeps the first attributes in key order.
+func (c *otlpConverter) resource(dst []tags.Tag, m pcommon.Map) []tags.Tag {
+	rest := 0
+	for k, v := range m.All() {
+		if c.policy.promoted(k) {
+			dst = c.attr(dst, k, v)
+		} else if v.AsString() != "" {
+			rest++
+		}
+	}
+	if rest == 0 {
+		return dst
+	}
+	start := len(c.arena)
+	c.arena = append(c.arena, dst...)
+	for k, v := range m.All() {
+		if !c.policy.promoted(k) {
+			c.arena = c.attr(c.arena, k, v)
+		}
+	}
+	c.arena = append(c.arena, tags.Tag{Key: tags.NameKey, Value: ResourceInfoName}, tags.Tag{Key: tsdb.DSTypeKey, Value: "gauge"})
+	ts := tags.Set(c.arena[start:]).Normalize()
+	if len(ts) > c.policy.MaxTags {
+		// Keep name and dstype, drop attributes from the end.
+		kept := ts[:0]
+		for _, t := range ts {
+			if len(kept) < c.policy.MaxTags-2 || t.Key == tags.NameKey || t.Key == tsdb.DSTypeKey {
+				kept = append(kept, t)
+			}
+		}
+		ts = kept
+	}
+	c.arena = c.arena[:start+len(ts)]
+	if reason, _ := c.policy.check(ts); reason != "" {
+		c.arena = c.arena[:start]
+		return dst
+	}
+	c.spans = append(c.spans, tagSpan{int32(start), int32(len(c.arena))})
+	c.points = append(c.points, tsdb.Datapoint{T: c.now, V: 1})
+	c.zero = append(c.zero, false)
 	return dst
 }
 
@@ -118,7 +181,7 @@ func timeScale(unit string) float64 {
 }
 
 func (c *otlpConverter) metric(m pmetric.Metric) {
-	name := c.rules.Sanitize(m.Name())
+	name := m.Name()
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
 		dps := m.Gauge().DataPoints()
@@ -141,7 +204,11 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 				}
 				c.deltaRate(name, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(), v)
 			case s.IsMonotonic():
-				c.number(name, "counter", dp, v, nil)
+				c.dropped += dp.Exemplars().Len()
+				if dp.Flags().NoRecordedValue() {
+					continue
+				}
+				c.counter(name, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(), v)
 			case delta:
 				c.number(name, "sum", dp, v, nil)
 			default:
@@ -159,23 +226,20 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 				continue
 			}
 			c.clearBuckets()
+			u := c.unit(m.Unit())
+			c.setClamp(u, dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max())
 			bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
-			lo := 0.0
-			if dp.HasMin() {
-				lo = dp.Min()
-			}
+			lo := math.Inf(-1)
 			for b := 0; b < counts.Len(); b++ {
 				n := float64(counts.At(b))
-				switch {
-				case b < bounds.Len():
-					c.spread(c.unit(m.Unit()), lo, bounds.At(b), n)
-					lo = bounds.At(b)
-				case dp.HasMax() && dp.Max() > lo:
-					c.spread(c.unit(m.Unit()), lo, dp.Max(), n)
-				default:
-					c.spread(c.unit(m.Unit()), lo, math.Inf(1), n)
+				hi := math.Inf(1)
+				if b < bounds.Len() {
+					hi = bounds.At(b)
 				}
+				c.spread(u, lo, hi, n)
+				lo = hi
 			}
+			c.keepInRange(u)
 			c.distribution(name, m.Unit(), delta, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(),
 				float64(dp.Count()), dp.Sum(), dp.HasMax(), dp.Max())
 		}
@@ -191,6 +255,7 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 			}
 			c.clearBuckets()
 			u := c.unit(m.Unit())
+			c.setClamp(u, dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max())
 			// Zero and negative buckets count as zero, as in Spectator.
 			c.spread(u, 0, 0, float64(dp.ZeroCount()))
 			neg := dp.Negative().BucketCounts()
@@ -203,6 +268,7 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 				idx := float64(pos.Offset()) + float64(b)
 				c.spread(u, math.Pow(base, idx), math.Pow(base, idx+1), float64(pos.BucketCounts().At(b)))
 			}
+			c.keepInRange(u)
 			c.distribution(name, m.Unit(), delta, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(),
 				float64(dp.Count()), dp.Sum(), dp.HasMax(), dp.Max())
 		}
@@ -245,6 +311,51 @@ func (c *otlpConverter) unit(unit string) bucketUnit {
 func (c *otlpConverter) clearBuckets() {
 	clear(c.buckets[:])
 	clear(c.bucketOK[:])
+	c.clampLo, c.clampHi = 0, math.Inf(1)
+}
+
+// setClamp sets the range the values of a histogram datapoint lie in, in
+// bucket units: its min and max when it has them.
+func (c *otlpConverter) setClamp(u bucketUnit, hasMin bool, minV float64, hasMax bool, maxV float64) {
+	c.clampLo, c.clampHi = 0, math.Inf(1)
+	if hasMin && minV*u.scale > 0 && !math.IsInf(minV, 0) {
+		c.clampLo = minV * u.scale
+	}
+	if hasMax && maxV*u.scale >= c.clampLo && !math.IsInf(maxV, 0) {
+		c.clampHi = maxV * u.scale
+	}
+}
+
+// keepInRange moves the counts of the percentile buckets that reach beyond
+// [min, max] one bucket inwards, so that an estimate interpolated inside a
+// bucket stays within the range: the bucket holding max reaches above it
+// and gives its counts to the one below; the bucket holding min reaches
+// below it and gives its counts to the one above. When min and max share a
+// bucket, or lie in neighbouring ones, that bucket is the best there is.
+func (c *otlpConverter) keepInRange(_ bucketUnit) {
+	lo, hi := 0, lib.NumPercentileBuckets-1
+	if c.clampLo > 0 {
+		lo = bucketOf(c.clampLo)
+	}
+	if !math.IsInf(c.clampHi, 1) {
+		hi = bucketOf(c.clampHi)
+	}
+	if hi > lo+1 && float64(lib.PercentileBucketLimit(hi)) > c.clampHi {
+		c.move(hi, hi-1)
+		hi--
+	}
+	if c.clampLo > 0 && hi > lo+1 && lo > 0 && float64(lib.PercentileBucketLimit(lo-1)) < c.clampLo {
+		c.move(lo, lo+1)
+	}
+}
+
+func (c *otlpConverter) move(from, to int) {
+	if !c.bucketOK[from] {
+		return
+	}
+	c.buckets[to] += c.buckets[from]
+	c.bucketOK[to] = true
+	c.buckets[from], c.bucketOK[from] = 0, false
 }
 
 // spread adds n values, assumed evenly spread over (lo, hi], to the
@@ -254,6 +365,10 @@ func (c *otlpConverter) spread(u bucketUnit, lo, hi, n float64) {
 		return
 	}
 	lo, hi = max(lo*u.scale, 0), hi*u.scale
+	// The values lie within the datapoint's [min, max]: a bucket (lo, hi]
+	// holds them only where it overlaps that range (an inconsistent bucket
+	// outside it is moved to the nearest end).
+	lo, hi = min(max(lo, c.clampLo), c.clampHi), max(min(hi, c.clampHi), c.clampLo)
 	if math.IsInf(hi, 1) || !(hi > lo) {
 		// Unbounded or degenerate: everything just above lo.
 		j := bucketOf(lo)
@@ -303,7 +418,7 @@ func (c *otlpConverter) distribution(name, unit string, delta bool, attrs pcommo
 		if delta {
 			c.deltaRate(name, attrs, start, t, v, kv...)
 		} else {
-			c.point(name, "counter", attrs, t, v, kv...)
+			c.counter(name, attrs, start, t, v, kv...)
 		}
 	}
 	emit(count, "statistic", lib.StatCount)
@@ -357,6 +472,26 @@ func numberValue(dp pmetric.NumberDataPoint) float64 {
 	return dp.DoubleValue()
 }
 
+// counter emits a cumulative datapoint as a counter. When it has a start
+// time, a zero at the start goes first: the cumulative value is the
+// increase since then, so the series' first increase is known and lands
+// on the steps after the start, and a new start (a reset) is seen as one.
+// A zero older than the store keeps (a series that started long ago) is
+// rejected as too old, silently, and the first value then counts from the
+// second datapoint on, as Prometheus does.
+func (c *otlpConverter) counter(name string, attrs pcommon.Map, start, t pcommon.Timestamp, v float64, kv ...string) {
+	if start != 0 && start < t {
+		// A start within the same millisecond as the datapoint (a first
+		// export right after the start) is moved one millisecond back, so
+		// that the store sees two samples and counts the first value.
+		z := min(int64(start)/1e6, int64(t)/1e6-1)
+		c.quiet = true
+		c.pointMs(name, "counter", attrs, z, 0, kv...)
+		c.quiet = false
+	}
+	c.point(name, "counter", attrs, t, v, kv...)
+}
+
 // number emits a number datapoint.
 func (c *otlpConverter) number(name, dst string, dp pmetric.NumberDataPoint, v float64, extra []string) {
 	c.dropped += dp.Exemplars().Len()
@@ -401,7 +536,11 @@ func (c *otlpConverter) pointMs(name, dst string, attrs pcommon.Map, ms int64, v
 	}
 	ts := tags.Set(c.arena[start:]).Normalize()
 	c.arena = c.arena[:start+len(ts)]
-	if reason, msg := c.rules.Validate(ts); reason != "" {
+	if reason, msg := c.policy.check(ts); reason != "" {
+		c.arena = c.arena[:start]
+		if c.quiet {
+			return
+		}
 		c.reasons[reason]++
 		c.rej.add(func() string { return fmt.Sprintf("%s (tags=%s)", msg, tagString(ts)) })
 		c.arena = c.arena[:start]
@@ -409,6 +548,7 @@ func (c *otlpConverter) pointMs(name, dst string, attrs pcommon.Map, ms int64, v
 	}
 	c.spans = append(c.spans, tagSpan{int32(start), int32(len(c.arena))})
 	c.points = append(c.points, tsdb.Datapoint{T: ms, V: v})
+	c.zero = append(c.zero, c.quiet)
 }
 
 // fail rejects a datapoint that could not be mapped.

@@ -49,6 +49,10 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	if isSpectatorBatch(req.body.Bytes()) {
+		h.publishBatch(w, r, req.body.Bytes())
+		return
+	}
 	status, body, err := h.ingestPublish(r, req)
 	if err != nil {
 		writeError(w, r, err)

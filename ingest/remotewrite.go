@@ -19,8 +19,12 @@ import (
 // ends in _total, _count, _sum or _bucket are monotonic counters, stored as
 // counters so that the store turns them into per-second rates, reset-aware;
 // everything else is a gauge. Staleness markers are not data and are
-// skipped. Any invalid sample makes the reply 400 (the valid ones are
-// stored), which senders do not retry; 429 and 5xx they do.
+// skipped. Labels are stored as sent under the tag policy (TagPolicy): a
+// series that breaks it is rejected alone. When some samples were stored
+// and others rejected the reply is 200 with the count rejected in an Atlas
+// partial body (a 4xx would make senders log the whole block as dropped);
+// when all were rejected it is 400, which senders do not retry; 429 and
+// 5xx they do.
 
 // staleNaN is Prometheus's staleness marker.
 const staleNaN = 0x7ff0000000000002
@@ -32,6 +36,8 @@ type remoteWork struct {
 	spans   []tagSpan
 	batch   tsdb.Batch
 	rej     rejections
+	cut     int // tag values cut to the policy's length
+	stored  int // samples stored
 }
 
 var remotePool = sync.Pool{New: func() any { return new(remoteWork) }}
@@ -56,7 +62,11 @@ func (h *Handler) remoteWrite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wk.rej.count > 0 {
-		writeJSON(w, http.StatusBadRequest, &publishResponse{Type: "error", ErrorCount: wk.rej.count, Message: wk.rej.messages})
+		if wk.stored == 0 {
+			writeJSON(w, http.StatusBadRequest, &publishResponse{Type: "error", ErrorCount: wk.rej.count, Message: wk.rej.messages})
+			return
+		}
+		writeJSON(w, http.StatusOK, &publishResponse{Type: "partial", ErrorCount: wk.rej.count, Message: wk.rej.messages})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -98,9 +108,10 @@ func (h *Handler) ingestRemote(r *http.Request, wk *remoteWork) error {
 		return &httpError{status: http.StatusRequestEntityTooLarge,
 			msg: fmt.Sprintf("%d samples in one request, more than %d", samples, h.opts.MaxDatapoints)}
 	}
-	for reason, n := range convertRemote(wk, h.opts.Rules) {
+	for reason, n := range convertRemote(wk, h.opts.Tags) {
 		h.reject(protoRemoteWrite, reason, n)
 	}
+	h.countCut(protoRemoteWrite, wk.cut)
 	if len(wk.batch.Points) > 0 {
 		if err := h.opts.Appender.Append(r.Context(), &wk.batch); err != nil {
 			return err
@@ -111,14 +122,15 @@ func (h *Handler) ingestRemote(r *http.Request, wk *remoteWork) error {
 		h.reject(protoRemoteWrite, rj.Reason.String(), 1)
 		wk.rej.add(func() string { return storeReason(rj.Reason, p.T) + " (tags=" + tagString(p.Tags) + ")" })
 	}
-	h.accepted(protoRemoteWrite, len(wk.batch.Points)-len(wk.batch.Rejected))
+	wk.stored = len(wk.batch.Points) - len(wk.batch.Rejected)
+	h.accepted(protoRemoteWrite, wk.stored)
 	return nil
 }
 
 // convertRemote maps wk.req into wk.batch and returns rejections by reason.
-func convertRemote(wk *remoteWork, rules *Rules) map[string]int {
+func convertRemote(wk *remoteWork, policy TagPolicy) map[string]int {
 	reasons := map[string]int{}
-	wk.arena, wk.spans = wk.arena[:0], wk.spans[:0]
+	wk.arena, wk.spans, wk.cut, wk.stored = wk.arena[:0], wk.spans[:0], 0, 0
 	wk.batch.Reset()
 	wk.rej.reset()
 	for i := range wk.req.Timeseries {
@@ -130,7 +142,14 @@ func convertRemote(wk *remoteWork, rules *Rules) map[string]int {
 			if k == "__name__" {
 				k, name = tags.NameKey, l.Value
 			}
-			wk.arena = append(wk.arena, tags.Tag{Key: rules.Sanitize(k), Value: rules.Sanitize(l.Value)})
+			if l.Value == "" {
+				continue // an empty label is an absent one in Prometheus
+			}
+			v, cut := policy.value(l.Value)
+			if cut {
+				wk.cut++
+			}
+			wk.arena = append(wk.arena, tags.Tag{Key: k, Value: v})
 		}
 		dst := "gauge"
 		for _, suffix := range []string{"_total", "_count", "_sum", "_bucket"} {
@@ -141,7 +160,7 @@ func convertRemote(wk *remoteWork, rules *Rules) map[string]int {
 		wk.arena = append(wk.arena, tags.Tag{Key: tsdb.DSTypeKey, Value: dst})
 		set := tags.Set(wk.arena[start:]).Normalize()
 		wk.arena = wk.arena[:start+len(set)]
-		if reason, msg := rules.Validate(set); reason != "" {
+		if reason, msg := policy.check(set); reason != "" {
 			reasons[reason] += len(ts.Samples)
 			for range ts.Samples {
 				wk.rej.add(func() string { return fmt.Sprintf("%s (tags=%s)", msg, tagString(set)) })

@@ -44,16 +44,17 @@ func TestRemoteWrite(t *testing.T) {
 	if code != 204 {
 		t.Fatalf("remote write: %d %v", code, out)
 	}
-	// Counters become per-second rates; label values are sanitized.
-	if v := e.value(now, "name", "http_requests_total", "path", "_cart_items", "atlas.dstype", "counter"); v != 1 {
+	// Counters become per-second rates; label values are stored as sent.
+	if v := e.value(now, "name", "http_requests_total", "path", "/cart items", "atlas.dstype", "counter"); v != 1 {
 		t.Errorf("counter rate = %v, want 1", v)
 	}
 	if v := e.value(now, "name", "go_goroutines", "atlas.dstype", "gauge"); v != 42 {
 		t.Errorf("gauge = %v, want 42", v)
 	}
-	// One invalid series: 400 naming it; the valid ones are stored.
+	// One invalid series: 200 with the count dropped, naming it; the valid
+	// ones are stored. 21 user tags and one-letter names are fine.
 	var many []string
-	for i := range 21 {
+	for i := range 64 {
 		many = append(many, fmt.Sprintf("l%d", i), "v")
 	}
 	body = remoteBody(t,
@@ -61,11 +62,29 @@ func TestRemoteWrite(t *testing.T) {
 		prompb.TimeSeries{Labels: labels("__name__", "ok_gauge"), Samples: []prompb.Sample{{Timestamp: now, Value: 5}}},
 	)
 	code, _, out = e.post("/api/v1/write", body, rwHeaders...)
-	if code != 400 || !strings.HasPrefix(out["message"].([]any)[0].(string), "too many user tags: 22 > 20") {
+	if code != 200 || out["type"] != "partial" || out["errorCount"] != 1.0 ||
+		!strings.HasPrefix(out["message"].([]any)[0].(string), "too many tags: 66 > 64") {
 		t.Errorf("invalid series: %d %v", code, out)
 	}
 	if v := e.value(now, "name", "ok_gauge"); v != 5 {
 		t.Errorf("valid series alongside an invalid one = %v, want 5", v)
+	}
+	body = remoteBody(t,
+		prompb.TimeSeries{Labels: labels(append([]string{"__name__", "twenty_one", "a", "x"}, many[:40]...)...), Samples: []prompb.Sample{{Timestamp: now, Value: 7}}},
+		prompb.TimeSeries{Labels: labels("__name__", "bad", "k", "\xff"), Samples: []prompb.Sample{{Timestamp: now, Value: 1}}},
+	)
+	code, _, out = e.post("/api/v1/write", body, rwHeaders...)
+	if code != 200 || out["errorCount"] != 1.0 || !strings.Contains(out["message"].([]any)[0].(string), "invalid UTF-8") {
+		t.Errorf("invalid UTF-8: %d %v", code, out)
+	}
+	if v := e.value(now, "name", "twenty_one", "a", "x", "l0", "v"); v != 7 {
+		t.Errorf("series with 22 tags and a one-letter one = %v, want 7", v)
+	}
+	// All rejected: 400.
+	code, _, out = e.post("/api/v1/write", remoteBody(t, prompb.TimeSeries{Labels: labels("job", "x"),
+		Samples: []prompb.Sample{{Timestamp: now, Value: 1}}}), rwHeaders...)
+	if code != 400 {
+		t.Errorf("all rejected: %d %v", code, out)
 	}
 	// A body claiming a huge decoded size is refused before allocating.
 	bomb := binary.AppendUvarint(nil, 1<<40)
@@ -87,7 +106,7 @@ func TestRemoteWrite(t *testing.T) {
 func FuzzRemoteWrite(f *testing.F) {
 	f.Add(remoteBody(f, prompb.TimeSeries{Labels: labels("__name__", "up", "job", "x"), Samples: []prompb.Sample{{Timestamp: now, Value: 1}}}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
-	rules := DefaultRules()
+	policy := TagPolicy{}.withDefaults()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var wk remoteWork
 		if err := decodeRemote(&wk, b, "snappy", 1<<20); err != nil {
@@ -96,9 +115,9 @@ func FuzzRemoteWrite(f *testing.F) {
 		if len(wk.decoded) > 1<<20 {
 			t.Fatalf("decoded %d bytes past the limit", len(wk.decoded))
 		}
-		convertRemote(&wk, rules)
+		convertRemote(&wk, policy)
 		for _, p := range wk.batch.Points {
-			if reason, _ := rules.Validate(p.Tags); reason != "" {
+			if reason, _ := policy.check(p.Tags); reason != "" {
 				t.Fatalf("kept invalid tags %v: %s", p.Tags, reason)
 			}
 		}

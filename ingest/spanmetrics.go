@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -203,12 +204,11 @@ func (h *Handler) flushSpanMetrics(ctx context.Context) {
 	}
 }
 
-// tagValue makes s a valid Atlas tag value.
+// tagValue makes s a tag value under the tag policy of the non-Atlas
+// protocols: as sent (so the Jaeger UI and queries find an operation by
+// its own name), cut to the policy's length, invalid UTF-8 replaced.
 func (h *Handler) tagValue(s string) string {
-	s = h.opts.Rules.Sanitize(s)
-	if len(s) > 120 {
-		s = s[:120]
-	}
+	s, _ = h.opts.Tags.value(strings.ToValidUTF8(s, "\uFFFD"))
 	if s == "" {
 		s = "unknown"
 	}

@@ -274,7 +274,7 @@ func TestSpanMetrics(t *testing.T) {
 	for _, x := range ex {
 		if x.Tags["status.code"] == "ERROR" {
 			found = true
-			if x.TraceID != tracing.TraceID(traceID(10)) || x.Duration != 400*time.Millisecond || x.Tags["operation"] != "GET__items" {
+			if x.TraceID != tracing.TraceID(traceID(10)) || x.Duration != 400*time.Millisecond || x.Tags["operation"] != "GET /items" {
 				t.Errorf("error exemplar %+v", x)
 			}
 		}

@@ -78,7 +78,7 @@ func startServer(t *testing.T) string {
 	if out, err := exec.Command("go", "build", "-o", bin, "../sextant").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--otlp-http-listen", "", "--otlp-grpc-listen", "",
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--otlp-http-listen", "", "--otlp-grpc-listen", "", "--zipkin-listen", "", "--spectatord-listen", "",
 		"--step", "1s", "--memory-retention", "1h", "--data-dir", t.TempDir())
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

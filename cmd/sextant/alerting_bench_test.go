@@ -21,7 +21,7 @@ func BenchmarkAlertDelivery(b *testing.B) {
 	hook := newWebhookInbox(b)
 	const delay = time.Second
 	cfg, err := loadConfig([]string{"--listen", "127.0.0.1:0", "--data-dir", b.TempDir(), "--step", "1s",
-		"--otlp-http-listen", "", "--otlp-grpc-listen", "", "--live-delay", delay.String()}, env(), io.Discard)
+		"--otlp-http-listen", "", "--otlp-grpc-listen", "", "--zipkin-listen", "", "--spectatord-listen", "", "--live-delay", delay.String()}, env(), io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 // distinct requests are pre-encoded (default 512).
 func BenchmarkTraceIngestHTTP(b *testing.B) {
 	dir := b.TempDir()
-	cfg, err := loadConfig([]string{"--listen", "127.0.0.1:0", "--data-dir", dir, "--otlp-http-listen", "", "--otlp-grpc-listen", ""}, env(), io.Discard)
+	cfg, err := loadConfig([]string{"--listen", "127.0.0.1:0", "--data-dir", dir, "--otlp-http-listen", "", "--otlp-grpc-listen", "", "--zipkin-listen", "", "--spectatord-listen", ""}, env(), io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}

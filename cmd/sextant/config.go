@@ -44,6 +44,9 @@ var serveFlags = []flagSpec{
 	{"auth-token", "", "when set, every endpoint but /healthz requires Authorization: Bearer <token> (OTLP/gRPC: the same metadata)"},
 	{"max-series", "10000000", "most series the store holds; new series past it are rejected"},
 	{"max-series-per-name", "1000000", "most series of one name; new series past it are rejected"},
+	{"zipkin-listen", ":9411", `Zipkin v2 span ingest address (POST /api/v2/spans); "" disables`},
+	{"spectatord-listen", "127.0.0.1:1234", `SpectatorD line protocol over UDP; "" disables`},
+	{"spectatord-socket", "", "SpectatorD line protocol over a unix datagram socket at this path"},
 }
 
 // config is the resolved configuration of `sextant serve`.
@@ -66,6 +69,8 @@ type config struct {
 	AuthToken       string
 	MaxSeries       int
 	MaxSeriesByName int
+	// Ingest listeners of ingest_listeners.go.
+	ZipkinListen, SpectatorDListen, SpectatorDSocket string
 }
 
 // envName returns the environment variable of a setting.
@@ -153,6 +158,7 @@ func resolve(get func(string) string) (config, error) {
 	}
 	c.Listen, c.OTLPHTTPListen, c.OTLPGRPCListen = get("listen"), get("otlp-http-listen"), get("otlp-grpc-listen")
 	c.DataDir = get("data-dir")
+	c.ZipkinListen, c.SpectatorDListen, c.SpectatorDSocket = get("zipkin-listen"), get("spectatord-listen"), get("spectatord-socket")
 	c.Step = dur("step")
 	c.MemoryRetention = dur("memory-retention")
 	c.Retention = dur("retention")

@@ -28,7 +28,8 @@ func TestDefaults(t *testing.T) {
 	want := config{Listen: ":7101", OTLPHTTPListen: ":4318", OTLPGRPCListen: ":4317", DataDir: "./sextant-data",
 		Step: time.Minute, MemoryRetention: 24 * time.Hour, Retention: 15 * 24 * time.Hour,
 		TraceRetention: 7 * 24 * time.Hour, TraceMaxBytes: 10 << 30, IngestMaxAge: time.Hour, Fsync: wal.SyncBatch,
-		LiveDelay: 5 * time.Second, MaxSeries: 10_000_000, MaxSeriesByName: 1_000_000}
+		LiveDelay: 5 * time.Second, MaxSeries: 10_000_000, MaxSeriesByName: 1_000_000,
+		ZipkinListen: ":9411", SpectatorDListen: "127.0.0.1:1234"}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}

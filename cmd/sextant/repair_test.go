@@ -54,7 +54,7 @@ func TestDamagedWALRefusesThenRepairs(t *testing.T) {
 
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--otlp-http-listen", "",
-		"--otlp-grpc-listen", "", "--step", "1s", "--memory-retention", "1h")
+		"--otlp-grpc-listen", "", "--zipkin-listen", "", "--spectatord-listen", "", "--step", "1s", "--memory-retention", "1h")
 	cmd.Stderr = &stderr
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {

@@ -64,6 +64,7 @@ type component func(n *node, g *runGroup) error
 // line each. Their actors stop in reverse order, after the listeners.
 var components = []component{
 	setupIngest,
+	setupIngestListeners,
 	setupQuery,
 	setupLive,
 	setupTraces,
@@ -221,6 +222,7 @@ func setupQuery(n *node, _ *runGroup) error {
 func setupTraces(n *node, _ *runGroup) error {
 	traceAPI, err := traceapi.New(traceapi.Options{
 		Reader: n.spans, Catalog: n.spans, Dependencies: n.spans,
+		SpanMetrics: spanMetricsFunc(n), MinStep: n.cfg.Step,
 		Logger: n.logger.With("component", "traces"), Registry: n.reg,
 	})
 	if err != nil {

@@ -18,7 +18,8 @@ import (
 func testConfig(t *testing.T) config {
 	t.Helper()
 	c, err := loadConfig([]string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--step", "1s",
-		"--memory-retention", "1h", "--otlp-http-listen", "127.0.0.1:0", "--otlp-grpc-listen", "127.0.0.1:0"}, env(), io.Discard)
+		"--memory-retention", "1h", "--otlp-http-listen", "127.0.0.1:0", "--otlp-grpc-listen", "127.0.0.1:0",
+		"--zipkin-listen", "", "--spectatord-listen", ""}, env(), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,8 @@ func startBinary(t *testing.T, bin, dir string) *binary {
 // line.
 func runBinary(t *testing.T, bin string, env []string, flags ...string) *binary {
 	t.Helper()
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--otlp-http-listen", "", "--otlp-grpc-listen", "", "--step", "1s"}, flags...)
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--otlp-http-listen", "", "--otlp-grpc-listen", "", "--step", "1s",
+		"--zipkin-listen", "", "--spectatord-listen", ""}, flags...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, _ := cmd.StderrPipe()

@@ -185,7 +185,7 @@ func TestTracesWithSDK(t *testing.T) {
 			t.Errorf("exemplars of %v: %+v, want trace %s", l.Tags, l.Exemplars, id)
 			continue
 		}
-		if l.Tags["service.name"] == "frontend" && l.Exemplars[0].Operation != "GET__api_home" {
+		if l.Tags["service.name"] == "frontend" && l.Exemplars[0].Operation != "GET /api/home" {
 			t.Errorf("frontend's slowest span is %q, want the root", l.Exemplars[0].Operation)
 		}
 	}

@@ -34,7 +34,7 @@ import (
 func BenchmarkUIBrowser(b *testing.B) {
 	br := newBrowser(b)
 	cfg, err := loadConfig([]string{"--listen", "127.0.0.1:0", "--data-dir", b.TempDir(), "--step", "1s", "--memory-retention", "1h",
-		"--otlp-http-listen", "", "--otlp-grpc-listen", ""}, env(), io.Discard)
+		"--otlp-http-listen", "", "--otlp-grpc-listen", "", "--zipkin-listen", "", "--spectatord-listen", ""}, env(), io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}

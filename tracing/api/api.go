@@ -24,6 +24,11 @@ type Options struct {
 	Reader       tracing.Reader
 	Catalog      tracing.Catalog
 	Dependencies tracing.DependencyReader
+	// SpanMetrics answers the Monitor tab's /api/metrics/* from the span
+	// metrics; nil answers them 501.
+	SpanMetrics SpanMetricsFunc
+	// MinStep is the storage step, /api/metrics/minstep's answer.
+	MinStep time.Duration
 	// Timeout bounds one request; default 30 s.
 	Timeout  time.Duration
 	Now      func() time.Time
@@ -44,6 +49,9 @@ func New(opts Options) (*API, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
 	}
+	if opts.MinStep <= 0 {
+		opts.MinStep = time.Minute
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -62,6 +70,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/traces/{traceID}", a.timed("trace", a.trace))
 	mux.HandleFunc("GET /api/dependencies", a.timed("dependencies", a.dependencies))
 	a.registerV3(mux)
+	a.registerMetrics(mux)
 }
 
 // handler answers with data, or an error that fail maps to a status.
@@ -110,6 +119,8 @@ func (a *API) statusOf(r *http.Request, err error) (int, error) {
 	switch {
 	case errors.As(err, &pe):
 		return http.StatusBadRequest, err
+	case errors.Is(err, errMetricsDisabled):
+		return http.StatusNotImplemented, err
 	case errors.Is(err, tracing.ErrNotFound):
 		return http.StatusNotFound, err
 	case errors.Is(err, context.DeadlineExceeded):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -31,6 +32,7 @@ func (a *API) registerV3(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v3/operations", a.v3(a.v3Operations))
 	mux.HandleFunc("GET /api/v3/traces", a.v3(a.v3FindTraces))
 	mux.HandleFunc("GET /api/v3/traces/{traceID}", a.v3(a.v3GetTrace))
+	mux.HandleFunc("GET /api/v3/trace-summaries", a.v3(a.v3TraceSummaries))
 }
 
 // v3 runs a handler that returns a JSON body (already encoded) or an
@@ -88,51 +90,9 @@ func (a *API) v3GetTrace(ctx context.Context, r *http.Request) ([]byte, error) {
 // and _max (Go durations), query.num_traces and query.attributes (a JSON
 // object of exact values, as the v1 tags parameter).
 func (a *API) v3FindTraces(ctx context.Context, r *http.Request) ([]byte, error) {
-	v := r.URL.Query()
-	q := tracing.Query{Service: v.Get("query.service_name"), Operation: v.Get("query.operation_name"), Limit: DefaultLimit}
-	if q.Service == "" {
-		return nil, badParam("query.service_name", "required")
-	}
-	for _, p := range []struct {
-		name string
-		dst  *int64
-	}{{"query.start_time_min", &q.Start}, {"query.start_time_max", &q.End}} {
-		s := v.Get(p.name)
-		if s == "" {
-			return nil, badParam(p.name, "required (RFC 3339)")
-		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return nil, badParam(p.name, "%q is not an RFC 3339 time", s)
-		}
-		*p.dst = t.UnixNano()
-	}
-	q.End++ // Jaeger's max is inclusive
-	if q.End <= q.Start {
-		return nil, badParam("query.start_time_max", "before query.start_time_min")
-	}
-	var err error
-	if q.MinDuration, err = durationParam(v, "query.duration_min"); err != nil {
+	q, err := v3Query(snakeParams(r.URL.Query()))
+	if err != nil {
 		return nil, err
-	}
-	if q.MaxDuration, err = durationParam(v, "query.duration_max"); err != nil {
-		return nil, err
-	}
-	if s := v.Get("query.num_traces"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 || n > MaxLimit {
-			return nil, badParam("query.num_traces", "%q: want 1 to %d", s, MaxLimit)
-		}
-		q.Limit = n
-	}
-	if s := v.Get("query.attributes"); s != "" {
-		m, err := jsonMap(s)
-		if err != nil {
-			return nil, badParam("query.attributes", "%v", err)
-		}
-		for k, val := range m {
-			q.Attributes = append(q.Attributes, tracing.AttrFilter{Key: k, Value: val})
-		}
 	}
 	traces, err := a.opts.Reader.FindTraces(ctx, q)
 	if err != nil {
@@ -142,6 +102,56 @@ func (a *API) v3FindTraces(ctx context.Context, r *http.Request) ([]byte, error)
 		return nil, tracing.ErrNotFound
 	}
 	return v3Result(traces)
+}
+
+// v3Query parses the query.* parameters of a v3 search.
+func v3Query(v url.Values) (tracing.Query, error) {
+	q := tracing.Query{Service: v.Get("query.service_name"), Operation: v.Get("query.operation_name"), Limit: DefaultLimit}
+	if q.Service == "" {
+		return q, badParam("query.service_name", "required")
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int64
+	}{{"query.start_time_min", &q.Start}, {"query.start_time_max", &q.End}} {
+		s := v.Get(p.name)
+		if s == "" {
+			return q, badParam(p.name, "required (RFC 3339)")
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return q, badParam(p.name, "%q is not an RFC 3339 time", s)
+		}
+		*p.dst = t.UnixNano()
+	}
+	q.End++ // Jaeger's max is inclusive
+	if q.End <= q.Start {
+		return q, badParam("query.start_time_max", "before query.start_time_min")
+	}
+	var err error
+	if q.MinDuration, err = durationParam(v, "query.duration_min"); err != nil {
+		return q, err
+	}
+	if q.MaxDuration, err = durationParam(v, "query.duration_max"); err != nil {
+		return q, err
+	}
+	if s := v.Get("query.num_traces"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 || n > MaxLimit {
+			return q, badParam("query.num_traces", "%q: want 1 to %d", s, MaxLimit)
+		}
+		q.Limit = n
+	}
+	if s := v.Get("query.attributes"); s != "" {
+		m, err := jsonMap(s)
+		if err != nil {
+			return q, badParam("query.attributes", "%v", err)
+		}
+		for k, val := range m {
+			q.Attributes = append(q.Attributes, tracing.AttrFilter{Key: k, Value: val})
+		}
+	}
+	return q, nil
 }
 
 // v3Result encodes traces as {"result": <OTLP JSON TracesData>}.

@@ -313,11 +313,18 @@ func (h *Head) applyLocked(s *shard, ms *memSeries, local uint32, t int64, v flo
 	case tsdb.Sum:
 		h.writeLocked(s, ms, norm.Boundary(t, step), v, chunk.OpAdd)
 	case tsdb.Counter:
-		e, res := ms.norm.Counter(step, norm.CounterHeartbeat(step), t, v)
+		in, res := ms.norm.Counter(step, t, v)
 		if res == norm.Late {
 			return tsdb.OutOfOrder
 		}
-		h.emitLocked(s, ms, e)
+		// Each step the interval overlaps gets its part, added: the step of
+		// the newest sample is partial until a later sample or the step's
+		// end, and is written now, not when a later sample arrives.
+		first, n := in.Steps(step)
+		for i := range n {
+			b := first + int64(i)*step
+			h.writeLocked(s, ms, b, in.At(step, b), chunk.OpAdd)
+		}
 	default:
 		e, res := ms.norm.Rate(step, norm.RateHeartbeat(step), t, v)
 		if res == norm.Late {

@@ -114,7 +114,7 @@ func TestNormalizationByDSType(t *testing.T) {
 	f(gauge, map[int64]float64{t0 + minute: 7, t0 + 2*minute: 1})
 	f(sum, map[int64]float64{t0 + minute: 15})
 	f(rate, map[int64]float64{t0 + minute: 47.0 / 60, t0 + 2*minute: 1})
-	f(counter, map[int64]float64{t0 + 2*minute: 1, t0 + 3*minute: 0})
+	f(counter, map[int64]float64{t0 + 2*minute: 1, t0 + 3*minute: 100.0 / 60})
 }
 
 func TestRejections(t *testing.T) {

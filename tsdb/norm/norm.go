@@ -6,8 +6,11 @@
 // for the first); its value is spread over the boundaries it crosses by time
 // weighting, and a step is emitted when a sample crosses its boundary. A gap
 // longer than the heartbeat starts over and drops the unfinished step.
-// Counter samples are first turned into per-second rates between
-// consecutive samples (a drop, i.e. a reset, gives 0).
+// Counter samples are not normalized that way: the increase between two
+// consecutive samples (the value after a reset, across a drop) is added to
+// the steps the interval between them overlaps, in proportion, so nothing
+// is spread over time before the series existed and nothing waits for a
+// later sample.
 //
 // Gauges (max per step) and sums (added per step) need no state: the store
 // applies them to the step their timestamp rounds up to.
@@ -15,6 +18,8 @@
 // All times are Unix milliseconds and the state is a small value owned by
 // the series, so normalizing allocates nothing.
 package norm
+
+import "math"
 
 // State is one series' normalization state. The zero value is a series that
 // has seen no sample.
@@ -52,15 +57,6 @@ const (
 
 // RateHeartbeat returns the heartbeat of rate series: one step.
 func RateHeartbeat(step int64) int64 { return step }
-
-// CounterHeartbeat returns the heartbeat of counter series: two steps, or a
-// fixed two minutes for steps under a minute, where reporting is irregular.
-func CounterHeartbeat(step int64) int64 {
-	if step < 60000 {
-		return 120000
-	}
-	return 2 * step
-}
 
 // Rate normalizes a rate sample.
 func (s *State) Rate(step, heartbeat, t int64, v float64) (Emission, Result) {
@@ -100,30 +96,84 @@ func (s *State) Rate(step, heartbeat, t int64, v float64) (Emission, Result) {
 	return e, Applied
 }
 
-// Counter normalizes a sample of a monotonic counter: the rate since the
-// previous sample (0 when the counter did not grow, as after a reset) is
-// normalized with the counter heartbeat. The first sample emits nothing.
-func (s *State) Counter(step, heartbeat, t int64, v float64) (Emission, Result) {
-	if s.HasPrev && t <= s.T {
-		if t == s.T {
-			return Emission{}, Duplicate
-		}
-		return Emission{}, Late
+// MaxCounterGap is the longest interval, in steps, over which a counter's
+// increase is spread. Two samples further apart start the series over: the
+// increase between them is not attributed to any step (it could be anywhere
+// in days), as after a long outage.
+const MaxCounterGap = 1440
+
+// Increase is the growth of a counter between two samples: Rate per second
+// over the interval (From, To]. It is added, piece by piece, to the steps
+// the interval overlaps; see Steps and At.
+type Increase struct {
+	From, To int64
+	Rate     float64
+}
+
+// Steps returns the first step boundary the increase touches and how many
+// consecutive steps it touches (0 for none).
+func (in Increase) Steps(step int64) (first int64, n int) {
+	if in.To <= in.From {
+		return 0, 0
 	}
-	var e Emission
-	if s.HasPrev {
-		seconds := float64(t-s.T) / 1000
+	first = Boundary(in.From+1, step)
+	last := Boundary(in.To, step)
+	return first, int((last-first)/step) + 1
+}
+
+// At returns the part of the increase that falls in the step ending at
+// boundary b, as a per-second rate over the whole step: Rate × overlap /
+// step. The parts of all steps add up to Rate × (To-From), so the sum of
+// stored rate × step over a counter's life is its total increase, whatever
+// the export interval and its alignment to steps.
+func (in Increase) At(step, b int64) float64 {
+	lo, hi := max(in.From, b-step), min(in.To, b)
+	if hi <= lo {
+		return 0
+	}
+	return in.Rate * (float64(hi-lo) / float64(step))
+}
+
+// Counter normalizes a sample of a monotonic counter: it returns the
+// increase since the previous sample, which the caller adds to the steps it
+// overlaps (so each step is written as soon as a sample covers part of it,
+// and a series' last partial step is complete when the step closes). The
+// increase across a reset (a drop) is the value after it, as Prometheus
+// counts it. The first sample, and one more than MaxCounterGap steps after
+// the previous, gives no increase: the interval it stands for is unknown.
+func (s *State) Counter(step, t int64, v float64) (Increase, Result) {
+	if s.HasPrev && t < s.T {
+		return Increase{}, Late
+	}
+	if s.HasPrev && t == s.T {
+		// Two samples in one millisecond: the store's resolution cannot
+		// tell them apart, but the second's increase (a reset's value
+		// after it) is real; it goes to the millisecond before t.
 		delta := v - s.PrevV
-		rate := 0.0
-		if !(seconds <= 0 || delta <= 0) {
-			rate = delta / seconds
+		if delta < 0 {
+			delta = v
 		}
-		e, _ = s.Rate(step, heartbeat, t, rate)
-	} else {
-		s.T = t
+		if v == s.PrevV || !(delta > 0) || math.IsInf(delta, 0) {
+			return Increase{}, Duplicate
+		}
+		s.PrevV = v
+		return Increase{From: t - 1, To: t, Rate: delta * 1000}, Applied
 	}
-	s.PrevV, s.HasPrev = v, true
-	return e, Applied
+	var in Increase
+	if s.HasPrev && t-s.T <= MaxCounterGap*step {
+		delta := v - s.PrevV
+		if delta < 0 {
+			delta = v // a reset: the counter started over from zero
+		}
+		if !(delta >= 0) || math.IsInf(delta, 0) {
+			delta = 0 // NaN or infinite samples add nothing
+		}
+		// A counter that did not grow still covers its interval: its
+		// steps read 0, not missing.
+		in = Increase{From: s.T, To: t, Rate: delta / (float64(t-s.T) / 1000)}
+	}
+	s.T, s.PrevV, s.HasPrev = t, v, true
+	return in, Applied
 }
 
 // Boundary returns the step boundary a gauge or sum sample at t belongs to:

@@ -2,6 +2,7 @@ package norm
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -109,64 +110,122 @@ func TestRateResults(t *testing.T) {
 func TestCounter(t *testing.T) {
 	t.Parallel()
 	const step = 60000
-	hb := CounterHeartbeat(step)
 	for _, tc := range []struct {
 		name    string
 		samples []sample
 	}{
-		{"first sample emits nothing, then per-second rates", []sample{
+		{"first sample gives nothing, then per-second rates", []sample{
 			{60000, 100, nil},
 			{120000, 160, []point{{120000, 1}}},
 			{180000, 280, []point{{180000, 2}}},
 		}},
-		{"reset gives zero", []sample{
+		{"a reset counts the value after it", []sample{
 			{60000, 100, nil},
-			{120000, 10, []point{{120000, 0}}},
-			{180000, 70, []point{{180000, 1}}},
+			{120000, 30, []point{{120000, 0.5}}},
+			{180000, 90, []point{{180000, 1}}},
 		}},
-		{"missed sample within the two-step heartbeat is filled", []sample{
+		{"a gap is spread over the steps it covers", []sample{
 			{60000, 0, nil},
-			{120000, 60, []point{{120000, 1}}},
-			{240000, 300, []point{{180000, 2}, {240000, 2}}},
+			{240000, 360, []point{{120000, 2}, {180000, 2}, {240000, 2}}},
 		}},
-		{"a gap after the first sample is not filled (as in Atlas)", []sample{
-			{60000, 0, nil},
-			{180000, 240, []point{{180000, 2}}},
+		{"an unaligned interval goes to the steps it overlaps, no more", []sample{
+			{90000, 0, nil},
+			{150000, 60, []point{{120000, 0.5}, {180000, 0.5}}},
+			{160000, 70, []point{{180000, 1.0 / 6}}},
+		}},
+		{"a second sample in the same millisecond still counts", []sample{
+			{60000, 5, nil},
+			{90000, 8, []point{{120000, 0.05}}},
+			{90000, 2, []point{{120000, 1.0 / 30}}}, // a reset: 2 more
+			{90000, 2, nil},                         // a true duplicate
+		}},
+		{"no growth reads 0", []sample{
+			{60000, 5, nil},
+			{120000, 5, []point{{120000, 0}}},
 		}},
 		{"integer deltas over 60 s are exact", []sample{
 			{60000, 1e6, nil},
 			{120000, 1e6 + 37, []point{{120000, 37.0 / 60}}},
 		}},
+		{"longer than MaxCounterGap starts over", []sample{
+			{60000, 0, nil},
+			{60000 + (MaxCounterGap+1)*step, 10, nil},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s State
 			for _, smp := range tc.samples {
-				e, _ := s.Counter(step, hb, smp.t, smp.v)
-				got := expand(e, step)
-				if diff := cmp.Diff(smp.want, got); diff != "" {
+				in, _ := s.Counter(step, smp.t, smp.v)
+				var got []point
+				first, n := in.Steps(step)
+				for i := range n {
+					b := first + int64(i)*step
+					got = append(got, point{b, in.At(step, b)})
+				}
+				if diff := cmp.Diff(smp.want, got, cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-12 })); diff != "" {
 					t.Errorf("Counter(%d, %v) mismatch (-want +got):\n%s", smp.t, smp.v, diff)
 				}
 			}
 		})
 	}
 	var s State
-	s.Counter(step, hb, 60000, 1)
-	if _, r := s.Counter(step, hb, 30000, 2); r != Late {
+	s.Counter(step, 60000, 1)
+	if _, r := s.Counter(step, 30000, 2); r != Late {
 		t.Errorf("late counter sample: %v, want Late", r)
 	}
-	if _, r := s.Counter(step, hb, 60000, 2); r != Duplicate {
+	if _, r := s.Counter(step, 60000, 1); r != Duplicate {
 		t.Errorf("repeated counter sample: %v, want Duplicate", r)
+	}
+}
+
+// TestCounterConservesIncrease is the property of issue #10: a cumulative
+// counter sampled at random intervals (0.1× to 3× the step, and now and
+// then twice in one millisecond) with resets stores rates whose sum × step
+// is the counter's total increase.
+func TestCounterConservesIncrease(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(10, 10))
+	for iter := range 500 {
+		step := []int64{1000, 10000, 60000}[iter%3]
+		var s State
+		steps := map[int64]float64{}
+		tm := rng.Int64N(10 * step)
+		v, total := float64(rng.IntN(1000)), 0.0
+		s.Counter(step, tm, v)
+		for range 1 + rng.IntN(200) {
+			if rng.IntN(20) != 0 { // else a second sample in the same millisecond
+				tm += step/10 + rng.Int64N(step*3-step/10+1)
+			}
+			if r := float64(rng.IntN(10)); rng.IntN(20) == 0 && r < v {
+				v = r // a reset (a drop): the increase is the new value
+				total += v
+			} else {
+				d := float64(rng.IntN(100))
+				v += d
+				total += d
+			}
+			in, _ := s.Counter(step, tm, v)
+			first, n := in.Steps(step)
+			for i := range n {
+				b := first + int64(i)*step
+				steps[b] += in.At(step, b)
+			}
+		}
+		got := 0.0
+		for b, r := range steps {
+			if b%step != 0 {
+				t.Fatalf("step boundary %d not a multiple of %d", b, step)
+			}
+			got += r * float64(step) / 1000
+		}
+		if math.Abs(got-total) > 1e-9*max(1, total) {
+			t.Fatalf("iteration %d (step %d): stored increase %v, want %v", iter, step, got, total)
+		}
 	}
 }
 
 func TestHeartbeats(t *testing.T) {
 	t.Parallel()
-	if got := CounterHeartbeat(10000); got != 120000 {
-		t.Errorf("CounterHeartbeat(10s) = %d, want 120000", got)
-	}
-	if got := CounterHeartbeat(300000); got != 600000 {
-		t.Errorf("CounterHeartbeat(5m) = %d, want 600000", got)
-	}
 	if got := RateHeartbeat(60000); got != 60000 {
 		t.Errorf("RateHeartbeat(1m) = %d", got)
 	}

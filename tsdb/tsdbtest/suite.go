@@ -163,7 +163,7 @@ func testNormalization(t *testing.T, h Harness) {
 	f("g", tsdb.Gauge, 7, 1, nan)
 	f("s", tsdb.Sum, 10, nan, nan)
 	f("r", tsdb.Rate, 47.0/60, 1, nan)
-	f("c", tsdb.Counter, nan, 1, 0)
+	f("c", tsdb.Counter, nan, 1, 100.0/60) // across a reset: the value after it
 }
 
 func testConsolidation(t *testing.T, h Harness) {
