@@ -49,7 +49,7 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Header.Get("Content-Encoding") != "gzip" {
-		http.Error(w, "not gzip", 415)
+		http.Error(w, "not gzip", http.StatusUnsupportedMediaType)
 		return
 	}
 	zr, err := gzip.NewReader(r.Body)

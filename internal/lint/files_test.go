@@ -163,3 +163,13 @@ func moduleRoot(t *testing.T) string {
 	}
 	return root
 }
+
+// mustRead returns the contents of path.
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -155,7 +155,7 @@ func TestClientServerSpansAndTimers(t *testing.T) {
 
 func hasAttr(s tracetest.SpanStub, k, v string) bool {
 	for _, a := range s.Attributes {
-		if string(a.Key) == k && a.Value.Emit() == v {
+		if string(a.Key) == k && a.Value.String() == v {
 			return true
 		}
 	}
