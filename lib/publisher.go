@@ -46,8 +46,8 @@ type PublisherOptions struct {
 	// Atlas's (lib/wire).
 	Rules  *wire.Rules
 	Logger *slog.Logger
-	// Clock tells the time; default time.Now.
-	Clock func() time.Time
+	// Clock tells the time; default the system clock.
+	Clock Clock
 }
 
 func (o PublisherOptions) withDefaults() PublisherOptions {

@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -197,66 +199,91 @@ func TestPublisherRetries(t *testing.T) {
 }
 
 // TestPublisherDeadServer: a server that is gone makes the publisher drop
-// and count, quickly; the application never waits.
+// and count, quickly; the application never waits. It runs in a synctest
+// bubble, so "quickly" is measured on the bubble's clock and cannot flake
+// on a loaded machine.
 func TestPublisherDeadServer(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	r := NewRegistry(RegistryOptions{})
-	c := r.Counter("c")
-	p := newPublisher(t, r, "http://"+addr+"/api/v1/publish", PublisherOptions{Step: 100 * time.Millisecond})
-	p.Start()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range 100_000 {
-			c.Increment() // never blocks on the publisher
+	synctest.Test(t, func(t *testing.T) {
+		r := NewRegistry(RegistryOptions{})
+		c := r.Counter("c")
+		refused := roundTripFunc(func(*http.Request) (*http.Response, error) {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		})
+		p := newPublisher(t, r, "http://127.0.0.1:1/api/v1/publish",
+			PublisherOptions{Step: 100 * time.Millisecond, Client: &http.Client{Transport: refused}})
+		p.Start()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range 100_000 {
+				c.Increment() // never blocks on the publisher
+			}
+		}()
+		<-done
+		time.Sleep(350 * time.Millisecond) // synctest: three steps and a half of the bubble's clock
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		p.Close(ctx)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("Close took %v", d)
 		}
-	}()
-	<-done
-	time.Sleep(350 * time.Millisecond)
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	p.Close(ctx)
-	if time.Since(start) > time.Second {
-		t.Errorf("Close took %v", time.Since(start))
-	}
-	if d := r.Counter("spectator.measurements", "id", "dropped", "error", "network").Count(); d == 0 {
-		t.Error("drops to a dead server not counted")
-	}
+		if d := r.Counter("spectator.measurements", "id", "dropped", "error", "network").Count(); d == 0 {
+			t.Error("drops to a dead server not counted")
+		}
+	})
 }
 
+// TestPublisherLoopAndClose publishes every step while a counter grows,
+// then closes. In a synctest bubble the steps are exact: 5 × 60 ms cross
+// the 100, 200 and 300 ms boundaries.
 func TestPublisherLoopAndClose(t *testing.T) {
 	t.Parallel()
-	s := &sink{}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	r := NewRegistry(RegistryOptions{})
-	c := r.Counter("hits")
-	p := newPublisher(t, r, srv.URL, PublisherOptions{Step: 100 * time.Millisecond})
-	p.Start()
-	for range 5 {
-		c.Add(10)
-		time.Sleep(60 * time.Millisecond)
-	}
-	if err := p.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Close(context.Background()); err == nil {
-		t.Error("second Close succeeded")
-	}
-	// Every increment arrives: rates times the 0.1 s step add back up.
-	if got := s.datapoints()["hits{atlas.dstype=rate,statistic=count}"] * 0.1; got < 49.99 || got > 50.01 {
-		t.Errorf("published %v increments, want 50 (%d requests)", got, len(s.bodies))
-	}
-	if len(s.bodies) < 3 {
-		t.Errorf("%d requests in 5 steps", len(s.bodies))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s := &sink{}
+		r := NewRegistry(RegistryOptions{})
+		c := r.Counter("hits")
+		p := newPublisher(t, r, "http://sextant.test/api/v1/publish",
+			PublisherOptions{Step: 100 * time.Millisecond, Client: &http.Client{Transport: handlerTransport(s)}})
+		p.Start()
+		for range 5 {
+			c.Add(10)
+			time.Sleep(60 * time.Millisecond) // synctest: the bubble's clock
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(context.Background()); err == nil {
+			t.Error("second Close succeeded")
+		}
+		// Every increment arrives: rates times the 0.1 s step add back up.
+		if got := s.datapoints()["hits{atlas.dstype=rate,statistic=count}"] * 0.1; got < 49.99 || got > 50.01 {
+			t.Errorf("published %v increments, want 50 (%d requests)", got, len(s.bodies))
+		}
+		if len(s.bodies) < 3 {
+			t.Errorf("%d requests in 5 steps", len(s.bodies))
+		}
+	})
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// handlerTransport serves requests with h in the calling goroutine, with no
+// network: inside a synctest bubble a real socket is not durably blocking,
+// so the bubble's clock could not advance while a connection idles.
+func handlerTransport(h http.Handler) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return w.Result(), nil
+	})
 }
 
 func TestPublisherOptions(t *testing.T) {
