@@ -69,8 +69,9 @@ func parseTree(t *testing.T, root string) (*token.FileSet, []*pkgFiles) {
 
 // TestGrepRules checks, over the whole module, the rules of CONTRIBUTING.md
 // that no linter expresses, as pebble's internal/lint does: typed atomics,
-// panics that say BUG:, os.Exit and log.Fatal only in cmd/, and no
-// deprecated or forbidden imports.
+// panics that say BUG:, os.Exit and log.Fatal only in cmd/, no time.Sleep
+// in a test without a comment on its line saying why (a synctest bubble's
+// clock), and no deprecated or forbidden imports.
 func TestGrepRules(t *testing.T) {
 	t.Parallel()
 	fset, pkgs := parseTree(t, moduleRoot(t))
@@ -83,6 +84,12 @@ func checkGrepRules(fset *token.FileSet, pkgs []*pkgFiles, report func(format st
 		inCmd := p.dir == "cmd" || strings.HasPrefix(p.dir, "cmd"+string(filepath.Separator))
 		for _, f := range slices.Concat(p.code, p.tests) {
 			test := strings.HasSuffix(fset.File(f.Pos()).Name(), "_test.go")
+			commented := map[int]bool{} // lines that carry a comment
+			for _, cg := range f.Comments {
+				for _, c := range cg.List {
+					commented[fset.Position(c.Pos()).Line] = true
+				}
+			}
 			for _, imp := range f.Imports {
 				path, _ := strconv.Unquote(imp.Path.Value)
 				switch path {
@@ -108,6 +115,8 @@ func checkGrepRules(fset *token.FileSet, pkgs []*pkgFiles, report func(format st
 						report("%s: %s: use typed atomics (atomic.Int64 ...)", where, name)
 					case (name == "os.Exit" || name == "log.Fatal" || name == "log.Fatalf" || name == "log.Fatalln") && !inCmd && !test:
 						report("%s: %s outside cmd/", where, name)
+					case name == "time.Sleep" && test && !commented[where.Line]:
+						report("%s: time.Sleep in a test: wait for the condition, or run the test in a testing/synctest bubble and say so in a comment on the line", where)
 					}
 				case *ast.Ident:
 					if fn.Name == "panic" && len(call.Args) == 1 && !test {
@@ -435,6 +444,7 @@ func TestChecksCatch(t *testing.T) {
 		`bad.go:23:1: the doc comment of Misnamed should start with its name: "Does things."`,
 		"bad.go:26:1: Parse2 is a numbered copy of Parse",
 		"bad.go:9:2: starts a goroutine but its tests have no goleak check",
+		"bad_test.go:10:2: time.Sleep in a test",
 	}
 	for _, w := range want {
 		found := slices.ContainsFunc(got, func(g string) bool { return strings.Contains(g, w) })
