@@ -10,7 +10,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,101 +26,206 @@ import (
 // shutdownTimeout bounds how long in-flight requests may take to finish.
 const shutdownTimeout = 10 * time.Second
 
+// node is one running Sextant: its settings, stores and routes. The
+// components of serve's list fill in its handlers and add their actors to
+// the run group; later components see what earlier ones set.
+type node struct {
+	cfg    config
+	logger *slog.Logger
+	reg    *lib.Registry
+
+	store *db.DB
+	spans *spanstore.Store
+	ing   *ingest.Handler
+
+	// mux holds the routes of --listen, otlpMux those of
+	// --otlp-http-listen; grpc the services of --otlp-grpc-listen.
+	mux     *http.ServeMux
+	otlpMux *http.ServeMux
+	grpc    *grpc.Server
+}
+
+// component builds one part of a node: it registers its routes and adds
+// its goroutines to g (as a run/interrupt pair or g.Go).
+type component func(n *node, g *runGroup) error
+
+// components are the parts of a node in the order they are built; one
+// line each. Their actors stop in reverse order, after the listeners.
+var components = []component{
+	setupIngest,
+	setupQuery,
+	setupTraces,
+	setupSelfMetrics,
+}
+
 // serve runs Sextant until ctx ends, then shuts down gracefully: stop
-// accepting, finish in-flight requests, flush and close the store. When
-// ready is set, serve sends the bound HTTP address on it once it accepts.
+// accepting, finish in-flight requests, stop the components, flush and
+// close the stores. When ready is set, serve sends the bound HTTP address
+// on it once everything runs.
 func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) (err error) {
-	reg := lib.NewRegistry(lib.RegistryOptions{Logger: logger})
-	ms := func(d time.Duration) int64 { return d.Milliseconds() }
-	store, err := db.Open(cfg.DataDir, db.Options{
+	n := &node{cfg: cfg, logger: logger, mux: http.NewServeMux(), otlpMux: http.NewServeMux()}
+	n.reg = lib.NewRegistry(lib.RegistryOptions{Logger: logger})
+	if err := n.openStores(); err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := n.closeStores(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	var g runGroup
+	for _, setup := range components {
+		if err := setup(n, &g); err != nil {
+			return err
+		}
+	}
+	var up atomic.Bool
+	n.registerOps(&up)
+	addrs, err := n.listen(&g)
+	if err != nil {
+		return err
+	}
+	// The signal (or the caller's cancel) ends the group like any actor.
+	g.Add("signal", func() error {
+		<-ctx.Done()
+		logger.Info("shutting down")
+		up.Store(false)
+		return nil
+	}, func(error) {})
+	return g.Run(func() {
+		up.Store(true)
+		logger.Info("sextant ready", "listen", addrs[0], "otlp_http", addrs[1], "otlp_grpc", addrs[2],
+			"data_dir", cfg.DataDir, "step", cfg.Step, "fsync", cfg.Fsync.String())
+		if ready != nil {
+			ready <- addrs[0]
+		}
+	})
+}
+
+// ms converts a duration to the store's milliseconds.
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+// openStores opens the time-series store and the span store.
+func (n *node) openStores() (err error) {
+	cfg := n.cfg
+	n.store, err = db.Open(cfg.DataDir, db.Options{
 		Step:            ms(cfg.Step),
 		MemoryRetention: ms(cfg.MemoryRetention),
 		Retention:       ms(cfg.Retention),
 		IngestMaxAge:    ms(cfg.IngestMaxAge),
 		Fsync:           cfg.Fsync,
-		Logger:          logger.With("component", "tsdb"),
-		Registry:        reg,
+		Logger:          n.logger.With("component", "tsdb"),
+		Registry:        n.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close store: %w", cerr)
-		}
-		logger.Info("store closed")
-	}()
-
 	maxTraceBytes := cfg.TraceMaxBytes
 	if maxTraceBytes == 0 {
 		maxTraceBytes = -1 // no cap
 	}
-	spans, err := spanstore.Open(filepath.Join(cfg.DataDir, "traces"), spanstore.Options{
+	n.spans, err = spanstore.Open(filepath.Join(cfg.DataDir, "traces"), spanstore.Options{
 		Retention: cfg.TraceRetention,
 		MaxBytes:  maxTraceBytes,
-		Logger:    logger.With("component", "spanstore"),
-		Registry:  reg,
+		Logger:    n.logger.With("component", "spanstore"),
+		Registry:  n.reg,
 	})
 	if err != nil {
+		n.store.Close()
 		return fmt.Errorf("open span store in %s: %w", cfg.DataDir, err)
 	}
-	defer func() {
-		if cerr := spans.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close span store: %w", cerr)
-		}
-	}()
+	return nil
+}
 
+// closeStores closes the span store, then the time-series store.
+func (n *node) closeStores() error {
+	err := n.spans.Close()
+	if err != nil {
+		err = fmt.Errorf("close span store: %w", err)
+	}
+	if serr := n.store.Close(); serr != nil && err == nil {
+		err = fmt.Errorf("close store: %w", serr)
+	}
+	n.logger.Info("store closed")
+	return err
+}
+
+// setupIngest serves the ingest protocols and runs span metrics.
+func setupIngest(n *node, g *runGroup) error {
 	ing, err := ingest.New(ingest.Options{
-		Appender:  store,
-		Traces:    spans,
-		Exemplars: spans,
+		Appender:  n.store,
+		Traces:    n.spans,
+		Exemplars: n.spans,
 		// One store append per second for span metrics, not per request.
 		SpanMetricsInterval: time.Second,
-		Step:                ms(cfg.Step),
-		Logger:              logger.With("component", "ingest"),
-		Registry:            reg,
+		Step:                ms(n.cfg.Step),
+		Logger:              n.logger.With("component", "ingest"),
+		Registry:            n.reg,
 	})
 	if err != nil {
 		return err
 	}
+	n.ing = ing
+	ing.Register(n.mux)
+	ing.RegisterOTLP(n.otlpMux)
+	g.Go("ingest", func(ctx context.Context) error { ing.Run(ctx); return nil })
+	return nil
+}
 
+// setupQuery serves the graph, tags, expression and exemplar APIs.
+func setupQuery(n *node, _ *runGroup) error {
 	queries, err := queryapi.New(queryapi.Options{
 		Exemplars: func(ctx context.Context, start, end int64) ([]queryapi.Exemplar, error) {
-			exs, err := spans.Exemplars(ctx, start, end)
+			exs, err := n.spans.Exemplars(ctx, start, end)
 			out := make([]queryapi.Exemplar, len(exs))
 			for i, e := range exs {
 				out[i] = queryapi.Exemplar{Tags: e.Tags, T: e.T, TraceID: e.TraceID.String(), SpanID: e.SpanID.String(), Duration: e.Duration}
 			}
 			return out, err
 		},
-		Querier:     store,
-		StorageStep: ms(cfg.Step),
-		Logger:      logger.With("component", "query"),
-		Registry:    reg,
+		Querier:     n.store,
+		StorageStep: ms(n.cfg.Step),
+		Logger:      n.logger.With("component", "query"),
+		Registry:    n.reg,
 	})
 	if err != nil {
 		return err
 	}
+	queries.Register(n.mux)
+	return nil
+}
 
+// setupTraces serves the Jaeger query API.
+func setupTraces(n *node, _ *runGroup) error {
 	traceAPI, err := traceapi.New(traceapi.Options{
-		Reader: spans, Catalog: spans, Dependencies: spans,
-		Logger: logger.With("component", "traces"), Registry: reg,
+		Reader: n.spans, Catalog: n.spans, Dependencies: n.spans,
+		Logger: n.logger.With("component", "traces"), Registry: n.reg,
 	})
 	if err != nil {
 		return err
 	}
+	traceAPI.Register(n.mux)
+	return nil
+}
 
-	var up atomic.Bool
-	mux := http.NewServeMux()
-	ing.Register(mux)
-	queries.Register(mux)
-	traceAPI.Register(mux)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+// setupSelfMetrics stores Sextant's own meters in Sextant every step.
+func setupSelfMetrics(n *node, g *runGroup) error {
+	g.Go("self-metrics", func(ctx context.Context) error {
+		publishSelf(ctx, n.reg, n.store, n.cfg.Step, n.logger)
+		return nil
+	})
+	return nil
+}
+
+// registerOps serves /healthz, /metrics and Go's profiler.
+func (n *node) registerOps(up *atomic.Bool) {
+	n.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !up.Load() {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 			return
 		}
-		if err := store.Err(); err != nil {
+		if err := n.store.Err(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -129,120 +233,98 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		fmt.Fprint(w, "ok")
 	})
 	// Go's profiler, as Prometheus and most Go servers expose it.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+	n.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	n.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	n.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	n.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	n.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		if err := reg.WritePrometheus(w); err != nil {
-			logger.Warn("write /metrics", "err", err)
+		if err := n.reg.WritePrometheus(w); err != nil {
+			n.logger.Warn("write /metrics", "err", err)
 		}
 	})
+}
 
-	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	var servers []*http.Server
-	serveHTTP := func(addr, what string, h http.Handler) (string, error) {
+// listen binds every listener and adds a server actor for each; it answers
+// the bound addresses of HTTP, OTLP/HTTP and OTLP/gRPC ("" when disabled).
+// On an error, what was bound is closed again.
+func (n *node) listen(g *runGroup) (addrs [3]string, err error) {
+	var lns []net.Listener
+	defer func() {
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+		}
+	}()
+	bind := func(addr, what string) (net.Listener, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return "", fmt.Errorf("listen on %s for %s: %w", addr, what, err)
+			return nil, fmt.Errorf("listen on %s for %s: %w", addr, what, err)
 		}
+		lns = append(lns, ln)
+		return ln, nil
+	}
+	serveHTTP := func(ln net.Listener, what string, h http.Handler) {
 		srv := &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
 		}
-		servers = append(servers, srv)
-		wg.Go(func() {
+		g.Add(what, func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("%s server: %w", what, err)
+				return fmt.Errorf("%s server: %w", what, err)
+			}
+			return nil
+		}, func(error) {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				n.logger.Warn("shut down server", "server", what, "err", err)
 			}
 		})
-		return ln.Addr().String(), nil
 	}
-	// On a start error, stop what was started before returning.
-	var grpcSrv *grpc.Server
-	defer func() {
-		if err != nil {
-			for _, srv := range servers {
-				srv.Close()
-			}
-			if grpcSrv != nil {
-				grpcSrv.Stop()
-			}
-			wg.Wait()
-		}
-	}()
-	addr, err := serveHTTP(cfg.Listen, "http", mux)
+
+	ln, err := bind(n.cfg.Listen, "http")
 	if err != nil {
-		return err
+		return addrs, err
 	}
-	otlpHTTPAddr, otlpGRPCAddr := "", ""
-	if cfg.OTLPHTTPListen != "" {
-		otlpMux := http.NewServeMux()
-		ing.RegisterOTLP(otlpMux)
-		if otlpHTTPAddr, err = serveHTTP(cfg.OTLPHTTPListen, "otlp/http", otlpMux); err != nil {
-			return err
-		}
-	}
-	if cfg.OTLPGRPCListen != "" {
-		ln, err := net.Listen("tcp", cfg.OTLPGRPCListen)
+	addrs[0] = ln.Addr().String()
+	serveHTTP(ln, "http", n.mux)
+	if n.cfg.OTLPHTTPListen != "" {
+		ln, err := bind(n.cfg.OTLPHTTPListen, "otlp/http")
 		if err != nil {
-			return fmt.Errorf("listen on %s for otlp/grpc: %w", cfg.OTLPGRPCListen, err)
+			return addrs, err
 		}
-		otlpGRPCAddr = ln.Addr().String()
-		grpcSrv = grpc.NewServer(ing.GRPCServerOptions()...)
-		ing.RegisterGRPC(grpcSrv)
-		wg.Go(func() {
-			if err := grpcSrv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				errc <- fmt.Errorf("otlp/grpc server: %w", err)
+		addrs[1] = ln.Addr().String()
+		serveHTTP(ln, "otlp/http", n.otlpMux)
+	}
+	if n.cfg.OTLPGRPCListen != "" {
+		ln, err := bind(n.cfg.OTLPGRPCListen, "otlp/grpc")
+		if err != nil {
+			return addrs, err
+		}
+		addrs[2] = ln.Addr().String()
+		n.grpc = grpc.NewServer(n.ing.GRPCServerOptions()...)
+		n.ing.RegisterGRPC(n.grpc)
+		g.Add("otlp/grpc", func() error {
+			if err := n.grpc.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("otlp/grpc server: %w", err)
 			}
-		})
-	}
-	pubCtx, stopPub := context.WithCancel(context.Background())
-	wg.Go(func() { publishSelf(pubCtx, reg, store, cfg.Step, logger) })
-	wg.Go(func() { ing.Run(pubCtx) })
-
-	up.Store(true)
-	logger.Info("sextant ready", "listen", addr, "otlp_http", otlpHTTPAddr, "otlp_grpc", otlpGRPCAddr,
-		"data_dir", cfg.DataDir, "step", cfg.Step, "fsync", cfg.Fsync.String())
-	if ready != nil {
-		ready <- addr
-	}
-
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err = <-errc:
-	}
-	up.Store(false)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	var swg sync.WaitGroup
-	for _, srv := range servers {
-		swg.Go(func() {
-			if serr := srv.Shutdown(sctx); serr != nil {
-				logger.Warn("shut down http server", "err", serr)
-			}
-		})
-	}
-	if grpcSrv != nil {
-		swg.Go(func() {
+			return nil
+		}, func(error) {
 			done := make(chan struct{})
-			go func() { grpcSrv.GracefulStop(); close(done) }()
+			go func() { n.grpc.GracefulStop(); close(done) }()
 			select {
 			case <-done:
-			case <-sctx.Done():
-				grpcSrv.Stop()
+			case <-time.After(shutdownTimeout):
+				n.grpc.Stop()
+				<-done
 			}
 		})
 	}
-	swg.Wait()
-	stopPub()
-	wg.Wait()
-	return err
+	return addrs, nil
 }
 
 // publishSelf stores Sextant's own meters in Sextant every step, under
