@@ -174,12 +174,12 @@ func (x *run) unary(u *expr.Unary) ([]Series, error) {
 		return nil, err
 	}
 	f := expr.UnaryFunc(u.Op)
-	label := u.Op + "(%s)"
+	label := u.Op.String() + "(%s)"
 	switch u.Op {
-	case "per-step":
+	case expr.OpPerStep:
 		k := float64(x.r.Step) / 1000
 		f = func(v float64) float64 { return v * k }
-	case "clamp-min":
+	case expr.OpClampMin:
 		lo := u.Arg
 		f = func(v float64) float64 {
 			if v < lo {
@@ -187,8 +187,8 @@ func (x *run) unary(u *expr.Unary) ([]Series, error) {
 			}
 			return v
 		}
-		label = u.Op + "(%s, " + expr.FormatDouble(lo) + ")"
-	case "clamp-max":
+		label = u.Op.String() + "(%s, " + expr.FormatDouble(lo) + ")"
+	case expr.OpClampMax:
 		hi := u.Arg
 		f = func(v float64) float64 {
 			if v > hi {
@@ -196,10 +196,10 @@ func (x *run) unary(u *expr.Unary) ([]Series, error) {
 			}
 			return v
 		}
-		label = u.Op + "(%s, " + expr.FormatDouble(hi) + ")"
+		label = u.Op.String() + "(%s, " + expr.FormatDouble(hi) + ")"
 	}
 	if f == nil {
-		return nil, fmt.Errorf("BUG: unary operation %q", u.Op)
+		return nil, fmt.Errorf("BUG: unary operation %v", u.Op)
 	}
 	return x.mapLines(in, label, f)
 }
@@ -220,11 +220,12 @@ func (x *run) mapLines(in []Series, labelFmt string, f func(float64) float64) ([
 	return out, nil
 }
 
-var binaryLabels = map[string]string{
-	"add": "(%s + %s)", "sub": "(%s - %s)", "mul": "(%s * %s)", "div": "(%s / %s)", "pow": "pow(%s, %s)",
-	"gt": "(%s > %s)", "ge": "(%s >= %s)", "lt": "(%s < %s)", "le": "(%s <= %s)",
-	"fadd": "(%s + %s)", "fsub": "(%s - %s)", "fmul": "(%s * %s)", "fdiv": "(%s / %s)",
-	"and": "(%s AND %s)", "or": "(%s OR %s)",
+// binaryLabels are the legend formats of the binary operations (Atlas's).
+var binaryLabels = map[expr.BinaryOp]string{
+	expr.OpAdd: "(%s + %s)", expr.OpSub: "(%s - %s)", expr.OpMul: "(%s * %s)", expr.OpDiv: "(%s / %s)", expr.OpPow: "pow(%s, %s)",
+	expr.OpGT: "(%s > %s)", expr.OpGE: "(%s >= %s)", expr.OpLT: "(%s < %s)", expr.OpLE: "(%s <= %s)",
+	expr.OpFAdd: "(%s + %s)", expr.OpFSub: "(%s - %s)", expr.OpFMul: "(%s * %s)", expr.OpFDiv: "(%s / %s)",
+	expr.OpAnd: "(%s AND %s)", expr.OpOr: "(%s OR %s)",
 }
 
 // binary joins the lines of both sides on the grouping keys: the side with

@@ -127,7 +127,7 @@ type TimeSpan struct {
 // Unary applies Op to every value: abs, neg, sqrt, sin, per-step,
 // clamp-min and clamp-max (with Arg).
 type Unary struct {
-	Op   string
+	Op   UnaryOp
 	Expr TimeSeriesExpr
 	Arg  float64
 }
@@ -135,7 +135,7 @@ type Unary struct {
 // Binary combines two expressions point by point: add, sub, mul, div, pow,
 // gt, ge, lt, le, fadd, fsub, fmul, fdiv, and, or.
 type Binary struct {
-	Op   string
+	Op   BinaryOp
 	L, R TimeSeriesExpr
 }
 

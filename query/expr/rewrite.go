@@ -362,7 +362,7 @@ func ApplyGroupBy(e TimeSeriesExpr, keys []string) (TimeSeriesExpr, error) {
 
 // NewBinary builds a binary operation, checking that the groupings can be
 // joined: equal, or one a subset of the other.
-func NewBinary(op string, l, r TimeSeriesExpr) (*Binary, error) {
+func NewBinary(op BinaryOp, l, r TimeSeriesExpr) (*Binary, error) {
 	gl, gr := l.Grouping(), r.Grouping()
 	if gl != nil && gr != nil && !subset(gl, gr) && !subset(gr, gl) {
 		return nil, fmt.Errorf("both sides of binary operation must have the same grouping or one side must be a subset of the other [%s ⊈ %s]",

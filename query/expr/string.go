@@ -63,13 +63,15 @@ func (t *TimeSpan) String() string {
 
 func (u *Unary) String() string {
 	switch u.Op {
-	case "clamp-min", "clamp-max":
-		return u.Expr.String() + "," + FormatDouble(u.Arg) + ",:" + u.Op
+	case OpClampMin, OpClampMax:
+		return u.Expr.String() + "," + FormatDouble(u.Arg) + ",:" + u.Op.String()
 	}
-	return u.Expr.String() + ",:" + u.Op
+	return u.Expr.String() + ",:" + u.Op.String()
 }
 
-func (b *Binary) String() string { return b.L.String() + "," + b.R.String() + ",:" + b.Op }
+func (b *Binary) String() string {
+	return b.L.String() + "," + b.R.String() + ",:" + b.Op.String()
+}
 
 func (m *MathAgg) String() string { return m.Expr.String() + ",:" + m.Fn.String() }
 
