@@ -100,102 +100,108 @@ func newPublisher(t *testing.T, r *Registry, url string, opts PublisherOptions) 
 
 func TestPublisherPayload(t *testing.T) {
 	t.Parallel()
-	s := &sink{}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	r := NewRegistry(RegistryOptions{})
-	for range 120 {
-		r.Counter("requests", "status", "200").Increment()
-	}
-	r.Gauge("queue").Set(3)
-	r.Counter("bad", "route", "/a b").Increment() // invalid character: not sent
-	p := newPublisher(t, r, srv.URL, PublisherOptions{CommonTags: map[string]string{"nf.app": "checkout"}})
-	if err := p.publish(context.Background(), 1_700_000_040_000); err != nil {
-		t.Fatal(err)
-	}
-	if len(s.bodies) != 1 || s.bodies[0].Tags["nf.app"] != "checkout" {
-		t.Fatalf("bodies %+v", s.bodies)
-	}
-	got := map[string]payload{}
-	for _, m := range s.bodies[0].Metrics {
-		if m.Timestamp != 1_700_000_040_000 {
-			t.Errorf("timestamp %d", m.Timestamp)
+	// In a synctest bubble: request timeouts and the retry deadline are on
+	// the bubble's clock, which a loaded machine cannot make run out.
+	synctest.Test(t, func(t *testing.T) {
+		s := &sink{}
+		r := NewRegistry(RegistryOptions{})
+		for range 120 {
+			r.Counter("requests", "status", "200").Increment()
 		}
-		got[m.Tags["name"]+"/"+m.Tags["statistic"]+"/"+m.Tags["atlas.dstype"]] = payload{}
-		if m.Tags["name"] == "requests" && m.Value != 2 {
-			t.Errorf("counter rate %v, want 2/s", m.Value)
+		r.Gauge("queue").Set(3)
+		r.Counter("bad", "route", "/a b").Increment() // invalid character: not sent
+		p := newPublisher(t, r, "http://sextant.test/api/v1/publish", PublisherOptions{Client: &http.Client{Transport: handlerTransport(s)}, CommonTags: map[string]string{"nf.app": "checkout"}})
+		if err := p.publish(context.Background(), 1_700_000_040_000); err != nil {
+			t.Fatal(err)
 		}
-	}
-	for _, want := range []string{"requests/count/rate", "queue/gauge/gauge"} {
-		if _, ok := got[want]; !ok {
-			t.Errorf("missing %s in %v", want, got)
+		if len(s.bodies) != 1 || s.bodies[0].Tags["nf.app"] != "checkout" {
+			t.Fatalf("bodies %+v", s.bodies)
 		}
-	}
-	if _, ok := got["bad/count/rate"]; ok {
-		t.Error("an invalid tag value was sent")
-	}
-	if r.Counter("spectator.measurements", "id", "invalid").Count() != 1 {
-		t.Error("the invalid meter was not counted")
-	}
+		got := map[string]payload{}
+		for _, m := range s.bodies[0].Metrics {
+			if m.Timestamp != 1_700_000_040_000 {
+				t.Errorf("timestamp %d", m.Timestamp)
+			}
+			got[m.Tags["name"]+"/"+m.Tags["statistic"]+"/"+m.Tags["atlas.dstype"]] = payload{}
+			if m.Tags["name"] == "requests" && m.Value != 2 {
+				t.Errorf("counter rate %v, want 2/s", m.Value)
+			}
+		}
+		for _, want := range []string{"requests/count/rate", "queue/gauge/gauge"} {
+			if _, ok := got[want]; !ok {
+				t.Errorf("missing %s in %v", want, got)
+			}
+		}
+		if _, ok := got["bad/count/rate"]; ok {
+			t.Error("an invalid tag value was sent")
+		}
+		if r.Counter("spectator.measurements", "id", "invalid").Count() != 1 {
+			t.Error("the invalid meter was not counted")
+		}
+	})
 }
 
 func TestPublisherBatches(t *testing.T) {
 	t.Parallel()
-	s := &sink{}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	r := NewRegistry(RegistryOptions{})
-	for i := range 25_000 {
-		r.Gauge("gg", "idx", strconv.Itoa(i)).Set(1)
-	}
-	p := newPublisher(t, r, srv.URL, PublisherOptions{})
-	if err := p.publish(context.Background(), 60_000); err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, b := range s.bodies {
-		if len(b.Metrics) > 10_000 {
-			t.Errorf("batch of %d", len(b.Metrics))
+	// In a synctest bubble: request timeouts and the retry deadline are on
+	// the bubble's clock, which a loaded machine cannot make run out.
+	synctest.Test(t, func(t *testing.T) {
+		s := &sink{}
+		r := NewRegistry(RegistryOptions{})
+		for i := range 25_000 {
+			r.Gauge("gg", "idx", strconv.Itoa(i)).Set(1)
 		}
-		n += len(b.Metrics)
-	}
-	if len(s.bodies) != 3 || n < 25_000 {
-		t.Errorf("%d batches, %d datapoints", len(s.bodies), n)
-	}
-	if sent := r.Counter("spectator.measurements", "id", "sent").Count(); sent != float64(n) {
-		t.Errorf("sent counter %v, want %d", sent, n)
-	}
+		p := newPublisher(t, r, "http://sextant.test/api/v1/publish", PublisherOptions{Client: &http.Client{Transport: handlerTransport(s)}})
+		if err := p.publish(context.Background(), 60_000); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, b := range s.bodies {
+			if len(b.Metrics) > 10_000 {
+				t.Errorf("batch of %d", len(b.Metrics))
+			}
+			n += len(b.Metrics)
+		}
+		if len(s.bodies) != 3 || n < 25_000 {
+			t.Errorf("%d batches, %d datapoints", len(s.bodies), n)
+		}
+		if sent := r.Counter("spectator.measurements", "id", "sent").Count(); sent != float64(n) {
+			t.Errorf("sent counter %v, want %d", sent, n)
+		}
+	})
 }
 
 func TestPublisherRetries(t *testing.T) {
 	t.Parallel()
-	s := &sink{answers: []int{503, 429}, retry: "0"}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	r := NewRegistry(RegistryOptions{})
-	r.Counter("hits").Add(60)
-	p := newPublisher(t, r, srv.URL, PublisherOptions{})
-	if err := p.publish(context.Background(), 60_000); err != nil {
-		t.Fatal(err)
-	}
-	if s.calls.Load() != 3 || s.datapoints()["hits{atlas.dstype=rate,statistic=count}"] != 1 {
-		t.Errorf("%d calls, got %v", s.calls.Load(), s.datapoints())
-	}
-	// Retry-After beyond the step's deadline: dropped at once, counted.
-	s.answers, s.retry = []int{503}, "30"
-	r.Counter("hits").Add(60)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	start := time.Now()
-	if err := p.publish(ctx, 120_000); err == nil {
-		t.Error("a dropped batch reported no error")
-	}
-	if time.Since(start) > 500*time.Millisecond {
-		t.Errorf("waited %v for a Retry-After past the deadline", time.Since(start))
-	}
-	if d := r.Counter("spectator.measurements", "id", "dropped", "error", "http-503").Count(); d == 0 {
-		t.Error("drop not counted")
-	}
+	// In a synctest bubble: request timeouts and the retry deadline are on
+	// the bubble's clock, which a loaded machine cannot make run out.
+	synctest.Test(t, func(t *testing.T) {
+		s := &sink{answers: []int{503, 429}, retry: "0"}
+		r := NewRegistry(RegistryOptions{})
+		r.Counter("hits").Add(60)
+		p := newPublisher(t, r, "http://sextant.test/api/v1/publish", PublisherOptions{Client: &http.Client{Transport: handlerTransport(s)}})
+		if err := p.publish(context.Background(), 60_000); err != nil {
+			t.Fatal(err)
+		}
+		if s.calls.Load() != 3 || s.datapoints()["hits{atlas.dstype=rate,statistic=count}"] != 1 {
+			t.Errorf("%d calls, got %v", s.calls.Load(), s.datapoints())
+		}
+		// Retry-After beyond the step's deadline: dropped at once, counted.
+		s.answers, s.retry = []int{503}, "30"
+		r.Counter("hits").Add(60)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := p.publish(ctx, 120_000); err == nil {
+			t.Error("a dropped batch reported no error")
+		}
+		if time.Since(start) > 500*time.Millisecond {
+			t.Errorf("waited %v for a Retry-After past the deadline", time.Since(start))
+		}
+		if d := r.Counter("spectator.measurements", "id", "dropped", "error", "http-503").Count(); d == 0 {
+			t.Error("drop not counted")
+		}
+	})
 }
 
 // TestPublisherDeadServer: a server that is gone makes the publisher drop
