@@ -30,6 +30,10 @@ func randomAt(t int64) float64 {
 	return float64(h%1000) / 1000
 }
 
+// random is :random and :srandom. The value is a hash of the timestamp,
+// not a random draw, so a graph and its refresh, or two replicas of the
+// server, draw the same line: it is for demos and tests that need noise
+// they can reproduce.
 func (x *run) random(r *expr.Random) ([]Series, error) {
 	if !r.Seeded {
 		return x.generate(tags.New(tags.NameKey, "random"), "random", randomAt)
@@ -38,6 +42,9 @@ func (x *run) random(r *expr.Random) ([]Series, error) {
 	return x.generate(tags.New(tags.NameKey, label), label, func(t int64) float64 { return randomAt(t ^ r.Seed) })
 }
 
+// time is :time, a line of a calendar field (hourOfDay, dayOfWeek, ...)
+// or of the time itself, used to build schedules into expressions (e.g.
+// alert thresholds that differ at night).
 func (x *run) time(tm *expr.Time) ([]Series, error) {
 	f, err := timeField(tm.Mode)
 	if err != nil {
@@ -291,6 +298,8 @@ func joinKey(keys []string, ts tags.Set) string {
 	for _, k := range ks {
 		v, ok := ts.Get(k)
 		if !ok {
+			// A marker no tag value contains: a line missing the key
+			// must not join a line whose value is the empty string.
 			b.WriteString("\x01")
 		}
 		b.WriteString(v)
@@ -299,6 +308,7 @@ func joinKey(keys []string, ts tags.Set) string {
 	return b.String()
 }
 
+// keyDesc names a group in an error message, as its legend would.
 func keyDesc(keys []string, ts tags.Set) string {
 	if s, ok := expr.GroupLabel(keys, ts); ok {
 		return s
@@ -306,7 +316,10 @@ func keyDesc(keys []string, ts tags.Set) string {
 	return "()"
 }
 
-// aggregator combines lines per step with NaN-aware operations.
+// aggregator combines lines per step with NaN-aware operations. NaN means
+// "no data", not a number: a step where no line has data stays NaN, and
+// one line's gap does not turn the sum of the others into NaN (Atlas's
+// semantics, which the conformance vectors pin down).
 type aggregator struct {
 	fn  expr.AggFn
 	out []float64
