@@ -23,18 +23,15 @@ func (x *run) stateful(s *expr.Stateful) ([]Series, error) {
 	if err != nil {
 		return nil, err
 	}
-	label := s.Op + "(%s)"
+	op := s.Op.String()
+	label := op + "(%s)"
 	switch s.Op {
-	case "delay", "rolling-count", "rolling-min", "rolling-max", "rolling-sum":
-		label = s.Op + "(%s, " + strconv.Itoa(s.N) + ")"
-	case "rolling-mean":
-		// Min is the number of real values a window needs before its mean
-		// means anything; fewer give NaN rather than a mean of one sample.
-		label = s.Op + "(%s, " + strconv.Itoa(s.N) + ", " + strconv.Itoa(s.Min) + ")"
-	case "trend":
+	case expr.OpDelay, expr.OpRollingCount, expr.OpRollingMin, expr.OpRollingMax, expr.OpRollingSum:
+		label = op + "(%s, " + strconv.Itoa(s.N) + ")"
+	case expr.OpRollingMean:
+		label = op + "(%s, " + strconv.Itoa(s.N) + ", " + strconv.Itoa(s.Min) + ")"
+	case expr.OpTrend:
 		label = "trend(%s, " + expr.FormatDuration(s.Window) + ")"
-	case "des", "sdes":
-		label = s.Op + "(%s)"
 	}
 	out := make([]Series, len(in))
 	for i, line := range in {
@@ -66,7 +63,7 @@ func replaceOnce(format, s string) string {
 func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 	n := s.N
 	switch s.Op {
-	case "delay":
+	case expr.OpDelay:
 		// The first n points have nothing to delay: NaN, not 0, so that
 		// a delayed line does not look like a drop to zero.
 		for i := range in {
@@ -75,7 +72,7 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 				out[i] = in[i-n]
 			}
 		}
-	case "rolling-count":
+	case expr.OpRollingCount:
 		if n <= 1 {
 			copy(out, in) // as Atlas: a window of one is the input itself
 			return nil
@@ -89,12 +86,12 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			}
 			return c
 		})
-	case "rolling-min", "rolling-max":
+	case expr.OpRollingMin, expr.OpRollingMax:
 		// NaN is skipped rather than compared: a gap in the window must
 		// not hide the extreme of the values around it. The window is
 		// rescanned at each step (O(n·window)); windows are a few dozen
 		// steps, and a monotonic deque was not worth its code here.
-		isMax := s.Op == "rolling-max"
+		isMax := s.Op == expr.OpRollingMax
 		window(in, out, n, func(w []float64) float64 {
 			r := math.NaN()
 			for _, v := range w {
@@ -104,7 +101,7 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			}
 			return r
 		})
-	case "rolling-sum":
+	case expr.OpRollingSum:
 		// AddNaN keeps an all-NaN window NaN while treating isolated gaps
 		// as 0, Atlas's rule for sums of rates.
 		window(in, out, n, func(w []float64) float64 {
@@ -114,7 +111,7 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			}
 			return r
 		})
-	case "rolling-mean":
+	case expr.OpRollingMean:
 		// Min is the number of real values a window needs before its mean
 		// means anything; fewer give NaN rather than a mean of one sample.
 		window(in, out, n, func(w []float64) float64 {
@@ -130,11 +127,11 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			}
 			return sum / float64(c)
 		})
-	case "trend":
+	case expr.OpTrend:
 		// The window is a duration; at a coarser step it covers fewer
 		// points, so a daily trend looks the same at any zoom.
 		trend(in, out, int(s.Window/x.r.Step))
-	case "integral":
+	case expr.OpIntegral:
 		// A running sum of the values (not of value × step): Atlas's
 		// :integral of a rate per second is in units of "per step".
 		acc := math.NaN()
@@ -142,7 +139,7 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			acc = expr.AddNaN(acc, v)
 			out[i] = acc
 		}
-	case "cumulative-max":
+	case expr.OpCumulativeMax:
 		acc := math.NaN()
 		for i, v := range in {
 			if v == v && (acc != acc || v > acc) {
@@ -150,7 +147,7 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			}
 			out[i] = acc
 		}
-	case "derivative":
+	case expr.OpDerivative:
 		// The difference to the previous point; NaN after a gap, since
 		// there is no honest previous value to subtract.
 		prev := math.NaN()
@@ -158,15 +155,15 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			out[i] = v - prev
 			prev = v
 		}
-	case "des":
+	case expr.OpDES:
 		d := des{training: n, alpha: s.Alpha, beta: s.Beta}
 		for i, v := range in {
 			out[i] = d.next(v)
 		}
-	case "sdes":
+	case expr.OpSDES:
 		x.slidingDES(s, in, out)
 	default:
-		return fmt.Errorf("BUG: stateful operator %q", s.Op)
+		return fmt.Errorf("BUG: stateful operator %v", s.Op)
 	}
 	return nil
 }

@@ -193,7 +193,7 @@ type Rewrite struct {
 // rolling-mean: N and Min; trend: Window; des, sdes: N (training), Alpha,
 // Beta; integral, cumulative-max, derivative: none.
 type Stateful struct {
-	Op          string
+	Op          StatefulOp
 	Expr        TimeSeriesExpr
 	N, Min      int
 	Alpha, Beta float64

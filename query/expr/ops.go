@@ -59,3 +59,34 @@ func (o BinaryOp) String() string {
 	}
 	return "BinaryOp(" + strconv.Itoa(int(o)) + ")"
 }
+
+// StatefulOp is the operation of a Stateful node: an online algorithm run
+// over each line from the start of the range. Its String is the word that
+// builds it.
+type StatefulOp uint8
+
+// The stateful operations, with the Stateful fields each one uses.
+const (
+	OpDelay         StatefulOp = iota + 1 // :delay, N
+	OpRollingCount                        // :rolling-count, N
+	OpRollingMin                          // :rolling-min, N
+	OpRollingMax                          // :rolling-max, N
+	OpRollingSum                          // :rolling-sum, N
+	OpRollingMean                         // :rolling-mean, N and Min
+	OpTrend                               // :trend, Window
+	OpDES                                 // :des, N (training), Alpha, Beta
+	OpSDES                                // :sdes, N (training), Alpha, Beta
+	OpIntegral                            // :integral
+	OpCumulativeMax                       // :cumulative-max
+	OpDerivative                          // :derivative
+)
+
+// String returns the word of the operation, without its colon.
+func (o StatefulOp) String() string {
+	names := [...]string{"", "delay", "rolling-count", "rolling-min", "rolling-max", "rolling-sum", "rolling-mean",
+		"trend", "des", "sdes", "integral", "cumulative-max", "derivative"}
+	if int(o) < len(names) && o != 0 {
+		return names[o]
+	}
+	return "StatefulOp(" + strconv.Itoa(int(o)) + ")"
+}

@@ -37,6 +37,24 @@ func TestOpsAreTheirWords(t *testing.T) {
 			t.Errorf("%s built %#v, want a Unary with op %v", prog, top(prog), op)
 		}
 	}
+	for op := expr.OpDelay; op <= expr.OpDerivative; op++ {
+		var prog string
+		switch op {
+		case expr.OpRollingMean:
+			prog = "name,a,:eq,:sum,5,3,:" + op.String()
+		case expr.OpTrend:
+			prog = "name,a,:eq,:sum,5m,:" + op.String()
+		case expr.OpDES, expr.OpSDES:
+			prog = "name,a,:eq,:sum,5,0.1,0.5,:" + op.String()
+		case expr.OpIntegral, expr.OpCumulativeMax, expr.OpDerivative:
+			prog = "name,a,:eq,:sum,:" + op.String()
+		default:
+			prog = "name,a,:eq,:sum,5,:" + op.String()
+		}
+		if s, ok := top(prog).(*expr.Stateful); !ok || s.Op != op {
+			t.Errorf("%s built %#v, want a Stateful with op %v", prog, top(prog), op)
+		}
+	}
 	if got := expr.BinaryOp(0).String(); got != "BinaryOp(0)" {
 		t.Errorf("BinaryOp(0).String() = %q", got)
 	}

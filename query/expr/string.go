@@ -173,16 +173,16 @@ func (r *Rewrite) appendOp(b *strings.Builder) {
 func (s *Stateful) String() string {
 	e := s.Expr.String() + ","
 	switch s.Op {
-	case "delay", "rolling-count", "rolling-min", "rolling-max", "rolling-sum":
-		return e + strconv.Itoa(s.N) + ",:" + s.Op
-	case "rolling-mean":
-		return e + strconv.Itoa(s.N) + "," + strconv.Itoa(s.Min) + ",:" + s.Op
-	case "trend":
+	case OpDelay, OpRollingCount, OpRollingMin, OpRollingMax, OpRollingSum:
+		return e + strconv.Itoa(s.N) + ",:" + s.Op.String()
+	case OpRollingMean:
+		return e + strconv.Itoa(s.N) + "," + strconv.Itoa(s.Min) + ",:" + s.Op.String()
+	case OpTrend:
 		return e + FormatDuration(s.Window) + ",:trend"
-	case "des", "sdes":
-		return e + strconv.Itoa(s.N) + "," + FormatDouble(s.Alpha) + "," + FormatDouble(s.Beta) + ",:" + s.Op
+	case OpDES, OpSDES:
+		return e + strconv.Itoa(s.N) + "," + FormatDouble(s.Alpha) + "," + FormatDouble(s.Beta) + ",:" + s.Op.String()
 	}
-	return e + ":" + s.Op
+	return e + ":" + s.Op.String()
 }
 
 func (s *Stat) String() string    { return s.Expr.String() + "," + s.Stat + ",:stat" }
