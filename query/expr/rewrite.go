@@ -157,8 +157,9 @@ func Transform(e TimeSeriesExpr, f func(TimeSeriesExpr) (TimeSeriesExpr, bool, e
 
 // DataExprs returns the data expressions e reads, in evaluation order,
 // each distinct expression once. Distinct by their program text, not by
-// pointer: two spellings of one query must be fetched once, which is what
-// lets the evaluator memoize fetches and the exemplar API match lines.
+// pointer: the same query written twice in a program (an error ratio's
+// numerator and denominator) is one read, as in the evaluator's fetch
+// cache, which uses the same key.
 func DataExprs(e TimeSeriesExpr) []DataExpr {
 	var out []DataExpr
 	seen := map[string]bool{}
