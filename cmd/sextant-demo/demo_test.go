@@ -173,10 +173,13 @@ func TestDemoAgainstServer(t *testing.T) {
 		t.Fatalf("fault switch: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	// Then the fault, until it shows at the frontend.
-	waitFor(t, 60*time.Second, "502s at the frontend after the fault", func() bool {
+	// Then the fault, until it shows at both ends: failed playback starts
+	// and 502s at the frontend. Each service publishes on its own step, so
+	// one may show a step before the other.
+	waitFor(t, 60*time.Second, "failed playback starts and 502s at the frontend after the fault", func() bool {
 		l := graph(t, addr, "name,ipc.server.call,:eq,nf.app,frontend,:eq,:and,http.status,502,:eq,:and,statistic,count,:eq,:and,:sum")
-		return len(l) == 1 && total(l[0]) > 0
+		p := graph(t, addr, "name,playback.starts,:eq,result,failure,:eq,:and,:sum")
+		return len(l) == 1 && total(l[0]) > 0 && len(p) == 1 && total(p[0]) > 0
 	})
 	cancel()
 	select {
