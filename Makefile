@@ -1,7 +1,7 @@
 # Sextant: the two commands that matter are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run demo build test bench fuzz soak compat
+.PHONY: run demo build test bench fuzz soak compat staticcheck
 
 ## run: start Sextant with its embedded defaults (data in ./sextant-data, HTTP on :7101)
 run:
@@ -15,15 +15,28 @@ demo:
 build:
 	$(GO) build -o bin/sextant ./cmd/sextant
 
-## test: everything CI runs: formatting, vet, all tests under the race
-## detector (fuzz seed corpora, crash and restart tests included), and a
-## one-iteration smoke run of every benchmark on a small workload
+## test: everything CI runs: formatting, vet, staticcheck, all tests under
+## the race detector (fuzz seed corpora, crash and restart tests, the lint
+## the lint tests of cmd/sextant included), the allocation budgets without the race
+## detector (it allocates, so they skip under it), and a one-iteration smoke
+## run of every benchmark on a small workload
 test:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	@$(MAKE) --no-print-directory staticcheck
 	$(GO) test -race -count=1 -timeout 45m ./...
+	$(GO) test -count=1 -run 'Alloc' $$(grep -rlE --include='*_test.go' 'func Test[A-Za-z0-9_]*Alloc' . | xargs -n1 dirname | sort -u)
 	SEXTANT_BENCH_SERIES=2000 SEXTANT_BENCH_SAMPLES=240 SEXTANT_BENCH_SPANS=20000 SEXTANT_BENCH_TRACE_REQUESTS=16 $(GO) test -run='^$$' -bench=. -benchtime=1x -count=1 -timeout 20m ./...
+
+## staticcheck: staticcheck over the module. CI (CI=true) fails without it;
+## elsewhere it is skipped with a message when not installed.
+STATICCHECK_VERSION ?= v0.8.2
+staticcheck:
+	@sc=$$(command -v staticcheck || { f="$$($(GO) env GOPATH)/bin/staticcheck"; [ -x "$$f" ] && echo "$$f"; }); \
+	if [ -n "$$sc" ]; then echo "$$sc ./..."; "$$sc" ./...; \
+	elif [ "$$CI" = true ]; then echo "staticcheck is not installed: CI installs it (go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION))"; exit 1; \
+	else echo "staticcheck is not installed: skipped (go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION))"; fi
 
 ## bench: the full benchmarks of docs/benchmarks.md (100 000 series × 360 steps,
 ## 10 M spans)

@@ -49,7 +49,7 @@ func TestBacktestEqualsLive(t *testing.T) {
 			cpuSeries("a", t0-10*minute, append(make([]float64, 10), vals...)...),
 			cpuSeries("b", t0-10*minute, append(make([]float64, 10), wave(30, nil)...)...))
 		e := startEnv(t, store, tsdbtest.NewKV(), parseGroups(t, flappyRules))
-		time.Sleep(30*time.Minute + time.Second)
+		time.Sleep(30*time.Minute + time.Second) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		e.stop()
 		live, err := e.m.History(context.Background(), "Flappy", 0, math.MaxInt64)

@@ -111,7 +111,7 @@ func TestStateMachine(t *testing.T) {
 			cpuSeries("b", t0-5*minute, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10))
 		e := startEnv(t, store, tsdbtest.NewKV(), parseGroups(t, cpuRules))
 		defer e.stop()
-		time.Sleep(9*time.Minute + time.Second)
+		time.Sleep(9*time.Minute + time.Second) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		trs, err := e.m.History(context.Background(), "", 0, math.MaxInt64)
 		if err != nil {
@@ -176,12 +176,12 @@ groups:
 		time.Sleep(2*time.Minute + time.Second) // pending since t0+2m
 		synctest.Wait()
 		e.stop()
-		time.Sleep(2 * time.Minute)
+		time.Sleep(2 * time.Minute) // synctest: advances the bubble's fake clock
 		e = startEnv(t, store, kv, groups)
 		time.Sleep(3 * time.Minute) // t0+7m: fired at t0+5m
 		synctest.Wait()
 		e.stop()
-		time.Sleep(2 * time.Minute)
+		time.Sleep(2 * time.Minute) // synctest: advances the bubble's fake clock
 		e = startEnv(t, store, kv, groups)
 		time.Sleep(4 * time.Minute) // t0+13m
 		synctest.Wait()
@@ -331,9 +331,9 @@ func TestHistoryRetention(t *testing.T) {
 			src.push("name,a,:eq", alerting.Update{End: at + minute, Lines: []alerting.Line{{Tags: map[string]string{"name": "a"}, Start: at, Step: minute, Values: []float64{v}}}})
 			synctest.Wait()
 		}
-		push(t0, 1)        // firing at t0
-		push(t0+minute, 0) // resolved at t0+1m
-		time.Sleep(50 * time.Minute)
+		push(t0, 1)                  // firing at t0
+		push(t0+minute, 0)           // resolved at t0+1m
+		time.Sleep(50 * time.Minute) // synctest: advances the bubble's fake clock
 		push(t0+50*minute, 1)        // firing again
 		time.Sleep(11 * time.Minute) // the hourly sweep at t0+60m
 		synctest.Wait()

@@ -17,12 +17,12 @@ func (discard) Append(_ context.Context, b *tsdb.Batch) error {
 	return nil
 }
 
-// BenchmarkPublishDecode decodes and validates one tsload Atlas body of
+// BenchmarkPublishDecode decodes and validates one Atlas body of the tsdbtest workload of
 // 10 000 datapoints per op: the JSON scan, the merge with the common tags,
 // Atlas's rules and the batch for the store. It reports datapoints per
 // second and allocations per datapoint.
 func BenchmarkPublishDecode(b *testing.B) {
-	body := tsdbtest.TsloadAtlasBody(b, 10_000)
+	body := tsdbtest.AtlasBody(b, 10_000)
 	h, err := New(Options{Appender: discard{}, Now: func() int64 { return 1_700_006_400_000 }})
 	if err != nil {
 		b.Fatal(err)

@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -19,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/sextant-dev/sextant/lib"
 	"github.com/sextant-dev/sextant/tsdb"
@@ -26,12 +29,16 @@ import (
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
-// otlpEnv is a store with a one-second step on the real clock, and the
-// OTLP endpoints over HTTP and gRPC.
+// otlpEnv is a store with a one-second step, and the OTLP endpoints over
+// HTTP and gRPC. It lives inside a testing/synctest bubble: its clock is the
+// bubble's (the store's and the SDK's alike), and its connections are in
+// memory (an in-process HTTP transport, gRPC over net.Pipe), because a
+// goroutine blocked on a real socket is not durably blocked and would stop
+// the bubble's clock.
 type otlpEnv struct {
 	store    *db.DB
-	httpURL  string
-	grpcAddr string
+	http     *http.Client     // serves /v1/metrics in process
+	grpcConn *grpc.ClientConn // to the gRPC server over a pipe
 }
 
 func newOTLPEnv(t *testing.T) *otlpEnv {
@@ -47,18 +54,78 @@ func newOTLPEnv(t *testing.T) *otlpEnv {
 	}
 	mux := http.NewServeMux()
 	h.RegisterOTLP(mux)
-	hs := httptest.NewServer(mux)
-	t.Cleanup(hs.Close)
 	gs := grpc.NewServer(h.GRPCServerOptions()...)
 	h.RegisterGRPC(gs)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln := newPipeListener()
+	go gs.Serve(ln)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///otlp", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.dial(ctx) }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go gs.Serve(ln)
-	t.Cleanup(gs.Stop)
-	return &otlpEnv{store: store, httpURL: hs.URL, grpcAddr: ln.Addr().String()}
+	t.Cleanup(func() { conn.Close() })
+	return &otlpEnv{store: store, http: &http.Client{Transport: handlerTransport(mux)}, grpcConn: conn}
 }
+
+// pipeListener is a net.Listener whose connections are net.Pipe pairs.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// dial connects to the listener.
+func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
+
+// handlerTransport serves requests with h in the calling goroutine.
+func handlerTransport(h http.Handler) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Result(), nil
+	})
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // deltaPreference is what OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE
 // =delta selects: deltas for counters and histograms, cumulative for
@@ -111,9 +178,12 @@ func sum(vals []float64) float64 {
 	return s
 }
 
+// TestOTLPWithSDK exports with the OpenTelemetry SDK, over HTTP and gRPC,
+// with delta and cumulative temporality, at known times: each case runs in
+// a testing/synctest bubble, so the seconds between exports are exact and
+// the test takes no wall-clock time waiting for them.
 func TestOTLPWithSDK(t *testing.T) {
 	t.Parallel()
-	e := newOTLPEnv(t)
 	for _, tc := range []struct {
 		name, transport string
 		temporality     sdkmetric.TemporalitySelector
@@ -125,7 +195,9 @@ func TestOTLPWithSDK(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			runSDK(t, e, tc.name, tc.transport, tc.temporality)
+			synctest.Test(t, func(t *testing.T) {
+				runSDK(t, newOTLPEnv(t), tc.name, tc.transport, tc.temporality)
+			})
 		})
 	}
 }
@@ -135,10 +207,10 @@ func runSDK(t *testing.T, e *otlpEnv, svc, transport string, temporality sdkmetr
 	var exp sdkmetric.Exporter
 	var err error
 	if transport == "http" {
-		exp, err = otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(e.httpURL+"/v1/metrics"),
+		exp, err = otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL("http://sextant.test/v1/metrics"), otlpmetrichttp.WithHTTPClient(e.http),
 			otlpmetrichttp.WithTemporalitySelector(temporality))
 	} else {
-		exp, err = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(e.grpcAddr), otlpmetricgrpc.WithInsecure(),
+		exp, err = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithGRPCConn(e.grpcConn),
 			otlpmetricgrpc.WithTemporalitySelector(temporality))
 	}
 	if err != nil {
@@ -181,18 +253,19 @@ func runSDK(t *testing.T, e *otlpEnv, svc, transport string, temporality sdkmetr
 	gauge.Record(ctx, 20.5, attrs)
 	record(500)
 	flush()
-	time.Sleep(1300 * time.Millisecond)
+	time.Sleep(1300 * time.Millisecond) // synctest: the bubble's clock
 	counter.Add(ctx, 30, attrs)
 	updown.Add(ctx, -2, attrs)
 	record(500)
 	flush()
-	time.Sleep(3300 * time.Millisecond)
+	time.Sleep(3300 * time.Millisecond) // synctest: the bubble's clock
 	counter.Add(ctx, 66, attrs)
 	gauge.Record(ctx, 21.5, attrs)
 	record(1000)
 	flush()
-	time.Sleep(1100 * time.Millisecond)
-	flush() // one more export moves the counters' last partial step out
+	time.Sleep(1100 * time.Millisecond) // synctest: the bubble's clock
+	// One more export moves the counters' last partial step out.
+	flush()
 
 	base := tags.Eq("service.name", svc)
 	named := func(name string, kv ...string) *tags.Query {

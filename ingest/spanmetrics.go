@@ -165,9 +165,9 @@ func (h *Handler) flushSpanMetrics(ctx context.Context) {
 		start := len(arena)
 		arena = append(arena,
 			tags.Tag{Key: tags.NameKey, Value: name}, tags.Tag{Key: "statistic", Value: stat},
-			tags.Tag{Key: tsdb.DSTypeKey, Value: dstype}, tags.Tag{Key: "service.name", Value: k.service},
-			tags.Tag{Key: "operation", Value: k.operation}, tags.Tag{Key: "span.kind", Value: k.kind},
-			tags.Tag{Key: "status.code", Value: k.status})
+			tags.Tag{Key: tsdb.DSTypeKey, Value: dstype}, tags.Tag{Key: tracing.TagService, Value: k.service},
+			tags.Tag{Key: tracing.TagOperation, Value: k.operation}, tags.Tag{Key: tracing.TagSpanKind, Value: k.kind},
+			tags.Tag{Key: tracing.TagStatusCode, Value: k.status})
 		if len(extra) == 2 {
 			arena = append(arena, tags.Tag{Key: extra[0], Value: extra[1]})
 		}
@@ -176,17 +176,17 @@ func (h *Handler) flushSpanMetrics(ctx context.Context) {
 	var ex []tracing.Exemplar
 	for slot, a := range aggs {
 		k, t := slot.key, slot.t
-		point(k, t, "span.calls", "count", "sum", a.calls*perSec)
-		point(k, t, "span.errors", "count", "sum", a.errors*perSec)
-		point(k, t, "span.duration", "count", "sum", a.calls*perSec)
-		point(k, t, "span.duration", "totalTime", "sum", a.total*perSec)
-		point(k, t, "span.duration", "max", "gauge", a.max)
+		point(k, t, tracing.MetricCalls, "count", "sum", a.calls*perSec)
+		point(k, t, tracing.MetricErrors, "count", "sum", a.errors*perSec)
+		point(k, t, tracing.MetricDuration, "count", "sum", a.calls*perSec)
+		point(k, t, tracing.MetricDuration, "totalTime", "sum", a.total*perSec)
+		point(k, t, tracing.MetricDuration, "max", "gauge", a.max)
 		for i, n := range a.buckets {
-			point(k, t, "span.duration", "percentile", "sum", n*perSec, "percentile", lib.PercentileTag('T', i))
+			point(k, t, tracing.MetricDuration, "percentile", "sum", n*perSec, "percentile", lib.PercentileTag('T', i))
 		}
 		if h.opts.Exemplars != nil && h.exemplars.slower(k, t, a.slowest) {
 			ex = append(ex, tracing.Exemplar{
-				Tags: map[string]string{"service.name": k.service, "operation": k.operation, "span.kind": k.kind, "status.code": k.status},
+				Tags: map[string]string{tracing.TagService: k.service, tracing.TagOperation: k.operation, tracing.TagSpanKind: k.kind, tracing.TagStatusCode: k.status},
 				T:    t, TraceID: a.trace, SpanID: a.span, Duration: a.slowest,
 			})
 		}

@@ -46,8 +46,8 @@ type PublisherOptions struct {
 	// Atlas's (lib/wire).
 	Rules  *wire.Rules
 	Logger *slog.Logger
-	// Clock tells the time; default time.Now.
-	Clock func() time.Time
+	// Clock tells the time; default the system clock.
+	Clock Clock
 	// AuthToken, when set, is sent as "Authorization: Bearer <AuthToken>"
 	// (a server started with --auth-token requires it).
 	AuthToken string

@@ -39,7 +39,7 @@ type RegistryOptions struct {
 	// stops being published and leaves the registry. Default 15 minutes.
 	ExpireAfter time.Duration
 	// Clock tells the time (expiry, long task timers); default time.Now.
-	Clock  func() time.Time
+	Clock  Clock
 	Logger *slog.Logger
 }
 

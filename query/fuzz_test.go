@@ -34,13 +34,16 @@ func seedPrograms(tb testing.TB) []string {
 			}
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join("..", "..", "shared", "conformance", "asl-cases.json")); err == nil {
-		var v struct{ Cases []struct{ Expr string } }
-		if json.Unmarshal(b, &v) == nil {
-			for _, c := range v.Cases {
-				out = append(out, c.Expr)
-			}
-		}
+	b, err := os.ReadFile(filepath.Join("eval", "testdata", "conformance", "asl-cases.json"))
+	if err != nil {
+		tb.Fatalf("read the conformance vectors for the seed corpus: %v", err)
+	}
+	var v struct{ Cases []struct{ Expr string } }
+	if err := json.Unmarshal(b, &v); err != nil {
+		tb.Fatalf("conformance vectors: %v", err)
+	}
+	for _, c := range v.Cases {
+		out = append(out, c.Expr)
 	}
 	return out
 }

@@ -314,7 +314,7 @@ func TestWebSocket(t *testing.T) {
 		send(t, conn, map[string]any{"type": "subscribe", "id": "badstep", "q": "name,requests,:eq", "step": "90s"})
 		send(t, conn, map[string]any{"type": "subscribe", "id": "longback", "q": "name,requests,:eq", "backfill": "100d"})
 		send(t, conn, map[string]string{"type": "hello"})
-		time.Sleep(time.Duration(6*step) * time.Millisecond)
+		time.Sleep(time.Duration(6*step) * time.Millisecond) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		msgs := box.all()
 		for id, q := range qs {
@@ -352,7 +352,7 @@ func TestWebSocket(t *testing.T) {
 		send(t, conn, map[string]any{"type": "unsubscribe", "id": "by"})
 		synctest.Wait()
 		n := len(box.all())
-		time.Sleep(time.Duration(2*step) * time.Millisecond)
+		time.Sleep(time.Duration(2*step) * time.Millisecond) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		for _, m := range box.all()[n:] {
 			if m.Subscription == "by" {
@@ -377,7 +377,7 @@ func TestSlowClientDropped(t *testing.T) {
 		synctest.Wait()
 		before := s.ev.Evaluations()
 		for i := 0; i < 8; i++ {
-			time.Sleep(time.Duration(step) * time.Millisecond)
+			time.Sleep(time.Duration(step) * time.Millisecond) // synctest: advances the bubble's fake clock
 			synctest.Wait()
 		}
 		if got := s.ev.Evaluations() - before; got != 8 {
@@ -466,7 +466,7 @@ func TestSSE(t *testing.T) {
 				}
 			}
 		}()
-		time.Sleep(time.Duration(4*step) * time.Millisecond)
+		time.Sleep(time.Duration(4*step) * time.Millisecond) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		cancel()
 		<-done

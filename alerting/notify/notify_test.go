@@ -131,12 +131,12 @@ func TestGroupingAndRepeat(t *testing.T) {
 		t0 := time.Now()
 		a := alert("HighCPU", "a", t0, false)
 		f.d.Notify(ctx, []*alerting.Alert{a})
-		time.Sleep(10 * time.Second)
+		time.Sleep(10 * time.Second) // synctest: advances the bubble's fake clock
 		b := alert("HighCPU", "b", time.Now(), false)
 		// The rule re-sends its firing alerts every evaluation.
 		for range 62 {
 			f.d.Notify(ctx, []*alerting.Alert{a, b})
-			time.Sleep(time.Minute)
+			time.Sleep(time.Minute) // synctest: advances the bubble's fake clock
 		}
 		synctest.Wait()
 		got := in.take()
@@ -172,7 +172,7 @@ func TestGroupingAndRepeat(t *testing.T) {
 		ra := alert("HighCPU", "a", t0, true)
 		resolvedAt := time.Now()
 		f.d.Notify(ctx, []*alerting.Alert{ra, b})
-		time.Sleep(5 * time.Minute)
+		time.Sleep(5 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		got = in.take()
 		if len(got) != 1 || got[0].msg.Status != "firing" || got[0].msg.Alerts[0].Status != "resolved" ||
@@ -193,7 +193,7 @@ func TestRestartDoesNotRepage(t *testing.T) {
 		a.Labels["severity"] = "page"
 		a.Fingerprint = alerting.Fingerprint(a.Labels)
 		f.d.Notify(ctx, []*alerting.Alert{a})
-		time.Sleep(time.Minute)
+		time.Sleep(time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		if got := in.take(); len(got) != 1 || got[0].msg.Receiver != "oncall" {
 			t.Fatalf("first page: %+v", got)
@@ -203,7 +203,7 @@ func TestRestartDoesNotRepage(t *testing.T) {
 		f = start(t, kv, in)
 		defer f.stop()
 		f.d.Notify(ctx, []*alerting.Alert{a})
-		time.Sleep(10 * time.Minute)
+		time.Sleep(10 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		if got := in.take(); len(got) != 0 {
 			t.Fatalf("paged again after restart: %+v", got)
@@ -211,7 +211,7 @@ func TestRestartDoesNotRepage(t *testing.T) {
 		r := *a
 		r.EndsAt = time.Now()
 		f.d.Notify(ctx, []*alerting.Alert{&r})
-		time.Sleep(time.Minute)
+		time.Sleep(time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		if got := in.take(); len(got) != 1 || got[0].msg.Status != "resolved" {
 			t.Fatalf("resolution after restart: %+v", got)
@@ -237,7 +237,7 @@ func TestSilenceMutesAndExpires(t *testing.T) {
 		a := alert("HighCPU", "a", now, false)
 		for range 25 {
 			f.d.Notify(ctx, []*alerting.Alert{a})
-			time.Sleep(time.Minute)
+			time.Sleep(time.Minute) // synctest: advances the bubble's fake clock
 		}
 		synctest.Wait()
 		got := in.take()
@@ -267,7 +267,7 @@ func TestRetries(t *testing.T) {
 		defer f.stop()
 		ctx := context.Background()
 		f.d.Notify(ctx, []*alerting.Alert{alert("HighCPU", "a", time.Now(), false)})
-		time.Sleep(time.Minute)
+		time.Sleep(time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		if got := in.take(); len(got) != 1 {
 			t.Fatalf("got %d notifications", len(got))
@@ -317,10 +317,10 @@ receivers:
 		a, b := alert("Down", "a", time.Now(), false), alert("Down", "b", time.Now(), false)
 		a.TraceIDs = []string{"0af7651916cd43dd8448eb211c80319c"}
 		d.Notify(ctx, []*alerting.Alert{a, b})
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // synctest: advances the bubble's fake clock
 		ra, rb := alert("Down", "a", a.StartsAt, true), alert("Down", "b", b.StartsAt, true)
 		d.Notify(ctx, []*alerting.Alert{ra, rb})
-		time.Sleep(2 * time.Minute)
+		time.Sleep(2 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
@@ -381,13 +381,13 @@ func TestPusher(t *testing.T) {
 		p.Notify(ctx, []*alerting.Alert{a})
 		synctest.Wait()
 		for range 3 {
-			time.Sleep(time.Minute)
+			time.Sleep(time.Minute) // synctest: advances the bubble's fake clock
 			p.Notify(ctx, []*alerting.Alert{a})
 		}
 		synctest.Wait()
 		r := alert("Down", "a", t0, true)
 		p.Notify(ctx, []*alerting.Alert{r})
-		time.Sleep(10 * time.Minute)
+		time.Sleep(10 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()

@@ -144,9 +144,9 @@ func total(l line) float64 {
 	return s
 }
 
-// TestDemoAgainstServer runs the demo for a few seconds against a real
-// server, switches a fault on half way, and reads the services' metrics
-// back through the graph API.
+// TestDemoAgainstServer runs the demo against a real server until every
+// service has published calls, switches a fault on until it shows, and
+// reads the services' metrics back through the graph API.
 func TestDemoAgainstServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server")
@@ -158,13 +158,29 @@ func TestDemoAgainstServer(t *testing.T) {
 	cfg := config{Sextant: "http://" + addr, OTLP: "http://" + addr, Host: "127.0.0.1", Port: 0, Step: time.Second, RPS: 60, Fault: "none"}
 	go func() { done <- runDemo(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
 	frontend := <-ready
-	time.Sleep(3 * time.Second)
+	// Healthy traffic first: every service has published calls.
+	waitFor(t, 60*time.Second, "calls published by the four services", func() bool {
+		n := 0
+		for _, l := range graph(t, addr, "name,ipc.server.call,:eq,statistic,count,:eq,:and,(,nf.app,),:by") {
+			if total(l) > 0 {
+				n++
+			}
+		}
+		return n == 4
+	})
 	resp, err := http.Post("http://"+frontend+"/fault", "text/plain", strings.NewReader("playback-errors"))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("fault switch: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	time.Sleep(3 * time.Second)
+	// Then the fault, until it shows at both ends: failed playback starts
+	// and 502s at the frontend. Each service publishes on its own step, so
+	// one may show a step before the other.
+	waitFor(t, 60*time.Second, "failed playback starts and 502s at the frontend after the fault", func() bool {
+		l := graph(t, addr, "name,ipc.server.call,:eq,nf.app,frontend,:eq,:and,http.status,502,:eq,:and,statistic,count,:eq,:and,:sum")
+		p := graph(t, addr, "name,playback.starts,:eq,result,failure,:eq,:and,:sum")
+		return len(l) == 1 && total(l[0]) > 0 && len(p) == 1 && total(p[0]) > 0
+	})
 	cancel()
 	select {
 	case err := <-done:

@@ -57,7 +57,7 @@ func TestAlertingAPI(t *testing.T) {
 		t.Errorf("put a bad rule = %d %s", code, body)
 	}
 	// Evaluated: Always fires (no for) and HighCPU goes pending then firing.
-	waitFor(t, 15*time.Second, func() bool {
+	waitFor(t, 15*time.Second, "the condition", func() bool {
 		_, b := get(t, base+"/api/v1/alerting/alerts")
 		return strings.Count(b, `"state":"firing"`) == 2
 	})

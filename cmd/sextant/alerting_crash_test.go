@@ -27,7 +27,7 @@ func TestAlertingRestartAndKill(t *testing.T) {
 		"--alerting-config", alertingConfigFile(t, t.TempDir(), hook.srv.URL, "1s", "2s", "1h")}
 	b := runBinary(t, bin, nil, flags...)
 	pub := startGauges(t, "http://"+b.addr, map[string]float64{"a": 50})
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // baseline steps below the threshold before the crossing (data shaping); no timing is asserted
 	pub.set("a", 90)
 	m := hook.next(t, 20*time.Second)
 	if m.msg.Status != "firing" || len(m.msg.Alerts) != 1 {
@@ -36,7 +36,7 @@ func TestAlertingRestartAndKill(t *testing.T) {
 	fp := m.msg.Alerts[0].Fingerprint
 	// A kill between the send and its notification log record would page
 	// again (at least once, as Alertmanager): wait for the record.
-	waitFor(t, 10*time.Second, func() bool {
+	waitFor(t, 10*time.Second, "the condition", func() bool {
 		_, body := get(t, "http://"+b.addr+"/api/v1/alerting/notifications")
 		return strings.Contains(body, `"outcome":"sent"`)
 	})
@@ -44,7 +44,7 @@ func TestAlertingRestartAndKill(t *testing.T) {
 	// SIGHUP re-reads the rules directory.
 	os.WriteFile(filepath.Join(rules, "more.yml"), []byte("groups:\n  - name: more\n    rules:\n      - {alert: Extra, expr: '0'}\n"), 0o644)
 	b.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 10*time.Second, func() bool {
+	waitFor(t, 10*time.Second, "the condition", func() bool {
 		_, body := get(t, "http://"+b.addr+"/api/v1/alerting/rules")
 		return strings.Contains(body, `"alert":"Extra"`)
 	})
@@ -69,17 +69,5 @@ func TestAlertingRestartAndKill(t *testing.T) {
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	if err := b.cmd.Wait(); err != nil {
 		t.Errorf("exit: %v", err)
-	}
-}
-
-// waitFor polls cond every 50 ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -51,7 +51,7 @@ func TestAlertingExemplars(t *testing.T) {
 			case <-time.After(100 * time.Millisecond):
 			}
 			_, s := tr.Start(ctx, "POST /checkout", oteltrace.WithSpanKind(oteltrace.SpanKindServer))
-			time.Sleep(time.Duration(1+i%7) * time.Millisecond)
+			time.Sleep(time.Duration(1+i%7) * time.Millisecond) // gives each span a distinct duration (data shaping)
 			s.End()
 		}
 	}()

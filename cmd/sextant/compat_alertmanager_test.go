@@ -66,7 +66,7 @@ func TestCompatAlertmanager(t *testing.T) {
 	}
 	t.Cleanup(func() { am.Process.Kill(); am.Wait() })
 	amURL := "http://" + amAddr
-	waitFor(t, 30*time.Second, func() bool {
+	waitFor(t, 30*time.Second, "the condition", func() bool {
 		code, _ := getQuiet(amURL + "/-/ready")
 		return code == 200
 	})
@@ -93,7 +93,7 @@ func TestCompatAlertmanager(t *testing.T) {
 		return out
 	}
 	var got []amAlert
-	waitFor(t, 30*time.Second, func() bool { got = list(); return len(got) == 1 })
+	waitFor(t, 30*time.Second, "the condition", func() bool { got = list(); return len(got) == 1 })
 	a := got[0]
 	if a.Labels["alertname"] != "HighCPU" || a.Labels["host"] != "a" || a.Labels["severity"] != "page" ||
 		a.Annotations["summary"] != "cpu of a is 1" || a.GeneratorURL != "http://sextant.example/ui/alerts/HighCPU" ||
@@ -106,7 +106,7 @@ func TestCompatAlertmanager(t *testing.T) {
 	// Resolved in Sextant: pushed at once with its end; Alertmanager stops
 	// listing it as active.
 	pub.set("a", 10)
-	waitFor(t, 30*time.Second, func() bool {
+	waitFor(t, 30*time.Second, "the condition", func() bool {
 		for _, a := range list() {
 			if a.Status.State == "active" && a.EndsAt.After(time.Now()) {
 				return false

@@ -21,7 +21,7 @@ type flagSpec struct {
 	name, def, usage string
 }
 
-// serveFlags are the settings of ../shared/spec/api.md, plus logging.
+// serveFlags are the server's settings (docs/server.md), plus logging.
 var serveFlags = []flagSpec{
 	{"listen", ":7101", "HTTP address: Atlas APIs, Jaeger query API, remote write, web UI, /metrics, /healthz"},
 	{"otlp-http-listen", ":4318", `OTLP/HTTP address (/v1/metrics, /v1/traces); "" disables`},

@@ -198,14 +198,7 @@ func setupIngest(n *node, g *runGroup) error {
 // setupQuery serves the graph, tags, expression and exemplar APIs.
 func setupQuery(n *node, _ *runGroup) error {
 	queries, err := queryapi.New(queryapi.Options{
-		Exemplars: func(ctx context.Context, start, end int64) ([]queryapi.Exemplar, error) {
-			exs, err := n.spans.Exemplars(ctx, start, end)
-			out := make([]queryapi.Exemplar, len(exs))
-			for i, e := range exs {
-				out[i] = queryapi.Exemplar{Tags: e.Tags, T: e.T, TraceID: e.TraceID.String(), SpanID: e.SpanID.String(), Duration: e.Duration}
-			}
-			return out, err
-		},
+		Exemplars:   n.spans.Exemplars,
 		Querier:     n.store,
 		StorageStep: ms(n.cfg.Step),
 		Logger:      n.logger.With("component", "query"),

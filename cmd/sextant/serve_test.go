@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -72,11 +71,7 @@ func TestServe(t *testing.T) {
 	if code, body := get(t, "http://"+addr+"/healthz"); code != 200 || body != "ok" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	time.Sleep(2500 * time.Millisecond) // two self-metric steps
-	code, body := get(t, "http://"+addr+"/metrics")
-	if code != 200 || !strings.Contains(body, "sextant_tsdb_datapointsAppended_total") {
-		t.Errorf("/metrics = %d:\n%s", code, body)
-	}
+	selfMetricsStored(t, addr)
 	cancel()
 	select {
 	case err := <-done:
@@ -114,7 +109,7 @@ func TestBinary(t *testing.T) {
 		if code, body := get(t, "http://"+addr+"/healthz"); code != 200 || body != "ok" {
 			t.Errorf("/healthz = %d %q", code, body)
 		}
-		time.Sleep(1500 * time.Millisecond)
+		selfMetricsStored(t, addr)
 		start := time.Now()
 		cmd.Process.Signal(sig)
 		err := cmd.Wait()

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -107,6 +108,7 @@ func TestTracesSurviveRestartAndKill(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	var acked []pcommon.TraceID
+	var progress atomic.Int64 // traces acknowledged so far, for the kill
 	send := func(b *binary, from, to int) (sent int) {
 		client := &http.Client{Timeout: 5 * time.Second}
 		for n := from; n < to; n++ {
@@ -118,6 +120,7 @@ func TestTracesSurviveRestartAndKill(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				acked = append(acked, tid)
+				progress.Add(1)
 			}
 		}
 		return to - from
@@ -135,7 +138,9 @@ func TestTracesSurviveRestartAndKill(t *testing.T) {
 	b = startBinary(t, bin, dir)
 	sentc := make(chan int, 1)
 	go func() { sentc <- send(b, 200, 100_000) }()
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once the stream is well under way (a thousand traces in), not
+	// after a fixed time that a loaded machine may not fill.
+	waitFor(t, 60*time.Second, "a thousand traces acknowledged", func() bool { return progress.Load() >= 200+1000 })
 	b.cmd.Process.Signal(syscall.SIGKILL)
 	b.cmd.Wait()
 	sent := <-sentc

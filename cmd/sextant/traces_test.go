@@ -98,13 +98,15 @@ func TestTracesWithSDK(t *testing.T) {
 	remote := oteltrace.ContextWithRemoteSpanContext(context.Background(), oteltrace.SpanContextFromContext(clientCtx))
 	srvCtx, srv := ct.Start(remote, "GET /titles/{id}", oteltrace.WithSpanKind(oteltrace.SpanKindServer),
 		oteltrace.WithLinks(oteltrace.Link{SpanContext: other, Attributes: []attribute.KeyValue{attribute.String("link.reason", "batch")}}))
+	// The query takes 2 ms, told by timestamps rather than slept: the
+	// search below asks for spans of at least 1 ms.
+	t0 := time.Now()
 	_, db := ct.Start(srvCtx, "SELECT titles", oteltrace.WithSpanKind(oteltrace.SpanKindClient),
-		oteltrace.WithAttributes(attribute.String("db.system.name", "postgresql")))
-	time.Sleep(2 * time.Millisecond)
-	db.End()
+		oteltrace.WithAttributes(attribute.String("db.system.name", "postgresql")), oteltrace.WithTimestamp(t0))
+	db.End(oteltrace.WithTimestamp(t0.Add(2 * time.Millisecond)))
 	srv.SetStatus(codes.Ok, "")
-	srv.End()
-	client.End()
+	srv.End(oteltrace.WithTimestamp(t0.Add(3 * time.Millisecond)))
+	client.End(oteltrace.WithTimestamp(t0.Add(4 * time.Millisecond)))
 
 	// playback: a consumer span that follows from the frontend request.
 	pt := playback.tp.Tracer("playback-worker")
@@ -114,7 +116,7 @@ func TestTracesWithSDK(t *testing.T) {
 
 	root.RecordError(errors.New("catalog timed out"))
 	root.SetStatus(codes.Error, "upstream failed")
-	root.End()
+	root.End(oteltrace.WithTimestamp(t0.Add(5 * time.Millisecond)))
 	for _, s := range []*tracedService{frontend, catalog, playback} {
 		if err := s.tp.ForceFlush(ctx); err != nil {
 			t.Fatal(err)
@@ -156,8 +158,15 @@ func TestTracesWithSDK(t *testing.T) {
 	}
 
 	// Span metrics, and the exemplars that lead from them to the trace,
-	// once the 1 s step of the spans has ended.
-	time.Sleep(1100 * time.Millisecond)
+	// once the 1 s step of the spans has ended and the span metrics are
+	// flushed: wait for the exemplars of the three services rather than
+	// for a fixed time.
+	exemplarsURL := "http://" + addr + "/api/v1/exemplars?s=e-5m&step=1s&q=" +
+		url.QueryEscape("name,span.duration,:eq,(,service.name,),:by,(,99,),:percentiles")
+	waitFor(t, 30*time.Second, "exemplars of the three services", func() bool {
+		_, body := get(t, exemplarsURL)
+		return strings.Count(body, id) >= 3
+	})
 	code, body = get(t, "http://"+addr+"/api/v1/graph?format=json&s=e-5m&step=1s&q="+
 		url.QueryEscape("name,span.calls,:eq,(,service.name,),:by"))
 	for _, svc := range []string{`"service.name":"frontend"`, `"service.name":"catalog"`, `"service.name":"playback"`} {

@@ -104,7 +104,7 @@ func TestUIBrowser(t *testing.T) {
 	}
 	xssID := ids[5]
 	// Span metrics and their exemplars are appended every second.
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) { // poll interval of a bounded wait for span metrics to be flushed
 		_, body := get(t, base+"/api/v1/exemplars?q=name,span.duration,:eq,service.name,db,:eq,:and,:max&s=e-5m")
 		if strings.Count(body, `"traceID"`) >= 6 {
 			break
@@ -216,14 +216,14 @@ func TestUIBrowser(t *testing.T) {
 	// A bad expression: the error names the word, marked where it is.
 	var mark string
 	b.run(t, "inline error", evalJS(`document.querySelector("#q").value = ""`, nil), chromedp.SendKeys("#q", "name,ui.requests,:eq,:summ", chromedp.ByQuery),
-		waitJS(`!document.querySelector('#q-error').classList.slices.Contains('hidden')`), nodeText("#q-error mark", &mark))
+		waitJS(`!document.querySelector('#q-error').classList.contains('hidden')`), nodeText("#q-error mark", &mark))
 	b.screenshot(t, "explore-error")
 	if mark != ":summ" {
 		t.Errorf("marked word = %q, want :summ", mark)
 	}
 	// Typing a bad expression is normal use: nothing in the console.
 	b.run(t, "run the bad expression", chromedp.Click("#run", chromedp.ByQuery), waitJS(`location.search.includes('summ')`),
-		waitJS(`document.querySelector('#status').textContent == '' && !document.querySelector('#q-error').classList.slices.Contains('hidden')`))
+		waitJS(`document.querySelector('#status').textContent == '' && !document.querySelector('#q-error').classList.contains('hidden')`))
 	if c := b.takeConsole(); len(c) > 0 {
 		t.Errorf("a bad expression wrote to the console: %q", c)
 	}
@@ -238,7 +238,7 @@ func TestUIBrowser(t *testing.T) {
 		t.Errorf("after Tab the expression is %q", q)
 	}
 	// Typing through a bad word and an open list asks nothing that fails.
-	b.run(t, "type more", chromedp.SendKeys("#q", ",:bogus,(,nf.app,),:by", chromedp.ByQuery), waitJS(`!document.querySelector('#q-error').classList.slices.Contains('hidden')`))
+	b.run(t, "type more", chromedp.SendKeys("#q", ",:bogus,(,nf.app,),:by", chromedp.ByQuery), waitJS(`!document.querySelector('#q-error').classList.contains('hidden')`))
 	if c := b.takeConsole(); len(c) > 0 {
 		t.Errorf("typing wrote to the console: %q", c)
 	}

@@ -19,13 +19,13 @@ import (
 
 const benchStart = int64(1_700_006_400_000)
 
-// BenchmarkGraphJSON is the end-to-end graph API over real HTTP on tsload's
+// BenchmarkGraphJSON is the end-to-end graph API over real HTTP on the project's
 // workload (100 000 series, 6 h at 60 s; SEXTANT_BENCH_* shrink it): a
 // grouped sum of one metric (about 2 000 series) as format=json. It
 // reports the latency percentiles of one request at a time.
 func BenchmarkGraphJSON(b *testing.B) {
 	n, samples := tsdbtest.BenchSize()
-	w := tsdbtest.LoadTsload(b, n, samples, benchStart)
+	w := tsdbtest.LoadWorkload(b, n, samples, benchStart)
 	end := w.Start + int64(w.Samples())*w.Interval
 	store, err := db.Open("", db.Options{
 		Now: func() int64 { return end }, IngestMaxAge: end - w.Start + 3600_000,

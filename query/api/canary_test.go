@@ -243,12 +243,12 @@ func TestCanaryRunWebhook(t *testing.T) {
 			}
 			return m
 		}
-		time.Sleep(15 * time.Minute)
+		time.Sleep(15 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		if m := getRun(); m["state"] != "running" || len(m["intervals"].([]any)) != 1 {
 			t.Errorf("after 15m: state %v, %d intervals", m["state"], len(m["intervals"].([]any)))
 		}
-		time.Sleep(20 * time.Minute)
+		time.Sleep(20 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		m := getRun()
 		if m["state"] != "done" || m["verdict"] != "pass" || len(m["intervals"].([]any)) != 3 || m["notified"] != "ok" {

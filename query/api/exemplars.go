@@ -5,27 +5,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/sextant-dev/sextant/query/expr"
+	"github.com/sextant-dev/sextant/tracing"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
-// Exemplar is the slowest span of one span-metrics series in one storage
-// step: what links a point of a graph to the traces behind it.
-type Exemplar struct {
-	Tags     map[string]string // service.name, operation, span.kind, status.code
-	T        int64             // end of the storage step, Unix ms
-	TraceID  string
-	SpanID   string
-	Duration time.Duration
-}
-
-// ExemplarFunc returns the exemplars with T in [start, end) (Unix ms).
-type ExemplarFunc func(ctx context.Context, start, end int64) ([]Exemplar, error)
-
-// spanMetricNames are the series exemplars belong to.
-var spanMetricNames = []string{"span.duration", "span.calls", "span.errors"}
+// ExemplarFunc returns the exemplars with T in [start, end) (Unix ms): the
+// slowest span of each span-metrics series in each storage step, what links
+// a point of a graph to the traces behind it. The span store's Exemplars
+// method is one.
+type ExemplarFunc func(ctx context.Context, start, end int64) ([]tracing.Exemplar, error)
 
 type exemplarJSON struct {
 	Timestamp int64   `json:"timestamp"`
@@ -118,8 +108,8 @@ func (a *API) exemplars(w http.ResponseWriter, r *http.Request) {
 		slices.Sort(points)
 		for _, p := range points {
 			e := exs[slowest[p]]
-			el.Exemplars = append(el.Exemplars, exemplarJSON{Timestamp: p, TraceID: e.TraceID, SpanID: e.SpanID,
-				Duration: e.Duration.Seconds(), Operation: e.Tags["operation"], Service: e.Tags["service.name"]})
+			el.Exemplars = append(el.Exemplars, exemplarJSON{Timestamp: p, TraceID: e.TraceID.String(), SpanID: e.SpanID.String(),
+				Duration: e.Duration.Seconds(), Operation: e.Tags[tracing.TagOperation], Service: e.Tags[tracing.TagService]})
 		}
 		out.Lines = append(out.Lines, el)
 	}
@@ -142,7 +132,7 @@ func agrees(lineTags tags.Set, ex map[string]string) bool {
 // tags with each metric name and statistic.
 func candidates(s tags.Set) []tags.Set {
 	var out []tags.Set
-	for _, name := range spanMetricNames {
+	for _, name := range tracing.SpanMetricNames() {
 		for _, stat := range []string{"count", "totalTime", "max", "percentile"} {
 			c := append(tags.Set{{Key: tags.NameKey, Value: name}, {Key: "statistic", Value: stat}}, s...)
 			if stat == "percentile" {

@@ -25,7 +25,7 @@ import (
 // the latency percentiles of one request at a time.
 func BenchmarkPromQueryRange(b *testing.B) {
 	n, samples := tsdbtest.BenchSize()
-	w := tsdbtest.LoadTsload(b, n, samples, benchStart)
+	w := tsdbtest.LoadWorkload(b, n, samples, benchStart)
 	end := w.Start + int64(w.Samples())*w.Interval
 	store, err := db.Open("", db.Options{
 		Now: func() int64 { return end }, IngestMaxAge: end - w.Start + 3600_000,

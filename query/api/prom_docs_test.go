@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -36,14 +35,7 @@ func TestPrometheusDocExamples(t *testing.T) {
 	}
 	// Exemplars as cmd/sextant feeds them: from the span store.
 	a, err := api.New(api.Options{Querier: store, StorageStep: 60_000, Now: now,
-		Exemplars: func(ctx context.Context, start, end int64) ([]api.Exemplar, error) {
-			exs, err := spans.Exemplars(ctx, start, end)
-			out := make([]api.Exemplar, len(exs))
-			for i, e := range exs {
-				out[i] = api.Exemplar{Tags: e.Tags, T: e.T, TraceID: e.TraceID.String(), SpanID: e.SpanID.String(), Duration: e.Duration}
-			}
-			return out, err
-		}})
+		Exemplars: spans.Exemplars})
 	if err != nil {
 		t.Fatal(err)
 	}

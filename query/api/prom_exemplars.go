@@ -104,7 +104,7 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 				out = append(out, g)
 			}
 			g.Exemplars = append(g.Exemplars, exemplar{
-				Labels:    map[string]string{"trace_id": e.TraceID, "span_id": e.SpanID},
+				Labels:    map[string]string{"trace_id": e.TraceID.String(), "span_id": e.SpanID.String()},
 				Value:     string(appendPromFloat(nil, e.Duration.Seconds())),
 				Timestamp: float64(e.T) / 1000,
 			})

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/query/querytest"
+	"github.com/sextant-dev/sextant/tracing"
 )
 
 // promT0 is a storage-step boundary, 2012-01-01T00:00:00Z.
@@ -229,14 +231,27 @@ func TestPromMetadataEndpoints(t *testing.T) {
 // server keeps for span metrics.
 func TestPromExemplars(t *testing.T) {
 	t.Parallel()
-	exs := []api.Exemplar{
-		{Tags: map[string]string{"service.name": "api", "operation": "GET /", "span.kind": "server", "status.code": "OK"},
-			T: promT0 + 60_000, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", Duration: 250 * time.Millisecond},
-		{Tags: map[string]string{"service.name": "db", "operation": "SELECT", "span.kind": "client", "status.code": "OK"},
-			T: promT0 + 120_000, TraceID: "5bf92f3577b34da6a3ce929d0e0e4736", SpanID: "10f067aa0ba902b7", Duration: time.Second},
+	tid := func(s string) tracing.TraceID {
+		id, err := tracing.ParseTraceID(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
 	}
-	e := promEnv(t, api.Options{Exemplars: func(_ context.Context, start, end int64) ([]api.Exemplar, error) {
-		var out []api.Exemplar
+	sid := func(s string) (id tracing.SpanID) {
+		if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	exs := []tracing.Exemplar{
+		{Tags: map[string]string{"service.name": "api", "operation": "GET /", "span.kind": "server", "status.code": "OK"},
+			T: promT0 + 60_000, TraceID: tid("4bf92f3577b34da6a3ce929d0e0e4736"), SpanID: sid("00f067aa0ba902b7"), Duration: 250 * time.Millisecond},
+		{Tags: map[string]string{"service.name": "db", "operation": "SELECT", "span.kind": "client", "status.code": "OK"},
+			T: promT0 + 120_000, TraceID: tid("5bf92f3577b34da6a3ce929d0e0e4736"), SpanID: sid("10f067aa0ba902b7"), Duration: time.Second},
+	}
+	e := promEnv(t, api.Options{Exemplars: func(_ context.Context, start, end int64) ([]tracing.Exemplar, error) {
+		var out []tracing.Exemplar
 		for _, x := range exs {
 			if x.T >= start && x.T < end {
 				out = append(out, x)

@@ -103,12 +103,12 @@ func TestRunFailsEarly(t *testing.T) {
 		if run.State != StateRunning || run.Next != run.Start+10*step {
 			t.Errorf("started run: %+v", run)
 		}
-		time.Sleep(9 * time.Minute)
+		time.Sleep(9 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		if n.count() != 0 {
 			t.Fatal("notified before the first interval")
 		}
-		time.Sleep(2 * time.Minute)
+		time.Sleep(2 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		got, err := r.Get(context.Background(), run.ID)
 		if err != nil {
@@ -144,7 +144,7 @@ func TestRunPassesAndResumes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(25 * time.Minute)
+		time.Sleep(25 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		stop()
 		got, err := r.Get(context.Background(), run.ID)
@@ -155,7 +155,7 @@ func TestRunPassesAndResumes(t *testing.T) {
 		r2, stop2 := startRunner(t, j, kv, &n)
 		defer stop2()
 		synctest.Wait()
-		time.Sleep(30 * time.Minute)
+		time.Sleep(30 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		got, err = r2.Get(context.Background(), run.ID)
 		if err != nil {
@@ -237,7 +237,7 @@ func TestRunCriticalNoData(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(11 * time.Minute)
+		time.Sleep(11 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		got, err := r.Get(context.Background(), run.ID)
 		if err != nil {

@@ -18,8 +18,9 @@ import (
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
-// conformanceFile is the shared golden vectors, relative to this package.
-var conformanceFile = filepath.Join("..", "..", "..", "shared", "conformance", "asl-cases.json")
+// conformanceFile is the public golden vectors (testdata/conformance/README.md
+// describes them), relative to this package.
+var conformanceFile = filepath.Join("testdata", "conformance", "asl-cases.json")
 
 type confCase struct {
 	Name          string            `json:"name"`
@@ -79,7 +80,7 @@ func sameValue(a, b float64) bool {
 	return math.Abs(a-b) <= 1e-9*max(1, math.Abs(a), math.Abs(b))
 }
 
-// TestConformance runs ../shared/conformance/asl-cases.json through the
+// TestConformance runs testdata/conformance/asl-cases.json through the
 // parser, the evaluator and a real in-memory store.
 func TestConformance(t *testing.T) {
 	b, err := os.ReadFile(conformanceFile)

@@ -11,11 +11,22 @@ import (
 )
 
 // fetch reads a data expression from the store, once per evaluation.
+//
+// Results are memoized by the expression's canonical string: a program
+// such as an error ratio names the same data twice (numerator and
+// denominator share a query), and styles repeat whole expressions, so
+// without the cache one graph could read the same series several times.
+// The limits are checked here, after the store answered but before the
+// values are used, because only the store knows how many series a query
+// matches; x.held counts every value the evaluation keeps alive so that a
+// program cannot exceed MaxDatapoints by splitting its reads.
 func (x *run) fetch(d expr.DataExpr, req tsdb.FetchRequest) ([]Series, error) {
 	key := d.String()
 	if s, ok := x.data[key]; ok {
 		return s, nil
 	}
+	// An offset shifts the window the store reads, not the timestamps of
+	// the result: the lines come back aligned to the graph's own steps.
 	off := alignOffset(d.DataOffset(), x.r.Step)
 	req.Query = d.DataQuery()
 	req.Start, req.End, req.Step = x.r.Start-off, x.r.End-off, x.r.Step
@@ -53,6 +64,10 @@ func alignOffset(off, step int64) int64 {
 	return off
 }
 
+// consolidation maps the language's consolidation function to the store's.
+// CFDefault depends on the aggregation (Atlas: avg for sum and count, min
+// for min, max for max), so that zooming out of a :max graph keeps its
+// peaks instead of averaging them away.
 func consolidation(cf expr.CF, fn expr.AggFn) tsdb.Consolidation {
 	switch cf.Effective(fn) {
 	case expr.CFSum:
@@ -65,6 +80,9 @@ func consolidation(cf expr.CF, fn expr.AggFn) tsdb.Consolidation {
 	return tsdb.CFAvg
 }
 
+// aggregation maps an aggregate word to the aggregation the store performs
+// while it reads, so that a :sum over many series never materializes one
+// array per series above the store.
 func aggregation(fn expr.AggFn) tsdb.Aggregation {
 	switch fn {
 	case expr.Count:
@@ -85,8 +103,13 @@ func (x *run) aggregate(a *expr.Aggregate) ([]Series, error) {
 		return nil, err
 	}
 	if len(got) == 0 {
+		// An empty answer is still a line (all NaN, Atlas's NO_DATA) so
+		// that legends, alerts on absence and binary operations have
+		// something to hold on to.
 		return x.noData(a.Query)
 	}
+	// Only the query's exact-match tags describe every series that went
+	// into the sum; any other tag would claim more than the line knows.
 	ts := a.Query.ExactKeys()
 	if len(ts) == 0 {
 		ts = tags.New(tags.NameKey, "unknown")
@@ -108,6 +131,8 @@ func (x *run) groupBy(g *expr.GroupBy) ([]Series, error) {
 	for _, s := range got {
 		label, ok := expr.GroupLabel(g.Keys, s.Tags)
 		if !ok {
+			// A series without one of the keys belongs to no group:
+			// Atlas drops it rather than inventing an empty value.
 			continue
 		}
 		out = append(out, Series{Tags: merge(exact, s.Tags), Label: label + offsetSuffix(a.Offset), Values: s.Values, Offset: a.Offset})
@@ -137,6 +162,8 @@ func merge(a, b tags.Set) tags.Set {
 	return out.Normalize()
 }
 
+// offsetSuffix marks a shifted line's label, so that this week and last
+// week's lines of one graph can be told apart in the legend.
 func offsetSuffix(off int64) string {
 	if off == 0 {
 		return ""

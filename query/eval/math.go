@@ -30,6 +30,10 @@ func randomAt(t int64) float64 {
 	return float64(h%1000) / 1000
 }
 
+// random is :random and :srandom. The value is a hash of the timestamp,
+// not a random draw, so a graph and its refresh, or two replicas of the
+// server, draw the same line: it is for demos and tests that need noise
+// they can reproduce.
 func (x *run) random(r *expr.Random) ([]Series, error) {
 	if !r.Seeded {
 		return x.generate(tags.New(tags.NameKey, "random"), "random", randomAt)
@@ -38,6 +42,9 @@ func (x *run) random(r *expr.Random) ([]Series, error) {
 	return x.generate(tags.New(tags.NameKey, label), label, func(t int64) float64 { return randomAt(t ^ r.Seed) })
 }
 
+// time is :time, a line of a calendar field (hourOfDay, dayOfWeek, ...)
+// or of the time itself, used to build schedules into expressions (e.g.
+// alert thresholds that differ at night).
 func (x *run) time(tm *expr.Time) ([]Series, error) {
 	f, err := timeField(tm.Mode)
 	if err != nil {
@@ -174,12 +181,12 @@ func (x *run) unary(u *expr.Unary) ([]Series, error) {
 		return nil, err
 	}
 	f := expr.UnaryFunc(u.Op)
-	label := u.Op + "(%s)"
+	label := u.Op.String() + "(%s)"
 	switch u.Op {
-	case "per-step":
+	case expr.OpPerStep:
 		k := float64(x.r.Step) / 1000
 		f = func(v float64) float64 { return v * k }
-	case "clamp-min":
+	case expr.OpClampMin:
 		lo := u.Arg
 		f = func(v float64) float64 {
 			if v < lo {
@@ -187,8 +194,8 @@ func (x *run) unary(u *expr.Unary) ([]Series, error) {
 			}
 			return v
 		}
-		label = u.Op + "(%s, " + expr.FormatDouble(lo) + ")"
-	case "clamp-max":
+		label = u.Op.String() + "(%s, " + expr.FormatDouble(lo) + ")"
+	case expr.OpClampMax:
 		hi := u.Arg
 		f = func(v float64) float64 {
 			if v > hi {
@@ -196,10 +203,10 @@ func (x *run) unary(u *expr.Unary) ([]Series, error) {
 			}
 			return v
 		}
-		label = u.Op + "(%s, " + expr.FormatDouble(hi) + ")"
+		label = u.Op.String() + "(%s, " + expr.FormatDouble(hi) + ")"
 	}
 	if f == nil {
-		return nil, fmt.Errorf("BUG: unary operation %q", u.Op)
+		return nil, fmt.Errorf("BUG: unary operation %v", u.Op)
 	}
 	return x.mapLines(in, label, f)
 }
@@ -220,11 +227,12 @@ func (x *run) mapLines(in []Series, labelFmt string, f func(float64) float64) ([
 	return out, nil
 }
 
-var binaryLabels = map[string]string{
-	"add": "(%s + %s)", "sub": "(%s - %s)", "mul": "(%s * %s)", "div": "(%s / %s)", "pow": "pow(%s, %s)",
-	"gt": "(%s > %s)", "ge": "(%s >= %s)", "lt": "(%s < %s)", "le": "(%s <= %s)",
-	"fadd": "(%s + %s)", "fsub": "(%s - %s)", "fmul": "(%s * %s)", "fdiv": "(%s / %s)",
-	"and": "(%s AND %s)", "or": "(%s OR %s)",
+// binaryLabels are the legend formats of the binary operations (Atlas's).
+var binaryLabels = map[expr.BinaryOp]string{
+	expr.OpAdd: "(%s + %s)", expr.OpSub: "(%s - %s)", expr.OpMul: "(%s * %s)", expr.OpDiv: "(%s / %s)", expr.OpPow: "pow(%s, %s)",
+	expr.OpGT: "(%s > %s)", expr.OpGE: "(%s >= %s)", expr.OpLT: "(%s < %s)", expr.OpLE: "(%s <= %s)",
+	expr.OpFAdd: "(%s + %s)", expr.OpFSub: "(%s - %s)", expr.OpFMul: "(%s * %s)", expr.OpFDiv: "(%s / %s)",
+	expr.OpAnd: "(%s AND %s)", expr.OpOr: "(%s OR %s)",
 }
 
 // binary joins the lines of both sides on the grouping keys: the side with
@@ -290,6 +298,8 @@ func joinKey(keys []string, ts tags.Set) string {
 	for _, k := range ks {
 		v, ok := ts.Get(k)
 		if !ok {
+			// A marker no tag value contains: a line missing the key
+			// must not join a line whose value is the empty string.
 			b.WriteString("\x01")
 		}
 		b.WriteString(v)
@@ -298,6 +308,7 @@ func joinKey(keys []string, ts tags.Set) string {
 	return b.String()
 }
 
+// keyDesc names a group in an error message, as its legend would.
 func keyDesc(keys []string, ts tags.Set) string {
 	if s, ok := expr.GroupLabel(keys, ts); ok {
 		return s
@@ -305,7 +316,10 @@ func keyDesc(keys []string, ts tags.Set) string {
 	return "()"
 }
 
-// aggregator combines lines per step with NaN-aware operations.
+// aggregator combines lines per step with NaN-aware operations. NaN means
+// "no data", not a number: a step where no line has data stays NaN, and
+// one line's gap does not turn the sum of the others into NaN (Atlas's
+// semantics, which the conformance vectors pin down).
 type aggregator struct {
 	fn  expr.AggFn
 	out []float64

@@ -10,21 +10,28 @@ import (
 
 // stateful applies an online algorithm to each line; state starts empty at
 // the range start.
+//
+// Atlas runs these operators online over a stream; we evaluate a fixed
+// range, so the "stream" is the line's values from Start. Starting with
+// empty state there (rather than fetching history before Start) is what
+// the conformance vectors expect, and it keeps a query's cost
+// proportional to the range it shows. The price is that a graph's first
+// points of :trend or :des differ from the same points seen in a wider
+// graph; :sdes avoids that by aligning its periods to the epoch.
 func (x *run) stateful(s *expr.Stateful) ([]Series, error) {
 	in, err := x.eval(s.Expr)
 	if err != nil {
 		return nil, err
 	}
-	label := s.Op + "(%s)"
+	op := s.Op.String()
+	label := op + "(%s)"
 	switch s.Op {
-	case "delay", "rolling-count", "rolling-min", "rolling-max", "rolling-sum":
-		label = s.Op + "(%s, " + strconv.Itoa(s.N) + ")"
-	case "rolling-mean":
-		label = s.Op + "(%s, " + strconv.Itoa(s.N) + ", " + strconv.Itoa(s.Min) + ")"
-	case "trend":
+	case expr.OpDelay, expr.OpRollingCount, expr.OpRollingMin, expr.OpRollingMax, expr.OpRollingSum:
+		label = op + "(%s, " + strconv.Itoa(s.N) + ")"
+	case expr.OpRollingMean:
+		label = op + "(%s, " + strconv.Itoa(s.N) + ", " + strconv.Itoa(s.Min) + ")"
+	case expr.OpTrend:
 		label = "trend(%s, " + expr.FormatDuration(s.Window) + ")"
-	case "des", "sdes":
-		label = s.Op + "(%s)"
 	}
 	out := make([]Series, len(in))
 	for i, line := range in {
@@ -40,6 +47,9 @@ func (x *run) stateful(s *expr.Stateful) ([]Series, error) {
 	return out, nil
 }
 
+// replaceOnce substitutes s for the first %s of format. Labels embed the
+// input's label, which may itself contain % signs (a tag value), so
+// fmt.Sprintf would misread them; a plain replacement cannot.
 func replaceOnce(format, s string) string {
 	for i := 0; i+1 < len(format); i++ {
 		if format[i] == '%' && format[i+1] == 's' {
@@ -53,14 +63,16 @@ func replaceOnce(format, s string) string {
 func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 	n := s.N
 	switch s.Op {
-	case "delay":
+	case expr.OpDelay:
+		// The first n points have nothing to delay: NaN, not 0, so that
+		// a delayed line does not look like a drop to zero.
 		for i := range in {
 			out[i] = math.NaN()
 			if i >= n {
 				out[i] = in[i-n]
 			}
 		}
-	case "rolling-count":
+	case expr.OpRollingCount:
 		if n <= 1 {
 			copy(out, in) // as Atlas: a window of one is the input itself
 			return nil
@@ -74,8 +86,12 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			}
 			return c
 		})
-	case "rolling-min", "rolling-max":
-		isMax := s.Op == "rolling-max"
+	case expr.OpRollingMin, expr.OpRollingMax:
+		// NaN is skipped rather than compared: a gap in the window must
+		// not hide the extreme of the values around it. The window is
+		// rescanned at each step (O(n·window)); windows are a few dozen
+		// steps, and a monotonic deque was not worth its code here.
+		isMax := s.Op == expr.OpRollingMax
 		window(in, out, n, func(w []float64) float64 {
 			r := math.NaN()
 			for _, v := range w {
@@ -85,7 +101,9 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			}
 			return r
 		})
-	case "rolling-sum":
+	case expr.OpRollingSum:
+		// AddNaN keeps an all-NaN window NaN while treating isolated gaps
+		// as 0, Atlas's rule for sums of rates.
 		window(in, out, n, func(w []float64) float64 {
 			r := math.NaN()
 			for _, v := range w {
@@ -93,7 +111,9 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			}
 			return r
 		})
-	case "rolling-mean":
+	case expr.OpRollingMean:
+		// Min is the number of real values a window needs before its mean
+		// means anything; fewer give NaN rather than a mean of one sample.
 		window(in, out, n, func(w []float64) float64 {
 			sum, c := 0.0, 0
 			for _, v := range w {
@@ -107,15 +127,19 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			}
 			return sum / float64(c)
 		})
-	case "trend":
+	case expr.OpTrend:
+		// The window is a duration; at a coarser step it covers fewer
+		// points, so a daily trend looks the same at any zoom.
 		trend(in, out, int(s.Window/x.r.Step))
-	case "integral":
+	case expr.OpIntegral:
+		// A running sum of the values (not of value × step): Atlas's
+		// :integral of a rate per second is in units of "per step".
 		acc := math.NaN()
 		for i, v := range in {
 			acc = expr.AddNaN(acc, v)
 			out[i] = acc
 		}
-	case "cumulative-max":
+	case expr.OpCumulativeMax:
 		acc := math.NaN()
 		for i, v := range in {
 			if v == v && (acc != acc || v > acc) {
@@ -123,21 +147,23 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			}
 			out[i] = acc
 		}
-	case "derivative":
+	case expr.OpDerivative:
+		// The difference to the previous point; NaN after a gap, since
+		// there is no honest previous value to subtract.
 		prev := math.NaN()
 		for i, v := range in {
 			out[i] = v - prev
 			prev = v
 		}
-	case "des":
+	case expr.OpDES:
 		d := des{training: n, alpha: s.Alpha, beta: s.Beta}
 		for i, v := range in {
 			out[i] = d.next(v)
 		}
-	case "sdes":
+	case expr.OpSDES:
 		x.slidingDES(s, in, out)
 	default:
-		return fmt.Errorf("BUG: stateful operator %q", s.Op)
+		return fmt.Errorf("BUG: stateful operator %v", s.Op)
 	}
 	return nil
 }
@@ -178,7 +204,12 @@ func trend(in, out []float64, n int) {
 }
 
 // des is online double exponential smoothing: the output at each step is
-// the prediction made before seeing that step's value.
+// the prediction made before seeing that step's value. sp is the smoothed
+// level and bp the smoothed trend; alpha weighs the newest value against
+// the level, beta the newest level change against the trend. Nothing is
+// predicted until training values were seen, because the first
+// predictions only echo the seed value and would raise false alerts when
+// used as a baseline.
 type des struct {
 	training    int
 	alpha, beta float64
@@ -186,6 +217,8 @@ type des struct {
 	sp, bp      float64
 }
 
+// next returns the prediction for this step, then learns from v. A NaN v
+// teaches nothing: the level and trend carry over the gap unchanged.
 func (d *des) next(v float64) float64 {
 	out := math.NaN()
 	if d.samples >= d.training {
@@ -204,11 +237,17 @@ func (d *des) next(v float64) float64 {
 	return out
 }
 
+// reset forgets everything, to start a new training period.
 func (d *des) reset() { d.samples, d.sp, d.bp = 0, math.NaN(), math.NaN() }
 
 // slidingDES alternates two DES instances every training period. Values
 // before the first epoch-aligned multiple of training steps are ignored,
 // so the prediction at a time does not depend on where the graph starts.
+//
+// Plain DES adapts to anything given time, including a slow failure. Two
+// instances that restart in turn bound how old the learned state can be:
+// at any step one of them has trained for at least one full period and
+// predicts, while the other relearns from scratch.
 func (x *run) slidingDES(s *expr.Stateful, in, out []float64) {
 	d1 := des{training: s.N, alpha: s.Alpha, beta: s.Beta}
 	d2 := d1

@@ -127,7 +127,7 @@ type TimeSpan struct {
 // Unary applies Op to every value: abs, neg, sqrt, sin, per-step,
 // clamp-min and clamp-max (with Arg).
 type Unary struct {
-	Op   string
+	Op   UnaryOp
 	Expr TimeSeriesExpr
 	Arg  float64
 }
@@ -135,7 +135,7 @@ type Unary struct {
 // Binary combines two expressions point by point: add, sub, mul, div, pow,
 // gt, ge, lt, le, fadd, fsub, fmul, fdiv, and, or.
 type Binary struct {
-	Op   string
+	Op   BinaryOp
 	L, R TimeSeriesExpr
 }
 
@@ -193,7 +193,7 @@ type Rewrite struct {
 // rolling-mean: N and Min; trend: Window; des, sdes: N (training), Alpha,
 // Beta; integral, cumulative-max, derivative: none.
 type Stateful struct {
-	Op          string
+	Op          StatefulOp
 	Expr        TimeSeriesExpr
 	N, Min      int
 	Alpha, Beta float64

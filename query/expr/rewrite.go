@@ -20,6 +20,12 @@ const (
 // visited. Otherwise the children are transformed and the node rebuilt
 // (through the validating constructors, so a rewrite that breaks an
 // invariant is an error).
+//
+// Nodes are never modified in place, here or by any f: one node can sit in
+// several places at once (:dup pushes the same pointer twice, a macro's
+// display shares its expansion's subtrees), so changing it for one use
+// would silently change the others. Rewrites copy the node they change
+// (c := *d) and leave the rest shared.
 func Transform(e TimeSeriesExpr, f func(TimeSeriesExpr) (TimeSeriesExpr, bool, error)) (TimeSeriesExpr, error) {
 	if r, ok, err := f(e); err != nil || ok {
 		return r, err
@@ -150,7 +156,10 @@ func Transform(e TimeSeriesExpr, f func(TimeSeriesExpr) (TimeSeriesExpr, bool, e
 }
 
 // DataExprs returns the data expressions e reads, in evaluation order,
-// each distinct expression once.
+// each distinct expression once. Distinct by their program text, not by
+// pointer: the same query written twice in a program (an error ratio's
+// numerator and denominator) is one read, as in the evaluator's fetch
+// cache, which uses the same key.
 func DataExprs(e TimeSeriesExpr) []DataExpr {
 	var out []DataExpr
 	seen := map[string]bool{}
@@ -199,6 +208,8 @@ func DataExprs(e TimeSeriesExpr) []DataExpr {
 }
 
 // singleOffset returns the offset shared by every data expression of e.
+// A line's offset is only meaningful (for its legend and its timestamps)
+// when all its inputs were shifted alike; false means they were not.
 func singleOffset(e TimeSeriesExpr) (int64, bool) {
 	ds := DataExprs(e)
 	if len(ds) == 0 {
@@ -234,6 +245,8 @@ func WithOffset(e TimeSeriesExpr, off int64) (TimeSeriesExpr, error) {
 
 // WithCF sets the consolidation function of every aggregate in e.
 // Rewrites are expanded: the result evaluates and displays their expansion.
+// A macro's display cannot carry a :cf-max that changes its meaning, so
+// showing the macro after the change would misdescribe the line.
 func WithCF(e TimeSeriesExpr, cf CF) (TimeSeriesExpr, error) {
 	var f func(TimeSeriesExpr) (TimeSeriesExpr, bool, error)
 	f = func(n TimeSeriesExpr) (TimeSeriesExpr, bool, error) {
@@ -362,7 +375,7 @@ func ApplyGroupBy(e TimeSeriesExpr, keys []string) (TimeSeriesExpr, error) {
 
 // NewBinary builds a binary operation, checking that the groupings can be
 // joined: equal, or one a subset of the other.
-func NewBinary(op string, l, r TimeSeriesExpr) (*Binary, error) {
+func NewBinary(op BinaryOp, l, r TimeSeriesExpr) (*Binary, error) {
 	if err := checkSize(l, r); err != nil {
 		return nil, err
 	}

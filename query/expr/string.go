@@ -63,13 +63,15 @@ func (t *TimeSpan) String() string {
 
 func (u *Unary) String() string {
 	switch u.Op {
-	case "clamp-min", "clamp-max":
-		return u.Expr.String() + "," + FormatDouble(u.Arg) + ",:" + u.Op
+	case OpClampMin, OpClampMax:
+		return u.Expr.String() + "," + FormatDouble(u.Arg) + ",:" + u.Op.String()
 	}
-	return u.Expr.String() + ",:" + u.Op
+	return u.Expr.String() + ",:" + u.Op.String()
 }
 
-func (b *Binary) String() string { return b.L.String() + "," + b.R.String() + ",:" + b.Op }
+func (b *Binary) String() string {
+	return b.L.String() + "," + b.R.String() + ",:" + b.Op.String()
+}
 
 func (m *MathAgg) String() string { return m.Expr.String() + ",:" + m.Fn.String() }
 
@@ -171,16 +173,16 @@ func (r *Rewrite) appendOp(b *strings.Builder) {
 func (s *Stateful) String() string {
 	e := s.Expr.String() + ","
 	switch s.Op {
-	case "delay", "rolling-count", "rolling-min", "rolling-max", "rolling-sum":
-		return e + strconv.Itoa(s.N) + ",:" + s.Op
-	case "rolling-mean":
-		return e + strconv.Itoa(s.N) + "," + strconv.Itoa(s.Min) + ",:" + s.Op
-	case "trend":
+	case OpDelay, OpRollingCount, OpRollingMin, OpRollingMax, OpRollingSum:
+		return e + strconv.Itoa(s.N) + ",:" + s.Op.String()
+	case OpRollingMean:
+		return e + strconv.Itoa(s.N) + "," + strconv.Itoa(s.Min) + ",:" + s.Op.String()
+	case OpTrend:
 		return e + FormatDuration(s.Window) + ",:trend"
-	case "des", "sdes":
-		return e + strconv.Itoa(s.N) + "," + FormatDouble(s.Alpha) + "," + FormatDouble(s.Beta) + ",:" + s.Op
+	case OpDES, OpSDES:
+		return e + strconv.Itoa(s.N) + "," + FormatDouble(s.Alpha) + "," + FormatDouble(s.Beta) + ",:" + s.Op.String()
 	}
-	return e + ":" + s.Op
+	return e + ":" + s.Op.String()
 }
 
 func (s *Stat) String() string    { return s.Expr.String() + "," + s.Stat + ",:stat" }

@@ -147,7 +147,8 @@ func parseISODuration(in, s string) (int64, error) {
 	return int64(total), nil
 }
 
-// Time references for ParseTime: named instants a date may be relative to.
+// TimeRefs are the time references of ParseTime: named instants (Unix ms)
+// a date may be relative to.
 type TimeRefs map[string]int64
 
 // ParseTime parses a time in the graph syntax (asl.md §3.1):

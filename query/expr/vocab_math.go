@@ -145,13 +145,13 @@ func mathWords() []*stack.Word {
 				return c.Push(&Rewrite{Name: name, Display: orig, Eval: ev})
 			},
 		},
-		clamp("clamp-min", "Raise values below a minimum to the minimum."),
-		clamp("clamp-max", "Lower values above a maximum to the maximum."),
-		unary("abs", "Absolute value of each datapoint."),
-		unary("neg", "Negate each datapoint."),
-		unary("sqrt", "Square root of each datapoint."),
-		unary("sin", "Sine of each datapoint (radians)."),
-		unary("per-step", "Turn a rate per second into an amount per step (multiply by the step in seconds)."),
+		clamp(OpClampMin, "Raise values below a minimum to the minimum."),
+		clamp(OpClampMax, "Lower values above a maximum to the maximum."),
+		unary(OpAbs, "Absolute value of each datapoint."),
+		unary(OpNeg, "Negate each datapoint."),
+		unary(OpSqrt, "Square root of each datapoint."),
+		unary(OpSin, "Sine of each datapoint (radians)."),
+		unary(OpPerStep, "Turn a rate per second into an amount per step (multiply by the step in seconds)."),
 		trig("cos", "Cosine of each datapoint (radians).", ":dup,:pi,2,:fdiv,:fadd,:sin"),
 		trig("tan", "Tangent of each datapoint (radians).", ":dup,:dup,:sin,:swap,:cos,:fdiv"),
 		trig("cot", "Cotangent of each datapoint (radians).", ":dup,:dup,:cos,:swap,:sin,:fdiv"),
@@ -159,7 +159,7 @@ func mathWords() []*stack.Word {
 		trig("csc", "Cosecant of each datapoint (radians).", ":dup,1,:swap,:sin,:fdiv"),
 	}
 	for _, b := range binaryOps {
-		words = append(words, binaryWord(b.name, b.summary))
+		words = append(words, binaryWord(b.op, b.summary))
 	}
 	words = append(words,
 		aggWord(Sum, "Sum of the lines of an expression (for a query use data :sum)."),
@@ -225,77 +225,82 @@ func trig(name, summary, body string) *stack.Word {
 
 // UnaryFunc returns the pointwise function of a Unary op; per-step and
 // the clamps need more than the value and return nil.
-func UnaryFunc(op string) func(float64) float64 {
+func UnaryFunc(op UnaryOp) func(float64) float64 {
 	switch op {
-	case "abs":
+	case OpAbs:
 		return math.Abs
-	case "neg":
+	case OpNeg:
 		return func(v float64) float64 { return -v }
-	case "sqrt":
+	case OpSqrt:
 		return math.Sqrt
-	case "sin":
+	case OpSin:
 		return math.Sin
 	}
 	return nil
 }
 
-func unary(name, summary string) *stack.Word {
-	f := UnaryFunc(name)
+func unary(op UnaryOp, summary string) *stack.Word {
+	f := UnaryFunc(op)
 	return &stack.Word{
-		Name: name, In: expr1, Out: "TimeSeriesExpr", Summary: summary,
+		Name: op.String(), In: expr1, Out: "TimeSeriesExpr", Summary: summary,
 		Examples: []string{"0", "64", "-64", "name,sps,:eq,:sum"},
 		Exec: func(c *stack.Context) error {
 			return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
 				if k, ok := t.(*Constant); ok && f != nil {
 					return &Constant{V: f(k.V)}, nil // folded at parse time
 				}
-				return &Unary{Op: name, Expr: t}, nil
+				return &Unary{Op: op, Expr: t}, nil
 			})
 		},
 	}
 }
 
-func clamp(name, summary string) *stack.Word {
+func clamp(op UnaryOp, summary string) *stack.Word {
 	return &stack.Word{
-		Name: name, In: params(tsOrStyle, param("v", stack.Double)), Out: "TimeSeriesExpr", Summary: summary,
+		Name: op.String(), In: params(tsOrStyle, param("v", stack.Double)), Out: "TimeSeriesExpr", Summary: summary,
 		Examples: []string{"name,sps,:eq,:sum,200e3", "ERROR:name,sps,:eq,:sum,x"},
 		Exec: func(c *stack.Context) error {
 			v, _ := stack.ToDouble(c.Pop())
 			return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
-				return &Unary{Op: name, Expr: t, Arg: v}, nil
+				return &Unary{Op: op, Expr: t, Arg: v}, nil
 			})
 		},
 	}
 }
 
-var binaryOps = []struct{ name, summary string }{
-	{"add", "a + b, treating NaN as 0 when the other side has a value."},
-	{"sub", "a - b, treating NaN as 0 when the other side has a value."},
-	{"mul", "a * b."},
-	{"div", "a / b; 0/0 is 0 and x/0 is NaN (use :fdiv for IEEE division)."},
-	{"pow", "a raised to the power b."},
-	{"gt", "1 where a > b, else 0 (NaN compares false)."},
-	{"ge", "1 where a >= b, else 0."},
-	{"lt", "1 where a < b, else 0."},
-	{"le", "1 where a <= b, else 0."},
-	{"fadd", "a + b with IEEE semantics: NaN if either is NaN."},
-	{"fsub", "a - b with IEEE semantics."},
-	{"fmul", "a * b with IEEE semantics."},
-	{"fdiv", "a / b with IEEE semantics: 1/0 is Infinity, 0/0 is NaN."},
-	{"and", "1 where both a and b are true (not NaN and not 0), else 0."},
-	{"or", "1 where a or b is true (not NaN and not 0), else 0."},
+// binaryOps are the binary words with their summaries, in the order of the
+// reference.
+var binaryOps = []struct {
+	op      BinaryOp
+	summary string
+}{
+	{OpAdd, "a + b, treating NaN as 0 when the other side has a value."},
+	{OpSub, "a - b, treating NaN as 0 when the other side has a value."},
+	{OpMul, "a * b."},
+	{OpDiv, "a / b; 0/0 is 0 and x/0 is NaN (use :fdiv for IEEE division)."},
+	{OpPow, "a raised to the power b."},
+	{OpGT, "1 where a > b, else 0 (NaN compares false)."},
+	{OpGE, "1 where a >= b, else 0."},
+	{OpLT, "1 where a < b, else 0."},
+	{OpLE, "1 where a <= b, else 0."},
+	{OpFAdd, "a + b with IEEE semantics: NaN if either is NaN."},
+	{OpFSub, "a - b with IEEE semantics."},
+	{OpFMul, "a * b with IEEE semantics."},
+	{OpFDiv, "a / b with IEEE semantics: 1/0 is Infinity, 0/0 is NaN."},
+	{OpAnd, "1 where both a and b are true (not NaN and not 0), else 0."},
+	{OpOr, "1 where a or b is true (not NaN and not 0), else 0."},
 }
 
 // BinaryFunc returns the pointwise function of a binary operation.
-func BinaryFunc(op string) func(a, b float64) float64 {
+func BinaryFunc(op BinaryOp) func(a, b float64) float64 {
 	switch op {
-	case "add":
+	case OpAdd:
 		return AddNaN
-	case "sub":
+	case OpSub:
 		return func(a, b float64) float64 { return AddNaN(a, -b) }
-	case "mul", "fmul":
+	case OpMul, OpFMul:
 		return func(a, b float64) float64 { return a * b }
-	case "div":
+	case OpDiv:
 		return func(a, b float64) float64 {
 			if b == 0 {
 				if a == 0 {
@@ -305,25 +310,25 @@ func BinaryFunc(op string) func(a, b float64) float64 {
 			}
 			return a / b
 		}
-	case "pow":
+	case OpPow:
 		return math.Pow
-	case "gt":
+	case OpGT:
 		return func(a, b float64) float64 { return b2f(a > b) }
-	case "ge":
+	case OpGE:
 		return func(a, b float64) float64 { return b2f(a >= b) }
-	case "lt":
+	case OpLT:
 		return func(a, b float64) float64 { return b2f(a < b) }
-	case "le":
+	case OpLE:
 		return func(a, b float64) float64 { return b2f(a <= b) }
-	case "fadd":
+	case OpFAdd:
 		return func(a, b float64) float64 { return a + b }
-	case "fsub":
+	case OpFSub:
 		return func(a, b float64) float64 { return a - b }
-	case "fdiv":
+	case OpFDiv:
 		return func(a, b float64) float64 { return a / b }
-	case "and":
+	case OpAnd:
 		return func(a, b float64) float64 { return b2f(ToBool(a) && ToBool(b)) }
-	case "or":
+	case OpOr:
 		return func(a, b float64) float64 { return b2f(ToBool(a) || ToBool(b)) }
 	}
 	return nil
@@ -350,10 +355,10 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-func binaryWord(name, summary string) *stack.Word {
-	f := BinaryFunc(name)
+func binaryWord(op BinaryOp, summary string) *stack.Word {
+	f := BinaryFunc(op)
 	return &stack.Word{
-		Name: name, Out: "TimeSeriesExpr", Summary: summary,
+		Name: op.String(), Out: "TimeSeriesExpr", Summary: summary,
 		In: params(param("a", PresentT), param("b", PresentT)),
 		Match: func(s []any) bool {
 			if len(s) < 2 {
@@ -373,7 +378,7 @@ func binaryWord(name, summary string) *stack.Word {
 				if ok1 && ok2 {
 					return &Constant{V: f(ka.V, kb.V)}, nil
 				}
-				return NewBinary(name, a, b)
+				return NewBinary(op, a, b)
 			}
 			if s, ok := bv.(*Style); ok {
 				e, err := build(mustTS(av), s.Expr)

@@ -16,9 +16,9 @@ var StatefulVocabulary = &stack.Vocabulary{Name: "stateful", Deps: []*stack.Voca
 const MaxWindow = 100_000
 
 func statefulWords() []*stack.Word {
-	window := func(op, summary string, examples ...string) *stack.Word {
+	window := func(op StatefulOp, summary string, examples ...string) *stack.Word {
 		return &stack.Word{
-			Name: op, In: params(tsOrStyle, param("n", stack.Int)), Out: "TimeSeriesExpr", Summary: summary,
+			Name: op.String(), In: params(tsOrStyle, param("n", stack.Int)), Out: "TimeSeriesExpr", Summary: summary,
 			Examples: append(examples, "ERROR:name,sps,:eq,:sum,0"),
 			Exec: func(c *stack.Context) error {
 				n, _ := stack.ToInt(c.Pop())
@@ -31,9 +31,9 @@ func statefulWords() []*stack.Word {
 			},
 		}
 	}
-	noArg := func(op, summary string) *stack.Word {
+	noArg := func(op StatefulOp, summary string) *stack.Word {
 		return &stack.Word{
-			Name: op, In: expr1, Out: "TimeSeriesExpr", Summary: summary,
+			Name: op.String(), In: expr1, Out: "TimeSeriesExpr", Summary: summary,
 			Examples: []string{"1", "name,requestsPerSecond,:eq,:sum,:per-step"},
 			Exec: func(c *stack.Context) error {
 				return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
@@ -42,9 +42,9 @@ func statefulWords() []*stack.Word {
 			},
 		}
 	}
-	des := func(op, summary string) *stack.Word {
+	des := func(op StatefulOp, summary string) *stack.Word {
 		return &stack.Word{
-			Name: op, In: params(tsOrStyle, param("training", stack.Int), param("alpha", stack.Double), param("beta", stack.Double)),
+			Name: op.String(), In: params(tsOrStyle, param("training", stack.Int), param("alpha", stack.Double), param("beta", stack.Double)),
 			Out: "TimeSeriesExpr", Summary: summary,
 			Examples: []string{"name,requestsPerSecond,:eq,:sum,5,0.1,0.5", "ERROR:name,requestsPerSecond,:eq,:sum,0,0.1,0.5"},
 			Exec: func(c *stack.Context) error {
@@ -73,11 +73,11 @@ func statefulWords() []*stack.Word {
 		}
 	}
 	return []*stack.Word{
-		window("delay", "The value from n steps earlier (NaN until then).", "name,requestsPerSecond,:eq,:sum,5"),
-		window("rolling-count", "How many of the last n values (this one included) are true: not NaN and not 0.", ":random,0.4,:gt,5"),
-		window("rolling-min", "Minimum of the non-NaN values among the last n.", "name,sps,:eq,:sum,5"),
-		window("rolling-max", "Maximum of the non-NaN values among the last n.", "name,sps,:eq,:sum,5"),
-		window("rolling-sum", "Sum of the non-NaN values among the last n; NaN if all are NaN.", "name,sps,:eq,:sum,5"),
+		window(OpDelay, "The value from n steps earlier (NaN until then).", "name,requestsPerSecond,:eq,:sum,5"),
+		window(OpRollingCount, "How many of the last n values (this one included) are true: not NaN and not 0.", ":random,0.4,:gt,5"),
+		window(OpRollingMin, "Minimum of the non-NaN values among the last n.", "name,sps,:eq,:sum,5"),
+		window(OpRollingMax, "Maximum of the non-NaN values among the last n.", "name,sps,:eq,:sum,5"),
+		window(OpRollingSum, "Sum of the non-NaN values among the last n; NaN if all are NaN.", "name,sps,:eq,:sum,5"),
 		{
 			Name: "rolling-mean", In: params(tsOrStyle, param("n", stack.Int), param("minNumValues", stack.Int)), Out: "TimeSeriesExpr",
 			Summary:  "Mean of the non-NaN values among the last n, if at least minNumValues of them have a value.",
@@ -89,12 +89,12 @@ func statefulWords() []*stack.Word {
 					return fmt.Errorf("rolling mean needs 1 <= minNumValues (%d) <= n (%d) <= %d", m, n, MaxWindow)
 				}
 				return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
-					return &Stateful{Op: "rolling-mean", Expr: t, N: n, Min: m}, nil
+					return &Stateful{Op: OpRollingMean, Expr: t, N: n, Min: m}, nil
 				})
 			},
 		},
-		des("des", "Double exponential smoothing: a prediction line after training samples (alpha smooths the data, beta the trend)."),
-		des("sdes", "Sliding DES: two DES alternate every training period so the prediction for a time does not depend on the graph start."),
+		des(OpDES, "Double exponential smoothing: a prediction line after training samples (alpha smooths the data, beta the trend)."),
+		des(OpSDES, "Sliding DES: two DES alternate every training period so the prediction for a time does not depend on the graph start."),
 		{
 			Name: "trend", In: params(tsOrStyle, param("window", DurationT)), Out: "TimeSeriesExpr", Deprecated: true,
 			Summary:  "Deprecated, use :rolling-mean. Moving average over a window of time; NaN counts as 0.",
@@ -105,13 +105,13 @@ func statefulWords() []*stack.Word {
 					return fmt.Errorf("trend window %s must be positive", FormatDuration(w))
 				}
 				return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
-					return &Stateful{Op: "trend", Expr: t, Window: w}, nil
+					return &Stateful{Op: OpTrend, Expr: t, Window: w}, nil
 				})
 			},
 		},
-		noArg("integral", "Running sum from the start of the graph (NaN counts as 0); with :per-step, the count of events so far."),
-		noArg("cumulative-max", "Running maximum from the start of the graph."),
-		noArg("derivative", "Change from the previous value (NaN at the first point)."),
+		noArg(OpIntegral, "Running sum from the start of the graph (NaN counts as 0); with :per-step, the count of events so far."),
+		noArg(OpCumulativeMax, "Running maximum from the start of the graph."),
+		noArg(OpDerivative, "Change from the previous value (NaN at the first point)."),
 		desMacro("des-simple", "10,0.1,0.5", false),
 		desMacro("des-fast", "10,0.1,0.02", false),
 		desMacro("des-slower", "10,0.05,0.03", false),

@@ -32,7 +32,7 @@ func cpuTime() time.Duration {
 func BenchmarkStep10kExpressions(b *testing.B) {
 	n, samples := tsdbtest.BenchSize()
 	samples = min(samples, 60)
-	w := tsdbtest.LoadTsload(b, n, samples, benchStart)
+	w := tsdbtest.LoadWorkload(b, n, samples, benchStart)
 	end := w.Start + int64(w.Samples())*w.Interval
 	store, err := db.Open("", db.Options{
 		Now: func() int64 { return end }, IngestMaxAge: end - w.Start + 3600_000,

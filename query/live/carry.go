@@ -56,7 +56,7 @@ func newCarry(styles []*expr.Style, step int64) *carry {
 			return nil
 		}
 		switch root.Op {
-		case "des", "integral", "cumulative-max":
+		case expr.OpDES, expr.OpIntegral, expr.OpCumulativeMax:
 		default:
 			return nil
 		}
@@ -146,7 +146,7 @@ func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin
 
 func (c *carry) newLine(l *query.Line) *carryLine {
 	root := c.roots[l.Expr]
-	label := root.Op + "(" + l.Label + ")"
+	label := root.Op.String() + "(" + l.Label + ")"
 	if lg := c.legends[l.Expr]; lg != "" {
 		label = query.Legend(lg, l.Tags, l.Offset)
 	}
@@ -159,7 +159,7 @@ func (cl *carryLine) feed(in []float64, keep int, out []float64) []float64 {
 	for i, v := range in {
 		var o float64
 		switch cl.op.Op {
-		case "des":
+		case expr.OpDES:
 			o = math.NaN()
 			if cl.samples >= cl.op.N {
 				o = cl.sp
@@ -174,10 +174,10 @@ func (cl *carryLine) feed(in []float64, keep int, out []float64) []float64 {
 				}
 				cl.samples++
 			}
-		case "integral":
+		case expr.OpIntegral:
 			cl.acc = expr.AddNaN(cl.acc, v)
 			o = cl.acc
-		case "cumulative-max":
+		case expr.OpCumulativeMax:
 			if v == v && (cl.acc != cl.acc || v > cl.acc) {
 				cl.acc = v
 			}

@@ -79,10 +79,10 @@ func TestCarryReadsOnlyTheWindow(t *testing.T) {
 		if sub.g.carry == nil {
 			t.Fatal("the group does not carry its state")
 		}
-		time.Sleep(time.Duration(2*step) * time.Millisecond)
+		time.Sleep(time.Duration(2*step) * time.Millisecond) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		cq.take()
-		time.Sleep(time.Duration(60*step) * time.Millisecond)
+		time.Sleep(time.Duration(60*step) * time.Millisecond) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		for _, n := range cq.take() {
 			if n != 3 {

@@ -119,13 +119,13 @@ func memory(e expr.TimeSeriesExpr, step int64) int {
 			return -1
 		}
 		switch n.Op {
-		case "delay":
+		case expr.OpDelay:
 			return in + n.N
-		case "rolling-count", "rolling-min", "rolling-max", "rolling-sum", "rolling-mean":
+		case expr.OpRollingCount, expr.OpRollingMin, expr.OpRollingMax, expr.OpRollingSum, expr.OpRollingMean:
 			return in + max(n.N-1, 0)
-		case "trend":
+		case expr.OpTrend:
 			return in + max(int(n.Window/step)-1, 0)
-		case "derivative":
+		case expr.OpDerivative:
 			return in + 1
 		}
 		return -1 // des, sdes, integral, cumulative-max: state never forgets

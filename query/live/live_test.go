@@ -205,7 +205,7 @@ func TestBackfillThenLive(t *testing.T) {
 				if c.len() != 1 {
 					t.Fatalf("%d updates after subscribe, want the backfill", c.len())
 				}
-				time.Sleep(time.Duration(7*step) * time.Millisecond)
+				time.Sleep(time.Duration(7*step) * time.Millisecond) // synctest: advances the bubble's fake clock
 				synctest.Wait()
 				if c.len() != 8 {
 					t.Fatalf("%d updates after 7 steps, want 8", c.len())
@@ -237,7 +237,7 @@ func TestSharedEvaluation(t *testing.T) {
 			t.Fatalf("%d groups, want 1", n)
 		}
 		before := f.ev.Evaluations()
-		time.Sleep(time.Duration(3*step) * time.Millisecond)
+		time.Sleep(time.Duration(3*step) * time.Millisecond) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		if got := f.ev.Evaluations() - before; got != 3 {
 			t.Errorf("%d evaluations for 3 steps of 50 subscribers, want 3", got)
@@ -261,7 +261,7 @@ func TestCloseStopsDelivery(t *testing.T) {
 		if _, err := f.ev.Subscribe(ctx, live.Request{Expr: "name,requests,:eq,:sum", Step: 2 * step}, c.sink); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(4*step) * time.Millisecond)
+		time.Sleep(time.Duration(4*step) * time.Millisecond) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		n := c.len()
 		if n != 2 {
@@ -272,7 +272,7 @@ func TestCloseStopsDelivery(t *testing.T) {
 		if f.ev.Expressions() != 0 {
 			t.Errorf("%d groups after the only subscriber left", f.ev.Expressions())
 		}
-		time.Sleep(time.Duration(4*step) * time.Millisecond)
+		time.Sleep(time.Duration(4*step) * time.Millisecond) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		if c.len() != n {
 			t.Errorf("%d updates after close, want %d", c.len(), n)

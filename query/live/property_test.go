@@ -83,7 +83,7 @@ func TestLiveEqualsGraph(t *testing.T) {
 			wg.Wait()
 			// regexp2's clock (lookaround patterns of the examples) runs a
 			// while after the last match: let the bubble's time pass it.
-			time.Sleep(time.Hour)
+			time.Sleep(time.Hour) // synctest: advances the bubble's fake clock
 		}()
 
 		type sub struct {
@@ -133,7 +133,7 @@ func TestLiveEqualsGraph(t *testing.T) {
 			}
 		}
 		ev.mu.Unlock()
-		time.Sleep(time.Duration(6*step) * time.Millisecond)
+		time.Sleep(time.Duration(6*step) * time.Millisecond) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		engine := query.NewEngine(store, eval.Options{})
 		compared := 0

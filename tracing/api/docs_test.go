@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -42,15 +41,7 @@ func TestDocsExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	queries, err := queryapi.New(queryapi.Options{Querier: store, StorageStep: 60_000, Now: now,
-		Exemplars: func(ctx context.Context, start, end int64) ([]queryapi.Exemplar, error) {
-			exs, err := spans.Exemplars(ctx, start, end)
-			out := make([]queryapi.Exemplar, len(exs))
-			for i, e := range exs {
-				out[i] = queryapi.Exemplar{Tags: e.Tags, T: e.T, TraceID: e.TraceID.String(), SpanID: e.SpanID.String(), Duration: e.Duration}
-			}
-			return out, err
-		}})
+	queries, err := queryapi.New(queryapi.Options{Querier: store, StorageStep: 60_000, Now: now, Exemplars: spans.Exemplars})
 	if err != nil {
 		t.Fatal(err)
 	}

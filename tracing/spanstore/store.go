@@ -33,8 +33,8 @@ type Options struct {
 	CacheSize int64
 	// FS is the file system; nil means the OS. Tests pass vfs.NewMem().
 	FS vfs.FS
-	// Now is the clock; default time.Now.
-	Now      func() time.Time
+	// Now is the clock; default (nil) the system clock.
+	Now      lib.Clock
 	Logger   *slog.Logger
 	Registry *lib.Registry
 	// RetentionEvery is how often retention runs; default 1 minute.

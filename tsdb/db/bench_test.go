@@ -18,7 +18,7 @@ import (
 	"github.com/sextant-dev/sextant/tsdb/wal"
 )
 
-// Benchmarks run on tsload's workload (../shared/tools/tsload). The full
+// Benchmarks run on the tsdbtest workload (tsdbtest.NewWorkload). The full
 // size, as docs/benchmarks.md reports, is 100 000 series × 360 samples at
 // 60 s; SEXTANT_BENCH_SERIES and SEXTANT_BENCH_SAMPLES shrink it for smoke
 // runs.
@@ -35,7 +35,7 @@ func workload(b *testing.B) *tsdbtest.Workload {
 	b.Helper()
 	benchWorkloadOnce.Do(func() {
 		n, t := benchSize()
-		benchWorkload = tsdbtest.LoadTsload(b, n, t, benchStart)
+		benchWorkload = tsdbtest.LoadWorkload(b, n, t, benchStart)
 	})
 	if benchWorkload == nil {
 		b.Skip("no workload")
@@ -240,7 +240,7 @@ func BenchmarkMemory(b *testing.B) {
 	for b.Loop() {
 		settle()
 		base := rssBytes()
-		w := tsdbtest.LoadTsload(b, n, samples, benchStart)
+		w := tsdbtest.LoadWorkload(b, n, samples, benchStart)
 		db := openBench(b, "", benchOptions(w), 0)
 		loadAll(b, db, w)
 		end := w.Start + int64(w.Samples())*w.Interval

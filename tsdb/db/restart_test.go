@@ -16,14 +16,14 @@ import (
 	"github.com/sextant-dev/sextant/tsdb/wal"
 )
 
-// TestRestart loads 100 000 series × 1 h of tsload data, restarts the
+// TestRestart loads 100 000 series × 1 h of the tsdbtest workload, restarts the
 // store, and requires bit-identical answers.
 func TestRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads 6 M datapoints")
 	}
 	t.Parallel()
-	w := tsdbtest.LoadTsload(t, 100_000, 60, benchStart)
+	w := tsdbtest.LoadWorkload(t, 100_000, 60, benchStart)
 	dir := t.TempDir()
 	opts := benchOptions(w)
 	opts.Fsync = wal.SyncBatch

@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkAppend appends batches of 10 000 datapoints to existing series
-// (tsload's shape: counters, gauges and constants), by tags and by ref, in
+// (the tsdbtest workload's shape: counters, gauges and constants), by tags and by ref, in
 // memory only. One op is one datapoint.
 func BenchmarkAppend(b *testing.B) {
 	for _, byRef := range []bool{false, true} {

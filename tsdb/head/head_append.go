@@ -16,17 +16,16 @@ import (
 // appendScratch is the per-call working space of Append, pooled so that
 // appending to existing series allocates nothing.
 type appendScratch struct {
-	enc     []byte   // canonical encodings of the points' tags
-	start   []int32  // per point: offset of its encoding in enc, -1 for refs
-	end     []int32  // per point: end of its encoding
-	hash    []uint64 // per point: hash of its encoding
-	shard   []uint8
-	reason  []tsdb.Reason
-	order   []int32 // point indexes grouped by shard
-	counts  [Shards + 1]int32
-	rec     []byte
-	replay  bool // applying WAL records: no logging, no time checks
-	tagsBuf tags.Set
+	enc    []byte   // canonical encodings of the points' tags
+	start  []int32  // per point: offset of its encoding in enc, -1 for refs
+	end    []int32  // per point: end of its encoding
+	hash   []uint64 // per point: hash of its encoding
+	shard  []uint8
+	reason []tsdb.Reason
+	order  []int32 // point indexes grouped by shard
+	counts [Shards + 1]int32
+	rec    []byte
+	replay bool // applying WAL records: no logging, no time checks
 }
 
 func (sc *appendScratch) reset(n int) {

@@ -152,8 +152,8 @@ func TestCardinalityLimits(t *testing.T) {
 		o.MaxSeriesPerName = 2
 	})
 	a1, a2, a3 := tags.New("name", "a", "k", "1"), tags.New("name", "a", "k", "2"), tags.New("name", "a", "k", "3")
-	b := appendOK(t, h, pt(a1, t0, 1), pt(a2, t0, 1))
-	b = appendOK(t, h, pt(a3, t0, 1))
+	appendOK(t, h, pt(a1, t0, 1), pt(a2, t0, 1))
+	b := appendOK(t, h, pt(a3, t0, 1))
 	if len(b.Rejected) != 1 || b.Rejected[0].Reason != tsdb.NameLimit {
 		t.Errorf("third series named a: %v, want NameSeriesLimitExceeded", b.Rejected)
 	}

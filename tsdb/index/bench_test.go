@@ -7,7 +7,7 @@ import (
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
-// benchIndex builds the tsload shape: 100k series, 50 names, 100 apps
+// benchIndex builds the tsdbtest workload shape: 100k series, 50 names, 100 apps
 // (1/10 starting with "api"), 2000 nodes, 3 regions, 5 statuses.
 func benchIndex(b *testing.B) *Index {
 	b.Helper()

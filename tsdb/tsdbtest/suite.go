@@ -1,6 +1,8 @@
 // Package tsdbtest is the conformance suite of the tsdb contract: every
 // implementation runs it (in memory, on disk, across restarts) and must give
-// the same answers. Only tests import it.
+// the same answers. It also holds the project's standard workload
+// (workload.go), which benchmarks and cmd/sextant-load generate. Only tests
+// and that tool import it.
 package tsdbtest
 
 import (
