@@ -246,9 +246,9 @@ func TestUIBrowser(t *testing.T) {
 	// A trace search opens a waterfall, then a span's attributes.
 	b.run(t, "search traces", chromedp.Navigate(base+"/ui/traces?service=frontend&lookback=1h"),
 		waitJS(`document.querySelectorAll('#trace-list tbody tr').length >= 6`),
-		chromedp.Click(`//a[slices.Contains(@class,'trace-link') and slices.Contains(., 'GET /home/3')]`, chromedp.BySearch),
+		chromedp.Click(`//a[contains(@class,'trace-link') and contains(., 'GET /home/3')]`, chromedp.BySearch),
 		waitJS(`location.pathname == '/ui/traces/`+ids[3]+`' && document.querySelectorAll('.wf-row').length == 4`),
-		chromedp.Click(`//div[slices.Contains(@class,'wf-row')][.//span[text()='SELECT titles']]`, chromedp.BySearch),
+		chromedp.Click(`//div[contains(@class,'wf-row')][.//span[text()='SELECT titles']]`, chromedp.BySearch),
 		waitJS(`!document.querySelector('#details').hidden`))
 	var details string
 	b.run(t, "details", nodeText("#details", &details))
