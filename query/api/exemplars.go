@@ -3,11 +3,14 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/sextant-dev/sextant/query/expr"
 	"github.com/sextant-dev/sextant/tracing"
+	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
@@ -77,7 +80,10 @@ func (a *API) exemplars(w http.ResponseWriter, r *http.Request) {
 			sr = &series{tags: e.Tags, styles: make([]bool, len(g.styles))}
 			cands := candidates(tags.FromMap(e.Tags))
 			for j, st := range g.styles {
-				sr.styles[j] = matchesAny(expr.DataExprs(st.Expr), cands)
+				if sr.styles[j], err = matchesAny(ctx, expr.DataExprs(st.Expr), cands); err != nil {
+					a.fail(w, r, err)
+					return
+				}
 			}
 			bySeries[key] = sr
 		}
@@ -144,14 +150,40 @@ func candidates(s tags.Set) []tags.Set {
 	return out
 }
 
-func matchesAny(ds []expr.DataExpr, cands []tags.Set) bool {
+// exemplarRegexBudget bounds the work of backtracking regexes (Java-only
+// syntax) over the few exemplar series of one request, as the store's
+// max-regex-time-per-query bounds it over the index.
+const exemplarRegexBudget = time.Second
+
+// matchesAny reports whether a data expression's query matches one of the
+// candidate series. Backtracking regex leaves are first resolved against
+// the candidates' values within a budget: a match that runs out of it is
+// a LimitError (422), never a silent "no match" that would drop exemplars.
+func matchesAny(ctx context.Context, ds []expr.DataExpr, cands []tags.Set) (bool, error) {
+	values := func(key string) []string {
+		var vs []string
+		for _, c := range cands {
+			if v, ok := c.Get(key); ok && !slices.Contains(vs, v) {
+				vs = append(vs, v)
+			}
+		}
+		return vs
+	}
 	for _, d := range ds {
-		q := d.DataQuery()
+		q, err := d.DataQuery().ResolveBacktracking(ctx, values, exemplarRegexBudget)
+		var be *tags.RegexBudgetError
+		if errors.As(err, &be) {
+			ms := int(exemplarRegexBudget.Milliseconds())
+			return false, &tsdb.LimitError{Limit: "max-regex-time-per-query", Max: ms, Got: ms + 1, Detail: be.Error()}
+		}
+		if err != nil {
+			return false, err
+		}
 		for _, c := range cands {
 			if q.Matches(c) {
-				return true
+				return true, nil
 			}
 		}
 	}
-	return false
+	return false, nil
 }
