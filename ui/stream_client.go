@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -155,6 +156,14 @@ func (c *client) writeLoop(out output, pingPeriod time.Duration) {
 		case <-c.notify:
 		}
 		if err := c.writeQueued(out, &buf); err != nil {
+			// A write that ran out of its deadline is a client that does
+			// not read: as slow as one whose queue overflowed, whichever
+			// of the two notices first.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.s.m.kicked.Increment()
+				c.s.opts.Logger.Info("stream client too slow, disconnecting", "err", err)
+			}
 			return
 		}
 	}
