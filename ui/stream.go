@@ -4,7 +4,7 @@
 // GET /api/v1/stream is a WebSocket on which a client subscribes and
 // unsubscribes expressions; GET /api/v1/stream/sse serves one subscription
 // (its query parameters) as Server-Sent Events for proxies that strip the
-// upgrade. Messages are those of ../shared/spec/api.md "Live streaming":
+// upgrade. Messages are those of docs/live.md (the live streaming contract):
 // timeseries (one per line and update), heartbeat (every Heartbeat, one
 // per distinct step), diagnostic (bad requests, limits, drops).
 //
