@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +12,7 @@ import (
 	"time"
 
 	"github.com/sextant-dev/sextant/query/api"
-	"github.com/sextant-dev/sextant/tsdb"
-	"github.com/sextant-dev/sextant/tsdb/db"
+	"github.com/sextant-dev/sextant/query/querytest"
 	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
 )
 
@@ -27,24 +25,7 @@ func BenchmarkPromQueryRange(b *testing.B) {
 	n, samples := tsdbtest.BenchSize()
 	w := tsdbtest.LoadWorkload(b, n, samples, benchStart)
 	end := w.Start + int64(w.Samples())*w.Interval
-	store, err := db.Open("", db.Options{
-		Now: func() int64 { return end }, IngestMaxAge: end - w.Start + 3600_000,
-		MemoryRetention: end - w.Start + 4*3600_000, MaintenanceInterval: 1 << 40, CheckpointInterval: 1 << 40,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	var batch tsdb.Batch
-	for t := 0; t < w.Samples(); t++ {
-		for from := 0; from < len(w.Series); from += 10_000 {
-			batch.Reset()
-			w.Batch(&batch, t, from, min(from+10_000, len(w.Series)), nil)
-			if err := store.Append(context.Background(), &batch); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	store := querytest.OpenWorkload(b, w)
 	a, err := api.New(api.Options{Querier: store, StorageStep: 60_000, Now: func() time.Time { return time.UnixMilli(end) }})
 	if err != nil {
 		b.Fatal(err)

@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sextant-dev/sextant/tsdb"
-	"github.com/sextant-dev/sextant/tsdb/db"
+	"github.com/sextant-dev/sextant/query/querytest"
 	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
 )
 
@@ -34,24 +33,7 @@ func BenchmarkStep10kExpressions(b *testing.B) {
 	samples = min(samples, 60)
 	w := tsdbtest.LoadWorkload(b, n, samples, benchStart)
 	end := w.Start + int64(w.Samples())*w.Interval
-	store, err := db.Open("", db.Options{
-		Now: func() int64 { return end }, IngestMaxAge: end - w.Start + 3600_000,
-		MemoryRetention: end - w.Start + 4*3600_000, MaintenanceInterval: 1 << 40, CheckpointInterval: 1 << 40,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	var batch tsdb.Batch
-	for t := 0; t < w.Samples(); t++ {
-		for from := 0; from < len(w.Series); from += 10_000 {
-			batch.Reset()
-			w.Batch(&batch, t, from, min(from+10_000, len(w.Series)), nil)
-			if err := store.Append(context.Background(), &batch); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	store := querytest.OpenWorkload(b, w)
 	var names, apps []string
 	seen := map[string]bool{}
 	for _, s := range w.Series {

@@ -11,6 +11,7 @@ import (
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/db"
 	"github.com/sextant-dev/sextant/tsdb/tags"
+	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
 )
 
 // Input is one series to load: Values[j] is at Start + j*Step; NaN values
@@ -71,4 +72,37 @@ func Load(tb testing.TB, a tsdb.Appender, step int64, inputs ...Input) {
 			tb.Fatalf("append rejected %v at %d: %v", b.Points[r.Index].Tags, b.Points[r.Index].T, r.Reason)
 		}
 	}
+}
+
+// OpenWorkload returns an in-memory store holding every sample of w, with
+// its clock at the end of the workload and its maintenance switched off, as
+// the benchmarks of the query packages use it. The store is closed when the
+// test ends.
+func OpenWorkload(tb testing.TB, w *tsdbtest.Workload) *db.DB {
+	tb.Helper()
+	end := w.Start + int64(w.Samples())*w.Interval
+	d, err := db.Open("", db.Options{
+		Now: func() int64 { return end }, IngestMaxAge: end - w.Start + 3600_000,
+		MemoryRetention: end - w.Start + 4*3600_000, MaintenanceInterval: 1 << 40, CheckpointInterval: 1 << 40,
+	})
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			tb.Errorf("close store: %v", err)
+		}
+	})
+	// Time order across all series, in batches of 10 000 datapoints.
+	var batch tsdb.Batch
+	for t := 0; t < w.Samples(); t++ {
+		for from := 0; from < len(w.Series); from += 10_000 {
+			batch.Reset()
+			w.Batch(&batch, t, from, min(from+10_000, len(w.Series)), nil)
+			if err := d.Append(context.Background(), &batch); err != nil {
+				tb.Fatalf("append: %v", err)
+			}
+		}
+	}
+	return d
 }
