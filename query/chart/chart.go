@@ -51,15 +51,20 @@ type Axis struct {
 	Palette      string
 }
 
+// theme is the palette of everything that is not a line: background,
+// text, grid and plot area. Line colours come from the axis palettes.
 type theme struct {
 	bg, fg, grid, minorGrid, plotBG color.NRGBA
 }
 
+// themes are the two themes Atlas offers; the dark one matches the UI's
+// dark mode so that an image embedded in a dark page does not glare.
 var themes = map[string]theme{
 	"light": {bg: rgb(0xffffff), fg: rgb(0x222222), grid: rgb(0xd8d8d8), minorGrid: rgb(0xeeeeee), plotBG: rgb(0xffffff)},
 	"dark":  {bg: rgb(0x111418), fg: rgb(0xd0d4d8), grid: rgb(0x3a4048), minorGrid: rgb(0x22272e), plotBG: rgb(0x161a1f)},
 }
 
+// rgb is an opaque colour from a 0xRRGGBB literal.
 func rgb(v uint32) color.NRGBA {
 	return color.NRGBA{R: uint8(v >> 16), G: uint8(v >> 8), B: uint8(v), A: 0xff}
 }
@@ -166,6 +171,7 @@ func (c *Chart) Validate() error {
 	return nil
 }
 
+// theme is the chart's theme name, "light" when none is set.
 func (c *Chart) theme() string {
 	if c.Theme == "" {
 		return "light"
@@ -173,6 +179,8 @@ func (c *Chart) theme() string {
 	return c.Theme
 }
 
+// axis returns the settings of y axis i; an axis the request did not
+// configure gets the defaults (linear, automatic bounds).
 func (c *Chart) axis(i int) Axis {
 	if i < len(c.Axes) {
 		return c.Axes[i]
@@ -192,6 +200,9 @@ type scale struct {
 	heatmapLines int
 }
 
+// y maps a value to a vertical pixel position: the scale's lower bound at
+// the bottom of the plot, its upper bound at the top, through the axis's
+// scale function (log, power) so that the mapping is linear in f(v).
 func (s *scale) y(v float64) float64 {
 	a, b := s.f(s.lo), s.f(s.hi)
 	fv := s.f(v)
@@ -203,6 +214,9 @@ func (s *scale) y(v float64) float64 {
 	return math.Max(s.top-10, math.Min(s.bottom+10, y))
 }
 
+// scaleFunc is the transform of an Atlas axis scale: linear, log (values
+// at or below zero drawn at the bottom, as Atlas does), pow2 and sqrt
+// (sign-preserving, so negative values mirror positive ones).
 func scaleFunc(name string) func(float64) float64 {
 	switch name {
 	case "log", "log-linear":

@@ -5,6 +5,7 @@ import (
 	"image/png"
 	"math"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -20,7 +21,7 @@ func sample(n int, lines int) *Chart {
 				vs[i] = math.NaN()
 			}
 		}
-		c.Lines = append(c.Lines, Line{Label: "line " + itoa(l), Values: vs})
+		c.Lines = append(c.Lines, Line{Label: "line " + strconv.Itoa(l), Values: vs})
 	}
 	return c
 }

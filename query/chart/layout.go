@@ -6,12 +6,26 @@ import (
 	"strings"
 )
 
+// Layout arithmetic is in pixels as float64, rounded only when the scene is
+// rasterized, so that SVG output keeps sub-pixel positions and PNG output
+// snaps lines to pixel centres (the +0.5 offsets below).
 const (
+	// legendRowH is one legend row: a text line and a little air, so the
+	// colour swatches of consecutive rows do not touch.
 	legendRowH = lineH + 3
-	minPlotH   = 40
+	// minPlotH is the smallest plot height worth drawing; below it the
+	// legend gives way to the plot rather than the other way round.
+	minPlotH = 40
 )
 
 // computeLayout sizes the title, axes, legend and plot.
+//
+// Atlas's layouts decide which size the caller fixed: "image" (the default)
+// fixes the whole image and the plot takes what is left; "canvas" fixes the
+// plot and the image grows around it; "iw" and "ih" fix the image width or
+// height and the plot size in the other direction. Whatever the layout, no
+// side exceeds MaxSide: a request for a huge legend gets a "… N more" row,
+// not an image of unbounded size.
 func (c *Chart) computeLayout(lines []Line, scales []*scale) layout {
 	lay := layout{showAxes: !c.OnlyGraph, legend: !c.NoLegend && !c.OnlyGraph && len(lines) > 0, stats: !c.NoLegendStats}
 	if lay.showAxes {
@@ -19,7 +33,11 @@ func (c *Chart) computeLayout(lines []Line, scales []*scale) layout {
 			lay.titleH = lineH + 2*padding
 		}
 		lay.timeH = lineH + 2*padding
-		// Label widths from provisional ticks.
+		// Label widths from provisional ticks. The final ticks depend on the
+		// plot height, which depends on the axis widths, which depend on
+		// the labels: one provisional pass with the requested height breaks
+		// the cycle, and is close enough because tick labels of one axis
+		// have similar widths.
 		for a, sc := range scales {
 			if sc == nil {
 				continue
@@ -48,6 +66,7 @@ func (c *Chart) computeLayout(lines []Line, scales []*scale) layout {
 			lay.leftW = 3 * padding
 		}
 	}
+	// Room right of the plot: a margin plus one column per right axis.
 	right := 3.0 * padding
 	for _, w := range lay.rightW {
 		right += w
@@ -65,6 +84,7 @@ func (c *Chart) computeLayout(lines []Line, scales []*scale) layout {
 	lay.statsX = 14 + labelW + 2*charW
 	inline := lay.statsX+statsWidth < float64(c.Width)-lay.leftW-padding
 	lay.statsInline = inline
+	// A legend row takes two text lines when the stats wrap below the label.
 	rowsPer := func(stats bool) float64 {
 		if stats && !inline {
 			return 2
@@ -152,6 +172,8 @@ func (c *Chart) computeLayout(lines []Line, scales []*scale) layout {
 			}
 		}
 	}
+	// A degenerate request (tiny image, huge labels) still gets a plot
+	// that the scales can map onto without dividing by zero.
 	lay.plotW = math.Max(lay.plotW, 10)
 	lay.plotH = math.Max(lay.plotH, 10)
 	lay.plotX = lay.leftW
@@ -162,6 +184,8 @@ func (c *Chart) computeLayout(lines []Line, scales []*scale) layout {
 	if !lay.showAxes {
 		lay.plotY = 0
 	}
+	// The image size: grown around the plot for canvas layouts, then
+	// pinned back to what the caller fixed for the others.
 	lay.w = int(math.Ceil(lay.plotX + lay.plotW + right))
 	lay.h = int(math.Ceil(lay.plotY + lay.plotH + lay.timeH + lay.legendH))
 	if c.Layout == "" || c.Layout == "image" {
@@ -196,6 +220,9 @@ type legendEntry struct {
 	heatmap int // number of lines for a heatmap entry
 }
 
+// legendEntries lists the legend rows in line order. Heatmap lines are
+// many series that draw one picture, so each axis's heatmap gets a single
+// row at the position of its first line, counting how many lines it merges.
 func legendEntries(lines []Line) []legendEntry {
 	var out []legendEntry
 	heat := map[int]int{}
@@ -213,6 +240,10 @@ func legendEntries(lines []Line) []legendEntry {
 	return out
 }
 
+// drawGrid draws the vertical lines at the time ticks and the horizontal
+// lines at the first axis's value ticks. Lines are drawn at pixel centres
+// (+0.5) so a one-pixel line is crisp in PNG output rather than smeared
+// over two rows of half intensity.
 func (c *Chart) drawGrid(s *Scene, lay layout, th theme, scales []*scale, tticks []Tick, xOf func(int64) float64) {
 	for _, t := range tticks {
 		x := math.Round(xOf(int64(t.V))) + 0.5
@@ -230,6 +261,10 @@ func (c *Chart) drawGrid(s *Scene, lay layout, th theme, scales []*scale, tticks
 	}
 }
 
+// drawAxes draws the time axis under the plot with its labels, the first
+// value axis at the left and any further axes side by side at the right,
+// each with its tick labels and its rotated label. A time label that would
+// stick out past the left edge is anchored at its start instead of centred.
 func (c *Chart) drawAxes(s *Scene, lay layout, th theme, scales []*scale, tticks []Tick, xOf func(int64) float64) {
 	bottom := lay.plotY + lay.plotH
 	s.add(Polyline{Points: []Point{{lay.plotX, bottom + 0.5}, {lay.plotX + lay.plotW, bottom + 0.5}}, Stroke: th.fg, Width: 1})
@@ -273,6 +308,10 @@ func (c *Chart) drawAxes(s *Scene, lay layout, th theme, scales []*scale, tticks
 	}
 }
 
+// drawLegend draws the rows computeLayout made room for: a colour swatch,
+// the label, and the stats (max, min, avg, last, the same summary Atlas
+// prints) either inline in a column or on a second row. Labels are clipped
+// to their column, never allowed to run into the stats or off the image.
 func (c *Chart) drawLegend(s *Scene, lay layout, th theme, lines []Line) {
 	entries := legendEntries(lines)
 	y := lay.plotY + lay.plotH + lay.timeH + padding
@@ -325,31 +364,13 @@ func pad(s string) string {
 	return s
 }
 
+// plural spells a count with its noun, "1 line" or "3 lines".
 func plural(n int, what string) string {
-	s := itoa(n) + " " + what
+	s := strconv.Itoa(n) + " " + what
 	if n != 1 {
 		s += "s"
 	}
 	return s
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	if neg {
-		b = append([]byte{'-'}, b...)
-	}
-	return string(b)
 }
 
 // clip shortens s to fit w pixels.
@@ -368,11 +389,15 @@ func clip(s string, w float64) string {
 	return strings.TrimSpace(string(r[:n])) + "..."
 }
 
+// lineSummary is the legend's view of a line: the statistics over its
+// non-NaN values. A line with no values has NaN for each, which the legend
+// prints as NaN, as Atlas does.
 type lineSummary struct {
 	count                 int
 	total, max, min, last float64
 }
 
+// avg is the mean of the line's values, NaN when it has none.
 func (s lineSummary) avg() float64 {
 	if s.count == 0 {
 		return math.NaN()
@@ -380,6 +405,7 @@ func (s lineSummary) avg() float64 {
 	return s.total / float64(s.count)
 }
 
+// summarize computes the legend statistics of a line in one pass.
 func summarize(vs []float64) lineSummary {
 	s := lineSummary{max: math.NaN(), min: math.NaN(), last: math.NaN()}
 	for _, v := range vs {

@@ -90,6 +90,9 @@ func strokePath(img *image.RGBA, r *vector.Rasterizer, o Polyline) {
 	r.Draw(img, b, image.NewUniform(o.Stroke), image.Point{})
 }
 
+// fillPath fills a closed polygon (an area, a stack band) with antialiased
+// edges. The rasterizer works on the polygon's bounding box only, so a
+// small shape on a large image costs what the shape covers.
 func fillPath(img *image.RGBA, r *vector.Rasterizer, pts []Point, c color.NRGBA) {
 	b := pathBounds(img, pts, 1)
 	if b.Empty() || len(pts) < 3 {
@@ -107,6 +110,9 @@ func fillPath(img *image.RGBA, r *vector.Rasterizer, pts []Point, c color.NRGBA)
 
 var face = basicfont.Face7x13
 
+// drawText draws a string in the fixed bitmap font at its anchor. Rotated
+// text (a y-axis label) is drawn into a small image and copied pixel by
+// pixel turned a quarter, since the font drawer only writes horizontally.
 func drawText(img *image.RGBA, t Text) {
 	w := textWidth(t.S)
 	x := t.X

@@ -100,6 +100,8 @@ func Render(c *Chart) (*Scene, error) {
 	return s, nil
 }
 
+// scaleIsLog reports whether an axis is logarithmic, so that its ticks are
+// placed at powers of ten rather than at even steps.
 func scaleIsLog(sc *scale) bool { return math.Abs(sc.f(100)-2) < 1e-9 }
 
 // colors resolves every line's color from its axis palette.
@@ -140,6 +142,8 @@ func (c *Chart) colors() ([]Line, error) {
 	return lines, nil
 }
 
+// stackedLine is where a stacked line is drawn: from base (the lines
+// stacked below it) to top (base plus its own value), per step.
 type stackedLine struct{ base, top []float64 }
 
 // stackLines computes the base and top of stacked lines, per axis in line

@@ -47,6 +47,8 @@ const (
 	End
 )
 
+// isOp marks the drawing operations a Scene may hold; renderers switch on
+// the concrete type, so the set is closed to this package.
 func (Rect) isOp()     {}
 func (Polyline) isOp() {}
 func (Polygon) isOp()  {}
@@ -59,6 +61,8 @@ type Scene struct {
 	Ops        []Op
 }
 
+// add appends a drawing operation. Operations are painted in order, so the
+// grid is added before the lines and the legend last.
 func (s *Scene) add(op Op) { s.Ops = append(s.Ops, op) }
 
 // Font metrics of the fixed font.

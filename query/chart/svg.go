@@ -53,6 +53,9 @@ func WriteSVG(w io.Writer, s *Scene) error {
 	return b.Flush()
 }
 
+// fill is the SVG fill attribute of a colour. SVG colours have no alpha
+// channel, so a translucent colour (an area under a line, a heatmap cell)
+// becomes an opaque colour plus a fill-opacity attribute.
 func fill(c color.NRGBA) string {
 	s := ` fill="` + hex(c) + `"`
 	if c.A != 0xff {
@@ -61,6 +64,8 @@ func fill(c color.NRGBA) string {
 	return s
 }
 
+// hex spells the RGB part of a colour as #rrggbb, the one form every SVG
+// renderer accepts.
 func hex(c color.NRGBA) string {
 	const digits = "0123456789abcdef"
 	b := []byte{'#', 0, 0, 0, 0, 0, 0}
@@ -71,6 +76,8 @@ func hex(c color.NRGBA) string {
 	return string(b)
 }
 
+// opacity turns an 8-bit alpha into SVG's 0..1 opacity with three
+// decimals, enough to tell the 256 levels apart.
 func opacity(a uint8) string { return strconv.FormatFloat(float64(a)/255, 'f', 3, 64) }
 
 // num formats a coordinate with one decimal, trimming ".0".
@@ -83,6 +90,8 @@ func num(v float64) string {
 	return s
 }
 
+// points is a polyline's points attribute: "x,y x,y ...". Coordinates go
+// through num so that a long line's attribute stays short.
 func points(ps []Point) string {
 	var b strings.Builder
 	for i, p := range ps {
@@ -96,6 +105,10 @@ func points(ps []Point) string {
 	return b.String()
 }
 
+// escapeXML makes text safe inside an SVG element or attribute. Legend
+// labels and titles come from the query and from tag values, which are
+// user input: an unescaped "<" would let a tag value inject markup into an
+// image that a browser renders.
 func escapeXML(s string) string {
 	var b strings.Builder
 	for _, r := range s {

@@ -65,16 +65,22 @@ func logTicks(lo, hi float64) []Tick {
 	return ticks
 }
 
+// prefix is an SI prefix: the power of ten it stands for and its symbol.
 type prefix struct {
 	factor float64
 	symbol string
 }
 
+// prefixes are tried from the largest down; the first whose factor the
+// value reaches is used, so 1500 is "1.5k" and 0.002 is "2m".
 var prefixes = []prefix{
 	{1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"},
 	{1, ""}, {1e-3, "m"}, {1e-6, "\u00b5"}, {1e-9, "n"},
 }
 
+// siPrefix picks the prefix for a magnitude. One prefix labels a whole
+// axis (chosen from its largest bound) so that the labels read as one
+// series of numbers rather than mixing "900" and "1.1k".
 func siPrefix(v float64) prefix {
 	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return prefix{1, ""}
@@ -87,6 +93,8 @@ func siPrefix(v float64) prefix {
 	return prefixes[len(prefixes)-1]
 }
 
+// formatWithPrefix labels an axis tick: as many decimals as the step
+// between ticks needs for neighbouring labels to differ, at most six.
 func formatWithPrefix(v float64, p prefix, step float64) string {
 	scaled := v / p.factor
 	digits := 0
@@ -96,6 +104,8 @@ func formatWithPrefix(v float64, p prefix, step float64) string {
 	return trimZeros(strconv.FormatFloat(scaled, 'f', min(digits, 6), 64)) + p.symbol
 }
 
+// trimZeros drops trailing zeros after a decimal point, and the point when
+// nothing follows it, so that "2.50" reads "2.5" and "3.0" reads "3".
 func trimZeros(s string) string {
 	if strings.Contains(s, ".") {
 		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
@@ -162,6 +172,9 @@ func timeTicks(start, end int64, w float64, minPx float64, loc *time.Location) [
 	return ticks
 }
 
+// timeLabel formats a time tick with the precision its step needs:
+// seconds under a minute, hours and minutes under a day (a midnight
+// shows its date instead), dates under a year, else the year.
 func timeLabel(t, step int64, loc *time.Location) string {
 	tm := time.UnixMilli(t).In(loc)
 	switch {
