@@ -10,6 +10,9 @@ import (
 
 // TimeSeriesExpr is an expression that evaluates to a list of time series.
 type TimeSeriesExpr interface {
+	// String is the expression in canonical stack-language form. Parsing
+	// it gives an equal expression, which is what makes it usable as a
+	// cache key, a live subscription key and the :list output.
 	String() string
 	// Grouping returns the keys of the final group by, nil if ungrouped.
 	// Binary operations join their sides on these keys.
@@ -21,7 +24,11 @@ type TimeSeriesExpr interface {
 // an aggregation, a grouping and an offset.
 type DataExpr interface {
 	TimeSeriesExpr
+	// DataQuery is the tag predicate the store's index resolves.
 	DataQuery() *tags.Query
+	// DataOffset shifts the data in time (:offset), in milliseconds: the
+	// store is asked for [start-offset, end-offset) and the answer is
+	// shifted forward, so a week-over-week comparison is two fetches.
 	DataOffset() int64
 }
 
@@ -36,6 +43,8 @@ const (
 	Max
 )
 
+// String is the function's word without the colon, as Atlas names it in
+// legends and explain output.
 func (f AggFn) String() string {
 	switch f {
 	case Sum:
@@ -64,6 +73,8 @@ const (
 	CFMax
 )
 
+// String is the consolidation's name; an out-of-range value wraps rather
+// than panicking, since it is only ever used for display.
 func (c CF) String() string {
 	return [...]string{"default", "avg", "sum", "min", "max"}[c%5]
 }
@@ -85,8 +96,11 @@ func (c CF) Effective(f AggFn) CF {
 // Aggregate is q,:sum (also :count, :min, :max): one line aggregating
 // every matching series. A bare query is an implicit :sum.
 type Aggregate struct {
-	Fn     AggFn
-	Query  *tags.Query
+	Fn    AggFn
+	Query *tags.Query
+	// CF combines the storage-step values inside one output step; it is
+	// applied per series before the aggregation across series, as Atlas
+	// does, so :max over a coarse step is the max of each series' maxima.
 	CF     CF
 	Offset int64 // ms
 }
@@ -94,7 +108,9 @@ type Aggregate struct {
 // GroupBy is af,(,keys,),:by: one line per distinct value tuple of keys,
 // series lacking a key dropped.
 type GroupBy struct {
-	Agg  *Aggregate
+	Agg *Aggregate
+	// Keys in the order the user gave them; the order decides the legend
+	// and the sort of the output lines, not which series match.
 	Keys []string
 }
 
@@ -111,11 +127,16 @@ type Constant struct{ V float64 }
 // with Seeded set the seed varies the line.
 type Random struct {
 	Seeded bool
-	Seed   int64
+	Seed   int64 // only read when Seeded: :random and 0,:srandom differ
 }
 
 // Time is a line of a time field at each timestamp, e.g. hourOfDay.
-type Time struct{ Mode string }
+type Time struct {
+	// Mode is the field, one of TimeModes: Atlas's camel-case names
+	// (hourOfDay, dayOfWeek, ...) or java.time's ChronoField names
+	// (HOUR_OF_DAY, ...), which Atlas also accepts.
+	Mode string
+}
 
 // TimeSpan is 1 inside [Start, End] and 0 elsewhere; the bounds are in the
 // graph time syntax and resolve against the evaluation range.
@@ -129,13 +150,17 @@ type TimeSpan struct {
 type Unary struct {
 	Op   UnaryOp
 	Expr TimeSeriesExpr
-	Arg  float64
+	Arg  float64 // the bound of clamp-min and clamp-max; unused otherwise
 }
 
 // Binary combines two expressions point by point: add, sub, mul, div, pow,
 // gt, ge, lt, le, fadd, fsub, fmul, fdiv, and, or.
 type Binary struct {
-	Op   BinaryOp
+	Op BinaryOp
+	// L and R are joined line by line on their grouping keys: an
+	// ungrouped side is broadcast against every line of the other, and a
+	// grouped side matches the lines of the other with the same values of
+	// its keys (see Grouping and LHSDrives).
 	L, R TimeSeriesExpr
 }
 
@@ -156,6 +181,9 @@ type MathGroupBy struct {
 // Expr groups by the percentile key (first) and any user keys.
 type Percentiles struct {
 	Expr *GroupBy
+	// Pcts as the user wrote them after sorting and removing duplicates:
+	// each becomes one output line per group, labelled with the padding
+	// Atlas uses ("  9.0", " 99.0") so that legends sort numerically.
 	Pcts []float64 // sorted, unique, each in [0, 100]
 }
 
@@ -193,18 +221,24 @@ type Rewrite struct {
 // rolling-mean: N and Min; trend: Window; des, sdes: N (training), Alpha,
 // Beta; integral, cumulative-max, derivative: none.
 type Stateful struct {
-	Op          StatefulOp
-	Expr        TimeSeriesExpr
-	N, Min      int
+	Op   StatefulOp
+	Expr TimeSeriesExpr
+	// N is a window or training length in steps, Min the fewest non-NaN
+	// values :rolling-mean needs before it answers.
+	N, Min int
+	// Alpha and Beta are the smoothing factors of Holt's double
+	// exponential smoothing (level and trend) for :des and :sdes.
 	Alpha, Beta float64
-	Window      int64 // ms
+	// Window is :trend's window as a duration; it is turned into steps
+	// at evaluation, once the step is known.
+	Window int64 // ms
 }
 
 // Stat is a line per input line holding a summary statistic of it over
 // the evaluation range: avg, max, min, last, total, count.
 type Stat struct {
 	Expr TimeSeriesExpr
-	Stat string
+	Stat string // one of avg, max, min, last, total, count
 }
 
 // StatRef is :stat-max and friends: inside a :filter condition it stands
@@ -219,9 +253,12 @@ type Filter struct {
 // Priority keeps the K lines with the highest (topk) or lowest (bottomk)
 // statistic; with Others set, one more line aggregates the rest.
 type Priority struct {
-	Expr   TimeSeriesExpr
-	Stat   string
-	K      int
+	Expr TimeSeriesExpr
+	Stat string // the statistic lines are ranked by, as for Stat
+	K    int
+	// Bottom ranks the lowest first (:bottomk). The sort is stable, so
+	// ties keep the input order (sorted by tags) and the answer does not
+	// flicker between calls.
 	Bottom bool
 	Others string // "", "min", "max", "sum" or "avg"
 }
@@ -286,6 +323,13 @@ func (f *Filter) Grouping() []string         { return f.Expr.Grouping() }
 func (p *Priority) Grouping() []string       { return p.Expr.Grouping() }
 func (c *Consolidate) Grouping() []string    { return c.Expr.Grouping() }
 
+// The methods below close the TimeSeriesExpr and DataExpr interfaces over
+// the AST's node types: isTimeSeries marks the nodes, DataQuery and
+// DataOffset expose what the store answers, and Grouping says by which keys
+// a node's lines are identified. A node that wraps another passes its
+// grouping through; an aggregation across lines (MathAgg) or a constant
+// has none, and so joins against anything.
+
 // Grouping of a binary operation is the larger side's: when both sides are
 // grouped one must be a subset of the other (checked when it is built).
 func (b *Binary) Grouping() []string {
@@ -327,6 +371,8 @@ func userKeys(keys []string, k string) []string {
 	return out
 }
 
+// subset reports whether every key of a is in b; an empty a is a subset of
+// anything, which is how an ungrouped side joins a grouped one.
 func subset(a, b []string) bool {
 	for _, k := range a {
 		if !slices.Contains(b, k) {
