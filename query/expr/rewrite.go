@@ -331,6 +331,8 @@ func AddGroupKeys(e TimeSeriesExpr, keys []string) (TimeSeriesExpr, error) {
 	return Transform(e, f)
 }
 
+// mergeKeys is a's keys followed by those of b not already in a, keeping
+// the order in which the user first named each key.
 func mergeKeys(a, b []string) []string {
 	out := slices.Clone(a)
 	for _, k := range b {

@@ -11,6 +11,9 @@ import (
 // The String methods render each node as a program that parses back to
 // the same tree.
 
+// String of an aggregate is q,:sum with the consolidation and offset only
+// when they differ from the defaults, so that the canonical form of a
+// plain query stays the short one users write.
 func (a *Aggregate) String() string {
 	var b strings.Builder
 	a.appendAgg(&b)
@@ -18,6 +21,8 @@ func (a *Aggregate) String() string {
 	return b.String()
 }
 
+// appendAgg writes the aggregate without its offset: a group by puts the
+// keys between the aggregation and the offset, as Atlas orders them.
 func (a *Aggregate) appendAgg(b *strings.Builder) {
 	b.WriteString(a.Query.String())
 	b.WriteString(",:")
@@ -57,6 +62,8 @@ func (r *Random) String() string {
 
 func (t *Time) String() string { return stack.Escape(t.Mode) + ",:time" }
 
+// String keeps the bounds as written (e-1h, a date): they resolve against
+// the evaluation range, so rendering them resolved would change meaning.
 func (t *TimeSpan) String() string {
 	return stack.Escape(t.Start) + "," + stack.Escape(t.End) + ",:time-span"
 }
@@ -161,6 +168,8 @@ func (r *Rewrite) String() string {
 	return b.String()
 }
 
+// appendOp writes the macro's word and its parameters the way the user
+// gave them, so :list shows name,sps,:eq,:avg and not its expansion.
 func (r *Rewrite) appendOp(b *strings.Builder) {
 	for _, p := range r.Params {
 		b.WriteByte(',')
@@ -224,6 +233,7 @@ func (s *Style) String() string {
 	return b.String()
 }
 
+// appendOffset writes ",<duration>,:offset" when the offset is set.
 func appendOffset(b *strings.Builder, off int64) {
 	if off != 0 {
 		b.WriteByte(',')
@@ -232,6 +242,8 @@ func appendOffset(b *strings.Builder, off int64) {
 	}
 }
 
+// listString renders keys as a stack-language list, (,a,b,), escaping any
+// key that contains a comma or would otherwise parse as a word.
 func listString(keys []string) string {
 	var b strings.Builder
 	b.WriteByte('(')
@@ -261,6 +273,8 @@ func FormatDuration(ms int64) string {
 	return strconv.FormatInt(ms, 10) + "ms"
 }
 
+// withoutKey is keys without k, as a new slice (the input is often a
+// node's own key list and must not be modified).
 func withoutKey(keys []string, k string) []string {
 	out := make([]string, 0, len(keys))
 	for _, x := range keys {
@@ -271,6 +285,8 @@ func withoutKey(keys []string, k string) []string {
 	return out
 }
 
+// equalKeys reports whether two key lists are the same in the same order:
+// order matters for a group by's output, so (,a,b,) and (,b,a,) differ.
 func equalKeys(a, b []string) bool {
 	if len(a) != len(b) {
 		return false

@@ -210,6 +210,8 @@ func ParseTime(s string, loc *time.Location, now int64, refs TimeRefs) (int64, e
 	return parseISOTime(in, s, loc)
 }
 
+// namedTime resolves a time reference by name: the evaluation's own
+// references (s and e, the start and end) first, then now and epoch.
 func namedTime(s string, now int64, refs TimeRefs) (int64, bool) {
 	if t, ok := refs[s]; ok {
 		return t, true
@@ -223,6 +225,8 @@ func namedTime(s string, now int64, refs TimeRefs) (int64, bool) {
 	return 0, false
 }
 
+// isLower reports whether s is a non-empty run of a-z: a reference name
+// such as "e" or "now", as opposed to a date or a number.
 func isLower(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 'a' || s[i] > 'z' {
@@ -232,6 +236,7 @@ func isLower(s string) bool {
 	return s != ""
 }
 
+// isDigits reports whether s is a non-empty run of decimal digits.
 func isDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
@@ -241,6 +246,8 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
+// isoLayouts are the ISO 8601 forms Atlas accepts, most precise first; the
+// forms without an offset are read in the request's time zone.
 var isoLayouts = []string{
 	"2006-01-02T15:04:05.999999999Z07:00",
 	"2006-01-02T15:04:05Z07:00",
@@ -251,6 +258,8 @@ var isoLayouts = []string{
 	"2006-01-02",
 }
 
+// parseISOTime reads an ISO date or date-time; in is the user's original
+// text, quoted in the error so they can find what to fix.
 func parseISOTime(in, s string, loc *time.Location) (int64, error) {
 	for _, layout := range isoLayouts {
 		if t, err := time.ParseInLocation(layout, s, loc); err == nil {

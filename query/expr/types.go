@@ -56,6 +56,8 @@ func AsStyle(v any) (*Style, bool) {
 	return nil, false
 }
 
+// asAggr accepts what an aggregation word may take from the stack: an
+// aggregate, or a bare query, which Atlas treats as an implicit :sum.
 func asAggr(v any) (*Aggregate, bool) {
 	switch x := v.(type) {
 	case *Aggregate:
@@ -66,6 +68,8 @@ func asAggr(v any) (*Aggregate, bool) {
 	return nil, false
 }
 
+// asData accepts any expression the store answers directly, again with a
+// bare query standing for its :sum.
 func asData(v any) (DataExpr, bool) {
 	switch x := v.(type) {
 	case DataExpr:
@@ -76,10 +80,15 @@ func asData(v any) (DataExpr, bool) {
 	return nil, false
 }
 
+// param and params build word signatures compactly in the vocabularies.
 func param(name string, t stack.Type) stack.Param { return stack.Param{Name: name, Type: t} }
 
 func params(ps ...stack.Param) []stack.Param { return ps }
 
+// mustTS converts a stack value a signature already matched as a time
+// series. Failing here means the signature and the body disagree, a
+// programming error, hence the BUG panic (recovered into an error by the
+// interpreter).
 func mustTS(v any) TimeSeriesExpr {
 	t, ok := AsTimeSeries(v)
 	if !ok {
@@ -88,4 +97,5 @@ func mustTS(v any) TimeSeriesExpr {
 	return t
 }
 
+// anyStack is the stack predicate of words that take whatever is there.
 func anyStack([]any) bool { return true }
