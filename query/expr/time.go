@@ -211,7 +211,7 @@ func ParseTime(s string, loc *time.Location, now int64, refs TimeRefs) (int64, e
 }
 
 // namedTime resolves a time reference by name: the evaluation's own
-// references (s and e, the start and end) first, then now and epoch.
+// references (s, e, gs, ge) first, then now and epoch.
 func namedTime(s string, now int64, refs TimeRefs) (int64, bool) {
 	if t, ok := refs[s]; ok {
 		return t, true

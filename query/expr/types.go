@@ -87,8 +87,8 @@ func params(ps ...stack.Param) []stack.Param { return ps }
 
 // mustTS converts a stack value a signature already matched as a time
 // series. Failing here means the signature and the body disagree, a
-// programming error, hence the BUG panic (recovered into an error by the
-// interpreter).
+// programming error, hence the BUG panic rather than an error that would
+// blame the user's query.
 func mustTS(v any) TimeSeriesExpr {
 	t, ok := AsTimeSeries(v)
 	if !ok {
