@@ -133,7 +133,7 @@ func mathWords() []*stack.Word {
 			},
 		},
 		{
-			Name: "named-rewrite", In: params(param("original", Type2), param("rewritten", TimeSeriesT), param("name", stack.String)),
+			Name: "named-rewrite", In: params(param("original", MacroOriginalT), param("rewritten", TimeSeriesT), param("name", stack.String)),
 			Out: "TimeSeriesExpr", Summary: "Internal: show a macro's expansion as the macro.",
 			Exec: func(c *stack.Context) error {
 				name := c.Pop().(string)
@@ -199,8 +199,9 @@ func mathWords() []*stack.Word {
 	return words
 }
 
-// Type2 accepts what a macro's original may be: a query or a time series.
-var Type2 = stack.Type{Name: "Expr", Match: func(v any) bool {
+// MacroOriginalT accepts what :named-rewrite keeps as a macro's original:
+// a query (kept as written, for display) or a time series.
+var MacroOriginalT = stack.Type{Name: "Expr", Match: func(v any) bool {
 	if _, ok := v.(*tags.Query); ok {
 		return true
 	}
@@ -208,6 +209,9 @@ var Type2 = stack.Type{Name: "Expr", Match: func(v any) bool {
 	return ok
 }}
 
+// macro defines a word by its body in the language itself, as Atlas
+// defines :avg or :dist-max: the body runs with the word's input on the
+// stack, so a macro needs no evaluator support of its own.
 func macro(name, summary string, examples []string, body string) *stack.Word {
 	return &stack.Word{
 		Name: name, In: params(param("", TimeSeriesT)), Out: "TimeSeriesExpr", Summary: summary,
@@ -215,6 +219,9 @@ func macro(name, summary string, examples []string, body string) *stack.Word {
 	}
 }
 
+// trig defines a trigonometric word as a macro over :sin whose result is
+// wrapped in :named-rewrite, so that it displays as itself (x,:cos) and
+// not as the arithmetic it expands to.
 func trig(name, summary, body string) *stack.Word {
 	return &stack.Word{
 		Name: name, In: params(param("", TimeSeriesT)), Out: "TimeSeriesExpr", Summary: summary,
@@ -239,6 +246,9 @@ func UnaryFunc(op UnaryOp) func(float64) float64 {
 	return nil
 }
 
+// unary defines a pointwise word. A constant operand is folded when the
+// expression is parsed: 64,:sqrt is the constant 8, not a line computed
+// at every step.
 func unary(op UnaryOp, summary string) *stack.Word {
 	f := UnaryFunc(op)
 	return &stack.Word{
@@ -255,6 +265,8 @@ func unary(op UnaryOp, summary string) *stack.Word {
 	}
 }
 
+// clamp defines :clamp-min and :clamp-max, which take their bound from
+// the stack after the expression.
 func clamp(op UnaryOp, summary string) *stack.Word {
 	return &stack.Word{
 		Name: op.String(), In: params(tsOrStyle, param("v", stack.Double)), Out: "TimeSeriesExpr", Summary: summary,
@@ -348,6 +360,7 @@ func AddNaN(a, b float64) float64 {
 // ToBool is Atlas' truth: not NaN and not (nearly) zero.
 func ToBool(v float64) bool { return !(v != v || math.Abs(v) < 1e-12) }
 
+// b2f is a comparison's result as Atlas gives it: 1 for true, 0 for false.
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -355,6 +368,9 @@ func b2f(b bool) float64 {
 	return 0
 }
 
+// binaryWord defines a binary operator. Either side may carry a
+// presentation (a styled line), which the result keeps; two styled sides
+// are refused since it is unclear whose style wins. Two constants fold.
 func binaryWord(op BinaryOp, summary string) *stack.Word {
 	f := BinaryFunc(op)
 	return &stack.Word{
@@ -403,6 +419,9 @@ func binaryWord(op BinaryOp, summary string) *stack.Word {
 	}
 }
 
+// aggWord defines :sum, :count, :min and :max. On a query they aggregate
+// in the store; on an expression that is already lines they aggregate
+// those lines (a MathAgg) at evaluation.
 func aggWord(fn AggFn, summary string) *stack.Word {
 	return &stack.Word{
 		Name: fn.String(), In: params(param("", ExprT)), Out: "TimeSeriesExpr", Summary: summary,
@@ -419,6 +438,10 @@ func aggWord(fn AggFn, summary string) *stack.Word {
 	}
 }
 
+// groupByWord defines :by in the math vocabulary. Atlas gives it two
+// meanings: on an ungrouped expression it pushes the keys into every
+// aggregate (so (a+b),(,k,),:by groups a and b alike), and on a grouped
+// one it is a second aggregation level over a subset of the first keys.
 func groupByWord() *stack.Word {
 	return &stack.Word{
 		Name: "by", In: params(param("", PresentT), param("keys", stack.StringList)), Out: "TimeSeriesExpr",
@@ -459,6 +482,10 @@ func percentileGroup(word string, d DataExpr, key string) (*GroupBy, error) {
 	return nil, fmt.Errorf(":%s can only be used with :sum and :by, not %s", word, d)
 }
 
+// percentilesWord defines :percentiles. The input's aggregation is
+// replaced by a sum grouped by the percentile bucket tag first: the
+// estimate needs the count in every bucket, summed across series, and
+// only then interpolates within the bucket holding each percentile.
 func percentilesWord() *stack.Word {
 	return &stack.Word{
 		Name: "percentiles", In: params(param("", DataT), param("percentiles", stack.DoubleList)), Out: "TimeSeriesExpr",
@@ -502,6 +529,9 @@ func percentilesWord() *stack.Word {
 	}
 }
 
+// sampleCountWord defines :sample-count, the rate of samples whose bucket
+// lies within [min, max]: the share of requests faster than a threshold,
+// say, read from the same buckets :percentiles uses.
 func sampleCountWord() *stack.Word {
 	return &stack.Word{
 		Name: "sample-count", In: params(param("", DataT), param("min", stack.Double), param("max", stack.Double)), Out: "TimeSeriesExpr",
@@ -523,6 +553,8 @@ func sampleCountWord() *stack.Word {
 	}
 }
 
+// approxDistinctWord defines :approx-distinct over HyperLogLog registers
+// that a client publishes as one max gauge per register.
 func approxDistinctWord() *stack.Word {
 	return &stack.Word{
 		Name: "approx-distinct", In: params(param("", DataT)), Out: "TimeSeriesExpr",
