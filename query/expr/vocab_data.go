@@ -11,6 +11,10 @@ import (
 // bys and raw series, with consolidation and time shifts.
 var DataVocabulary = &stack.Vocabulary{Name: "data", Deps: []*stack.Vocabulary{QueryVocabulary}, Words: dataWords()}
 
+// dataWords builds the data vocabulary: the words whose result the store
+// computes. They only ever wrap a query (or another data expression, for
+// :cf-* and :offset), never math, so everything they build can be handed
+// to the store as one FetchRequest.
 func dataWords() []*stack.Word {
 	agg := func(fn AggFn, summary string) *stack.Word {
 		return &stack.Word{

@@ -14,6 +14,10 @@ var FilterVocabulary = &stack.Vocabulary{Name: "filter", Deps: []*stack.Vocabula
 // Stats are the summary statistics of a line over the graph range.
 var Stats = []string{"avg", "max", "min", "last", "total", "count"}
 
+// filterWords builds the filter vocabulary. The :stat-* words only make
+// sense inside a :filter condition: they push a placeholder that :filter
+// replaces with the statistic of the expression being filtered, which is
+// how Atlas lets a condition say "lines whose max is above their average".
 func filterWords() []*stack.Word {
 	statRef := func(s string) *stack.Word {
 		return &stack.Word{
@@ -105,6 +109,10 @@ func resolveStats(e, cond TimeSeriesExpr) (TimeSeriesExpr, error) {
 	})
 }
 
+// priorityWord defines :topk and :bottomk and their -others- variants.
+// Ranking needs each line's statistic over the whole range, so a live
+// subscription ranks over the window it evaluates (one step, as Atlas'
+// LWC does), not over a graph's longer range.
 func priorityWord(bottom bool, others string) *stack.Word {
 	name, what := "topk", "highest"
 	if bottom {

@@ -8,6 +8,10 @@ import (
 // QueryVocabulary builds tag queries.
 var QueryVocabulary = &stack.Vocabulary{Name: "query", Deps: []*stack.Vocabulary{stack.Std}, Words: queryWords()}
 
+// queryWords builds the query vocabulary: tag comparisons, regular
+// expressions (compiled once when the word runs; tsdb/tags bounds the time
+// of a backtracking match) and the boolean combinators. A query is a
+// predicate on a series' tags; nothing here knows about time.
 func queryWords() []*stack.Word {
 	kv := params(param("k", stack.String), param("v", stack.String))
 	cmp := func(name, summary string, f func(k, v string) *tags.Query) *stack.Word {

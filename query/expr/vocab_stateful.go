@@ -15,6 +15,9 @@ var StatefulVocabulary = &stack.Vocabulary{Name: "stateful", Deps: []*stack.Voca
 // DES training).
 const MaxWindow = 100_000
 
+// statefulWords builds the stateful vocabulary. Window sizes are bounded
+// by MaxWindow when the word runs, so a typo of 1e9 is a parse error
+// naming the word rather than an evaluation that allocates gigabytes.
 func statefulWords() []*stack.Word {
 	window := func(op StatefulOp, summary string, examples ...string) *stack.Word {
 		return &stack.Word{

@@ -52,6 +52,10 @@ func ParseColor(s string) (string, error) {
 	return s, nil
 }
 
+// styleWords builds the presentation vocabulary. Style words never touch
+// values: they wrap the expression in a Style whose settings the graph
+// API reads (legend, colour, axis, line style) and whose :limit and :sort
+// it applies to the evaluated lines.
 func styleWords() []*stack.Word {
 	set := func(key, summary string, validate func(string) error, examples ...string) *stack.Word {
 		return &stack.Word{
