@@ -15,6 +15,10 @@ import (
 // quantile, by or without tags.
 func (x *run) aggregate(a *parser.AggregateExpr) (value, error) {
 	op := a.Op.String()
+	// An aggregation straight over a selector is what most dashboards ask
+	// (sum by (app) (x)): the store aggregates it while it reads, the way
+	// ASL's :sum,:by does, and never builds a line per series. without()
+	// cannot be pushed down: its groups depend on every other tag.
 	if vs, ok := unparen(a.Expr).(*parser.VectorSelector); ok && !a.Without {
 		switch op {
 		case "sum", "min", "max", "count", "avg":
@@ -36,6 +40,9 @@ func (x *run) aggregate(a *parser.AggregateExpr) (value, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The general path: the argument is evaluated into lines, which are
+	// grouped here and combined point by point, skipping absent (NaN)
+	// points as Prometheus skips series with no sample at that time.
 	groups := group(in, storeKeys(a.Grouping), a.Without)
 	switch op {
 	case "topk", "bottomk":
@@ -76,6 +83,9 @@ func aggregateValues(op string, vals []float64, param scalar, p int) float64 {
 	case "max":
 		return slices.Max(vals)
 	case "stddev":
+		// Population standard deviation, as Prometheus computes it (it
+		// divides by n, not n-1). Two passes are exact enough for the
+		// group sizes of a dashboard and simpler than Welford's update.
 		mean := sum(vals) / float64(len(vals))
 		ss := 0.0
 		for _, v := range vals {
@@ -88,6 +98,8 @@ func aggregateValues(op string, vals []float64, param scalar, p int) float64 {
 	return math.NaN()
 }
 
+// sum adds the values in order; an empty group has been handled by the
+// caller, so the zero start never shows as a wrong 0.
 func sum(vals []float64) float64 {
 	s := 0.0
 	for _, v := range vals {
@@ -133,6 +145,9 @@ func group(in vector, keys []string, withoutKeys bool) []*aggGroup {
 		} else {
 			ts = only(s.tags, keys)
 		}
+		// The group key is the canonical encoding of the group's tags,
+		// so two series with the same group values meet whatever order
+		// their other tags came in.
 		k := string(ts.AppendTo(nil))
 		g := byKey[k]
 		if g == nil {
@@ -156,6 +171,10 @@ func (x *run) topk(in vector, groups []*aggGroup, k scalar, bottom bool) vector 
 		}
 		out[i] = series{tags: s.tags, v: v}
 	}
+	// topk is decided at every point separately, as in Prometheus: a series
+	// may be in the top k at one time and out of it at the next, and then
+	// it has no value (NaN) at the times it is out. The stable sort keeps
+	// ties in input order so that a graph does not flicker between calls.
 	idx := make([]int, 0, len(in))
 	for _, g := range groups {
 		for p := 0; p < x.n; p++ {
@@ -225,6 +244,9 @@ func (x *run) pushdown(op string, vs *parser.VectorSelector, keys []string) (vec
 		}
 	}
 	out := parts[0]
+	// avg is the only function that is not its own partial aggregate: the
+	// store returns per-group sums and counts, and the mean is taken here,
+	// matching groups by their tags since the two fetches are separate.
 	if op == "avg" {
 		counts := map[string][]float64{}
 		for _, c := range parts[1] {
