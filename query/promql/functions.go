@@ -64,12 +64,17 @@ func (x *run) call(c *parser.Call) (value, error) {
 	return nil, badData("function %q is not supported by Sextant", name)
 }
 
+// mathFuncs are the pointwise functions with a direct Go equivalent; their
+// results keep the series' tags but not its name.
 var mathFuncs = map[string]func(float64) float64{
 	"abs": math.Abs, "ceil": math.Ceil, "floor": math.Floor, "sqrt": math.Sqrt,
 	"exp": math.Exp, "ln": math.Log, "log2": math.Log2, "log10": math.Log10,
 }
 
-// mapValues applies f to every present value; dropName removes the name.
+// mapValues applies f to every present value; drop removes the name, as
+// Prometheus does for any function that changes what the value measures.
+// A NaN is an absent point here: the store keeps no NaN samples, so a gap
+// in a line is never a value a function could transform.
 func mapValues(v vector, drop bool, f func(p int, v float64) float64) vector {
 	out := make(vector, len(v))
 	for i, s := range v {
@@ -90,6 +95,9 @@ func mapValues(v vector, drop bool, f func(p int, v float64) float64) vector {
 	return out
 }
 
+// round is round(v, to_nearest=1): half rounds up, as Prometheus does
+// (floor(v/to + 0.5) * to), computed through the inverse so that
+// to_nearest=0.1 rounds to tenths without the error of dividing by 0.1.
 func (x *run) round(c *parser.Call) (value, error) {
 	v, err := x.vectorArg(c.Args[0])
 	if err != nil {
@@ -107,6 +115,9 @@ func (x *run) round(c *parser.Call) (value, error) {
 	}), nil
 }
 
+// clamp is clamp, clamp_min and clamp_max. The bounds are scalars, which
+// may vary from point to point (clamp_max(x, scalar(y))), so they are
+// evaluated into one value per point like any other argument.
 func (x *run) clamp(c *parser.Call) (value, error) {
 	v, err := x.vectorArg(c.Args[0])
 	if err != nil {
@@ -173,6 +184,9 @@ func (x *run) absent(c *parser.Call) (value, error) {
 			}
 		}
 	}
+	// The result carries the tags the selector pinned with equality, so
+	// an alert on absent(up{job="api"}) says which job is missing; a label
+	// named twice is ambiguous and left out, as Prometheus leaves it.
 	ts := tags.Set{}
 	if vs, ok := unparen(c.Args[0]).(*parser.VectorSelector); ok {
 		seen := map[string]int{}
@@ -191,6 +205,8 @@ func (x *run) absent(c *parser.Call) (value, error) {
 	return vector{{tags: ts, v: out}}, nil
 }
 
+// stringArg evaluates an argument that must be a string literal (the
+// label names and patterns of label_replace and label_join).
 func (x *run) stringArg(e parser.Expr) (string, error) {
 	v, err := x.eval(e)
 	if err != nil {
@@ -216,6 +232,8 @@ func (x *run) labelReplace(c *parser.Call) (value, error) {
 		}
 	}
 	dst, repl, src, pattern := StoreKey(args[0]), args[1], StoreKey(args[2]), args[3]
+	// Prometheus anchors the pattern at both ends and lets . match a
+	// newline; the same wrapping gives the same matches.
 	re, err := regexp.Compile("^(?s:" + pattern + ")$")
 	if err != nil {
 		return nil, badData("invalid regular expression in label_replace(): %s", pattern)
@@ -392,6 +410,8 @@ func present(vals, dst []float64) []float64 {
 	return dst
 }
 
+// same is the identity, the first step of the folds that start from the
+// first value itself (min, max, last).
 func same(v float64) float64 { return v }
 
 // overTime folds the present values of a window: first makes the result
