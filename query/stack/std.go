@@ -10,10 +10,19 @@ import (
 // control words. Every other vocabulary builds on it.
 var Std = &Vocabulary{Name: "std", Words: stdWords()}
 
+// p is a parameter of a word's signature, kept short because the
+// vocabulary tables below use it hundreds of times.
 func p(name string, t Type) Param { return Param{Name: name, Type: t} }
 
+// any1 is the stack predicate of words that run on any stack, even an
+// empty one (:clear, :depth).
 func any1(stack []any) bool { return true }
 
+// stdWords builds the standard vocabulary. Each word carries its summary
+// and examples: they generate the language reference (docs/asl.md, see
+// query.WriteReference) and the UI's autocompletion, and the examples are
+// run by the word tests, so a word's documentation cannot drift from what
+// it does.
 func stdWords() []*Word {
 	return []*Word{
 		{
