@@ -173,6 +173,9 @@ func (c *Context) run(name string) error {
 	return fmt.Errorf("no matches for word ':%s' with stack %s, candidates: %s", name, Describe(c.Stack), signatures(ws))
 }
 
+// signatures lists the signatures of every word of a name, for the error
+// that says none of them matched the stack: the user sees what the word
+// would have accepted next to what the stack held.
 func signatures(ws []*Word) string {
 	var b strings.Builder
 	b.WriteByte('[')
@@ -200,6 +203,11 @@ func (c *Context) Call(prog List) error {
 	return c.call(body)
 }
 
+// call runs tokens in this context. The depth bound turns a program that
+// calls itself (a variable holding a list that :call's itself) into an
+// ErrLimit error instead of a goroutine stack overflow. Tokens of a called
+// list report the position of the word that called them, since they have
+// no place of their own in the user's text.
 func (c *Context) call(body []string) error {
 	if c.depth >= MaxCallDepth {
 		return fmt.Errorf("%w: looping detected (calls nested deeper than %d)", ErrLimit, MaxCallDepth)
@@ -222,6 +230,9 @@ func (c *Context) call(body []string) error {
 	return nil
 }
 
+// push is Push with the stack bound: a program that pushes without end (a
+// long :each over a generated list) fails with ErrLimit, not by growing
+// memory without bound.
 func (c *Context) push(v any) error {
 	if len(c.Stack) >= MaxStack {
 		return fmt.Errorf("%w: stack overflow (more than %d items)", ErrLimit, MaxStack)
@@ -258,6 +269,9 @@ func (c *Context) Interpreter() *Interpreter { return c.in }
 // InitialVars returns the variables the execution started with.
 func (c *Context) InitialVars() map[string]any { return c.opts.Vars }
 
+// wrap turns a word's error into an *Error naming the word and where it
+// stands in the program, unless a nested call already did (the innermost
+// position is the useful one).
 func (c *Context) wrap(err error) error {
 	if e, ok := AsError(err); ok {
 		return e
@@ -265,6 +279,8 @@ func (c *Context) wrap(err error) error {
 	return &Error{Word: c.word, Pos: c.tok.Pos, Token: c.idx, Msg: err.Error(), Err: err}
 }
 
+// cloneVars copies the initial variables, so that :set in one execution
+// never changes what the next execution starts with.
 func cloneVars(m map[string]any) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
