@@ -12,6 +12,7 @@ import (
 
 	"github.com/sextant-dev/sextant/query"
 	"github.com/sextant-dev/sextant/query/eval"
+	"github.com/sextant-dev/sextant/query/stack"
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
@@ -103,15 +104,20 @@ func badData(format string, args ...any) error {
 
 // Classify wraps err in an *Error with its Prometheus type: limits are
 // execution errors, deadlines timeouts, an overloaded store unavailable,
-// stack-language and parse errors bad data; anything else is internal.
+// stack-language and parse errors and the evaluator's *eval.UserError bad
+// data; anything else (a store that failed, a bug) is internal.
 func Classify(err error) *Error {
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe
 	}
 	var le *tsdb.LimitError
+	var ue *eval.UserError
+	var se *stack.Error
 	typ := Internal
 	switch {
+	case errors.As(err, &ue), errors.As(err, &se):
+		typ = BadData
 	case errors.As(err, &le):
 		typ = Execution
 	case errors.Is(err, context.DeadlineExceeded):
@@ -221,13 +227,9 @@ func (en *Engine) eval(ctx context.Context, q string, start, end, step int64, in
 	if en.IsASL(q) {
 		res, err := en.evalASL(ctx, q, start, end, step, instant)
 		if err != nil {
-			// As the graph API does: what is not a limit, a deadline or a
-			// store failure is a mistake in the program.
-			e := Classify(err)
-			if e.Type == Internal && !errors.Is(err, tsdb.ErrCorrupt) {
-				e.Type = BadData
-			}
-			return nil, e
+			// As the graph API does: a mistake in the program is bad
+			// data; a store that failed is internal, never the user's.
+			return nil, Classify(err)
 		}
 		return res, nil
 	}

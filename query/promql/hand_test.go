@@ -9,6 +9,7 @@ import (
 
 	"github.com/sextant-dev/sextant/query/promql"
 	"github.com/sextant-dev/sextant/query/querytest"
+	"github.com/sextant-dev/sextant/tsdb"
 )
 
 // TestHandComputed checks the functions without a stack-language twin
@@ -205,4 +206,39 @@ func FuzzQuery(f *testing.F) {
 			t.Fatalf("Range(%q): internal error %v", q, err)
 		}
 	})
+}
+
+// failingStore is a store whose reads fail as a broken disk would.
+type failingStore struct{ tsdb.Querier }
+
+var errDisk = errors.New("read block 42: input/output error")
+
+func (failingStore) Fetch(context.Context, tsdb.FetchRequest) (*tsdb.SeriesSet, error) {
+	return nil, errDisk
+}
+
+// TestErrorBlame checks whose fault an error is said to be, for PromQL and
+// for the stack language through the same door: a store that fails is
+// internal (a 500, never the user's bad_data), a mistake in the program is
+// bad_data.
+func TestErrorBlame(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	en, err := promql.New(failingStore{}, promql.Options{StorageStep: step})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`cpu`, `sum by (node) (cpu)`, `name,cpu,:eq,:sum`, `name,cpu,:eq,(,node,),:by`} {
+		_, err := en.Range(ctx, q, t0, t0+10*step, step)
+		if e := promql.Classify(err); e.Type != promql.Internal || !errors.Is(err, errDisk) {
+			t.Errorf("%s over a failing store: %v (type %s), want internal wrapping the disk error", q, err, e.Type)
+		}
+	}
+	good := newEngine(t)
+	for _, q := range []string{`name,cpu,:eq,:sum,:stat-max,:add`, `name,cpu,:eq,:foo`} {
+		_, err := good.Range(ctx, q, t0, t0+10*step, step)
+		if e := promql.Classify(err); err == nil || e.Type != promql.BadData {
+			t.Errorf("%s: %v, want bad_data", q, err)
+		}
+	}
 }
