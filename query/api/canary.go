@@ -14,6 +14,7 @@ import (
 
 	"github.com/sextant-dev/sextant/lib"
 	"github.com/sextant-dev/sextant/query/canary"
+	"github.com/sextant-dev/sextant/query/eval"
 	"github.com/sextant-dev/sextant/query/stack"
 	"github.com/sextant-dev/sextant/tsdb"
 )
@@ -148,9 +149,13 @@ func canaryStatus(err error) int {
 	case errors.Is(err, context.Canceled):
 		return 499
 	}
+	// A metric's query the evaluator refused is the caller's to fix; a
+	// store that failed under it is the server's, whatever wraps it.
 	var me *canary.MetricError
-	if errors.As(err, &me) && !errors.Is(err, tsdb.ErrCorrupt) {
-		return http.StatusBadRequest // the evaluator refused the expression
+	var se *stack.Error
+	var ue *eval.UserError
+	if errors.As(err, &me) && (errors.As(err, &se) || errors.As(err, &ue)) {
+		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError
 }

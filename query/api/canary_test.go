@@ -3,6 +3,8 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -263,5 +265,48 @@ func TestCanaryRunWebhook(t *testing.T) {
 	defer rc.mu.Unlock()
 	if len(rc.bodies) != 1 || rc.bodies[0]["verdict"] != "pass" || len(rc.bodies[0]["intervals"].([]any)) != 3 {
 		t.Fatalf("webhook received %d bodies: %v", len(rc.bodies), rc.bodies)
+	}
+}
+
+// brokenStore fails every read, as a store with a broken disk would.
+type brokenStore struct{ tsdb.Querier }
+
+func (brokenStore) Fetch(context.Context, tsdb.FetchRequest) (*tsdb.SeriesSet, error) {
+	return nil, errors.New("read block 7: input/output error")
+}
+
+// TestCanaryErrorBlame checks that a judgement the store could not read is
+// the server's fault (500), while an expression the evaluator refuses is
+// the caller's (400 naming the metric).
+func TestCanaryErrorBlame(t *testing.T) {
+	t.Parallel()
+	now := t0 + 24*3600_000
+	clock := func() time.Time { return time.UnixMilli(now) }
+	j, err := canary.New(canary.Options{Querier: brokenStore{}, StorageStep: canaryStep, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := canary.NewRunner(canary.RunnerOptions{Judge: j, KV: tsdbtest.NewKV(), Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := api.NewCanary(api.CanaryOptions{Judge: j, Runner: runner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	c.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	if code, m := post(t, srv.URL, "/api/v1/canary/judge", judgeBody); code != http.StatusInternalServerError {
+		t.Errorf("judge over a failing store = %d %v, want 500", code, m)
+	}
+
+	good, _ := canaryMux(t, now, tsdbtest.NewKV(), nil, canaryFleet(now, 1.5)...)
+	gsrv := httptest.NewServer(good)
+	defer gsrv.Close()
+	body := strings.Replace(judgeBody, `"name,errors,:eq,:sum"`, `"name,errors,:eq,:sum,:stat-max,:add"`, 1)
+	if code, m := post(t, gsrv.URL, "/api/v1/canary/judge", body); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(m["message"]), "metrics[1].q") {
+		t.Errorf("judge of a refused expression = %d %v, want 400 naming metrics[1].q", code, m)
 	}
 }
