@@ -67,6 +67,11 @@ func (e *Engine) Eval(ctx context.Context, styles []*expr.Style, r eval.Range) (
 	return res, nil
 }
 
+// evalStyle evaluates one presentation. A list offset (:offset with a
+// list, Atlas's week-over-week idiom) evaluates the expression once per
+// shift; the copies share the presentation, and their legends tell them
+// apart through $atlas.offset. Sorting and :limit apply to the lines of
+// this presentation only, never across presentations, as in Atlas.
 func (e *Engine) evalStyle(ctx context.Context, st *expr.Style, r eval.Range, stats *eval.Stats) ([]Line, error) {
 	exprs := []expr.TimeSeriesExpr{st.Expr}
 	if offs, ok := st.Get("offset"); ok {
@@ -109,6 +114,8 @@ func (e *Engine) evalStyle(ctx context.Context, st *expr.Style, r eval.Range, st
 	return lines, nil
 }
 
+// addStats adds the work of one evaluation to the total of a request, so
+// the graph API can report (and limit) what the whole request cost.
 func addStats(a *eval.Stats, b eval.Stats) {
 	a.Fetches += b.Fetches
 	a.SeriesScanned += b.SeriesScanned
@@ -118,6 +125,11 @@ func addStats(a *eval.Stats, b eval.Stats) {
 	a.FetchTime += b.FetchTime
 }
 
+// applySettings resolves the presentation's settings for one line, in the
+// order they were set: a :legend followed by :s rewrites the legend the
+// first produced, so the order of the words matters as it does in Atlas.
+// The values were validated when the words ran, so the conversions here
+// cannot fail on user input.
 func (l *Line) applySettings(st *expr.Style) error {
 	for _, s := range st.Settings {
 		switch s.Key {
@@ -168,8 +180,10 @@ func Legend(pattern string, ts tags.Set, offset int64) string {
 func applySed(prog, label string) (string, error) {
 	toks, err := stack.Tokenize(prog)
 	if err != nil {
-		return "", err
+		return "", &eval.UserError{Msg: "legend transformation: " + err.Error()}
 	}
+	// The program is a sequence of "args...,:word" groups that the style
+	// vocabulary recorded; collect arguments until a word consumes them.
 	var args []string
 	for _, t := range toks {
 		switch t.Text {
@@ -197,6 +211,7 @@ func applySed(prog, label string) (string, error) {
 // javaReplacement turns $1 and $name references into Go's ${1} and ${name}.
 func javaReplacement(r string) string { return groupRef.ReplaceAllString(r, "$${$1}") }
 
+// groupRef matches a Java-style group reference in a replacement.
 var groupRef = regexp.MustCompile(`\$([0-9]+|[a-zA-Z][a-zA-Z0-9]*)`)
 
 // hexDecode turns _XX sequences into the byte XX; anything else stays.
@@ -226,6 +241,9 @@ func sortLines(lines []Line, st *expr.Style) {
 		by = "legend"
 	}
 	desc := order == "desc"
+	// The statistic of each line is computed once, not in every
+	// comparison, and the lines are sorted through an index so that the
+	// (large) Line values move once.
 	stats := make([]float64, len(lines))
 	if by != "legend" {
 		for i, l := range lines {
