@@ -34,6 +34,8 @@ type Options struct {
 	Registry *lib.Registry
 }
 
+// withDefaults fills in the defaults: a week of one-minute points, a
+// hundred metrics per request, the system clock.
 func (o Options) withDefaults() Options {
 	if o.MaxPoints == 0 {
 		o.MaxPoints = 10_080
@@ -235,6 +237,8 @@ func (e *MetricError) Error() string {
 // Unwrap returns the cause.
 func (e *MetricError) Unwrap() error { return e.Err }
 
+// metricErr wraps an evaluation error with the metric and the side it
+// failed on, so the answer names what to fix (or what the store failed).
 func metricErr(i int, side string, err error) error {
 	return &MetricError{Field: fmt.Sprintf("metrics[%d].q", i), Side: side, Err: err}
 }
@@ -338,6 +342,8 @@ func ratio(c, b float64) float64 {
 	return c / b
 }
 
+// pct formats a ratio as a percentage with two decimals for the verdict's
+// reasons; a ratio over a zero baseline is "infinitely".
 func pct(f float64) string {
 	if math.IsInf(f, 0) {
 		return "infinitely"
@@ -345,6 +351,7 @@ func pct(f float64) string {
 	return strconv.FormatFloat(100*f, 'f', 2, 64) + "%"
 }
 
+// signedPct is pct with an explicit sign, for changes.
 func signedPct(f float64) string {
 	if f >= 0 {
 		return "+" + pct(f)

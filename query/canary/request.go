@@ -119,6 +119,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 // Unwrap returns the cause.
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// fieldErr is a FieldError with a formatted message.
 func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
@@ -143,6 +144,11 @@ func DecodeRunRequest(data []byte) (*RunRequest, error) {
 	return &r, nil
 }
 
+// decodeStrict decodes one JSON object into v and turns the decoder's
+// errors into FieldErrors: a wrong type names the field's JSON path and
+// the type it wants, an unknown field names that field. A canary gate in
+// a deploy pipeline is written once and rarely read again, so a misspelt
+// "treshold" must fail loudly rather than be silently ignored.
 func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -176,6 +182,7 @@ func decodeStrict(data []byte, v any) error {
 	return &FieldError{Field: "body", Msg: err.Error(), Err: err}
 }
 
+// jsonType names a Go kind the way a JSON user knows it.
 func jsonType(kind string) string {
 	switch kind {
 	case "string":
@@ -281,6 +288,8 @@ func compile(r *Request, now, storageStep int64, maxPoints, maxMetrics int) (*pl
 	return p, nil
 }
 
+// thresholds validates the score thresholds: percentages, with marginal
+// at or below pass (a score between them is marginal, below both a fail).
 func (p *plan) thresholds(t Thresholds) error {
 	if t.Pass != nil {
 		if !(*t.Pass >= 0 && *t.Pass <= 100) {
@@ -300,6 +309,10 @@ func (p *plan) thresholds(t Thresholds) error {
 	return nil
 }
 
+// compileMetric validates one metric, parses its expression once and
+// and-s the baseline's and the canary's tag query into every query of it,
+// so that the two samples come from the same expression over the two
+// populations. Every error names the metric's index and field.
 func compileMetric(i int, m Metric, baseQ, canQ *tags.Query, tz string) (metricPlan, error) {
 	f := func(name string) string { return fmt.Sprintf("metrics[%d].%s", i, name) }
 	mp := metricPlan{Metric: m, weight: 1, sig: DefaultSignificance, allowUp: DefaultAllowed, allowDn: DefaultAllowed}
@@ -361,6 +374,8 @@ func compileMetric(i int, m Metric, baseQ, canQ *tags.Query, tz string) (metricP
 	return mp, nil
 }
 
+// parseTagQuery parses the baseline or canary selector, which must be a
+// plain tag query (no aggregation): it is and-ed into every metric.
 func parseTagQuery(field, s string) (*tags.Query, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, fieldErr(field, "missing; give a tag query such as nf.cluster,api-canary,:eq")
@@ -427,6 +442,8 @@ func window(start, end, step int64) eval.Range {
 	return eval.Range{Start: fs + step, End: fe + step, Step: step}
 }
 
+// floorTo rounds a time down to a step boundary, also for times before the
+// epoch (Go's % keeps the dividend's sign).
 func floorTo(t, step int64) int64 {
 	r := t % step
 	if r < 0 {
@@ -435,6 +452,7 @@ func floorTo(t, step int64) int64 {
 	return t - r
 }
 
+// fmtMs formats Unix ms as RFC 3339 in UTC, for messages and records.
 func fmtMs(t int64) string { return time.UnixMilli(t).UTC().Format(time.RFC3339) }
 
 // validateRun checks the fields a run adds and returns the interval,

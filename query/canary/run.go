@@ -341,6 +341,9 @@ func (r *Runner) finish(ctx context.Context, run *Run, verdict, reason string) {
 	r.mu.Unlock()
 }
 
+// intervals returns the verdicts a run has recorded so far, empty when the
+// run cannot be read: for the webhook's payload, and to restore a run's
+// sequence and last answer when the runner resumes it after a restart.
 func (r *Runner) intervals(ctx context.Context, id string) []Interval {
 	full, err := r.Get(ctx, id)
 	if err != nil {
@@ -408,6 +411,8 @@ func (r *Runner) putRun(ctx context.Context, run *Run) error {
 	return nil
 }
 
+// poke wakes the scheduler after a run was added or stopped, without
+// blocking: a pending wake-up already covers this one.
 func (r *Runner) poke() {
 	select {
 	case r.wake <- struct{}{}:
@@ -434,6 +439,8 @@ func (run *Run) public() *Run {
 		Intervals: []Interval{}}
 }
 
+// validID reports whether id has the shape of a run id (16 hex digits), so
+// a malformed id is a 404 without a store lookup.
 func validID(id string) bool {
 	if len(id) != 16 {
 		return false
