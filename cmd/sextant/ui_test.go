@@ -160,6 +160,28 @@ func TestUIBrowser(t *testing.T) {
 	if px < 300 {
 		t.Errorf("the first line has %d pixels on the canvas, want a line across the plot", px)
 	}
+	// A heatmap is drawn as cells counting the lines per row and step, not
+	// as lines: its cells colour several times the pixels the same lines
+	// drawn as strokes do.
+	tinted := func(style string) (cells, px int) {
+		b.run(t, "explore "+style, chromedp.Navigate(base+"/ui/explore?q="+urlq("name,ui.requests,:eq,(,nf.app,),:by,"+style+",:ls")+"&s=e-10m"),
+			waitJS(`document.querySelector('#status').textContent.includes('3 lines')`))
+		var got struct{ Cells, Px int }
+		b.run(t, "tinted pixels", evalJS(`(() => {
+			const c = document.querySelector('#chart-box canvas'), ch = c.sextantChart;
+			const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+			let px = 0;
+			for (let i = 0; i < d.length; i += 4) if (d[i+3] > 0 && Math.max(d[i], d[i+1], d[i+2]) - Math.min(d[i], d[i+1], d[i+2]) > 30) px++;
+			return {cells: ch.heatmapCells ? ch.heatmapCells[0] : 0, px}; })()`, &got))
+		return got.Cells, got.Px
+	}
+	_, linePx := tinted("line")
+	cells, heatPx := tinted("heatmap")
+	b.screenshot(t, "explore-heatmap")
+	if cells < 10 || heatPx < 2*linePx {
+		t.Errorf("heatmap: %d cells and %d coloured pixels against %d for the lines; want cells, not strokes", cells, heatPx, linePx)
+	}
+
 	// A deep link with a time zone: the chart's times are in it.
 	b.run(t, "explore tz", chromedp.Navigate(base+"/ui/explore?q="+urlq("name,ui.requests,:eq,(,nf.app,),:by")+"&s=e-10m&tz=Asia/Kolkata"),
 		waitJS(`document.querySelector('#status').textContent.includes('3 lines')`))

@@ -1,5 +1,5 @@
-// chart.js: our own canvas time-series chart. Lines, areas, stacks and
-// vertical spans on up to two y axes, as the graph API's styles say; a
+// chart.js: our own canvas time-series chart. Lines, areas, stacks,
+// vertical spans and heatmaps on up to two y axes, as the graph API's styles say; a
 // legend with each line's statistics (DOM text), a hover read-out, drag to
 // zoom and exemplar markers. The plot is canvas; everything read is text.
 import { h, clear, fmtNum, fmtTime, palette, cssVar, zonedParts } from './util.js';
@@ -92,6 +92,14 @@ export class Chart {
       if (!s.color) { const a = s.axis || 0; s.color = palette[(next[a]++ + a * 5) % palette.length]; }
       else if (!s.color.startsWith('#')) s.color = '#' + s.color.slice(-6);
     }
+    // The heatmap of an axis is one picture in the first heatmap line's
+    // colour; its lines' legend swatches say so.
+    const heat = [null, null];
+    for (const s of series) {
+      if (s.lineStyle !== 'heatmap') continue;
+      const a = s.axis ? 1 : 0;
+      s.color = heat[a] || (heat[a] = s.color);
+    }
     this.draw();
     this._legend();
   }
@@ -142,9 +150,10 @@ export class Chart {
     }
     ctx.save();
     ctx.beginPath(); ctx.rect(M.left, M.top, pw, ph); ctx.clip();
+    this._heatmaps(ctx, pw, ph);
     const stackBase = [null, null];
     this.series.forEach((s, i) => {
-      if (this.hidden.has(i)) return;
+      if (this.hidden.has(i) || s.lineStyle === 'heatmap') return;
       const a = s.axis || 0;
       const vals = s.values;
       ctx.globalAlpha = s.alpha ? parseInt(s.alpha, 16) / 255 : 1;
@@ -214,6 +223,52 @@ export class Chart {
       this.markers.push({ x, y, ex });
     }
     this.lastDrawMs = performance.now() - t0;
+  }
+
+  // _heatmaps draws the heatmap lines of each axis as the graph API's PNG
+  // does (Atlas's :heatmap): the axis is cut into rows about 6 px high, each
+  // step's column counts how many lines have a value in each row, and a
+  // cell's opacity grows with the log of its count, so a band where most
+  // lines sit stands out from the few outliers. this.heatmapCells records
+  // the cells drawn per axis (read by the browser tests).
+  _heatmaps(ctx, pw, ph) {
+    this.heatmapCells = [0, 0];
+    const x0 = this.xOf(this.start), dx = this.step / (this.end - this.start) * pw;
+    for (let a = 0; a < 2; a++) {
+      const lines = this.series.filter((s, i) => !this.hidden.has(i) && s.lineStyle === 'heatmap' && (s.axis ? 1 : 0) === a);
+      if (!lines.length) continue;
+      const ax = this._ax[a] || this._ax[0];
+      const rows = Math.max(1, Math.floor(ph / 6)), n = Math.max(...lines.map((s) => s.values.length));
+      const counts = new Uint32Array(n * rows);
+      let most = 0;
+      for (const s of lines) {
+        s.values.forEach((v, j) => {
+          if (!Number.isFinite(v) || ax.hi === ax.lo) return;
+          const r = Math.floor((v - ax.lo) / (ax.hi - ax.lo) * rows);
+          if (r < 0 || r > rows) return;
+          const k = j * rows + Math.min(r, rows - 1);
+          counts[k]++;
+          if (counts[k] > most) most = counts[k];
+        });
+      }
+      if (!most) continue;
+      ctx.fillStyle = lines[0].color;
+      const cellH = ph / rows;
+      for (let j = 0; j < n; j++) {
+        for (let r = 0; r < rows; r++) {
+          const k = counts[j * rows + r];
+          if (!k) continue;
+          ctx.globalAlpha = (40 + 215 * Math.log1p(k) / Math.log1p(most)) / 255;
+          // Whole-pixel edges, so neighbouring cells meet without the
+          // seams antialiasing would leave between them.
+          const xa = Math.round(x0 + (j - 0.5) * dx), xb = Math.round(x0 + (j + 0.5) * dx);
+          const ya = Math.round(M.top + ph - (r + 1) * cellH), yb = Math.round(M.top + ph - r * cellH);
+          ctx.fillRect(xa, ya, Math.max(1, xb - xa), Math.max(1, yb - ya));
+          this.heatmapCells[a]++;
+        }
+      }
+      ctx.globalAlpha = 1;
+    }
   }
 
   // xOf maps a time to a pixel.
