@@ -213,7 +213,13 @@ func Webhook(client *http.Client) canary.NotifyFunc {
 		}
 		defer resp.Body.Close()
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		if resp.StatusCode/100 != 2 {
+		switch {
+		case resp.StatusCode/100 == 2:
+		case resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout:
+			// The receiver refused this payload; sending it again will
+			// not change its mind.
+			return fmt.Errorf("canary webhook: %s answered %s: %w", url, resp.Status, canary.ErrPermanent)
+		default:
 			return fmt.Errorf("canary webhook: %s answered %s", url, resp.Status)
 		}
 		return nil

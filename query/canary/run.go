@@ -44,8 +44,9 @@ type Run struct {
 	End     int64 `json:"end"`
 	// Next is when the next interval is judged, 0 once done.
 	Next int64 `json:"next,omitempty"`
-	// Notified is the outcome of the webhook call: "" (none configured or
-	// not yet), "ok" or the error.
+	// Notified is the outcome of the webhook call: "" (none configured),
+	// "pending" while it is being delivered (retried with backoff, and
+	// again after a restart), "ok", or the last error once given up.
 	Notified  string     `json:"notified,omitempty"`
 	Request   RunRequest `json:"request"`
 	Intervals []Interval `json:"intervals"`
@@ -66,8 +67,23 @@ type Interval struct {
 }
 
 // NotifyFunc is called with a run that reached its verdict and with its
-// webhook URL. cmd builds it from the HTTP layer's webhook poster.
+// webhook URL. cmd builds it from the HTTP layer's webhook poster. An error
+// is retried with backoff, unless it wraps ErrPermanent (the receiver
+// refused the payload: sending it again would not help).
 type NotifyFunc func(ctx context.Context, url string, r *Run) error
+
+// ErrPermanent marks a webhook failure that retrying cannot fix, such as a
+// 4xx answer.
+var ErrPermanent = errors.New("permanent webhook failure")
+
+// Webhook delivery: up to webhookAttempts calls, the waits between them
+// doubling from webhookBackoff (1, 2, 4, 8, 16 s: about half a minute for a
+// receiver to come back, as a deploy pipeline's gate would wait).
+const (
+	webhookAttempts = 6
+	webhookBackoff  = time.Second
+	webhookTimeout  = 30 * time.Second
+)
 
 // RunnerOptions configure a Runner.
 type RunnerOptions struct {
@@ -89,6 +105,9 @@ type RunnerOptions struct {
 type Runner struct {
 	opts RunnerOptions
 	wake chan struct{} // capacity 1: a pending wake-up is enough
+	// deliveries tracks the webhook deliveries in flight; Run waits for
+	// them before it returns.
+	deliveries sync.WaitGroup
 	// mu guards active. It is never held across a judgement, a KV write
 	// or a webhook call.
 	mu struct {
@@ -226,6 +245,7 @@ func (r *Runner) Get(ctx context.Context, id string) (*Run, error) {
 // Run judges the runs until ctx ends. It first resumes the runs a previous
 // process left running.
 func (r *Runner) Run(ctx context.Context) error {
+	defer r.deliveries.Wait()
 	if err := r.resume(ctx); err != nil {
 		return err
 	}
@@ -320,18 +340,11 @@ func (r *Runner) finish(ctx context.Context, run *Run, verdict, reason string) {
 	run.Verdict, run.Reason, run.Next = verdict, reason, 0
 	r.m.verdicts.Increment()
 	r.opts.Logger.Info("canary run finished", "run", run.ID, "verdict", verdict, "reason", reason)
-	if run.Request.Webhook != "" && r.opts.Notify != nil {
-		// The webhook sees the run with its intervals, as GET answers.
-		full := run.public()
-		full.Intervals = r.intervals(ctx, run.ID)
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := r.opts.Notify(wctx, run.Request.Webhook, full)
-		cancel()
-		run.Notified = "ok"
-		if err != nil {
-			run.Notified = err.Error()
-			r.opts.Logger.Warn("canary webhook", "run", run.ID, "err", err)
-		}
+	notify := run.Request.Webhook != "" && r.opts.Notify != nil
+	if notify {
+		// Recorded before the first attempt, so that a restart during the
+		// delivery delivers again rather than forgetting the verdict.
+		run.Notified = "pending"
 	}
 	if err := r.putRun(ctx, run); err != nil {
 		r.opts.Logger.Warn("store canary run", "run", run.ID, "err", err)
@@ -339,6 +352,52 @@ func (r *Runner) finish(ctx context.Context, run *Run, verdict, reason string) {
 	r.mu.Lock()
 	delete(r.mu.active, run.ID)
 	r.mu.Unlock()
+	if notify {
+		r.deliver(ctx, run)
+	}
+}
+
+// deliver calls the run's webhook in the background, retrying failures with
+// backoff, and records the outcome. The run has left the active set, so
+// only this goroutine touches it. A delivery cut short by shutdown stays
+// "pending" and is resumed by the next process.
+func (r *Runner) deliver(ctx context.Context, run *Run) {
+	r.deliveries.Add(1)
+	go func() {
+		defer r.deliveries.Done()
+		// The webhook sees the run with its intervals, as GET answers.
+		full := run.public()
+		full.Intervals = r.intervals(ctx, run.ID)
+		var err error
+		wait := webhookBackoff
+		for attempt := 1; ; attempt++ {
+			wctx, cancel := context.WithTimeout(ctx, webhookTimeout)
+			err = r.opts.Notify(wctx, run.Request.Webhook, full)
+			cancel()
+			if err == nil || errors.Is(err, ErrPermanent) || attempt == webhookAttempts || ctx.Err() != nil {
+				break
+			}
+			r.opts.Logger.Info("canary webhook failed, retrying", "run", run.ID, "attempt", attempt, "in", wait, "err", err)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			wait *= 2
+		}
+		if ctx.Err() != nil {
+			return // still pending: the next process delivers it
+		}
+		run.Notified = "ok"
+		if err != nil {
+			run.Notified = err.Error()
+			r.opts.Logger.Warn("canary webhook", "run", run.ID, "err", err)
+		}
+		if err := r.putRun(ctx, run); err != nil {
+			r.opts.Logger.Warn("store canary run", "run", run.ID, "err", err)
+		}
+	}()
 }
 
 // intervals returns the verdicts a run has recorded so far, empty when the
@@ -352,9 +411,10 @@ func (r *Runner) intervals(ctx context.Context, id string) []Interval {
 	return full.Intervals
 }
 
-// resume loads the runs still running from the KV store.
+// resume loads the runs still running from the KV store, and delivers the
+// verdicts whose webhook call a previous process did not finish.
 func (r *Runner) resume(ctx context.Context) error {
-	var runs []*Run
+	var runs, pending []*Run
 	err := r.opts.KV.Scan(ctx, kvPrefix, func(k string, v []byte) error {
 		if strings.Contains(strings.TrimPrefix(k, kvPrefix), "/") {
 			return nil // an interval
@@ -364,13 +424,22 @@ func (r *Runner) resume(ctx context.Context) error {
 			r.opts.Logger.Warn("skip unreadable canary run", "key", k, "err", err)
 			return nil
 		}
-		if run.State == StateRunning {
+		switch {
+		case run.State == StateRunning:
 			runs = append(runs, &run)
+		case run.Notified == "pending":
+			pending = append(pending, &run)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("resume canary runs: %w", err)
+	}
+	if r.opts.Notify != nil {
+		for _, run := range pending {
+			r.opts.Logger.Info("canary webhook resumed", "run", run.ID)
+			r.deliver(ctx, run)
+		}
 	}
 	for _, run := range runs {
 		prep, err := r.prepare(&run.Request, run.Created)

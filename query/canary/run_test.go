@@ -3,6 +3,8 @@ package canary
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -35,11 +37,15 @@ func liveFleet(t0 int64, latencyFactor float64) []querytest.Input {
 	}
 }
 
-// notified records webhook calls.
+// notified records webhook calls; the first failFirst calls fail with
+// failWith (a receiver that is down, or one that refuses).
 type notified struct {
-	mu    sync.Mutex
-	calls []*Run
-	urls  []string
+	mu        sync.Mutex
+	calls     []*Run
+	urls      []string
+	at        []time.Time
+	failFirst int
+	failWith  error
 }
 
 func (n *notified) notify(_ context.Context, url string, r *Run) error {
@@ -47,6 +53,10 @@ func (n *notified) notify(_ context.Context, url string, r *Run) error {
 	defer n.mu.Unlock()
 	n.calls = append(n.calls, r)
 	n.urls = append(n.urls, url)
+	n.at = append(n.at, time.Now())
+	if len(n.calls) <= n.failFirst {
+		return n.failWith
+	}
 	return nil
 }
 
@@ -249,5 +259,90 @@ func TestRunCriticalNoData(t *testing.T) {
 		if m := got.Intervals[0].Answer.Metrics[2]; m.Classification != NoData {
 			t.Errorf("saturation: %s", m.Reason)
 		}
+	})
+}
+
+// TestWebhookRetries checks the delivery of a verdict: a receiver that is
+// down is retried with doubling waits until it answers; one that refuses
+// the payload is not retried; a delivery cut short by a restart is made by
+// the next runner.
+func TestWebhookRetries(t *testing.T) {
+	judge := func(t *testing.T, t0 int64) *Judge {
+		j, err := New(Options{Querier: querytest.Open(t, step, t0, liveFleet(t0, 1.3)...), StorageStep: step})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	t.Run("down then up", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			t0 := time.Now().UnixMilli()
+			n := notified{failFirst: 3, failWith: errors.New("connection refused")}
+			r, stop := startRunner(t, judge(t, t0), tsdbtest.NewKV(), &n)
+			defer stop()
+			run, err := r.Start(context.Background(), runRequest())
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(11 * time.Minute) // synctest: advances the bubble's fake clock
+			synctest.Wait()
+			got, err := r.Get(context.Background(), run.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Verdict != Fail || got.Notified != "ok" || n.count() != 4 {
+				t.Fatalf("verdict %s notified %q after %d calls, want ok on the 4th", got.Verdict, got.Notified, n.count())
+			}
+			for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+				if d := n.at[i+1].Sub(n.at[i]); d != want {
+					t.Errorf("wait before attempt %d = %v, want %v", i+2, d, want)
+				}
+			}
+		})
+	})
+	t.Run("refused", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			t0 := time.Now().UnixMilli()
+			n := notified{failFirst: 100, failWith: fmt.Errorf("hook answered 400 Bad Request: %w", ErrPermanent)}
+			r, stop := startRunner(t, judge(t, t0), tsdbtest.NewKV(), &n)
+			defer stop()
+			run, err := r.Start(context.Background(), runRequest())
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Minute) // synctest: advances the bubble's fake clock
+			synctest.Wait()
+			got, _ := r.Get(context.Background(), run.ID)
+			if n.count() != 1 || !strings.Contains(got.Notified, "400") {
+				t.Fatalf("%d calls, notified %q: want one call and the refusal recorded", n.count(), got.Notified)
+			}
+		})
+	})
+	t.Run("restart while pending", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			t0 := time.Now().UnixMilli()
+			j, kv := judge(t, t0), tsdbtest.NewKV()
+			down := notified{failFirst: 100, failWith: errors.New("connection refused")}
+			r, stop := startRunner(t, j, kv, &down)
+			run, err := r.Start(context.Background(), runRequest())
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10*time.Minute + 2*time.Second) // synctest: the verdict, then some of the retries' waits
+			synctest.Wait()
+			stop()
+			got, _ := r.Get(context.Background(), run.ID)
+			if got.Notified != "pending" || down.count() == 0 || down.count() >= webhookAttempts {
+				t.Fatalf("before the restart: notified %q after %d calls, want pending after some", got.Notified, down.count())
+			}
+			var up notified
+			r2, stop2 := startRunner(t, j, kv, &up)
+			defer stop2()
+			synctest.Wait()
+			got, _ = r2.Get(context.Background(), run.ID)
+			if got.Notified != "ok" || up.count() != 1 || up.calls[0].Verdict != Fail {
+				t.Fatalf("after the restart: notified %q, %d calls", got.Notified, up.count())
+			}
+		})
 	})
 }
