@@ -138,12 +138,19 @@ func vectorVector(l, r vector, b *parser.BinaryExpr) (vector, error) {
 		m = &parser.VectorMatching{Card: parser.CardOneToOne}
 	}
 	matching := storeKeys(m.MatchingLabels)
+	// sig is the match key of a series: the canonical encoding of the tags
+	// that on() names, or of all tags but the name and those ignoring()
+	// names. Two elements match when their keys are equal.
 	sig := func(ts tags.Set) string {
 		if m.On {
 			return string(only(ts, matching).AppendTo(nil))
 		}
 		return string(without(ts, append(slices.Clone(matching), tags.NameKey)...).AppendTo(nil))
 	}
+	// One side may have several elements per match key (group_left lets
+	// the left do, group_right the right); the other must have at most
+	// one. A one-to-one match is the many-to-one case where "many" happens
+	// to hold one element per key, so one loop serves all three.
 	many, one := l, r
 	swapped := m.Card == parser.CardOneToMany
 	if swapped {
@@ -155,6 +162,9 @@ func vectorVector(l, r vector, b *parser.BinaryExpr) (vector, error) {
 		oneBySig[k] = append(oneBySig[k], i)
 	}
 	// The "one" side must hold at most one value per group and point.
+	// Prometheus checks this per evaluation time, and so do we: two series
+	// of a group that never overlap in time (a pod replaced by another
+	// with the same matching labels) are not an error.
 	for _, idx := range oneBySig {
 		if len(idx) < 2 {
 			continue
@@ -197,6 +207,8 @@ func vectorVector(l, r vector, b *parser.BinaryExpr) (vector, error) {
 				vals[p] = v
 				hit = hit || keep
 			}
+			// A pair that a filtering comparison removed at every point
+			// is not in the result at all, as in Prometheus.
 			if !hit {
 				continue
 			}

@@ -24,11 +24,14 @@ var Functions = []string{
 // Aggregations are the PromQL aggregation operators Sextant evaluates.
 var Aggregations = []string{"sum", "avg", "min", "max", "count", "stddev", "topk", "bottomk", "quantile"}
 
+// supportedFuncs and supportedAggs are the subset as sets, for the check
+// that runs before any data is read.
 var (
 	supportedFuncs = setOf(Functions)
 	supportedAggs  = setOf(Aggregations)
 )
 
+// setOf is a membership set of xs.
 func setOf(xs []string) map[string]bool {
 	m := make(map[string]bool, len(xs))
 	for _, x := range xs {
@@ -51,6 +54,10 @@ func check(e parser.Expr) error {
 	return err
 }
 
+// checkNode refuses one node outside the subset with a bad_data error that
+// names the construct. The whole tree is checked before evaluation, so an
+// unsupported function deep inside a query fails at once, not after the
+// selectors around it were fetched.
 func checkNode(n parser.Node) error {
 	switch n := n.(type) {
 	case *parser.Call:
@@ -167,6 +174,9 @@ func (en *Engine) Selectors(q string) ([]*tags.Query, error) {
 	return out, nil
 }
 
+// unparen strips the parentheses and step-invariant wrappers the parser
+// adds, so that a pattern such as "aggregation over a plain selector" is
+// recognised however the user bracketed it.
 func unparen(e parser.Expr) parser.Expr {
 	for {
 		switch p := e.(type) {

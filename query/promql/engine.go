@@ -98,6 +98,7 @@ func (e *Error) Error() string { return e.Msg }
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// badData is a bad_data *Error: the query is the user's to fix.
 func badData(format string, args ...any) error {
 	return &Error{Type: BadData, Msg: fmt.Sprintf(format, args...)}
 }
@@ -197,6 +198,8 @@ func (en *Engine) Parse(q string) error {
 	return check(e)
 }
 
+// parse runs Prometheus's parser; its message already points at the
+// position in the query, and is passed on under the query parameter's name.
 func (en *Engine) parse(q string) (parser.Expr, error) {
 	e, err := en.parser.ParseExpr(q)
 	if err != nil {
@@ -223,6 +226,9 @@ func (en *Engine) Range(ctx context.Context, q string, start, end, step int64) (
 	return en.eval(ctx, q, start, end, step, false)
 }
 
+// eval is the common path of Instant and Range: stack-language queries go
+// to the query package, PromQL is checked against the subset, then
+// evaluated at every point at once.
 func (en *Engine) eval(ctx context.Context, q string, start, end, step int64, instant bool) (*Result, error) {
 	if en.IsASL(q) {
 		res, err := en.evalASL(ctx, q, start, end, step, instant)
@@ -354,6 +360,8 @@ func PromKey(k string) string {
 	return k
 }
 
+// anyValue reports whether a line has at least one point; a line with none
+// is left out of the answer, as Prometheus omits series with no samples.
 func anyValue(vs []float64) bool {
 	for _, v := range vs {
 		if !math.IsNaN(v) {
@@ -363,6 +371,7 @@ func anyValue(vs []float64) bool {
 	return false
 }
 
+// floorTo rounds t down to a multiple of step, also below zero.
 func floorTo(t, step int64) int64 {
 	r := t % step
 	if r < 0 {
@@ -371,6 +380,7 @@ func floorTo(t, step int64) int64 {
 	return t - r
 }
 
+// ceilTo rounds t up to a multiple of step.
 func ceilTo(t, step int64) int64 {
 	f := floorTo(t, step)
 	if f == t {

@@ -53,6 +53,9 @@ type run struct {
 // at is the time of point i.
 func (x *run) at(i int) int64 { return x.start + int64(i)*x.step }
 
+// eval evaluates one node at every point of the run. The context is
+// checked at each node, so a cancelled request stops between steps of a
+// large expression rather than only at the next fetch.
 func (x *run) eval(e parser.Expr) (value, error) {
 	if err := x.ctx.Err(); err != nil {
 		return nil, err
@@ -82,6 +85,7 @@ func (x *run) eval(e parser.Expr) (value, error) {
 	return nil, badData("unsupported expression %s", e)
 }
 
+// constant is a number literal as a scalar: the same value at every point.
 func (x *run) constant(v float64) scalar {
 	s := make(scalar, x.n)
 	for i := range s {
@@ -90,6 +94,8 @@ func (x *run) constant(v float64) scalar {
 	return s
 }
 
+// unary is unary minus (unary plus changes nothing); on a vector it drops
+// the name, as arithmetic does in Prometheus.
 func (x *run) unary(u *parser.UnaryExpr) (value, error) {
 	v, err := x.eval(u.Expr)
 	if err != nil || u.Op != parser.SUB {
@@ -284,6 +290,11 @@ func (x *run) rangeSelector(ms *parser.MatrixSelector, res *Result) error {
 	return err
 }
 
+// isGauge reports whether a series is a gauge (its values are levels) as
+// opposed to a counter stored as a per-second rate. rate() and increase()
+// need to know: over a rate they average it, over a gauge (a cumulative
+// count that remote write sent as a gauge) they take the increase between
+// its values with resets counted, as Prometheus does.
 func isGauge(ts tags.Set) bool {
 	v, _ := ts.Get("atlas.dstype")
 	return v == "gauge"
@@ -309,6 +320,8 @@ func sortSeries(ss []Series) {
 	slices.SortFunc(ss, func(a, b Series) int { return compareTags(a.Tags, b.Tags) })
 }
 
+// compareTags orders canonical tag sets key by key, then value by value,
+// shorter first on a common prefix: the order of Prometheus's label sets.
 func compareTags(a, b tags.Set) int {
 	for i := 0; i < len(a) && i < len(b); i++ {
 		if c := strings.Compare(a[i].Key, b[i].Key); c != 0 {
@@ -358,4 +371,5 @@ func only(ts tags.Set, keys []string) tags.Set {
 	return out
 }
 
+// itoa formats an integer for messages.
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }

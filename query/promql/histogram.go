@@ -34,6 +34,12 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 		pct   map[int][]float64
 		timer bool
 	}
+	// Group the buckets of each histogram: the series' tags without the
+	// name and the bucket tag identify it. The kind of bucket is part of
+	// the group key, so an le histogram and a percentile timer that
+	// happen to share their other tags are estimated separately. Series
+	// that are not buckets (no le, or a malformed one) are left out, as
+	// Prometheus leaves them out.
 	byKey := map[string]*hgroup{}
 	var order []*hgroup
 	for _, s := range v {
@@ -94,11 +100,14 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 	return out, nil
 }
 
+// leBucket is one cumulative bucket of a Prometheus histogram: its upper
+// bound and its count per point.
 type leBucket struct {
 	upper float64
 	vals  []float64
 }
 
+// cmpFloat orders bucket bounds; +Inf sorts last, as the +Inf bucket must.
 func cmpFloat(a, b float64) int {
 	switch {
 	case a < b:
