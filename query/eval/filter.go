@@ -62,6 +62,10 @@ func (s Summary) Get(stat string) float64 {
 	return math.NaN()
 }
 
+// stat is :stat: each input line becomes a constant line holding one of
+// its summary statistics over the evaluated range. Inside :filter it is
+// what a condition compares against (the line's average, say); alone it
+// draws, for instance, the mean as a flat reference line.
 func (x *run) stat(st *expr.Stat) ([]Series, error) {
 	in, err := x.eval(st.Expr)
 	if err != nil {
@@ -113,6 +117,10 @@ func (x *run) filter(f *expr.Filter) ([]Series, error) {
 		}
 		return nil, nil
 	}
+	// A grouped condition is joined to the lines on the expression's
+	// grouping keys. A key with two condition lines is ambiguous (which of
+	// them decides?), so its lines are dropped rather than kept on the
+	// strength of either one.
 	keys := f.Expr.Grouping()
 	byKey := map[string][]float64{}
 	dups := map[string]bool{}
@@ -181,6 +189,8 @@ func (x *run) priority(p *expr.Priority) ([]Series, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The others are aggregated point by point; avg is their sum divided
+	// by how many of them have a value at that point.
 	fn := map[string]expr.AggFn{"min": expr.Min, "max": expr.Max, "sum": expr.Sum, "avg": expr.Sum}[p.Others]
 	a := aggregator{fn: fn, out: v}
 	var cnt aggregator
@@ -202,6 +212,9 @@ func (x *run) priority(p *expr.Priority) ([]Series, error) {
 			v[i] /= cnt.out[i]
 		}
 	}
+	// The others line takes the tags of the first line it aggregates with
+	// every grouping key set to --others--, as Atlas marks it, so that it
+	// sorts and joins like any other line of the group.
 	ts := slices.Clone(rest[0].s.Tags)
 	for _, key := range p.Expr.Grouping() {
 		ts = merge(ts, tags.Set{{Key: key, Value: "--others--"}})
@@ -225,6 +238,8 @@ func (x *run) consolidate(c *expr.Consolidate) ([]Series, error) {
 		step += x.r.Step - r
 	}
 	m := int(step / x.r.Step)
+	// avg sums here and divides by the count of present values below.
+	fn := map[expr.CF]expr.AggFn{expr.CFSum: expr.Sum, expr.CFMin: expr.Min, expr.CFMax: expr.Max, expr.CFAvg: expr.Sum}[c.CF]
 	out := make([]Series, len(in))
 	for i, s := range in {
 		v, err := x.alloc()
@@ -240,7 +255,7 @@ func (x *run) consolidate(c *expr.Consolidate) ([]Series, error) {
 			// points j..last share the interval ending at end
 			last := min(x.n-1, j+int((end-t)/x.r.Step))
 			first := max(0, last-m+1)
-			agg := aggregator{fn: map[expr.CF]expr.AggFn{expr.CFSum: expr.Sum, expr.CFMin: expr.Min, expr.CFMax: expr.Max, expr.CFAvg: expr.Sum}[c.CF], out: []float64{math.NaN()}}
+			agg := aggregator{fn: fn, out: []float64{math.NaN()}}
 			cnt := 0
 			for _, val := range s.Values[first : last+1] {
 				agg.add([]float64{val})
