@@ -37,6 +37,11 @@ func Tokenize(program string) ([]Token, error) {
 		}
 		buf, start = buf[:0], -1
 	}
+	// One pass over the bytes. Comments nest, as in Atlas, so that a
+	// commented-out stretch of a program may itself hold comments; the
+	// offset of the outermost opening is kept for the error that says a
+	// comment was never closed. Token offsets are byte offsets into the
+	// original text, which is what lets an error point at the word.
 	for i := 0; i < len(program); i++ {
 		c := program[i]
 		switch {
@@ -70,6 +75,8 @@ func Tokenize(program string) ([]Token, error) {
 	return toks, nil
 }
 
+// isSpace reports ASCII white space, skipped when recording where a token
+// starts so that an error points at its first visible character.
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
@@ -80,6 +87,8 @@ func Unescape(s string) string {
 		return s
 	}
 	var b strings.Builder
+	// Only the BMP form \uXXXX exists in the language; a malformed escape
+	// is kept as written rather than refused, as Atlas keeps it.
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\\' && i+6 <= len(s) && s[i+1] == 'u' {
 			if r, err := strconv.ParseUint(s[i+2:i+6], 16, 32); err == nil {
