@@ -42,7 +42,23 @@ func TestDemoCanaryAgainstServer(t *testing.T) {
 	go func() { done <- runDemo(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
 	<-ready
 	started := time.Now()
-	time.Sleep(12 * time.Second) // the demo (another process) makes 12 s of steady traffic to judge; no timing is asserted
+	// Traffic until both sides have published calls in at least 8 steps
+	// after the first two (a loaded machine may need longer than 12 s of
+	// wall time for that); the judgement needs at least 5 per side.
+	steps := func(node string) int {
+		n := 0
+		for _, l := range graph(t, addr, "name,ipc.server.call,:eq,nf.app,playback,:eq,:and,statistic,count,:eq,:and,nf.cluster,"+node+",:eq,:and,:sum") {
+			for _, v := range l.values {
+				if v > 0 {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	waitFor(t, 3*time.Minute, "8 steps of calls at the baseline and at the canary", func() bool {
+		return time.Since(started) > 12*time.Second && steps("playback-baseline") >= 10 && steps("playback-canary") >= 10
+	})
 	stopped := time.Now()
 	cancel()
 	if err := <-done; err != nil {
