@@ -19,6 +19,32 @@ func BenchmarkEncode(b *testing.B) {
 				buf = e.Encode(buf[:0], s[name])
 			}
 			b.ReportMetric(float64(len(buf))/float64(len(s[name])), "B/value")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(s[name])), "ns/value")
+		})
+	}
+}
+
+// BenchmarkSeal is the store's sealing path: an open block of 120 steps
+// encoded as a sealed block.
+func BenchmarkSeal(b *testing.B) {
+	s := shapes(120)
+	for _, name := range benchShapes {
+		b.Run(name, func(b *testing.B) {
+			var o Open
+			for i, v := range s[name] {
+				if !IsMissing(v) {
+					o.Write(i, v, OpSet)
+				}
+			}
+			var e Encoder
+			buf := make([]byte, 0, 2048)
+			b.SetBytes(int64(8 * len(s[name])))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = e.Seal(buf[:0], &o, len(s[name]))
+			}
+			b.ReportMetric(float64(len(buf))/float64(len(s[name])), "B/value")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(s[name])), "ns/value")
 		})
 	}
 }

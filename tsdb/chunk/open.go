@@ -341,6 +341,41 @@ func (o *Open) decodeRun(out []float64, mask uint64, fast int) {
 	}
 }
 
+// appendDomain appends the first cnt committed values in the mode's
+// integer domain, xored with flip, to dst.
+func (o *Open) appendDomain(dst []uint64, cnt int, flip uint64) []uint64 {
+	base := len(dst)
+	dst = grow64(dst, cnt)
+	out := dst[base:]
+	w := int(o.width)
+	if w == 0 {
+		for j := range out {
+			out[j] = flip
+		}
+		return dst
+	}
+	mask := uint64(1)<<(8*uint(w)) - 1
+	if w == 8 {
+		mask = math.MaxUint64
+	}
+	fast := 0
+	if len(o.stream) >= 8 {
+		fast = min(cnt, (len(o.stream)-8)/w+1)
+	}
+	var u uint64
+	for j := range fast {
+		z := binary.LittleEndian.Uint64(o.stream[j*w:]) & mask
+		u += uint64(int64(z>>1) ^ -int64(z&1))
+		out[j] = u ^ flip
+	}
+	for j := fast; j < cnt; j++ {
+		z := readFixed(o.stream, j, o.width)
+		u += uint64(int64(z>>1) ^ -int64(z&1))
+		out[j] = u ^ flip
+	}
+	return dst
+}
+
 // openDecoder turns an open block's stream back into values, one by one.
 type openDecoder struct {
 	o    *Open
