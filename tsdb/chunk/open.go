@@ -406,6 +406,41 @@ func (d *openDecoder) next() float64 {
 	return quotient(float64(int64(d.u)), div, 1/div, method)
 }
 
+// Load makes o the open block of a sealed block's values, reusing o's
+// buffer: the store reopens the newest sealed block of a series that gets
+// more writes for its period (a block sealed as idle during a backfill, or
+// by a sender that ran ahead), so that those writes cost an open block's
+// write each instead of a decode and re-encode of the sealed block each.
+// The newest value stays raw, as the current step does. Load allocates
+// nothing once o's buffer has grown. It returns an error wrapping
+// ErrCorrupt for a block that does not decode or is longer than
+// MaxOpenSlots.
+func (o *Open) Load(block []byte) error {
+	h, err := ReadHeader(block)
+	if err != nil {
+		return err
+	}
+	if h.Points > MaxOpenSlots {
+		return corruptf("block of %d slots, an open block holds %d", h.Points, MaxOpenSlots)
+	}
+	var buf [MaxOpenSlots]float64
+	vals, err := Decode(buf[:0], block)
+	if err != nil {
+		return err
+	}
+	last := len(vals) - 1
+	for last >= 0 && IsMissing(vals[last]) {
+		last--
+	}
+	o.Reset()
+	if last < 0 {
+		return nil
+	}
+	o.reencode(vals[:last])
+	o.tail, o.tailSlot, o.hasTail = vals[last], uint8(last), true
+	return nil
+}
+
 // rewrite applies a write to a committed slot by rebuilding the stream.
 func (o *Open) rewrite(slot int, v float64, op Op) {
 	var buf [MaxOpenSlots]float64

@@ -211,3 +211,81 @@ func TestSealShapes(t *testing.T) {
 		sameBits(t, name, got, want)
 	}
 }
+
+// TestOpenLoad: a sealed block loaded into an open block reads back the
+// same, takes further writes like the block it was sealed from, and seals
+// again to the same values.
+func TestOpenLoad(t *testing.T) {
+	t.Parallel()
+	var e Encoder
+	for seed := range uint64(200) {
+		r := rand.New(rand.NewPCG(seed, 5))
+		slots := 1 + r.IntN(MaxOpenSlots)
+		vals := mixedBlock(r, slots)
+		var src Open
+		for i, v := range vals {
+			src.Write(i, v, OpSet)
+		}
+		var o Open
+		o.Write(3, 99, OpSet) // Load replaces whatever was there
+		if err := o.Load(e.Seal(nil, &src, slots)); err != nil {
+			t.Fatalf("seed %d: Load: %v", seed, err)
+		}
+		sameBits(t, "load", o.Values(nil, slots), src.Values(nil, slots))
+		for range 5 {
+			slot, v, op := r.IntN(slots), vals[r.IntN(slots)], Op(r.IntN(3))
+			o.Write(slot, v, op)
+			src.Write(slot, v, op)
+		}
+		sameBits(t, "load+write", o.Values(nil, slots), src.Values(nil, slots))
+		got, err := Decode(nil, e.Seal(nil, &o, slots))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameBits(t, "reseal", got, src.Values(nil, slots))
+	}
+	var o Open
+	if err := o.Load(Encode(nil, make([]float64, MaxOpenSlots+1))); err == nil {
+		t.Error("Load of a block longer than an open block succeeded")
+	}
+	if err := o.Load([]byte{Version << 6}); err == nil {
+		t.Error("Load of a corrupt block succeeded")
+	}
+}
+
+// TestOpenLoadAllocs: reopening a block allocates nothing once the open
+// block's buffer has grown (`make test` runs it without -race).
+func TestOpenLoadAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	var src, o Open
+	for i := range 120 {
+		src.Write(i, float64(i*7%60)/60, OpSet)
+	}
+	var e Encoder
+	block := e.Seal(nil, &src, 120)
+	if err := o.Load(block); err != nil {
+		t.Fatal(err)
+	}
+	if a := testing.AllocsPerRun(50, func() { _ = o.Load(block) }); a != 0 {
+		t.Errorf("Open.Load allocates %v times per block, want 0", a)
+	}
+}
+
+func FuzzOpenLoad(f *testing.F) {
+	for _, vals := range shapes(16) {
+		f.Add(Encode(nil, vals))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var o Open
+		if err := o.Load(b); err != nil {
+			return
+		}
+		want, err := Decode(nil, b)
+		if err != nil {
+			t.Fatalf("Load accepted a block Decode rejects: %v", err)
+		}
+		sameBits(t, "fuzz", o.Values(nil, len(want)), want)
+	})
+}
