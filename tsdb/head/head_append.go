@@ -384,7 +384,7 @@ func (h *Head) reopenLocked(ms *memSeries, p int64) bool {
 	if err := ms.open.Load(ms.sealed[n-1].data); err != nil {
 		return false
 	}
-	ms.sealed = ms.sealed[:n-1:n-1]
+	ms.sealed = ms.sealed[: n-1 : n-1]
 	if n == 1 {
 		ms.sealed = nil
 	}
