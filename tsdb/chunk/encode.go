@@ -48,7 +48,12 @@ func (e *Encoder) Encode(dst []byte, vals []float64) []byte {
 	dst = appendBlockStart(dst, len(vals))
 	dst = appendPresence(dst, vals, pres)
 	enc := EncConst
-	if pres != presNone {
+	switch {
+	case pres == presNone:
+	case isConst(e.vals) && compactFloatSize(e.vals[0]) <= 3:
+		// Fast path: a constant small integer.
+		dst = appendCompactFloat(dst, e.vals[0])
+	default:
 		if d, ok := e.scaleInts(); ok {
 			e.scaled, e.div = true, d
 		} else {
@@ -104,6 +109,16 @@ func (e *Encoder) Seal(dst []byte, o *Open, slots int) []byte {
 	return dst
 }
 
+func isConst(vals []float64) bool {
+	b := math.Float64bits(vals[0])
+	for _, v := range vals[1:] {
+		if math.Float64bits(v) != b {
+			return false
+		}
+	}
+	return true
+}
+
 // appendBlockStart appends byte 0 (without version, presence and
 // encoding, which the caller ors in) and the point count if not common.
 func appendBlockStart(dst []byte, n int) []byte {
@@ -138,7 +153,7 @@ func (e *Encoder) loadOpen(o *Open, slots int) (mask [MaxOpenSlots / 64]uint64, 
 				return mask, false
 			}
 			x := math.Round(o.tail * d)
-			method &= quotientMethods(x, d, o.tail)
+			method &= quotientMethods(x, o.mode-1, o.tail)
 			tail = uint64(int64(x))
 		}
 		mask[o.tailSlot/64] |= 1 << (o.tailSlot % 64)
@@ -206,7 +221,6 @@ type blockStats struct {
 	lo, hi   uint64 // value range
 	dlo, dhi int64  // delta range
 	zeros    int    // zero deltas (repeated values)
-	dor      uint64 // or of all deltas: its trailing zeros are shared by every delta
 }
 
 func scan(b []uint64) blockStats {
@@ -219,7 +233,6 @@ func scan(b []uint64) blockStats {
 		if d == 0 {
 			st.zeros++
 		}
-		st.dor |= uint64(d)
 		prev = u
 	}
 	return st
@@ -274,7 +287,7 @@ func (e *Encoder) appendValues(dst []byte) (Encoding, []byte) {
 			best, size = EncDict, ds
 		}
 	}
-	if size < 0 || size > 12*len(b) || 4*st.zeros >= len(b) || (!e.scaled && bits.TrailingZeros64(st.dor) >= 8) {
+	if e.considerXOR(st, size) {
 		e.fillVals()
 		if xs := xorSize(e.vals); size < 0 || xs < size {
 			best = EncXOR
@@ -295,6 +308,36 @@ func (e *Encoder) appendValues(dst []byte) (Encoding, []byte) {
 		return best, e.appendDelta(dst, pd)
 	}
 	return best, e.appendXOR(dst)
+}
+
+// considerXOR reports whether XOR may be smaller than size bits. For
+// floats a lower bound decides: XOR spends a bit on a repeated value and on
+// any other at least 2 + the bits from the highest to the lowest set bit of
+// the delta (an XOR is at least the difference of the ordered bits, and
+// its lowest set bit is the same). Scaled integers XOR as floats, which
+// no integer statistic bounds; there XOR is tried when values repeat or
+// the packing is wide (a rare jump widens every code, while XOR pays only
+// where it is).
+func (e *Encoder) considerXOR(st blockStats, size int) bool {
+	b := e.bits
+	if size < 0 || 4*st.zeros >= len(b) {
+		return true
+	}
+	if e.scaled {
+		return size > 12*len(b)
+	}
+	low := 64 + st.zeros
+	prev := b[0]
+	for _, u := range b[1:] {
+		if d := u - prev; d != 0 {
+			if int64(d) < 0 {
+				d = -d
+			}
+			low += 2 + bits.Len64(d) - bits.TrailingZeros64(d)
+		}
+		prev = u
+	}
+	return low < size
 }
 
 // packedSizes returns the sizes in bits of the FOR and delta sections
@@ -377,6 +420,6 @@ func (e *Encoder) toFloat(u uint64) float64 {
 	if !e.scaled {
 		return math.Float64frombits(unorderBits(u))
 	}
-	d := divisors[e.div&indexMask]
-	return quotient(float64(int64(u^signBit)), d, 1/d, e.div&^indexMask)
+	di := e.div & indexMask
+	return quotient(float64(int64(u^signBit)), divisors[di], inverses[di], e.div&^indexMask)
 }

@@ -75,6 +75,7 @@ const (
 // Reset empties the block, keeping its buffer: a series that keeps
 // writing refills it in the next period without allocating.
 func (o *Open) Reset() {
+	clear(o.stream) // the buffer past the stream stays zero (openstream.go)
 	*o = Open{stream: o.stream[:0]}
 }
 
@@ -116,28 +117,45 @@ func (o *Open) commit(slot uint8, v float64) {
 		o.n = slot + 1
 		return
 	}
-	if o.mode == modeNone {
+	var u uint64
+	switch o.mode {
+	case modeNone:
 		o.mode = pickMode(v)
 		o.method = mulFlag | fmaFlag
-	} else if o.mode != modeFloat && !fitsDivisor(v, divisors[o.mode-1]) {
-		// Slow path: the value needs another representation.
-		var buf [MaxOpenSlots]float64
-		vals := o.decodeCommitted(buf[:0])
-		for len(vals) < int(slot) {
-			vals = append(vals, Missing)
+		u = o.toDomain(v)
+		if o.mode != modeFloat {
+			o.method &= quotientMethods(float64(int64(u)), o.mode-1, v)
 		}
-		o.reencode(append(vals, v))
-		return
+	case modeFloat:
+		u = orderBits(math.Float64bits(v))
+	default:
+		// Fast path: the kind of the values so far.
+		di := o.mode - 1
+		d := divisors[di]
+		r := math.Round(v * d)
+		// As fitsDivisor: the integer, not r, so that -0 does not fit.
+		if !(r <= maxExactInt && r >= -maxExactInt) || math.Float64bits(float64(int64(r))/d) != math.Float64bits(v) {
+			// Slow path: the value needs another representation.
+			var buf [MaxOpenSlots]float64
+			vals := o.decodeCommitted(buf[:0])
+			for len(vals) < int(slot) {
+				vals = append(vals, Missing)
+			}
+			o.reencode(append(vals, v))
+			return
+		}
+		o.method &= quotientMethods(r, di, v)
+		u = uint64(int64(r))
 	}
 	o.n = slot + 1
 	o.present[slot/64] |= 1 << (slot % 64)
-	o.push(v)
+	o.pushDomain(u)
 }
 
 // quotientMethods returns the fast methods that compute v from x/d exactly.
-func quotientMethods(x, d, v float64) uint8 {
+func quotientMethods(x float64, di uint8, v float64) uint8 {
 	var m uint8
-	inv := 1 / d
+	d, inv := divisors[di], inverses[di]
 	want := math.Float64bits(v)
 	if math.Float64bits(quotient(x, d, inv, mulFlag)) == want {
 		m |= mulFlag
@@ -237,6 +255,7 @@ func (o *Open) rewrite(slot int, v float64, op Op) {
 // reencode rebuilds the stream from the committed values, choosing the mode
 // that represents all of them.
 func (o *Open) reencode(vals []float64) {
+	clear(o.stream)
 	stream := o.stream[:0]
 	*o = Open{stream: stream, tail: o.tail, tailSlot: o.tailSlot, hasTail: o.hasTail}
 	mode := uint8(modeFloat)

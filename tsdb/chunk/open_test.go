@@ -211,7 +211,7 @@ func TestOpenSnapshotVersion1(t *testing.T) {
 		x := int64(100 + i*37%90 - 45*(i%2))
 		ints = append(ints, uint64(x))
 		rates = append(rates, float64(x)/60)
-		method &= quotientMethods(float64(x), 60, float64(x)/60)
+		method &= quotientMethods(float64(x), 11, float64(x)/60)
 	}
 	f("rates", 12, method, ints, false, rates)
 	f("rates-gaps", 12, method, ints, true, rates)

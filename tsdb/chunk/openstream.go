@@ -10,7 +10,9 @@ import (
 // integer domain: the first value's 8 bytes (little-endian), then, for each
 // further value, the zigzag delta from the one before in width bits,
 // packed LSB-first from bit 64. The bits after the last delta, up to the
-// byte boundary, are zero, which lets a delta be or-ed into place.
+// byte boundary, are zero, and so is the buffer from there to its
+// capacity: a delta is or-ed into place without clearing bytes first.
+// Whatever shortens the stream clears what it cuts off.
 //
 // Storing the first value apart keeps it out of the width: the first
 // value of a float block is a 64-bit pattern, while its deltas need 49
@@ -23,7 +25,7 @@ const streamBase = 8
 func (o *Open) push(v float64) {
 	u := o.toDomain(v)
 	if o.mode != modeFloat {
-		o.method &= quotientMethods(float64(int64(u)), divisors[o.mode-1], v)
+		o.method &= quotientMethods(float64(int64(u)), o.mode-1, v)
 	}
 	o.pushDomain(u)
 }
@@ -34,6 +36,7 @@ func (o *Open) pushDomain(u uint64) { o.pushDomainAt(o.presentCount()-1, u) }
 // pushDomainAt appends u as the value of index i of a stream being rebuilt.
 func (o *Open) pushDomainAt(i int, u uint64) {
 	if i == 0 {
+		clear(o.stream)
 		o.stream = extend(o.stream[:0], streamBase)
 		binary.LittleEndian.PutUint64(o.stream, u)
 		o.prev = u
@@ -82,6 +85,7 @@ func (o *Open) widen(w uint8, nd int) {
 	for k := range nd {
 		buf[k] = r.at(k)
 	}
+	clear(o.stream[streamBase:])
 	o.stream = o.stream[:streamBase]
 	o.width = w
 	for k := range nd {
@@ -89,9 +93,10 @@ func (o *Open) widen(w uint8, nd int) {
 	}
 }
 
-// extend returns s with length n (at least its own), the new bytes zero,
-// growing its buffer by a quarter rather than doubling: heads hold many
-// blocks for long, and append's doubling would waste up to half of them.
+// extend returns s with length n (at least its own); the new bytes are
+// zero because the buffer past a stream is. It grows the buffer by a
+// quarter rather than doubling: heads hold many blocks for long, and
+// append's doubling would waste up to half of them.
 func extend(s []byte, n int) []byte {
 	if n <= len(s) {
 		return s
@@ -101,10 +106,7 @@ func extend(s []byte, n int) []byte {
 		copy(grown, s)
 		s = grown
 	}
-	old := len(s)
-	s = s[:n]
-	clear(s[old:])
-	return s
+	return s[:n]
 }
 
 // deltaReader reads the deltas of a stream.
@@ -137,6 +139,7 @@ func (r *deltaReader) at(k int) uint64 {
 	return r.slow(off)
 }
 
+//go:noinline
 func (r *deltaReader) slow(off uint) uint64 {
 	var z uint64
 	for got := uint(0); got < r.w; {
@@ -235,8 +238,7 @@ func (o *Open) decodeRun(out []float64) {
 		}
 		return
 	}
-	d := divisors[o.mode-1]
-	inv := 1 / d
+	d, inv := divisors[o.mode-1], inverses[o.mode-1]
 	method := o.method
 	if method == mulFlag|fmaFlag {
 		method = mulFlag

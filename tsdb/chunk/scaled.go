@@ -19,6 +19,12 @@ import (
 var divisors = [...]float64{1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 100, 120, 300, 600,
 	1000, 3600, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
+// inverses holds 1/d for each divisor, so that the hot paths multiply
+// rather than divide (TestInverses checks it against the division).
+var inverses = [len(divisors)]float64{1, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 10, 1.0 / 12,
+	1.0 / 15, 1.0 / 20, 1.0 / 30, 1.0 / 60, 1.0 / 100, 1.0 / 120, 1.0 / 300, 1.0 / 600, 1.0 / 1000,
+	1.0 / 3600, 1.0 / 1e4, 1.0 / 1e5, 1.0 / 1e6, 1.0 / 1e7, 1.0 / 1e8, 1.0 / 1e9}
+
 // The divisor byte: the divisor's index in the low 6 bits and the method.
 const (
 	mulFlag     = 0x80 // q = x * (1/d)
