@@ -189,7 +189,7 @@ func varintLen(x int64) int { return uvarintLen(uint64(x<<1) ^ uint64(x>>63)) }
 // appendFOR writes e.bits as a FOR section with parameters p.
 func (e *Encoder) appendFOR(dst []byte, p packing) []byte {
 	dst = p.appendHeader(dst, false)
-	codes := grow64(e.codes[:0], len(e.bits))
+	codes := extendUint64s(e.codes[:0], len(e.bits))
 	for i, u := range e.bits {
 		codes[i] = u - p.ref
 	}
@@ -201,7 +201,7 @@ func (e *Encoder) appendFOR(dst []byte, p packing) []byte {
 func (e *Encoder) appendDelta(dst []byte, p packing) []byte {
 	dst = p.appendHeader(dst, true)
 	b := e.bits
-	codes := grow64(e.codes[:0], len(b)-1)
+	codes := extendUint64s(e.codes[:0], len(b)-1)
 	lo := uint64(p.lo)
 	for i := 1; i < len(b); i++ {
 		codes[i-1] = b[i] - b[i-1] - lo
@@ -210,8 +210,8 @@ func (e *Encoder) appendDelta(dst []byte, p packing) []byte {
 	return e.packCodes(dst, newTBCode(p.m))
 }
 
-// grow64 extends dst by n elements.
-func grow64(dst []uint64, n int) []uint64 {
+// extendUint64s extends dst by n elements.
+func extendUint64s(dst []uint64, n int) []uint64 {
 	if cap(dst)-len(dst) >= n {
 		return dst[:len(dst)+n]
 	}

@@ -5,14 +5,14 @@ import (
 	"math"
 )
 
-// Open block snapshots (FORMAT.md). Version 2 holds the stream as it is in
-// memory; version 1, written before the stream kept its first value apart
+// Open block snapshots (FORMAT.md). Version 2 (openVersion) holds the stream as it is in
+// memory; version 1 (openVersionBytes: byte-wide deltas), written before the stream kept its first value apart
 // and packed deltas by bits, is still read, so that a checkpoint taken by
 // an older binary restores.
 const (
-	openVersion1 = 1
-	openVersion  = 2
-	openFixed    = 7 + 8 + 8*MaxOpenSlots/64 // bytes before the stream length
+	openVersionBytes = 1
+	openVersion      = 2
+	openFixed        = 7 + 8 + 8*MaxOpenSlots/64 // bytes before the stream length
 )
 
 // AppendTo appends a snapshot of the block for checkpoints.
@@ -33,7 +33,7 @@ func (o *Open) AppendTo(dst []byte) []byte {
 // DecodeOpen restores a snapshot written by AppendTo into o and returns the
 // bytes after it.
 func (o *Open) DecodeOpen(src []byte) ([]byte, error) {
-	if len(src) < openFixed || (src[0] != openVersion && src[0] != openVersion1) {
+	if len(src) < openFixed || (src[0] != openVersion && src[0] != openVersionBytes) {
 		return nil, corruptf("bad open block snapshot")
 	}
 	version := src[0]
@@ -52,7 +52,7 @@ func (o *Open) DecodeOpen(src []byte) ([]byte, error) {
 	if err := o.validateHeader(); err != nil {
 		return nil, err
 	}
-	if version == openVersion1 {
+	if version == openVersionBytes {
 		return src, o.fromVersion1(stream)
 	}
 	o.stream = append([]byte(nil), stream...)

@@ -162,7 +162,7 @@ func (o *Open) appendDomain(dst []uint64, cnt int, flip uint64) []uint64 {
 		return dst
 	}
 	base := len(dst)
-	dst = grow64(dst, cnt)
+	dst = extendUint64s(dst, cnt)
 	out := dst[base:]
 	u := o.base()
 	out[0] = u ^ flip

@@ -62,7 +62,7 @@ func (e *Encoder) scaleInts() (byte, bool) {
 	for di < len(divisors) {
 		d := divisors[di]
 		inv := 1 / d
-		bits := grow64(e.bits[:0], len(vals))
+		bits := extendUint64s(e.bits[:0], len(vals))
 		mul, fma := true, true
 		bad, retry := -1, false
 		for i, v := range vals {
