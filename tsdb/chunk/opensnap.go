@@ -5,10 +5,11 @@ import (
 	"math"
 )
 
-// Open block snapshots (FORMAT.md). Version 2 (openVersion) holds the stream as it is in
-// memory; version 1 (openVersionBytes: byte-wide deltas), written before the stream kept its first value apart
-// and packed deltas by bits, is still read, so that a checkpoint taken by
-// an older binary restores.
+// Open block snapshots (FORMAT.md). Version 2 (openVersion) holds the
+// stream as it is in memory; version 1 (openVersionBytes: byte-wide
+// deltas), written before the stream kept its first value apart and packed
+// deltas by bits, is still read, so that a checkpoint taken by an older
+// binary restores.
 const (
 	openVersionBytes = 1
 	openVersion      = 2
