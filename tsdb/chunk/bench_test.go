@@ -15,11 +15,11 @@ func BenchmarkEncode(b *testing.B) {
 			buf := make([]byte, 0, 2048)
 			b.SetBytes(int64(8 * len(s[name])))
 			b.ReportAllocs()
+			cpu := cpuTime()
 			for b.Loop() {
 				buf = e.Encode(buf[:0], s[name])
 			}
-			b.ReportMetric(float64(len(buf))/float64(len(s[name])), "B/value")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(s[name])), "ns/value")
+			reportPerValue(b, cpu, len(s[name]), len(buf))
 		})
 	}
 }
@@ -40,11 +40,11 @@ func BenchmarkSeal(b *testing.B) {
 			buf := make([]byte, 0, 2048)
 			b.SetBytes(int64(8 * len(s[name])))
 			b.ReportAllocs()
+			cpu := cpuTime()
 			for b.Loop() {
 				buf = e.Seal(buf[:0], &o, len(s[name]))
 			}
-			b.ReportMetric(float64(len(buf))/float64(len(s[name])), "B/value")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(s[name])), "ns/value")
+			reportPerValue(b, cpu, len(s[name]), len(buf))
 		})
 	}
 }
@@ -84,6 +84,7 @@ func BenchmarkOpenWrite(b *testing.B) {
 			var o Open
 			b.ReportAllocs()
 			i := 0
+			cpu := cpuTime()
 			for b.Loop() {
 				if i == len(vals) {
 					o.Reset()
@@ -92,6 +93,8 @@ func BenchmarkOpenWrite(b *testing.B) {
 				o.Write(i, vals[i], OpSet)
 				i++
 			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(o.Bytes()), "buffer-B")
 		})
 	}
 }
@@ -109,4 +112,14 @@ func BenchmarkOpenValues(b *testing.B) {
 		out = o.Values(out[:0], 120)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*120), "ns/value")
+}
+
+// reportPerValue reports the bytes per value of the last block and the
+// wall and CPU nanoseconds per value (cpu0: cpuTime before the loop).
+func reportPerValue(b *testing.B, cpu0 int64, values, size int) {
+	b.Helper()
+	n := float64(b.N * values)
+	b.ReportMetric(float64(size)/float64(values), "B/value")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/value")
+	b.ReportMetric(float64(cpuTime()-cpu0)/n, "cpu-ns/value")
 }
