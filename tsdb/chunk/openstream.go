@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"unsafe"
 )
 
 // The stream of an open block holds its committed values in the mode's
@@ -139,7 +140,6 @@ func (r *deltaReader) at(k int) uint64 {
 	return r.slow(off)
 }
 
-//go:noinline
 func (r *deltaReader) slow(off uint) uint64 {
 	var z uint64
 	for got := uint(0); got < r.w; {
@@ -163,22 +163,43 @@ func (o *Open) appendDomain(dst []uint64, cnt int, flip uint64) []uint64 {
 	}
 	base := len(dst)
 	dst = extendUint64s(dst, cnt)
-	out := dst[base:]
+	o.domainRun(dst[base:], flip)
+	return dst
+}
+
+// domainRun sets out to the first len(out) > 0 committed values in the
+// mode's integer domain, xored with flip. The loop over the deltas that
+// load with one 8-byte read is kept apart from the rest, so that it
+// inlines to a load, a shift, a mask and an add.
+func (o *Open) domainRun(out []uint64, flip uint64) {
 	u := o.base()
-	out[0] = u ^ flip
 	if o.width == 0 {
 		for j := range out {
 			out[j] = u ^ flip
 		}
-		return dst
+		return
 	}
+	out[0] = u ^ flip
 	r := newDeltaReader(o.stream, o.width)
-	for j := 1; j < cnt; j++ {
-		z := r.at(j - 1)
+	deltas := out[1:]
+	fast := min(len(deltas), r.fast)
+	w, mask := r.w, r.mask
+	p := unsafe.Pointer(unsafe.SliceData(r.s))
+	off := uint(64)
+	for k := range deltas[:fast] {
+		// Safe: k < r.fast, so the 8 bytes from off>>3 lie inside the
+		// stream (newDeltaReader).
+		x := binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, off>>3))[:])
+		z := x >> (off & 7) & mask
+		off += w
 		u += uint64(int64(z>>1) ^ -int64(z&1))
-		out[j] = u ^ flip
+		deltas[k] = u ^ flip
 	}
-	return dst
+	for k := fast; k < len(deltas); k++ {
+		z := r.slow(64 + uint(k)*w)
+		u += uint64(int64(z>>1) ^ -int64(z&1))
+		deltas[k] = u ^ flip
+	}
 }
 
 // decodeCommitted appends the committed slots [0, n) to dst.
@@ -221,19 +242,19 @@ func (o *Open) decodeCommitted(dst []float64) []float64 {
 	return dst
 }
 
-// decodeRun decodes the first len(out) committed values, with one loop per
-// mode so that nothing but the arithmetic is left per value.
+// decodeRun decodes the first len(out) committed values: their integers
+// first, then one loop per mode, so that nothing but the arithmetic is
+// left per value.
 func (o *Open) decodeRun(out []float64) {
 	if len(out) == 0 {
 		return
 	}
-	r := newDeltaReader(o.stream, o.width)
-	u := o.base()
+	// The integers go into out's own memory, each converted in place.
+	// Safe: uint64 and float64 have the same size and alignment.
+	us := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(out))), len(out))
+	o.domainRun(us, 0)
 	if o.mode == modeFloat {
-		out[0] = math.Float64frombits(unorderBits(u))
-		for j := 1; j < len(out); j++ {
-			z := r.at(j - 1)
-			u += uint64(int64(z>>1) ^ -int64(z&1))
+		for j, u := range us {
 			out[j] = math.Float64frombits(unorderBits(u))
 		}
 		return
@@ -243,26 +264,19 @@ func (o *Open) decodeRun(out []float64) {
 	if method == mulFlag|fmaFlag {
 		method = mulFlag
 	}
-	out[0] = quotient(float64(int64(u)), d, inv, method)
 	switch method {
 	case mulFlag:
-		for j := 1; j < len(out); j++ {
-			z := r.at(j - 1)
-			u += uint64(int64(z>>1) ^ -int64(z&1))
+		for j, u := range us {
 			out[j] = float64(int64(u)) * inv
 		}
 	case fmaFlag:
-		for j := 1; j < len(out); j++ {
-			z := r.at(j - 1)
-			u += uint64(int64(z>>1) ^ -int64(z&1))
+		for j, u := range us {
 			x := float64(int64(u))
 			q := x * inv
 			out[j] = math.FMA(math.FMA(-q, d, x), inv, q)
 		}
 	default:
-		for j := 1; j < len(out); j++ {
-			z := r.at(j - 1)
-			u += uint64(int64(z>>1) ^ -int64(z&1))
+		for j, u := range us {
 			out[j] = float64(int64(u)) / d
 		}
 	}
