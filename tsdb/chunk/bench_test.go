@@ -69,16 +69,19 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 func BenchmarkOpenWrite(b *testing.B) {
-	for _, name := range []string{"rates", "walk"} {
+	for _, name := range []string{"rates", "walk", "const"} {
 		b.Run(name, func(b *testing.B) {
 			vals := make([]float64, 120)
 			w := 50.0
 			for i := range vals {
-				if name == "rates" {
+				switch name {
+				case "rates":
 					vals[i] = float64(100+i*7%60) / 60
-				} else {
+				case "walk":
 					w += math.Sin(float64(i)) * 0.37
 					vals[i] = w
+				default:
+					vals[i] = 3
 				}
 			}
 			var o Open
@@ -94,7 +97,12 @@ func BenchmarkOpenWrite(b *testing.B) {
 				i++
 			}
 			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
-			b.ReportMetric(float64(o.Bytes()), "buffer-B")
+			// The memory of a whole block of these values.
+			var full Open
+			for i, v := range vals {
+				full.Write(i, v, OpSet)
+			}
+			b.ReportMetric(float64(full.Bytes()), "block-B")
 		})
 	}
 }
