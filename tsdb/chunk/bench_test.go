@@ -69,12 +69,15 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 func BenchmarkOpenWrite(b *testing.B) {
-	for _, name := range []string{"rates", "walk", "const"} {
+	s := shapes(120)
+	for _, name := range []string{"rates", "walk", "const", "counter-rate", "random-walk"} {
 		b.Run(name, func(b *testing.B) {
 			vals := make([]float64, 120)
 			w := 50.0
 			for i := range vals {
 				switch name {
+				case "counter-rate", "random-walk":
+					vals[i] = s[name][i]
 				case "rates":
 					vals[i] = float64(100+i*7%60) / 60
 				case "walk":
