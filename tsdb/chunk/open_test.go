@@ -234,6 +234,13 @@ func FuzzDecodeOpen(f *testing.F) {
 	}
 	f.Add(o.AppendTo(nil))
 	f.Add([]byte{Version, 0, 0, 0, 0})
+	// Version 1: the integers 5, 6, 7 in slots 0-2 as byte-wide zigzag
+	// deltas from zero, and 7 in the tail at slot 3.
+	v1 := []byte{openVersionBytes, 1, 3, 3, 1, 1, mulFlag | fmaFlag}
+	v1 = binary.LittleEndian.AppendUint64(v1, math.Float64bits(7))
+	v1 = binary.LittleEndian.AppendUint64(v1, 0b111)
+	v1 = binary.LittleEndian.AppendUint64(v1, 0)
+	f.Add(append(v1, 3, 10, 2, 2))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var o Open
 		if _, err := o.DecodeOpen(b); err != nil {
