@@ -61,14 +61,17 @@ func (o *Open) putDelta(k int, z uint64) {
 	off := 64 + uint(k)*w
 	o.stream = extend(o.stream, int((off+w+7)>>3))
 	i, sh := int(off>>3), off&7
-	if w+sh <= 64 && i+8 <= cap(o.stream) {
-		// Fast path: one 8-byte read-modify-write. Bytes past the stream's
-		// length but within its capacity get or-ed with zeros.
-		b := o.stream[i : i+8]
+	if i+9 <= cap(o.stream) {
+		// Fast path: an 8-byte read-modify-write and the ninth byte for a
+		// delta that reaches it (58 bits or more; z>>64 is 0 in Go). Bytes
+		// past the stream's length but within its capacity get or-ed with
+		// zeros.
+		b := o.stream[i : i+9]
 		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)|z<<sh)
+		b[8] |= byte(z >> (64 - sh))
 		return
 	}
-	// Slow path: the end of the buffer, or a delta of 58 bits or more.
+	// Slow path: the end of the buffer.
 	for rem := w; rem > 0; {
 		i, sh := off>>3, off&7
 		o.stream[i] |= byte(z << sh)
@@ -186,14 +189,29 @@ func (o *Open) domainRun(out []uint64, flip uint64) {
 	w, mask := r.w, r.mask
 	p := unsafe.Pointer(unsafe.SliceData(r.s))
 	off := uint(64)
-	for k := range deltas[:fast] {
-		// Safe: k < r.fast, so the 8 bytes from off>>3 lie inside the
-		// stream (newDeltaReader).
-		x := binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, off>>3))[:])
-		z := x >> (off & 7) & mask
-		off += w
-		u += uint64(int64(z>>1) ^ -int64(z&1))
-		deltas[k] = u ^ flip
+	if w > 57 && len(r.s) >= 17 {
+		// Deltas of 58 bits or more (floats that change sign) may span 9
+		// bytes: a second load for the ninth, while it lies in the stream.
+		fast = min(len(deltas), (len(r.s)-17)*8/int(w)+1)
+		for k := range deltas[:fast] {
+			// Safe: off>>3 + 9 <= len(r.s) for k < fast, as computed.
+			x := binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, off>>3))[:]) >> (off & 7)
+			x |= uint64(*(*byte)(unsafe.Add(p, off>>3+8))) << (64 - off&7)
+			off += w
+			z := x & mask
+			u += uint64(int64(z>>1) ^ -int64(z&1))
+			deltas[k] = u ^ flip
+		}
+	} else {
+		for k := range deltas[:fast] {
+			// Safe: k < r.fast, so the 8 bytes from off>>3 lie inside the
+			// stream (newDeltaReader).
+			x := binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, off>>3))[:])
+			z := x >> (off & 7) & mask
+			off += w
+			u += uint64(int64(z>>1) ^ -int64(z&1))
+			deltas[k] = u ^ flip
+		}
 	}
 	for k := fast; k < len(deltas); k++ {
 		z := r.slow(64 + uint(k)*w)
