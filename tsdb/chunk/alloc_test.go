@@ -55,3 +55,26 @@ func TestOpenWriteAllocs(t *testing.T) {
 		t.Errorf("Open.Write allocates %v times per datapoint, want 0", a)
 	}
 }
+
+// TestSealAllocs holds the store's sealing path to its budget: sealing an
+// open block and encoding a block allocate nothing once the Encoder's
+// scratch space and the destination have grown, whatever the encoding.
+func TestSealAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	var e Encoder
+	dst := make([]byte, 0, 4096)
+	for name, vals := range shapes(120) {
+		var o Open
+		for i, v := range vals {
+			o.Write(i, v, OpSet)
+		}
+		if a := testing.AllocsPerRun(20, func() { dst = e.Seal(dst[:0], &o, len(vals)) }); a != 0 {
+			t.Errorf("%s: Seal allocates %v times per block, want 0", name, a)
+		}
+		if a := testing.AllocsPerRun(20, func() { dst = e.Encode(dst[:0], vals) }); a != 0 {
+			t.Errorf("%s: Encode allocates %v times per block, want 0", name, a)
+		}
+	}
+}

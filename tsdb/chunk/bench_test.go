@@ -15,10 +15,36 @@ func BenchmarkEncode(b *testing.B) {
 			buf := make([]byte, 0, 2048)
 			b.SetBytes(int64(8 * len(s[name])))
 			b.ReportAllocs()
+			cpu := cpuTime()
 			for b.Loop() {
 				buf = e.Encode(buf[:0], s[name])
 			}
-			b.ReportMetric(float64(len(buf))/float64(len(s[name])), "B/value")
+			reportPerValue(b, cpu, len(s[name]), len(buf))
+		})
+	}
+}
+
+// BenchmarkSeal is the store's sealing path: an open block of 120 steps
+// encoded as a sealed block.
+func BenchmarkSeal(b *testing.B) {
+	s := shapes(120)
+	for _, name := range benchShapes {
+		b.Run(name, func(b *testing.B) {
+			var o Open
+			for i, v := range s[name] {
+				if !IsMissing(v) {
+					o.Write(i, v, OpSet)
+				}
+			}
+			var e Encoder
+			buf := make([]byte, 0, 2048)
+			b.SetBytes(int64(8 * len(s[name])))
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				buf = e.Seal(buf[:0], &o, len(s[name]))
+			}
+			reportPerValue(b, cpu, len(s[name]), len(buf))
 		})
 	}
 }
@@ -43,21 +69,28 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 func BenchmarkOpenWrite(b *testing.B) {
-	for _, name := range []string{"rates", "walk"} {
+	s := shapes(120)
+	for _, name := range []string{"rates", "walk", "const", "counter-rate", "random-walk"} {
 		b.Run(name, func(b *testing.B) {
 			vals := make([]float64, 120)
 			w := 50.0
 			for i := range vals {
-				if name == "rates" {
+				switch name {
+				case "counter-rate", "random-walk":
+					vals[i] = s[name][i]
+				case "rates":
 					vals[i] = float64(100+i*7%60) / 60
-				} else {
+				case "walk":
 					w += math.Sin(float64(i)) * 0.37
 					vals[i] = w
+				default:
+					vals[i] = 3
 				}
 			}
 			var o Open
 			b.ReportAllocs()
 			i := 0
+			cpu := cpuTime()
 			for b.Loop() {
 				if i == len(vals) {
 					o.Reset()
@@ -66,6 +99,13 @@ func BenchmarkOpenWrite(b *testing.B) {
 				o.Write(i, vals[i], OpSet)
 				i++
 			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			// The memory of a whole block of these values.
+			var full Open
+			for i, v := range vals {
+				full.Write(i, v, OpSet)
+			}
+			b.ReportMetric(float64(full.Bytes()), "block-B")
 		})
 	}
 }
@@ -83,4 +123,14 @@ func BenchmarkOpenValues(b *testing.B) {
 		out = o.Values(out[:0], 120)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*120), "ns/value")
+}
+
+// reportPerValue reports the bytes per value of the last block and the
+// wall and CPU nanoseconds per value (cpu0: cpuTime before the loop).
+func reportPerValue(b *testing.B, cpu0 int64, values, size int) {
+	b.Helper()
+	n := float64(b.N * values)
+	b.ReportMetric(float64(size)/float64(values), "B/value")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/value")
+	b.ReportMetric(float64(cpuTime()-cpu0)/n, "cpu-ns/value")
 }

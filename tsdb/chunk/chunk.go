@@ -84,53 +84,6 @@ type Header struct {
 	Present  int // slots with a value
 }
 
-// Encoder encodes blocks, choosing for each the smallest encoding that
-// represents it exactly. Its scratch space is reused between calls, so an
-// Encoder is not safe for concurrent use; the zero value is ready.
-type Encoder struct {
-	vals  []float64 // present values
-	bits  []uint64  // vals in an unsigned order domain (see intpack.go)
-	codes []uint64  // truncated-binary codes being written
-	bw    bitWriter
-	cands [numEncodings]int // candidate sizes in bits, -1 when not applicable
-}
-
-// Encode appends the encoding of vals (missing slots hold Missing) to dst.
-// Every bit pattern, NaN payloads included, round-trips exactly.
-func (e *Encoder) Encode(dst []byte, vals []float64) []byte {
-	if len(vals) == 0 || len(vals) > MaxPoints {
-		panic(fmt.Sprintf("BUG: chunk.Encode of %d values", len(vals)))
-	}
-	e.vals = e.vals[:0]
-	for _, v := range vals {
-		if !IsMissing(v) {
-			e.vals = append(e.vals, v)
-		}
-	}
-	pres := e.choosePresence(vals)
-	head := len(dst)
-	dst = append(dst, 0)
-	flags := byte(commonFlag)
-	if len(vals) != CommonPoints {
-		flags = 0
-		dst = binary.AppendUvarint(dst, uint64(len(vals)))
-	}
-	dst = appendPresence(dst, vals, pres)
-	enc := EncConst
-	if pres != presNone {
-		enc = e.choose()
-		dst = e.appendValues(dst, enc)
-	}
-	dst[head] = Version<<6 | byte(pres)<<4 | flags | byte(enc)
-	return dst
-}
-
-// Encode is a convenience wrapper around a fresh Encoder.
-func Encode(dst []byte, vals []float64) []byte {
-	var e Encoder
-	return e.Encode(dst, vals)
-}
-
 // ReadHeader parses the header of a block.
 func ReadHeader(src []byte) (Header, error) {
 	h, _, err := readHeader(src)
@@ -371,56 +324,6 @@ func spread(out []float64, present int, s sections) {
 	}
 }
 
-// choose computes the size of every applicable encoding of e.vals and
-// returns the smallest. Ties go to the lower (simpler, faster) encoding.
-func (e *Encoder) choose() Encoding {
-	for i := range e.cands {
-		e.cands[i] = -1
-	}
-	if isConst(e.vals) {
-		return EncConst
-	}
-	e.cands[EncDict] = dictSize(e.vals)
-	if _, ok := e.scaleInts(); ok {
-		e.cands[EncScaledFOR] = plus8(sizeFOR(e.bits, false))
-		e.cands[EncScaledDelta] = plus8(sizeDelta(e.bits, false))
-	}
-	e.floatInts()
-	e.cands[EncFloatFOR] = sizeFOR(e.bits, true)
-	e.cands[EncFloatDelta] = sizeDelta(e.bits, true)
-	e.cands[EncXOR] = xorSize(e.vals)
-	best := EncXOR
-	for enc := Encoding(0); enc < numEncodings; enc++ {
-		if c := e.cands[enc]; c >= 0 && (c < e.cands[best] || e.cands[best] < 0) {
-			best = enc
-		}
-	}
-	return best
-}
-
-func (e *Encoder) appendValues(dst []byte, enc Encoding) []byte {
-	switch enc {
-	case EncConst:
-		return appendCompactFloat(dst, e.vals[0])
-	case EncDict:
-		return e.appendDict(dst)
-	case EncScaledFOR, EncScaledDelta:
-		d, _ := e.scaleInts()
-		dst = append(dst, d)
-		if enc == EncScaledFOR {
-			return e.appendFOR(dst, false)
-		}
-		return e.appendDelta(dst, false)
-	case EncFloatFOR:
-		e.floatInts()
-		return e.appendFOR(dst, true)
-	case EncFloatDelta:
-		e.floatInts()
-		return e.appendDelta(dst, true)
-	}
-	return e.appendXOR(dst)
-}
-
 func decodeValues(out []float64, enc Encoding, src []byte) error {
 	switch enc {
 	case EncConst:
@@ -442,24 +345,6 @@ func decodeValues(out []float64, enc Encoding, src []byte) error {
 	return decodeXOR(out, src)
 }
 
-// plus8 adds the scaled encodings' divisor byte to a size in bits.
-func plus8(bits int) int {
-	if bits < 0 {
-		return bits
-	}
-	return bits + 8
-}
-
-func isConst(vals []float64) bool {
-	b := math.Float64bits(vals[0])
-	for _, v := range vals[1:] {
-		if math.Float64bits(v) != b {
-			return false
-		}
-	}
-	return true
-}
-
 // appendCompactFloat writes an integral value in (-2^53, 2^53) as a tag byte 0
 // and a zigzag varint, anything else as tag 1 and its 8 bytes.
 func appendCompactFloat(dst []byte, v float64) []byte {
@@ -472,7 +357,10 @@ func appendCompactFloat(dst []byte, v float64) []byte {
 }
 
 func compactFloatSize(v float64) int {
-	return len(appendCompactFloat(make([]byte, 0, 10), v))
+	if i := int64(v); float64(i) == v && i > -1<<53 && i < 1<<53 && !(i == 0 && math.Signbit(v)) {
+		return 1 + varintLen(i)
+	}
+	return 9
 }
 
 func readCompactFloat(src []byte) (float64, int, error) {

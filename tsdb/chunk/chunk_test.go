@@ -268,3 +268,12 @@ func FuzzDecode(f *testing.F) {
 		sameBits(t, "fuzz", again, got)
 	})
 }
+
+func TestInverses(t *testing.T) {
+	t.Parallel()
+	for i, d := range divisors {
+		if inverses[i] != 1/d {
+			t.Errorf("inverses[%d] = %v, want 1/%v = %v", i, inverses[i], d, 1/d)
+		}
+	}
+}

@@ -56,12 +56,9 @@ func dequantize(q uint64) (m uint64, e uint, ok bool) {
 	return (32 + j) << e, e, true
 }
 
-// forPacking computes FOR parameters, or ok=false if the range is too wide.
-func forPacking(bits []uint64, quant bool) (p packing, ok bool) {
-	lo, hi := bits[0], bits[0]
-	for _, u := range bits[1:] {
-		lo, hi = min(lo, u), max(hi, u)
-	}
+// forPacking computes FOR parameters for values in [lo, hi], or ok=false if
+// the range is too wide.
+func forPacking(lo, hi uint64, quant bool) (p packing, ok bool) {
 	if hi-lo >= maxTBRange/2 {
 		return p, false
 	}
@@ -83,16 +80,13 @@ func forPacking(bits []uint64, quant bool) (p packing, ok bool) {
 	return p, true
 }
 
-// deltaPacking computes delta parameters, or ok=false.
-func deltaPacking(bits []uint64, quant bool) (p packing, ok bool) {
-	if len(bits) < 2 {
-		return p, false
-	}
-	lo, hi := deltaRange(bits)
+// deltaPacking computes delta parameters for a sequence that starts at
+// first and whose deltas lie in [lo, hi], or ok=false.
+func deltaPacking(first uint64, lo, hi int64, quant bool) (p packing, ok bool) {
 	if uint64(hi)-uint64(lo) >= maxTBRange/2 {
 		return p, false
 	}
-	p = packing{ref: bits[0], lo: lo, m: uint64(hi) - uint64(lo) + 1, quant: quant}
+	p = packing{ref: first, lo: lo, m: uint64(hi) - uint64(lo) + 1, quant: quant}
 	if quant {
 		q0, _ := quantize(uint64(hi) - uint64(lo) + 1)
 		for e := uint(q0 >> 5); ; e++ {
@@ -190,63 +184,40 @@ func readPacking(src []byte, delta, quant bool) (packing, []byte, error) {
 	return p, src, nil
 }
 
-// sizeFOR returns the FOR section size in bits, or -1 if not applicable.
-func sizeFOR(bits []uint64, quant bool) int {
-	p, ok := forPacking(bits, quant)
-	if !ok {
-		return -1
-	}
-	c := newTBCode(p.m)
-	n := 8 * p.headerSize(false)
-	for _, u := range bits {
-		n += int(c.size(u - p.ref))
-	}
-	return n
-}
-
-// sizeDelta returns the delta section size in bits, or -1.
-func sizeDelta(bits []uint64, quant bool) int {
-	p, ok := deltaPacking(bits, quant)
-	if !ok {
-		return -1
-	}
-	c := newTBCode(p.m)
-	n := 8 * p.headerSize(true)
-	for i := 1; i < len(bits); i++ {
-		n += int(c.size(bits[i] - bits[i-1] - uint64(p.lo)))
-	}
-	return n
-}
-
-func deltaRange(bits []uint64) (lo, hi int64) {
-	lo, hi = math.MaxInt64, math.MinInt64
-	for i := 1; i < len(bits); i++ {
-		d := int64(bits[i] - bits[i-1])
-		lo, hi = min(lo, d), max(hi, d)
-	}
-	return lo, hi
-}
-
 func varintLen(x int64) int { return uvarintLen(uint64(x<<1) ^ uint64(x>>63)) }
 
-func (e *Encoder) appendFOR(dst []byte, quant bool) []byte {
-	p, _ := forPacking(e.bits, quant)
+// appendFOR writes e.bits as a FOR section with parameters p.
+func (e *Encoder) appendFOR(dst []byte, p packing) []byte {
 	dst = p.appendHeader(dst, false)
-	e.codes = e.codes[:0]
-	for _, u := range e.bits {
-		e.codes = append(e.codes, u-p.ref)
+	codes := extendUint64s(e.codes[:0], len(e.bits))
+	for i, u := range e.bits {
+		codes[i] = u - p.ref
 	}
+	e.codes = codes
 	return e.packCodes(dst, newTBCode(p.m))
 }
 
-func (e *Encoder) appendDelta(dst []byte, quant bool) []byte {
-	p, _ := deltaPacking(e.bits, quant)
+// appendDelta writes e.bits as a delta section with parameters p.
+func (e *Encoder) appendDelta(dst []byte, p packing) []byte {
 	dst = p.appendHeader(dst, true)
-	e.codes = e.codes[:0]
-	for i := 1; i < len(e.bits); i++ {
-		e.codes = append(e.codes, e.bits[i]-e.bits[i-1]-uint64(p.lo))
+	b := e.bits
+	codes := extendUint64s(e.codes[:0], len(b)-1)
+	lo := uint64(p.lo)
+	for i := 1; i < len(b); i++ {
+		codes[i-1] = b[i] - b[i-1] - lo
 	}
+	e.codes = codes
 	return e.packCodes(dst, newTBCode(p.m))
+}
+
+// extendUint64s extends dst by n elements.
+func extendUint64s(dst []uint64, n int) []uint64 {
+	if cap(dst)-len(dst) >= n {
+		return dst[:len(dst)+n]
+	}
+	out := make([]uint64, len(dst)+n)
+	copy(out, dst)
+	return out
 }
 
 func (e *Encoder) packCodes(dst []byte, c tbCode) []byte {

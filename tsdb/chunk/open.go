@@ -1,7 +1,6 @@
 package chunk
 
 import (
-	"encoding/binary"
 	"math"
 	"math/bits"
 )
@@ -38,12 +37,15 @@ func (o Op) Apply(cur, v float64) float64 {
 }
 
 // Open is the mutable block of the current period. Values are committed in
-// slot order into a byte stream of zigzag deltas, each stored in the same
-// number of bytes (the block's width, widened by re-encoding when a delta
-// needs more), of scaled integers when every value so far is an integer
-// over a small divisor (counter rates) and of order-preserving float bits
-// otherwise. Fixed-width deltas decode with a load and a mask; varints cost
-// a loop per byte, and full-precision gauges need 7-8 bytes either way.
+// slot order into a stream (openstream.go): the first value, then the
+// zigzag delta from the previous value in the same number of bits for
+// each (the block's width, widened by repacking when a delta needs more),
+// of scaled integers when every value so far is an integer over a small
+// divisor (counter rates) and of order-preserving float bits otherwise.
+// Fixed-width deltas decode with a load, a shift and a mask; varints cost a
+// loop per byte. A block holds about what its values need: no bits for a
+// constant after the first value, 9 or so for a counter's rate, 49 for a
+// full-precision random walk, and its buffer grows by a quarter at a time.
 //
 // The newest slot stays raw in tail, so repeated updates of the current step
 // (a gauge's max, a sum) cost no encoding, and writes arrive in slot order
@@ -61,7 +63,7 @@ type Open struct {
 	tailSlot uint8
 	hasTail  bool
 	mode     uint8 // modeNone, a divisor index + 1, or modeFloat
-	width    uint8 // bytes per delta
+	width    uint8 // bits per delta, 0..64
 	method   uint8 // scaled modes: mulFlag, fmaFlag or 0 (divide); see scaled.go
 }
 
@@ -70,8 +72,10 @@ const (
 	modeFloat = 255
 )
 
-// Reset empties the block, keeping its buffer.
+// Reset empties the block, keeping its buffer: a series that keeps
+// writing refills it in the next period without allocating.
 func (o *Open) Reset() {
+	clear(o.stream) // the buffer past the stream stays zero (openstream.go)
 	*o = Open{stream: o.stream[:0]}
 }
 
@@ -113,43 +117,45 @@ func (o *Open) commit(slot uint8, v float64) {
 		o.n = slot + 1
 		return
 	}
-	if o.mode == modeNone {
+	var u uint64
+	switch o.mode {
+	case modeNone:
 		o.mode = pickMode(v)
 		o.method = mulFlag | fmaFlag
-	} else if o.mode != modeFloat && !fitsDivisor(v, divisors[o.mode-1]) {
-		// Slow path: the value needs another representation.
-		var buf [MaxOpenSlots]float64
-		vals := o.decodeCommitted(buf[:0])
-		for len(vals) < int(slot) {
-			vals = append(vals, Missing)
+		u = o.toDomain(v)
+		if o.mode != modeFloat {
+			o.method &= quotientMethods(float64(int64(u)), o.mode-1, v)
 		}
-		o.reencode(append(vals, v))
-		return
+	case modeFloat:
+		u = orderBits(math.Float64bits(v))
+	default:
+		// Fast path: the kind of the values so far.
+		di := o.mode - 1
+		d := divisors[di]
+		r := math.Round(v * d)
+		// As fitsDivisor: the integer, not r, so that -0 does not fit.
+		if !(r <= maxExactInt && r >= -maxExactInt) || math.Float64bits(float64(int64(r))/d) != math.Float64bits(v) {
+			// Slow path: the value needs another representation.
+			var buf [MaxOpenSlots]float64
+			vals := o.decodeCommitted(buf[:0])
+			for len(vals) < int(slot) {
+				vals = append(vals, Missing)
+			}
+			o.reencode(append(vals, v))
+			return
+		}
+		o.method &= quotientMethods(r, di, v)
+		u = uint64(int64(r))
 	}
 	o.n = slot + 1
 	o.present[slot/64] |= 1 << (slot % 64)
-	o.push(v)
-}
-
-// push appends v's delta to the stream.
-func (o *Open) push(v float64) {
-	u := o.toDomain(v)
-	if o.mode != modeFloat {
-		o.method &= quotientMethods(float64(int64(u)), divisors[o.mode-1], v)
-	}
-	d := u - o.prev
-	z := uint64(int64(d)<<1) ^ uint64(int64(d)>>63)
-	if w := uint8((bits.Len64(z) + 7) / 8); w > o.width {
-		o.widen(w)
-	}
-	o.stream = appendFixed(o.stream, z, o.width)
-	o.prev = u
+	o.pushDomain(u)
 }
 
 // quotientMethods returns the fast methods that compute v from x/d exactly.
-func quotientMethods(x, d, v float64) uint8 {
+func quotientMethods(x float64, di uint8, v float64) uint8 {
 	var m uint8
-	inv := 1 / d
+	d, inv := divisors[di], inverses[di]
 	want := math.Float64bits(v)
 	if math.Float64bits(quotient(x, d, inv, mulFlag)) == want {
 		m |= mulFlag
@@ -160,59 +166,8 @@ func quotientMethods(x, d, v float64) uint8 {
 	return m
 }
 
-// widen re-writes the stream with w bytes per delta.
-func (o *Open) widen(w uint8) {
-	old := o.width
-	// With width 0 nothing was stored: every present slot but the one being
-	// pushed had a zero delta.
-	cnt := o.presentCount() - 1
-	if old > 0 {
-		cnt = len(o.stream) / int(old)
-	}
-	need := cnt * int(w)
-	if need > cap(o.stream) {
-		grown := make([]byte, len(o.stream), need+need/4+16)
-		copy(grown, o.stream)
-		o.stream = grown
-	}
-	buf := o.stream[:need]
-	// Back to front: a value's new position is never before its old one.
-	for i := cnt - 1; i >= 0; i-- {
-		z := readFixed(buf, i, old)
-		for j := 0; j < int(w); j++ {
-			buf[i*int(w)+j] = byte(z >> (8 * j))
-		}
-	}
-	o.stream, o.width = buf, w
-}
-
 func (o *Open) presentCount() int {
 	return bits.OnesCount64(o.present[0]) + bits.OnesCount64(o.present[1])
-}
-
-// appendFixed appends the low w bytes of z.
-func appendFixed(dst []byte, z uint64, w uint8) []byte {
-	// Grow by a quarter rather than doubling: heads are many and long-lived,
-	// and append's doubling would waste up to half of their memory.
-	if len(dst)+int(w) > cap(dst) {
-		grown := make([]byte, len(dst), len(dst)+len(dst)/4+16)
-		copy(grown, dst)
-		dst = grown
-	}
-	for i := uint8(0); i < w; i++ {
-		dst = append(dst, byte(z>>(8*i)))
-	}
-	return dst
-}
-
-// readFixed returns the i-th w-byte value of src.
-func readFixed(src []byte, i int, w uint8) uint64 {
-	var z uint64
-	off := i * int(w)
-	for j := 0; j < int(w); j++ {
-		z |= uint64(src[off+j]) << (8 * j)
-	}
-	return z
 }
 
 // Values appends the block's slots [0, slots) to dst, Missing where empty.
@@ -254,121 +209,39 @@ func (o *Open) CopyTo(dst *Open, buf []byte) []byte {
 // Bytes returns the memory the block holds beyond its struct.
 func (o *Open) Bytes() int { return cap(o.stream) }
 
-// decodeCommitted appends the committed slots [0, n) to dst.
-func (o *Open) decodeCommitted(dst []float64) []float64 {
-	base := len(dst)
-	n := int(o.n)
-	dst = grow(dst, n)
-	out := dst[base:]
-	if n == 0 {
-		return dst
+// Load makes o the open block of a sealed block's values, reusing o's
+// buffer: the store reopens the newest sealed block of a series that gets
+// more writes for its period (a block sealed as idle during a backfill, or
+// by a sender that ran ahead), so that those writes cost an open block's
+// write each instead of a decode and re-encode of the sealed block each.
+// The newest value stays raw, as the current step does. Load allocates
+// nothing once o's buffer has grown. It returns an error wrapping
+// ErrCorrupt for a block that does not decode or is longer than
+// MaxOpenSlots.
+func (o *Open) Load(block []byte) error {
+	h, err := ReadHeader(block)
+	if err != nil {
+		return err
 	}
-	count := o.presentCount()
-	if count < n {
-		for i := range out {
-			out[i] = Missing
-		}
+	if h.Points > MaxOpenSlots {
+		return corruptf("block of %d slots, an open block holds %d", h.Points, MaxOpenSlots)
 	}
-	w := o.width
-	mask := uint64(1)<<(8*uint(w)) - 1
-	if w == 8 {
-		mask = math.MaxUint64
+	var buf [MaxOpenSlots]float64
+	vals, err := Decode(buf[:0], block)
+	if err != nil {
+		return err
 	}
-	// Deltas are read with 8-byte loads while they fit in the stream, and
-	// byte by byte for the last few.
-	fast := 0
-	if w > 0 && len(o.stream) >= 8 {
-		fast = (len(o.stream)-8)/int(w) + 1
+	last := len(vals) - 1
+	for last >= 0 && IsMissing(vals[last]) {
+		last--
 	}
-	if count == n {
-		// Fast path: every slot present, in order.
-		o.decodeRun(out, mask, fast)
-		return dst
+	o.Reset()
+	if last < 0 {
+		return nil
 	}
-	dec := openDecoder{o: o, mask: mask, fast: fast}
-	for word, p := range o.present {
-		for p != 0 {
-			i := word*64 + bits.TrailingZeros64(p)
-			p &= p - 1
-			out[i] = dec.next()
-		}
-	}
-	return dst
-}
-
-// decodeRun decodes len(out) consecutive values, with one loop per mode so
-// that nothing but the arithmetic is left per value.
-func (o *Open) decodeRun(out []float64, mask uint64, fast int) {
-	var u uint64
-	w := int(o.width)
-	load := func(j int) uint64 {
-		if j < fast {
-			return binary.LittleEndian.Uint64(o.stream[j*w:]) & mask
-		}
-		return readFixed(o.stream, j, o.width)
-	}
-	if o.mode == modeFloat {
-		for j := range out {
-			z := load(j)
-			u += uint64(int64(z>>1) ^ -int64(z&1))
-			out[j] = math.Float64frombits(unorderBits(u))
-		}
-		return
-	}
-	d := divisors[o.mode-1]
-	inv := 1 / d
-	switch {
-	case o.method&mulFlag != 0:
-		for j := range out {
-			z := load(j)
-			u += uint64(int64(z>>1) ^ -int64(z&1))
-			out[j] = float64(int64(u)) * inv
-		}
-	case o.method&fmaFlag != 0:
-		for j := range out {
-			z := load(j)
-			u += uint64(int64(z>>1) ^ -int64(z&1))
-			x := float64(int64(u))
-			q := x * inv
-			out[j] = math.FMA(math.FMA(-q, d, x), inv, q)
-		}
-	default:
-		for j := range out {
-			z := load(j)
-			u += uint64(int64(z>>1) ^ -int64(z&1))
-			out[j] = float64(int64(u)) / d
-		}
-	}
-}
-
-// openDecoder turns an open block's stream back into values, one by one.
-type openDecoder struct {
-	o    *Open
-	mask uint64
-	fast int // deltas before this index can be read with an 8-byte load
-	j    int // next delta
-	u    uint64
-}
-
-func (d *openDecoder) next() float64 {
-	o := d.o
-	var z uint64
-	if d.j < d.fast {
-		z = binary.LittleEndian.Uint64(o.stream[d.j*int(o.width):]) & d.mask
-	} else {
-		z = readFixed(o.stream, d.j, o.width)
-	}
-	d.j++
-	d.u += uint64(int64(z>>1) ^ -int64(z&1))
-	if o.mode == modeFloat {
-		return math.Float64frombits(unorderBits(d.u))
-	}
-	div := divisors[o.mode-1]
-	method := o.method
-	if method == mulFlag|fmaFlag {
-		method = mulFlag
-	}
-	return quotient(float64(int64(d.u)), div, 1/div, method)
+	o.reencode(vals[:last])
+	o.tail, o.tailSlot, o.hasTail = vals[last], uint8(last), true
+	return nil
 }
 
 // rewrite applies a write to a committed slot by rebuilding the stream.
@@ -382,6 +255,7 @@ func (o *Open) rewrite(slot int, v float64, op Op) {
 // reencode rebuilds the stream from the committed values, choosing the mode
 // that represents all of them.
 func (o *Open) reencode(vals []float64) {
+	clear(o.stream)
 	stream := o.stream[:0]
 	*o = Open{stream: stream, tail: o.tail, tailSlot: o.tailSlot, hasTail: o.hasTail}
 	mode := uint8(modeFloat)
@@ -436,83 +310,4 @@ func (o *Open) toDomain(v float64) uint64 {
 		return orderBits(math.Float64bits(v))
 	}
 	return uint64(int64(math.Round(v * divisors[o.mode-1])))
-}
-
-// AppendTo appends a snapshot of the block for checkpoints.
-func (o *Open) AppendTo(dst []byte) []byte {
-	flags := byte(0)
-	if o.hasTail {
-		flags = 1
-	}
-	dst = append(dst, Version, o.mode, o.n, o.tailSlot, flags, o.width, o.method)
-	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(o.tail))
-	for _, p := range o.present {
-		dst = binary.LittleEndian.AppendUint64(dst, p)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(o.stream)))
-	return append(dst, o.stream...)
-}
-
-// DecodeOpen restores a snapshot written by AppendTo into o and returns the
-// bytes after it.
-func (o *Open) DecodeOpen(src []byte) ([]byte, error) {
-	const fixed = 7 + 8 + 8*len(o.present)
-	if len(src) < fixed || src[0] != Version {
-		return nil, corruptf("bad open block snapshot")
-	}
-	*o = Open{mode: src[1], n: src[2], tailSlot: src[3], hasTail: src[4] == 1, width: src[5], method: src[6]}
-	o.tail = math.Float64frombits(binary.LittleEndian.Uint64(src[7:]))
-	for i := range o.present {
-		o.present[i] = binary.LittleEndian.Uint64(src[15+8*i:])
-	}
-	src = src[fixed:]
-	l, k := binary.Uvarint(src)
-	if k <= 0 || uint64(len(src)-k) < l {
-		return nil, corruptf("bad open block stream")
-	}
-	o.stream = append([]byte(nil), src[k:k+int(l)]...)
-	src = src[k+int(l):]
-	if err := o.validate(); err != nil {
-		return nil, err
-	}
-	return src, nil
-}
-
-// validate checks a decoded snapshot so that later reads cannot fail.
-func (o *Open) validate() error {
-	if o.n > MaxOpenSlots || o.tailSlot >= MaxOpenSlots || (o.hasTail && o.tailSlot < o.n) {
-		return corruptf("open block slots out of range")
-	}
-	if o.mode != modeNone && o.mode != modeFloat && int(o.mode) > len(divisors) {
-		return corruptf("open block mode %d", o.mode)
-	}
-	count := 0
-	for i, p := range o.present {
-		if i*64 >= int(o.n) {
-			if p != 0 {
-				return corruptf("open block presence beyond committed slots")
-			}
-			continue
-		}
-		if keep := int(o.n) - i*64; keep < 64 && p>>keep != 0 {
-			return corruptf("open block presence beyond committed slots")
-		}
-		count += bits.OnesCount64(p)
-	}
-	if count > 0 && o.mode == modeNone {
-		return corruptf("open block values without a mode")
-	}
-	if o.width > 8 || len(o.stream) != count*int(o.width) {
-		return corruptf("open block stream of %d bytes for %d values of width %d", len(o.stream), count, o.width)
-	}
-	if o.method&^(mulFlag|fmaFlag) != 0 {
-		return corruptf("open block method %#x", o.method)
-	}
-	var u uint64
-	for i := range count {
-		z := readFixed(o.stream, i, o.width)
-		u += uint64(int64(z>>1) ^ -int64(z&1))
-	}
-	o.prev = u
-	return nil
 }

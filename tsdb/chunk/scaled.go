@@ -19,6 +19,12 @@ import (
 var divisors = [...]float64{1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 100, 120, 300, 600,
 	1000, 3600, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
+// inverses holds 1/d for each divisor, so that the hot paths multiply
+// rather than divide (TestInverses checks it against the division).
+var inverses = [len(divisors)]float64{1, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 10, 1.0 / 12,
+	1.0 / 15, 1.0 / 20, 1.0 / 30, 1.0 / 60, 1.0 / 100, 1.0 / 120, 1.0 / 300, 1.0 / 600, 1.0 / 1000,
+	1.0 / 3600, 1.0 / 1e4, 1.0 / 1e5, 1.0 / 1e6, 1.0 / 1e7, 1.0 / 1e8, 1.0 / 1e9}
+
 // The divisor byte: the divisor's index in the low 6 bits and the method.
 const (
 	mulFlag     = 0x80 // q = x * (1/d)
@@ -39,41 +45,79 @@ func quotient(x, d, inv float64, flags byte) float64 {
 	return x / d
 }
 
-// scaleInts finds a divisor for e.vals and fills e.bits with the integers in
-// the unsigned order domain. It returns the divisor byte (index | method flag).
+// scaleInts finds the smallest divisor that represents every value of
+// e.vals and fills e.bits with the integers in the unsigned order domain. It
+// returns the divisor byte (index | method flag).
+//
+// One pass per divisor tried, and usually one divisor: it starts from the
+// smallest divisor of the first value and moves on only when a value needs
+// another. A value fits when the block's decoding method reproduces it;
+// the multiplication and the fused correction are checked first, so the
+// division (an order of magnitude slower) is computed only for the rare
+// block that neither reproduces.
 func (e *Encoder) scaleInts() (byte, bool) {
-	e.bits = e.bits[:0]
-outer:
-	for di, d := range divisors {
-		e.bits = e.bits[:0]
-		mul, fma := true, true
+	vals := e.vals
+	di := nextDivisor(vals[0], 0)
+	needDiv := false
+	for di < len(divisors) {
+		d := divisors[di]
 		inv := 1 / d
-		for _, v := range e.vals {
+		bits := extendUint64s(e.bits[:0], len(vals))
+		mul, fma := true, true
+		bad, retry := -1, false
+		for i, v := range vals {
 			r := math.Round(v * d)
 			if !(r <= maxExactInt && r >= -maxExactInt) {
-				continue outer
+				bad = i
+				break
 			}
-			// Check exactly what the decoder computes (this also rejects -0,
-			// which an integer cannot carry).
-			x := int64(r)
+			x := float64(int64(r))
 			want := math.Float64bits(v)
-			if math.Float64bits(float64(x)/d) != want {
-				continue outer
+			q := x * inv
+			mul = mul && math.Float64bits(q) == want
+			fma = fma && math.Float64bits(math.FMA(math.FMA(-q, d, x), inv, q)) == want
+			if !mul && !fma && !needDiv {
+				// Slow path: only the division can decode this block, so
+				// every value must survive it; start over checking that.
+				needDiv, retry = true, true
+				break
 			}
-			mul = mul && math.Float64bits(quotient(float64(x), d, inv, mulFlag)) == want
-			fma = fma && math.Float64bits(quotient(float64(x), d, inv, fmaFlag)) == want
-			e.bits = append(e.bits, uint64(x)^signBit)
+			if needDiv && math.Float64bits(x/d) != want {
+				bad = i
+				break
+			}
+			bits[i] = uint64(int64(r)) ^ signBit
 		}
-		b := byte(di)
+		e.bits = bits
 		switch {
-		case mul:
-			b |= mulFlag
-		case fma:
-			b |= fmaFlag
+		case retry:
+		case bad < 0:
+			b := byte(di)
+			switch {
+			case mul:
+				b |= mulFlag
+			case fma:
+				b |= fmaFlag
+			}
+			return b, true
+		default:
+			di = nextDivisor(vals[bad], di+1)
+			needDiv = false
 		}
-		return b, true
 	}
+	e.bits = e.bits[:0]
 	return 0, false
+}
+
+// nextDivisor returns the index of the first divisor from index from on
+// that represents v, or len(divisors).
+func nextDivisor(v float64, from int) int {
+	for di := from; di < len(divisors); di++ {
+		if fitsDivisor(v, divisors[di]) {
+			return di
+		}
+	}
+	return len(divisors)
 }
 
 func decodeScaled(out []float64, delta bool, src []byte) error {

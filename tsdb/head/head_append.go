@@ -366,10 +366,30 @@ func (h *Head) writeLocked(s *shard, ms *memSeries, t int64, v float64, op chunk
 		// (Below minPeriod a block may exist on disk only.)
 		ms.period, ms.hasOpen = p, true
 		ms.open.Write(slot, v, op)
+	case !ms.hasOpen && p == ms.lastSealed() && p >= h.minPeriod.Load() && h.reopenLocked(ms, p):
+		// The newest block was sealed while its period still gets data (an
+		// idle seal during a backfill): the writes that follow go to the
+		// reopened block instead of re-encoding it each.
+		ms.open.Write(slot, v, op)
 	default:
 		h.lateLocked(s, ms, p, slot, v, op)
 	}
 	ms.lastT = max(ms.lastT, t)
+}
+
+// reopenLocked makes the newest sealed block of ms, of period p, its open
+// block again. Readers hold its bytes unlocked, so they are left alone.
+func (h *Head) reopenLocked(ms *memSeries, p int64) bool {
+	n := len(ms.sealed)
+	if err := ms.open.Load(ms.sealed[n-1].data); err != nil {
+		return false
+	}
+	ms.sealed = ms.sealed[: n-1 : n-1]
+	if n == 1 {
+		ms.sealed = nil
+	}
+	ms.period, ms.hasOpen = p, true
+	return true
 }
 
 // lastSealed returns the newest sealed period in memory.
@@ -382,15 +402,13 @@ func (ms *memSeries) lastSealed() int64 {
 
 // sealLocked encodes the open block of ms and keeps it as a sealed block.
 func (h *Head) sealLocked(s *shard, ms *memSeries) {
-	vals := ms.open.Values(s.mu.vals[:0], h.opts.BlockSteps)
-	s.mu.vals = vals
-	empty := ms.open.Empty()
 	ms.hasOpen = false
-	ms.open.Reset()
-	if empty {
+	if ms.open.Empty() {
+		ms.open.Reset()
 		return
 	}
-	s.mu.buf = s.mu.enc.Encode(s.mu.buf[:0], vals)
+	s.mu.buf = s.mu.enc.Seal(s.mu.buf[:0], &ms.open, h.opts.BlockSteps)
+	ms.open.Reset()
 	ms.putSealed(sealedBlock{per: int32(ms.period), data: bytes.Clone(s.mu.buf)})
 	h.m.sealed.Increment()
 }
