@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
+	"time"
 )
 
 // Memory defaults of `sextant serve` when the environment sets none
@@ -98,4 +101,61 @@ func applyMemoryDefaults(lookupEnv func(string) (string, bool), logger *slog.Log
 	if s.gogc > 0 || s.limit > 0 {
 		logger.Info("memory defaults", "gogc", s.gogc, "memory_limit_bytes", s.limit, "available_bytes", s.avail)
 	}
+}
+
+// idleTrimEvery is how often the idle trimmer looks at the ingest counter.
+const idleTrimEvery = 10 * time.Second
+
+// idleTrim gives memory back once ingest goes quiet: after a period with
+// datapoints appended, the first period with none runs trim (two garbage
+// collections, which empty the sync.Pools of request buffers and append
+// scratch, and returns the freed pages to the operating system). It trims
+// once per quiet spell, never while datapoints arrive.
+type idleTrim struct {
+	every time.Duration
+	count func() float64 // datapoints appended so far
+	trim  func()
+}
+
+// run trims until ctx ends.
+func (t idleTrim) run(ctx context.Context) error {
+	tk := time.NewTicker(t.every)
+	defer tk.Stop()
+	last, busy := t.count(), false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tk.C:
+		}
+		c := t.count()
+		switch {
+		case c != last:
+			busy = true
+		case busy:
+			t.trim()
+			busy = false
+		}
+		last = c
+	}
+}
+
+// freeMemory is idleTrim's trim of a server: the first collection moves
+// the pools' items to their victim caches, the second (FreeOSMemory's)
+// drops them and returns every free page.
+func freeMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
+
+// setupMemoryTrim runs the idle trimmer on the store's appended-datapoints
+// counter.
+func setupMemoryTrim(n *node, g *runGroup) error {
+	t := idleTrim{
+		every: idleTrimEvery,
+		count: func() float64 { return n.reg.Counter("sextant.tsdb.datapointsAppended").Count() },
+		trim:  freeMemory,
+	}
+	g.Go("memory-trim", t.run)
+	return nil
 }

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"io/fs"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // share is the default limit for avail bytes.
@@ -65,4 +69,52 @@ func TestMemoryDefaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestIdleTrim(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var appended atomic.Int64
+		var trims atomic.Int32
+		ctx, cancel := context.WithCancel(t.Context())
+		tr := idleTrim{
+			every: 10 * time.Second,
+			count: func() float64 { return float64(appended.Load()) },
+			trim:  func() { trims.Add(1) },
+		}
+		done := make(chan error)
+		go func() { done <- tr.run(ctx) }()
+		tick := func() { time.Sleep(10 * time.Second); synctest.Wait() }
+
+		tick() // idle from the start: nothing to give back
+		if n := trims.Load(); n != 0 {
+			t.Fatalf("%d trims before any ingest, want 0", n)
+		}
+		for range 3 { // ingest for three periods
+			appended.Add(1000)
+			tick()
+		}
+		if n := trims.Load(); n != 0 {
+			t.Fatalf("%d trims while datapoints arrive, want 0", n)
+		}
+		tick() // the first quiet period trims
+		if n := trims.Load(); n != 1 {
+			t.Fatalf("%d trims after ingest stopped, want 1", n)
+		}
+		tick()
+		tick() // staying quiet does not trim again
+		if n := trims.Load(); n != 1 {
+			t.Fatalf("%d trims over a quiet spell, want 1", n)
+		}
+		appended.Add(1)
+		tick()
+		tick() // a new spell of ingest, then quiet: one more
+		if n := trims.Load(); n != 2 {
+			t.Fatalf("%d trims after the second spell, want 2", n)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run = %v", err)
+		}
+	})
 }
