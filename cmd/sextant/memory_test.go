@@ -84,7 +84,7 @@ func TestIdleTrim(t *testing.T) {
 		}
 		done := make(chan error)
 		go func() { done <- tr.run(ctx) }()
-		tick := func() { time.Sleep(10 * time.Second); synctest.Wait() }
+		tick := func() { time.Sleep(10 * time.Second); synctest.Wait() } // in the synctest bubble: fake time
 
 		tick() // idle from the start: nothing to give back
 		if n := trims.Load(); n != 0 {
