@@ -113,7 +113,7 @@ const idleTrimEvery = 10 * time.Second
 // once per quiet spell, never while datapoints arrive.
 type idleTrim struct {
 	every time.Duration
-	count func() float64 // datapoints appended so far
+	count func() float64 // store activity so far (datapoints appended, blocks sealed)
 	trim  func()
 }
 
@@ -149,11 +149,16 @@ func freeMemory() {
 }
 
 // setupMemoryTrim runs the idle trimmer on the store's appended-datapoints
-// counter.
+// and sealed-blocks counters.
 func setupMemoryTrim(n *node, g *runGroup) error {
 	t := idleTrim{
 		every: idleTrimEvery,
-		count: func() float64 { return n.reg.Counter("sextant.tsdb.datapointsAppended").Count() },
+		// Sealing counts as activity too: SealIdle sealing the open blocks of
+		// series that went quiet frees their stream buffers, a burst of
+		// garbage as large as ingest's.
+		count: func() float64 {
+			return n.reg.Counter("sextant.tsdb.datapointsAppended").Count() + n.reg.Counter("sextant.tsdb.blocksSealed").Count()
+		},
 		trim:  freeMemory,
 	}
 	g.Go("memory-trim", t.run)
