@@ -159,7 +159,7 @@ func setupMemoryTrim(n *node, g *runGroup) error {
 		count: func() float64 {
 			return n.reg.Counter("sextant.tsdb.datapointsAppended").Count() + n.reg.Counter("sextant.tsdb.blocksSealed").Count()
 		},
-		trim:  freeMemory,
+		trim: freeMemory,
 	}
 	g.Go("memory-trim", t.run)
 	return nil
