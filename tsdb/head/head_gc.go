@@ -30,7 +30,9 @@ func (h *Head) SealIdle(now int64) int {
 				continue
 			}
 			if wall < ms.wrote+idle {
-				continue // written recently: its senders are not done with it
+				// Written recently: its senders are not done with it. (Whole
+				// seconds: a series may count as idle up to a second early.)
+				continue
 			}
 			if end := (ms.period + 1) * h.blockDur; end+h.opts.SealDelay <= now {
 				h.sealLocked(s, ms)
