@@ -114,6 +114,10 @@ type Handler struct {
 	pool    sync.Pool // *publishRequest
 	gzips   sync.Pool // *gzip.Reader
 	reasons sync.Map  // "protocol\x00reason" → *lib.Counter
+	// datapoints holds the sextant.ingest.datapoints counter of each
+	// protocol, built in New and read-only after: a request counts its
+	// datapoints without building the meter's id.
+	datapoints map[string]*lib.Counter
 
 	traceCounts *traceCounter
 	exemplars   exemplarTracker
@@ -128,6 +132,10 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{opts: opts, inflight: make(chan struct{}, opts.MaxInFlight), traceCounts: newTraceCounter(1 << 20)}
 	h.pool.New = func() any { return new(publishRequest) }
+	h.datapoints = make(map[string]*lib.Counter)
+	for _, p := range []string{protoAtlas, protoOTLP, protoRemoteWrite, protoSpectatorD} {
+		h.datapoints[p] = opts.Registry.Counter("sextant.ingest.datapoints", "protocol", p)
+	}
 	return h, nil
 }
 
@@ -169,8 +177,13 @@ func (h *Handler) reject(protocol, reason string, n int) {
 	c.(*lib.Counter).Add(float64(n))
 }
 
+// accepted counts n datapoints stored.
 func (h *Handler) accepted(protocol string, n int) {
-	h.opts.Registry.Counter("sextant.ingest.datapoints", "protocol", protocol).Add(float64(n))
+	c := h.datapoints[protocol]
+	if c == nil {
+		c = h.opts.Registry.Counter("sextant.ingest.datapoints", "protocol", protocol)
+	}
+	c.Add(float64(n))
 }
 
 // guard sheds load before a request's body is read: too many requests in

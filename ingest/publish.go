@@ -21,8 +21,12 @@ type publishRequest struct {
 	final  []tags.Tag // merged tag sets of the accepted datapoints
 	batch  tsdb.Batch
 	metric []int32 // batch point i comes from dec.metrics[metric[i]]
+	spans  []span  // accepted point i's tags are final[spans[i].start:spans[i].end]
 	rej    rejections
 }
+
+// span is a range of publishRequest.final.
+type span struct{ start, end int32 }
 
 // rejections collects what a request refused: a count, and the first few
 // datapoints with their reasons.
@@ -96,9 +100,7 @@ func (h *Handler) ingestPublish(r *http.Request, req *publishRequest) (int, *pub
 	req.batch.Reset()
 	// Tag sets are built first and pointed into afterwards: req.final may
 	// grow (and move) while it fills.
-	type span struct{ start, end int32 }
-	var spans [64]span
-	spanBuf := spans[:0]
+	spanBuf := req.spans[:0]
 	for i := range d.metrics {
 		m := &d.metrics[i]
 		start := len(req.final)
@@ -122,6 +124,7 @@ func (h *Handler) ingestPublish(r *http.Request, req *publishRequest) (int, *pub
 		spanBuf = append(spanBuf, span{int32(start), int32(len(req.final))})
 		req.metric = append(req.metric, int32(i))
 	}
+	req.spans = spanBuf
 	for k, s := range spanBuf {
 		m := &d.metrics[req.metric[k]]
 		req.batch.Points = append(req.batch.Points, tsdb.Datapoint{Tags: req.final[s.start:s.end], T: m.t, V: m.v})

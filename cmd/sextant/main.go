@@ -40,6 +40,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 			return 2
 		}
 		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		applyMemoryDefaults(lookupEnv, logger) // memory.go
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		if err := serve(ctx, cfg, logger, nil); err != nil {

@@ -72,6 +72,7 @@ var components = []component{
 	setupAlerting,
 	setupUI,
 	setupCanary,
+	setupMemoryTrim, // memory.go
 }
 
 // serve runs Sextant until ctx ends, then shuts down gracefully: stop

@@ -22,8 +22,10 @@
 //
 // Data that leaves the head is immutable or copied: sealed block bytes are
 // shared read-only, open blocks are copied under the shard lock (Scan).
-// Blocks are sealed when their period ends and no newer data came for
-// SealDelay (SealIdle), and dropped once persisted and older than the
+// Blocks are sealed when a write of a later period comes, or when their
+// period ended SealDelay ago and the series got no write for SealDelay of
+// wall time (SealIdle: a backfill of old periods is not sealed under its
+// senders), and dropped once persisted and older than the
 // memory retention (DropBefore); tsdb/db's maintenance loop calls both.
 // CaptureShard, Restore* and Replay are the checkpoint and recovery side;
 // FORMAT.md describes the WAL records and state snapshots they exchange.

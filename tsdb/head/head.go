@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -107,6 +108,9 @@ type Head struct {
 		sync.Mutex
 		counts map[string]int
 	}
+	// epoch is Options.Now at New, in ms: memSeries.wrote counts seconds
+	// from it.
+	epoch int64
 	// minPeriod is the oldest period kept in memory; older blocks live only
 	// on disk. Late writes never reach below it (MaxAge is validated against
 	// the memory retention).
@@ -152,7 +156,12 @@ type memSeries struct {
 	sealed  []sealedBlock
 	hasOpen bool
 	dirty   bool // in shard.dirty
-	lastT   int64
+	// wrote is when the series last got a write, in wall-clock seconds
+	// since the head's epoch (Options.Now at New): SealIdle leaves alone
+	// the open blocks of series written within SealDelay, however old
+	// their period (a backfill). It fits in the padding after the flags.
+	wrote uint32
+	lastT int64
 }
 
 // sealedBlock is kept small (32 bytes): every series holds a dozen of them
@@ -183,6 +192,7 @@ func New(opts Options) (*Head, error) {
 		opts:     opts,
 		blockDur: opts.Step * int64(opts.BlockSteps),
 		index:    index.New(),
+		epoch:    opts.Now(),
 	}
 	h.minPeriod.Store(-1 << 62)
 	h.names.counts = make(map[string]int)
@@ -263,6 +273,20 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// wallSec returns the wall-clock time now (ms) in seconds since the
+// head's epoch, as memSeries.wrote keeps it; 0 before the epoch (a clock
+// set back).
+func (h *Head) wallSec(now int64) uint32 {
+	d := (now - h.epoch) / 1000
+	switch {
+	case d <= 0:
+		return 0
+	case d > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(d)
 }
 
 // seriesLocked returns the series with local index l of shard s, or nil.

@@ -25,7 +25,8 @@ type appendScratch struct {
 	order  []int32 // point indexes grouped by shard
 	counts [Shards + 1]int32
 	rec    []byte
-	replay bool // applying WAL records: no logging, no time checks
+	wrote  uint32 // the call's wall clock, as memSeries.wrote keeps it
+	replay bool   // applying WAL records: no logging, no time checks
 }
 
 func (sc *appendScratch) reset(n int) {
@@ -66,6 +67,7 @@ func (h *Head) Append(ctx context.Context, b *tsdb.Batch) (uint64, error) {
 	sc := h.scratch.Get().(*appendScratch)
 	defer h.scratch.Put(sc)
 	now := h.opts.Now()
+	sc.wrote = h.wallSec(now)
 	lsn, err := h.append(sc, b, now-h.opts.MaxAge, now+h.opts.MaxFuture)
 	b.Rejected = b.Rejected[:0]
 	accepted := len(b.Points)
@@ -169,6 +171,7 @@ func (h *Head) appendShard(sc *appendScratch, k int, b *tsdb.Batch, idx []int32)
 			sc.reason[i] = r
 			continue
 		}
+		ms.wrote = sc.wrote
 		p.Ref = Ref(ms.id)
 		if logging {
 			rec = append(rec, entrySample)

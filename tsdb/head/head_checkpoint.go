@@ -276,6 +276,7 @@ func (h *Head) Replay(rec []byte) error {
 		h.scratch.Put(sc)
 	}()
 	sc.replay = true
+	sc.wrote = h.wallSec(h.opts.Now()) // replayed series count as written now
 	var b tsdb.Batch
 	for len(src) > 0 {
 		kind := src[0]

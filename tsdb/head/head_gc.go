@@ -9,15 +9,29 @@ import (
 )
 
 // SealIdle seals the open blocks whose period ended more than SealDelay
-// before now: series that stopped reporting, or the last block of a
-// backfill. It returns how many it sealed.
+// before now, of series that got no write in the last SealDelay of wall
+// time: series that stopped reporting, or the last block of a backfill
+// once it is done. It returns how many it sealed.
+//
+// The second condition is what keeps a backfill cheap: its periods all
+// ended long ago, and sealing a block its senders are still filling would
+// turn each of their next datapoints into a late write (a decode and
+// re-encode of the whole block). Before it, loading the standard workload
+// (6 h old) over HTTP sent 70 % of its datapoints down that path.
 func (h *Head) SealIdle(now int64) int {
 	sealed := 0
+	wall := h.wallSec(now)
+	idle := uint32(max(h.opts.SealDelay/1000, 1))
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
 		for local, ms := range s.mu.series {
 			if ms == nil || !ms.hasOpen {
+				continue
+			}
+			if wall < ms.wrote+idle {
+				// Written recently: its senders are not done with it. (Whole
+				// seconds: a series may count as idle up to a second early.)
 				continue
 			}
 			if end := (ms.period + 1) * h.blockDur; end+h.opts.SealDelay <= now {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
+	"github.com/sextant-dev/sextant/lib"
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/chunk"
 	"github.com/sextant-dev/sextant/tsdb/tags"
@@ -209,7 +210,12 @@ func TestSealingAndLateWrites(t *testing.T) {
 	if st.SealedSlots != 3*120 {
 		t.Errorf("sealed slots = %d, want 360", st.SealedSlots)
 	}
-	c.t = t0 + 9*hour
+	// The last block's period ended at 8 h, but the series was written at
+	// 10 h (the clock's time): not idle yet.
+	if n := h.SealIdle(c.t); n != 0 {
+		t.Errorf("SealIdle sealed %d blocks of a series just written, want 0", n)
+	}
+	c.t = t0 + 10*hour + 2*minute
 	if n := h.SealIdle(c.t); n != 1 {
 		t.Errorf("SealIdle sealed %d, want 1", n)
 	}
@@ -426,5 +432,38 @@ func TestAppendAllocs(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(20, step); a != 0 {
 		t.Errorf("Append by ref: %.1f allocs per 1000-point batch, want 0", a)
+	}
+}
+
+// TestSealIdleBackfill: a backfill writes periods that ended long ago;
+// maintenance between its requests must not seal the blocks its senders
+// are still filling (each later datapoint would become a late write, a
+// decode and re-encode of the block). Once the series go quiet for
+// SealDelay of wall time, their blocks are sealed.
+func TestSealIdleBackfill(t *testing.T) {
+	t.Parallel()
+	c := &clock{t0 + 20*hour}
+	h := newHead(t, c, func(o *Options) { o.Registry = lib.NewRegistry(lib.RegistryOptions{}) })
+	g := tags.New("name", "g", "atlas.dstype", "gauge")
+	want := map[int64]float64{}
+	for i := int64(0); i < 5*60; i++ { // 5 h: two sealed blocks and one half full
+		ts := t0 + i*minute
+		appendOK(t, h, pt(g, ts, float64(i)))
+		want[ts] = float64(i)
+		c.t += 100 // a request every 100 ms of wall time
+		h.SealIdle(c.t)
+	}
+	if n := h.m.late.Count(); n != 0 {
+		t.Errorf("%v late writes during the backfill, want 0", n)
+	}
+	if st := h.MemoryStats(); st.SealedSlots != 2*120 {
+		t.Errorf("sealed slots = %d after the backfill, want 240 (its last block still open)", st.SealedSlots)
+	}
+	c.t += h.opts.SealDelay
+	if n := h.SealIdle(c.t); n != 1 {
+		t.Errorf("SealIdle after the backfill sealed %d, want 1", n)
+	}
+	if diff := cmp.Diff(want, values(t, h, g)); diff != "" {
+		t.Errorf("values mismatch (-want +got):\n%s", diff)
 	}
 }
