@@ -27,7 +27,10 @@ func TestReopenAfterIdleSeal(t *testing.T) {
 		}
 	}
 	write(0, 30)
-	if n := h.SealIdle(c.t); n != 1 {
+	// The seal comes once the series has been quiet for SealDelay (the
+	// sender paused), as SealIdle requires.
+	quiet := c.t + h.opts.SealDelay + 1000
+	if n := h.SealIdle(quiet); n != 1 {
 		t.Fatalf("SealIdle sealed %d, want 1", n)
 	}
 	write(30, 100)
@@ -39,7 +42,7 @@ func TestReopenAfterIdleSeal(t *testing.T) {
 	}
 	// Again mid-block, then into the next period: the reopened block seals
 	// as usual and holds every value.
-	h.SealIdle(c.t)
+	h.SealIdle(quiet)
 	write(100, 130)
 	if diff := cmp.Diff(want, values(t, h, g)); diff != "" {
 		t.Errorf("after the next period mismatch (-want +got):\n%s", diff)
