@@ -22,6 +22,7 @@ type Index struct {
 		sync.RWMutex
 		keys map[string]*keyEntry
 		all  *roaring.Bitmap // every series
+		epochs
 	}
 }
 
@@ -54,6 +55,7 @@ func (ix *Index) Add(id uint32, s tags.Set) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.mu.all.Add(id)
+	ix.mu.added(s)
 	for _, t := range s {
 		k := ix.mu.keys[t.Key]
 		if k == nil {
@@ -79,6 +81,7 @@ func (ix *Index) Remove(id uint32, s tags.Set) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.mu.all.Remove(id)
+	ix.mu.removed()
 	for _, t := range s {
 		k := ix.mu.keys[t.Key]
 		if k == nil {
@@ -89,6 +92,9 @@ func (ix *Index) Remove(id uint32, s tags.Set) {
 			p.remove(id)
 			if p.card() == 0 {
 				delete(k.values, t.Value)
+				if t.Key == tags.NameKey {
+					ix.mu.forgetName(t.Value)
+				}
 				k.sortMu.Lock()
 				k.deleted++
 				k.sortMu.Unlock()
