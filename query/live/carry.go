@@ -88,7 +88,7 @@ func newCarry(styles []*expr.Style, step int64) *carry {
 }
 
 // evaluate returns the lines of r, the points after the group's last.
-func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin int64) Update {
+func (c *carry) evaluate(ctx context.Context, e *Evaluator, engine *query.Engine, r eval.Range, origin int64) Update {
 	start := min(origin, r.Start) // the first evaluation builds the state
 	if c.ready {
 		start = min(max(origin, r.Start-int64(c.childMem)*r.Step), r.Start)
@@ -99,7 +99,7 @@ func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin
 	}
 	e.m.evaluations.Increment()
 	e.m.evals.Add(1)
-	res, err := e.engine.Eval(ctx, c.child, eval.Range{Start: start, End: r.End, Step: r.Step})
+	res, err := engine.Eval(ctx, c.child, eval.Range{Start: start, End: r.End, Step: r.Step})
 	if err != nil {
 		// The state missed these steps: rebuild it from the origin next time.
 		c.ready, c.lines, c.order = false, map[carryKey]*carryLine{}, nil

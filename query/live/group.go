@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sextant-dev/sextant/query"
 	"github.com/sextant-dev/sextant/query/eval"
 	"github.com/sextant-dev/sextant/query/expr"
 )
@@ -21,6 +22,9 @@ type group struct {
 	mem    int    // steps of history an evaluation needs; -1: since origin
 	last   int64  // the newest point evaluated (or delivered as backfill)
 	carry  *carry // carries unbounded state step to step; nil: re-read the window
+	// engine evaluates the group's steps through a store view that keeps
+	// the series each of its queries selected (selQuerier).
+	engine *query.Engine
 	subs   []*Subscription
 }
 
@@ -34,9 +38,9 @@ func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
 	r := eval.Range{Start: g.last + g.step, End: target + g.step, Step: g.step}
 	var u Update
 	if g.carry != nil {
-		u = g.carry.evaluate(ctx, e, r, g.origin)
+		u = g.carry.evaluate(ctx, e, g.engine, r, g.origin)
 	} else {
-		u = e.evalRange(ctx, g.styles, r, g.origin, g.mem)
+		u = e.evalRange(ctx, g.engine, g.styles, r, g.origin, g.mem)
 	}
 	if ctx.Err() != nil {
 		return false // shutting down: not an evaluation error to report
@@ -52,7 +56,7 @@ func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
 		if next < r.Start {
 			// The subscription joined while this group was being evaluated
 			// past its backfill: evaluate the steps in between for it.
-			s.deliver(e.evalRange(ctx, g.styles, eval.Range{Start: next, End: r.Start, Step: g.step}, g.origin, g.mem), next)
+			s.deliver(e.evalRange(ctx, g.engine, g.styles, eval.Range{Start: next, End: r.Start, Step: g.step}, g.origin, g.mem), next)
 		}
 		s.deliver(u, r.Start)
 	}
@@ -64,7 +68,7 @@ func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
 
 // evalRange evaluates styles for the points of r, reading the history the
 // stateful words need since origin, and returns the lines cut to r.
-func (e *Evaluator) evalRange(ctx context.Context, styles []*expr.Style, r eval.Range, origin int64, mem int) Update {
+func (e *Evaluator) evalRange(ctx context.Context, engine *query.Engine, styles []*expr.Style, r eval.Range, origin int64, mem int) Update {
 	start := r.Start
 	switch {
 	case mem < 0:
@@ -78,7 +82,7 @@ func (e *Evaluator) evalRange(ctx context.Context, styles []*expr.Style, r eval.
 	}
 	e.m.evaluations.Increment()
 	e.m.evals.Add(1)
-	res, err := e.engine.Eval(ctx, styles, eval.Range{Start: start, End: r.End, Step: r.Step})
+	res, err := engine.Eval(ctx, styles, eval.Range{Start: start, End: r.End, Step: r.Step})
 	if err != nil {
 		e.m.errors.Increment()
 		e.opts.Logger.Debug("live evaluation failed", "err", err, "end", r.End)

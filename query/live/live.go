@@ -317,7 +317,7 @@ func (e *Evaluator) Subscribe(ctx context.Context, req Request, sink func(Update
 	s := &Subscription{e: e, sink: sink, next: origin}
 	if nBack > 0 {
 		r := eval.Range{Start: origin, End: last + step, Step: step}
-		u := e.evalRange(ctx, styles, r, origin, mem)
+		u := e.evalRange(ctx, e.engine, styles, r, origin, mem)
 		if u.Err != nil && ctx.Err() != nil {
 			return nil, u.Err
 		}
@@ -348,7 +348,8 @@ func (e *Evaluator) join(key string, styles []*expr.Style, step, origin int64, m
 		if len(e.mu.groups) >= e.opts.MaxExpressions {
 			return nil, &LimitError{Limit: "max-live-expressions", Max: e.opts.MaxExpressions, Got: len(e.mu.groups) + 1}
 		}
-		g = &group{key: key, styles: styles, step: step, origin: origin, mem: mem, last: last}
+		g = &group{key: key, styles: styles, step: step, origin: origin, mem: mem, last: last,
+			engine: query.NewEngine(newSelQuerier(e.opts.Querier), e.opts.Eval)}
 		if mem < 0 {
 			g.carry = newCarry(styles, step)
 		}

@@ -83,7 +83,7 @@ func (db *DB) selectFor(ctx context.Context, req *tsdb.FetchRequest) (*selected,
 // nothing, when a series holds that step in a sealed block: the caller
 // scans blocks then.
 func (f *fetch) runPoint(ctx context.Context, ids []uint32) (bool, error) {
-	pts, ok := f.db.head.AppendPoints(nil, ids, f.k0)
+	pts, ok := f.db.head.AppendPoints(make([]head.Point, 0, len(ids)), ids, f.k0)
 	if !ok {
 		return false, nil
 	}
