@@ -186,7 +186,9 @@ type FetchRequest struct {
 	// Selection, when set, caches the series Query matches across fetches
 	// of a caller that asks for the same query again and again (the live
 	// evaluator, every step). The store may read and fill it in; it is
-	// otherwise ignored. The answer is the same with or without it.
+	// otherwise ignored. The answer is the same with or without it. A
+	// Querier that forwards the request to several stores (a fan-out)
+	// clears it, or keeps one Selection per store.
 	Selection *Selection
 }
 
