@@ -157,6 +157,8 @@ type Evaluator struct {
 	opts   Options
 	engine *query.Engine
 	m      metrics
+	// round shares fetches between the groups of one evaluateDue.
+	round atomic.Pointer[fetchRound]
 
 	mu struct {
 		sync.Mutex
@@ -261,6 +263,8 @@ func (e *Evaluator) evaluateDue(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	start := time.Now()
+	e.round.Store(newFetchRound())
+	defer e.round.Store(nil)
 	var n atomic.Int64
 	next := atomic.Int64{}
 	work := func() {
@@ -356,7 +360,7 @@ func (e *Evaluator) join(key string, styles []*expr.Style, step, origin int64, m
 			return nil, &LimitError{Limit: "max-live-expressions", Max: e.opts.MaxExpressions, Got: len(e.mu.groups) + 1}
 		}
 		g = &group{key: key, styles: styles, step: step, origin: origin, mem: mem, last: last,
-			engine: query.NewEngine(newSelQuerier(e.opts.Querier), e.opts.Eval)}
+			engine: query.NewEngine(newSelQuerier(e.opts.Querier, &e.round), e.opts.Eval)}
 		if mem < 0 {
 			g.carry = newCarry(styles, step)
 		}
