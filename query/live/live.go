@@ -328,7 +328,7 @@ func (e *Evaluator) Subscribe(ctx context.Context, req Request, sink func(Update
 	s := &Subscription{e: e, sink: sink, next: origin}
 	if nBack > 0 {
 		r := eval.Range{Start: origin, End: last + step, Step: step}
-		u := e.evalRange(ctx, e.engine, styles, r, origin, mem)
+		u := e.evalRange(ctx, e.engine, nil, styles, r, origin, mem)
 		if u.Err != nil && ctx.Err() != nil {
 			return nil, u.Err
 		}
@@ -462,7 +462,9 @@ func normalize(styles []*expr.Style, step int64) string {
 }
 
 // lineID hashes a line's identity within its expression.
-func lineID(l *query.Line) string {
+func lineID(l *query.Line) string { return strconv.FormatUint(lineHash(l), 16) }
+
+func lineHash(l *query.Line) uint64 {
 	h := fnv.New64a()
 	var buf [16]byte
 	h.Write(strconv.AppendInt(buf[:0], int64(l.Expr), 10))
@@ -474,7 +476,7 @@ func lineID(l *query.Line) string {
 		h.Write([]byte{1})
 		h.Write([]byte(t.Value))
 	}
-	return strconv.FormatUint(h.Sum64(), 16)
+	return h.Sum64()
 }
 
 func floorTo(t, step int64) int64 {
