@@ -159,6 +159,8 @@ type Evaluator struct {
 	m      metrics
 	// round shares fetches between the groups of one evaluateDue.
 	round atomic.Pointer[fetchRound]
+	// sels are the Selections of the groups' queries.
+	sels selections
 
 	mu struct {
 		sync.Mutex
@@ -264,7 +266,10 @@ func (e *Evaluator) evaluateDue(ctx context.Context) {
 	e.mu.Unlock()
 	start := time.Now()
 	e.round.Store(newFetchRound())
-	defer e.round.Store(nil)
+	defer func() {
+		e.round.Store(nil)
+		e.sels.endRound()
+	}()
 	var n atomic.Int64
 	next := atomic.Int64{}
 	work := func() {
@@ -360,7 +365,7 @@ func (e *Evaluator) join(key string, styles []*expr.Style, step, origin int64, m
 			return nil, &LimitError{Limit: "max-live-expressions", Max: e.opts.MaxExpressions, Got: len(e.mu.groups) + 1}
 		}
 		g = &group{key: key, styles: styles, step: step, origin: origin, mem: mem, last: last,
-			engine: query.NewEngine(newSelQuerier(e.opts.Querier, &e.round), e.opts.Eval)}
+			engine: query.NewEngine(newSelQuerier(e), e.opts.Eval)}
 		if mem < 0 {
 			g.carry = newCarry(styles, step)
 		}

@@ -5,23 +5,27 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
-// maxSelections bounds the selections one group keeps: an expression
+// maxQueryStrings bounds the query strings one group keeps: an expression
 // names a handful of queries, and the engine hands the same parsed query
 // (the same pointer) to the store at every step.
-const maxSelections = 64
+const maxQueryStrings = 64
 
-// selQuerier is a group's view of the store. It keeps, for every query the
-// group's expression fetches, the tsdb.Selection the store filled in, and
-// hands it back at the next step: the store then reads the series it
-// selected before instead of selecting again, as long as its index did not
-// gain a series that the query could match. A store without the ability
-// ignores the Selection.
+// maxIdleRounds is how many rounds of live steps a Selection no group used
+// is kept: a group with a step of several storage steps uses its
+// Selections every few rounds only, and one that ends frees them after.
+const maxIdleRounds = 16
+
+// selQuerier is a group's view of the store. Its fetches go through the
+// evaluator's Selections (one per query, by its canonical string, shared
+// by every group whose expression names that query): the store then reads
+// the series it selected before instead of selecting again, as long as
+// its index gained no series that the query could match. A store without
+// the ability ignores the Selection.
 //
 // During a round of live steps (evaluateDue), fetches also go through the
 // round's cache: groups whose expressions read the same data (alert rules
@@ -29,42 +33,96 @@ const maxSelections = 64
 // one fetch per step.
 type selQuerier struct {
 	tsdb.Querier
-	round *atomic.Pointer[fetchRound] // the evaluator's current round, or nil
-	mu    sync.Mutex
-	sels  map[*tags.Query]*tsdb.Selection
+	e *Evaluator
+
+	mu      sync.Mutex
+	strings map[*tags.Query]string
 }
 
-func newSelQuerier(q tsdb.Querier, round *atomic.Pointer[fetchRound]) *selQuerier {
-	return &selQuerier{Querier: q, round: round, sels: map[*tags.Query]*tsdb.Selection{}}
+func newSelQuerier(e *Evaluator) *selQuerier {
+	return &selQuerier{Querier: e.opts.Querier, e: e, strings: map[*tags.Query]string{}}
 }
 
 // Fetch implements tsdb.Querier.
 func (s *selQuerier) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet, error) {
-	if r := s.round.Load(); r != nil {
-		return r.fetch(ctx, req, s.fetch)
+	qs := s.queryString(req.Query)
+	fetch := func(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet, error) {
+		sel := s.e.sels.take(qs)
+		if sel.Query != nil {
+			// The same query by its string, maybe parsed by another group:
+			// the store knows a Selection's query by its pointer.
+			req.Query = sel.Query
+		}
+		req.Selection = sel
+		set, err := s.Querier.Fetch(ctx, req)
+		s.e.sels.put(qs, sel)
+		return set, err
 	}
-	return s.fetch(ctx, req)
+	if r := s.e.round.Load(); r != nil {
+		return r.fetch(ctx, requestKey(qs, &req), req, fetch)
+	}
+	return fetch(ctx, req)
 }
 
-// fetch asks the store with the query's Selection. A Selection is used by
-// one fetch at a time: it is taken out of the map for the fetch, so a
-// concurrent fetch of the same query starts an empty one.
-func (s *selQuerier) fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet, error) {
+// queryString returns q's canonical string, computed once per query.
+func (s *selQuerier) queryString(q *tags.Query) string {
 	s.mu.Lock()
-	sel := s.sels[req.Query]
-	delete(s.sels, req.Query)
-	s.mu.Unlock()
-	if sel == nil {
-		sel = &tsdb.Selection{}
+	defer s.mu.Unlock()
+	if str, ok := s.strings[q]; ok {
+		return str
 	}
-	req.Selection = sel
-	set, err := s.Querier.Fetch(ctx, req)
+	str := q.String()
+	if len(s.strings) >= maxQueryStrings {
+		clear(s.strings)
+	}
+	s.strings[q] = str
+	return str
+}
+
+// selections are the evaluator's tsdb.Selections by query string. A
+// Selection is used by one fetch at a time: take removes it from the map
+// for the fetch (a concurrent fetch of the same query starts an empty
+// one) and put returns it. Safe for concurrent use.
+type selections struct {
+	mu    sync.Mutex
+	m     map[string]*selEntry
+	round int64
+}
+
+type selEntry struct {
+	sel  *tsdb.Selection
+	used int64 // the round it was last used in
+}
+
+func (s *selections) take(key string) *tsdb.Selection {
 	s.mu.Lock()
-	if len(s.sels) < maxSelections {
-		s.sels[req.Query] = sel
+	defer s.mu.Unlock()
+	if e := s.m[key]; e != nil {
+		delete(s.m, key)
+		return e.sel
 	}
-	s.mu.Unlock()
-	return set, err
+	return &tsdb.Selection{}
+}
+
+func (s *selections) put(key string, sel *tsdb.Selection) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]*selEntry)
+	}
+	s.m[key] = &selEntry{sel: sel, used: s.round}
+}
+
+// endRound forgets the Selections no group used for maxIdleRounds rounds.
+func (s *selections) endRound() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.round++
+	for k, e := range s.m {
+		if s.round-e.used > maxIdleRounds {
+			delete(s.m, k)
+		}
+	}
 }
 
 // fetchRound shares the fetches of one round of live steps between the
@@ -86,8 +144,7 @@ type roundFetch struct {
 
 func newFetchRound() *fetchRound { return &fetchRound{m: map[string]*roundFetch{}} }
 
-func (r *fetchRound) fetch(ctx context.Context, req tsdb.FetchRequest, fetch func(context.Context, tsdb.FetchRequest) (*tsdb.SeriesSet, error)) (*tsdb.SeriesSet, error) {
-	key := requestKey(&req)
+func (r *fetchRound) fetch(ctx context.Context, key string, req tsdb.FetchRequest, fetch func(context.Context, tsdb.FetchRequest) (*tsdb.SeriesSet, error)) (*tsdb.SeriesSet, error) {
 	r.mu.Lock()
 	f := r.m[key]
 	if f != nil {
@@ -107,10 +164,12 @@ func (r *fetchRound) fetch(ctx context.Context, req tsdb.FetchRequest, fetch fun
 	return f.set, f.err
 }
 
-// requestKey identifies what a fetch answers: every field but Selection.
-func requestKey(req *tsdb.FetchRequest) string {
+// requestKey identifies what a fetch answers: the query (its string qs)
+// and every other field but Selection.
+func requestKey(qs string, req *tsdb.FetchRequest) string {
 	var b strings.Builder
-	b.WriteString(req.Query.String())
+	b.Grow(len(qs) + 64)
+	b.WriteString(qs)
 	for _, v := range [...]int64{req.Start, req.End, req.Step, int64(req.CF), int64(req.Aggregation)} {
 		b.WriteByte(0)
 		b.WriteString(strconv.FormatInt(v, 10))
