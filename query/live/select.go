@@ -58,11 +58,17 @@ func (s *selQuerier) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.Se
 		s.e.sels.put(qs, sel)
 		return set, err
 	}
-	if r := s.e.round.Load(); r != nil {
+	if r := s.e.round.Load(); r != nil && req.Points() <= maxSharedPoints {
 		return r.fetch(ctx, requestKey(qs, &req), req, fetch)
 	}
 	return fetch(ctx, req)
 }
+
+// maxSharedPoints bounds the points per line of the fetches a round
+// shares: a round keeps every answer it shares until it ends, which is
+// cheap for a step or a short window, not for the long re-reads of
+// unbounded stateful words.
+const maxSharedPoints = 64
 
 // queryString returns q's canonical string, computed once per query.
 func (s *selQuerier) queryString(q *tags.Query) string {
