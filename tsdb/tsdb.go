@@ -183,6 +183,30 @@ type FetchRequest struct {
 	// GroupBy, with an aggregation, aggregates per distinct tuple of values of
 	// these keys; series lacking any key are left out.
 	GroupBy []string
+	// Selection, when set, caches the series Query matches across fetches
+	// of a caller that asks for the same query again and again (the live
+	// evaluator, every step). The store may read and fill it in; it is
+	// otherwise ignored. The answer is the same with or without it. A
+	// Querier that forwards the request to several stores (a fan-out)
+	// clears it, or keeps one Selection per store.
+	Selection *Selection
+}
+
+// Selection is a query resolved to its series, kept by a caller between
+// fetches of that query (FetchRequest.Selection) so that the store need
+// not select again while no series that could match it was added or
+// removed. The zero value is empty; its fields belong to the store that
+// filled it in, which checks them on every use (a Selection handed to
+// another store, or with another query, is simply refilled). A Selection
+// is used by one fetch at a time.
+type Selection struct {
+	// Query is the query the series were selected for (compared by
+	// pointer).
+	Query *tags.Query
+	// Epoch is the store's index generation for Query when it selected.
+	Epoch uint64
+	// Refs are the matching series, in the store's order.
+	Refs []SeriesRef
 }
 
 // Points returns the number of output points per series.

@@ -137,6 +137,7 @@ type Stream struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	conns    atomic.Int64
+	lines    lineCache // live steps encoded once for all their subscribers
 	m        streamMetrics
 }
 

@@ -21,7 +21,10 @@ import (
 type item struct {
 	sub  string
 	line *live.Line // shared with other subscribers: read only
-	live bool       // a live step (not backfill): its lag is measured
+	// tail, when set, is line encoded for every subscriber (lineCache):
+	// read only.
+	tail []byte
+	live bool // a live step (not backfill): its lag is measured
 	raw  []byte
 }
 
@@ -182,7 +185,12 @@ func (c *client) writeQueued(out output, buf *[]byte) error {
 	for i := range q {
 		it := &q[i]
 		msg := it.raw
-		if it.line != nil {
+		switch {
+		case it.tail != nil:
+			// Fast path: the line was encoded once for all subscribers.
+			*buf = append(appendTimeseriesHead((*buf)[:0], it.sub), it.tail...)
+			msg = *buf
+		case it.line != nil:
 			*buf = appendTimeseries((*buf)[:0], it.sub, it.line)
 			msg = *buf
 		}
@@ -288,8 +296,17 @@ func (c *client) subscribe(m clientMessage) bool {
 		}
 		items := make([]item, len(u.Lines))
 		l := isLive.Load()
+		var tails [][]byte
+		if l && len(u.Lines) > 0 {
+			// Live steps are shared by every subscriber of the expression
+			// (backfills are each subscriber's own).
+			tails = c.s.lines.tails(u.Lines)
+		}
 		for i := range u.Lines {
 			items[i] = item{sub: id, line: &u.Lines[i], live: l}
+			if tails != nil {
+				items[i].tail = tails[i]
+			}
 		}
 		c.enqueue(items...)
 	}

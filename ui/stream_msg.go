@@ -116,8 +116,19 @@ func parseDuration(field, s string) (int64, error) {
 
 // appendTimeseries encodes one line of an update as a timeseries message.
 func appendTimeseries(b []byte, sub string, l *live.Line) []byte {
+	return appendTimeseriesTail(appendTimeseriesHead(b, sub), l)
+}
+
+// appendTimeseriesHead encodes the part of a timeseries message that
+// depends on the subscriber: its subscription id.
+func appendTimeseriesHead(b []byte, sub string) []byte {
 	b = append(b, `{"type":"timeseries","subscription":`...)
-	b = appendString(b, sub)
+	return appendString(b, sub)
+}
+
+// appendTimeseriesTail encodes the rest, the same for every subscriber of
+// the line's expression.
+func appendTimeseriesTail(b []byte, l *live.Line) []byte {
 	b = append(b, `,"id":`...)
 	b = appendString(b, l.ID)
 	b = append(b, `,"label":`...)

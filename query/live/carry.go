@@ -37,12 +37,46 @@ type carryLine struct {
 	id, label string
 	tags      map[string]string
 	op        *expr.Stateful
-	// des state; acc is the integral or the running max.
+	// d is the :des state (d and d2 the two of :sdes); acc is the integral
+	// or the running max.
+	d, d2 desState
+	acc   float64
+	// :sdes: first is the first epoch-aligned period start at or after the
+	// origin (values before it are ignored), count the steps fed since the
+	// origin, useOne which instance predicts.
+	first  int64
+	count  int
+	useOne bool
+	values []float64 // the outputs of the last evaluation
+}
+
+// desState is query/eval's online double exponential smoothing, step for
+// step, so that carried values equal the graph API's.
+type desState struct {
 	samples int
 	sp, bp  float64
-	acc     float64
-	values  []float64 // the outputs of the last evaluation
 }
+
+// next returns the prediction for this step, then learns from v.
+func (d *desState) next(op *expr.Stateful, v float64) float64 {
+	o := math.NaN()
+	if d.samples >= op.N {
+		o = d.sp
+	}
+	if v == v {
+		if d.samples == 0 {
+			d.sp, d.bp = v, 0
+		} else {
+			sn := op.Alpha*v + (1-op.Alpha)*(d.sp+d.bp)
+			d.bp = op.Beta*(sn-d.sp) + (1-op.Beta)*d.bp
+			d.sp = sn
+		}
+		d.samples++
+	}
+	return o
+}
+
+func (d *desState) reset() { *d = desState{sp: math.NaN(), bp: math.NaN()} }
 
 // newCarry returns a carry for the presentations, or nil when they are
 // not all of its shape: an unbounded stateful word at the root over a
@@ -56,7 +90,7 @@ func newCarry(styles []*expr.Style, step int64) *carry {
 			return nil
 		}
 		switch root.Op {
-		case expr.OpDES, expr.OpIntegral, expr.OpCumulativeMax:
+		case expr.OpDES, expr.OpSDES, expr.OpIntegral, expr.OpCumulativeMax:
 		default:
 			return nil
 		}
@@ -88,7 +122,7 @@ func newCarry(styles []*expr.Style, step int64) *carry {
 }
 
 // evaluate returns the lines of r, the points after the group's last.
-func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin int64) Update {
+func (c *carry) evaluate(ctx context.Context, e *Evaluator, engine *query.Engine, r eval.Range, origin int64) Update {
 	start := min(origin, r.Start) // the first evaluation builds the state
 	if c.ready {
 		start = min(max(origin, r.Start-int64(c.childMem)*r.Step), r.Start)
@@ -99,7 +133,7 @@ func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin
 	}
 	e.m.evaluations.Increment()
 	e.m.evals.Add(1)
-	res, err := e.engine.Eval(ctx, c.child, eval.Range{Start: start, End: r.End, Step: r.Step})
+	res, err := engine.Eval(ctx, c.child, eval.Range{Start: start, End: r.End, Step: r.Step})
 	if err != nil {
 		// The state missed these steps: rebuild it from the origin next time.
 		c.ready, c.lines, c.order = false, map[carryKey]*carryLine{}, nil
@@ -117,8 +151,12 @@ func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin
 		k := carryKey{l.Expr, l.Tags.String()}
 		seen[k] = true
 		cl := c.lines[k]
+		t0 := start
+		if c.ready {
+			t0 = r.Start
+		}
 		if cl == nil {
-			cl = c.newLine(l)
+			cl = c.newLine(l, origin, t0, r.Step)
 			c.lines[k] = cl
 			c.order = append(c.order, k)
 		}
@@ -126,7 +164,7 @@ func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin
 		if c.ready {
 			in = in[skip:]
 		}
-		cl.values = cl.feed(in, n, cl.values[:0])
+		cl.values = cl.feed(in, t0, r.Step, n, cl.values[:0])
 	}
 	lines := make([]Line, 0, len(c.order))
 	for _, k := range c.order {
@@ -134,7 +172,7 @@ func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin
 		if !seen[k] {
 			// A line the child no longer has keeps its state, fed NaN, as
 			// in a graph over the whole range.
-			cl.values = cl.feed(nanValues(n), n, cl.values[:0])
+			cl.values = cl.feed(nanValues(n), r.Start, r.Step, n, cl.values[:0])
 		}
 		vals := make([]float64, n)
 		copy(vals, cl.values)
@@ -144,35 +182,57 @@ func (c *carry) evaluate(ctx context.Context, e *Evaluator, r eval.Range, origin
 	return Update{End: r.End, Lines: lines}
 }
 
-func (c *carry) newLine(l *query.Line) *carryLine {
+// newLine starts the state of a line first seen at t0 (the origin, or a
+// later step for a line that appeared since: it had no data before, which
+// leaves every state empty but the :sdes step count, computed here).
+func (c *carry) newLine(l *query.Line, origin, t0, step int64) *carryLine {
 	root := c.roots[l.Expr]
 	label := root.Op.String() + "(" + l.Label + ")"
 	if lg := c.legends[l.Expr]; lg != "" {
 		label = query.Legend(lg, l.Tags, l.Offset)
 	}
-	return &carryLine{id: lineID(l), label: label, tags: l.Tags.Map(), op: root, sp: math.NaN(), bp: math.NaN(), acc: math.NaN()}
+	cl := &carryLine{id: lineID(l), label: label, tags: l.Tags.Map(), op: root, acc: math.NaN(), useOne: true}
+	cl.d.reset()
+	cl.d2.reset()
+	if root.Op == expr.OpSDES && root.N > 0 {
+		period := int64(root.N) * step
+		cl.first = origin
+		if r := ((origin % period) + period) % period; r != 0 {
+			cl.first += period - r
+		}
+		cl.count = int(max(t0-origin, 0) / step)
+		cl.useOne = (cl.count/root.N)%2 == 0
+	}
+	return cl
 }
 
-// feed runs the online algorithm over in and appends the last keep
-// outputs to out.
-func (cl *carryLine) feed(in []float64, keep int, out []float64) []float64 {
+// feed runs the online algorithm over in (its first value at t0) and
+// appends the last keep outputs to out.
+func (cl *carryLine) feed(in []float64, t0, step int64, keep int, out []float64) []float64 {
 	for i, v := range in {
 		var o float64
 		switch cl.op.Op {
 		case expr.OpDES:
-			o = math.NaN()
-			if cl.samples >= cl.op.N {
-				o = cl.sp
+			o = cl.d.next(cl.op, v)
+		case expr.OpSDES:
+			// As query/eval's slidingDES: two instances restarting in turn
+			// every N steps counted from the origin.
+			if t0+int64(i)*step < cl.first {
+				v = math.NaN()
 			}
-			if v == v {
-				if cl.samples == 0 {
-					cl.sp, cl.bp = v, 0
+			cl.count++
+			v1, v2 := cl.d.next(cl.op, v), cl.d2.next(cl.op, v)
+			o = v2
+			if cl.useOne {
+				o = v1
+			}
+			if cl.count%cl.op.N == 0 {
+				if cl.useOne {
+					cl.d.reset()
 				} else {
-					sn := cl.op.Alpha*v + (1-cl.op.Alpha)*(cl.sp+cl.bp)
-					cl.bp = cl.op.Beta*(sn-cl.sp) + (1-cl.op.Beta)*cl.bp
-					cl.sp = sn
+					cl.d2.reset()
 				}
-				cl.samples++
+				cl.useOne = !cl.useOne
 			}
 		case expr.OpIntegral:
 			cl.acc = expr.AddNaN(cl.acc, v)

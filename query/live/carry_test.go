@@ -43,6 +43,22 @@ func (q *countingQuerier) take() []int64 {
 // origin.
 func TestCarryReadsOnlyTheWindow(t *testing.T) {
 	t.Parallel()
+	for _, q := range []string{
+		"name,x,:eq,(,node,),:by,3,:rolling-sum,3,0.2,0.3,:des,$node,:legend",
+		// :sdes restarts its two instances every N steps from the first
+		// epoch-aligned period after the origin: 4 and 7 steps put the
+		// restarts at different offsets from the backfill's start.
+		"name,x,:eq,(,node,),:by,3,:rolling-sum,4,0.2,0.3,:sdes,$node,:legend",
+		"name,x,:eq,(,node,),:by,3,:rolling-sum,7,0.1,0.5,:sdes,$node,:legend",
+	} {
+		t.Run(q, func(t *testing.T) {
+			t.Parallel()
+			testCarry(t, q)
+		})
+	}
+}
+
+func testCarry(t *testing.T, q string) {
 	const step = int64(60_000)
 	synctest.Test(t, func(t *testing.T) {
 		now := time.Now().UnixMilli()
@@ -66,7 +82,6 @@ func TestCarryReadsOnlyTheWindow(t *testing.T) {
 		defer func() { cancel(); wg.Wait() }()
 		var mu sync.Mutex
 		var us []Update
-		const q = "name,x,:eq,(,node,),:by,3,:rolling-sum,3,0.2,0.3,:des,$node,:legend"
 		sub, err := ev.Subscribe(t.Context(), Request{Expr: q, Backfill: 30 * step}, func(u Update) {
 			mu.Lock()
 			us = append(us, u)

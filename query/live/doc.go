@@ -19,13 +19,19 @@
 // first live step) exactly as the graph API's start empty at the start of
 // its range. Windowed words (:rolling-*, :delay, :trend, :derivative) need
 // only their last N steps, so each step re-evaluates that window. Words
-// whose state never forgets (:des, :integral, :cumulative-max) carry their
-// state from step to step (carry.go) when they sit at the root of a
-// presentation: a step then reads only the window of the expression below
-// them, and the first step builds the state from the origin once. Other
-// unbounded shapes (:sdes, which depends on where its range starts, or an
-// unbounded word below another operator) re-evaluate everything since the
-// origin, up to Options.MaxWindow steps. Either way the values a
+// whose state never forgets (:des, :sdes, :integral, :cumulative-max)
+// carry their state from step to step (carry.go) when they sit at the root
+// of a presentation: a step then reads only the window of the expression
+// below them, and the first step builds the state from the origin once
+// (:sdes counts its periods from the origin, as a graph from there does).
+// Other unbounded shapes (an unbounded word below another operator)
+// re-evaluate everything since the origin, up to Options.MaxWindow steps.
+//
+// Series sets. Each group evaluates through a view of the store that
+// keeps, per query of its expression, the tsdb.Selection the store filled
+// in: a live step selects no series unless the index gained one that the
+// query could match (the store's epoch per name), and a one-step fetch
+// reads the closed step's point from the head rather than its blocks. Either way the values a
 // subscriber receives for the steps [origin, T] are exactly what the graph
 // API returns for that range. Stateful subscriptions share a group when
 // they share the origin. Range summaries (:filter with :stat-*, :topk,

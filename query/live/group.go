@@ -3,10 +3,13 @@ package live
 import (
 	"context"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/sextant-dev/sextant/query"
 	"github.com/sextant-dev/sextant/query/eval"
 	"github.com/sextant-dev/sextant/query/expr"
+	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
 // group is one distinct (normalized expression, step[, origin]) with its
@@ -21,7 +24,59 @@ type group struct {
 	mem    int    // steps of history an evaluation needs; -1: since origin
 	last   int64  // the newest point evaluated (or delivered as backfill)
 	carry  *carry // carries unbounded state step to step; nil: re-read the window
+	// engine evaluates the group's steps through a store view that keeps
+	// the series each of its queries selected (selQuerier).
+	engine *query.Engine
+	metas  lineMetas // used by the goroutine evaluating the group
 	subs   []*Subscription
+}
+
+// maxLineMetas bounds the lines whose identity a group keeps.
+const maxLineMetas = 1 << 16
+
+// lineMetas keeps, from one step to the next, what a group's lines carry
+// besides their values (the ID and the tags as a map), so that a step of
+// thousands of lines (an alert rule grouped by node) does not build them
+// again. A nil *lineMetas keeps nothing.
+type lineMetas struct {
+	m map[uint64]*lineMeta
+}
+
+type lineMeta struct {
+	id   string
+	tags map[string]string // shared by the Updates: read only
+}
+
+// get returns l's ID and tags.
+func (lm *lineMetas) get(l *query.Line) (string, map[string]string) {
+	h := lineHash(l)
+	if lm != nil {
+		// Fast path: the line was there at the last step (the tags are
+		// compared, so that a hash collision cannot mix two lines up).
+		if m := lm.m[h]; m != nil && sameTags(m.tags, l.Tags) {
+			return m.id, m.tags
+		}
+	}
+	id, tags := strconv.FormatUint(h, 16), l.Tags.Map()
+	if lm != nil {
+		if lm.m == nil || len(lm.m) >= maxLineMetas {
+			lm.m = make(map[uint64]*lineMeta)
+		}
+		lm.m[h] = &lineMeta{id: id, tags: tags}
+	}
+	return id, tags
+}
+
+func sameTags(m map[string]string, ts tags.Set) bool {
+	if len(m) != len(ts) {
+		return false
+	}
+	for _, t := range ts {
+		if v, ok := m[t.Key]; !ok || v != t.Value {
+			return false
+		}
+	}
+	return true
 }
 
 // evaluateGroup evaluates the points of g that are due and fans them out;
@@ -34,9 +89,9 @@ func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
 	r := eval.Range{Start: g.last + g.step, End: target + g.step, Step: g.step}
 	var u Update
 	if g.carry != nil {
-		u = g.carry.evaluate(ctx, e, r, g.origin)
+		u = g.carry.evaluate(ctx, e, g.engine, r, g.origin)
 	} else {
-		u = e.evalRange(ctx, g.styles, r, g.origin, g.mem)
+		u = e.evalRange(ctx, g.engine, &g.metas, g.styles, r, g.origin, g.mem)
 	}
 	if ctx.Err() != nil {
 		return false // shutting down: not an evaluation error to report
@@ -52,7 +107,7 @@ func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
 		if next < r.Start {
 			// The subscription joined while this group was being evaluated
 			// past its backfill: evaluate the steps in between for it.
-			s.deliver(e.evalRange(ctx, g.styles, eval.Range{Start: next, End: r.Start, Step: g.step}, g.origin, g.mem), next)
+			s.deliver(e.evalRange(ctx, g.engine, &g.metas, g.styles, eval.Range{Start: next, End: r.Start, Step: g.step}, g.origin, g.mem), next)
 		}
 		s.deliver(u, r.Start)
 	}
@@ -64,7 +119,7 @@ func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
 
 // evalRange evaluates styles for the points of r, reading the history the
 // stateful words need since origin, and returns the lines cut to r.
-func (e *Evaluator) evalRange(ctx context.Context, styles []*expr.Style, r eval.Range, origin int64, mem int) Update {
+func (e *Evaluator) evalRange(ctx context.Context, engine *query.Engine, metas *lineMetas, styles []*expr.Style, r eval.Range, origin int64, mem int) Update {
 	start := r.Start
 	switch {
 	case mem < 0:
@@ -78,7 +133,7 @@ func (e *Evaluator) evalRange(ctx context.Context, styles []*expr.Style, r eval.
 	}
 	e.m.evaluations.Increment()
 	e.m.evals.Add(1)
-	res, err := e.engine.Eval(ctx, styles, eval.Range{Start: start, End: r.End, Step: r.Step})
+	res, err := engine.Eval(ctx, styles, eval.Range{Start: start, End: r.End, Step: r.Step})
 	if err != nil {
 		e.m.errors.Increment()
 		e.opts.Logger.Debug("live evaluation failed", "err", err, "end", r.End)
@@ -88,8 +143,9 @@ func (e *Evaluator) evalRange(ctx context.Context, styles []*expr.Style, r eval.
 	lines := make([]Line, len(res.Lines))
 	for i := range res.Lines {
 		l := &res.Lines[i]
+		id, tags := metas.get(l)
 		lines[i] = Line{
-			ID: lineID(l), Label: l.Label, Tags: l.Tags.Map(),
+			ID: id, Label: l.Label, Tags: tags,
 			Start: r.Start, End: r.End, Step: r.Step, Values: l.Values[skip:],
 		}
 	}

@@ -157,6 +157,10 @@ type Evaluator struct {
 	opts   Options
 	engine *query.Engine
 	m      metrics
+	// round shares fetches between the groups of one evaluateDue.
+	round atomic.Pointer[fetchRound]
+	// sels are the Selections of the groups' queries.
+	sels selections
 
 	mu struct {
 		sync.Mutex
@@ -244,6 +248,13 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	}
 }
 
+// EvaluateDue evaluates, once, every group whose newest due point (by the
+// clock) is past the last it evaluated, and fans the updates out: what Run
+// does at every step close. It is for callers that drive the evaluator
+// with a clock of their own (benchmarks of the alert rules); it must not
+// run concurrently with Run or with itself.
+func (e *Evaluator) EvaluateDue(ctx context.Context) { e.evaluateDue(ctx) }
+
 // evaluateDue evaluates every group whose newest due point is past the
 // last it evaluated.
 func (e *Evaluator) evaluateDue(ctx context.Context) {
@@ -254,6 +265,11 @@ func (e *Evaluator) evaluateDue(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	start := time.Now()
+	e.round.Store(newFetchRound())
+	defer func() {
+		e.round.Store(nil)
+		e.sels.endRound()
+	}()
 	var n atomic.Int64
 	next := atomic.Int64{}
 	work := func() {
@@ -317,7 +333,7 @@ func (e *Evaluator) Subscribe(ctx context.Context, req Request, sink func(Update
 	s := &Subscription{e: e, sink: sink, next: origin}
 	if nBack > 0 {
 		r := eval.Range{Start: origin, End: last + step, Step: step}
-		u := e.evalRange(ctx, styles, r, origin, mem)
+		u := e.evalRange(ctx, e.engine, nil, styles, r, origin, mem)
 		if u.Err != nil && ctx.Err() != nil {
 			return nil, u.Err
 		}
@@ -348,7 +364,8 @@ func (e *Evaluator) join(key string, styles []*expr.Style, step, origin int64, m
 		if len(e.mu.groups) >= e.opts.MaxExpressions {
 			return nil, &LimitError{Limit: "max-live-expressions", Max: e.opts.MaxExpressions, Got: len(e.mu.groups) + 1}
 		}
-		g = &group{key: key, styles: styles, step: step, origin: origin, mem: mem, last: last}
+		g = &group{key: key, styles: styles, step: step, origin: origin, mem: mem, last: last,
+			engine: query.NewEngine(newSelQuerier(e), e.opts.Eval)}
 		if mem < 0 {
 			g.carry = newCarry(styles, step)
 		}
@@ -450,7 +467,9 @@ func normalize(styles []*expr.Style, step int64) string {
 }
 
 // lineID hashes a line's identity within its expression.
-func lineID(l *query.Line) string {
+func lineID(l *query.Line) string { return strconv.FormatUint(lineHash(l), 16) }
+
+func lineHash(l *query.Line) uint64 {
 	h := fnv.New64a()
 	var buf [16]byte
 	h.Write(strconv.AppendInt(buf[:0], int64(l.Expr), 10))
@@ -462,7 +481,7 @@ func lineID(l *query.Line) string {
 		h.Write([]byte{1})
 		h.Write([]byte(t.Value))
 	}
-	return strconv.FormatUint(h.Sum64(), 16)
+	return h.Sum64()
 }
 
 func floorTo(t, step int64) int64 {

@@ -31,11 +31,11 @@ func (db *DB) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet
 		return nil, err
 	}
 	f := newFetch(db, &req, lo, hi)
-	ids, err := db.selectIDs(ctx, req.Query)
+	ids, err := db.selectFor(ctx, &req)
 	if err != nil {
 		return nil, err
 	}
-	n := int(ids.GetCardinality())
+	n := ids.card()
 	if n > db.opts.MaxSeriesPerQuery {
 		return nil, &tsdb.LimitError{Limit: "max-series-per-query", Max: db.opts.MaxSeriesPerQuery, Got: n}
 	}
@@ -169,10 +169,18 @@ func (f *fetch) full(vals []float64) []float64 {
 	return out
 }
 
-func (f *fetch) run(ctx context.Context, ids *roaring.Bitmap) (err error) {
-	if len(f.prim) == 0 || ids.IsEmpty() {
+func (f *fetch) run(ctx context.Context, sel *selected) (err error) {
+	if len(f.prim) == 0 || sel.card() == 0 {
 		return nil
 	}
+	if f.m == 1 && len(f.prim) == 1 && f.pmin >= f.db.head.MinPeriod() {
+		// Fast path: one storage step in memory, such as the step the live
+		// evaluator asks for when it closes: read its point, not blocks.
+		if ok, err := f.runPoint(ctx, sel.array()); ok || err != nil {
+			return err
+		}
+	}
+	ids := sel.bitmap()
 	// Periods older than the memory window are read from disk.
 	if f.db.disk != nil {
 		minMem := f.db.head.MinPeriod()
@@ -225,11 +233,21 @@ func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 	}
 	f.stats.SeriesScanned++
 	clear(f.covered)
+	dense, err := f.placeSeries(v)
+	if err != nil {
+		return err
+	}
+	return f.emit(v.Tags, v.DSType, gkey, g, dense)
+}
+
+// placeSeries fills the primaries with the blocks of one series, from
+// memory and disk, and reports whether every primary has a value.
+func (f *fetch) placeSeries(v *head.View) (bool, error) {
 	dense := true // every primary has a value
 	for _, b := range v.Blocks {
 		d, err := f.place(b.Period, b.Open, b.Data)
 		if err != nil {
-			return fmt.Errorf("series %d block %d: %w", v.ID, b.Period, err)
+			return false, fmt.Errorf("series %d block %d: %w", v.ID, b.Period, err)
 		}
 		dense = dense && d
 		f.covered[b.Period-f.pmin] = true
@@ -240,12 +258,12 @@ func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 		}
 		data, err := r.Block(v.ID)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if data != nil {
 			d, err := f.place(p, nil, data)
 			if err != nil {
-				return fmt.Errorf("series %d block %d on disk: %w", v.ID, p, err)
+				return false, fmt.Errorf("series %d block %d on disk: %w", v.ID, p, err)
 			}
 			dense = dense && d
 			f.covered[p-f.pmin] = true
@@ -264,6 +282,13 @@ func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 			}
 		}
 	}
+	return dense, nil
+}
+
+// emit keeps or aggregates the primaries of one series (tags in canonical
+// encoding); gkey or g name its group when grouping, dense says that every
+// primary has a value.
+func (f *fetch) emit(tagsEnc []byte, dstype tsdb.DSType, gkey []byte, g *fetchGroup, dense bool) error {
 	if f.groups == nil && !anyData(f.prim) {
 		// Nothing in range: the series is not part of the answer, as if it
 		// were not matched. (Aggregates need no check: such a series adds
@@ -273,15 +298,15 @@ func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 	}
 	vals := f.prim
 	if f.m > 1 {
-		consolidate(f.out, f.prim, f.m, f.req.CF, v.DSType.IsGauge())
+		consolidate(f.out, f.prim, f.m, f.req.CF, dstype.IsGauge())
 		vals = f.out
 	}
 	if f.groups == nil {
-		ts, err := tags.Decode(v.Tags)
+		ts, err := tags.Decode(tagsEnc)
 		if err != nil {
 			return err
 		}
-		f.series = append(f.series, tsdb.Series{Tags: ts, DSType: v.DSType, Values: f.full(vals)})
+		f.series = append(f.series, tsdb.Series{Tags: ts, DSType: dstype, Values: f.full(vals)})
 		return nil
 	}
 	if g == nil {
@@ -290,7 +315,7 @@ func (f *fetch) series1(v *head.View, g *fetchGroup) error {
 	if g == nil {
 		g = &fetchGroup{agg: newAggregator(f.req.Aggregation, len(vals))}
 		if len(f.req.GroupBy) > 0 {
-			g.tags = f.groupTags(v.Tags)
+			g.tags = f.groupTags(tagsEnc)
 		}
 		f.groups[string(gkey)] = g
 	}

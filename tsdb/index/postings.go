@@ -125,3 +125,36 @@ func (p *postings) sizeBytes() uint64 {
 	}
 	return uint64(cap(p.small))*4 + 24
 }
+
+// union returns the union of the postings of values of k, intersected
+// with within when it is not nil. Must be called with the index read lock
+// held.
+func (k *keyEntry) union(values []string, within *roaring.Bitmap) *roaring.Bitmap {
+	parts := make([]*roaring.Bitmap, 0, len(values))
+	for _, v := range values {
+		p := k.values[v]
+		if p == nil {
+			continue
+		}
+		switch {
+		case within != nil:
+			if b := p.and(within); !b.IsEmpty() {
+				parts = append(parts, b)
+			}
+		case p.bm != nil:
+			parts = append(parts, p.bm) // FastOr does not modify its inputs
+		default:
+			parts = append(parts, roaring.BitmapOf(p.small...))
+		}
+	}
+	switch len(parts) {
+	case 0:
+		return roaring.New()
+	case 1:
+		if within != nil {
+			return parts[0]
+		}
+		return parts[0].Clone() // may be the postings' own bitmap
+	}
+	return roaring.FastOr(parts...)
+}
