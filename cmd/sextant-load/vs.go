@@ -103,6 +103,9 @@ func vs(ctx context.Context, args []string, stdout, stderr io.Writer, now func()
 		if name == jaegerPeer.name {
 			p = jaegerPeer
 		}
+		if p == vmPeer && len(f.sizes) == 0 || p == jaegerPeer && f.spans == 0 {
+			continue // not needed: no metric runs, or no span runs
+		}
 		if bins[name], err = buildPeer(ctx, f.cache, p, stderr); err != nil {
 			return err
 		}
