@@ -49,10 +49,10 @@ bench:
 ## "Side by side"): builds them from the Go module proxy into BENCH_VS_CACHE
 ## (once), then feeds the real binary (--fsync batch) and each peer the same
 ## workload, one after the other, and prints the ratios. Not in `make test`.
-## BENCH_VS_SIZES=2000x60 BENCH_VS_SPANS=10000 is a smoke run of a minute.
+## BENCH_VS_SIZES=2000x60 BENCH_VS_SPANS=5000 is a smoke run of a minute (once built).
 BENCH_VS_CACHE ?= $(HOME)/.cache/sextant-bench-vs
 BENCH_VS_SIZES ?= 100000x360,1000000x60
-BENCH_VS_SPANS ?= 1000000
+BENCH_VS_SPANS ?= 100000
 BENCH_VS_FLAGS ?=
 bench-vs:
 	@mkdir -p $(BENCH_VS_CACHE)
