@@ -59,7 +59,7 @@ bench-vs:
 	$(GO) build -o $(BENCH_VS_CACHE)/sextant ./cmd/sextant
 	$(GO) build -o $(BENCH_VS_CACHE)/sextant-load ./cmd/sextant-load
 	$(BENCH_VS_CACHE)/sextant-load vs -sextant $(BENCH_VS_CACHE)/sextant -cache $(BENCH_VS_CACHE) \
-		-sizes $(BENCH_VS_SIZES) -spans $(BENCH_VS_SPANS) $(BENCH_VS_FLAGS)
+		-sizes '$(BENCH_VS_SIZES)' -spans '$(BENCH_VS_SPANS)' $(BENCH_VS_FLAGS)
 
 ## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
 FUZZTIME ?= 30s
