@@ -252,7 +252,7 @@ func (r *vsRunner) metrics(ctx context.Context, sz size) ([]metricsRun, error) {
 			continue
 		}
 		start := r.now()
-		sp, err := writeSpool(filepath.Join(r.work, "spool-"+p), w, p, r.f.batch)
+		sp, err := writeSpool(ctx, filepath.Join(r.work, "spool-"+p), w, p, r.f.batch)
 		if err != nil {
 			return nil, err
 		}

@@ -60,8 +60,9 @@ func (s *spool) close() {
 
 // writeSpool writes the workload as bodies of at most batch datapoints,
 // time-major (every series' sample t before any sample t+1, as clients
-// publish), in protocol, to a new file at path.
-func writeSpool(path string, w *tsdbtest.Workload, protocol string, batch int) (*spool, error) {
+// publish), in protocol, to a new file at path. It stops when ctx is
+// done.
+func writeSpool(ctx context.Context, path string, w *tsdbtest.Workload, protocol string, batch int) (*spool, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
@@ -77,6 +78,10 @@ func writeSpool(path string, w *tsdbtest.Workload, protocol string, batch int) (
 		enc = newRemoteEncoder(w)
 	}
 	for t := range w.Samples() {
+		if err := ctx.Err(); err != nil {
+			s.close()
+			return nil, err
+		}
 		for from := 0; from < len(w.Series); from += batch {
 			to := min(from+batch, len(w.Series))
 			if protocol == protoRemoteWrite {

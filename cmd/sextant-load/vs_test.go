@@ -143,7 +143,7 @@ func TestJaegerConfig(t *testing.T) {
 func TestRemoteSpool(t *testing.T) {
 	t.Parallel()
 	w := tsdbtest.NewWorkload(tsdbtest.WorkloadOptions{Series: 120, Samples: 4, Start: start, Sparse: 7})
-	sp, err := writeSpool(filepath.Join(t.TempDir(), "spool"), w, protoRemoteWrite, 50)
+	sp, err := writeSpool(context.Background(), filepath.Join(t.TempDir(), "spool"), w, protoRemoteWrite, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestSendSpool(t *testing.T) {
 			defer srv.Close()
 
 			w := tsdbtest.NewWorkload(tsdbtest.WorkloadOptions{Series: 300, Samples: 30, Start: start})
-			sp, err := writeSpool(filepath.Join(t.TempDir(), "spool"), w, protocol, 100)
+			sp, err := writeSpool(context.Background(), filepath.Join(t.TempDir(), "spool"), w, protocol, 100)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -292,7 +292,7 @@ func TestSendSpoolErrors(t *testing.T) {
 	}))
 	defer srv.Close()
 	w := tsdbtest.NewWorkload(tsdbtest.WorkloadOptions{Series: 10, Samples: 3, Start: start})
-	sp, err := writeSpool(filepath.Join(t.TempDir(), "spool"), w, protoAtlas, 10)
+	sp, err := writeSpool(context.Background(), filepath.Join(t.TempDir(), "spool"), w, protoAtlas, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,5 +420,21 @@ func TestVSSmoke(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("output lacks %s:\n%s", re, out)
 		}
+	}
+}
+
+// TestWriteSpoolCancelled stops spooling when the run is interrupted and
+// leaves no file behind.
+func TestWriteSpoolCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w := tsdbtest.NewWorkload(tsdbtest.WorkloadOptions{Series: 10, Samples: 3, Start: start})
+	path := filepath.Join(t.TempDir(), "spool")
+	if _, err := writeSpool(ctx, path, w, protoAtlas, 10); err != context.Canceled {
+		t.Errorf("writeSpool after cancel: %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("spool file left behind: %v", err)
 	}
 }
