@@ -1,7 +1,7 @@
 # Sextant: the two commands that matter are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run demo build test bench fuzz soak compat staticcheck
+.PHONY: run demo build test bench bench-vs fuzz soak compat staticcheck
 
 ## run: start Sextant with its embedded defaults (data in ./sextant-data, HTTP on :7101)
 run:
@@ -44,6 +44,22 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=2s -timeout 60m ./lib/... ./tsdb/... ./query/...
 	$(GO) test -run='^$$' -bench=. -benchtime=5000x -timeout 60m ./tracing/spanstore
 	$(GO) test -run='^$$' -bench=TraceIngest -benchtime=6000x -timeout 60m ./cmd/sextant
+
+## bench-vs: side by side with VictoriaMetrics and Jaeger v2 (docs/benchmarks.md,
+## "Side by side"): builds them from the Go module proxy into BENCH_VS_CACHE
+## (once), then feeds the real binary (--fsync batch) and each peer the same
+## workload, one after the other, and prints the ratios. Not in `make test`.
+## BENCH_VS_SIZES=2000x60 BENCH_VS_SPANS=5000 is a smoke run of a minute (once built).
+BENCH_VS_CACHE ?= $(HOME)/.cache/sextant-bench-vs
+BENCH_VS_SIZES ?= 100000x360,1000000x60
+BENCH_VS_SPANS ?= 100000
+BENCH_VS_FLAGS ?=
+bench-vs:
+	@mkdir -p $(BENCH_VS_CACHE)
+	$(GO) build -o $(BENCH_VS_CACHE)/sextant ./cmd/sextant
+	$(GO) build -o $(BENCH_VS_CACHE)/sextant-load ./cmd/sextant-load
+	$(BENCH_VS_CACHE)/sextant-load vs -sextant $(BENCH_VS_CACHE)/sextant -cache $(BENCH_VS_CACHE) \
+		-sizes '$(BENCH_VS_SIZES)' -spans '$(BENCH_VS_SPANS)' $(BENCH_VS_FLAGS)
 
 ## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
 FUZZTIME ?= 30s

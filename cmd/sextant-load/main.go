@@ -6,6 +6,7 @@
 //
 //	sextant-load gen  [workload flags] [-format atlas|jsonl] [-batch N] [-o FILE]
 //	sextant-load send [workload flags] -url URL [-c 4] [-batch N] [-gzip] [-pid PID]
+//	sextant-load vs   -sextant BIN [-sizes 100000x360,1000000x60] [-spans N] [-peers ...] [-protocols ...]
 //
 // Workload flags: -series (100000), -samples (360), -interval (60s),
 // -start-ms (default: the hour boundary that ends the workload just before
@@ -23,6 +24,14 @@
 // /proc). A non-2xx answer counts as an error; any error makes the exit
 // status 1. With -c above 1, bodies of neighbouring steps may reach the
 // server out of order, as they do from many clients.
+//
+// vs is the side-by-side benchmark of `make bench-vs` (docs/benchmarks.md,
+// "Side by side"): it builds VictoriaMetrics and Jaeger v2 from the Go
+// module proxy into -cache, then, one server after the other, feeds the
+// real Sextant binary (--fsync batch) and VictoriaMetrics the same metric
+// workload over HTTP and times the grouped sum on each, feeds Sextant and
+// Jaeger (Badger, durable writes) the same OTLP spans and times trace by
+// id and search, and prints the figures and their ratios.
 package main
 
 import (
@@ -50,7 +59,7 @@ func main() {
 // when the work failed, 2 on bad usage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: sextant-load gen|send [flags]")
+		fmt.Fprintln(stderr, "usage: sextant-load gen|send|vs [flags]")
 		return 2
 	}
 	var err error
@@ -59,8 +68,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		err = gen(args[1:], stdout, stderr, now)
 	case "send":
 		err = send(ctx, args[1:], stdout, stderr, now)
+	case "vs":
+		err = vs(ctx, args[1:], stdout, stderr, now)
 	default:
-		fmt.Fprintf(stderr, "sextant-load: unknown command %q (want gen or send)\n", args[0])
+		fmt.Fprintf(stderr, "sextant-load: unknown command %q (want gen, send or vs)\n", args[0])
 		return 2
 	}
 	switch {

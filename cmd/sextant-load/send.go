@@ -117,13 +117,23 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer, now func
 // post sends one body and returns an error for a transport failure or a
 // non-2xx answer.
 func post(ctx context.Context, client *http.Client, url string, body []byte, gz bool) error {
+	enc := ""
+	if gz {
+		enc = "gzip"
+	}
+	return postBody(ctx, client, url, "application/json", enc, body)
+}
+
+// postBody sends one body with its content type and encoding (none when
+// empty) and returns an error for a transport failure or a non-2xx answer.
+func postBody(ctx context.Context, client *http.Client, url, contentType, encoding string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if gz {
-		req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Content-Type", contentType)
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
 	}
 	resp, err := client.Do(req)
 	if err != nil {

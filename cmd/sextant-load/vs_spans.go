@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/sextant-dev/sextant/tracing/tracingtest"
+)
+
+// spanWorkload is the span load of the runs: OTLP/HTTP protobuf requests
+// of tracingtest.BatchSpans spans (the workload of
+// BenchmarkTraceIngestHTTP), spread over window before end, encoded
+// before the clock starts; both servers get the same bytes.
+type spanWorkload struct {
+	bodies [][]byte
+	end    time.Time
+	window time.Duration
+}
+
+// newSpanWorkload encodes spans/BatchSpans requests (at least one).
+func newSpanWorkload(spans int, end time.Time, window time.Duration) (*spanWorkload, error) {
+	n := max(1, spans/tracingtest.BatchSpans)
+	sw := &spanWorkload{bodies: make([][]byte, n), end: end, window: window}
+	for i := range sw.bodies {
+		b, err := ptraceotlp.NewExportRequestFromTraces(tracingtest.Batch(i, end, window)).MarshalProto()
+		if err != nil {
+			return nil, err
+		}
+		sw.bodies[i] = b
+	}
+	return sw, nil
+}
+
+// spans is the number of spans of the workload.
+func (sw *spanWorkload) spans() int { return len(sw.bodies) * tracingtest.BatchSpans }
+
+// send posts every body to url (an OTLP/HTTP /v1/traces endpoint) with
+// conc senders and measures the wall time, process pid's CPU seconds over
+// the run and its RSS after.
+func (sw *spanWorkload) send(ctx context.Context, url string, conc, pid int, now func() time.Time) (load, error) {
+	client := &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
+	defer client.CloseIdleConnections()
+	var (
+		next  atomic.Int64
+		errs  atomic.Int64
+		first atomic.Pointer[error]
+		wg    sync.WaitGroup
+	)
+	cpu0, err := procCPU(pid)
+	if err != nil {
+		return load{}, err
+	}
+	start := now()
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(sw.bodies) || ctx.Err() != nil {
+					return
+				}
+				if err := postBody(ctx, client, url, "application/x-protobuf", "", sw.bodies[i]); err != nil {
+					errs.Add(1)
+					first.CompareAndSwap(nil, &err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	l := load{items: sw.spans(), requests: len(sw.bodies), errors: int(errs.Load()), wall: now().Sub(start).Seconds()}
+	cpu1, err := procCPU(pid)
+	if err != nil {
+		return l, err
+	}
+	l.cpu = cpu1 - cpu0
+	l.rss, _ = procRSS(pid)
+	if err := ctx.Err(); err != nil {
+		return l, err
+	}
+	if e := first.Load(); e != nil {
+		return l, fmt.Errorf("%d of %d requests failed, the first: %w", l.errors, l.requests, *e)
+	}
+	return l, nil
+}
+
+// traceURLs returns n trace-by-id URLs of the Jaeger query API on base,
+// for traces picked at random (fixed seed) among those sent.
+func (sw *spanWorkload) traceURLs(base string, n int) []string {
+	r := rand.New(rand.NewPCG(7, 7))
+	urls := make([]string, n)
+	per := tracingtest.BatchSpans / tracingtest.TraceSpans
+	for j := range urls {
+		id := tracingtest.TraceID(r.IntN(len(sw.bodies)), r.IntN(per))
+		urls[j] = base + "/api/traces/" + hex.EncodeToString(id[:])
+	}
+	return urls
+}
+
+// searchURL returns a Jaeger query API search on base: one service and
+// operation, spans of at least 50 ms, the newest 20 traces, over the
+// workload's window.
+func (sw *spanWorkload) searchURL(base string) string {
+	q := url.Values{"service": {"svc-03"}, "operation": {"op-2"}, "minDuration": {"50ms"}, "limit": {"20"},
+		"start": {strconv.FormatInt(sw.end.Add(-sw.window-time.Minute).UnixMicro(), 10)},
+		"end":   {strconv.FormatInt(sw.end.Add(time.Minute).UnixMicro(), 10)}}
+	return base + "/api/traces?" + q.Encode()
+}
+
+// checkTrace checks a trace-by-id answer: one trace of TraceSpans spans.
+func checkTrace(body []byte) error {
+	var r struct {
+		Data []struct {
+			Spans []json.RawMessage `json:"spans"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return fmt.Errorf("trace answer: %w", err)
+	}
+	if len(r.Data) != 1 || len(r.Data[0].Spans) != tracingtest.TraceSpans {
+		n := 0
+		if len(r.Data) > 0 {
+			n = len(r.Data[0].Spans)
+		}
+		return fmt.Errorf("trace answer: %d traces, the first of %d spans, want 1 of %d", len(r.Data), n, tracingtest.TraceSpans)
+	}
+	return nil
+}
+
+// checkSearch checks a search answer: at least one trace, at most 20.
+func checkSearch(body []byte) error {
+	var r struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return fmt.Errorf("search answer: %w", err)
+	}
+	if len(r.Data) == 0 || len(r.Data) > 20 {
+		return fmt.Errorf("search answer: %d traces, want 1 to 20", len(r.Data))
+	}
+	return nil
+}
+
+// timeGets gets each URL in turn (one request at a time, after one
+// untimed warm-up request of the first) and returns the latencies; every
+// answer must be 200 and pass check.
+func timeGets(ctx context.Context, client *http.Client, urls []string, check func([]byte) error, now func() time.Time) (latency, error) {
+	get := func(u string) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: status %d: %.300s", u, resp.StatusCode, body)
+		}
+		if err := check(body); err != nil {
+			return fmt.Errorf("GET %s: %w", u, err)
+		}
+		return nil
+	}
+	if len(urls) == 0 {
+		return latency{}, nil
+	}
+	if err := get(urls[0]); err != nil {
+		return latency{}, err
+	}
+	d := make([]time.Duration, 0, len(urls))
+	for _, u := range urls {
+		start := now()
+		if err := get(u); err != nil {
+			return latency{}, err
+		}
+		d = append(d, now().Sub(start))
+	}
+	return summarize(d), nil
+}
