@@ -40,6 +40,8 @@ type node struct {
 	spans *spanstore.Store
 	ing   *ingest.Handler
 	live  *live.Evaluator // the live evaluator (streaming, alert rules)
+	// cluster is the cluster-mode state (cluster.go); nil on a single node.
+	cluster *clusterNode
 
 	// middleware wraps the --listen handler, the first outermost (CORS
 	// of --allowed-origins, ...).
@@ -63,6 +65,7 @@ type component func(n *node, g *runGroup) error
 // components are the parts of a node in the order they are built; one
 // line each. Their actors stop in reverse order, after the listeners.
 var components = []component{
+	setupCluster,
 	setupIngest,
 	setupIngestListeners,
 	setupQuery,
@@ -176,8 +179,8 @@ func (n *node) closeStores() error {
 // setupIngest serves the ingest protocols and runs span metrics.
 func setupIngest(n *node, g *runGroup) error {
 	ing, err := ingest.New(ingest.Options{
-		Appender:  n.store,
-		Traces:    n.spans,
+		Appender:  n.appender(),
+		Traces:    n.traceWriter(),
 		Exemplars: n.spans,
 		// One store append per second for span metrics, not per request.
 		SpanMetricsInterval: time.Second,
