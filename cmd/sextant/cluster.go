@@ -20,12 +20,12 @@ import (
 // runs.
 type clusterConfig struct {
 	Brokers           string // --kafka-brokers, comma-separated (a string keeps config comparable)
-	Roles             roles    // --role
-	NodeID            string   // --node-id (default: the hostname)
-	TopicPrefix       string   // --kafka-topic-prefix
-	Partitions        int      // --kafka-partitions: wanted for new topics
-	ReplicationFactor int      // --replication-factor: store nodes per partition
-	AdvertiseAddr     string   // --advertise-addr ("" until serve knows --listen's port)
+	Roles             roles  // --role
+	NodeID            string // --node-id (default: the hostname)
+	TopicPrefix       string // --kafka-topic-prefix
+	Partitions        int    // --kafka-partitions: wanted for new topics
+	ReplicationFactor int    // --replication-factor: store nodes per partition
+	AdvertiseAddr     string // --advertise-addr ("" until serve knows --listen's port)
 }
 
 // enabled reports whether the node is part of a cluster.

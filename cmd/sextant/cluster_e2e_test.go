@@ -272,4 +272,3 @@ func otlpGauge(t int64, i int) pmetric.Metrics {
 	}
 	return md
 }
-
