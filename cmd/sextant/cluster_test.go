@@ -1,9 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sextant-dev/sextant/ingest/kafkalog"
 )
 
 func TestClusterFlags(t *testing.T) {
@@ -34,5 +43,48 @@ func TestClusterFlags(t *testing.T) {
 	}
 	if c, _ := loadConfig(nil, env(), io.Discard); c.Cluster.enabled() {
 		t.Error("cluster mode on without --kafka-brokers")
+	}
+}
+
+// TestClusterKafkaDown: an ingest node in-process on a kfake cluster
+// acknowledges a publish once Kafka has it, and answers 503 with
+// Retry-After, never a 2xx, once every broker is gone.
+func TestClusterKafkaDown(t *testing.T) {
+	t.Parallel()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	cfg := testConfig(t)
+	cfg.Cluster.Brokers = strings.Join(kc.ListenAddrs(), ",")
+	cfg.Cluster.Roles = roles{Ingest: true}
+	cfg.Cluster.TopicPrefix = "down"
+	addr := startServe(t, cfg)
+	body := func() []byte {
+		return fmt.Appendf(nil, `{"metrics":[{"tags":{"name":"down"},"timestamp":%d,"value":1}]}`, time.Now().UnixMilli())
+	}
+	if code, resp := post(t, "http://"+addr+"/api/v1/publish", body()); code != 200 {
+		t.Fatalf("publish with Kafka up = %d %s", code, resp)
+	}
+	ends, err := kafkalog.EndOffsets(context.Background(), kc.ListenAddrs(), "down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := int64(0)
+	for _, e := range ends[kafkalog.MetricsTopic("down")] {
+		records += e
+	}
+	if records != 1 {
+		t.Errorf("the metrics topic holds %d records after one publish, want 1", records)
+	}
+	kc.Close()
+	resp, err := http.Post("http://"+addr+"/api/v1/publish", "application/json", bytes.NewReader(body()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("publish with Kafka down = %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
