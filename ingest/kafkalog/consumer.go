@@ -142,52 +142,56 @@ func (c *Consumer) Progress() []Progress {
 }
 
 // Run consumes until ctx ends, then returns nil. It returns an error only
-// when it cannot start (the offsets cannot be read).
+// when it cannot read the kept offsets of a partition it is assigned. When
+// Assign is closed, the last assignment stays.
 func (c *Consumer) Run(ctx context.Context) error {
+	assign := c.opts.Assign
 	var assigned []int
-	if c.opts.Assign == nil {
-		for p := range c.opts.Partitions {
-			assigned = append(assigned, p)
-		}
-	}
 	var cl *kgo.Client
 	defer func() {
 		if cl != nil {
 			cl.Close()
 		}
 	}()
+	take := func(next []int) (err error) {
+		cl, err = c.reassign(ctx, cl, assigned, next)
+		assigned = slices.Clone(next)
+		return err
+	}
+	if assign == nil {
+		all := make([]int, c.opts.Partitions)
+		for p := range all {
+			all[p] = p
+		}
+		if err := take(all); err != nil {
+			return err
+		}
+	}
 	for ctx.Err() == nil {
-		// Take up a new assignment, waiting for one while there is none.
+		if cl != nil {
+			// Take up a new assignment, if any, then poll.
+			select {
+			case next, ok := <-assign:
+				if !ok {
+					assign = nil
+				} else if err := take(next); err != nil {
+					return err
+				}
+			default:
+				c.poll(ctx, cl)
+			}
+			continue
+		}
+		// No client before the first non-empty assignment: wait for one.
 		select {
-		case next := <-c.opts.Assign:
-			var err error
-			if cl, err = c.reassign(ctx, cl, assigned, next); err != nil {
+		case <-ctx.Done():
+		case next, ok := <-assign:
+			if !ok {
+				assign = nil
+			} else if err := take(next); err != nil {
 				return err
 			}
-			assigned = slices.Clone(next)
-			continue
-		default:
 		}
-		if cl == nil {
-			if c.opts.Assign == nil {
-				var err error
-				if cl, err = c.reassign(ctx, nil, nil, assigned); err != nil {
-					return err
-				}
-				continue
-			}
-			select {
-			case <-ctx.Done():
-			case next := <-c.opts.Assign:
-				var err error
-				if cl, err = c.reassign(ctx, cl, assigned, next); err != nil {
-					return err
-				}
-				assigned = slices.Clone(next)
-			}
-			continue
-		}
-		c.poll(ctx, cl)
 	}
 	return nil
 }

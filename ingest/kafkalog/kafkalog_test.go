@@ -496,3 +496,56 @@ func testTraces(n int) ptrace.Traces {
 	}
 	return td
 }
+
+// TestAssignedOnly: a store node assigned some partitions holds exactly
+// the series and traces of those partitions; closing Assign keeps the
+// assignment.
+func TestAssignedOnly(t *testing.T) {
+	t.Parallel()
+	_, brokers := newCluster(t)
+	p := newProducer(t, brokers, nil)
+	ctx := context.Background()
+	b := batchOf(50, now-step, 1)
+	if err := p.Append(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteTraces(ctx, testTraces(40)); err != nil {
+		t.Fatal(err)
+	}
+	n := newNode(t, nil)
+	assign := make(chan []int)
+	c, _ := consume(t, brokers, n, assign, nil)
+	mine := []int{1, 6}
+	assign <- mine
+	close(assign)
+	waitCaughtUp(t, c, brokers, mine)
+	got := map[string]bool{}
+	for _, s := range answer(t, n.store).Series {
+		got[s.Tags.String()] = true
+	}
+	want := 0
+	for _, pt := range b.Points {
+		part := tags.PartitionOf(pt.Tags, partitions)
+		if part == 1 || part == 6 {
+			want++
+			// A counter's first sample is no increase yet: no values.
+			if v, _ := pt.Tags.Get("atlas.dstype"); v != "counter" && !got[pt.Tags.String()] {
+				t.Errorf("series %v of partition %d missing", pt.Tags, part)
+			}
+		}
+	}
+	if n := n.store.Head().NumSeries(); n != want || want == 0 {
+		t.Errorf("store holds %d series, want the %d of partitions %v", n, want, mine)
+	}
+	for i := range 40 {
+		id := traceID(i)
+		_, err := n.spans.GetTrace(ctx, id)
+		part := tracing.TracePartition(id, partitions)
+		if mineTrace := part == 1 || part == 6; mineTrace != (err == nil) {
+			t.Errorf("trace %v of partition %d: GetTrace error %v", id, part, err)
+		}
+	}
+	if prs := c.Progress(); len(prs) != 4 {
+		t.Errorf("Progress = %+v, want 2 topics × 2 partitions", prs)
+	}
+}
