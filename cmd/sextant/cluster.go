@@ -182,3 +182,22 @@ func (n *node) traceWriter() tracing.Writer {
 	}
 	return n.spans
 }
+
+// advertise returns where other nodes reach this node: --advertise-addr,
+// or the host and port of the bound --listen address (bound), with the
+// hostname for an unspecified host (":7101", "0.0.0.0:7101", "[::]:7101").
+func (c clusterConfig) advertise(bound string) string {
+	if c.AdvertiseAddr != "" {
+		return c.AdvertiseAddr
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
