@@ -211,7 +211,8 @@ func (p *Producer) Append(ctx context.Context, b *tsdb.Batch) error {
 			b.Rejected = append(b.Rejected, tsdb.Rejection{Index: i, Reason: reason})
 			continue
 		}
-		part := tags.PartitionOf(s, p.opts.Partitions)
+		h := tags.Hash(s)
+		part := tags.PartitionOfHash(h, p.opts.Partitions)
 		e := &sc.enc[part]
 		if e.n == 0 {
 			e.reset()
@@ -223,7 +224,7 @@ func (p *Producer) Append(ctx context.Context, b *tsdb.Batch) error {
 			e.buf, e.n = nil, 0 // the record owns the buffer now
 		}
 		if pt.Ref == 0 {
-			pt.Ref = p.refs.put(s)
+			pt.Ref = p.refs.put(h, s)
 		}
 		accepted++
 	}
@@ -341,65 +342,64 @@ func splitTraces(td ptrace.Traces, n int) map[int]ptrace.Traces {
 }
 
 // refCache remembers the tags of the refs Append handed out, so that a
-// caller may send a Ref alone. It holds at most max sets; when full it
-// starts over (a forgotten ref is rejected, and the caller sends tags).
+// caller may send a Ref alone. A ref is the series' tags.Hash (with the
+// low bit set, so never zero). The cache is striped by ref; each stripe
+// holds at most max/refStripes sets and starts over when full (a forgotten
+// ref is rejected, and the caller sends tags again).
 type refCache struct {
-	max int
-	mu  struct {
+	max     int
+	stripes [refStripes]refStripe
+}
+
+const refStripes = 64
+
+type refStripe struct {
+	mu struct {
 		sync.RWMutex
 		m map[tsdb.SeriesRef]tags.Set
 	}
+	_ [32]byte // 64 bytes a stripe: writers on other cores do not share a cache line
 }
 
 func (c *refCache) init(max int) {
-	c.max = max
-	c.mu.m = make(map[tsdb.SeriesRef]tags.Set)
+	c.max = max / refStripes
+	for i := range c.stripes {
+		c.stripes[i].mu.m = make(map[tsdb.SeriesRef]tags.Set)
+	}
+}
+
+func (c *refCache) stripe(ref tsdb.SeriesRef) *refStripe {
+	return &c.stripes[(ref>>1)%refStripes]
 }
 
 func (c *refCache) get(ref tsdb.SeriesRef) (tags.Set, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	s, ok := c.mu.m[ref]
+	st := c.stripe(ref)
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	s, ok := st.mu.m[ref]
 	return s, ok
 }
 
-// put returns the ref of s, remembering s if it is new.
-func (c *refCache) put(s tags.Set) tsdb.SeriesRef {
-	ref := seriesRef(s)
-	c.mu.RLock()
-	_, ok := c.mu.m[ref]
-	c.mu.RUnlock()
+// put returns the ref of s, whose tags.Hash is h, remembering s if it is
+// new.
+func (c *refCache) put(h uint64, s tags.Set) tsdb.SeriesRef {
+	ref := tsdb.SeriesRef(h | 1)
+	st := c.stripe(ref)
+	st.mu.RLock()
+	_, ok := st.mu.m[ref]
+	st.mu.RUnlock()
 	if ok {
 		// Fast path: a known series.
 		return ref
 	}
 	s = s.Clone() // the batch's tags may alias a request buffer
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.mu.m) >= c.max {
-		clear(c.mu.m)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.mu.m) >= max(1, c.max) {
+		clear(st.mu.m)
 	}
-	c.mu.m[ref] = s
+	st.mu.m[ref] = s
 	return ref
-}
-
-// seriesRef is a 64-bit hash of s, never zero (FNV-1a with another seed
-// than PartitionOf's, so that refs and partitions are independent).
-func seriesRef(s tags.Set) tsdb.SeriesRef {
-	h := uint64(0x9ae16a3b2f90404f)
-	mix := func(str string) {
-		h ^= uint64(len(str))
-		h *= 1099511628211
-		for i := 0; i < len(str); i++ {
-			h ^= uint64(str[i])
-			h *= 1099511628211
-		}
-	}
-	for _, t := range s {
-		mix(t.Key)
-		mix(t.Value)
-	}
-	return tsdb.SeriesRef(h | 1)
 }
 
 // kgoLogger passes franz-go's log lines to slog.

@@ -11,12 +11,28 @@ func PartitionOf(s Set, n int) int {
 	if n <= 1 {
 		return 0
 	}
+	return PartitionOfHash(Hash(s), n)
+}
+
+// Hash is FNV-1a (64 bit) of s's canonical encoding (AppendTo), without
+// building the encoding: the hash PartitionOf reduces. It allocates
+// nothing.
+func Hash(s Set) uint64 {
 	h := uint64(fnvOffset)
 	for _, t := range s {
 		h = fnvUvarint(h, uint64(len(t.Key)))
 		h = fnvString(h, t.Key)
 		h = fnvUvarint(h, uint64(len(t.Value)))
 		h = fnvString(h, t.Value)
+	}
+	return h
+}
+
+// PartitionOfHash is PartitionOf for a set whose Hash is h, for callers
+// that use the hash for something else too.
+func PartitionOfHash(h uint64, n int) int {
+	if n <= 1 {
+		return 0
 	}
 	return int(h % uint64(n))
 }

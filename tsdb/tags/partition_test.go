@@ -17,6 +17,9 @@ func TestPartitionOf(t *testing.T) {
 		if n > 1 {
 			want = int(h.Sum64() % uint64(n))
 		}
+		if got := Hash(s); got != h.Sum64() {
+			t.Errorf("Hash(%v) = %#x, want %#x", s, got, h.Sum64())
+		}
 		if got := PartitionOf(s, n); got != want {
 			t.Errorf("PartitionOf(%v, %d) = %d, want %d", s, n, got, want)
 		}
