@@ -95,8 +95,8 @@ func resolveCluster(get func(string) string) (clusterConfig, error) {
 	return c, errors.Join(errs...)
 }
 
-// clusterNode is a node's cluster-mode state; nil on a single node.
-type clusterNode struct {
+// clusterLog is a node's side of the cluster log; nil on a single node.
+type clusterLog struct {
 	cfg clusterConfig
 	// partitions is the number of partitions of the log's topics, as they
 	// exist (an existing cluster keeps its count whatever the flag says).
@@ -118,10 +118,10 @@ func setupCluster(n *node, g *runGroup) error {
 	if !cfg.enabled() {
 		return nil
 	}
-	if n.cluster == nil {
-		n.cluster = &clusterNode{}
+	if n.clusterLog == nil {
+		n.clusterLog = &clusterLog{}
 	}
-	cn := n.cluster
+	cn := n.clusterLog
 	cn.cfg = cfg
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -169,35 +169,16 @@ func setupCluster(n *node, g *runGroup) error {
 // appender is where the ingest handlers write datapoints: the log in
 // cluster mode, else the local store.
 func (n *node) appender() tsdb.Appender {
-	if n.cluster != nil && n.cluster.producer != nil {
-		return n.cluster.producer
+	if n.clusterLog != nil && n.clusterLog.producer != nil {
+		return n.clusterLog.producer
 	}
 	return n.store
 }
 
 // traceWriter is where the ingest handlers write spans.
 func (n *node) traceWriter() tracing.Writer {
-	if n.cluster != nil && n.cluster.producer != nil {
-		return n.cluster.producer
+	if n.clusterLog != nil && n.clusterLog.producer != nil {
+		return n.clusterLog.producer
 	}
 	return n.spans
-}
-
-// advertise returns where other nodes reach this node: --advertise-addr,
-// or the host and port of the bound --listen address (bound), with the
-// hostname for an unspecified host (":7101", "0.0.0.0:7101", "[::]:7101").
-func (c clusterConfig) advertise(bound string) string {
-	if c.AdvertiseAddr != "" {
-		return c.AdvertiseAddr
-	}
-	host, port, err := net.SplitHostPort(bound)
-	if err != nil {
-		return bound
-	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		if h, err := os.Hostname(); err == nil {
-			host = h
-		}
-	}
-	return net.JoinHostPort(host, port)
 }

@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -89,21 +87,4 @@ func TestClusterKafkaDown(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("publish with Kafka down = %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-}
-
-func TestAdvertise(t *testing.T) {
-	t.Parallel()
-	host, _ := os.Hostname()
-	f := func(flag, bound, want string) {
-		t.Helper()
-		if got := (clusterConfig{AdvertiseAddr: flag}).advertise(bound); got != want {
-			t.Errorf("advertise(%q) with --advertise-addr %q = %q, want %q", bound, flag, got, want)
-		}
-	}
-	f("", "127.0.0.1:7101", "127.0.0.1:7101")
-	f("", "[::1]:7101", "[::1]:7101")
-	f("", "0.0.0.0:7101", net.JoinHostPort(host, "7101"))
-	f("", "[::]:7101", net.JoinHostPort(host, "7101"))
-	f("", ":7101", net.JoinHostPort(host, "7101"))
-	f("store-3.internal:7101", "[::]:7101", "store-3.internal:7101")
 }

@@ -40,8 +40,9 @@ type node struct {
 	spans *spanstore.Store
 	ing   *ingest.Handler
 	live  *live.Evaluator // the live evaluator (streaming, alert rules)
-	// cluster is the cluster-mode state (cluster.go); nil on a single node.
-	cluster *clusterNode
+	// clusterLog is the cluster log's producer and consumer (cluster.go);
+	// nil on a single node.
+	clusterLog *clusterLog
 
 	// middleware wraps the --listen handler, the first outermost (CORS
 	// of --allowed-origins, ...).

@@ -78,6 +78,9 @@ type Progress struct {
 	// End is the log's end offset (high watermark) as last seen in a fetch,
 	// -1 before the first.
 	End int64
+	// Time is the Kafka timestamp of the last record applied; zero when
+	// none was applied since the consumer started.
+	Time time.Time
 }
 
 // Consumer applies the records of its assigned partitions to the local
@@ -300,6 +303,11 @@ func (c *Consumer) apply(ctx context.Context, fp kgo.FetchTopicPartition) {
 	}
 	c.mRecords.Add(float64(len(recs)))
 	c.setProgress(fp.Topic, fp.Partition, next, fp.HighWatermark)
+	c.mu.Lock()
+	if pr := c.mu.progress[tp]; pr != nil {
+		pr.Time = recs[len(recs)-1].Timestamp
+	}
+	c.mu.Unlock()
 }
 
 // applyDatapoints appends the datapoints of recs in one batch, retrying

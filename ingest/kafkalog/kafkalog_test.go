@@ -545,7 +545,13 @@ func TestAssignedOnly(t *testing.T) {
 			t.Errorf("trace %v of partition %d: GetTrace error %v", id, part, err)
 		}
 	}
-	if prs := c.Progress(); len(prs) != 4 {
+	prs := c.Progress()
+	if len(prs) != 4 {
 		t.Errorf("Progress = %+v, want 2 topics × 2 partitions", prs)
+	}
+	for _, pr := range prs {
+		if pr.Applied > 0 && (pr.Time.IsZero() || time.Since(pr.Time) > time.Minute) {
+			t.Errorf("Progress %+v: the last record's time is not the produce time", pr)
+		}
 	}
 }
