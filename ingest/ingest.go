@@ -247,6 +247,8 @@ func statusOf(err error) *httpError {
 		return &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("body exceeds %d bytes", mbe.Limit)}
 	case errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tracing.ErrOverloaded):
 		return &httpError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "store is saturated, retry later"}
+	case errors.Is(err, tsdb.ErrUnavailable), errors.Is(err, tracing.ErrUnavailable):
+		return &httpError{status: http.StatusServiceUnavailable, retryAfter: 5, msg: "the log is unavailable, retry later"}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &httpError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "request cancelled"}
 	case errors.Is(err, tsdb.ErrClosed), errors.Is(err, tracing.ErrClosed):

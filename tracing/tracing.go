@@ -24,6 +24,9 @@ var (
 	ErrNotFound = errors.New("tracing: trace not found")
 	// ErrOverloaded means the store cannot take writes now; retry later.
 	ErrOverloaded = errors.New("tracing: store overloaded")
+	// ErrUnavailable means the store cannot be reached now (in cluster
+	// mode: the log did not acknowledge the write in time); retry later.
+	ErrUnavailable = errors.New("tracing: store unavailable")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("tracing: store closed")
 )

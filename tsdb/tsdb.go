@@ -291,6 +291,11 @@ var (
 	// ErrOverloaded means the store sheds load: its log or memory is
 	// saturated. Nothing of the batch was stored; retry later.
 	ErrOverloaded = errors.New("tsdb: overloaded, retry later")
+	// ErrUnavailable means the store cannot be reached now (in cluster
+	// mode: the log, Kafka, did not acknowledge the write in time). Some of
+	// the batch may have been stored; retrying is safe, as a cluster's
+	// store applies a record once.
+	ErrUnavailable = errors.New("tsdb: store unavailable, retry later")
 	// ErrCorrupt marks data on disk that cannot be decoded.
 	ErrCorrupt = errors.New("tsdb: corrupt data")
 )

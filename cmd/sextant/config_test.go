@@ -30,6 +30,9 @@ func TestDefaults(t *testing.T) {
 		TraceRetention: 7 * 24 * time.Hour, TraceMaxBytes: 10 << 30, IngestMaxAge: time.Hour, Fsync: wal.SyncBatch,
 		LiveDelay: 5 * time.Second, MaxSeries: 10_000_000, MaxSeriesByName: 1_000_000,
 		ZipkinListen: ":9411", SpectatorDListen: "127.0.0.1:1234"}
+	host, _ := os.Hostname()
+	want.Cluster = clusterConfig{Roles: roles{true, true, true}, NodeID: host, TopicPrefix: "sextant",
+		Partitions: 64, ReplicationFactor: 2}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}

@@ -40,6 +40,9 @@ type node struct {
 	spans *spanstore.Store
 	ing   *ingest.Handler
 	live  *live.Evaluator // the live evaluator (streaming, alert rules)
+	// clusterLog is the cluster log's producer and consumer (cluster.go);
+	// nil on a single node.
+	clusterLog *clusterLog
 
 	// middleware wraps the --listen handler, the first outermost (CORS
 	// of --allowed-origins, ...).
@@ -63,6 +66,7 @@ type component func(n *node, g *runGroup) error
 // components are the parts of a node in the order they are built; one
 // line each. Their actors stop in reverse order, after the listeners.
 var components = []component{
+	setupCluster,
 	setupIngest,
 	setupIngestListeners,
 	setupQuery,
@@ -177,8 +181,8 @@ func (n *node) closeStores() error {
 // setupIngest serves the ingest protocols and runs span metrics.
 func setupIngest(n *node, g *runGroup) error {
 	ing, err := ingest.New(ingest.Options{
-		Appender:  n.store,
-		Traces:    n.spans,
+		Appender:  n.appender(),
+		Traces:    n.traceWriter(),
 		Exemplars: n.spans,
 		// One store append per second for span metrics, not per request.
 		SpanMetricsInterval: time.Second,

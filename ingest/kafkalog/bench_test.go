@@ -1,0 +1,143 @@
+package kafkalog
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/tracing/spanstore"
+	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/db"
+	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
+)
+
+// cpuTime is the CPU time (user and system) the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchIngest appends one step of every series of the standard workload
+// per iteration, in batches of 1 000 from 4 writers, through app; drain
+// waits until what was appended is in the store. It reports datapoints
+// per CPU-second of the whole process and per second.
+func benchIngest(b *testing.B, app func(clock *atomic.Int64) (tsdb.Appender, func(total int)), series, samples int) {
+	w := tsdbtest.LoadWorkload(b, series, samples, 1_700_006_400_000)
+	var clock atomic.Int64
+	clock.Store(w.Start)
+	a, drain := app(&clock)
+	const writers, per = 4, 1000
+	total := 0
+	b.ReportAllocs()
+	cpu0, wall0 := cpuTime(), time.Now()
+	for i := 0; b.Loop(); i++ {
+		t := i % samples
+		shift := int64(i/samples) * int64(samples) * w.Interval
+		clock.Store(w.Start + int64(t)*w.Interval + shift)
+		var wg sync.WaitGroup
+		for k := range writers {
+			wg.Go(func() {
+				var batch tsdb.Batch
+				for from := k * per; from < series; from += writers * per {
+					batch.Reset()
+					w.Batch(&batch, t, from, min(series, from+per), nil)
+					for j := range batch.Points {
+						batch.Points[j].T += shift
+					}
+					if err := a.Append(context.Background(), &batch); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		total += series
+	}
+	drain(total)
+	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	b.ReportMetric(float64(total)/cpu.Seconds(), "datapoints/cpu-s")
+	b.ReportMetric(float64(total)/wall.Seconds(), "datapoints/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func benchSize() (int, int) {
+	series, samples := tsdbtest.BenchSize()
+	return min(series, 20_000), min(samples, 60)
+}
+
+// BenchmarkIngestSingleNode: the single-node path, straight into a store
+// on disk (fsync batch).
+func BenchmarkIngestSingleNode(b *testing.B) {
+	series, samples := benchSize()
+	benchIngest(b, func(clock *atomic.Int64) (tsdb.Appender, func(int)) {
+		store, err := db.Open(b.TempDir(), db.Options{Now: clock.Load})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { store.Close() })
+		return store, func(int) {}
+	}, series, samples)
+}
+
+// BenchmarkIngestCluster: the cluster path in one process: the Producer
+// (an ingest node's writes) → kfake (3 brokers, in-process, so its CPU
+// counts) → the Consumer of a store node → a store on disk (fsync batch).
+// The clock stops when the store holds every datapoint.
+func BenchmarkIngestCluster(b *testing.B) {
+	series, samples := benchSize()
+	benchIngest(b, func(clock *atomic.Int64) (tsdb.Appender, func(int)) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(3))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(c.Close)
+		brokers := c.ListenAddrs()
+		ctx := context.Background()
+		if _, err := EnsureTopics(ctx, brokers, "bench", 16); err != nil {
+			b.Fatal(err)
+		}
+		p, err := NewProducer(ProducerOptions{Brokers: brokers, Prefix: "bench", Partitions: 16, Now: clock.Load})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { p.Close() })
+		store, err := db.Open(b.TempDir(), db.Options{Now: clock.Load})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { store.Close() })
+		spans, err := spanstore.Open(b.TempDir(), spanstore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { spans.Close() })
+		reg := lib.NewRegistry(lib.RegistryOptions{})
+		cons, err := NewConsumer(ConsumerOptions{Brokers: brokers, Prefix: "bench", Partitions: 16,
+			Appender: store, Traces: spans, KV: store.KV(), Registry: reg, PollWait: 50 * time.Millisecond})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); cons.Run(cctx) }()
+		b.Cleanup(func() { cancel(); <-done })
+		consumed := reg.Counter("sextant.cluster.consumed", "unit", "datapoints")
+		return p, func(total int) {
+			deadline := time.Now().Add(5 * time.Minute)
+			for int(consumed.Count()) < total && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond) // polling the consumer's progress
+			}
+			if n := int(consumed.Count()); n < total {
+				b.Fatalf("store node applied %d of %d datapoints", n, total)
+			}
+		}
+	}, series, samples)
+}

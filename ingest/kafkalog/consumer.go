@@ -1,0 +1,435 @@
+package kafkalog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/tracing"
+	"github.com/sextant-dev/sextant/tsdb"
+)
+
+// ConsumerOptions configure a Consumer.
+type ConsumerOptions struct {
+	// Brokers are the Kafka bootstrap brokers, host:port.
+	Brokers []string
+	// Prefix names the topics; default "sextant".
+	Prefix string
+	// Partitions is the number of partitions of both topics; required.
+	Partitions int
+	// Appender and Traces are the local stores the records go to; KV keeps
+	// the offsets. All three are required.
+	Appender tsdb.Appender
+	Traces   tracing.Writer
+	KV       tsdb.KV
+	// Assign delivers the partitions this node must consume now, each value
+	// the whole set (cluster membership sends a new one when ownership
+	// changes). Nil: every partition, for good.
+	Assign <-chan []int
+	// PollWait bounds one wait for records, so that a new assignment is
+	// taken up within it; default 500 ms.
+	PollWait time.Duration
+	Logger   *slog.Logger
+	Registry *lib.Registry
+}
+
+func (o ConsumerOptions) withDefaults() ConsumerOptions {
+	if o.Prefix == "" {
+		o.Prefix = "sextant"
+	}
+	if o.PollWait <= 0 {
+		o.PollWait = 500 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Validate checks the options.
+func (o ConsumerOptions) Validate() error {
+	switch {
+	case len(o.Brokers) == 0:
+		return errors.New("kafkalog: no brokers")
+	case o.Partitions <= 0:
+		return fmt.Errorf("kafkalog: %d partitions", o.Partitions)
+	case o.Appender == nil || o.Traces == nil || o.KV == nil:
+		return errors.New("kafkalog: a consumer needs an appender, a trace writer and a KV")
+	}
+	return nil
+}
+
+// Progress is how far a Consumer got in one partition of one topic.
+type Progress struct {
+	Topic     string
+	Partition int
+	// Applied is the offset of the next record to apply: every record
+	// before it is in the local store (durably, once its offset is kept).
+	Applied int64
+	// End is the log's end offset (high watermark) as last seen in a fetch,
+	// -1 before the first.
+	End int64
+	// Time is the Kafka timestamp of the last record applied; zero when
+	// none was applied since the consumer started.
+	Time time.Time
+}
+
+// Consumer applies the records of its assigned partitions to the local
+// stores. Run does the work; Progress may be called concurrently.
+type Consumer struct {
+	opts           ConsumerOptions
+	metrics, spans string
+	mu             struct {
+		sync.Mutex
+		progress map[topicPartition]*Progress
+	}
+	batch tsdb.Batch // reused by Run
+
+	mRecords, mPoints, mSpans, mErrors, mCorrupt *lib.Counter
+	mRejected                                    *lib.Counter
+}
+
+type topicPartition struct {
+	topic string
+	p     int32
+}
+
+// NewConsumer returns a Consumer; nothing connects before Run.
+func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	reg := opts.Registry
+	c := &Consumer{
+		opts: opts, metrics: MetricsTopic(opts.Prefix), spans: SpansTopic(opts.Prefix),
+		mRecords:  reg.Counter("sextant.cluster.consumed", "unit", "records"),
+		mPoints:   reg.Counter("sextant.cluster.consumed", "unit", "datapoints"),
+		mSpans:    reg.Counter("sextant.cluster.consumed", "unit", "spans"),
+		mErrors:   reg.Counter("sextant.cluster.applyErrors", "reason", "store"),
+		mCorrupt:  reg.Counter("sextant.cluster.applyErrors", "reason", "corrupt"),
+		mRejected: reg.Counter("sextant.cluster.rejected"),
+	}
+	c.mu.progress = map[topicPartition]*Progress{}
+	return c, nil
+}
+
+// Progress returns, for every partition the consumer has been assigned,
+// how far it applied the log, sorted by topic and partition.
+func (c *Consumer) Progress() []Progress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Progress, 0, len(c.mu.progress))
+	for _, p := range c.mu.progress {
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(a, b Progress) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return a.Partition - b.Partition
+	})
+	return out
+}
+
+// Run consumes until ctx ends, then returns nil. It returns an error only
+// when it cannot read the kept offsets of a partition it is assigned. When
+// Assign is closed, the last assignment stays.
+func (c *Consumer) Run(ctx context.Context) error {
+	assign := c.opts.Assign
+	var assigned []int
+	var cl *kgo.Client
+	defer func() {
+		if cl != nil {
+			cl.Close()
+		}
+	}()
+	take := func(next []int) (err error) {
+		cl, err = c.reassign(ctx, cl, assigned, next)
+		assigned = slices.Clone(next)
+		return err
+	}
+	if assign == nil {
+		all := make([]int, c.opts.Partitions)
+		for p := range all {
+			all[p] = p
+		}
+		if err := take(all); err != nil {
+			return err
+		}
+	}
+	for ctx.Err() == nil {
+		if cl != nil {
+			// Take up a new assignment, if any, then poll.
+			select {
+			case next, ok := <-assign:
+				if !ok {
+					assign = nil
+				} else if err := take(next); err != nil {
+					return err
+				}
+			default:
+				c.poll(ctx, cl)
+			}
+			continue
+		}
+		// No client before the first non-empty assignment: wait for one.
+		select {
+		case <-ctx.Done():
+		case next, ok := <-assign:
+			if !ok {
+				assign = nil
+			} else if err := take(next); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// reassign moves the client from partitions old to partitions next,
+// resuming each added partition at its kept offset. It creates the client
+// on the first non-empty assignment.
+func (c *Consumer) reassign(ctx context.Context, cl *kgo.Client, old, next []int) (*kgo.Client, error) {
+	add := map[string]map[int32]kgo.Offset{c.metrics: {}, c.spans: {}}
+	remove := map[string][]int32{}
+	for _, p := range next {
+		if p < 0 || p >= c.opts.Partitions || slices.Contains(old, p) {
+			continue
+		}
+		for _, topic := range []string{c.metrics, c.spans} {
+			off, err := c.keptOffset(ctx, topic, p)
+			if err != nil {
+				return cl, err
+			}
+			add[topic][int32(p)] = kgo.NewOffset().At(off)
+			c.setProgress(topic, int32(p), off, -1)
+		}
+	}
+	for _, p := range old {
+		if !slices.Contains(next, p) {
+			remove[c.metrics] = append(remove[c.metrics], int32(p))
+			remove[c.spans] = append(remove[c.spans], int32(p))
+			c.mu.Lock()
+			delete(c.mu.progress, topicPartition{c.metrics, int32(p)})
+			delete(c.mu.progress, topicPartition{c.spans, int32(p)})
+			c.mu.Unlock()
+		}
+	}
+	c.opts.Logger.Info("partitions assigned", "partitions", len(next), "added", len(add[c.metrics]), "removed", len(remove[c.metrics]))
+	if cl == nil {
+		if len(add[c.metrics]) == 0 {
+			return nil, nil
+		}
+		var err error
+		cl, err = kgo.NewClient(
+			kgo.SeedBrokers(c.opts.Brokers...),
+			kgo.ConsumePartitions(add),
+			kgo.FetchMaxWait(c.opts.PollWait),
+			kgo.WithLogger(kgoLogger{c.opts.Logger}),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("kafkalog: new consumer: %w", err)
+		}
+		return cl, nil
+	}
+	if len(remove) > 0 {
+		cl.RemoveConsumePartitions(remove)
+	}
+	if len(add[c.metrics]) > 0 {
+		cl.AddConsumePartitions(add)
+	}
+	return cl, nil
+}
+
+// poll waits up to PollWait for records and applies them.
+func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
+	pctx, cancel := context.WithTimeout(ctx, c.opts.PollWait)
+	fetches := cl.PollFetches(pctx)
+	cancel()
+	for _, fe := range fetches.Errors() {
+		if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+			continue
+		}
+		c.opts.Logger.Warn("fetch from kafka", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+	}
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 {
+			c.setEnd(fp.Topic, fp.Partition, fp.HighWatermark)
+			return
+		}
+		c.apply(ctx, fp)
+	})
+}
+
+// apply applies the records of one partition of a fetch, in order, then
+// keeps the next offset. Records before the applied offset (fetched again
+// after a reassignment) are skipped: a record is applied once.
+func (c *Consumer) apply(ctx context.Context, fp kgo.FetchTopicPartition) {
+	tp := topicPartition{fp.Topic, fp.Partition}
+	applied := c.applied(tp)
+	recs := fp.Records
+	for len(recs) > 0 && recs[0].Offset < applied {
+		recs = recs[1:]
+	}
+	if len(recs) == 0 {
+		return
+	}
+	var err error
+	if fp.Topic == c.metrics {
+		err = c.applyDatapoints(ctx, recs)
+	} else {
+		err = c.applySpans(ctx, recs)
+	}
+	if err != nil {
+		return // ctx ended; the records are applied again on the next start
+	}
+	next := recs[len(recs)-1].Offset + 1
+	if err := c.keepOffset(ctx, fp.Topic, int(fp.Partition), next); err != nil {
+		// The data is stored; a restart applies these records again.
+		c.opts.Logger.Warn("keep offset", "topic", fp.Topic, "partition", fp.Partition, "err", err)
+	}
+	c.mRecords.Add(float64(len(recs)))
+	c.setProgress(fp.Topic, fp.Partition, next, fp.HighWatermark)
+	c.mu.Lock()
+	if pr := c.mu.progress[tp]; pr != nil {
+		pr.Time = recs[len(recs)-1].Timestamp
+	}
+	c.mu.Unlock()
+}
+
+// applyDatapoints appends the datapoints of recs in one batch, retrying
+// while the store fails (a record is never skipped for a store error, only
+// for a corrupt body). It returns an error only when ctx ends.
+func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record) error {
+	b := &c.batch
+	b.Reset()
+	for _, r := range recs {
+		if err := DecodeDatapoints(r.Value, b); err != nil {
+			c.mCorrupt.Increment()
+			c.opts.Logger.Error("skip corrupt record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		}
+	}
+	if len(b.Points) == 0 {
+		return nil
+	}
+	err := c.retry(ctx, func() error { return c.opts.Appender.Append(ctx, b) })
+	if err != nil {
+		return err
+	}
+	c.mPoints.Add(float64(len(b.Points) - len(b.Rejected)))
+	if len(b.Rejected) > 0 {
+		c.mRejected.Add(float64(len(b.Rejected)))
+		c.opts.Logger.Debug("store rejected datapoints", "count", len(b.Rejected), "reason", b.Rejected[0].Reason.String())
+	}
+	b.Reset()
+	return nil
+}
+
+// applySpans writes the spans of each record.
+func (c *Consumer) applySpans(ctx context.Context, recs []*kgo.Record) error {
+	for _, r := range recs {
+		td, err := DecodeSpans(r.Value)
+		if err != nil {
+			c.mCorrupt.Increment()
+			c.opts.Logger.Error("skip corrupt record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+			continue
+		}
+		if err := c.retry(ctx, func() error { return c.opts.Traces.WriteTraces(ctx, td) }); err != nil {
+			return err
+		}
+		c.mSpans.Add(float64(td.SpanCount()))
+	}
+	return nil
+}
+
+// retry calls fn until it succeeds or ctx ends, backing off from 100 ms to
+// 5 s: a store that cannot write now (overloaded, a disk fault) holds its
+// partitions back rather than losing records.
+func (c *Consumer) retry(ctx context.Context, fn func() error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.mErrors.Increment()
+		c.opts.Logger.Warn("apply records", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// offsetKey is the KV key of a partition's kept offset.
+func offsetKey(topic string, p int) string {
+	return "cluster/offsets/" + topic + "/" + strconv.Itoa(p)
+}
+
+// keptOffset returns the offset to resume partition p of topic at: the kept
+// one, or 0 (the log's start; franz-go moves a trimmed start forward).
+func (c *Consumer) keptOffset(ctx context.Context, topic string, p int) (int64, error) {
+	v, err := c.opts.KV.Get(ctx, offsetKey(topic, p))
+	switch {
+	case errors.Is(err, tsdb.ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("kafkalog: read offset of %s/%d: %w", topic, p, err)
+	case len(v) != 8:
+		return 0, fmt.Errorf("kafkalog: offset of %s/%d: %w: %d bytes", topic, p, tsdb.ErrCorrupt, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+func (c *Consumer) keepOffset(ctx context.Context, topic string, p int, next int64) error {
+	return c.opts.KV.Put(ctx, offsetKey(topic, p), binary.BigEndian.AppendUint64(nil, uint64(next)))
+}
+
+func (c *Consumer) applied(tp topicPartition) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.mu.progress[tp]; p != nil {
+		return p.Applied
+	}
+	return 0
+}
+
+func (c *Consumer) setProgress(topic string, p int32, applied, end int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pr := c.mu.progress[topicPartition{topic, p}]
+	if pr == nil {
+		pr = &Progress{Topic: topic, Partition: int(p), End: -1}
+		c.mu.progress[topicPartition{topic, p}] = pr
+	}
+	pr.Applied = applied
+	if end >= 0 {
+		pr.End = end
+	}
+}
+
+func (c *Consumer) setEnd(topic string, p int32, end int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pr := c.mu.progress[topicPartition{topic, p}]; pr != nil && end >= 0 {
+		pr.End = end
+	}
+}

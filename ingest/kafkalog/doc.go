@@ -1,0 +1,26 @@
+// Package kafkalog is the log of Sextant's cluster mode: the record format
+// (FORMAT.md), the ingest side that writes datapoints and spans to Kafka
+// (Producer, a tsdb.Appender and a tracing.Writer), and the store side that
+// applies the records of its partitions to the local stores (Consumer).
+//
+// Datapoints go to the topic <prefix>-metrics, partitioned by series
+// (tags.PartitionOf), spans to <prefix>-spans, partitioned by trace id
+// (tracing.TracePartition); both topics have the same number of
+// partitions, and partition p of both belongs to the same store nodes.
+//
+// The Producer validates what the store would reject that an ingest node
+// can know (a missing name, a timestamp too old or too far ahead by its own
+// clock) and returns from Append and WriteTraces only after Kafka
+// acknowledged every record with acks=all. When Kafka does not acknowledge
+// in time it returns an error wrapping tsdb.ErrUnavailable (or
+// tracing.ErrUnavailable), which the ingest handlers answer with 503 and
+// Retry-After.
+//
+// The Consumer consumes the partitions it is assigned, applies their records
+// through the same contracts (tsdb.Appender, tracing.Writer) and keeps, per
+// partition, the offset of the next record to apply in a tsdb.KV, written
+// only after the store returned (the data is durable). On start it resumes
+// from there, or from the log's start for a partition it never applied.
+// Only franz-go's types stay inside this package: callers see brokers as
+// strings and partitions as ints.
+package kafkalog
