@@ -1,0 +1,293 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sextant-dev/sextant/lib"
+)
+
+// Options configure a Membership.
+type Options struct {
+	// Brokers are the Kafka bootstrap brokers (--kafka-brokers).
+	Brokers []string
+	// Topic is the compacted members topic, <prefix>-members; created on
+	// start when missing.
+	Topic string
+	// DataTopics are the topics whose partitions are assigned (the
+	// metrics and spans topics); lag is measured against their end
+	// offsets. A partition is caught up when it is in every one of them.
+	DataTopics []string
+
+	// NodeID names this node (--node-id, see NodeID); Addr is where other
+	// nodes reach it (--advertise-addr); Roles its roles (RoleStore, ...).
+	NodeID, Addr string
+	Roles        []string
+
+	// Partitions is the number of partitions of each data topic.
+	Partitions int
+	// Replication is the number of store nodes that own each partition
+	// (--replication-factor, default 2).
+	Replication int
+
+	// Progress reports the local store consumer's position in each
+	// partition it consumes; nil on a node without the store role (or
+	// before a consumer runs: the node then serves nothing). It must be
+	// cheap and safe for concurrent use.
+	Progress func() []Applied
+
+	// Interval is the heartbeat period (default 1s); Timeout how long
+	// after its last heartbeat a member counts as dead (default 10s);
+	// MaxLag the lag at which a partition counts as caught up and a store
+	// node as ready (default 15s).
+	Interval, Timeout, MaxLag time.Duration
+
+	// Now is the clock (default time.Now).
+	Now      func() time.Time
+	Logger   *slog.Logger
+	Registry *lib.Registry
+}
+
+func (o Options) withDefaults() Options {
+	if o.Replication <= 0 {
+		o.Replication = 2
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.MaxLag <= 0 {
+		o.MaxLag = 15 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registry == nil {
+		o.Registry = lib.NewRegistry(lib.RegistryOptions{Logger: o.Logger})
+	}
+	return o
+}
+
+// Validate reports the first setting that cannot work, naming it.
+func (o Options) Validate() error {
+	var errs []error
+	if len(o.Brokers) == 0 {
+		errs = append(errs, errors.New("cluster: Brokers: none given"))
+	}
+	if o.Topic == "" {
+		errs = append(errs, errors.New("cluster: Topic: empty"))
+	}
+	if o.NodeID == "" || len(o.NodeID) > maxIDLen {
+		errs = append(errs, fmt.Errorf("cluster: NodeID: %q must have 1 to %d bytes", o.NodeID, maxIDLen))
+	}
+	if len(o.Addr) > maxIDLen {
+		errs = append(errs, fmt.Errorf("cluster: Addr: longer than %d bytes", maxIDLen))
+	}
+	if o.Partitions <= 0 || o.Partitions > maxPartitions {
+		errs = append(errs, fmt.Errorf("cluster: Partitions: %d is not in 1..%d", o.Partitions, maxPartitions))
+	}
+	for _, r := range o.Roles {
+		if r != RoleIngest && r != RoleStore && r != RoleQuery {
+			errs = append(errs, fmt.Errorf("cluster: Roles: unknown role %q", r))
+		}
+	}
+	if o.Timeout > 0 && o.Interval > 0 && o.Timeout <= o.Interval {
+		errs = append(errs, fmt.Errorf("cluster: Timeout: %s must exceed Interval %s", o.Timeout, o.Interval))
+	}
+	return errors.Join(errs...)
+}
+
+// Membership is this node's member of the cluster: it heartbeats, reads the
+// members topic and computes the assignment. It implements Owners. Safe for
+// concurrent use.
+type Membership struct {
+	opts Options
+	lag  *lagTracker // used by the heartbeat goroutine only
+
+	heartbeatErrors *lib.Counter
+
+	mu struct {
+		sync.Mutex
+		table table
+		view  *view
+		// synced: the members topic was read up to its end as of start,
+		// so the view is complete; beat: a heartbeat was sent.
+		synced, beat bool
+		// ready latches once a store node caught up (see Ready).
+		ready bool
+		// assigned is the node's assignment; assignCh is closed when it
+		// changes; changed is closed on every new view.
+		assigned []int
+		assignCh chan struct{}
+		changed  chan struct{}
+	}
+}
+
+// New returns a membership; Run joins the cluster.
+func New(opts Options) (*Membership, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	m := &Membership{opts: opts}
+	m.lag = newLagTracker(opts.DataTopics, opts.MaxLag)
+	m.heartbeatErrors = opts.Registry.Counter("sextant.cluster.heartbeatErrors")
+	m.mu.table = table{}
+	m.mu.view = &view{partitions: opts.Partitions, desired: make([][]string, opts.Partitions), owners: make([][]Node, opts.Partitions)}
+	m.mu.assignCh = make(chan struct{})
+	m.mu.changed = make(chan struct{})
+	return m, nil
+}
+
+// Partitions returns the number of partitions of each data topic.
+func (m *Membership) Partitions() int { return m.opts.Partitions }
+
+// Owners returns the live store nodes serving partition p, caught up,
+// preferred first; empty when none does. The caller owns the slice.
+func (m *Membership) Owners(p int) []Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.view.Owners(p)
+}
+
+// Assignment returns the partitions this node must consume now (sorted;
+// the caller owns the slice) and a channel closed when that set changes.
+// A consumer loops: apply the set, wait on the channel, ask again. The set
+// is empty until the node has read the members topic and heartbeated.
+func (m *Membership) Assignment() ([]int, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.mu.assigned), m.mu.assignCh
+}
+
+// Ready reports whether the node may take traffic: it has read the
+// members topic and heartbeated and, with the store role, every partition
+// assigned to it was caught up (within Options.MaxLag of the log's end) at
+// once. Readiness latches: a node that later takes over a partition from a
+// dead one stays ready while it catches up (it does not serve that
+// partition until then). Ready returns nil or an error saying what is
+// missing.
+func (m *Membership) Ready() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.mu.ready:
+		return nil
+	case !m.mu.synced:
+		return errors.New("cluster: reading the members topic")
+	case !m.mu.beat:
+		return errors.New("cluster: no heartbeat sent yet")
+	}
+	behind := m.behindLocked()
+	return fmt.Errorf("cluster: %d assigned partitions not caught up to within %s: %v", len(behind), m.opts.MaxLag, behind)
+}
+
+// behindLocked returns the partitions assigned to this node (it is one of
+// their owners) that it does not report caught up.
+func (m *Membership) behindLocked() []int {
+	self := m.mu.table[m.opts.NodeID]
+	var behind []int
+	for p, ids := range m.mu.view.desired {
+		if slices.Contains(ids, m.opts.NodeID) && !self.caughtUp(p) {
+			behind = append(behind, p)
+		}
+	}
+	return behind
+}
+
+// changedCh returns a channel closed when the next view is computed.
+func (m *Membership) changedCh() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.changed
+}
+
+// applyRecord updates the table with a record read from the members topic
+// (value nil: a tombstone, the member left).
+func (m *Membership) applyRecord(key string, value []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if value == nil {
+		delete(m.mu.table, key)
+		return
+	}
+	rec, err := decodeRecord(key, value)
+	if err != nil {
+		m.opts.Logger.Warn("skip heartbeat record", "node", key, "err", err)
+		return
+	}
+	// Out of order (our own heartbeat is applied when sent, before it is
+	// read back): keep the newer one.
+	if old, ok := m.mu.table[key]; ok && old.Time > rec.Time {
+		return
+	}
+	m.mu.table[key] = rec
+}
+
+// recompute derives the view from the table at now and announces changes.
+func (m *Membership) recompute(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recomputeLocked(now)
+}
+
+func (m *Membership) recomputeLocked(now time.Time) {
+	if !m.mu.synced {
+		return
+	}
+	old := m.mu.view
+	v := m.mu.table.view(m.opts.NodeID, now, m.opts.Partitions, m.opts.Replication, m.opts.Timeout)
+	m.mu.view = v
+	m.logMembersLocked(old, v)
+	if !slices.Equal(v.assigned, m.mu.assigned) {
+		m.opts.Logger.Info("assignment changed", "partitions", fmtInts(v.assigned), "was", fmtInts(m.mu.assigned))
+		m.mu.assigned = v.assigned
+		close(m.mu.assignCh)
+		m.mu.assignCh = make(chan struct{})
+	}
+	if m.mu.beat && !m.mu.ready && (!slices.Contains(m.opts.Roles, RoleStore) || len(m.behindLocked()) == 0) {
+		m.mu.ready = true
+		m.opts.Logger.Info("cluster member ready", "node", m.opts.NodeID)
+	}
+	close(m.mu.changed)
+	m.mu.changed = make(chan struct{})
+}
+
+// logMembersLocked logs members that became live or dead.
+func (m *Membership) logMembersLocked(old, v *view) {
+	was := map[string]bool{}
+	for _, r := range old.live {
+		was[r.ID] = true
+	}
+	for _, r := range v.live {
+		if !was[r.ID] {
+			m.opts.Logger.Info("member live", "node", r.ID, "addr", r.Addr, "roles", r.Roles)
+		}
+		delete(was, r.ID)
+	}
+	for id := range was {
+		m.opts.Logger.Warn("member dead", "node", id)
+	}
+}
+
+// fmtInts formats partition numbers for a log line.
+func fmtInts(ps []int) string {
+	b := []byte{'['}
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, int64(p), 10)
+	}
+	return string(append(b, ']'))
+}

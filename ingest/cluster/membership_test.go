@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestMembershipSim runs the membership protocol on an in-memory members
+// topic under a fake clock: three members converge on R owners per
+// partition, identical on every member; a fourth takes its quarter only
+// once caught up (make before break); a member that stops heartbeating is
+// replaced within a bound; a restarted member gets its partitions back.
+func TestMembershipSim(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimCluster(t)
+		defer s.stopAll()
+		for _, id := range []string{"store-1", "store-2", "store-3"} {
+			s.start(id)
+		}
+		// Heartbeats every 1s; a replay takes 3s; a few rounds settle it.
+		time.Sleep(6 * time.Second)
+		synctest.Wait()
+		s.checkSteady("store-1", "store-2", "store-3")
+
+		// A fourth member joins.
+		before := s.assigned()
+		four := s.start("store-4")
+		time.Sleep(1500 * time.Millisecond) // it heartbeats, is assigned, replays
+		synctest.Wait()
+		gained, _ := four.Assignment()
+		if len(gained) < 5 || len(gained) > 12 {
+			t.Fatalf("store-4 assigned %v, want about a quarter of %d partition-replicas", gained, 2*simPartitions)
+		}
+		if err := four.Ready(); err == nil {
+			t.Errorf("store-4 ready while replaying")
+		}
+		// While it replays, the previous owners keep consuming and
+		// serving its partitions, and nobody routes queries to it.
+		during := s.assigned()
+		for _, p := range gained {
+			for _, id := range before[p] {
+				if !slices.Contains(during[p], id) {
+					t.Errorf("partition %d: %s dropped it before store-4 caught up (%v -> %v)", p, id, before[p], during[p])
+				}
+			}
+			for _, n := range s.members["store-1"].m.Owners(p) {
+				if n.ID == "store-4" {
+					t.Errorf("partition %d: store-4 serves it before it caught up", p)
+				}
+			}
+			if got := s.members["store-1"].m.Owners(p); len(got) < 2 {
+				t.Errorf("partition %d: %d serving owners during the hand-off, want at least 2", p, len(got))
+			}
+		}
+		time.Sleep(6 * time.Second)
+		synctest.Wait()
+		s.checkSteady("store-1", "store-2", "store-3", "store-4")
+		after, _ := four.Assignment()
+		if !slices.Equal(after, gained) {
+			t.Errorf("store-4 consumes %v after the hand-off, want %v", after, gained)
+		}
+
+		// store-2 stops heartbeating (killed). Its partitions must be served
+		// by two nodes again within Timeout (5s) + a heartbeat + the 3s
+		// replay + a heartbeat to report it: 10s.
+		lost, _ := s.members["store-2"].m.Assignment()
+		s.stop("store-2")
+		killed := time.Now()
+		for {
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+			full := true
+			for p := range simPartitions {
+				got := owners(s.members["store-1"].m)[p]
+				if len(got) < 2 || slices.Contains(got, "store-2") {
+					full = false
+				}
+			}
+			if full {
+				break
+			}
+			if time.Since(killed) > 10*time.Second {
+				t.Fatalf("10s after store-2 died, owners are %v", owners(s.members["store-1"].m))
+			}
+		}
+		if took := time.Since(killed); took < 5*time.Second {
+			t.Errorf("store-2's partitions moved after %s, before its 5s timeout", took)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		s.checkSteady("store-1", "store-3", "store-4")
+
+		// store-2 restarts with the same id: its partitions come back.
+		s.start("store-2")
+		time.Sleep(8 * time.Second)
+		synctest.Wait()
+		s.checkSteady("store-1", "store-2", "store-3", "store-4")
+		back, _ := s.members["store-2"].m.Assignment()
+		if !slices.Equal(back, lost) {
+			t.Errorf("restarted store-2 consumes %v, want its old %v", back, lost)
+		}
+	})
+}
