@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,9 @@ type Options struct {
 	NodeID, Addr string
 	Roles        []string
 
-	// Partitions is the number of partitions of each data topic.
+	// Partitions is the number of partitions of each data topic; 0: Run
+	// reads it from Kafka (the first data topic), waiting for the topic
+	// to exist, so that every node agrees with the log.
 	Partitions int
 	// Replication is the number of store nodes that own each partition
 	// (--replication-factor, default 2).
@@ -93,8 +96,11 @@ func (o Options) Validate() error {
 	if len(o.Addr) > maxIDLen {
 		errs = append(errs, fmt.Errorf("cluster: Addr: longer than %d bytes", maxIDLen))
 	}
-	if o.Partitions <= 0 || o.Partitions > maxPartitions {
-		errs = append(errs, fmt.Errorf("cluster: Partitions: %d is not in 1..%d", o.Partitions, maxPartitions))
+	if o.Partitions < 0 || o.Partitions > maxPartitions {
+		errs = append(errs, fmt.Errorf("cluster: Partitions: %d is not in 0..%d", o.Partitions, maxPartitions))
+	}
+	if o.Partitions == 0 && len(o.DataTopics) == 0 {
+		errs = append(errs, errors.New("cluster: Partitions: 0 (read from Kafka) needs DataTopics"))
 	}
 	for _, r := range o.Roles {
 		if r != RoleIngest && r != RoleStore && r != RoleQuery {
@@ -115,11 +121,17 @@ type Membership struct {
 	lag  *lagTracker // used by the heartbeat goroutine only
 
 	heartbeatErrors *lib.Counter
+	// membersLive, membersDead, unserved and consumed are gauges of the
+	// view: members by liveness, partitions no live node serves, and
+	// partitions this node consumes.
+	membersLive, membersDead, unserved, consumed *lib.Gauge
 
 	mu struct {
 		sync.Mutex
 		table table
 		view  *view
+		// partitions is Options.Partitions, or what Run read from Kafka.
+		partitions int
 		// synced: the members topic was read up to its end as of start,
 		// so the view is complete; beat: a heartbeat was sent.
 		synced, beat bool
@@ -141,16 +153,32 @@ func New(opts Options) (*Membership, error) {
 	opts = opts.withDefaults()
 	m := &Membership{opts: opts}
 	m.lag = newLagTracker(opts.DataTopics, opts.MaxLag)
-	m.heartbeatErrors = opts.Registry.Counter("sextant.cluster.heartbeatErrors")
+	reg := opts.Registry
+	m.heartbeatErrors = reg.Counter("sextant.cluster.heartbeatErrors")
+	m.membersLive = reg.Gauge("sextant.cluster.members", "state", "live")
+	m.membersDead = reg.Gauge("sextant.cluster.members", "state", "dead")
+	m.unserved = reg.Gauge("sextant.cluster.unservedPartitions")
+	m.consumed = reg.Gauge("sextant.cluster.assignedPartitions")
 	m.mu.table = table{}
-	m.mu.view = &view{partitions: opts.Partitions, desired: make([][]string, opts.Partitions), owners: make([][]Node, opts.Partitions)}
+	m.setPartitionsLocked(opts.Partitions)
 	m.mu.assignCh = make(chan struct{})
 	m.mu.changed = make(chan struct{})
 	return m, nil
 }
 
 // Partitions returns the number of partitions of each data topic.
-func (m *Membership) Partitions() int { return m.opts.Partitions }
+// It is 0 until Run has read it from Kafka when Options.Partitions is 0.
+func (m *Membership) Partitions() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.partitions
+}
+
+// setPartitionsLocked sets the number of partitions and an empty view.
+func (m *Membership) setPartitionsLocked(n int) {
+	m.mu.partitions = n
+	m.mu.view = &view{partitions: n, desired: make([][]string, n), owners: make([][]Node, n)}
+}
 
 // Owners returns the live store nodes serving partition p, caught up,
 // preferred first; empty when none does. The caller owns the slice.
@@ -246,9 +274,19 @@ func (m *Membership) recomputeLocked(now time.Time) {
 		return
 	}
 	old := m.mu.view
-	v := m.mu.table.view(m.opts.NodeID, now, m.opts.Partitions, m.opts.Replication, m.opts.Timeout)
+	v := m.mu.table.view(m.opts.NodeID, now, m.mu.partitions, m.opts.Replication, m.opts.Timeout)
 	m.mu.view = v
 	m.logMembersLocked(old, v)
+	m.membersLive.Set(float64(len(v.live)))
+	m.membersDead.Set(float64(len(v.dead)))
+	m.consumed.Set(float64(len(v.assigned)))
+	unserved := 0
+	for _, o := range v.owners {
+		if len(o) == 0 {
+			unserved++
+		}
+	}
+	m.unserved.Set(float64(unserved))
 	if !slices.Equal(v.assigned, m.mu.assigned) {
 		m.opts.Logger.Info("assignment changed", "partitions", fmtInts(v.assigned), "was", fmtInts(m.mu.assigned))
 		m.mu.assigned = v.assigned
@@ -290,4 +328,35 @@ func fmtInts(ps []int) string {
 		b = strconv.AppendInt(b, int64(p), 10)
 	}
 	return string(append(b, ']'))
+}
+
+// Assignments sends the assignment on a channel: the current set at once,
+// then each new set, until ctx ends (then it closes the channel). The
+// channel holds one value; when the reader is slow a newer set replaces
+// the unread one, as only the latest matters. It is Assignment for a
+// consumer that takes a channel of whole sets.
+func (m *Membership) Assignments(ctx context.Context) <-chan []int {
+	out := make(chan []int, 1)
+	go func() {
+		defer close(out)
+		for {
+			parts, changed := m.Assignment()
+			select {
+			case out <- parts:
+			default:
+				// Full: replace the unread, older set.
+				select {
+				case <-out:
+				default:
+				}
+				out <- parts
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+		}
+	}()
+	return out
 }

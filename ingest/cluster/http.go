@@ -56,7 +56,7 @@ func (m *Membership) Status() Status {
 	m.mu.Lock()
 	v := m.mu.view
 	m.mu.Unlock()
-	st := Status{Self: m.opts.NodeID, Partitions: m.opts.Partitions, ReplicationFactor: m.opts.Replication,
+	st := Status{Self: m.opts.NodeID, Partitions: v.partitions, ReplicationFactor: m.opts.Replication,
 		Nodes: []NodeStatus{}, Unserved: []int{}}
 	for p, owners := range v.owners {
 		if len(owners) == 0 {

@@ -44,6 +44,15 @@ func (m *Membership) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	if m.Partitions() == 0 {
+		n, err := m.discoverPartitions(ctx, k.adm)
+		if err != nil {
+			return nil // ctx ended
+		}
+		m.mu.Lock()
+		m.setPartitionsLocked(n)
+		m.mu.Unlock()
+	}
 	cl.AddConsumeTopics(m.opts.Topic)
 	m.run(ctx, k, end)
 	return nil
@@ -123,6 +132,31 @@ func (m *Membership) tryPrepare(ctx context.Context, adm *kadm.Client, configs m
 		return 0, fmt.Errorf("list end offset of %s: partition 0 missing", m.opts.Topic)
 	}
 	return o.Offset, nil
+}
+
+// discoverPartitions returns the number of partitions of the first data
+// topic, waiting until it exists; it fails only when ctx ends.
+func (m *Membership) discoverPartitions(ctx context.Context, adm *kadm.Client) (int, error) {
+	topic := m.opts.DataTopics[0]
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		details, err := adm.ListTopics(rctx, topic)
+		cancel()
+		if err == nil {
+			if d, ok := details[topic]; ok && d.Err == nil && len(d.Partitions) > 0 {
+				n := min(len(d.Partitions), maxPartitions)
+				m.opts.Logger.Info("cluster partitions", "topic", topic, "partitions", n)
+				return n, nil
+			}
+			err = fmt.Errorf("topic %s not created yet", topic)
+		}
+		m.opts.Logger.Info("wait for data topic", "topic", topic, "err", err)
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // consume reads the members topic into the table until ctx ends.

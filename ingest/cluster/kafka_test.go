@@ -120,7 +120,7 @@ func startK(t *testing.T, brokers []string, id string) *kNode {
 	m, err := New(Options{
 		Brokers: brokers, Topic: "test-members", DataTopics: kTopics,
 		NodeID: id, Addr: id + ":7101", Roles: []string{RoleStore},
-		Partitions: kPartitions, Replication: 2, Progress: c.progress,
+		Partitions: 0, Replication: 2, Progress: c.progress, // partitions read from Kafka
 		Interval: 100 * time.Millisecond, Timeout: time.Second,
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -101,6 +102,30 @@ func TestMembershipSim(t *testing.T) {
 		back, _ := s.members["store-2"].m.Assignment()
 		if !slices.Equal(back, lost) {
 			t.Errorf("restarted store-2 consumes %v, want its old %v", back, lost)
+		}
+	})
+}
+
+// TestAssignments: the channel form of the assignment delivers the latest
+// whole set and closes when its context ends.
+func TestAssignments(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimCluster(t)
+		defer s.stopAll()
+		m := s.start("store-1")
+		ctx, cancel := context.WithCancel(context.Background())
+		ch := m.Assignments(ctx)
+		time.Sleep(500 * time.Millisecond) // the first heartbeat assigns every partition
+		synctest.Wait()
+		got := <-ch // the newest set replaced the empty one of the start
+		if len(got) != simPartitions {
+			t.Errorf("Assignments sent %v, want all %d partitions (one store node)", got, simPartitions)
+		}
+		cancel()
+		synctest.Wait()
+		if _, ok := <-ch; ok {
+			t.Errorf("Assignments channel open after its context ended")
 		}
 	})
 }
