@@ -47,6 +47,13 @@ var serveFlags = []flagSpec{
 	{"zipkin-listen", ":9411", `Zipkin v2 span ingest address (POST /api/v2/spans); "" disables`},
 	{"spectatord-listen", "127.0.0.1:1234", `SpectatorD line protocol over UDP; "" disables`},
 	{"spectatord-socket", "", "SpectatorD line protocol over a unix datagram socket at this path"},
+	// Cluster mode (docs/cluster.md).
+	{"kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty = single node, no Kafka"},
+	{"role", "all", "cluster role(s), comma-separated: ingest, store, query, or all"},
+	{"node-id", "", "unique name of this node in a cluster (default: the hostname; kept in --data-dir)"},
+	{"kafka-topic-prefix", "sextant", "prefix of the topics Sextant creates and uses"},
+	{"replication-factor", "2", "store nodes that own each partition"},
+	{"advertise-addr", "", "where other nodes reach this node (default: host:port of --listen)"},
 }
 
 // config is the resolved configuration of `sextant serve`.
@@ -71,6 +78,13 @@ type config struct {
 	MaxSeriesByName int
 	// Ingest listeners of ingest_listeners.go.
 	ZipkinListen, SpectatorDListen, SpectatorDSocket string
+	// Cluster mode: KafkaBrokers empty means a single node.
+	KafkaBrokers      string // comma-separated
+	Roles             clusterRoles
+	NodeID            string // "" = kept in the data dir, else the hostname
+	KafkaTopicPrefix  string
+	ReplicationFactor int
+	AdvertiseAddr     string
 }
 
 // envName returns the environment variable of a setting.
@@ -189,6 +203,9 @@ func resolve(get func(string) string) (config, error) {
 			errs = append(errs, fmt.Errorf("--%s: %q is not a positive count", f.name, get(f.name)))
 		}
 		*f.dst = n
+	}
+	if err := resolveCluster(&c, get); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("--listen: must not be empty"))

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sextant-dev/sextant/ingest"
+	"github.com/sextant-dev/sextant/ingest/cluster"
 	"github.com/sextant-dev/sextant/lib"
 	queryapi "github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/query/live"
@@ -40,6 +41,16 @@ type node struct {
 	spans *spanstore.Store
 	ing   *ingest.Handler
 	live  *live.Evaluator // the live evaluator (streaming, alert rules)
+
+	// Cluster mode (cluster_member.go): members is the membership (nil
+	// without --kafka-brokers); clusterProgress, set by the store
+	// consumer's component, reports how far it applied each partition.
+	members         *cluster.Membership
+	clusterProgress func() []cluster.Applied
+	// readiness are extra checks of /healthz: each nil when ready.
+	readiness []func() error
+	// httpAddr is the bound --listen address, set before the actors run.
+	httpAddr string
 
 	// middleware wraps the --listen handler, the first outermost (CORS
 	// of --allowed-origins, ...).
@@ -72,6 +83,7 @@ var components = []component{
 	setupAlerting,
 	setupUI,
 	setupCanary,
+	setupClusterMember,
 }
 
 // serve runs Sextant until ctx ends, then shuts down gracefully: stop
@@ -102,6 +114,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	if err != nil {
 		return err
 	}
+	n.httpAddr = addrs[0]
 	// The signal (or the caller's cancel) ends the group like any actor.
 	g.Add("signal", func() error {
 		<-ctx.Done()
@@ -244,6 +257,12 @@ func (n *node) registerOps(up *atomic.Bool) {
 		if err := n.store.Err(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
+		}
+		for _, ready := range n.readiness {
+			if err := ready(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "ok")

@@ -132,6 +132,8 @@ type Membership struct {
 		view  *view
 		// partitions is Options.Partitions, or what Run read from Kafka.
 		partitions int
+		// addr is Options.Addr, or what SetAddr set.
+		addr string
 		// synced: the members topic was read up to its end as of start,
 		// so the view is complete; beat: a heartbeat was sent.
 		synced, beat bool
@@ -161,9 +163,18 @@ func New(opts Options) (*Membership, error) {
 	m.consumed = reg.Gauge("sextant.cluster.assignedPartitions")
 	m.mu.table = table{}
 	m.setPartitionsLocked(opts.Partitions)
+	m.mu.addr = opts.Addr
 	m.mu.assignCh = make(chan struct{})
 	m.mu.changed = make(chan struct{})
 	return m, nil
+}
+
+// SetAddr sets the address this node advertises from its next heartbeat
+// on, for a node that knows it only once its listener is bound.
+func (m *Membership) SetAddr(addr string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mu.addr = addr
 }
 
 // Partitions returns the number of partitions of each data topic.

@@ -229,7 +229,10 @@ func (m *Membership) heartbeat(ctx context.Context, l memberLog, ends map[topicP
 		states = m.lag.states(now, ends, m.opts.Progress())
 	}
 	m.updateMetrics(states)
-	rec := record{Version: recordVersion, ID: m.opts.NodeID, Addr: m.opts.Addr, Roles: m.opts.Roles,
+	m.mu.Lock()
+	addr := m.mu.addr
+	m.mu.Unlock()
+	rec := record{Version: recordVersion, ID: m.opts.NodeID, Addr: addr, Roles: m.opts.Roles,
 		Time: now.UnixMilli(), Partitions: states}
 	rctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
 	defer cancel()
