@@ -140,10 +140,9 @@ type Membership struct {
 		// ready latches once a store node caught up (see Ready).
 		ready bool
 		// assigned is the node's assignment; assignCh is closed when it
-		// changes; changed is closed on every new view.
+		// changes.
 		assigned []int
 		assignCh chan struct{}
-		changed  chan struct{}
 	}
 }
 
@@ -165,7 +164,6 @@ func New(opts Options) (*Membership, error) {
 	m.setPartitionsLocked(opts.Partitions)
 	m.mu.addr = opts.Addr
 	m.mu.assignCh = make(chan struct{})
-	m.mu.changed = make(chan struct{})
 	return m, nil
 }
 
@@ -244,13 +242,6 @@ func (m *Membership) behindLocked() []int {
 	return behind
 }
 
-// changedCh returns a channel closed when the next view is computed.
-func (m *Membership) changedCh() <-chan struct{} {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.mu.changed
-}
-
 // applyRecord updates the table with a record read from the members topic
 // (value nil: a tombstone, the member left).
 func (m *Membership) applyRecord(key string, value []byte) {
@@ -308,8 +299,6 @@ func (m *Membership) recomputeLocked(now time.Time) {
 		m.mu.ready = true
 		m.opts.Logger.Info("cluster member ready", "node", m.opts.NodeID)
 	}
-	close(m.mu.changed)
-	m.mu.changed = make(chan struct{})
 }
 
 // logMembersLocked logs members that became live or dead.

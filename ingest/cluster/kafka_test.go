@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sextant-dev/sextant/lib"
 )
 
 const (
@@ -116,12 +119,17 @@ type kNode struct {
 // startK runs a store member with its consumer on the kfake cluster.
 func startK(t *testing.T, brokers []string, id string) *kNode {
 	t.Helper()
+	return startKReg(t, brokers, id, nil)
+}
+
+func startKReg(t *testing.T, brokers []string, id string, reg *lib.Registry) *kNode {
+	t.Helper()
 	c := newKConsumer(t, brokers)
 	m, err := New(Options{
 		Brokers: brokers, Topic: "test-members", DataTopics: kTopics,
 		NodeID: id, Addr: id + ":7101", Roles: []string{RoleStore},
 		Partitions: 0, Replication: 2, Progress: c.progress, // partitions read from Kafka
-		Interval: 100 * time.Millisecond, Timeout: time.Second,
+		Interval: 100 * time.Millisecond, Timeout: time.Second, Registry: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -212,10 +220,27 @@ func TestMembershipKafka(t *testing.T) {
 			n.stop()
 		}
 	}()
-	for _, id := range []string{"store-1", "store-2", "store-3"} {
+	reg := lib.NewRegistry(lib.RegistryOptions{})
+	nodes["store-1"] = startKReg(t, brokers, "store-1", reg)
+	for _, id := range []string{"store-2", "store-3"} {
 		nodes[id] = startK(t, brokers, id)
 	}
 	waitSteady(t, nodes, 10*time.Second)
+
+	// store-1's lag meters: one per partition it consumes, at zero.
+	var prom strings.Builder
+	if err := reg.WritePrometheus(&prom); err != nil {
+		t.Fatal(err)
+	}
+	mine, _ := nodes["store-1"].m.Assignment()
+	for _, p := range mine {
+		for _, name := range []string{"sextant_cluster_lagRecords", "sextant_cluster_lagSeconds"} {
+			line := fmt.Sprintf("%s{partition=%q} 0", name, fmt.Sprint(p))
+			if !strings.Contains(prom.String(), line) {
+				t.Errorf("store-1's metrics lack %s:\n%s", line, prom.String())
+			}
+		}
+	}
 
 	nodes["store-4"] = startK(t, brokers, "store-4")
 	waitSteady(t, nodes, 10*time.Second)

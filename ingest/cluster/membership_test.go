@@ -22,14 +22,14 @@ func TestMembershipSim(t *testing.T) {
 			s.start(id)
 		}
 		// Heartbeats every 1s; a replay takes 3s; a few rounds settle it.
-		time.Sleep(6 * time.Second)
+		time.Sleep(6 * time.Second) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		s.checkSteady("store-1", "store-2", "store-3")
 
 		// A fourth member joins.
 		before := s.assigned()
 		four := s.start("store-4")
-		time.Sleep(1500 * time.Millisecond) // it heartbeats, is assigned, replays
+		time.Sleep(1500 * time.Millisecond) // synctest: advances the bubble's fake clock; it heartbeats, is assigned, replays
 		synctest.Wait()
 		gained, _ := four.Assignment()
 		if len(gained) < 5 || len(gained) > 12 {
@@ -56,7 +56,7 @@ func TestMembershipSim(t *testing.T) {
 				t.Errorf("partition %d: %d serving owners during the hand-off, want at least 2", p, len(got))
 			}
 		}
-		time.Sleep(6 * time.Second)
+		time.Sleep(6 * time.Second) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		s.checkSteady("store-1", "store-2", "store-3", "store-4")
 		after, _ := four.Assignment()
@@ -71,7 +71,7 @@ func TestMembershipSim(t *testing.T) {
 		s.stop("store-2")
 		killed := time.Now()
 		for {
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // synctest: advances the bubble's fake clock
 			synctest.Wait()
 			full := true
 			for p := range simPartitions {
@@ -90,13 +90,13 @@ func TestMembershipSim(t *testing.T) {
 		if took := time.Since(killed); took < 5*time.Second {
 			t.Errorf("store-2's partitions moved after %s, before its 5s timeout", took)
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(2 * time.Second) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		s.checkSteady("store-1", "store-3", "store-4")
 
 		// store-2 restarts with the same id: its partitions come back.
 		s.start("store-2")
-		time.Sleep(8 * time.Second)
+		time.Sleep(8 * time.Second) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		s.checkSteady("store-1", "store-2", "store-3", "store-4")
 		back, _ := s.members["store-2"].m.Assignment()
@@ -116,7 +116,7 @@ func TestAssignments(t *testing.T) {
 		m := s.start("store-1")
 		ctx, cancel := context.WithCancel(context.Background())
 		ch := m.Assignments(ctx)
-		time.Sleep(500 * time.Millisecond) // the first heartbeat assigns every partition
+		time.Sleep(500 * time.Millisecond) // synctest: advances the bubble's fake clock; the first heartbeat assigns every partition
 		synctest.Wait()
 		got := <-ch // the newest set replaced the empty one of the start
 		if len(got) != simPartitions {
