@@ -139,6 +139,11 @@ type Membership struct {
 		synced, beat bool
 		// ready latches once a store node caught up (see Ready).
 		ready bool
+		// lostAt is when heartbeats started failing (zero while they
+		// succeed); until graceUntil after they succeed again, liveness
+		// is judged as of lostAt, so that an outage of Kafka, which
+		// silences every member at once, moves no partition.
+		lostAt, graceUntil time.Time
 		// assigned is the node's assignment; assignCh is closed when it
 		// changes.
 		assigned []int
@@ -276,7 +281,11 @@ func (m *Membership) recomputeLocked(now time.Time) {
 		return
 	}
 	old := m.mu.view
-	v := m.mu.table.view(m.opts.NodeID, now, m.mu.partitions, m.opts.Replication, m.opts.Timeout)
+	ref := now
+	if !m.mu.lostAt.IsZero() {
+		ref = m.mu.lostAt
+	}
+	v := m.mu.table.view(m.opts.NodeID, ref, m.mu.partitions, m.opts.Replication, m.opts.Timeout)
 	m.mu.view = v
 	m.logMembersLocked(old, v)
 	m.membersLive.Set(float64(len(v.live)))

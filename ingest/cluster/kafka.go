@@ -236,15 +236,35 @@ func (m *Membership) heartbeat(ctx context.Context, l memberLog, ends map[topicP
 		Time: now.UnixMilli(), Partitions: states}
 	rctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
 	defer cancel()
-	if err := l.send(rctx, m.opts.NodeID, encodeRecord(rec)); err != nil {
-		return err
-	}
+	err := l.send(rctx, m.opts.NodeID, encodeRecord(rec))
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err != nil {
+		if m.mu.lostAt.IsZero() && ctx.Err() == nil {
+			m.mu.lostAt = now
+			m.opts.Logger.Warn("membership frozen: heartbeats fail", "err", err)
+		}
+		return err
+	}
+	m.trackOutageLocked(now)
 	m.mu.table[m.opts.NodeID] = rec
 	m.mu.beat = true
 	m.recomputeLocked(now)
 	return nil
+}
+
+// trackOutageLocked ends the frozen liveness of an outage once heartbeats
+// have succeeded for two intervals, time for every member's next
+// heartbeat to arrive.
+func (m *Membership) trackOutageLocked(now time.Time) {
+	switch {
+	case m.mu.lostAt.IsZero():
+	case m.mu.graceUntil.IsZero():
+		m.mu.graceUntil = now.Add(2 * m.opts.Interval)
+	case !now.Before(m.mu.graceUntil):
+		m.opts.Logger.Info("membership unfrozen", "outage", m.mu.graceUntil.Sub(m.mu.lostAt).String())
+		m.mu.lostAt, m.mu.graceUntil = time.Time{}, time.Time{}
+	}
 }
 
 // updateMetrics sets the lag gauges of the partitions this node consumes.

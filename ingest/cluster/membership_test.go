@@ -129,3 +129,42 @@ func TestAssignments(t *testing.T) {
 		}
 	})
 }
+
+// TestMembershipKafkaOutage: when no heartbeat gets through for longer than
+// the timeout (Kafka down for everyone), no member is declared dead and no
+// partition moves, during the outage or after it.
+func TestMembershipKafkaOutage(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimCluster(t)
+		defer s.stopAll()
+		for _, id := range []string{"store-1", "store-2", "store-3"} {
+			s.start(id)
+		}
+		time.Sleep(6 * time.Second) // synctest: advances the bubble's fake clock
+		synctest.Wait()
+		s.checkSteady("store-1", "store-2", "store-3")
+		before := s.assigned()
+		var changed []<-chan struct{}
+		for _, id := range []string{"store-1", "store-2", "store-3"} {
+			_, ch := s.members[id].m.Assignment()
+			changed = append(changed, ch)
+		}
+
+		s.topic.setDown(true)
+		time.Sleep(20 * time.Second) // synctest: advances the bubble's fake clock; twice the timeout
+		synctest.Wait()
+		s.checkSteady("store-1", "store-2", "store-3")
+		s.topic.setDown(false)
+		time.Sleep(5 * time.Second) // synctest: advances the bubble's fake clock
+		synctest.Wait()
+		s.checkSteady("store-1", "store-2", "store-3")
+		for i, ch := range changed {
+			select {
+			case <-ch:
+				t.Errorf("store-%d's assignment changed across the outage (%v -> %v)", i+1, before, s.assigned())
+			default:
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -16,6 +17,7 @@ type memTopic struct {
 	msgs   []message
 	notify chan struct{} // closed when a message is appended
 	end    map[topicPartition]int64
+	down   bool // sends fail, as when Kafka is unreachable
 }
 
 func newMemTopic(topics []string, partitions int, end int64) *memTopic {
@@ -40,6 +42,9 @@ func (r *memReader) send(_ context.Context, key string, value []byte) error {
 	t := r.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.down {
+		return errors.New("kafka unreachable")
+	}
 	t.msgs = append(t.msgs, message{offset: int64(len(t.msgs)), key: key, value: value})
 	close(t.notify)
 	t.notify = make(chan struct{})
@@ -244,3 +249,10 @@ func (s *simCluster) checkSteady(live ...string) {
 }
 
 func (s *simCluster) String() string { return fmt.Sprint(s.assigned()) }
+
+// setDown makes sends fail (Kafka unreachable) or succeed again.
+func (t *memTopic) setDown(down bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.down = down
+}
