@@ -26,23 +26,44 @@ type topicPartition struct {
 }
 
 // lagTracker turns the consumer's progress and the log's end offsets into
-// per-partition lag. The time lag of a partition that is behind is the time
-// since the later of its last applied record and the last moment it was
-// seen at the log's end: an upper bound, exact while records flow.
+// per-partition lag. It keeps the end offsets it listed over the last
+// horizon: when the consumer has applied past the end listed at time t,
+// everything written before t is applied and the lag is at most now - t.
+// The last applied record's timestamp, when the consumer gives one, bounds
+// it the same way. An upper bound, within a heartbeat of exact while
+// records flow; exactly 0 at the log's end.
 type lagTracker struct {
-	topics     []string
-	maxLag     time.Duration
-	caughtUpAt map[topicPartition]time.Time
+	topics  []string
+	maxLag  time.Duration
+	horizon time.Duration
+	samples map[topicPartition][]endSample // oldest first
+	// bound is the latest time known to be fully applied per partition,
+	// with the applied offset that showed it (valid while the consumer
+	// is at or past that offset), so it outlives the samples.
+	bound map[topicPartition]appliedAt
+}
+
+// appliedAt says everything written before at was applied at offset.
+type appliedAt struct {
+	at     time.Time
+	offset int64
+}
+
+// endSample is the end offset of a partition as listed at a time.
+type endSample struct {
+	at  time.Time
+	end int64
 }
 
 // newLagTracker returns a tracker over the data topics.
 func newLagTracker(topics []string, maxLag time.Duration) *lagTracker {
-	return &lagTracker{topics: topics, maxLag: maxLag, caughtUpAt: map[topicPartition]time.Time{}}
+	return &lagTracker{topics: topics, maxLag: maxLag, horizon: 2 * maxLag,
+		samples: map[topicPartition][]endSample{}, bound: map[topicPartition]appliedAt{}}
 }
 
 // states returns the state of every partition that applied mentions, in
-// partition order, given the log's end offsets (ends; a missing entry
-// means unknown) at now.
+// partition order, given the log's end offsets listed at now (ends; a
+// missing entry means unknown).
 func (l *lagTracker) states(now time.Time, ends map[topicPartition]int64, applied []Applied) []PartitionState {
 	at := map[topicPartition]Applied{}
 	var parts []int
@@ -61,6 +82,9 @@ func (l *lagTracker) states(now time.Time, ends map[topicPartition]int64, applie
 		for _, topic := range l.topics {
 			tp := topicPartition{topic, p}
 			seen[tp] = true
+			if end, ok := ends[tp]; ok {
+				l.addSample(tp, now, end)
+			}
 			a, ok := at[tp]
 			end, eok := ends[tp]
 			if !ok || !eok {
@@ -68,13 +92,21 @@ func (l *lagTracker) states(now time.Time, ends map[topicPartition]int64, applie
 				continue
 			}
 			if a.Offset >= end {
-				l.caughtUpAt[tp] = now
-				continue
+				l.bound[tp] = appliedAt{at: now, offset: a.Offset}
+				continue // at the log's end
 			}
 			ps.LagRecords += end - a.Offset
 			ref := a.Time
-			if c := l.caughtUpAt[tp]; c.After(ref) {
-				ref = c
+			if b, ok := l.bound[tp]; ok && a.Offset >= b.offset && b.at.After(ref) {
+				ref = b.at
+			}
+			for _, s := range l.samples[tp] {
+				if s.end <= a.Offset && s.at.After(ref) {
+					ref = s.at
+				}
+			}
+			if !ref.IsZero() {
+				l.bound[tp] = appliedAt{at: ref, offset: a.Offset}
 			}
 			if ref.IsZero() {
 				known = false
@@ -88,10 +120,22 @@ func (l *lagTracker) states(now time.Time, ends map[topicPartition]int64, applie
 		ps.CaughtUp = known && ps.LagSeconds <= l.maxLag.Seconds()
 		out = append(out, ps)
 	}
-	for tp := range l.caughtUpAt {
+	for tp := range l.samples {
 		if !seen[tp] {
-			delete(l.caughtUpAt, tp)
+			delete(l.samples, tp)
+			delete(l.bound, tp)
 		}
 	}
 	return out
+}
+
+// addSample records the end offset of tp listed at now and forgets those
+// older than the horizon.
+func (l *lagTracker) addSample(tp topicPartition, now time.Time, end int64) {
+	ss := append(l.samples[tp], endSample{at: now, end: end})
+	i := 0
+	for i < len(ss)-1 && now.Sub(ss[i].at) > l.horizon {
+		i++
+	}
+	l.samples[tp] = append(ss[:0], ss[i:]...)
 }

@@ -50,3 +50,44 @@ func TestLagStates(t *testing.T) {
 		t.Errorf("states without end offsets = %+v, want %+v", got, want)
 	}
 }
+
+// TestLagWithoutRecordTimes: a consumer that reports offsets only (no record
+// times) replaying a backlog under steady writes is caught up once it has
+// applied what the log held a few heartbeats ago.
+func TestLagWithoutRecordTimes(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLagTracker([]string{"m"}, 15*time.Second)
+	f := func(sec int, end, applied int64, want PartitionState) {
+		t.Helper()
+		got := l.states(t0.Add(time.Duration(sec)*time.Second), map[topicPartition]int64{{"m", 0}: end},
+			[]Applied{{Topic: "m", Partition: 0, Offset: applied}})
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("at %ds, end %d, applied %d: states = %+v, want %+v", sec, end, applied, got, want)
+		}
+	}
+	f(0, 1000, 0, PartitionState{LagRecords: 1000, LagSeconds: -1})
+	f(1, 1100, 500, PartitionState{LagRecords: 600, LagSeconds: -1})
+	f(2, 1200, 1050, PartitionState{LagRecords: 150, LagSeconds: 2, CaughtUp: true})   // past what the log held at 0s
+	f(3, 1300, 1250, PartitionState{LagRecords: 50, LagSeconds: 1, CaughtUp: true})    // past 2s
+	f(40, 1300, 1250, PartitionState{LagRecords: 50, LagSeconds: 38, CaughtUp: false}) // stuck: the bound grows
+	f(41, 1300, 1300, PartitionState{CaughtUp: true})
+}
+
+// TestLagStuckAtEnd: a consumer that stops at the log's end while writes go
+// on shows a lag that grows with the time since it was at the end, beyond
+// the samples' horizon.
+func TestLagStuckAtEnd(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLagTracker([]string{"m"}, 15*time.Second)
+	for sec := range 61 {
+		end := int64(100 + sec)
+		got := l.states(t0.Add(time.Duration(sec)*time.Second), map[topicPartition]int64{{"m", 0}: end},
+			[]Applied{{Topic: "m", Partition: 0, Offset: 100}})
+		want := PartitionState{LagRecords: end - 100, LagSeconds: float64(sec), CaughtUp: sec <= 15}
+		if len(got) != 1 || got[0] != want {
+			t.Fatalf("at %ds: states = %+v, want %+v", sec, got, want)
+		}
+	}
+}
