@@ -23,18 +23,32 @@ func score(id string, p int) uint64 {
 }
 
 // rank orders ids for partition p by rendezvous weight, highest first
-// (ties, which need a hash collision, by id). It sorts ids in place.
-func rank(ids []string, p int) {
-	slices.SortFunc(ids, func(a, b string) int {
-		sa, sb := score(a, p), score(b, p)
+// (ties, which need a hash collision, by id). It sorts ids in place, using
+// scores as scratch space (grown as needed and returned).
+func rank(ids []string, p int, scores []scored) []scored {
+	scores = scores[:0]
+	for _, id := range ids {
+		scores = append(scores, scored{id, score(id, p)})
+	}
+	slices.SortFunc(scores, func(a, b scored) int {
 		switch {
-		case sa > sb:
+		case a.score > b.score:
 			return -1
-		case sa < sb:
+		case a.score < b.score:
 			return 1
 		}
-		return strings.Compare(a, b)
+		return strings.Compare(a.id, b.id)
 	})
+	for i, s := range scores {
+		ids[i] = s.id
+	}
+	return scores
+}
+
+// scored is an id with its weight for one partition.
+type scored struct {
+	id    string
+	score uint64
 }
 
 // Assign returns the owners of partition p among the store nodes ids: the
@@ -44,6 +58,6 @@ func rank(ids []string, p int) {
 // caller keeps ids; the result is a new slice.
 func Assign(ids []string, p, r int) []string {
 	ranked := slices.Clone(ids)
-	rank(ranked, p)
+	rank(ranked, p, nil)
 	return ranked[:min(r, len(ranked))]
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -248,25 +249,57 @@ func (m *Membership) behindLocked() []int {
 }
 
 // applyRecord updates the table with a record read from the members topic
-// (value nil: a tombstone, the member left).
-func (m *Membership) applyRecord(key string, value []byte) {
+// (value nil: a tombstone, the member left). It reports whether the view
+// may change: a member that appears, leaves, comes back to life or changes
+// its address, roles or the partitions it serves; a heartbeat that only
+// renews a live member does not (the next heartbeat tick recomputes the
+// view for liveness and lag anyway).
+func (m *Membership) applyRecord(key string, value []byte) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	old, had := m.mu.table[key]
 	if value == nil {
 		delete(m.mu.table, key)
-		return
+		return had
 	}
 	rec, err := decodeRecord(key, value)
 	if err != nil {
 		m.opts.Logger.Warn("skip heartbeat record", "node", key, "err", err)
-		return
+		return false
 	}
 	// Out of order (our own heartbeat is applied when sent, before it is
 	// read back): keep the newer one.
-	if old, ok := m.mu.table[key]; ok && old.Time > rec.Time {
-		return
+	if had && old.Time > rec.Time {
+		return false
 	}
 	m.mu.table[key] = rec
+	return !had || !m.liveLocked(old) || !sameServing(old, rec)
+}
+
+// liveLocked says whether rec is live in the current view.
+func (m *Membership) liveLocked(rec record) bool {
+	_, ok := slices.BinarySearchFunc(m.mu.view.live, rec.ID, func(r record, id string) int { return strings.Compare(r.ID, id) })
+	return ok
+}
+
+// sameServing says whether two heartbeats of a node mean the same to the
+// view: address, roles and the partitions it serves caught up.
+func sameServing(a, b record) bool {
+	if a.Addr != b.Addr || !slices.Equal(a.Roles, b.Roles) {
+		return false
+	}
+	var ua, ub []int
+	for _, ps := range a.Partitions {
+		if ps.CaughtUp {
+			ua = append(ua, ps.Partition)
+		}
+	}
+	for _, ps := range b.Partitions {
+		if ps.CaughtUp {
+			ub = append(ub, ps.Partition)
+		}
+	}
+	return slices.Equal(ua, ub)
 }
 
 // recompute derives the view from the table at now and announces changes.

@@ -166,28 +166,34 @@ func (m *Membership) consume(ctx context.Context, l memberLog, end int64) {
 		if ctx.Err() != nil {
 			return
 		}
-		synced := false
+		synced, changed := false, false
 		for _, msg := range msgs {
-			m.applyRecord(msg.key, msg.value)
+			if m.applyRecord(msg.key, msg.value) {
+				changed = true
+			}
 			if msg.offset+1 >= end {
 				synced = true
 			}
 		}
-		if synced {
-			m.setSynced()
+		if synced && m.setSynced() {
+			changed = true
 		}
-		m.recompute(m.opts.Now())
+		if changed {
+			m.recompute(m.opts.Now())
+		}
 	}
 }
 
-// setSynced marks the view complete.
-func (m *Membership) setSynced() {
+// setSynced marks the view complete; it reports whether it was not yet.
+func (m *Membership) setSynced() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.mu.synced {
-		m.mu.synced = true
-		m.opts.Logger.Info("members topic read", "topic", m.opts.Topic, "members", len(m.mu.table))
+	if m.mu.synced {
+		return false
 	}
+	m.mu.synced = true
+	m.opts.Logger.Info("members topic read", "topic", m.opts.Topic, "members", len(m.mu.table))
+	return true
 }
 
 // heartbeatLoop heartbeats every Interval until ctx ends; each heartbeat

@@ -76,8 +76,9 @@ func (t table) view(self string, now time.Time, partitions, r int, timeout time.
 	v.desired = make([][]string, partitions)
 	v.owners = make([][]Node, partitions)
 	ranked := slices.Clone(stores)
+	var scratch []scored
 	for p := range partitions {
-		rank(ranked, p)
+		scratch = rank(ranked, p, scratch)
 		desired := slices.Clone(ranked[:min(r, len(ranked))])
 		v.desired[p] = desired
 		// Serving: assigned owners that are caught up, then the others
