@@ -1,19 +1,25 @@
 package cluster
 
 import (
-	"hash/fnv"
+	"cmp"
 	"slices"
 	"strings"
 )
 
 // score is node id's rendezvous weight for partition p: an FNV-1a hash of
-// the id and the partition, finished with splitmix64's mixer so that
-// similar ids still spread evenly.
+// the id and the partition's four little-endian bytes, finished with
+// splitmix64's mixer so that similar ids still spread evenly.
 func score(id string, p int) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	h.Write([]byte{byte(p), byte(p >> 8), byte(p >> 16), byte(p >> 24)})
-	x := h.Sum64()
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	x := uint64(offset64)
+	for i := 0; i < len(id); i++ {
+		x ^= uint64(id[i])
+		x *= prime64
+	}
+	for _, b := range [4]byte{byte(p), byte(p >> 8), byte(p >> 16), byte(p >> 24)} {
+		x ^= uint64(b)
+		x *= prime64
+	}
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27
@@ -27,27 +33,26 @@ func score(id string, p int) uint64 {
 // scores as scratch space (grown as needed and returned).
 func rank(ids []string, p int, scores []scored) []scored {
 	scores = scores[:0]
-	for _, id := range ids {
-		scores = append(scores, scored{id, score(id, p)})
+	for i, id := range ids {
+		scores = append(scores, scored{i: i, score: score(id, p)})
 	}
 	slices.SortFunc(scores, func(a, b scored) int {
-		switch {
-		case a.score > b.score:
-			return -1
-		case a.score < b.score:
-			return 1
+		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
 		}
-		return strings.Compare(a.id, b.id)
+		return strings.Compare(ids[a.i], ids[b.i])
 	})
-	for i, s := range scores {
-		ids[i] = s.id
+	sorted := make([]string, len(ids))
+	for k, s := range scores {
+		sorted[k] = ids[s.i]
 	}
+	copy(ids, sorted)
 	return scores
 }
 
-// scored is an id with its weight for one partition.
+// scored is a node (an index) with its weight for one partition.
 type scored struct {
-	id    string
+	i     int
 	score uint64
 }
 

@@ -242,8 +242,10 @@ func TestMembershipKafka(t *testing.T) {
 		}
 	}
 
+	joined := time.Now()
 	nodes["store-4"] = startK(t, brokers, "store-4")
 	waitSteady(t, nodes, 10*time.Second)
+	t.Logf("store-4 joined, caught up and took its share in %s", time.Since(joined).Round(time.Millisecond))
 	gained, _ := nodes["store-4"].m.Assignment()
 	if len(gained) < 2 || len(gained) > 7 {
 		t.Errorf("store-4 took %v, want about a quarter of %d partition-replicas", gained, 2*kPartitions)
@@ -251,9 +253,11 @@ func TestMembershipKafka(t *testing.T) {
 
 	lost, _ := nodes["store-2"].m.Assignment()
 	nodes["store-2"].stop()
+	killed := time.Now()
 	delete(nodes, "store-2")
 	// Timeout 1s, then a replay and a heartbeat or two.
 	waitSteady(t, nodes, 5*time.Second)
+	t.Logf("store-2's partitions served by two replicas again %s after it stopped (timeout 1s, heartbeat 100ms)", time.Since(killed).Round(time.Millisecond))
 
 	nodes["store-2"] = startK(t, brokers, "store-2")
 	waitSteady(t, nodes, 10*time.Second)

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -45,8 +47,6 @@ type view struct {
 // partitions, r owners each and members dead after timeout.
 func (t table) view(self string, now time.Time, partitions, r int, timeout time.Duration) *view {
 	v := &view{partitions: partitions}
-	byID := map[string]*record{}
-	var stores []string
 	for _, rec := range t {
 		if now.Sub(rec.time()) >= timeout {
 			v.dead = append(v.dead, rec)
@@ -54,58 +54,70 @@ func (t table) view(self string, now time.Time, partitions, r int, timeout time.
 		}
 		v.live = append(v.live, rec)
 	}
-	byIDSort := func(a, b record) int {
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
+	byID := func(a, b record) int { return strings.Compare(a.ID, b.ID) }
+	slices.SortFunc(v.live, byID)
+	slices.SortFunc(v.dead, byID)
+
+	// The live store nodes, and which partitions each serves caught up.
+	type store struct {
+		rec *record
+		up  []bool // by partition
 	}
-	slices.SortFunc(v.live, byIDSort)
-	slices.SortFunc(v.dead, byIDSort)
+	var stores []store
+	me := -1
 	for i := range v.live {
 		rec := &v.live[i]
-		byID[rec.ID] = rec
-		if rec.store() {
-			stores = append(stores, rec.ID)
+		if !rec.store() {
+			continue
 		}
+		st := store{rec: rec, up: make([]bool, partitions)}
+		for _, ps := range rec.Partitions {
+			if ps.CaughtUp && ps.Partition < partitions {
+				st.up[ps.Partition] = true
+			}
+		}
+		if rec.ID == self {
+			me = len(stores)
+		}
+		stores = append(stores, st)
 	}
-	me := byID[self]
 	v.desired = make([][]string, partitions)
 	v.owners = make([][]Node, partitions)
-	ranked := slices.Clone(stores)
-	var scratch []scored
+	ranked := make([]scored, len(stores))
 	for p := range partitions {
-		scratch = rank(ranked, p, scratch)
-		desired := slices.Clone(ranked[:min(r, len(ranked))])
+		// Rendezvous: every store node's weight for p, highest first.
+		for i, st := range stores {
+			ranked[i] = scored{i: i, score: score(st.rec.ID, p)}
+		}
+		slices.SortFunc(ranked, func(a, b scored) int {
+			if c := cmp.Compare(b.score, a.score); c != 0 {
+				return c
+			}
+			return strings.Compare(stores[a.i].rec.ID, stores[b.i].rec.ID)
+		})
+		n := min(r, len(ranked))
+		desired := make([]string, n)
+		mine, handedOff := false, true
+		for k, sc := range ranked[:n] {
+			desired[k] = stores[sc.i].rec.ID
+			mine = mine || sc.i == me
+			handedOff = handedOff && stores[sc.i].up[p]
+		}
 		v.desired[p] = desired
 		// Serving: assigned owners that are caught up, then the others
 		// still caught up on it (a hand-off in progress), in rank order.
-		var serving, extra []Node
-		handedOff := true
-		for _, id := range ranked {
-			rec := byID[id]
-			up := rec.caughtUp(p)
-			in := slices.Contains(desired, id)
-			if in && !up {
-				handedOff = false
-			}
-			switch {
-			case up && in:
-				serving = append(serving, Node{ID: id, Addr: rec.Addr})
-			case up:
-				extra = append(extra, Node{ID: id, Addr: rec.Addr})
+		var owners []Node
+		for pass := range 2 {
+			for k, sc := range ranked {
+				if st := stores[sc.i]; st.up[p] && (k < n) == (pass == 0) {
+					owners = append(owners, Node{ID: st.rec.ID, Addr: st.rec.Addr})
+				}
 			}
 		}
-		v.owners[p] = append(serving, extra...)
-		if me == nil || !me.store() {
-			continue
-		}
+		v.owners[p] = owners
 		// Make before break: keep a partition that moved away while
 		// serving it, until every new owner is caught up.
-		if slices.Contains(desired, self) || (me.caughtUp(p) && !handedOff) {
+		if me >= 0 && (mine || (stores[me].up[p] && !handedOff)) {
 			v.assigned = append(v.assigned, p)
 		}
 	}
