@@ -74,6 +74,7 @@ type component func(n *node, g *runGroup) error
 // components are the parts of a node in the order they are built; one
 // line each. Their actors stop in reverse order, after the listeners.
 var components = []component{
+	setupClusterMember,
 	setupIngest,
 	setupIngestListeners,
 	setupQuery,
@@ -83,7 +84,6 @@ var components = []component{
 	setupAlerting,
 	setupUI,
 	setupCanary,
-	setupClusterMember,
 }
 
 // serve runs Sextant until ctx ends, then shuts down gracefully: stop

@@ -267,6 +267,10 @@ func (m *Membership) applyRecord(key string, value []byte) bool {
 		m.opts.Logger.Warn("skip heartbeat record", "node", key, "err", err)
 		return false
 	}
+	if key == m.opts.NodeID && rec.Addr != m.mu.addr && m.mu.beat {
+		m.opts.Logger.Error("another node heartbeats under this node id: give each node its own --node-id",
+			"node", key, "addr", rec.Addr)
+	}
 	// Out of order (our own heartbeat is applied when sent, before it is
 	// read back): keep the newer one.
 	if had && old.Time > rec.Time {
