@@ -46,10 +46,13 @@ type Options struct {
 	Progress func() []Applied
 
 	// Interval is the heartbeat period (default 1s); Timeout how long
-	// after its last heartbeat a member counts as dead (default 10s);
-	// MaxLag the lag at which a partition counts as caught up and a store
-	// node as ready (default 15s).
-	Interval, Timeout, MaxLag time.Duration
+	// after its last heartbeat a member counts as dead (default 10s).
+	Interval, Timeout time.Duration
+	// ServeLag is the lag under which a store node starts serving a
+	// partition (default 3s); it stops serving it when its lag exceeds
+	// MaxLag (default 15s), the lag under which it is ready (Ready). A
+	// hand-off completes when the new owners serve.
+	ServeLag, MaxLag time.Duration
 
 	// Now is the clock (default time.Now).
 	Now      func() time.Time
@@ -69,6 +72,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxLag <= 0 {
 		o.MaxLag = 15 * time.Second
+	}
+	if o.ServeLag <= 0 {
+		o.ServeLag = min(3*time.Second, o.MaxLag)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -107,6 +113,9 @@ func (o Options) Validate() error {
 		if r != RoleIngest && r != RoleStore && r != RoleQuery {
 			errs = append(errs, fmt.Errorf("cluster: Roles: unknown role %q", r))
 		}
+	}
+	if o.ServeLag > 0 && o.MaxLag > 0 && o.ServeLag > o.MaxLag {
+		errs = append(errs, fmt.Errorf("cluster: ServeLag: %s exceeds MaxLag %s", o.ServeLag, o.MaxLag))
 	}
 	if o.Timeout > 0 && o.Interval > 0 && o.Timeout <= o.Interval {
 		errs = append(errs, fmt.Errorf("cluster: Timeout: %s must exceed Interval %s", o.Timeout, o.Interval))
@@ -159,7 +168,7 @@ func New(opts Options) (*Membership, error) {
 	}
 	opts = opts.withDefaults()
 	m := &Membership{opts: opts}
-	m.lag = newLagTracker(opts.DataTopics, opts.MaxLag)
+	m.lag = newLagTracker(opts.DataTopics, opts.ServeLag, opts.MaxLag)
 	reg := opts.Registry
 	m.heartbeatErrors = reg.Counter("sextant.cluster.heartbeatErrors")
 	m.membersLive = reg.Gauge("sextant.cluster.members", "state", "live")
@@ -236,12 +245,16 @@ func (m *Membership) Ready() error {
 }
 
 // behindLocked returns the partitions assigned to this node (it is one of
-// their owners) that it does not report caught up.
+// their owners) whose lag, as its last heartbeat said, is unknown or more
+// than MaxLag.
 func (m *Membership) behindLocked() []int {
 	self := m.mu.table[m.opts.NodeID]
 	var behind []int
 	for p, ids := range m.mu.view.desired {
-		if slices.Contains(ids, m.opts.NodeID) && !self.caughtUp(p) {
+		if !slices.Contains(ids, m.opts.NodeID) {
+			continue
+		}
+		if ps, ok := self.partition(p); !ok || ps.LagSeconds < 0 || ps.LagSeconds > m.opts.MaxLag.Seconds() {
 			behind = append(behind, p)
 		}
 	}

@@ -10,7 +10,7 @@
 // partition by rendezvous hashing, and the top Options.Replication own the
 // partition. Hand-off is make-before-break: a node newly assigned a
 // partition consumes it from its committed offset and reports it caught up
-// (within Options.MaxLag of the log's end) before it serves it, and a node
+// (within Options.ServeLag of the log's end) before it serves it, and a node
 // that lost a partition keeps consuming and serving it until every new
 // owner reports it caught up.
 //

@@ -33,10 +33,13 @@ type topicPartition struct {
 // it the same way. An upper bound, within a heartbeat of exact while
 // records flow; exactly 0 at the log's end.
 type lagTracker struct {
-	topics  []string
-	maxLag  time.Duration
-	horizon time.Duration
-	samples map[topicPartition][]endSample // oldest first
+	topics []string
+	// A partition starts serving at a lag of serveLag or less and stops
+	// at more than maxLag (or unknown): serving holds the state between.
+	serveLag, maxLag time.Duration
+	serving          map[int]bool
+	horizon          time.Duration
+	samples          map[topicPartition][]endSample // oldest first
 	// bound is the latest time known to be fully applied per partition,
 	// with the applied offset that showed it (valid while the consumer
 	// is at or past that offset), so it outlives the samples.
@@ -56,8 +59,8 @@ type endSample struct {
 }
 
 // newLagTracker returns a tracker over the data topics.
-func newLagTracker(topics []string, maxLag time.Duration) *lagTracker {
-	return &lagTracker{topics: topics, maxLag: maxLag, horizon: 2 * maxLag,
+func newLagTracker(topics []string, serveLag, maxLag time.Duration) *lagTracker {
+	return &lagTracker{topics: topics, serveLag: serveLag, maxLag: maxLag, horizon: 2 * maxLag, serving: map[int]bool{},
 		samples: map[topicPartition][]endSample{}, bound: map[topicPartition]appliedAt{}}
 }
 
@@ -117,8 +120,19 @@ func (l *lagTracker) states(now time.Time, ends map[topicPartition]int64, applie
 		if !known {
 			ps.LagSeconds = -1
 		}
-		ps.CaughtUp = known && ps.LagSeconds <= l.maxLag.Seconds()
+		switch {
+		case !known || ps.LagSeconds > l.maxLag.Seconds():
+			l.serving[p] = false
+		case ps.LagSeconds <= l.serveLag.Seconds():
+			l.serving[p] = true
+		}
+		ps.CaughtUp = l.serving[p]
 		out = append(out, ps)
+	}
+	for p := range l.serving {
+		if !slices.Contains(parts, p) {
+			delete(l.serving, p)
+		}
 	}
 	for tp := range l.samples {
 		if !seen[tp] {

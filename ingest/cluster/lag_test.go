@@ -10,7 +10,7 @@ import (
 func TestLagStates(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLagTracker([]string{"m", "s"}, 15*time.Second)
+	l := newLagTracker([]string{"m", "s"}, 3*time.Second, 15*time.Second)
 	ends := map[topicPartition]int64{{"m", 0}: 100, {"s", 0}: 10, {"m", 1}: 50, {"s", 1}: 5, {"m", 2}: 7, {"s", 2}: 7}
 	applied := []Applied{
 		// Partition 0: at the end of both topics.
@@ -30,16 +30,18 @@ func TestLagStates(t *testing.T) {
 		t.Errorf("states (-want +got):\n%s", diff)
 	}
 
-	// Ten seconds later partition 1 applied up to a record 5s old: caught
-	// up to within 15s. Partition 0 fell behind by 3 records just after a
-	// heartbeat that saw it at the end: its lag is bounded by that moment.
+	// Ten seconds later partition 1 applied up to a record 5s old: within
+	// 15s (ready) but not yet within the 3s at which it starts serving.
+	// Partition 0 fell behind by 3 records just after a heartbeat that saw
+	// it at the end: its lag is bounded by that moment, and it keeps
+	// serving until that exceeds 15s.
 	t1 := t0.Add(10 * time.Second)
 	ends[topicPartition{"m", 0}] = 103
 	applied[2] = Applied{Topic: "m", Partition: 1, Offset: 49, Time: t1.Add(-5 * time.Second)}
 	got = l.states(t1, ends, applied[:4])
 	want = []PartitionState{
 		{Partition: 0, LagRecords: 3, LagSeconds: 10, CaughtUp: true},
-		{Partition: 1, LagRecords: 1, LagSeconds: 5, CaughtUp: true},
+		{Partition: 1, LagRecords: 1, LagSeconds: 5},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("states 10s later (-want +got):\n%s", diff)
@@ -57,7 +59,7 @@ func TestLagStates(t *testing.T) {
 func TestLagWithoutRecordTimes(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLagTracker([]string{"m"}, 15*time.Second)
+	l := newLagTracker([]string{"m"}, 3*time.Second, 15*time.Second)
 	f := func(sec int, end, applied int64, want PartitionState) {
 		t.Helper()
 		got := l.states(t0.Add(time.Duration(sec)*time.Second), map[topicPartition]int64{{"m", 0}: end},
@@ -80,7 +82,7 @@ func TestLagWithoutRecordTimes(t *testing.T) {
 func TestLagStuckAtEnd(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLagTracker([]string{"m"}, 15*time.Second)
+	l := newLagTracker([]string{"m"}, 3*time.Second, 15*time.Second)
 	for sec := range 61 {
 		end := int64(100 + sec)
 		got := l.states(t0.Add(time.Duration(sec)*time.Second), map[topicPartition]int64{{"m", 0}: end},

@@ -41,8 +41,8 @@ type record struct {
 type PartitionState struct {
 	// Partition is the partition number.
 	Partition int `json:"partition"`
-	// CaughtUp says the node serves the partition: its lag is at most
-	// Options.MaxLag.
+	// CaughtUp says the node serves the partition: its lag came within
+	// Options.ServeLag and has not exceeded Options.MaxLag since.
 	CaughtUp bool `json:"caughtUp"`
 	// LagRecords is the number of records between what the node applied
 	// and the log's end, summed over the data topics.
