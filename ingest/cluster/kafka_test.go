@@ -129,7 +129,7 @@ func startKReg(t *testing.T, brokers []string, id string, reg *lib.Registry) *kN
 		Brokers: brokers, Topic: "test-members", DataTopics: kTopics,
 		NodeID: id, Addr: id + ":7101", Roles: []string{RoleStore},
 		Partitions: 0, Replication: 2, Progress: c.progress, // partitions read from Kafka
-		Interval: 100 * time.Millisecond, Timeout: time.Second, Registry: reg,
+		Interval: 100 * time.Millisecond, Timeout: 2 * time.Second, Registry: reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -255,9 +255,12 @@ func TestMembershipKafka(t *testing.T) {
 	nodes["store-2"].stop()
 	killed := time.Now()
 	delete(nodes, "store-2")
-	// Timeout 1s, then a replay and a heartbeat or two.
-	waitSteady(t, nodes, 5*time.Second)
-	t.Logf("store-2's partitions served by two replicas again %s after it stopped (timeout 1s, heartbeat 100ms)", time.Since(killed).Round(time.Millisecond))
+	// Timeout 2s, then a replay and a heartbeat or two.
+	waitSteady(t, nodes, 8*time.Second)
+	if took := time.Since(killed); took < 2*time.Second {
+		t.Errorf("store-2's partitions moved %s after it stopped, before its 2s timeout", took)
+	}
+	t.Logf("store-2's partitions served by two replicas again %s after it stopped (timeout 2s, heartbeat 100ms)", time.Since(killed).Round(time.Millisecond))
 
 	nodes["store-2"] = startK(t, brokers, "store-2")
 	waitSteady(t, nodes, 10*time.Second)

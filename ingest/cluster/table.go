@@ -25,6 +25,12 @@ type Owners interface {
 	Owners(p int) []Node
 }
 
+// Membership and its views are Owners.
+var (
+	_ Owners = (*Membership)(nil)
+	_ Owners = (*view)(nil)
+)
+
 // table is the members as the members topic says, keyed by node id.
 type table map[string]record
 
