@@ -2,23 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/sextant-dev/sextant/ingest/cluster"
 )
 
-// clusterRoles are the roles of --role (all: every one).
-type clusterRoles struct {
-	Ingest, Store, Query bool
-}
-
-// list returns the roles by name, sorted.
-func (r clusterRoles) list() []string {
+// roleNames returns the roles by name, sorted.
+func roleNames(r roles) []string {
 	var out []string
 	if r.Ingest {
 		out = append(out, cluster.RoleIngest)
@@ -32,68 +24,34 @@ func (r clusterRoles) list() []string {
 	return out
 }
 
-// resolveCluster reads the cluster settings (--kafka-brokers, --role,
-// --node-id, --kafka-topic-prefix, --replication-factor, --advertise-addr).
-func resolveCluster(c *config, get func(string) string) error {
-	var errs []error
-	c.KafkaBrokers = get("kafka-brokers")
-	c.NodeID = get("node-id")
-	c.AdvertiseAddr = get("advertise-addr")
-	c.KafkaTopicPrefix = get("kafka-topic-prefix")
-	c.Roles = clusterRoles{}
-	for _, r := range splitList(get("role")) {
-		switch r {
-		case "all":
-			c.Roles = clusterRoles{Ingest: true, Store: true, Query: true}
-		case cluster.RoleIngest:
-			c.Roles.Ingest = true
-		case cluster.RoleStore:
-			c.Roles.Store = true
-		case cluster.RoleQuery:
-			c.Roles.Query = true
-		default:
-			errs = append(errs, fmt.Errorf("--role: unknown role %q; use ingest, store, query or all", r))
-		}
-	}
-	if c.Roles == (clusterRoles{}) && len(errs) == 0 {
-		errs = append(errs, errors.New("--role: empty; use ingest, store, query or all"))
-	}
-	n, err := strconv.Atoi(get("replication-factor"))
-	if err != nil || n <= 0 {
-		errs = append(errs, fmt.Errorf("--replication-factor: %q is not a positive count", get("replication-factor")))
-	}
-	c.ReplicationFactor = n
-	if p := c.KafkaTopicPrefix; p == "" || len(p) > 200 || strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
-		errs = append(errs, fmt.Errorf("--kafka-topic-prefix: %q must be 1 to 200 of a-z, A-Z, 0-9, '.', '_', '-'", p))
-	}
-	if len(c.NodeID) > 256 {
-		errs = append(errs, fmt.Errorf("--node-id: longer than 256 bytes"))
-	}
-	return errors.Join(errs...)
-}
-
 // setupClusterMember joins the cluster's membership when --kafka-brokers is
 // set (without it: nothing, the single node of old): it heartbeats through
 // <prefix>-members, serves GET /api/v1/cluster, holds /healthz at 503
 // until a store node has caught up, and exposes n.members (the Owners view
 // for the query fan-out, the assignment for the store consumer).
 func setupClusterMember(n *node, g *runGroup) error {
-	cfg := n.cfg
-	if cfg.KafkaBrokers == "" {
+	cfg := n.cfg.Cluster
+	if !cfg.enabled() {
 		return nil
 	}
 	host, _ := os.Hostname()
-	id, err := cluster.NodeID(cfg.DataDir, cfg.NodeID, host)
+	flagID := cfg.NodeID
+	if flagID == host {
+		// The default: the id kept in the data dir, if any, wins, so a
+		// node first started with --node-id keeps it without the flag.
+		flagID = ""
+	}
+	id, err := cluster.NodeID(n.cfg.DataDir, flagID, host)
 	if err != nil {
 		return fmt.Errorf("--node-id: %w", err)
 	}
-	prefix := cfg.KafkaTopicPrefix
+	prefix := cfg.TopicPrefix
 	opts := cluster.Options{
-		Brokers:     splitList(cfg.KafkaBrokers),
+		Brokers:     cfg.brokers(),
 		Topic:       prefix + "-members",
 		DataTopics:  []string{prefix + "-metrics", prefix + "-spans"},
 		NodeID:      id,
-		Roles:       cfg.Roles.list(),
+		Roles:       roleNames(cfg.Roles),
 		Replication: cfg.ReplicationFactor,
 		Logger:      n.logger.With("component", "cluster"),
 		Registry:    n.reg,
@@ -117,7 +75,7 @@ func setupClusterMember(n *node, g *runGroup) error {
 	n.readiness = append(n.readiness, m.Ready)
 	g.Go("cluster-member", func(ctx context.Context) error {
 		// The listener is bound now: advertise its port.
-		m.SetAddr(advertiseAddr(cfg.AdvertiseAddr, cfg.Listen, n.httpAddr, host))
+		m.SetAddr(advertiseAddr(cfg.AdvertiseAddr, n.cfg.Listen, n.httpAddr, host))
 		return m.Run(ctx)
 	})
 	return nil

@@ -14,35 +14,17 @@ import (
 	"github.com/sextant-dev/sextant/ingest/cluster"
 )
 
-func TestClusterConfig(t *testing.T) {
+func TestRoleNames(t *testing.T) {
 	t.Parallel()
-	c, err := loadConfig([]string{"--role", "store, query", "--replication-factor", "3", "--kafka-brokers", "k1:9092,k2:9092",
-		"--kafka-topic-prefix", "prod.sx", "--node-id", "store-7"}, env(), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Roles != (clusterRoles{Store: true, Query: true}) || c.ReplicationFactor != 3 || c.KafkaBrokers != "k1:9092,k2:9092" ||
-		c.KafkaTopicPrefix != "prod.sx" || c.NodeID != "store-7" {
-		t.Errorf("resolved %+v", c)
-	}
-	if got := c.Roles.list(); strings.Join(got, ",") != "query,store" {
-		t.Errorf("roles list = %v", got)
-	}
-	for _, tc := range []struct {
-		args    []string
-		wantErr string
-	}{
-		{[]string{"--role", "stor"}, `--role: unknown role "stor"`},
-		{[]string{"--role", ""}, "--role: empty"},
-		{[]string{"--replication-factor", "0"}, "--replication-factor"},
-		{[]string{"--replication-factor", "two"}, "--replication-factor"},
-		{[]string{"--kafka-topic-prefix", "a/b"}, "--kafka-topic-prefix"},
-		{[]string{"--kafka-topic-prefix", ""}, "--kafka-topic-prefix"},
-	} {
-		if _, err := loadConfig(tc.args, env(), io.Discard); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-			t.Errorf("loadConfig(%q) = %v, want an error with %q", tc.args, err, tc.wantErr)
+	f := func(r roles, want string) {
+		t.Helper()
+		if got := strings.Join(roleNames(r), ","); got != want {
+			t.Errorf("roleNames(%+v) = %q, want %q", r, got, want)
 		}
 	}
+	f(roles{Ingest: true, Store: true, Query: true}, "ingest,query,store")
+	f(roles{Store: true, Query: true}, "query,store")
+	f(roles{Ingest: true}, "ingest")
 }
 
 func TestAdvertiseAddr(t *testing.T) {

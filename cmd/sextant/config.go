@@ -47,11 +47,12 @@ var serveFlags = []flagSpec{
 	{"zipkin-listen", ":9411", `Zipkin v2 span ingest address (POST /api/v2/spans); "" disables`},
 	{"spectatord-listen", "127.0.0.1:1234", `SpectatorD line protocol over UDP; "" disables`},
 	{"spectatord-socket", "", "SpectatorD line protocol over a unix datagram socket at this path"},
-	// Cluster mode (docs/cluster.md).
+	// Cluster mode (cluster.go, docs/cluster.md).
 	{"kafka-brokers", "", "comma-separated Kafka bootstrap brokers; empty = single node, no Kafka"},
 	{"role", "all", "cluster role(s), comma-separated: ingest, store, query, or all"},
-	{"node-id", "", "unique name of this node in a cluster (default: the hostname; kept in --data-dir)"},
+	{"node-id", "", "unique name of this node in a cluster (default: the hostname)"},
 	{"kafka-topic-prefix", "sextant", "prefix of the topics Sextant creates and uses"},
+	{"kafka-partitions", "64", "partitions of the metrics and spans topics when Sextant creates them"},
 	{"replication-factor", "2", "store nodes that own each partition"},
 	{"advertise-addr", "", "where other nodes reach this node (default: host:port of --listen)"},
 }
@@ -78,13 +79,8 @@ type config struct {
 	MaxSeriesByName int
 	// Ingest listeners of ingest_listeners.go.
 	ZipkinListen, SpectatorDListen, SpectatorDSocket string
-	// Cluster mode: KafkaBrokers empty means a single node.
-	KafkaBrokers      string // comma-separated
-	Roles             clusterRoles
-	NodeID            string // "" = kept in the data dir, else the hostname
-	KafkaTopicPrefix  string
-	ReplicationFactor int
-	AdvertiseAddr     string
+	// Cluster mode (cluster.go).
+	Cluster clusterConfig
 }
 
 // envName returns the environment variable of a setting.
@@ -194,6 +190,9 @@ func resolve(get func(string) string) (config, error) {
 		errs = append(errs, err)
 	}
 	c.AuthToken = get("auth-token")
+	if c.Cluster, err = resolveCluster(get); err != nil {
+		errs = append(errs, err)
+	}
 	for _, f := range []struct {
 		name string
 		dst  *int
@@ -203,9 +202,6 @@ func resolve(get func(string) string) (config, error) {
 			errs = append(errs, fmt.Errorf("--%s: %q is not a positive count", f.name, get(f.name)))
 		}
 		*f.dst = n
-	}
-	if err := resolveCluster(&c, get); err != nil {
-		errs = append(errs, err)
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("--listen: must not be empty"))

@@ -29,8 +29,10 @@ func TestDefaults(t *testing.T) {
 		Step: time.Minute, MemoryRetention: 24 * time.Hour, Retention: 15 * 24 * time.Hour,
 		TraceRetention: 7 * 24 * time.Hour, TraceMaxBytes: 10 << 30, IngestMaxAge: time.Hour, Fsync: wal.SyncBatch,
 		LiveDelay: 5 * time.Second, MaxSeries: 10_000_000, MaxSeriesByName: 1_000_000,
-		ZipkinListen: ":9411", SpectatorDListen: "127.0.0.1:1234",
-		Roles: clusterRoles{Ingest: true, Store: true, Query: true}, KafkaTopicPrefix: "sextant", ReplicationFactor: 2}
+		ZipkinListen: ":9411", SpectatorDListen: "127.0.0.1:1234"}
+	host, _ := os.Hostname()
+	want.Cluster = clusterConfig{Roles: roles{true, true, true}, NodeID: host, TopicPrefix: "sextant",
+		Partitions: 64, ReplicationFactor: 2}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}

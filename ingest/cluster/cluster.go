@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -158,6 +157,11 @@ type Membership struct {
 		// changes.
 		assigned []int
 		assignCh chan struct{}
+		// subs are the channels of AssignmentChan; announced says the
+		// first assignment (after a heartbeat) was sent to them; closed
+		// that Run returned and closed them.
+		subs              []chan []int
+		announced, closed bool
 	}
 }
 
@@ -348,11 +352,18 @@ func (m *Membership) recomputeLocked(now time.Time) {
 		}
 	}
 	m.unserved.Set(float64(unserved))
-	if !slices.Equal(v.assigned, m.mu.assigned) {
+	changed := !slices.Equal(v.assigned, m.mu.assigned)
+	if changed {
 		m.opts.Logger.Info("assignment changed", "partitions", fmtInts(v.assigned), "was", fmtInts(m.mu.assigned))
 		m.mu.assigned = v.assigned
 		close(m.mu.assignCh)
 		m.mu.assignCh = make(chan struct{})
+	}
+	if m.mu.beat && (changed || !m.mu.announced) {
+		m.mu.announced = true
+		for _, ch := range m.mu.subs {
+			offer(ch, slices.Clone(v.assigned))
+		}
 	}
 	if m.mu.beat && !m.mu.ready && (!slices.Contains(m.opts.Roles, RoleStore) || len(m.behindLocked()) == 0) {
 		m.mu.ready = true
@@ -389,33 +400,48 @@ func fmtInts(ps []int) string {
 	return string(append(b, ']'))
 }
 
-// Assignments sends the assignment on a channel: the current set at once,
-// then each new set, until ctx ends (then it closes the channel). The
-// channel holds one value; when the reader is slow a newer set replaces
-// the unread one, as only the latest matters. It is Assignment for a
-// consumer that takes a channel of whole sets.
-func (m *Membership) Assignments(ctx context.Context) <-chan []int {
-	out := make(chan []int, 1)
-	go func() {
-		defer close(out)
-		for {
-			parts, changed := m.Assignment()
-			select {
-			case out <- parts:
-			default:
-				// Full: replace the unread, older set.
-				select {
-				case <-out:
-				default:
-				}
-				out <- parts
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-changed:
-			}
-		}
-	}()
-	return out
+// AssignmentChan returns a channel on which this node's assignment (the
+// partitions it must consume, sorted, the whole set each time) arrives: the
+// first one once the node has read the members topic and heartbeated, then
+// every change. It is for a consumer that takes a channel of whole sets.
+// The channel holds one value: a newer set replaces an unread one (only the
+// latest matters), so the membership never waits for the reader. It is
+// closed when Run returns.
+func (m *Membership) AssignmentChan() <-chan []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch := make(chan []int, 1)
+	switch {
+	case m.mu.closed:
+		close(ch)
+		return ch
+	case m.mu.announced:
+		ch <- slices.Clone(m.mu.assigned)
+	}
+	m.mu.subs = append(m.mu.subs, ch)
+	return ch
+}
+
+// offer puts v in ch (capacity 1), replacing an unread value; the caller
+// is ch's only sender.
+func offer(ch chan []int, v []int) {
+	select {
+	case <-ch:
+	default:
+	}
+	ch <- v
+}
+
+// closeSubs closes the channels of AssignmentChan when Run returns.
+func (m *Membership) closeSubs() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.closed {
+		return
+	}
+	m.mu.closed = true
+	for _, ch := range m.mu.subs {
+		close(ch)
+	}
+	m.mu.subs = nil
 }

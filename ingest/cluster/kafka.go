@@ -24,6 +24,7 @@ const membersRetention = 24 * time.Hour
 // after Timeout, so a restart within Timeout moves nothing. Run returns
 // nil when ctx ends, or the error that kept it from starting.
 func (m *Membership) Run(ctx context.Context) error {
+	defer m.closeSubs()
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(m.opts.Brokers...),
 		kgo.ClientID("sextant-"+m.opts.NodeID),
@@ -80,6 +81,7 @@ type message struct {
 // run heartbeats and follows the log until ctx ends; the view is complete
 // once the members topic is read to offset end (its end at start).
 func (m *Membership) run(ctx context.Context, l memberLog, end int64) {
+	defer m.closeSubs()
 	if end == 0 {
 		m.setSynced()
 	}

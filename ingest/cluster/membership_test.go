@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -106,27 +105,54 @@ func TestMembershipSim(t *testing.T) {
 	})
 }
 
-// TestAssignments: the channel form of the assignment delivers the latest
-// whole set and closes when its context ends.
-func TestAssignments(t *testing.T) {
+// TestAssignmentChan: the channel form of the assignment delivers the
+// latest whole set, also to a reader that subscribes late, and closes when
+// Run returns.
+func TestAssignmentChan(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		s := newSimCluster(t)
-		defer s.stopAll()
 		m := s.start("store-1")
-		ctx, cancel := context.WithCancel(context.Background())
-		ch := m.Assignments(ctx)
-		time.Sleep(500 * time.Millisecond) // synctest: advances the bubble's fake clock; the first heartbeat assigns every partition
+		early := m.AssignmentChan()
+		time.Sleep(1500 * time.Millisecond) // synctest: advances the bubble's fake clock; heartbeats assign every partition
 		synctest.Wait()
-		got := <-ch // the newest set replaced the empty one of the start
-		if len(got) != simPartitions {
-			t.Errorf("Assignments sent %v, want all %d partitions (one store node)", got, simPartitions)
+		late := m.AssignmentChan()
+		// Values are sent before synctest.Wait returns: receive without
+		// waiting, so that a missing one fails rather than spins the
+		// bubble's clock.
+		recv := func(name string, ch <-chan []int) []int {
+			t.Helper()
+			select {
+			case got := <-ch:
+				return got
+			default:
+				t.Fatalf("%s subscriber: no assignment sent", name)
+				return nil
+			}
 		}
-		cancel()
+		for name, ch := range map[string]<-chan []int{"early": early, "late": late} {
+			if got := recv(name, ch); len(got) != simPartitions {
+				t.Errorf("%s subscriber got %v, want all %d partitions (one store node)", name, got, simPartitions)
+			}
+		}
+		s.start("store-2")
+		s.start("store-3")
+		time.Sleep(6 * time.Second) // synctest: advances the bubble's fake clock; they catch up, store-1 hands off
 		synctest.Wait()
-		if _, ok := <-ch; ok {
-			t.Errorf("Assignments channel open after its context ended")
+		want, _ := m.Assignment()
+		if got := recv("early", early); !slices.Equal(got, want) || len(got) == simPartitions {
+			t.Errorf("after two more nodes joined, the channel holds %v, want the latest set %v", got, want)
 		}
+		s.stop("store-1")
+		select {
+		case _, ok := <-early:
+			if ok {
+				t.Errorf("a value after Run returned")
+			}
+		default:
+			t.Errorf("channel open after Run returned")
+		}
+		s.stopAll()
 	})
 }
 
