@@ -42,14 +42,14 @@ func TestAdvertiseAddr(t *testing.T) {
 	f("", "10.1.2.3:7101", "", "10.1.2.3:7101")
 }
 
-// clusterNode runs serve in-process as a cluster node until stop.
-type clusterNode struct {
+// memberNode runs serve in-process as a cluster node until stop.
+type memberNode struct {
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func startClusterNode(t *testing.T, brokers []string, dir string, flags ...string) *clusterNode {
+func startMemberNode(t *testing.T, brokers []string, dir string, flags ...string) *memberNode {
 	t.Helper()
 	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir, "--step", "1s", "--memory-retention", "1h",
 		"--otlp-http-listen", "", "--otlp-grpc-listen", "", "--zipkin-listen", "", "--spectatord-listen", "",
@@ -59,7 +59,7 @@ func startClusterNode(t *testing.T, brokers []string, dir string, flags ...strin
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &clusterNode{cancel: cancel, done: make(chan error, 1)}
+	n := &memberNode{cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan string, 1)
 	go func() { n.done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
 	select {
@@ -70,7 +70,7 @@ func startClusterNode(t *testing.T, brokers []string, dir string, flags ...strin
 	return n
 }
 
-func (n *clusterNode) stop(t *testing.T) {
+func (n *memberNode) stop(t *testing.T) {
 	t.Helper()
 	n.cancel()
 	if err := <-n.done; err != nil {
@@ -106,8 +106,8 @@ func TestClusterMember(t *testing.T) {
 	defer kc.Close()
 	brokers := kc.ListenAddrs()
 	storeDir := t.TempDir()
-	s := startClusterNode(t, brokers, storeDir, "--role", "store", "--node-id", "store-a")
-	q := startClusterNode(t, brokers, t.TempDir(), "--role", "query", "--node-id", "query-a")
+	s := startMemberNode(t, brokers, storeDir, "--role", "store", "--node-id", "store-a")
+	q := startMemberNode(t, brokers, t.TempDir(), "--role", "query", "--node-id", "query-a")
 	defer q.stop(t)
 
 	var st cluster.Status
@@ -161,7 +161,7 @@ func TestClusterMember(t *testing.T) {
 
 	// Restarted without --node-id, the store node is the same member.
 	s.stop(t)
-	s = startClusterNode(t, brokers, storeDir, "--role", "store")
+	s = startMemberNode(t, brokers, storeDir, "--role", "store")
 	defer s.stop(t)
 	waitFor(t, 10*time.Second, "the restarted store node to heartbeat", func() bool {
 		st := clusterStatus(t, s.addr)
