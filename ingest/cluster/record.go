@@ -68,12 +68,6 @@ func (r *record) partition(p int) (PartitionState, bool) {
 	return PartitionState{}, false
 }
 
-// caughtUp says whether the node reports partition p caught up.
-func (r *record) caughtUp(p int) bool {
-	ps, ok := r.partition(p)
-	return ok && ps.CaughtUp
-}
-
 // encodeRecord returns the record's bytes.
 func encodeRecord(r record) []byte {
 	r.Version = recordVersion
