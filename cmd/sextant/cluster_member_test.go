@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +168,53 @@ func TestClusterMember(t *testing.T) {
 		st := clusterStatus(t, s.addr)
 		return st.Self == "store-a" && len(st.Nodes) == 2
 	})
+}
+
+// TestClusterMemberBinary runs the real binary as two cluster nodes on a
+// kfake cluster: a query node sees the store node; the store node,
+// killed with SIGKILL and restarted on its data dir without --node-id,
+// comes back as the same member (its id kept in the data dir), at its new
+// address.
+func TestClusterMemberBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "sextant-metrics", "sextant-spans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	brokers := strings.Join(kc.ListenAddrs(), ",")
+	bin := buildBinary(t)
+	q := runBinary(t, bin, nil, "--data-dir", t.TempDir(), "--kafka-brokers", brokers, "--role", "query", "--node-id", "query-b")
+	defer func() { q.cmd.Process.Kill(); q.cmd.Wait() }()
+	storeDir := t.TempDir()
+	s := runBinary(t, bin, nil, "--data-dir", storeDir, "--kafka-brokers", brokers, "--role", "store", "--node-id", "store-b")
+
+	// storeAt says whether the query node lists store-b, live, at addr, as
+	// the only store member.
+	storeAt := func(addr string) bool {
+		var stores []cluster.NodeStatus
+		for _, n := range clusterStatus(t, q.addr).Nodes {
+			if slices.Contains(n.Roles, cluster.RoleStore) {
+				stores = append(stores, n)
+			}
+		}
+		return len(stores) == 1 && stores[0].ID == "store-b" && stores[0].Live && stores[0].Addr == addr
+	}
+	waitFor(t, 30*time.Second, "the query node to list store-b", func() bool { return storeAt(s.addr) })
+	waitFor(t, 10*time.Second, "the query node to be ready", func() bool {
+		code, _ := get(t, "http://"+q.addr+"/healthz")
+		return code == 200
+	})
+
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s = runBinary(t, bin, nil, "--data-dir", storeDir, "--kafka-brokers", brokers, "--role", "store")
+	defer func() { s.cmd.Process.Kill(); s.cmd.Wait() }()
+	if st := clusterStatus(t, s.addr); st.Self != "store-b" {
+		t.Errorf("restarted store node is %q, want store-b (kept in its data dir)", st.Self)
+	}
+	waitFor(t, 30*time.Second, "the query node to list the restarted store-b at its new address", func() bool { return storeAt(s.addr) })
 }
