@@ -107,7 +107,7 @@ type clusterLog struct {
 	consumer *kafkalog.Consumer
 	// assign, when set before setupCluster runs, delivers the partitions
 	// this store node must consume (cluster membership); nil: all of them.
-	assign chan []int
+	assign <-chan []int
 }
 
 // setupCluster, with --kafka-brokers, creates the log's topics when

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sextant-dev/sextant/ingest"
+	"github.com/sextant-dev/sextant/ingest/cluster"
 	"github.com/sextant-dev/sextant/lib"
 	queryapi "github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/query/live"
@@ -44,6 +45,16 @@ type node struct {
 	// nil on a single node.
 	clusterLog *clusterLog
 
+	// Cluster mode (cluster_member.go): members is the membership (nil
+	// without --kafka-brokers); clusterProgress, set by the store
+	// consumer's component, reports how far it applied each partition.
+	members         *cluster.Membership
+	clusterProgress func() []cluster.Applied
+	// readiness are extra checks of /healthz: each nil when ready.
+	readiness []func() error
+	// httpAddr is the bound --listen address, set before the actors run.
+	httpAddr string
+
 	// middleware wraps the --listen handler, the first outermost (CORS
 	// of --allowed-origins, ...).
 	middleware []func(http.Handler) http.Handler
@@ -66,6 +77,7 @@ type component func(n *node, g *runGroup) error
 // components are the parts of a node in the order they are built; one
 // line each. Their actors stop in reverse order, after the listeners.
 var components = []component{
+	setupClusterMember,
 	setupCluster,
 	setupIngest,
 	setupIngestListeners,
@@ -107,6 +119,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 	if err != nil {
 		return err
 	}
+	n.httpAddr = addrs[0]
 	// The signal (or the caller's cancel) ends the group like any actor.
 	g.Add("signal", func() error {
 		<-ctx.Done()
@@ -249,6 +262,12 @@ func (n *node) registerOps(up *atomic.Bool) {
 		if err := n.store.Err(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
+		}
+		for _, ready := range n.readiness {
+			if err := ready(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "ok")
