@@ -38,8 +38,20 @@ type Node struct {
 	ID, Addr string
 }
 
-// ErrUnavailable means no store node answered for any partition of a read.
-var ErrUnavailable = errors.New("fanout: no store node answered")
+// ErrUnavailable means no store node answered for any partition of a read
+// (or for the one partition of a trace). It matches tsdb.ErrOverloaded and
+// tracing.ErrOverloaded with errors.Is, so the APIs answer 503 and a
+// client retries later.
+var ErrUnavailable error = unavailableError{}
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "fanout: no store node answered" }
+
+// Is makes the error match the stores' "retry later" errors.
+func (unavailableError) Is(target error) bool {
+	return target == tsdb.ErrOverloaded || target == tracing.ErrOverloaded
+}
 
 // Options configure a Querier.
 type Options struct {

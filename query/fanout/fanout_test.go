@@ -18,6 +18,7 @@ import (
 	"github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/query/fanout"
 	"github.com/sextant-dev/sextant/tracing"
+	traceapi "github.com/sextant-dev/sextant/tracing/api"
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
@@ -239,13 +240,33 @@ func TestBothOwnersDown(t *testing.T) {
 	if _, err := fan.FindTraces(ctx, tracing.Query{Service: services[0], Start: 0, End: time.Now().Add(time.Hour).UnixNano(), Limit: 5}); err != nil || !p.Is() {
 		t.Errorf("FindTraces with partitions missing: err %v, partial %v", err, p.Is())
 	}
+	// The Jaeger envelope carries an error entry beside the data.
+	ta, err := traceapi.New(traceapi.Options{Reader: fan, Catalog: fan, Dependencies: fan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	ta.Register(mux)
+	jaeger := httptest.NewServer(mux)
+	defer jaeger.Close()
+	code, h, got = get(t, jaeger, "/api/traces", "service", services[0], "lookback", "2h")
+	if code != 200 || h.Get("X-Sextant-Partial") != "true" || !strings.Contains(got, `"errors":[{"code":206,"msg":"partial answer`) {
+		t.Errorf("jaeger search with partitions missing: %d X-Sextant-Partial=%q %.300s", code, h.Get("X-Sextant-Partial"), got)
+	}
+	code, h, _ = get(t, jaeger, "/api/v3/services")
+	if code != 200 || h.Get("X-Sextant-Partial") != "true" {
+		t.Errorf("jaeger v3 services with partitions missing: %d X-Sextant-Partial=%q", code, h.Get("X-Sextant-Partial"))
+	}
 	// Nothing answers: an error, not an empty answer.
 	c.stop(2)
 	if _, err := fan.Fetch(context.Background(), tsdb.FetchRequest{Query: tags.True(), Start: dataNow - 2*step, End: dataNow, Step: step}); err == nil {
 		t.Error("Fetch with every node down: no error")
 	}
 	code, _, _ = get(t, cluster, "/api/v1/graph", graphParams(q, "")...)
-	if code < 500 {
-		t.Errorf("graph with every node down: %d, want 5xx", code)
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("graph with every node down: %d, want 503", code)
+	}
+	if code, _, _ = get(t, jaeger, "/api/services"); code != http.StatusServiceUnavailable {
+		t.Errorf("jaeger services with every node down: %d, want 503", code)
 	}
 }
