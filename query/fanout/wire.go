@@ -90,7 +90,7 @@ func decodeSeriesSet(src []byte) (*tsdb.SeriesSet, error) {
 	d := decoder{b: src}
 	d.version()
 	set := &tsdb.SeriesSet{}
-	set.Stats.SeriesScanned, set.Stats.DatapointsScanned = d.count(), d.count()
+	set.Stats.SeriesScanned, set.Stats.DatapointsScanned = d.bigCount(), d.bigCount()
 	n := d.length()
 	if d.err == nil && n > 0 {
 		set.Series = make([]tsdb.Series, 0, min(n, len(d.b)))
@@ -285,6 +285,16 @@ func (d *decoder) varint() int64 {
 func (d *decoder) count() int {
 	x := d.uvarint()
 	if x > math.MaxInt32 {
+		d.fail("count")
+		return 0
+	}
+	return int(x)
+}
+
+// bigCount reads a non-negative int of any size (statistics).
+func (d *decoder) bigCount() int {
+	x := d.uvarint()
+	if x > math.MaxInt {
 		d.fail("count")
 		return 0
 	}
