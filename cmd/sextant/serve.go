@@ -40,6 +40,8 @@ type node struct {
 	spans *spanstore.Store
 	ing   *ingest.Handler
 	live  *live.Evaluator // the live evaluator (streaming, alert rules)
+	// cluster is the read side of cluster mode (cluster_query.go).
+	cluster clusterReads
 
 	// middleware wraps the --listen handler, the first outermost (CORS
 	// of --allowed-origins, ...).
@@ -65,6 +67,7 @@ type component func(n *node, g *runGroup) error
 var components = []component{
 	setupIngest,
 	setupIngestListeners,
+	setupClusterQuery,
 	setupQuery,
 	setupLive,
 	setupTraces,
@@ -78,7 +81,13 @@ var components = []component{
 // accepting, finish in-flight requests, stop the components, flush and
 // close the stores. When ready is set, serve sends the bound HTTP address
 // on it once everything runs.
-func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) (err error) {
+func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) error {
+	return serveNode(ctx, cfg, logger, ready, nil)
+}
+
+// serveNode is serve; prepare, when set, sees the node before its
+// components are built (in-process cluster tests set its cluster wiring).
+func serveNode(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string, prepare func(*node)) (err error) {
 	n := &node{cfg: cfg, logger: logger, mux: http.NewServeMux(), otlpMux: http.NewServeMux()}
 	n.reg = lib.NewRegistry(lib.RegistryOptions{Logger: logger})
 	if err := n.openStores(); err != nil {
@@ -90,6 +99,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		}
 	}()
 
+	if prepare != nil {
+		prepare(n)
+	}
 	var g runGroup
 	for _, setup := range components {
 		if err := setup(n, &g); err != nil {
@@ -199,7 +211,7 @@ func setupIngest(n *node, g *runGroup) error {
 func setupQuery(n *node, _ *runGroup) error {
 	queries, err := queryapi.New(queryapi.Options{
 		Exemplars:   n.spans.Exemplars,
-		Querier:     n.store,
+		Querier:     n.querier(),
 		StorageStep: ms(n.cfg.Step),
 		Logger:      n.logger.With("component", "query"),
 		Registry:    n.reg,
@@ -213,8 +225,9 @@ func setupQuery(n *node, _ *runGroup) error {
 
 // setupTraces serves the Jaeger query API.
 func setupTraces(n *node, _ *runGroup) error {
+	src := n.traceSource()
 	traceAPI, err := traceapi.New(traceapi.Options{
-		Reader: n.spans, Catalog: n.spans, Dependencies: n.spans,
+		Reader: src, Catalog: src, Dependencies: src,
 		SpanMetrics: spanMetricsFunc(n), MinStep: n.cfg.Step,
 		Logger: n.logger.With("component", "traces"), Registry: n.reg,
 	})
