@@ -270,3 +270,49 @@ func TestBothOwnersDown(t *testing.T) {
 		t.Errorf("jaeger services with every node down: %d, want 503", code)
 	}
 }
+
+// onlyOwner serves every partition from one node.
+type onlyOwner struct{ n fanout.Node }
+
+func (o onlyOwner) Partitions() int          { return numPartitions }
+func (o onlyOwner) Owners(int) []fanout.Node { return []fanout.Node{o.n} }
+
+// TestDependencies: one node answering for every partition gives exact
+// counts; several nodes give lower bounds, flagged partial.
+func TestDependencies(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t)
+	ctx := context.Background()
+	start, end := time.Now().Add(-2*time.Hour).UnixNano(), time.Now().Add(time.Minute).UnixNano()
+	want, err := c.spans.Dependencies(ctx, start, end)
+	if err != nil || len(want) == 0 {
+		t.Fatalf("single store: %d dependencies, %v", len(want), err)
+	}
+	one, err := fanout.New(fanout.Options{Owners: onlyOwner{c.owners().nodes[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	pctx, p := tracing.WithPartial(ctx)
+	got, err := one.Dependencies(pctx, start, end)
+	if err != nil || p.Is() {
+		t.Fatalf("one node: %v, partial %v", err, p.Is())
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("one node answering for all (-single +fanout):\n%s", diff)
+	}
+	pctx, p = tracing.WithPartial(ctx)
+	got, err = c.querier(t).Dependencies(pctx, start, end)
+	if err != nil || !p.Is() {
+		t.Fatalf("three nodes: %v, partial %v", err, p.Is())
+	}
+	counts := map[string]int64{}
+	for _, d := range want {
+		counts[d.Parent+">"+d.Child] = d.CallCount
+	}
+	for _, d := range got {
+		if c, ok := counts[d.Parent+">"+d.Child]; !ok || d.CallCount > c {
+			t.Errorf("edge %s>%s: %d calls, the whole has %d", d.Parent, d.Child, d.CallCount, c)
+		}
+	}
+}

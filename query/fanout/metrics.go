@@ -74,26 +74,31 @@ func mergeSets(req *tsdb.FetchRequest, sets []*tsdb.SeriesSet) *tsdb.SeriesSet {
 		slices.SortFunc(out.Series, func(a, b tsdb.Series) int { return compareTags(a.Tags, b.Tags) })
 		return out
 	}
-	groups := map[string]int{} // group key -> index in out.Series
-	var keys []string
+	type group struct {
+		key string
+		s   tsdb.Series
+	}
+	var groups []group
+	index := map[string]int{} // group key -> index in groups
 	for _, s := range sets {
 		for _, sr := range s.Series {
 			k := groupKey(req.GroupBy, sr.Tags)
-			i, ok := groups[k]
+			i, ok := index[k]
 			if !ok {
-				groups[k] = len(out.Series)
-				keys = append(keys, k)
-				out.Series = append(out.Series, sr)
+				index[k] = len(groups)
+				groups = append(groups, group{k, sr}) // the decoded answer is ours to merge into
 				continue
 			}
-			mergeValues(req.Aggregation, out.Series[i].Values, sr.Values)
+			mergeValues(req.Aggregation, groups[i].s.Values, sr.Values)
 		}
 	}
 	// The store orders groups by their values in GroupBy order; so does
 	// the merge, with the same key.
-	slices.SortFunc(out.Series, func(a, b tsdb.Series) int {
-		return strings.Compare(groupKey(req.GroupBy, a.Tags), groupKey(req.GroupBy, b.Tags))
-	})
+	slices.SortFunc(groups, func(a, b group) int { return strings.Compare(a.key, b.key) })
+	out.Series = make([]tsdb.Series, len(groups))
+	for i, g := range groups {
+		out.Series[i] = g.s
+	}
 	return out
 }
 
