@@ -7,7 +7,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -33,12 +35,16 @@ func BenchmarkFanoutGroupedSum(b *testing.B) {
 		Aggregation: tsdb.AggSum, GroupBy: []string{"app"}}
 	run := func(b *testing.B, q tsdb.Querier) {
 		b.ReportAllocs()
+		cpu0 := processCPU(b)
 		for b.Loop() {
 			set, err := q.Fetch(context.Background(), req)
 			if err != nil || len(set.Series) == 0 {
 				b.Fatalf("fetch: %d groups, %v", len(set.Series), err)
 			}
 		}
+		// CPU time of the whole process (query node and store nodes) per
+		// fetch: on a shared machine a steadier figure than wall time.
+		b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 	}
 	b.Run("single", func(b *testing.B) { run(b, querytest.OpenWorkload(b, w)) })
 	b.Run("fanout3", func(b *testing.B) {
@@ -75,6 +81,15 @@ func BenchmarkFanoutGroupedSum(b *testing.B) {
 		defer q.Close()
 		run(b, q)
 	})
+}
+
+// processCPU is the user and system CPU time the process used so far.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // jsonSeries is what a JSON wire format would carry per series: NaN has

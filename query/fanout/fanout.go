@@ -260,7 +260,7 @@ func (q *Querier) post(ctx context.Context, n Node, path string, body []byte) ([
 		return nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	data, err := readBody(resp)
 	if err != nil {
 		return nil, fmt.Errorf("read answer of node %s: %w", n.ID, err)
 	}
@@ -278,4 +278,18 @@ func (q *Querier) post(ctx context.Context, n Node, path string, body []byte) ([
 		return nil, &fatalError{fmt.Errorf("fanout: node %s answered %d: %s", n.ID, resp.StatusCode, we.Message)}
 	}
 	return nil, fmt.Errorf("fanout: node %s answered %d: %s", n.ID, resp.StatusCode, we.Message)
+}
+
+// maxAnswer bounds the body of an internal answer (the store's own
+// max-bytes-per-query keeps real answers far below it).
+const maxAnswer = 4 << 30
+
+// readBody reads an answer in one allocation when its length is known.
+func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n <= maxAnswer {
+		data := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, data)
+		return data, err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 }

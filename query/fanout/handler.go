@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/sextant-dev/sextant/lib"
@@ -112,6 +113,7 @@ func (h *Handler) serve(name string, e endpoint) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Content-Type", wireMediaType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(out))) // the reader sizes its buffer by it
 		_, _ = w.Write(out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tags"
@@ -67,6 +68,16 @@ func decodeFetchRequest(src []byte) (tsdb.FetchRequest, error) {
 
 // appendSeriesSet encodes a fetch answer.
 func appendSeriesSet(dst []byte, set *tsdb.SeriesSet) []byte {
+	// Size the buffer once: growing a megabyte answer by appends copied
+	// it several times over (profiled on BenchmarkFanoutGroupedSum).
+	size := 32
+	for _, s := range set.Series {
+		size += 24 + 8*len(s.Values)
+		for _, t := range s.Tags {
+			size += 4 + len(t.Key) + len(t.Value)
+		}
+	}
+	dst = slices.Grow(dst, size)
 	dst = append(dst, wireVersion)
 	dst = binary.AppendUvarint(dst, uint64(set.Stats.SeriesScanned))
 	dst = binary.AppendUvarint(dst, uint64(set.Stats.DatapointsScanned))
