@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/query/fanout"
@@ -314,5 +315,48 @@ func TestDependencies(t *testing.T) {
 		if c, ok := counts[d.Parent+">"+d.Child]; !ok || d.CallCount > c {
 			t.Errorf("edge %s>%s: %d calls, the whole has %d", d.Parent, d.Child, d.CallCount, c)
 		}
+	}
+}
+
+// TestFailoverWithinDeadline: a store node that accepts the request but
+// never answers costs its share of the deadline, then the replicas answer
+// in time and the answer is whole.
+func TestFailoverWithinDeadline(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t)
+	// The hanging handler does not read the body, so net/http does not
+	// notice the query node hanging up (it watches the connection only
+	// once the body is read, as the real handler does): stop ends it.
+	stop := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	defer hang.Close()
+	defer close(stop)
+	o := c.owners()
+	o.nodes[1].Addr = hang.Listener.Addr().String()
+	fan, err := fanout.New(fanout.Options{Owners: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fan.Close()
+	req := tsdb.FetchRequest{Query: tags.Eq("name", "req"), Start: dataNow - 3600_000, End: dataNow, Step: step,
+		Aggregation: tsdb.AggSum, GroupBy: []string{"app"}}
+	want, err := c.single.Fetch(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	ctx, p := tsdb.WithPartial(ctx)
+	got, err := fan.Fetch(ctx, req)
+	if err != nil || p.Is() {
+		t.Fatalf("Fetch with a hanging node: %v, partial %v", err, p.Is())
+	}
+	if diff := cmp.Diff(want.Series, got.Series, cmpopts.EquateNaNs()); diff != "" {
+		t.Errorf("answer with a hanging node (-single +fanout):\n%s", diff)
 	}
 }
