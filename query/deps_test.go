@@ -47,6 +47,25 @@ func TestDeps(t *testing.T) {
 		}
 		return ""
 	})
+	// The fan-out querier sees the store nodes only through HTTP and the
+	// contracts: no store, no language, no franz-go (the membership is
+	// cmd's to wire in).
+	tsdbtest.CheckDeps(t, mod+"query/fanout", func(d string) string {
+		if strings.Contains(d, "franz-go") || strings.Contains(d, "cockroachdb/pebble") {
+			return "the fan-out querier reads the stores over HTTP only"
+		}
+		if !strings.HasPrefix(d, mod) {
+			return ""
+		}
+		switch strings.TrimPrefix(d, mod) {
+		case "query/fanout", "tsdb", "tsdb/tags", "tracing":
+			return ""
+		}
+		if strings.HasPrefix(d, mod+"lib") {
+			return "" // the registry
+		}
+		return "query/fanout depends on the tsdb and tracing contracts only"
+	})
 	for _, pkg := range []string{"query", "query/stack", "query/expr", "query/eval", "query/chart"} {
 		for _, d := range tsdbtest.Imports(t, mod+pkg) {
 			if strings.HasPrefix(d, "net/http") {

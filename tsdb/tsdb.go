@@ -190,6 +190,10 @@ type FetchRequest struct {
 	// Querier that forwards the request to several stores (a fan-out)
 	// clears it, or keeps one Selection per store.
 	Selection *Selection
+	// Partitions, when set, keeps only the series of some partitions of a
+	// cluster: a store node answers a query node for the partitions it
+	// was asked for and nothing else it may hold.
+	Partitions *Partitions
 }
 
 // Selection is a query resolved to its series, kept by a caller between
@@ -207,6 +211,35 @@ type Selection struct {
 	Epoch uint64
 	// Refs are the matching series, in the store's order.
 	Refs []SeriesRef
+}
+
+// Partitions selects the series of some partitions of a cluster's metric
+// log, by tags.PartitionOf(series tags, N).
+type Partitions struct {
+	N    int   // number of partitions, > 0
+	Want []int // the partitions kept, each in [0, N)
+}
+
+// Mask returns Want as a set indexed by partition.
+func (p *Partitions) Mask() []bool {
+	m := make([]bool, p.N)
+	for _, w := range p.Want {
+		m[w] = true
+	}
+	return m
+}
+
+// Validate checks the partition numbers.
+func (p *Partitions) Validate() error {
+	if p.N <= 0 {
+		return fmt.Errorf("tsdb: %d partitions", p.N)
+	}
+	for _, w := range p.Want {
+		if w < 0 || w >= p.N {
+			return fmt.Errorf("tsdb: partition %d out of [0, %d)", w, p.N)
+		}
+	}
+	return nil
 }
 
 // Points returns the number of output points per series.
@@ -230,6 +263,8 @@ func (r *FetchRequest) Validate(storageStep int64) error {
 		return fmt.Errorf("tsdb: end %d before start %d", r.End, r.Start)
 	case len(r.GroupBy) > 0 && r.Aggregation == AggNone:
 		return errors.New("tsdb: group by without an aggregation")
+	case r.Partitions != nil:
+		return r.Partitions.Validate()
 	}
 	return nil
 }
@@ -264,6 +299,9 @@ type TagsRequest struct {
 	Query *tags.Query
 	After string
 	Limit int
+	// Partitions, when set, counts only the series of these partitions
+	// (see FetchRequest.Partitions).
+	Partitions *Partitions
 }
 
 // TagCount is a tag key or value with the number of matching series having it.

@@ -13,7 +13,7 @@ import (
 func setupCanary(n *node, g *runGroup) error {
 	logger := n.logger.With("component", "canary")
 	j, err := canary.New(canary.Options{
-		Querier:     n.store,
+		Querier:     n.querier(),
 		StorageStep: ms(n.cfg.Step),
 		Logger:      logger,
 		Registry:    n.reg,

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/sextant-dev/sextant/ingest/cluster"
+	"github.com/sextant-dev/sextant/query/fanout"
 )
 
 // roleNames returns the roles by name, sorted.
@@ -71,6 +72,12 @@ func setupClusterMember(n *node, g *runGroup) error {
 		return err
 	}
 	n.members = m
+	// Reads (cluster_query.go): a store node serves its partitions to query
+	// nodes; a query node fans its reads out to the partitions' owners.
+	n.cluster.store = cfg.Roles.Store
+	if cfg.Roles.Query {
+		n.cluster.owners = fanoutOwners{m}
+	}
 	// The store consumer (cluster.go) consumes the partitions the
 	// membership assigns this node and reports how far it applied them.
 	if n.clusterLog == nil {
@@ -116,4 +123,22 @@ func advertiseAddr(flag, listen, bound, hostname string) string {
 		_, port, _ = net.SplitHostPort(listen)
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// fanoutOwners adapts the membership's view of partition owners to the
+// fan-out querier's Owners (query may not import ingest, so the two
+// packages each name the shape and cmd joins them).
+type fanoutOwners struct{ m *cluster.Membership }
+
+// Partitions is the number of partitions of the data topics.
+func (o fanoutOwners) Partitions() int { return o.m.Partitions() }
+
+// Owners are the caught-up store nodes serving partition p.
+func (o fanoutOwners) Owners(p int) []fanout.Node {
+	nodes := o.m.Owners(p)
+	out := make([]fanout.Node, len(nodes))
+	for i, nd := range nodes {
+		out[i] = fanout.Node{ID: nd.ID, Addr: nd.Addr}
+	}
+	return out
 }

@@ -66,7 +66,7 @@ func setupIngestListeners(n *node, g *runGroup) error {
 // spanMetricsFunc answers the Jaeger Monitor tab's expressions (tracing/api
 // builds them) with the query facade over the store.
 func spanMetricsFunc(n *node) traceapi.SpanMetricsFunc {
-	engine := query.NewEngine(n.store, eval.Options{})
+	engine := query.NewEngine(n.querier(), eval.Options{})
 	return func(ctx context.Context, program string, start, end, step int64) ([]traceapi.MetricLine, error) {
 		styles, err := query.Parse(program, query.ParseOptions{})
 		if err != nil {

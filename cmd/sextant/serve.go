@@ -54,6 +54,8 @@ type node struct {
 	readiness []func() error
 	// httpAddr is the bound --listen address, set before the actors run.
 	httpAddr string
+	// cluster is the read side of cluster mode (cluster_query.go).
+	cluster clusterReads
 
 	// middleware wraps the --listen handler, the first outermost (CORS
 	// of --allowed-origins, ...).
@@ -81,6 +83,7 @@ var components = []component{
 	setupCluster,
 	setupIngest,
 	setupIngestListeners,
+	setupClusterQuery,
 	setupQuery,
 	setupLive,
 	setupTraces,
@@ -95,7 +98,13 @@ var components = []component{
 // accepting, finish in-flight requests, stop the components, flush and
 // close the stores. When ready is set, serve sends the bound HTTP address
 // on it once everything runs.
-func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) (err error) {
+func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) error {
+	return serveNode(ctx, cfg, logger, ready, nil)
+}
+
+// serveNode is serve; prepare, when set, sees the node before its
+// components are built (in-process cluster tests set its cluster wiring).
+func serveNode(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string, prepare func(*node)) (err error) {
 	n := &node{cfg: cfg, logger: logger, mux: http.NewServeMux(), otlpMux: http.NewServeMux()}
 	n.reg = lib.NewRegistry(lib.RegistryOptions{Logger: logger})
 	if err := n.openStores(); err != nil {
@@ -107,6 +116,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- st
 		}
 	}()
 
+	if prepare != nil {
+		prepare(n)
+	}
 	var g runGroup
 	for _, setup := range components {
 		if err := setup(n, &g); err != nil {
@@ -217,7 +229,7 @@ func setupIngest(n *node, g *runGroup) error {
 func setupQuery(n *node, _ *runGroup) error {
 	queries, err := queryapi.New(queryapi.Options{
 		Exemplars:   n.spans.Exemplars,
-		Querier:     n.store,
+		Querier:     n.querier(),
 		StorageStep: ms(n.cfg.Step),
 		Logger:      n.logger.With("component", "query"),
 		Registry:    n.reg,
@@ -231,8 +243,9 @@ func setupQuery(n *node, _ *runGroup) error {
 
 // setupTraces serves the Jaeger query API.
 func setupTraces(n *node, _ *runGroup) error {
+	src := n.traceSource()
 	traceAPI, err := traceapi.New(traceapi.Options{
-		Reader: n.spans, Catalog: n.spans, Dependencies: n.spans,
+		Reader: src, Catalog: src, Dependencies: src,
 		SpanMetrics: spanMetricsFunc(n), MinStep: n.cfg.Step,
 		Logger: n.logger.With("component", "traces"), Registry: n.reg,
 	})

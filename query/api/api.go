@@ -112,6 +112,12 @@ func (a *API) Engine() *query.Engine { return a.engine }
 
 // Register adds the routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
+	// Every route flags an answer that misses data (partial.go).
+	a.registerOn(partialMux{mux})
+}
+
+// registerOn adds the routes to m.
+func (a *API) registerOn(mux partialMux) {
 	mux.HandleFunc("GET /api/v1/graph", a.graph)
 	mux.HandleFunc("GET /api/v1/tags", a.tags)
 	mux.HandleFunc("GET /api/v1/tags/{key}", a.tags)

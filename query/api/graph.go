@@ -158,7 +158,16 @@ func (a *API) writeGraph(w http.ResponseWriter, g *graphRequest, res *query.Resu
 	switch g.format {
 	case "json", "std.json":
 		w.Header().Set("Content-Type", ctype)
-		_, err := w.Write(appendJSON(nil, g, res, took))
+		var buf []byte
+		if isPartial(w) {
+			// The flag leads the document, where a client looks first.
+			buf = append(buf, `{"partial":true,`...)
+		}
+		out := appendJSON(buf, g, res, took)
+		if len(buf) > 0 {
+			out = append(out[:len(buf)], out[len(buf)+1:]...) // appendJSON's own "{"
+		}
+		_, err := w.Write(out)
 		return err
 	case "v2.json":
 		buf.Write(appendV2JSON(nil, g, res))

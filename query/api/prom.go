@@ -43,7 +43,7 @@ type promAPI struct {
 }
 
 // registerProm adds the Prometheus HTTP API to mux.
-func (a *API) registerProm(mux *http.ServeMux) {
+func (a *API) registerProm(mux partialMux) {
 	en, err := promql.New(a.opts.Querier, promql.Options{
 		StorageStep: a.opts.StorageStep, MaxLines: a.opts.MaxLines, MaxDatapoints: a.opts.MaxDatapoints, Now: a.opts.Now,
 	})
@@ -95,6 +95,9 @@ func (p *promAPI) writeError(w http.ResponseWriter, err error) {
 
 // writeData answers data in Prometheus's success envelope.
 func writePromData(w http.ResponseWriter, data any, warnings []string) {
+	if isPartial(w) {
+		warnings = append(warnings, partialWarning)
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Status   string   `json:"status"`
 		Data     any      `json:"data"`
@@ -294,6 +297,9 @@ func (p *promAPI) writeResult(w http.ResponseWriter, res *promql.Result) {
 		b = appendMatrix(b, res)
 	}
 	b = append(b, '}')
+	if isPartial(w) {
+		res.Warnings = append(res.Warnings, partialWarning)
+	}
 	if len(res.Warnings) > 0 {
 		b = append(b, `,"warnings":[`...)
 		for i, wn := range res.Warnings {

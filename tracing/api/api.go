@@ -81,7 +81,8 @@ func (a *API) timed(name string, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		defer func() { timer.Record(time.Since(start)) }()
-		ctx, cancel := context.WithTimeout(r.Context(), a.opts.Timeout)
+		ctx, partial := tracing.WithPartial(r.Context())
+		ctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
 		defer cancel()
 		data, err := h(ctx, r)
 		if err != nil {
@@ -89,6 +90,12 @@ func (a *API) timed(name string, h handler) http.HandlerFunc {
 			return
 		}
 		env := envelope{Data: data}
+		if partial.Is() {
+			// Jaeger's envelope has no warnings: an error entry beside the
+			// data is how its UI shows a problem with an answer.
+			w.Header().Set(PartialHeader, "true")
+			env.Errors = []jaegerErr{{Code: http.StatusPartialContent, Msg: partialMessage}}
+		}
 		switch d := data.(type) {
 		case []string:
 			env.Total = len(d)
@@ -102,6 +109,13 @@ func (a *API) timed(name string, h handler) http.HandlerFunc {
 		writeJSON(w, http.StatusOK, env)
 	}
 }
+
+// PartialHeader is the response header that flags an answer missing data:
+// in cluster mode, a partition no store node answered for.
+const PartialHeader = "X-Sextant-Partial"
+
+// partialMessage is the error entry of a partial answer.
+const partialMessage = "partial answer: no store node answered for some partitions of the traces"
 
 // fail answers an error in the v1 envelope.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -42,7 +42,8 @@ func (a *API) v3(h func(ctx context.Context, r *http.Request) ([]byte, error)) h
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		defer func() { timer.Record(time.Since(start)) }()
-		ctx, cancel := context.WithTimeout(r.Context(), a.opts.Timeout)
+		ctx, partial := tracing.WithPartial(r.Context())
+		ctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
 		defer cancel()
 		body, err := h(ctx, r)
 		if err != nil {
@@ -51,6 +52,9 @@ func (a *API) v3(h func(ctx context.Context, r *http.Request) ([]byte, error)) h
 			e.Error.Message = err.Error()
 			writeJSON(w, e.Error.HTTPCode, e)
 			return
+		}
+		if partial.Is() {
+			w.Header().Set(PartialHeader, "true")
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)

@@ -35,6 +35,9 @@ func (db *DB) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet
 	if err != nil {
 		return nil, err
 	}
+	if req.Partitions != nil {
+		ids = &selected{bm: db.inPartitions(ids.bitmap(), req.Partitions)}
+	}
 	n := ids.card()
 	if n > db.opts.MaxSeriesPerQuery {
 		return nil, &tsdb.LimitError{Limit: "max-series-per-query", Max: db.opts.MaxSeriesPerQuery, Got: n}
@@ -61,6 +64,22 @@ func (db *DB) selectIDs(ctx context.Context, q *tags.Query) (*roaring.Bitmap, er
 			Got: int(db.opts.RegexBudget.Milliseconds()) + 1, Detail: be.Error()}
 	}
 	return ids, err
+}
+
+// inPartitions returns the series of ids in the wanted partitions. It
+// hashes each series' tags, once per query: cheap next to reading the
+// series' blocks.
+func (db *DB) inPartitions(ids *roaring.Bitmap, p *tsdb.Partitions) *roaring.Bitmap {
+	mask := p.Mask()
+	out := roaring.New()
+	it := ids.Iterator()
+	for it.HasNext() {
+		id := it.Next()
+		if enc, ok := db.head.SeriesTags(id); ok && mask[tags.PartitionOfEncoded(enc, p.N)] {
+			out.Add(id)
+		}
+	}
+	return out
 }
 
 // dataPeriods returns the oldest and newest periods that may hold data:
@@ -448,6 +467,15 @@ func (db *DB) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCount, 
 		if matched, err = db.selectIDs(ctx, req.Query); err != nil {
 			return nil, err
 		}
+	}
+	if req.Partitions != nil {
+		if err := req.Partitions.Validate(); err != nil {
+			return nil, err
+		}
+		if matched == nil {
+			matched = db.head.Index().Select(tags.True())
+		}
+		matched = db.inPartitions(matched, req.Partitions)
 	}
 	if req.Key == "" {
 		return db.head.Index().Keys(matched, req.After, req.Limit), nil

@@ -62,3 +62,17 @@ func fnvUvarint(h uint64, x uint64) uint64 {
 	h ^= x
 	return h * fnvPrime
 }
+
+// PartitionOfEncoded is PartitionOf for a canonical encoding (AppendTo),
+// without decoding it: the store filters series by partition with it.
+func PartitionOfEncoded(enc []byte, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := uint64(fnvOffset)
+	for _, c := range enc {
+		h ^= uint64(c)
+		h *= fnvPrime
+	}
+	return int(h % uint64(n))
+}

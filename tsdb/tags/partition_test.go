@@ -1,6 +1,7 @@
 package tags
 
 import (
+	"fmt"
 	"hash/fnv"
 	"testing"
 )
@@ -54,5 +55,19 @@ func TestPartitionOfAllocs(t *testing.T) {
 	s := New("name", "requests", "app", "api01", "node", "i-0123abcd")
 	if n := testing.AllocsPerRun(100, func() { PartitionOf(s, 64) }); n != 0 {
 		t.Errorf("PartitionOf allocates %v times, want 0", n)
+	}
+}
+
+// TestPartitionOfEncoded checks that the store's filter, which hashes the
+// stored encoding, agrees with PartitionOf on every set.
+func TestPartitionOfEncoded(t *testing.T) {
+	t.Parallel()
+	for i := range 500 {
+		s := New("name", "cpu", "node", fmt.Sprintf("i-%d", i), "app", fmt.Sprintf("a%d", i%7))
+		for _, n := range []int{1, 2, 3, 64, 1000} {
+			if p, q := PartitionOf(s, n), PartitionOfEncoded(s.AppendTo(nil), n); p != q {
+				t.Errorf("PartitionOfEncoded(%v, %d) = %d, PartitionOf = %d", s, n, q, p)
+			}
+		}
 	}
 }

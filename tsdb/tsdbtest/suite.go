@@ -64,6 +64,7 @@ func Run(t *testing.T, h Harness) {
 		{"LateWrites", testLateWrites},
 		{"Limits", testLimits},
 		{"Rejections", testRejections},
+		{"Partitions", testPartitions},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -408,5 +409,63 @@ func testRejections(t *testing.T, h Harness) {
 	keys, _ := e.s.Tags(context.Background(), tsdb.TagsRequest{Key: "name"})
 	if len(keys) != 1 || keys[0].Name != "ok" {
 		t.Errorf("names after rejections = %v, want only ok", keys)
+	}
+}
+
+// testPartitions checks FetchRequest.Partitions and TagsRequest.Partitions:
+// the partitions of a cluster split the series without overlap, so the
+// answers for every partition asked one at a time add up to the whole.
+func testPartitions(t *testing.T, h Harness) {
+	e := newEnv(t, h, T0+Hour)
+	var pts []tsdb.Datapoint
+	for i := range 40 {
+		pts = append(pts, P(T0+Minute, float64(i), "name", "m", "app", fmt.Sprint(i%3), "i", fmt.Sprint(i), "atlas.dstype", "gauge"))
+	}
+	e.write(pts...)
+	const n = 4
+	start, end, step := rng(T0+Minute, T0+2*Minute, Minute)
+	all := e.fetch(tsdb.FetchRequest{Query: tags.Eq("name", "m"), Start: start, End: end, Step: step})
+	var union []tsdb.Series
+	sums := map[string]float64{}
+	counts := map[string]int{}
+	for p := range n {
+		parts := &tsdb.Partitions{N: n, Want: []int{p}}
+		got := e.fetch(tsdb.FetchRequest{Query: tags.Eq("name", "m"), Start: start, End: end, Step: step, Partitions: parts})
+		for _, s := range got {
+			if q := tags.PartitionOf(s.Tags, n); q != p {
+				t.Errorf("partition %d answered series %v of partition %d", p, s.Tags, q)
+			}
+		}
+		union = append(union, got...)
+		for _, s := range e.fetch(tsdb.FetchRequest{Query: tags.Eq("name", "m"), Start: start, End: end, Step: step,
+			Aggregation: tsdb.AggSum, GroupBy: []string{"app"}, Partitions: parts}) {
+			sums[s.Tags.String()] += s.Values[0]
+		}
+		vals, err := e.s.Tags(context.Background(), tsdb.TagsRequest{Key: "app", Partitions: parts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vals {
+			counts[v.Name] += v.Count
+		}
+	}
+	if len(union) != len(all) || len(all) != 40 {
+		t.Errorf("partitions answered %d series, all %d, want 40", len(union), len(all))
+	}
+	want := map[string]float64{}
+	for _, s := range e.fetch(tsdb.FetchRequest{Query: tags.Eq("name", "m"), Start: start, End: end, Step: step,
+		Aggregation: tsdb.AggSum, GroupBy: []string{"app"}}) {
+		want[s.Tags.String()] = s.Values[0]
+	}
+	if diff := cmp.Diff(want, sums); diff != "" {
+		t.Errorf("grouped sums over partitions mismatch (-whole +partitions):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{"0": 14, "1": 13, "2": 13}, counts); diff != "" {
+		t.Errorf("tag counts over partitions mismatch (-want +got):\n%s", diff)
+	}
+	// A partition number out of range is the caller's error.
+	if _, err := e.s.Fetch(context.Background(), tsdb.FetchRequest{Query: tags.Eq("name", "m"), Start: start, End: end, Step: step,
+		Partitions: &tsdb.Partitions{N: n, Want: []int{n}}}); err == nil {
+		t.Error("Fetch with partition n: no error")
 	}
 }

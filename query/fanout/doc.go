@@ -1,0 +1,26 @@
+// Package fanout is the read side of cluster mode: a query node's view of
+// the store nodes, and the store nodes' internal endpoints that serve it.
+//
+// A cluster splits series into partitions (tags.PartitionOf) and spans by
+// trace (tracing.TracePartition); each partition is served by several
+// store nodes (Owners, from the membership). Querier implements the
+// tsdb.Querier, tracing.Reader, tracing.Catalog and
+// tracing.DependencyReader contracts over them, so the stack language, the
+// Prometheus engine, the HTTP APIs, live streaming and alert rules read a
+// cluster exactly as they read one store. For every read it asks one owner
+// of each partition for that partition's data only (a node may hold
+// others it once served); a node that fails or runs out of its share of
+// the deadline is dropped for the rest of the read and its partitions go
+// to their next owner. Aggregation is pushed down: a node answers a
+// grouped sum as one line per group, and the query node merges partial
+// aggregates (sum and count add, min and max take the extreme, NaN is no
+// data). When every owner of a partition failed, the answer is what the
+// others said, marked partial in the request's context (tsdb.MarkPartial,
+// tracing.MarkPartial) so the HTTP layer flags it; it is never a quiet
+// wrong number.
+//
+// Handler serves a store node's internal endpoints (POST
+// /api/v1/internal/fetch, tags, trace, traces, catalog, dependencies)
+// over the node's own stores. The metric messages are a compact binary
+// format (FORMAT.md); the span messages are gob.
+package fanout

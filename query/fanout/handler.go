@@ -1,0 +1,271 @@
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/tracing"
+	"github.com/sextant-dev/sextant/tsdb"
+)
+
+// The internal endpoints a store node serves to query nodes.
+const (
+	PathFetch      = "/api/v1/internal/fetch"
+	PathTags       = "/api/v1/internal/tags"
+	PathTrace      = "/api/v1/internal/trace"
+	PathTraces     = "/api/v1/internal/traces"
+	PathCatalog    = "/api/v1/internal/catalog"
+	PathDeps       = "/api/v1/internal/dependencies"
+	wireMediaType  = "application/x-sextant-fetch"
+	maxRequestBody = 16 << 20
+)
+
+// HandlerOptions configure a Handler.
+type HandlerOptions struct {
+	Querier tsdb.Querier   // the node's own store
+	Reader  tracing.Reader // the node's own span store
+	Catalog tracing.Catalog
+	Deps    tracing.DependencyReader
+	// Timeout bounds one internal request (default 1 min); the query node
+	// usually ends it sooner by closing the connection.
+	Timeout  time.Duration
+	Logger   *slog.Logger
+	Registry *lib.Registry
+}
+
+// Validate checks the options.
+func (o HandlerOptions) Validate() error {
+	if o.Querier == nil || o.Reader == nil || o.Catalog == nil || o.Deps == nil {
+		return errors.New("fanout: handler needs a Querier, a Reader, a Catalog and Deps")
+	}
+	return nil
+}
+
+func (o HandlerOptions) withDefaults() HandlerOptions {
+	if o.Timeout == 0 {
+		o.Timeout = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registry == nil {
+		o.Registry = lib.NewRegistry(lib.RegistryOptions{})
+	}
+	return o
+}
+
+// Handler serves a store node's internal read endpoints: the node's own
+// store, restricted to the partitions a query node asks for. Safe for
+// concurrent use.
+type Handler struct {
+	opts HandlerOptions
+}
+
+// NewHandler returns a Handler over the node's stores.
+func NewHandler(opts HandlerOptions) (*Handler, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &Handler{opts: opts.withDefaults()}, nil
+}
+
+// Register adds the internal endpoints to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+PathFetch, h.serve("fetch", h.fetch))
+	mux.HandleFunc("POST "+PathTags, h.serve("tags", h.tags))
+	mux.HandleFunc("POST "+PathTrace, h.serve("trace", h.trace))
+	mux.HandleFunc("POST "+PathTraces, h.serve("traces", h.traces))
+	mux.HandleFunc("POST "+PathCatalog, h.serve("catalog", h.catalog))
+	mux.HandleFunc("POST "+PathDeps, h.serve("dependencies", h.deps))
+}
+
+// endpoint answers a decoded request body with an encoded answer.
+type endpoint func(ctx context.Context, body []byte) ([]byte, error)
+
+func (h *Handler) serve(name string, e endpoint) http.HandlerFunc {
+	timer := h.opts.Registry.Timer("sextant.cluster.internalLatency", "api", name)
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() { timer.Record(time.Since(start)) }()
+		ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+		defer cancel()
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+			return
+		}
+		out, err := e(ctx, body)
+		if err != nil {
+			code := statusOf(err)
+			if code >= 500 {
+				h.opts.Logger.Warn("internal read failed", "api", name, "err", err)
+			}
+			writeError(w, code, err)
+			return
+		}
+		w.Header().Set("Content-Type", wireMediaType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(out))) // the reader sizes its buffer by it
+		_, _ = w.Write(out)
+	}
+}
+
+func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
+	req, err := decodeFetchRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	set, err := h.opts.Querier.Fetch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return appendSeriesSet(nil, set), nil
+}
+
+func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
+	req, err := decodeTagsRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	tcs, err := h.opts.Querier.Tags(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return appendTagCounts(nil, tcs), nil
+}
+
+func (h *Handler) trace(ctx context.Context, body []byte) ([]byte, error) {
+	var req traceRequest
+	if err := decodeGob(body, &req); err != nil {
+		return nil, err
+	}
+	tr, err := h.opts.Reader.GetTrace(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	return encodeGob(tr)
+}
+
+// maxFindLimit bounds how far a store node widens a trace search to fill
+// its answer with traces of the partitions asked for.
+const maxFindLimit = 10_000
+
+func (h *Handler) traces(ctx context.Context, body []byte) ([]byte, error) {
+	var req findRequest
+	if err := decodeGob(body, &req); err != nil {
+		return nil, err
+	}
+	q, err := req.Query.query()
+	if err != nil {
+		return nil, err
+	}
+	if req.N <= 0 || q.Limit <= 0 {
+		return nil, fmt.Errorf("%w: %d partitions, limit %d", errWire, req.N, q.Limit)
+	}
+	want := make([]bool, req.N)
+	for _, p := range req.Want {
+		if p < 0 || p >= req.N {
+			return nil, fmt.Errorf("%w: partition %d out of [0, %d)", errWire, p, req.N)
+		}
+		want[p] = true
+	}
+	// The store may hold traces of partitions it was not asked for: it
+	// widens the search until Limit traces of the wanted partitions are
+	// found or the store has no more.
+	limit := q.Limit
+	var out []tracing.Trace
+	for {
+		q.Limit = limit
+		got, err := h.opts.Reader.FindTraces(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = slices.DeleteFunc(got, func(t tracing.Trace) bool { return !want[tracing.TracePartition(t.ID, req.N)] })
+		if len(out) >= req.Query.Limit || len(got) < limit || limit >= maxFindLimit {
+			break
+		}
+		limit = min(limit*4, maxFindLimit)
+	}
+	if len(out) > req.Query.Limit {
+		out = out[:req.Query.Limit]
+	}
+	return encodeGob(out)
+}
+
+func (h *Handler) catalog(ctx context.Context, body []byte) ([]byte, error) {
+	var req catalogRequest
+	if err := decodeGob(body, &req); err != nil {
+		return nil, err
+	}
+	var ans catalogAnswer
+	var err error
+	if req.Operations {
+		ans.Operations, err = h.opts.Catalog.Operations(ctx, req.Service, req.Kind)
+	} else {
+		ans.Services, err = h.opts.Catalog.Services(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return encodeGob(ans)
+}
+
+func (h *Handler) deps(ctx context.Context, body []byte) ([]byte, error) {
+	var req depsRequest
+	if err := decodeGob(body, &req); err != nil {
+		return nil, err
+	}
+	deps, err := h.opts.Deps.Dependencies(ctx, req.Start, req.End)
+	if err != nil {
+		return nil, err
+	}
+	return encodeGob(deps)
+}
+
+// wireError is the JSON body of an internal error answer; a limit error
+// carries its fields so the query node can rebuild it.
+type wireError struct {
+	Message string `json:"message"`
+	Limit   string `json:"limit,omitempty"`
+	Max     int    `json:"max,omitempty"`
+	Got     int    `json:"got,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// statusOf maps an error to the status of an internal answer: a limit is
+// 422 (a replica would say the same), a missing trace 404, a malformed or
+// invalid request 400, an overloaded or closed store 503, the rest 500.
+func statusOf(err error) int {
+	var le *tsdb.LimitError
+	switch {
+	case errors.As(err, &le):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, tracing.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errWire):
+		return http.StatusBadRequest
+	case errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed), errors.Is(err, tracing.ErrOverloaded),
+		errors.Is(err, tracing.ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	body := wireError{Message: err.Error()}
+	var le *tsdb.LimitError
+	if errors.As(err, &le) {
+		body.Limit, body.Max, body.Got, body.Detail = le.Limit, le.Max, le.Got, le.Detail
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(body)
+}

@@ -1,0 +1,244 @@
+package fanout
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/sextant-dev/sextant/tracing"
+)
+
+// GetTrace implements tracing.Reader: the owners of the trace's partition
+// are asked, the first that answers decides (found or not).
+func (q *Querier) GetTrace(ctx context.Context, id tracing.TraceID) (tracing.Trace, error) {
+	n := q.opts.Owners.Partitions()
+	p := tracing.TracePartition(id, n)
+	body, err := encodeGob(traceRequest{Version: wireVersion, ID: id})
+	if err != nil {
+		return tracing.Trace{}, err
+	}
+	answers, missing, err := scatter(ctx, q, []int{p}, func(ctx context.Context, nd Node, _ []int) (*tracing.Trace, error) {
+		data, err := q.post(ctx, nd, PathTrace, body)
+		if errors.Is(err, tracing.ErrNotFound) {
+			return nil, nil // an answer: the owner has no such trace
+		}
+		if err != nil {
+			return nil, err
+		}
+		var tr tracing.Trace
+		if err := decodeGob(data, &tr); err != nil {
+			return nil, err
+		}
+		return &tr, nil
+	})
+	if err != nil {
+		return tracing.Trace{}, err
+	}
+	if len(missing) > 0 {
+		// The trace's only partition did not answer: nothing to show, and
+		// "not found" would be a quiet wrong answer.
+		q.m.partial.Increment()
+		return tracing.Trace{}, ErrUnavailable
+	}
+	if answers[0] == nil {
+		return tracing.Trace{}, tracing.ErrNotFound
+	}
+	return *answers[0], nil
+}
+
+// FindTraces implements tracing.Reader: every node searches the partitions
+// asked of it for q.Limit traces; the merge orders the union newest first
+// by the start of the trace's earliest span of q.Service (the store's own
+// order) and keeps q.Limit of them.
+func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.Trace, error) {
+	n := q.opts.Owners.Partitions()
+	wq := toWireQuery(tq)
+	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Trace, error) {
+		body, err := encodeGob(findRequest{Version: wireVersion, Query: wq, N: n, Want: ps})
+		if err != nil {
+			return nil, &fatalError{err}
+		}
+		data, err := q.post(ctx, nd, PathTraces, body)
+		if err != nil {
+			return nil, err
+		}
+		var trs []tracing.Trace
+		if err := decodeGob(data, &trs); err != nil {
+			return nil, err
+		}
+		return trs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := q.tracePartial(ctx, missing, n, len(answers)); err != nil {
+		return nil, err
+	}
+	type ranked struct {
+		key int64
+		tr  tracing.Trace
+	}
+	var all []ranked
+	for _, a := range answers {
+		for _, tr := range a {
+			all = append(all, ranked{serviceStart(tr, tq.Service), tr})
+		}
+	}
+	slices.SortStableFunc(all, func(a, b ranked) int {
+		if c := cmp.Compare(b.key, a.key); c != 0 {
+			return c
+		}
+		return strings.Compare(a.tr.ID.String(), b.tr.ID.String())
+	})
+	out := make([]tracing.Trace, 0, min(len(all), tq.Limit))
+	for _, r := range all {
+		if len(out) == tq.Limit {
+			break
+		}
+		out = append(out, r.tr)
+	}
+	return out, nil
+}
+
+// serviceStart is the start of the trace's earliest span of service (of
+// any span when it has none).
+func serviceStart(tr tracing.Trace, service string) int64 {
+	first, earliest := int64(0), int64(0)
+	found := false
+	for i, s := range tr.Spans {
+		if i == 0 || s.Start < earliest {
+			earliest = s.Start
+		}
+		if s.Resource != nil && s.Resource.Service == service && (!found || s.Start < first) {
+			first, found = s.Start, true
+		}
+	}
+	if !found {
+		return earliest
+	}
+	return first
+}
+
+// tracePartial is partial for the span side.
+func (q *Querier) tracePartial(ctx context.Context, missing []int, n, answers int) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	q.m.partial.Increment()
+	q.opts.Logger.Warn("partial trace answer", "missing_partitions", len(missing), "partitions", n)
+	if answers == 0 {
+		return ErrUnavailable
+	}
+	tracing.MarkPartial(ctx)
+	return nil
+}
+
+// catalog asks one owner of every partition for its catalog.
+func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAnswer, error) {
+	n := q.opts.Owners.Partitions()
+	body, err := encodeGob(req)
+	if err != nil {
+		return nil, err
+	}
+	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, _ []int) (catalogAnswer, error) {
+		data, err := q.post(ctx, nd, PathCatalog, body)
+		if err != nil {
+			return catalogAnswer{}, err
+		}
+		var a catalogAnswer
+		err = decodeGob(data, &a)
+		return a, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return answers, q.tracePartial(ctx, missing, n, len(answers))
+}
+
+// Services implements tracing.Catalog: the union of the nodes' services.
+func (q *Querier) Services(ctx context.Context) ([]string, error) {
+	answers, err := q.catalog(ctx, catalogRequest{Version: wireVersion})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range answers {
+		out = append(out, a.Services...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Operations implements tracing.Catalog: the union of the nodes'
+// operations of service, sorted by name then kind.
+func (q *Querier) Operations(ctx context.Context, service string, kind tracing.SpanKind) ([]tracing.Operation, error) {
+	answers, err := q.catalog(ctx, catalogRequest{Version: wireVersion, Operations: true, Service: service, Kind: kind})
+	if err != nil {
+		return nil, err
+	}
+	var out []tracing.Operation
+	for _, a := range answers {
+		out = append(out, a.Operations...)
+	}
+	slices.SortFunc(out, func(a, b tracing.Operation) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Kind, b.Kind)
+	})
+	return slices.Compact(out), nil
+}
+
+// Dependencies implements tracing.DependencyReader. A store node counts
+// calls over every span it holds, not per partition, so counts of nodes
+// with overlapping partitions cannot be added: when one node answered for
+// every partition its counts are exact; otherwise each edge gets the
+// largest count of a node (a lower bound) and the answer is marked
+// partial.
+func (q *Querier) Dependencies(ctx context.Context, start, end int64) ([]tracing.Dependency, error) {
+	n := q.opts.Owners.Partitions()
+	body, err := encodeGob(depsRequest{Version: wireVersion, Start: start, End: end})
+	if err != nil {
+		return nil, err
+	}
+	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, _ []int) ([]tracing.Dependency, error) {
+		data, err := q.post(ctx, nd, PathDeps, body)
+		if err != nil {
+			return nil, err
+		}
+		var deps []tracing.Dependency
+		err = decodeGob(data, &deps)
+		return deps, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := q.tracePartial(ctx, missing, n, len(answers)); err != nil {
+		return nil, err
+	}
+	if len(answers) == 1 {
+		return answers[0], nil
+	}
+	tracing.MarkPartial(ctx)
+	type pair struct{ parent, child string }
+	counts := map[pair]int64{}
+	for _, a := range answers {
+		for _, d := range a {
+			k := pair{d.Parent, d.Child}
+			counts[k] = max(counts[k], d.CallCount)
+		}
+	}
+	out := make([]tracing.Dependency, 0, len(counts))
+	for k, c := range counts {
+		out = append(out, tracing.Dependency{Parent: k.parent, Child: k.child, CallCount: c})
+	}
+	slices.SortFunc(out, func(a, b tracing.Dependency) int {
+		if c := strings.Compare(a.Parent, b.Parent); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Child, b.Child)
+	})
+	return out, nil
+}
