@@ -287,13 +287,31 @@ func limitParam(r *http.Request) (int, error) {
 	return n, nil
 }
 
-// matchedSeries returns the tags of the series matching the match[]
-// selectors with data in [start, end], read from the store.
-func (p *promAPI) matchedSeries(ctx context.Context, sels []string, start, end int64) ([]tags.Set, error) {
+// listSeries returns the tags of the series matching the match[]
+// selectors with data in [start, end], at most limit of them (0: all), and
+// whether there were more. A store that can list series does so from its
+// index and block lists (tsdb.SeriesLister); another is asked for the data.
+func (p *promAPI) listSeries(ctx context.Context, sels []string, start, end int64, limit int) ([]tags.Set, bool, error) {
 	q, err := p.en.SelectorsQuery(sels)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	if sl, ok := p.a.opts.Querier.(tsdb.SeriesLister); ok {
+		return sl.Series(ctx, tsdb.SeriesRequest{Query: q, Start: start, End: end + 1, Limit: limit})
+	}
+	got, err := p.fetchSeries(ctx, q, start, end)
+	if err != nil {
+		return nil, false, err
+	}
+	if limit > 0 && len(got) > limit {
+		return got[:limit], true, nil
+	}
+	return got, false, nil
+}
+
+// fetchSeries returns the tags of the series matching q with data in
+// [start, end], read from the store's data.
+func (p *promAPI) fetchSeries(ctx context.Context, q *tags.Query, start, end int64) ([]tags.Set, error) {
 	// A few wide points per series, not one per storage step: the answer
 	// only needs to know which series have data. The range widens to whole
 	// points, by at most two in 32 (Prometheus, too, answers by block).
@@ -340,14 +358,13 @@ func (p *promAPI) series(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
-	got, err := p.matchedSeries(ctx, sels, start, end)
+	got, more, err := p.listSeries(ctx, sels, start, end, limit)
 	if err != nil {
 		p.writeError(w, err)
 		return
 	}
 	var warnings []string
-	if limit > 0 && len(got) > limit {
-		got = got[:limit]
+	if more {
 		warnings = append(warnings, "results truncated due to limit")
 	}
 	out := make([]map[string]string, len(got))
@@ -361,14 +378,14 @@ func (p *promAPI) series(w http.ResponseWriter, r *http.Request) {
 	writePromData(w, out, warnings)
 }
 
-// labels serves /api/v1/labels: tag keys (name as __name__), of every
-// series in the index, or of the series matching match[] with data in
-// [start, end].
+// labels serves /api/v1/labels: tag keys (name as __name__) of the series
+// matching match[] (every series without it) with data in [start, end];
+// without match[], start or end, of every series the index holds.
 func (p *promAPI) labels(w http.ResponseWriter, r *http.Request) {
 	p.listTags(w, r, "")
 }
 
-// labelValues serves /api/v1/label/{name}/values.
+// labelValues serves /api/v1/label/{name}/values, as labels does.
 func (p *promAPI) labelValues(w http.ResponseWriter, r *http.Request) {
 	name := unescapeLabelName(r.PathValue("name"))
 	if name == "" {
@@ -378,7 +395,10 @@ func (p *promAPI) labelValues(w http.ResponseWriter, r *http.Request) {
 	p.listTags(w, r, promql.StoreKey(name))
 }
 
-// listTags answers keys (key == "") or the values of key.
+// listTags answers keys (key == "") or the values of key, from the
+// store's index restricted to the series with data in the window (by
+// block, tsdb.TagsRequest): no series' data is read, so Grafana's Metrics
+// Drilldown (limit=40000, {__name__=~".+"}) costs a pass over the index.
 func (p *promAPI) listTags(w http.ResponseWriter, r *http.Request, key string) {
 	if err := form(r); err != nil {
 		p.writeError(w, err)
@@ -400,39 +420,29 @@ func (p *promAPI) listTags(w http.ResponseWriter, r *http.Request, key string) {
 		return
 	}
 	defer cancel()
-	var names []string
-	if sels := r.Form["match[]"]; len(sels) > 0 {
-		got, err := p.matchedSeries(ctx, sels, start, end)
-		if err != nil {
+	req := tsdb.TagsRequest{Key: key, Start: start, End: end + 1}
+	sels := r.Form["match[]"]
+	if len(sels) > 0 {
+		if req.Query, err = p.en.SelectorsQuery(sels); err != nil {
 			p.writeError(w, err)
 			return
 		}
-		seen := map[string]bool{}
-		for _, ts := range got {
-			for _, t := range ts {
-				switch {
-				case key == "" && !seen[t.Key]:
-					seen[t.Key] = true
-					names = append(names, t.Key)
-				case key != "" && t.Key == key && !seen[t.Value]:
-					seen[t.Value] = true
-					names = append(names, t.Value)
-				}
-			}
-		}
-	} else {
-		got, err := p.a.opts.Querier.Tags(ctx, tsdb.TagsRequest{Key: key})
-		if err != nil {
-			p.writeError(w, err)
-			return
-		}
-		for _, t := range got {
-			names = append(names, t.Name)
-		}
+	} else if r.Form.Get("start") == "" && r.Form.Get("end") == "" {
+		req.Start, req.End = 0, 0 // no window: every series in the index
 	}
-	if key == "" {
-		for i, n := range names {
-			names[i] = promql.PromKey(n)
+	if key != "" && limit > 0 {
+		req.Limit = limit + 1 // values keep the store's order: one more tells of the rest
+	}
+	got, err := p.a.opts.Querier.Tags(ctx, req)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	names := make([]string, len(got))
+	for i, t := range got {
+		names[i] = t.Name
+		if key == "" {
+			names[i] = promql.PromKey(t.Name)
 		}
 	}
 	slices.Sort(names)
@@ -440,9 +450,6 @@ func (p *promAPI) listTags(w http.ResponseWriter, r *http.Request, key string) {
 	if limit > 0 && len(names) > limit {
 		names = names[:limit]
 		warnings = append(warnings, "results truncated due to limit")
-	}
-	if names == nil {
-		names = []string{}
 	}
 	writePromData(w, names, warnings)
 }

@@ -408,24 +408,3 @@ func compareTags(a, b tags.Set) int {
 	}
 	return len(a) - len(b)
 }
-
-// Tags implements tsdb.Querier.
-func (db *DB) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCount, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if req.Limit <= 0 {
-		req.Limit = math.MaxInt
-	}
-	var matched *roaring.Bitmap
-	if req.Query != nil {
-		var err error
-		if matched, err = db.selectIDs(ctx, req.Query); err != nil {
-			return nil, err
-		}
-	}
-	if req.Key == "" {
-		return db.head.Index().Keys(matched, req.After, req.Limit), nil
-	}
-	return db.head.Index().Values(req.Key, matched, req.After, req.Limit), nil
-}
