@@ -33,7 +33,7 @@ func TestPromLabelsInWindow(t *testing.T) {
 	early := url.Values{"start": {sec(promT0)}, "end": {sec(promT0 + h)}}
 	late := url.Values{"start": {sec(promT0 + 5*h)}, "end": {sec(promT0 + 6*h)}}
 	between := url.Values{"start": {sec(promT0 + 1*h)}, "end": {sec(promT0 + 3*h)}} // no block of late (by block: the store knows no finer)
-	lateFrom := url.Values{"start": {sec(promT0 + 5*h)}} // end: now
+	lateFrom := url.Values{"start": {sec(promT0 + 5*h)}}                            // end: now
 	with := func(v url.Values, kv ...string) url.Values {
 		out := url.Values{}
 		for k, vs := range v {
