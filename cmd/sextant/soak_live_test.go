@@ -118,7 +118,27 @@ func (s *soakLive) check(t *testing.T, addr string, from, last time.Time) soakLi
 	wantSteps := int(last.Sub(from)/soakStep) - 2
 	var f soakLiveFigures
 	one := func(name string, c *liveClient, subs []string) {
-		c.waitEnd(t, lastEnd, subs...)
+		// Every subscription must get the last step of the run: wait for it
+		// (at most two minutes, a failure rather than a timing).
+		timeout := time.After(2 * time.Minute)
+	wait:
+		for {
+			behind := ""
+			for _, sub := range subs {
+				if e := c.end(sub); e < lastEnd {
+					behind += fmt.Sprintf(" %s at %d", sub, e)
+				}
+			}
+			if behind == "" {
+				break
+			}
+			select {
+			case <-c.cond:
+			case <-timeout:
+				t.Errorf("%s: subscriptions did not reach the run's last step (end %d) within two minutes:%s", name, lastEnd, behind)
+				break wait
+			}
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		ends := map[string]int64{} // line id → end of its previous message

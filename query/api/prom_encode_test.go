@@ -165,3 +165,45 @@ func TestPromFloatFormat(t *testing.T) {
 	f(1e21, "1000000000000000000000")
 	f(-2.5e-7, "-0.00000025")
 }
+
+// TestPromSeriesEncoding checks the series endpoint's hand-written answer
+// against encoding/json: keys in Prometheus's order, name as __name__,
+// escapes and invalid UTF-8.
+func TestPromSeriesEncoding(t *testing.T) {
+	t.Parallel()
+	got := []tags.Set{
+		tags.New("name", "cpu", "app", "a\"b", "zone", "z\n1", "Upper", "x"),
+		tags.New("name", "bad\xffutf8", "_under", "<&>"),
+		{},
+	}
+	for _, more := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		(&promAPI{}).writeSeries(rec, got, more)
+		want := []map[string]string{}
+		for _, ts := range got {
+			m := map[string]string{}
+			for _, tg := range ts {
+				m[promql.PromKey(tg.Key)] = tg.Value
+			}
+			want = append(want, m)
+		}
+		env := struct {
+			Status   string              `json:"status"`
+			Data     []map[string]string `json:"data"`
+			Warnings []string            `json:"warnings,omitempty"`
+		}{Status: "success", Data: want}
+		if more {
+			env.Warnings = []string{"results truncated due to limit"}
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(env); err != nil {
+			t.Fatal(err)
+		}
+		// encoding/json writes map keys sorted, as Prometheus orders labels.
+		if rec.Body.String() != buf.String() {
+			t.Errorf("more=%v: got\n%s\nwant\n%s", more, rec.Body.String(), buf.String())
+		}
+	}
+}
