@@ -28,7 +28,7 @@ var soakLiveQueries = map[string]string{
 	"sum":   "name,soak.pub,:eq,:sum",
 	"bypub": "name,soak.pub,:eq,(,pub,),:by",
 	"count": "name,soak.pub,:eq,:count",
-	"roll":  "name,soak.pub,:eq,:sum,3,:rolling-mean",
+	"roll":  "name,soak.pub,:eq,:sum,3,2,:rolling-mean",
 }
 
 // soakSSEQueries are the soak's SSE streams (subscription id → expression).
