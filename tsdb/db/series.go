@@ -1,6 +1,7 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -56,7 +57,15 @@ func (db *DB) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, b
 	if n := int(ids.GetCardinality()); n > db.opts.MaxSeriesPerQuery {
 		return nil, false, &tsdb.LimitError{Limit: "max-series-per-query", Max: db.opts.MaxSeriesPerQuery, Got: n}
 	}
-	out := make([]tags.Set, 0, ids.GetCardinality())
+	// Sorted by keys built once into one buffer: comparing tag sets tag by
+	// tag was most of the time of listing 100 000 series (profiled), and
+	// only the first Limit need decoding.
+	type entry struct {
+		enc      []byte // immutable, owned by the head
+		from, to int    // the sort key in keys
+	}
+	entries := make([]entry, 0, ids.GetCardinality())
+	var keys []byte
 	it := ids.Iterator()
 	for i := 0; it.HasNext(); i++ {
 		if i%4096 == 4095 {
@@ -68,17 +77,24 @@ func (db *DB) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, b
 		if !ok {
 			continue // deleted since the index answered
 		}
-		ts, err := tags.Decode(enc)
-		if err != nil {
+		from := len(keys)
+		if keys, err = tags.AppendSortKey(keys, enc); err != nil {
 			return nil, false, err
 		}
-		out = append(out, ts)
+		entries = append(entries, entry{enc: enc, from: from, to: len(keys)})
 	}
-	slices.SortFunc(out, compareTags)
-	if req.Limit > 0 && len(out) > req.Limit {
-		return out[:req.Limit], true, nil
+	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(keys[a.from:a.to], keys[b.from:b.to]) })
+	more := req.Limit > 0 && len(entries) > req.Limit
+	if more {
+		entries = entries[:req.Limit]
 	}
-	return out, false, nil
+	out := make([]tags.Set, len(entries))
+	for i, e := range entries {
+		if out[i], err = tags.Decode(e.enc); err != nil {
+			return nil, false, err
+		}
+	}
+	return out, more, nil
 }
 
 // withData returns the series of ids (nil: every series) that may have
