@@ -366,6 +366,42 @@ func (p *promAPI) series(w http.ResponseWriter, r *http.Request) {
 	p.writeSeries(w, got, more)
 }
 
+// appendPromTags appends ts as a JSON object with Prometheus's key order:
+// the store's order (sorted by key) with the name tag, renamed __name__,
+// moved to where __name__ sorts.
+func appendPromTags(b []byte, ts tags.Set) []byte {
+	name, hasName := "", false
+	for _, t := range ts {
+		if t.Key == tags.NameKey {
+			name, hasName = t.Value, true
+		}
+	}
+	b = append(b, '{')
+	n := 0
+	emit := func(k, v string) {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, v)
+	}
+	for _, t := range ts {
+		if hasName && t.Key > promql.NameLabel {
+			emit(promql.NameLabel, name)
+			hasName = false
+		}
+		if t.Key != tags.NameKey {
+			emit(t.Key, t.Value)
+		}
+	}
+	if hasName {
+		emit(promql.NameLabel, name)
+	}
+	return append(b, '}')
+}
+
 // writeSeries answers the series endpoint: each series' tags as an object
 // with the keys in Prometheus's order (sorted, name as __name__), written
 // by hand, as Metrics Drilldown asks for tens of thousands of series.
@@ -380,27 +416,11 @@ func (p *promAPI) writeSeries(w http.ResponseWriter, got []tags.Set, more bool) 
 	buf := p.bufs.get(size)
 	defer p.bufs.put(buf)
 	b := append(*buf, `{"status":"success","data":[`...)
-	var order []int
 	for i, ts := range got {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		order = order[:0]
-		for j := range ts {
-			order = append(order, j)
-		}
-		// The store sorts "name" among the keys; __name__ sorts elsewhere.
-		slices.SortFunc(order, func(x, y int) int { return strings.Compare(promql.PromKey(ts[x].Key), promql.PromKey(ts[y].Key)) })
-		b = append(b, '{')
-		for k, j := range order {
-			if k > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, promql.PromKey(ts[j].Key))
-			b = append(b, ':')
-			b = appendJSONString(b, ts[j].Value)
-		}
-		b = append(b, '}')
+		b = appendPromTags(b, ts)
 	}
 	b = append(b, ']')
 	if more {
