@@ -77,6 +77,10 @@ func (db *DB) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, b
 		if !ok {
 			continue // deleted since the index answered
 		}
+		if keys == nil {
+			// A key is at most the encoding's size: size the buffer once.
+			keys = make([]byte, 0, int(ids.GetCardinality())*(len(enc)+8))
+		}
 		from := len(keys)
 		if keys, err = tags.AppendSortKey(keys, enc); err != nil {
 			return nil, false, err
