@@ -297,11 +297,36 @@ type SeriesSet struct {
 type TagsRequest struct {
 	Key   string
 	Query *tags.Query
-	After string
-	Limit int
+	// Start and End (Unix ms), when End > Start, restrict the answer to the
+	// series with data in [Start, End), to the store's block: a series counts
+	// when it has a block whose period meets the range, as the store knows
+	// without reading the blocks. Zero: every series the index holds.
+	Start, End int64
+	After      string
+	Limit      int
 	// Partitions, when set, counts only the series of these partitions
 	// (see FetchRequest.Partitions).
 	Partitions *Partitions
+}
+
+// SeriesRequest asks for the tags of the series matching Query with data in
+// [Start, End) (Unix ms; to the block, as TagsRequest), at most Limit of them
+// (0: no limit).
+type SeriesRequest struct {
+	Query      *tags.Query
+	Start, End int64
+	Limit      int
+}
+
+// SeriesLister is an optional ability of a Querier, found by a type
+// assertion: listing series without reading their data.
+type SeriesLister interface {
+	// Series returns the tags of the series req asks for, sorted by tags
+	// (key, then value, tag by tag), the first req.Limit of them, and
+	// whether there were more. The caller owns the slice and the sets. It
+	// returns a *LimitError past the store's query limits, and ctx.Err()
+	// when the context ends first. Safe for concurrent use.
+	Series(ctx context.Context, req SeriesRequest) ([]tags.Set, bool, error)
 }
 
 // TagCount is a tag key or value with the number of matching series having it.

@@ -17,10 +17,11 @@ import (
 
 // TestSoak is `make soak` (skipped unless SEXTANT_SOAK is set to a
 // duration, e.g. 10m): the real binary under mixed load — publishes, OTLP
-// traces, small queries, wide-range queries, costly expressions and
-// backtracking regexes — for that long. It reports the peak RSS, the p99
-// latency of small queries and of publishes, and checks that nothing
-// acknowledged was lost.
+// traces, small queries, wide-range queries, costly expressions,
+// backtracking regexes, and live subscribers over WebSocket and SSE — for
+// that long. It reports the peak RSS, the p99 latency of small queries and
+// of publishes and the live lag, checks that nothing acknowledged was
+// lost, and that every live subscription got every step (soak_live_test.go).
 func TestSoak(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("SEXTANT_SOAK"))
 	if err != nil || d <= 0 {
@@ -28,13 +29,17 @@ func TestSoak(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	otlpHTTP := freeAddr(t)
-	b := runBinary(t, bin, nil, "--data-dir", t.TempDir(), "--memory-retention", "3h", "--step", "10s",
-		"--otlp-http-listen", otlpHTTP)
+	b := runBinary(t, bin, nil, "--data-dir", t.TempDir(), "--memory-retention", "3h", "--step", soakStep.String(),
+		"--live-delay", soakLiveDelay.String(), "--otlp-http-listen", otlpHTTP)
 	t.Cleanup(func() { b.cmd.Process.Kill(); b.cmd.Wait() })
 	base := "http://" + b.addr
 	client := &http.Client{Timeout: 60 * time.Second}
 	started := time.Now()
 	deadline := started.Add(d)
+	// Live subscribers: 3 WebSocket connections of 4 subscriptions each (the
+	// same 4 expressions, evaluated once per step for all of them) and 2 SSE
+	// streams, one of them sharing an expression with the WebSockets.
+	live := startSoakLive(t, b.addr, 3)
 
 	var (
 		mu                     sync.Mutex
@@ -145,6 +150,8 @@ func TestSoak(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	lf := live.check(t, b.addr, started, deadline)
+	live.close()
 
 	// Nothing lost: every acknowledged datapoint is counted by the store.
 	time.Sleep(time.Second) // paces the soak's load generator (real time by design); no timing is asserted
@@ -197,6 +204,16 @@ func TestSoak(t *testing.T) {
 	})
 	slices.Sort(codes)
 	t.Logf("hostile queries (query/status×count): %s", strings.Join(codes, " "))
+	slices.Sort(lf.lags)
+	pct := func(v []time.Duration, p float64) time.Duration {
+		if len(v) == 0 {
+			return 0
+		}
+		return v[int(p*float64(len(v)-1))]
+	}
+	t.Logf("live: %d subscriptions, %d live steps received; lag from a step's close to its arrival p50 %v, p99 %v, max %v (--live-delay %v included); "+
+		"the sum's live value was below the stored one (late datapoints) at %d of %d steps",
+		lf.subscriptions, lf.steps, pct(lf.lags, 0.5), pct(lf.lags, 0.99), pct(lf.lags, 1), soakLiveDelay, lf.late, lf.compared)
 	if errs.Load() > 0 {
 		t.Errorf("%d requests failed", errs.Load())
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/query/querytest"
+	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
@@ -29,8 +30,17 @@ type env struct {
 
 func newEnv(t *testing.T, opts api.Options, inputs ...querytest.Input) *env {
 	t.Helper()
+	return newWrappedEnv(t, opts, nil, inputs...)
+}
+
+// newWrappedEnv is newEnv with the store seen through wrap (nil: as is).
+func newWrappedEnv(t *testing.T, opts api.Options, wrap func(tsdb.Querier) tsdb.Querier, inputs ...querytest.Input) *env {
+	t.Helper()
 	now := t0 + 24*3600_000
-	store := querytest.Open(t, 60_000, now, inputs...)
+	var store tsdb.Querier = querytest.Open(t, 60_000, now, inputs...)
+	if wrap != nil {
+		store = wrap(store)
+	}
 	opts.Querier = store
 	opts.StorageStep = 60_000
 	if opts.Now == nil {

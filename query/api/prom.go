@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sextant-dev/sextant/lib"
@@ -40,6 +39,7 @@ type promAPI struct {
 	a       *API
 	en      *promql.Engine
 	latency *lib.Timer
+	bufs    bufPool // answer buffers (prom_encode.go)
 }
 
 // registerProm adds the Prometheus HTTP API to mux.
@@ -259,215 +259,6 @@ func late(ctx context.Context) func(*promql.Result, error) (*promql.Result, erro
 	}
 }
 
-// writeResult answers an evaluation: JSON written by hand, as a panel's
-// answer is thousands of points.
-func (p *promAPI) writeResult(w http.ResponseWriter, res *promql.Result) {
-	// One allocation of about the answer's size: growing a megabyte by
-	// appends allocated five times over (profiled on the benchmark).
-	size := 256
-	for _, s := range res.Series {
-		size += 128 + 40*len(s.Values)
-	}
-	b := make([]byte, 0, size)
-	b = append(b, `{"status":"success","data":{"resultType":"`...)
-	b = append(b, res.Type...)
-	b = append(b, `","result":`...)
-	switch res.Type {
-	case promql.TypeScalar:
-		b = appendPoint(b, res.Start, res.Scalar[len(res.Scalar)-1])
-	case promql.TypeString:
-		b = append(b, '[')
-		b = appendSeconds(b, res.Start)
-		b = append(b, ',')
-		b = appendJSONString(b, res.String)
-		b = append(b, ']')
-	case promql.TypeVector:
-		b = append(b, '[')
-		for i, s := range res.Series {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendMetric(b, s.Tags)
-			b = append(b, `,"value":`...)
-			b = appendPoint(b, res.Start, s.Values[len(s.Values)-1])
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	case promql.TypeMatrix:
-		b = appendMatrix(b, res)
-	}
-	b = append(b, '}')
-	if isPartial(w) {
-		res.Warnings = append(res.Warnings, partialWarning)
-	}
-	if len(res.Warnings) > 0 {
-		b = append(b, `,"warnings":[`...)
-		for i, wn := range res.Warnings {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, wn)
-		}
-		b = append(b, ']')
-	}
-	b = append(b, "}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
-}
-
-// parallelPoints is the size of a matrix answer (points in all series)
-// from which its series are formatted on several cores: formatting a
-// value costs about 80 ns, a goroutine a few µs.
-const parallelPoints = 20_000
-
-// appendMatrix appends the series of a matrix answer as a JSON array.
-// Large answers are formatted by up to four goroutines, each owning a
-// share of the series and its own buffer, joined before it returns.
-func appendMatrix(b []byte, res *promql.Result) []byte {
-	// The points' times are the same for every series: formatted once.
-	var stamps []byte
-	var offs []int
-	if res.Times == nil {
-		offs = make([]int, res.Points+1)
-		for j := range res.Points {
-			stamps = appendSeconds(stamps, res.Start+int64(j)*res.Step)
-			offs[j+1] = len(stamps)
-		}
-	}
-	one := func(b []byte, i int) []byte {
-		s := res.Series[i]
-		b = appendMetric(b, s.Tags)
-		b = append(b, `,"values":[`...)
-		n := 0
-		for j, v := range s.Values {
-			if math.IsNaN(v) && res.Times == nil {
-				continue
-			}
-			if n > 0 {
-				b = append(b, ',')
-			}
-			n++
-			if res.Times != nil {
-				b = appendPoint(b, res.Times[i][j], v)
-				continue
-			}
-			b = append(b, '[')
-			b = append(b, stamps[offs[j]:offs[j+1]]...)
-			b = append(b, ',', '"')
-			b = appendPromFloat(b, v)
-			b = append(b, '"', ']')
-		}
-		return append(b, "]}"...)
-	}
-	b = append(b, '[')
-	workers := min(runtime.GOMAXPROCS(0), 4, len(res.Series))
-	if workers < 2 || len(res.Series)*res.Points < parallelPoints {
-		for i := range res.Series {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = one(b, i)
-		}
-		return append(b, ']')
-	}
-	parts := make([][]byte, workers)
-	per := (len(res.Series) + workers - 1) / workers
-	var wg sync.WaitGroup
-	for w := range parts {
-		lo, hi := w*per, min((w+1)*per, len(res.Series))
-		wg.Go(func() {
-			p := make([]byte, 0, (hi-lo)*(128+40*res.Points))
-			for i := lo; i < hi; i++ {
-				if i > lo {
-					p = append(p, ',')
-				}
-				p = one(p, i)
-			}
-			parts[w] = p
-		})
-	}
-	wg.Wait()
-	first := true
-	for _, p := range parts {
-		if len(p) == 0 {
-			continue
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = append(b, p...)
-	}
-	return append(b, ']')
-}
-
-// appendMetric appends `{"metric":{...}` (the caller closes the object).
-func appendMetric(b []byte, ts tags.Set) []byte {
-	b = append(b, `{"metric":{`...)
-	for i, t := range ts {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, t.Key)
-		b = append(b, ':')
-		b = appendJSONString(b, t.Value)
-	}
-	return append(b, '}')
-}
-
-// appendPoint appends [seconds,"value"].
-func appendPoint(b []byte, t int64, v float64) []byte {
-	b = append(b, '[')
-	b = appendSeconds(b, t)
-	b = append(b, ',', '"')
-	b = appendPromFloat(b, v)
-	return append(b, '"', ']')
-}
-
-// appendSeconds appends Unix ms as seconds with up to three decimals.
-func appendSeconds(b []byte, t int64) []byte {
-	// Fast path: whole seconds, as nearly every step is.
-	if t%1000 == 0 {
-		return strconv.AppendInt(b, t/1000, 10)
-	}
-	return strconv.AppendFloat(b, float64(t)/1000, 'f', -1, 64)
-}
-
-// appendPromFloat formats a value as Prometheus does: NaN, +Inf, -Inf, or
-// the shortest decimal.
-func appendPromFloat(b []byte, v float64) []byte {
-	switch {
-	case math.IsNaN(v):
-		return append(b, "NaN"...)
-	case math.IsInf(v, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(v, -1):
-		return append(b, "-Inf"...)
-	case v == math.Trunc(v) && math.Abs(v) < 1e15 && (v != 0 || !math.Signbit(v)):
-		// Fast path: integers, formatted the same without the float code.
-		return strconv.AppendInt(b, int64(v), 10)
-	}
-	return strconv.AppendFloat(b, v, 'f', -1, 64)
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
-}
-
 // seriesRange resolves start and end of the series and label endpoints:
 // end defaults to now and start to end minus a day; at most 32 days.
 func (p *promAPI) seriesRange(r *http.Request) (start, end int64, err error) {
@@ -499,13 +290,31 @@ func limitParam(r *http.Request) (int, error) {
 	return n, nil
 }
 
-// matchedSeries returns the tags of the series matching the match[]
-// selectors with data in [start, end], read from the store.
-func (p *promAPI) matchedSeries(ctx context.Context, sels []string, start, end int64) ([]tags.Set, error) {
+// listSeries returns the tags of the series matching the match[]
+// selectors with data in [start, end], at most limit of them (0: all), and
+// whether there were more. A store that can list series does so from its
+// index and block lists (tsdb.SeriesLister); another is asked for the data.
+func (p *promAPI) listSeries(ctx context.Context, sels []string, start, end int64, limit int) ([]tags.Set, bool, error) {
 	q, err := p.en.SelectorsQuery(sels)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	if sl, ok := p.a.opts.Querier.(tsdb.SeriesLister); ok {
+		return sl.Series(ctx, tsdb.SeriesRequest{Query: q, Start: start, End: end + 1, Limit: limit})
+	}
+	got, err := p.fetchSeries(ctx, q, start, end)
+	if err != nil {
+		return nil, false, err
+	}
+	if limit > 0 && len(got) > limit {
+		return got[:limit], true, nil
+	}
+	return got, false, nil
+}
+
+// fetchSeries returns the tags of the series matching q with data in
+// [start, end], read from the store's data.
+func (p *promAPI) fetchSeries(ctx context.Context, q *tags.Query, start, end int64) ([]tags.Set, error) {
 	// A few wide points per series, not one per storage step: the answer
 	// only needs to know which series have data. The range widens to whole
 	// points, by at most two in 32 (Prometheus, too, answers by block).
@@ -552,35 +361,89 @@ func (p *promAPI) series(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
-	got, err := p.matchedSeries(ctx, sels, start, end)
+	got, more, err := p.listSeries(ctx, sels, start, end, limit)
 	if err != nil {
 		p.writeError(w, err)
 		return
 	}
-	var warnings []string
-	if limit > 0 && len(got) > limit {
-		got = got[:limit]
-		warnings = append(warnings, "results truncated due to limit")
-	}
-	out := make([]map[string]string, len(got))
-	for i, ts := range got {
-		m := make(map[string]string, len(ts))
-		for _, t := range ts {
-			m[promql.PromKey(t.Key)] = t.Value
-		}
-		out[i] = m
-	}
-	writePromData(w, out, warnings)
+	p.writeSeries(w, got, more)
 }
 
-// labels serves /api/v1/labels: tag keys (name as __name__), of every
-// series in the index, or of the series matching match[] with data in
-// [start, end].
+// appendPromTags appends ts as a JSON object with Prometheus's key order:
+// the store's order (sorted by key) with the name tag, renamed __name__,
+// moved to where __name__ sorts.
+func appendPromTags(b []byte, ts tags.Set) []byte {
+	name, hasName := "", false
+	for _, t := range ts {
+		if t.Key == tags.NameKey {
+			name, hasName = t.Value, true
+		}
+	}
+	b = append(b, '{')
+	n := 0
+	emit := func(k, v string) {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, v)
+	}
+	for _, t := range ts {
+		if hasName && t.Key > promql.NameLabel {
+			emit(promql.NameLabel, name)
+			hasName = false
+		}
+		if t.Key != tags.NameKey {
+			emit(t.Key, t.Value)
+		}
+	}
+	if hasName {
+		emit(promql.NameLabel, name)
+	}
+	return append(b, '}')
+}
+
+// writeSeries answers the series endpoint: each series' tags as an object
+// with the keys in Prometheus's order (sorted, name as __name__), written
+// by hand, as Metrics Drilldown asks for tens of thousands of series.
+func (p *promAPI) writeSeries(w http.ResponseWriter, got []tags.Set, more bool) {
+	size := 64
+	for _, ts := range got {
+		size += 4
+		for _, t := range ts {
+			size += len(t.Key) + len(t.Value) + 8
+		}
+	}
+	buf := p.bufs.get(size)
+	defer p.bufs.put(buf)
+	b := append(*buf, `{"status":"success","data":[`...)
+	for i, ts := range got {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendPromTags(b, ts)
+	}
+	b = append(b, ']')
+	if more {
+		b = append(b, `,"warnings":["results truncated due to limit"]`...)
+	}
+	b = append(b, "}\n"...)
+	*buf = b
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
+}
+
+// labels serves /api/v1/labels: tag keys (name as __name__) of the series
+// matching match[] (every series without it) with data in [start, end];
+// without match[], start or end, of every series the index holds.
 func (p *promAPI) labels(w http.ResponseWriter, r *http.Request) {
 	p.listTags(w, r, "")
 }
 
-// labelValues serves /api/v1/label/{name}/values.
+// labelValues serves /api/v1/label/{name}/values, as labels does.
 func (p *promAPI) labelValues(w http.ResponseWriter, r *http.Request) {
 	name := unescapeLabelName(r.PathValue("name"))
 	if name == "" {
@@ -590,7 +453,10 @@ func (p *promAPI) labelValues(w http.ResponseWriter, r *http.Request) {
 	p.listTags(w, r, promql.StoreKey(name))
 }
 
-// listTags answers keys (key == "") or the values of key.
+// listTags answers keys (key == "") or the values of key, from the
+// store's index restricted to the series with data in the window (by
+// block, tsdb.TagsRequest): no series' data is read, so Grafana's Metrics
+// Drilldown (limit=40000, {__name__=~".+"}) costs a pass over the index.
 func (p *promAPI) listTags(w http.ResponseWriter, r *http.Request, key string) {
 	if err := form(r); err != nil {
 		p.writeError(w, err)
@@ -612,39 +478,29 @@ func (p *promAPI) listTags(w http.ResponseWriter, r *http.Request, key string) {
 		return
 	}
 	defer cancel()
-	var names []string
-	if sels := r.Form["match[]"]; len(sels) > 0 {
-		got, err := p.matchedSeries(ctx, sels, start, end)
-		if err != nil {
+	req := tsdb.TagsRequest{Key: key, Start: start, End: end + 1}
+	sels := r.Form["match[]"]
+	if len(sels) > 0 {
+		if req.Query, err = p.en.SelectorsQuery(sels); err != nil {
 			p.writeError(w, err)
 			return
 		}
-		seen := map[string]bool{}
-		for _, ts := range got {
-			for _, t := range ts {
-				switch {
-				case key == "" && !seen[t.Key]:
-					seen[t.Key] = true
-					names = append(names, t.Key)
-				case key != "" && t.Key == key && !seen[t.Value]:
-					seen[t.Value] = true
-					names = append(names, t.Value)
-				}
-			}
-		}
-	} else {
-		got, err := p.a.opts.Querier.Tags(ctx, tsdb.TagsRequest{Key: key})
-		if err != nil {
-			p.writeError(w, err)
-			return
-		}
-		for _, t := range got {
-			names = append(names, t.Name)
-		}
+	} else if r.Form.Get("start") == "" && r.Form.Get("end") == "" {
+		req.Start, req.End = 0, 0 // no window: every series in the index
 	}
-	if key == "" {
-		for i, n := range names {
-			names[i] = promql.PromKey(n)
+	if key != "" && limit > 0 {
+		req.Limit = limit + 1 // values keep the store's order: one more tells of the rest
+	}
+	got, err := p.a.opts.Querier.Tags(ctx, req)
+	if err != nil {
+		p.writeError(w, err)
+		return
+	}
+	names := make([]string, len(got))
+	for i, t := range got {
+		names[i] = t.Name
+		if key == "" {
+			names[i] = promql.PromKey(t.Name)
 		}
 	}
 	slices.Sort(names)
@@ -652,9 +508,6 @@ func (p *promAPI) listTags(w http.ResponseWriter, r *http.Request, key string) {
 	if limit > 0 && len(names) > limit {
 		names = names[:limit]
 		warnings = append(warnings, "results truncated due to limit")
-	}
-	if names == nil {
-		names = []string{}
 	}
 	writePromData(w, names, warnings)
 }

@@ -452,33 +452,3 @@ func compareTags(a, b tags.Set) int {
 	}
 	return len(a) - len(b)
 }
-
-// Tags implements tsdb.Querier.
-func (db *DB) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCount, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if req.Limit <= 0 {
-		req.Limit = math.MaxInt
-	}
-	var matched *roaring.Bitmap
-	if req.Query != nil {
-		var err error
-		if matched, err = db.selectIDs(ctx, req.Query); err != nil {
-			return nil, err
-		}
-	}
-	if req.Partitions != nil {
-		if err := req.Partitions.Validate(); err != nil {
-			return nil, err
-		}
-		if matched == nil {
-			matched = db.head.Index().Select(tags.True())
-		}
-		matched = db.inPartitions(matched, req.Partitions)
-	}
-	if req.Key == "" {
-		return db.head.Index().Keys(matched, req.After, req.Limit), nil
-	}
-	return db.head.Index().Values(req.Key, matched, req.After, req.Limit), nil
-}

@@ -291,6 +291,38 @@ func (d *Disk) Blocks(minPeriod int64, fn func(id uint32, period int64, data []b
 	})
 }
 
+// BlockSeries calls fn with the id of every block of periods [minP, maxP],
+// period by period, ids increasing within a period. It reads keys only:
+// listing the series with data in a window needs no block's bytes.
+func (d *Disk) BlockSeries(minP, maxP int64, fn func(id uint32) error) (err error) {
+	if err := d.Err(); err != nil {
+		return err
+	}
+	if maxP < minP {
+		return nil
+	}
+	defer d.trap.Recover(&err)
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: blockKey(nil, minP, 0), UpperBound: blockKey(nil, maxP+1, 0)})
+	if err != nil {
+		return fmt.Errorf("open iterator: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != 13 {
+			it.Close()
+			return fmt.Errorf("%w: block key of %d bytes", tsdb.ErrCorrupt, len(k))
+		}
+		if err := fn(binary.BigEndian.Uint32(k[9:])); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("iterate: %w", err)
+	}
+	return nil
+}
+
 // Stamps returns the checkpoint stamp of each shard (0 when none).
 func (d *Disk) Stamps(shards int) ([]uint64, error) {
 	out := make([]uint64, shards)

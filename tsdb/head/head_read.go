@@ -176,3 +176,61 @@ func (h *Head) MemoryStats() MemoryStats {
 	st.IndexBytes = int(h.index.SizeBytes())
 	return st
 }
+
+// WithData returns the series of ids (nil: every series) that may have
+// data in a window: their newest data is at or after since, and they have
+// a block in memory, sealed or open, in the periods [minP, maxP], or they
+// are in onDisk (the series with a block on disk in those periods; nil:
+// none). It reads the series' block lists, never the blocks: listing the
+// series with data in a window costs a pass over the series, not a fetch.
+func (h *Head) WithData(ids *roaring.Bitmap, minP, maxP, since int64, onDisk *roaring.Bitmap) *roaring.Bitmap {
+	out := roaring.New()
+	var found []uint32
+	has := func(ms *memSeries) bool {
+		return ms != nil && ms.lastT >= since && (ms.hasBlockIn(minP, maxP) || onDisk != nil && onDisk.Contains(ms.id))
+	}
+	if ids != nil && ids.GetCardinality() < uint64(h.NumSeries()/8) {
+		// Fast path: a few series of many, looked up one by one.
+		it := ids.Iterator()
+		for it.HasNext() {
+			id := it.Next()
+			k, local := splitID(id)
+			s := &h.shards[k]
+			s.mu.Lock()
+			ok := has(s.seriesLocked(local))
+			s.mu.Unlock()
+			if ok {
+				found = append(found, id)
+			}
+		}
+		out.AddMany(found)
+		return out
+	}
+	for k := range h.shards {
+		s := &h.shards[k]
+		found = found[:0]
+		s.mu.Lock()
+		for _, ms := range s.mu.series {
+			if has(ms) && (ids == nil || ids.Contains(ms.id)) {
+				found = append(found, ms.id)
+			}
+		}
+		s.mu.Unlock()
+		out.AddMany(found)
+	}
+	return out
+}
+
+// hasBlockIn reports whether ms has a block in memory in [minP, maxP].
+// Called with the shard's lock held.
+func (ms *memSeries) hasBlockIn(minP, maxP int64) bool {
+	if ms.hasOpen && ms.period >= minP && ms.period <= maxP {
+		return true
+	}
+	for _, b := range ms.sealed {
+		if p := b.period(); p >= minP && p <= maxP {
+			return true
+		}
+	}
+	return false
+}

@@ -340,6 +340,23 @@ func testTags(t *testing.T, h Harness) {
 	if diff := cmp.Diff([]tsdb.TagCount{{Name: "b", Count: 1}}, vals); diff != "" {
 		t.Errorf("Tags(app, cpu, after a) mismatch (-want +got):\n%s", diff)
 	}
+	// A window: the series with data in it.
+	for _, w := range []struct {
+		start, end int64
+		want       []tsdb.TagCount
+	}{
+		{T0, T0 + Hour, []tsdb.TagCount{{Name: "a", Count: 1}, {Name: "b", Count: 1}}},
+		{T0 + 2*Minute, T0 + Hour, nil}, // the newest data is before the window
+		{T0 - 24*Hour, T0 - Hour, nil},
+	} {
+		vals, err := e.s.Tags(context.Background(), tsdb.TagsRequest{Key: "app", Query: tags.Eq("name", "cpu"), Start: w.start, End: w.end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(w.want, vals); diff != "" {
+			t.Errorf("Tags(app, cpu, [%d, %d)) mismatch (-want +got):\n%s", w.start, w.end, diff)
+		}
+	}
 }
 
 func testLateWrites(t *testing.T, h Harness) {
