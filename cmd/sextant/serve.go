@@ -187,6 +187,9 @@ func (n *node) openStores() (err error) {
 		n.store.Close()
 		return fmt.Errorf("open span store in %s: %w", cfg.DataDir, err)
 	}
+	// A span store that failed (a disk fault, corruption found) makes the
+	// node unready, as a failed time-series store does.
+	n.readiness = append(n.readiness, n.spans.Err)
 	return nil
 }
 
