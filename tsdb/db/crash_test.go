@@ -66,6 +66,10 @@ func TestCrashChild(t *testing.T) {
 	}
 	first, _ := strconv.Atoi(os.Getenv("SEXTANT_CRASH_FIRST"))
 	out := bufio.NewWriter(os.Stdout)
+	// The parent's kill timer starts here: the crash falls among the
+	// writes, however long the process took to start and replay.
+	fmt.Fprintln(out, "opened")
+	out.Flush()
 	for i := first; ; i++ {
 		if err := db.Append(context.Background(), crashBatch(i)); err != nil {
 			fmt.Fprintln(out, "error:", err)
@@ -117,11 +121,16 @@ func crashOnce(t *testing.T, dir string, mode wal.SyncMode, first int, delay tim
 		t.Fatal(err)
 	}
 	acks := make(chan int, 1024)
+	opened := make(chan struct{})
 	go func() {
 		defer close(acks)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
+			if line == "opened" {
+				close(opened)
+				continue
+			}
 			if n, ok := strings.CutPrefix(line, "ack "); ok {
 				i, _ := strconv.Atoi(n)
 				acks <- i
@@ -131,6 +140,17 @@ func crashOnce(t *testing.T, dir string, mode wal.SyncMode, first int, delay tim
 		}
 	}()
 	last := first - 1
+	// The delay counts from the store's open, not from exec: a slow start
+	// (the race detector, a loaded machine, a long replay) must not leave
+	// the child killed before it wrote anything.
+	select {
+	case <-opened:
+	case <-acks: // closed: the child exited without opening (its error is reported)
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("child did not open the store within a minute")
+	}
 	timer := time.After(delay)
 loop:
 	for {
