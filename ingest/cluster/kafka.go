@@ -29,6 +29,13 @@ func (m *Membership) Run(ctx context.Context) error {
 		kgo.SeedBrokers(m.opts.Brokers...),
 		kgo.ClientID("sextant-"+m.opts.NodeID),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A heartbeat to a broker that went away must fail (and the next
+		// one be tried), not wait forever: Kafka's idempotent producer may
+		// never fail a request in flight, which hung a node's shutdown when
+		// its brokers were gone. A heartbeat written twice is harmless (the
+		// topic is compacted by node id).
+		kgo.DisableIdempotentWrite(),
+		kgo.RecordDeliveryTimeout(max(5*m.opts.Interval, 5*time.Second)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.ProducerLinger(0),
 		kgo.FetchMaxWait(m.opts.Interval),
