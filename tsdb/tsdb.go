@@ -23,6 +23,10 @@ const (
 	Gauge                 // a sampled value: max of the samples in a step
 	Counter               // a monotonic count: converted to a rate, reset-aware
 	Sum                   // partial sums: added up within a step
+	// MinGauge is a sampled minimum: the smallest of the samples in a step
+	// (the lower end of an OTLP histogram's [min, max], which :percentiles
+	// clamps to, so that two exports in one step keep the smaller min).
+	MinGauge
 )
 
 // DSTypeKey is the tag that carries the data source type.
@@ -37,6 +41,8 @@ func ParseDSType(s string) DSType {
 		return Counter
 	case "sum":
 		return Sum
+	case "min-gauge":
+		return MinGauge
 	}
 	return Rate
 }
@@ -50,13 +56,16 @@ func (d DSType) String() string {
 		return "counter"
 	case Sum:
 		return "sum"
+	case MinGauge:
+		return "min-gauge"
 	}
 	return "rate"
 }
 
 // IsGauge reports whether consolidation treats the series as a gauge. Only
-// gauges are; everything else is consolidated as a rate (Atlas DsType.apply).
-func (d DSType) IsGauge() bool { return d == Gauge }
+// gauges (and min gauges) are; everything else is consolidated as a rate
+// (Atlas DsType.apply).
+func (d DSType) IsGauge() bool { return d == Gauge || d == MinGauge }
 
 // Datapoint is one sample on its way into the store.
 type Datapoint struct {

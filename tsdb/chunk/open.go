@@ -17,6 +17,7 @@ const (
 	OpSet Op = iota // replace (rates: each step is emitted once, complete)
 	OpMax           // keep the larger; NaN ignored (gauges)
 	OpAdd           // add; NaN ignored (sums)
+	OpMin           // keep the smaller; NaN ignored (min gauges)
 )
 
 // Apply combines cur (possibly Missing) with v.
@@ -30,8 +31,11 @@ func (o Op) Apply(cur, v float64) float64 {
 	if cur != cur {
 		return v
 	}
-	if o == OpMax {
+	switch o {
+	case OpMax:
 		return max(cur, v)
+	case OpMin:
+		return min(cur, v)
 	}
 	return cur + v
 }

@@ -111,8 +111,12 @@ func TestOpenOps(t *testing.T) {
 	o.Write(5, 7, OpSet)
 	o.Write(5, 8, OpSet)
 	o.Write(5, math.NaN(), OpSet) // a NaN rate clears the step
-	got := o.Values(nil, 6)
-	want := []float64{Missing, Missing, Missing, 5, 3.5, Missing}
+	o.Write(6, 4, OpMin)
+	o.Write(6, math.NaN(), OpMin)
+	o.Write(6, 2, OpMin)
+	o.Write(6, 3, OpMin)
+	got := o.Values(nil, 7)
+	want := []float64{Missing, Missing, Missing, 5, 3.5, Missing, 2}
 	sameBits(t, "ops", got, want)
 	if o.Empty() {
 		t.Error("Empty() on a block with values")

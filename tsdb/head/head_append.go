@@ -312,6 +312,8 @@ func (h *Head) applyLocked(s *shard, ms *memSeries, local uint32, t int64, v flo
 	switch ms.dstype {
 	case tsdb.Gauge:
 		h.writeLocked(s, ms, norm.Boundary(t, step), v, chunk.OpMax)
+	case tsdb.MinGauge:
+		h.writeLocked(s, ms, norm.Boundary(t, step), v, chunk.OpMin)
 	case tsdb.Sum:
 		h.writeLocked(s, ms, norm.Boundary(t, step), v, chunk.OpAdd)
 	case tsdb.Counter:

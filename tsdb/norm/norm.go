@@ -12,8 +12,9 @@
 // is spread over time before the series existed and nothing waits for a
 // later sample.
 //
-// Gauges (max per step) and sums (added per step) need no state: the store
-// applies them to the step their timestamp rounds up to.
+// Gauges (max per step), min gauges (min per step) and sums (added per
+// step) need no state: the store applies them to the step their timestamp
+// rounds up to.
 //
 // All times are Unix milliseconds and the state is a small value owned by
 // the series, so normalizing allocates nothing.

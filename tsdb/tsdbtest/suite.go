@@ -145,6 +145,9 @@ func testNormalization(t *testing.T, h Harness) {
 		P(T0+10_000, 3, "name", "g", "atlas.dstype", "gauge"),
 		P(T0+50_000, 7, "name", "g", "atlas.dstype", "gauge"),
 		P(T0+60_001, 1, "name", "g", "atlas.dstype", "gauge"),
+		P(T0+10_000, 3, "name", "mg", "atlas.dstype", "min-gauge"),
+		P(T0+50_000, 7, "name", "mg", "atlas.dstype", "min-gauge"),
+		P(T0+60_001, 1, "name", "mg", "atlas.dstype", "min-gauge"),
 		P(T0+10_000, 3, "name", "s", "atlas.dstype", "sum"),
 		P(T0+50_000, 7, "name", "s", "atlas.dstype", "sum"),
 		P(T0+73_000, 1, "name", "r"),
@@ -164,6 +167,7 @@ func testNormalization(t *testing.T, h Harness) {
 			[]tsdb.Series{{Tags: ts, DSType: dst, Values: vals}})
 	}
 	f("g", tsdb.Gauge, 7, 1, nan)
+	f("mg", tsdb.MinGauge, 3, 1, nan)
 	f("s", tsdb.Sum, 10, nan, nan)
 	f("r", tsdb.Rate, 47.0/60, 1, nan)
 	f("c", tsdb.Counter, nan, 1, 100.0/60) // across a reset: the value after it
