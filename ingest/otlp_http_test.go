@@ -176,6 +176,44 @@ func TestOTLPMapping(t *testing.T) {
 	}
 }
 
+// TestOTLPHistogramMinMax: a histogram's min and max become statistic=min
+// (a min gauge) and statistic=max (a gauge) in seconds for time units;
+// two exports in one step keep the smallest min and the largest max.
+func TestOTLPHistogramMinMax(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	for i, mm := range [][2]float64{{12, 40}, {7, 30}, {9, 55}} {
+		req := otlpRequest(func(ms pmetric.MetricSlice) {
+			h := ms.AppendEmpty()
+			h.SetName("lat")
+			h.SetUnit("ms")
+			hd := h.SetEmptyHistogram()
+			hd.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+			dp := hd.DataPoints().AppendEmpty()
+			dp.SetStartTimestamp(ts(now - minute + int64(i)*10_000))
+			dp.SetTimestamp(ts(now - minute + int64(i+1)*10_000))
+			dp.ExplicitBounds().FromRaw([]float64{10, 100})
+			dp.BucketCounts().FromRaw([]uint64{1, 1, 0})
+			dp.SetCount(2)
+			dp.SetSum(mm[0] + mm[1])
+			dp.SetMin(mm[0])
+			dp.SetMax(mm[1])
+		})
+		body, _ := req.MarshalProto()
+		if code, _, _ := postOTLP(t, e.url, ctProto, body); code != 200 {
+			t.Fatalf("export %d: %d", i, code)
+		}
+	}
+	f := func(want float64, kv ...string) {
+		t.Helper()
+		if got := e.value(now, kv...); math.Abs(got-want) > 1e-12 {
+			t.Errorf("%v = %v, want %v", kv, got, want)
+		}
+	}
+	f(0.007, "name", "lat", "statistic", "min", "atlas.dstype", "min-gauge")
+	f(0.055, "name", "lat", "statistic", "max", "atlas.dstype", "gauge")
+}
+
 func FuzzOTLPJSON(f *testing.F) {
 	req := otlpRequest(func(ms pmetric.MetricSlice) {
 		g := ms.AppendEmpty()

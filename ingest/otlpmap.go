@@ -28,7 +28,7 @@ import (
 //     counter, which the store turns into a rate, reset-aware; other sums
 //     are gauges (cumulative) or per-step sums (delta);
 //   - histograms and exponential histograms become statistic=count,
-//     totalTime or totalAmount, and max series, plus percentile bucket
+//     totalTime or totalAmount, max and min series, plus percentile bucket
 //     series (Spectator's buckets: T, in nanoseconds, for time units, D
 //     otherwise) holding the source bucket counts spread evenly over the
 //     bucket ranges they overlap, so that :percentiles and :dist-avg work;
@@ -241,7 +241,7 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 			}
 			c.keepInRange(u)
 			c.distribution(name, m.Unit(), delta, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(),
-				float64(dp.Count()), dp.Sum(), dp.HasMax(), dp.Max())
+				float64(dp.Count()), dp.Sum(), minMax{dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max()})
 		}
 	case pmetric.MetricTypeExponentialHistogram:
 		h := m.ExponentialHistogram()
@@ -270,7 +270,7 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 			}
 			c.keepInRange(u)
 			c.distribution(name, m.Unit(), delta, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(),
-				float64(dp.Count()), dp.Sum(), dp.HasMax(), dp.Max())
+				float64(dp.Count()), dp.Sum(), minMax{dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max()})
 		}
 	case pmetric.MetricTypeSummary:
 		dps := m.Summary().DataPoints()
@@ -405,11 +405,20 @@ func bucketOf(v float64) int {
 	return sort.Search(lib.NumPercentileBuckets, func(i int) bool { return lib.PercentileBucketLimit(i) >= x })
 }
 
+// minMax are the min and max of a histogram datapoint, when it has them.
+type minMax struct {
+	hasMin bool
+	min    float64
+	hasMax bool
+	max    float64
+}
+
 // distribution emits the series of a histogram datapoint whose buckets are
 // in c.buckets: count, total and bucket counts as rates (delta) or counters
-// (cumulative), and max as a gauge.
+// (cumulative), max as a gauge and min as a min gauge (the smallest of a
+// step), which :percentiles clamps its estimates to.
 func (c *otlpConverter) distribution(name, unit string, delta bool, attrs pcommon.Map, start, t pcommon.Timestamp,
-	count, sum float64, hasMax bool, maxV float64) {
+	count, sum float64, mm minMax) {
 	totalStat, scale := lib.StatTotalAmount, 1.0
 	if s := timeScale(unit); s > 0 {
 		totalStat, scale = lib.StatTotalTime, s
@@ -423,8 +432,11 @@ func (c *otlpConverter) distribution(name, unit string, delta bool, attrs pcommo
 	}
 	emit(count, "statistic", lib.StatCount)
 	emit(sum*scale, "statistic", totalStat)
-	if hasMax {
-		c.point(name, "gauge", attrs, t, maxV*scale, "statistic", lib.StatMax)
+	if mm.hasMax {
+		c.point(name, "gauge", attrs, t, mm.max*scale, "statistic", lib.StatMax)
+	}
+	if mm.hasMin {
+		c.point(name, "min-gauge", attrs, t, mm.min*scale, "statistic", lib.StatMin)
 	}
 	u := c.unit(unit)
 	for j, ok := range c.bucketOK {

@@ -13,6 +13,7 @@ const (
 	StatTotalAmount    = "totalAmount"
 	StatTotalOfSquares = "totalOfSquares"
 	StatMax            = "max"
+	StatMin            = "min" // OTLP histograms only: Spectator has no min
 	StatGauge          = "gauge"
 	StatActiveTasks    = "activeTasks"
 	StatDuration       = "duration"
