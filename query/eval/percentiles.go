@@ -158,10 +158,19 @@ func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
 		}
 		return x.noData(nil)
 	}
+	bounds, err := x.percentileBounds(p, userKeys)
+	if err != nil {
+		return nil, err
+	}
 	var out []Series
 	counts := make([]float64, len(bucketBounds))
 	res := make([]float64, len(p.Pcts))
 	for _, g := range groups {
+		gk := ""
+		if len(userKeys) > 0 {
+			gk = g.key
+		}
+		gb := bounds[gk]
 		lines := make([][]float64, len(p.Pcts))
 		for i := range lines {
 			if lines[i], err = x.alloc(); err != nil {
@@ -183,6 +192,12 @@ func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
 			for i, r := range res {
 				lines[i][t] = r * conv
 			}
+			if gb == nil {
+				continue
+			}
+			if lo, hi, ok := gb.at(t); ok {
+				clampLines(lines, t, lo, hi)
+			}
 		}
 		base := QueryLabel(p.Expr.Agg.Query)
 		if len(userKeys) > 0 {
@@ -195,6 +210,87 @@ func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
 		}
 	}
 	return out, nil
+}
+
+// rangeLines are the lines of one group's [min, max] and the counts of the
+// series behind them (expr.PercentileBounds).
+type rangeLines struct {
+	lo, hi, nLo, nHi []float64
+}
+
+// at returns the range at step t, ok only when every series with a max
+// has a min there.
+func (r *rangeLines) at(t int) (lo, hi float64, ok bool) {
+	if r.lo == nil || r.hi == nil || r.nLo == nil || r.nHi == nil || r.nLo[t] != r.nHi[t] {
+		return 0, 0, false
+	}
+	return r.lo[t], r.hi[t], true
+}
+
+// percentileBounds reads the [min, max] lines the estimates of p are
+// clamped to, by group key ("" when p has no user keys). The rest is read
+// only when some min exists: Spectator data has none, and its percentiles
+// then cost one empty read more, no more.
+func (x *run) percentileBounds(p *expr.Percentiles, userKeys []string) (map[string]*rangeLines, error) {
+	b := p.Bounds()
+	out := map[string]*rangeLines{}
+	read := func(e expr.DataExpr, set func(r *rangeLines, stat string, v []float64)) error {
+		lines, err := x.eval(e)
+		if err != nil {
+			return err
+		}
+		for _, s := range lines {
+			if !slices.ContainsFunc(s.Values, func(v float64) bool { return v == v }) {
+				continue // no data, as the placeholder of an empty aggregate
+			}
+			k := ""
+			if len(userKeys) > 0 {
+				var ok bool
+				if k, ok = expr.GroupLabel(userKeys, s.Tags); !ok {
+					continue
+				}
+			}
+			r := out[k]
+			if r == nil {
+				r = &rangeLines{}
+				out[k] = r
+			}
+			stat, _ := s.Tags.Get(expr.StatisticKey)
+			set(r, stat, s.Values)
+		}
+		return nil
+	}
+	if err := read(b.Min, func(r *rangeLines, _ string, v []float64) { r.lo = v }); err != nil || len(out) == 0 {
+		return nil, err
+	}
+	if err := read(b.Max, func(r *rangeLines, _ string, v []float64) { r.hi = v }); err != nil {
+		return nil, err
+	}
+	err := read(b.Count, func(r *rangeLines, stat string, v []float64) {
+		switch stat {
+		case expr.StatMin:
+			r.nLo = v
+		case expr.StatMax:
+			r.nHi = v
+		}
+	})
+	return out, err
+}
+
+// clampLines clamps the estimates at step t of every percentile line to
+// [lo, hi], the min and max of the values behind them: a percentile never
+// lies outside the range the values were recorded in, which interpolating
+// inside a wide bucket would otherwise give. Nothing is clamped with
+// inconsistent bounds.
+func clampLines(lines [][]float64, t int, lo, hi float64) {
+	if !(lo <= hi) { // NaN or inconsistent
+		return
+	}
+	for _, l := range lines {
+		if v := l[t]; v == v {
+			l[t] = min(max(v, lo), hi)
+		}
+	}
 }
 
 // sampleCount sums the bucket rates between two values.

@@ -185,6 +185,8 @@ type Percentiles struct {
 	// each becomes one output line per group, labelled with the padding
 	// Atlas uses ("  9.0", " 99.0") so that legends sort numerically.
 	Pcts []float64 // sorted, unique, each in [0, 100]
+	// bounds caches Bounds (NewPercentiles); read only once built.
+	bounds *PercentileBounds
 }
 
 // SampleCount sums the percentile-bucket rates of a timer or distribution

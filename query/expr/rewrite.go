@@ -73,7 +73,7 @@ func Transform(e TimeSeriesExpr, f func(TimeSeriesExpr) (TimeSeriesExpr, bool, e
 		if !ok {
 			return nil, fmt.Errorf("rewrite turned the input of :percentiles into %s", x)
 		}
-		return &Percentiles{Expr: g, Pcts: n.Pcts}, nil
+		return NewPercentiles(g, n.Pcts), nil
 	case *SampleCount:
 		x, err := t(n.Expr)
 		if err != nil {

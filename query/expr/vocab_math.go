@@ -524,7 +524,7 @@ func percentilesWord() *stack.Word {
 			if err != nil {
 				return err
 			}
-			return c.Push(&Percentiles{Expr: g, Pcts: pcts})
+			return c.Push(NewPercentiles(g, pcts))
 		},
 	}
 }
