@@ -40,6 +40,13 @@ func TestHandComputed(t *testing.T) {
 	f(`count_over_time(cpu{node="c"}[3m])`, "{atlas.dstype=gauge, nf.app=web, node=c}: _ 1 2 2 2 2 2 2 2 2 2 2")
 	f(`last_over_time(cpu{node="c"}[2m])`, "{__name__=cpu, atlas.dstype=gauge, nf.app=web, node=c}: _ 0.5 1 1 2 2.5 2.5 3.5 4 4 5 5.5")
 	f(`quantile_over_time(0.5, cpu{node="a", "nf.app"="api"}[4m])`, "{atlas.dstype=gauge, nf.app=api, node=a}: 1 1.5 2 2.5 3.5 4.5 5.5 6.5 7.5 8.5 9.5 10.5")
+	// histogram_quantile over a window clamps to the min and max over the
+	// window (issue #10): the api histogram's values lie in [10.1, 10.4]
+	// ms, inside one bucket (9.79, 11.18] ms.
+	f(`histogram_quantile(0.99, sum by (percentile) (rate(rpc{"nf.app"="api"}[3m])))`, "{}: 0.0104 0.0104 0.0104 0.0104 0.0104 0.0104 0.0104 0.0104 0.0104 0.0104 0.0104 0.0104")
+	f(`histogram_quantile(0.01, sum by (percentile) (increase(rpc{"nf.app"="api"}[3m])))`, "{}: 0.0101 0.0101 0.0101 0.0101 0.0101 0.0101 0.0101 0.0101 0.0101 0.0101 0.0101 0.0101")
+	// Two selectors: the range cannot be told, nothing is clamped.
+	f(`histogram_quantile(0.99, sum by (percentile) (rpc{"nf.app"="api"}) + 0 * sum by (percentile) (rpc{"nf.app"="api"}))`, "{}: 0.011170827990000002 0.011170827990000002 0.011170827990000002 0.011170827990000002 0.011170827990000002 0.011170827990000002 0.011170827990000002 0.011170827990000002 0.011170827990000002 0.011170827990000002 0.011170827990000002 0.011170827990000002")
 	// Aggregations without a twin.
 	f(`stddev(cpu{"nf.app"="api"})`, "{}: 0.5 1 1.5 2 2.5 3 3.5 4 4.5 5 5.5 6")
 	f(`quantile(0.5, cpu{"nf.app"!=""})`, "{}: 2 3 4.5 7 5.5 5.5 7 5.75 6.5 10 8 8.75")

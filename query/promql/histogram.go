@@ -79,9 +79,31 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 			g.le = append(g.le, leBucket{upper: bound, vals: s.v})
 		}
 	}
+	// Percentile buckets are clamped to their group's [min, max] where
+	// OTLP histograms wrote both, as :percentiles is (query/eval).
+	var pctGroups []tags.Set
+	for _, g := range order {
+		if len(g.pct) > 0 && len(g.le) == 0 {
+			pctGroups = append(pctGroups, g.tags)
+		}
+	}
+	var ranges []*histRange
+	if len(pctGroups) > 0 {
+		if ranges, err = x.histRanges(c.Args[1], pctGroups); err != nil {
+			return nil, err
+		}
+	}
 	out := make(vector, 0, len(order))
 	counts := make([]float64, lib.NumPercentileBuckets)
+	ri := 0
 	for _, g := range order {
+		var hr *histRange
+		if len(g.pct) > 0 && len(g.le) == 0 {
+			if ranges != nil {
+				hr = ranges[ri]
+			}
+			ri++
+		}
 		res := make([]float64, x.n)
 		slices.SortFunc(g.le, func(a, b leBucket) int { return cmpFloat(a.upper, b.upper) })
 		for p := range res {
@@ -91,6 +113,12 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 					counts[i] = vs[p]
 				}
 				res[p] = percentileEstimate(q[p], counts, g.timer)
+				if hr == nil {
+					continue
+				}
+				if lo, hi, ok := hr.at(p); ok {
+					res[p] = clampTo(res[p], lo, hi)
+				}
 				continue
 			}
 			res[p] = leQuantile(q[p], g.le, p)

@@ -64,6 +64,31 @@ func testData() []querytest.Input {
 	}{{20, 5}, {40, 3}, {60, 1}, {61, 1}} {
 		in = append(in, querytest.Input{Tags: tags.New("name", "call", "statistic", "percentile", "percentile", lib.PercentileTag('T', b.idx), "nf.app", "api"), Values: gen(func(i int) float64 { return b.c * float64(1+i%2) })})
 	}
+	// An OTLP histogram (issue #10): buckets with statistic=min and
+	// statistic=max, narrower than the bucket the values fall in, so the
+	// estimates are clamped; web's min is missing at every fourth point.
+	for _, h := range []struct {
+		app            string
+		buckets        map[int]float64
+		lo, hi         float64
+		missingMinEach int
+	}{
+		{"api", map[int]float64{100: 5}, 0.0101, 0.0104, 0},
+		{"web", map[int]float64{100: 3, 101: 1}, 0.0100, 0.0120, 4},
+	} {
+		for idx, c := range h.buckets {
+			in = append(in, querytest.Input{Tags: tags.New("name", "rpc", "statistic", "percentile", "percentile", lib.PercentileTag('T', idx), "nf.app", h.app, "atlas.dstype", "sum"),
+				Values: gen(func(i int) float64 { return c * float64(1+i%3) })})
+		}
+		in = append(in,
+			querytest.Input{Tags: tags.New("name", "rpc", "statistic", "min", "nf.app", h.app, "atlas.dstype", "min-gauge"), Values: gen(func(i int) float64 {
+				if h.missingMinEach > 0 && i%h.missingMinEach == h.missingMinEach-1 {
+					return math.NaN()
+				}
+				return h.lo + 0.0001*float64(i%2)
+			})},
+			querytest.Input{Tags: tags.New("name", "rpc", "statistic", "max", "nf.app", h.app, "atlas.dstype", "gauge"), Values: gen(func(i int) float64 { return h.hi - 0.0001*float64(i%3) })})
+	}
 	for i := range in {
 		in[i].Start = t0
 	}
@@ -185,6 +210,11 @@ func TestPromQLMatchesASL(t *testing.T) {
 		{"increase", `increase(requests[3m])`, `name,requests,:eq,:all,3,1,:rolling-mean,180,:mul`, []string{"nf.app"}, 2},
 		{"grouped offset", `sum by (nf.app) (cpu{nf.app=~"api|web"} offset 1m)`, `name,cpu,:eq,(,nf.app,),:by,1m,:offset`, []string{"nf.app"}, 0},
 		{"histogram_quantile median", `histogram_quantile(0.5, sum by (percentile) (call))`, `name,call,:eq,(,50,),:percentiles`, nil, 0},
+		{"histogram_quantile clamped", `histogram_quantile(0.99, sum by (percentile) (rpc))`, `name,rpc,:eq,(,99,),:percentiles`, nil, 0},
+		{"histogram_quantile clamped low", `histogram_quantile(0.01, sum by (percentile) (rpc))`, `name,rpc,:eq,(,1,),:percentiles`, nil, 0},
+		{"histogram_quantile clamped by", `histogram_quantile(0.99, sum by (percentile, nf.app) (rpc{statistic="percentile"}))`,
+			`name,rpc,:eq,statistic,percentile,:eq,:and,(,nf.app,),:by,(,99,),:percentiles`, []string{"nf.app"}, 0},
+		{"histogram_quantile clamped raw", `histogram_quantile(0.01, rpc{nf.app="api"})`, `name,rpc,:eq,nf.app,api,:eq,:and,(,1,),:percentiles`, nil, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
