@@ -68,6 +68,26 @@ func TestLiveEqualsGraph(t *testing.T) {
 					inputs = append(inputs, querytest.Input{Start: from, Values: vals, Tags: tags.New("name", name, "nf.app", app,
 						"nf.node", node, "nf.cluster", app+"-main", "nf.region", []string{"us-east-1", "eu-west-1"}[j], "status", fmt.Sprint(200+100*i))})
 				}
+				// An OTLP histogram (issue #10): two percentile buckets and
+				// its min and max, which :percentiles clamps to step by
+				// step; the min is missing at some steps.
+				lat := func(f func(k int) float64, kv ...string) {
+					vals := make([]float64, 4*60)
+					for k := range vals {
+						vals[k] = f(k)
+					}
+					inputs = append(inputs, querytest.Input{Start: from, Values: vals,
+						Tags: tags.New(append([]string{"name", "requestLatency", "nf.app", app, "nf.node", node}, kv...)...)})
+				}
+				lat(func(k int) float64 { return float64(1 + (k+i)%5) }, "statistic", "percentile", "percentile", "T0064")
+				lat(func(k int) float64 { return float64(1 + (k+j)%3) }, "statistic", "percentile", "percentile", "T0065")
+				lat(func(k int) float64 {
+					if (k+i)%7 == 0 {
+						return math.NaN()
+					}
+					return 0.0100 + 0.0001*float64((k+j)%4)
+				}, "statistic", "min", "atlas.dstype", "min-gauge")
+				lat(func(k int) float64 { return 0.0120 + 0.0001*float64((k+i)%3) }, "statistic", "max", "atlas.dstype", "gauge")
 			}
 		}
 		store := querytest.Open(t, step, now, inputs...)
