@@ -212,6 +212,44 @@ func TestOTLPHistogramMinMax(t *testing.T) {
 	}
 	f(0.007, "name", "lat", "statistic", "min", "atlas.dstype", "min-gauge")
 	f(0.055, "name", "lat", "statistic", "max", "atlas.dstype", "gauge")
+
+	// The range is at every step the counts are stored in: a delta's
+	// interval (now-90 s, now-30 s] is in the steps ending at now-60 s and
+	// now; a cumulative's at the step of its time and the one before.
+	for _, temp := range []pmetric.AggregationTemporality{pmetric.AggregationTemporalityDelta, pmetric.AggregationTemporalityCumulative} {
+		name := "lat." + strings.ToLower(temp.String())
+		req := otlpRequest(func(ms pmetric.MetricSlice) {
+			h := ms.AppendEmpty()
+			h.SetName(name)
+			h.SetUnit("s")
+			hd := h.SetEmptyHistogram()
+			hd.SetAggregationTemporality(temp)
+			dp := hd.DataPoints().AppendEmpty()
+			dp.SetStartTimestamp(ts(now - 90_000))
+			dp.SetTimestamp(ts(now - 30_000))
+			dp.ExplicitBounds().FromRaw([]float64{1})
+			dp.BucketCounts().FromRaw([]uint64{3, 0})
+			dp.SetCount(3)
+			dp.SetSum(0.7)
+			dp.SetMin(0.1)
+			dp.SetMax(0.4)
+		})
+		body, _ := req.MarshalProto()
+		if code, _, _ := postOTLP(t, e.url, ctProto, body); code != 200 {
+			t.Fatalf("export %s: %d", name, code)
+		}
+		for _, at := range []int64{now - minute, now} {
+			if got := e.value(at, "name", name, "statistic", "min"); got != 0.1 {
+				t.Errorf("%s: min at %d = %v, want 0.1", name, at, got)
+			}
+			if got := e.value(at, "name", name, "statistic", "max"); got != 0.4 {
+				t.Errorf("%s: max at %d = %v, want 0.4", name, at, got)
+			}
+		}
+		if got := e.value(now-2*minute, "name", name, "statistic", "max"); !math.IsNaN(got) {
+			t.Errorf("%s: max at the step before its interval = %v, want none", name, got)
+		}
+	}
 }
 
 func FuzzOTLPJSON(f *testing.F) {

@@ -432,12 +432,7 @@ func (c *otlpConverter) distribution(name, unit string, delta bool, attrs pcommo
 	}
 	emit(count, "statistic", lib.StatCount)
 	emit(sum*scale, "statistic", totalStat)
-	if mm.hasMax {
-		c.point(name, "gauge", attrs, t, mm.max*scale, "statistic", lib.StatMax)
-	}
-	if mm.hasMin {
-		c.point(name, "min-gauge", attrs, t, mm.min*scale, "statistic", lib.StatMin)
-	}
+	c.valueRange(name, attrs, delta, start, t, mm, scale)
 	u := c.unit(unit)
 	for j, ok := range c.bucketOK {
 		if ok {
@@ -455,7 +450,17 @@ const maxSpreadSteps = 1440
 // storage step B it overlaps gets rate × overlap / step, as a sum datapoint
 // at B, so that the pieces add up to the count exactly.
 func (c *otlpConverter) deltaRate(name string, attrs pcommon.Map, start, t pcommon.Timestamp, count float64, kv ...string) {
-	tEnd, tStart := int64(t)/1e6, int64(start)/1e6
+	tStart, tEnd := c.interval(start, t)
+	rate := count / (float64(tEnd-tStart) / 1000)
+	c.eachStep(tStart, tEnd, func(b, overlap int64) {
+		c.pointMs(name, "sum", attrs, b, rate*float64(overlap)/float64(c.step), kv...)
+	})
+}
+
+// interval returns a delta's interval (start, t] in ms: the step that
+// ends at t when it has no usable start.
+func (c *otlpConverter) interval(start, t pcommon.Timestamp) (tStart, tEnd int64) {
+	tEnd, tStart = int64(t)/1e6, int64(start)/1e6
 	if t == 0 {
 		tEnd = c.now
 	}
@@ -463,18 +468,70 @@ func (c *otlpConverter) deltaRate(name string, attrs pcommon.Map, start, t pcomm
 		// No usable interval: the count is for the step that ends at t.
 		tStart = tEnd - c.step
 	}
-	rate := count / (float64(tEnd-tStart) / 1000)
+	return tStart, tEnd
+}
+
+// eachStep calls fn with the boundary B of every storage step (B-step, B]
+// that (tStart, tEnd] overlaps, and the overlap in ms, oldest first; at
+// most maxSpreadSteps of them, the newest.
+func (c *otlpConverter) eachStep(tStart, tEnd int64, fn func(b, overlap int64)) {
 	tStart = max(tStart, tEnd-maxSpreadSteps*c.step)
 	first := (tStart/c.step + 1) * c.step // the first step boundary after tStart
 	for b := first; ; b += c.step {
 		lo, hi := max(tStart, b-c.step), min(tEnd, b)
 		if hi > lo {
-			c.pointMs(name, "sum", attrs, b, rate*float64(hi-lo)/float64(c.step), kv...)
+			fn(b, hi-lo)
 		}
 		if b >= tEnd {
 			break
 		}
 	}
+}
+
+// valueRange emits a histogram datapoint's max (a gauge, the largest of a
+// step) and min (a min gauge, the smallest of a step), scaled to seconds
+// for time units, at every storage step its counts are stored in, so that
+// each step :percentiles clamps to [min, max] has the range of every
+// export behind its counts: a delta's at the steps of (start, t], as
+// deltaRate spreads its counts; a cumulative's at the step of t and the
+// one before, which the increase since the previous export reaches when
+// exports are at most a step apart (a cumulative min and max are since
+// the start, so they hold for the earlier step's values too; that point
+// is quiet, as the counter's zero is, should it be too old).
+func (c *otlpConverter) valueRange(name string, attrs pcommon.Map, delta bool, start, t pcommon.Timestamp, mm minMax, scale float64) {
+	at := func(b int64) {
+		if mm.hasMax {
+			c.pointMs(name, "gauge", attrs, b, mm.max*scale, "statistic", lib.StatMax)
+		}
+		if mm.hasMin {
+			c.pointMs(name, "min-gauge", attrs, b, mm.min*scale, "statistic", lib.StatMin)
+		}
+	}
+	if !mm.hasMin && !mm.hasMax {
+		return
+	}
+	if delta {
+		tStart, tEnd := c.interval(start, t)
+		c.eachStep(tStart, tEnd, func(b, _ int64) { at(b) })
+		return
+	}
+	if c.invalid(name, checkTime("timestamp", t)) {
+		return
+	}
+	tEnd := int64(t) / 1e6
+	if t == 0 {
+		tEnd = c.now
+	}
+	b := tEnd
+	if r := ((tEnd % c.step) + c.step) % c.step; r != 0 {
+		b += c.step - r // the boundary of the step holding t
+	}
+	if start != 0 && int64(start)/1e6 < b-c.step {
+		c.quiet = true
+		at(b - c.step)
+		c.quiet = false
+	}
+	at(b)
 }
 
 func numberValue(dp pmetric.NumberDataPoint) float64 {
