@@ -239,7 +239,9 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 				c.spread(u, lo, hi, n)
 				lo = hi
 			}
-			c.keepInRange(u)
+			if !dp.HasMin() || !dp.HasMax() {
+				c.keepInRange(u) // else :percentiles clamps to [min, max]
+			}
 			c.distribution(name, m.Unit(), delta, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(),
 				float64(dp.Count()), dp.Sum(), minMax{dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max()})
 		}
@@ -268,7 +270,9 @@ func (c *otlpConverter) metric(m pmetric.Metric) {
 				idx := float64(pos.Offset()) + float64(b)
 				c.spread(u, math.Pow(base, idx), math.Pow(base, idx+1), float64(pos.BucketCounts().At(b)))
 			}
-			c.keepInRange(u)
+			if !dp.HasMin() || !dp.HasMax() {
+				c.keepInRange(u) // else :percentiles clamps to [min, max]
+			}
 			c.distribution(name, m.Unit(), delta, dp.Attributes(), dp.StartTimestamp(), dp.Timestamp(),
 				float64(dp.Count()), dp.Sum(), minMax{dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max()})
 		}
@@ -328,7 +332,10 @@ func (c *otlpConverter) setClamp(u bucketUnit, hasMin bool, minV float64, hasMax
 
 // keepInRange moves the counts of the percentile buckets that reach beyond
 // [min, max] one bucket inwards, so that an estimate interpolated inside a
-// bucket stays within the range: the bucket holding max reaches above it
+// bucket stays within the range, for a datapoint with a min or a max but
+// not both (with both, ingest writes statistic=min and statistic=max and
+// :percentiles clamps its estimates exactly, so the counts stay where
+// they are): the bucket holding max reaches above it
 // and gives its counts to the one below; the bucket holding min reaches
 // below it and gives its counts to the one above. When min and max share a
 // bucket, or lie in neighbouring ones, that bucket is the best there is.
@@ -488,50 +495,41 @@ func (c *otlpConverter) eachStep(tStart, tEnd int64, fn func(b, overlap int64)) 
 	}
 }
 
+// cumulativeRangeSteps is how many steps before the step of a cumulative
+// histogram's time its min and max are also written at: the increase
+// since the previous export is spread over the steps back to that export,
+// which is unknown here, so exports up to this many steps apart are
+// covered (a cumulative min and max are since the start, so they hold for
+// every earlier step's values too).
+const cumulativeRangeSteps = 3
+
 // valueRange emits a histogram datapoint's max (a gauge, the largest of a
 // step) and min (a min gauge, the smallest of a step), scaled to seconds
 // for time units, at every storage step its counts are stored in, so that
 // each step :percentiles clamps to [min, max] has the range of every
 // export behind its counts: a delta's at the steps of (start, t], as
-// deltaRate spreads its counts; a cumulative's at the step of t and the
-// one before, which the increase since the previous export reaches when
-// exports are at most a step apart (a cumulative min and max are since
-// the start, so they hold for the earlier step's values too; that point
-// is quiet, as the counter's zero is, should it be too old).
+// deltaRate spreads its counts; a cumulative's at the steps of
+// (start, t] but at most cumulativeRangeSteps before the step of t. The
+// points before t's step are quiet, as a counter's zero is, should they
+// be too old.
 func (c *otlpConverter) valueRange(name string, attrs pcommon.Map, delta bool, start, t pcommon.Timestamp, mm minMax, scale float64) {
-	at := func(b int64) {
+	if !mm.hasMin && !mm.hasMax {
+		return
+	}
+	tStart, tEnd := c.interval(start, t)
+	if !delta {
+		tStart = max(tStart, tEnd-cumulativeRangeSteps*c.step)
+	}
+	c.eachStep(tStart, tEnd, func(b, _ int64) {
+		c.quiet = !delta && b < tEnd
 		if mm.hasMax {
 			c.pointMs(name, "gauge", attrs, b, mm.max*scale, "statistic", lib.StatMax)
 		}
 		if mm.hasMin {
 			c.pointMs(name, "min-gauge", attrs, b, mm.min*scale, "statistic", lib.StatMin)
 		}
-	}
-	if !mm.hasMin && !mm.hasMax {
-		return
-	}
-	if delta {
-		tStart, tEnd := c.interval(start, t)
-		c.eachStep(tStart, tEnd, func(b, _ int64) { at(b) })
-		return
-	}
-	if c.invalid(name, checkTime("timestamp", t)) {
-		return
-	}
-	tEnd := int64(t) / 1e6
-	if t == 0 {
-		tEnd = c.now
-	}
-	b := tEnd
-	if r := ((tEnd % c.step) + c.step) % c.step; r != 0 {
-		b += c.step - r // the boundary of the step holding t
-	}
-	if start != 0 && int64(start)/1e6 < b-c.step {
-		c.quiet = true
-		at(b - c.step)
 		c.quiet = false
-	}
-	at(b)
+	})
 }
 
 func numberValue(dp pmetric.NumberDataPoint) float64 {
