@@ -501,7 +501,9 @@ func percentilesWord() *stack.Word {
 			return !all
 		},
 		Summary: "Estimate percentiles of a percentile timer or distribution summary from its bucket counters " +
-			"(timers in seconds); one line per percentile, tagged percentile=\" 99.0\".",
+			"(timers in seconds); one line per percentile, tagged percentile=\" 99.0\". " +
+			"Unlike Atlas, where a group has statistic=min and statistic=max series at a step (OTLP histograms write both; " +
+			"Spectator timers a max only), each estimate is clamped to that [min, max] (docs/otlp.md).",
 		Examples: []string{"name,requestLatency,:eq,(,25,50,90,)", "name,requestLatency,:eq,(,nf.app,),:by,(,99,)",
 			"ERROR:name,requestLatency,:eq,(,101,)"},
 		Exec: func(c *stack.Context) error {
