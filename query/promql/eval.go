@@ -297,7 +297,7 @@ func (x *run) rangeSelector(ms *parser.MatrixSelector, res *Result) error {
 // its values with resets counted, as Prometheus does.
 func isGauge(ts tags.Set) bool {
 	v, _ := ts.Get("atlas.dstype")
-	return v == "gauge"
+	return v == "gauge" || v == "min-gauge" // min gauges: an OTLP histogram's min
 }
 
 // matchersQuery turns label matchers into a tag query with Prometheus's
