@@ -1,18 +1,23 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	otelmetric "go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // Tests of issue #10 item 2 through the server's real HTTP paths: the
@@ -196,6 +201,66 @@ func TestOTLPPercentilesInsideMinMaxHTTP(t *testing.T) {
 				t.Errorf("%s: %s = %v, :percentiles %v", h.name, ql, x, want)
 			}
 		}
+	}
+}
+
+// TestOTLPPercentilesWithSDKHTTP is the issue's case with the real client:
+// the OTel Go SDK, its default (cumulative) temporality and default bucket
+// boundaries, a histogram in unit s recording 90 values of 10–99 ms,
+// exported over OTLP/HTTP to the server. p50 and p99 read from the graph
+// API (and PromQL) lie inside [10 ms, 99 ms], near the true values, where
+// the bucket (0, 5] s alone read as 2.5 s and 5.6 s.
+func TestOTLPPercentilesWithSDKHTTP(t *testing.T) {
+	t.Parallel()
+	addr := startServe(t, testConfig(t))
+	ctx := context.Background()
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL("http://"+addr+"/v1/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))))
+	defer mp.Shutdown(ctx)
+	h, err := mp.Meter("checkout").Float64Histogram("sdk.latency", otelmetric.WithUnit("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values []float64
+	for i := range 90 {
+		v := 0.010 + 0.001*float64(i)
+		h.Record(ctx, v)
+		values = append(values, v)
+	}
+	if err := mp.ForceFlush(ctx); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	exported := time.Now()
+	lines := graph(t, addr, "name,sdk.latency,:eq,(,50,99,),:percentiles", exported.Add(-10*time.Second), exported.Add(2*time.Second))
+	slices.Sort(values)
+	for _, p := range []float64{50, 99} {
+		legend := fmt.Sprintf("percentile(name=sdk.latency, %5.1f)", p)
+		xs := lines[legend]
+		n := 0
+		for _, x := range xs {
+			if math.IsNaN(x) {
+				continue
+			}
+			n++
+			if x < 0.010 || x > 0.099 {
+				t.Errorf("%s = %v s, outside [0.010, 0.099]", legend, x)
+			}
+			// Values evenly spread over [min, max] in the bucket: the
+			// estimate is near the true percentile.
+			if want := values[int(p/100*float64(len(values)-1))]; math.Abs(x-want) > 0.1*want {
+				t.Errorf("%s = %v s, want about %v s", legend, x, want)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s has no value: %v", legend, lines)
+		}
+	}
+	x := promInstant(t, addr, `histogram_quantile(0.99, sum by (percentile) (rate({__name__="sdk.latency"}[10s])))`, exported.Add(time.Second))
+	if !(x >= 0.010 && x <= 0.099) {
+		t.Errorf("histogram_quantile(0.99) = %v s, outside [0.010, 0.099]", x)
 	}
 }
 
