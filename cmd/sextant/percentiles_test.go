@@ -390,3 +390,64 @@ func TestSpectatorPercentilesUnchangedHTTP(t *testing.T) {
 		t.Errorf("histogram_quantile(0.99) = %v, want Atlas's %v", x, lo+0.99*(hi-lo))
 	}
 }
+
+// TestOTLPPercentilesLiveAndRulesHTTP: the live stream (WebSocket, with
+// backfill) and the alert rules evaluate :percentiles as the graph API
+// does, clamped: 50 values of 10.1–10.4 ms per step, all in the bucket
+// (9.79, 11.18] ms, whose unclamped p99 is 11.17 ms. A rule on p99 > 10.5
+// ms never fires in a backtest; one on p99 > 10.3 ms fires.
+func TestOTLPPercentilesLiveAndRulesHTTP(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.LiveDelay = 100 * time.Millisecond
+	cfg.Alerting = alertingConfig{RulesDir: rulesDir(t, e2eRules), ExternalURL: "http://sextant.example"}
+	addr := startServe(t, cfg)
+	t0 := time.Now().Add(-5 * time.Second).Truncate(time.Second)
+	for i := range 5 {
+		end := t0.Add(-time.Duration(i) * time.Second)
+		md := pmetric.NewMetrics()
+		h := histCase{name: "pct.live", unit: "ms", bounds: sdkBounds, values: uniform(50, 10.1, 10.4-0.05*float64(i))}
+		h.appendTo(md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics(), end.Add(-time.Second), end)
+		if code, body := postOTLP(t, addr, md); code != 200 || strings.Contains(body, "rejected") {
+			t.Fatalf("OTLP export: %d %s", code, body)
+		}
+	}
+	q := "name,pct.live,:eq,(,1,50,99,),:percentiles"
+	_, ws := dialLive(t, addr, map[string]any{"id": "pct", "q": q, "step": "1s", "backfill": "20s"})
+	// Backfill, then two live steps: every line of the backfill is in.
+	ws.waitEnd(t, time.Now().Truncate(time.Second).Add(2*time.Second).UnixMilli(), "pct")
+	ws.checkGraph(t, addr, "pct", q)
+	_, _, lines := ws.joined(t, "pct")
+	n := 0
+	for label, xs := range lines {
+		for _, x := range xs {
+			if math.IsNaN(x) {
+				continue
+			}
+			n++
+			if x < 0.0101-1e-12 || x > 0.0104+1e-12 {
+				t.Errorf("live %s = %v, outside [0.0101, 0.0104]", label, x)
+			}
+		}
+	}
+	if n != 15 {
+		t.Errorf("live: %d values, want 3 percentiles × 5 steps: %v", n, lines)
+	}
+
+	backtest := func(threshold string) int {
+		t.Helper()
+		code, body := doJSON(t, "POST", "http://"+addr+"/api/v1/alerting/backtest",
+			`{"rule":{"alert":"SlowP99","expr":"name,pct.live,:eq,(,99,),:percentiles,`+threshold+`,:gt"},"s":"now-20s","e":"now"}`)
+		var bt struct{ Firing []struct{ Start, End int64 } }
+		if err := json.Unmarshal(body, &bt); err != nil || code != 200 {
+			t.Fatalf("backtest = %d %s", code, body)
+		}
+		return len(bt.Firing)
+	}
+	if n := backtest("0.0105"); n != 0 {
+		t.Errorf("p99 > 10.5 ms fired %d times; the clamped p99 is at most 10.4 ms", n)
+	}
+	if n := backtest("0.0103"); n == 0 {
+		t.Errorf("p99 > 10.3 ms never fired; the clamped p99 reaches 10.4 ms")
+	}
+}
