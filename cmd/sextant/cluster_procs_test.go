@@ -749,6 +749,22 @@ func (c *procsCluster) startQueryLoop(t *testing.T, d *procsData) *queryLoop {
 	return l
 }
 
+// waitAnswered waits until n reads were answered in full, or timeout
+// passed, or a read failed (reported by finish); it says whether n were.
+func (l *queryLoop) waitAnswered(n int64, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for l.ok.Load() < n && time.Now().Before(deadline) {
+		l.mu.Lock()
+		failed := l.failed
+		l.mu.Unlock()
+		if failed > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling, as waitFor
+	}
+	return l.ok.Load() >= n
+}
+
 func (l *queryLoop) add(p string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -792,14 +808,16 @@ func (c *procsCluster) stepKillStore(t *testing.T, d *procsData) {
 	go w.run()
 	loop := c.startQueryLoop(t, d)
 	w.waitWritten(t, 0, 30, "before the kill")
-	waitFor(t, 30*time.Second, "queries before the kill", func() bool { return loop.ok.Load() >= 10 })
+	loop.waitAnswered(10, 30*time.Second)
 
 	const victim = "store-2"
 	failovers := c.queryMeter(t, "sextant_cluster_fanout_failovers_total")
 	kill(c.stores[victim])
 	before, queried := w.written.Load(), loop.ok.Load()
 	w.waitWritten(t, before, 30, "with "+victim+" down")
-	waitFor(t, 30*time.Second, "queries with "+victim+" down", func() bool { return loop.ok.Load() >= queried+20 })
+	if !loop.waitAnswered(queried+20, 30*time.Second) {
+		t.Errorf("fewer than 20 queries answered in full in 30 s with %s down", victim)
+	}
 	restarted := time.Now()
 	c.stores[victim] = c.start(t, "store", victim, c.dirs[victim])
 	w.waitWritten(t, w.written.Load(), 30, "after the restart")
