@@ -114,7 +114,7 @@ func (h *Handler) serve(name string, e endpoint) http.HandlerFunc {
 		out, err := e(ctx, body)
 		if err != nil {
 			code := statusOf(err)
-			if code >= 500 {
+			if code >= 500 && !errors.Is(err, errNotServing) { // a refusal is routine while a node replays
 				h.opts.Logger.Warn("internal read failed", "api", name, "err", err)
 			}
 			writeError(w, code, err)
