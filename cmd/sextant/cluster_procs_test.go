@@ -467,9 +467,13 @@ func (c *procsCluster) stepJoinStore(t *testing.T, d *procsData) {
 	c.dirs["store-4"] = t.TempDir()
 	c.stores["store-4"] = c.start(t, "store", "store-4", c.dirs["store-4"])
 	st := c.waitServed(t, 4, nil)
+	var owned []string
 	for _, n := range st.Nodes {
-		t.Logf("%s owns %d partitions", n.ID, len(n.Partitions))
+		if len(n.Partitions) > 0 {
+			owned = append(owned, fmt.Sprintf("%s %d", n.ID, len(n.Partitions)))
+		}
 	}
+	t.Logf("partition-replicas owned: %s", strings.Join(owned, ", "))
 	if len(c.assigned(t, "store-4")) == 0 {
 		t.Fatal("store-4 owns no partition")
 	}
