@@ -143,6 +143,7 @@ type seqWriter struct {
 		failed []string // writes the ingest node or the single node did not acknowledge
 	}
 	stop, done chan struct{}
+	stopOnce   sync.Once
 }
 
 // maxWrites bounds a writer's writes: each is its own step of a graph.
@@ -217,7 +218,7 @@ func (w *seqWriter) waitWritten(t *testing.T, before int64, n int64, what string
 
 // finish stops the writer and returns the acknowledged writes.
 func (w *seqWriter) finish() (acked []int, failed []string) {
-	close(w.stop)
+	w.stopOnce.Do(func() { close(w.stop) })
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -354,6 +355,7 @@ type queryLoop struct {
 	failed   int
 	stop     chan struct{}
 	done     chan struct{}
+	stopOnce sync.Once
 }
 
 func (c *procsCluster) startQueryLoop(t *testing.T, d *procsData) *queryLoop {
@@ -420,7 +422,7 @@ func (l *queryLoop) add(p string) {
 }
 
 func (l *queryLoop) finish() (ok int64, problems []string) {
-	close(l.stop)
+	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.done
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -380,7 +380,9 @@ func (c *procsCluster) stepKillStore(t *testing.T, d *procsData) {
 	w := newSeqWriter("seq.kill", "rate", 1000, c.ingest.addr, c.single.addr)
 	d.seqs = append(d.seqs, w)
 	go w.run()
+	defer w.finish() // stops it if the step fails early
 	loop := c.startQueryLoop(t, d)
+	defer loop.finish()
 	w.waitWritten(t, 0, 30, "before the kill")
 	loop.waitAnswered(10, 30*time.Second)
 
@@ -487,6 +489,7 @@ func (c *procsCluster) stepKillBroker(t *testing.T, d *procsData) {
 	// "Delivery"), which a gauge absorbs and a sum would count twice.
 	w := newSeqWriter("seq.broker", "gauge", 5000, c.ingest.addr, c.single.addr)
 	go w.run()
+	defer w.finish() // stops it if the step fails early
 	w.waitWritten(t, 0, 20, "before the broker dies")
 	victim := c.kc.LeaderFor("procs-metrics", 0)
 	c.killBroker(t, victim)
