@@ -156,15 +156,21 @@ func newSeqWriter(name, dstype string, traceBase int, ingest, single string) *se
 		client: &http.Client{Timeout: 20 * time.Second}, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
+// writeEvery paces a writer: at most 25 writes a second, so that
+// maxWrites last through a step of the test.
+const writeEvery = 40 * time.Millisecond
+
 // run writes until stopped (or maxWrites).
 func (w *seqWriter) run() {
 	defer close(w.done)
 	defer func() { w.to.Store(time.Now().UnixMicro() + 1) }()
+	pace := time.NewTicker(writeEvery)
+	defer pace.Stop()
 	for n := 0; n < maxWrites; n++ {
 		select {
 		case <-w.stop:
 			return
-		default:
+		case <-pace.C:
 		}
 		body := fmt.Appendf(nil, `{"metrics":[{"tags":{"name":%q,"shard":"s%d","atlas.dstype":%q},"timestamp":%d,"value":%d}]}`,
 			w.name, n%4, w.dstype, w.base+int64(n)*1000, n+1)

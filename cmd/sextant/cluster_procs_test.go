@@ -38,9 +38,12 @@ const procsPartitions = 8
 //     every query on the query node answers complete from the replicas,
 //     and every acknowledged datapoint (exact, no duplicate) and span is
 //     there after the node restarted and caught up;
-//  3. a fourth store node joins, takes over partitions, and the query
+//  3. a store node killed for longer than the membership's timeout is
+//     replaced by the others while queries keep answering in full, and
+//     takes its partitions back when it returns;
+//  4. a fourth store node joins, takes over partitions, and the query
 //     node's answers are still the single node's;
-//  4. a Kafka broker is killed: the ingest node keeps acknowledging, and
+//  5. a Kafka broker is killed: the ingest node keeps acknowledging, and
 //     what it acknowledged is answered.
 //
 // Each step needs the ones before it, so a failed step ends the test.
@@ -58,6 +61,9 @@ func TestClusterProcesses(t *testing.T) {
 	if !t.Run("kill-store", func(t *testing.T) { c.stepKillStore(t, data) }) {
 		t.FailNow()
 	}
+	if !t.Run("replace-store", func(t *testing.T) { c.stepReplaceStore(t, data) }) {
+		t.FailNow()
+	}
 	if !t.Run("join-store", func(t *testing.T) { c.stepJoinStore(t, data) }) {
 		t.FailNow()
 	}
@@ -66,6 +72,9 @@ func TestClusterProcesses(t *testing.T) {
 
 // procsCluster is the test's cluster.
 type procsCluster struct {
+	// top is the whole test's T: the processes live until it ends, not
+	// until the step that started them ends.
+	top     *testing.T
 	bin     string
 	kc      *kfake.Cluster
 	lns     *brokerListeners
@@ -86,7 +95,7 @@ func startProcsCluster(t *testing.T) *procsCluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	c := &procsCluster{bin: buildBinary(t), kc: kc, lns: lns, brokers: strings.Join(kc.ListenAddrs(), ","),
+	c := &procsCluster{top: t, bin: buildBinary(t), kc: kc, lns: lns, brokers: strings.Join(kc.ListenAddrs(), ","),
 		stores: map[string]*binary{}, dirs: map[string]string{}}
 	c.ingest = c.start(t, "ingest", "ingest-1", t.TempDir())
 	for _, id := range []string{"store-1", "store-2", "store-3"} {
@@ -101,13 +110,13 @@ func startProcsCluster(t *testing.T) *procsCluster {
 }
 
 // start runs a cluster node of the given role; it is stopped gracefully
-// when the test ends unless it was killed before.
+// when the whole test ends unless it was killed before.
 func (c *procsCluster) start(t *testing.T, role, id, dir string) *binary {
 	t.Helper()
 	b := runBinary(t, c.bin, nil, "--data-dir", dir, "--memory-retention", "1h", "--kafka-brokers", c.brokers,
 		"--role", role, "--node-id", id, "--kafka-topic-prefix", "procs",
 		"--kafka-partitions", fmt.Sprint(procsPartitions), "--replication-factor", "2")
-	t.Cleanup(func() { stopBinary(t, b) })
+	c.top.Cleanup(func() { stopBinary(c.top, b) })
 	return b
 }
 
@@ -436,6 +445,38 @@ func (c *procsCluster) stepKillStore(t *testing.T, d *procsData) {
 	}))
 }
 
+// stepReplaceStore kills a store node for longer than the membership's
+// timeout: the query node declares it dead, the two others take over its
+// partitions (replaying them from the log) while the queries keep being
+// answered in full, and it comes back.
+func (c *procsCluster) stepReplaceStore(t *testing.T, d *procsData) {
+	w := newSeqWriter("seq.replace", "rate", 3000, c.ingest.addr, c.single.addr)
+	go w.run()
+	defer w.finish() // stops it if the step fails early
+	loop := c.startQueryLoop(t, d)
+	defer loop.finish()
+	w.waitWritten(t, 0, 10, "before the kill")
+
+	const victim = "store-3"
+	killed := time.Now()
+	kill(c.stores[victim])
+	c.waitServed(t, 2, nil) // dead, its partitions taken over
+	t.Logf("%s replaced after %v", victim, time.Since(killed).Round(100*time.Millisecond))
+	w.waitWritten(t, w.written.Load(), 10, "after the take-over")
+	restarted := time.Now()
+	c.stores[victim] = c.start(t, "store", victim, c.dirs[victim])
+	c.waitServed(t, 3, map[string]time.Time{victim: restarted})
+	acked, failed := w.finish()
+	ok, problems := loop.finish()
+	t.Logf("%d writes acknowledged; %d queries answered in full", len(acked), ok)
+	report(t, "queries on the query node while "+victim+" was replaced", problems)
+	report(t, "writes not acknowledged with every broker up", failed)
+	report(t, "the query node after "+victim+" came back", untilClean(60*time.Second, func() []string {
+		return append(w.checkSeries(t, c.query.addr, acked, nil), w.checkTraces(t, c.query.addr, acked, nil)...)
+	}))
+	d.seqs = append(d.seqs, w)
+}
+
 // queryMeter is the value of a meter on the query node's /metrics.
 func (c *procsCluster) queryMeter(t *testing.T, name string) float64 {
 	t.Helper()
@@ -466,7 +507,7 @@ func (c *procsCluster) assigned(t *testing.T, id string) map[int]bool {
 // stepJoinStore starts a fourth store node and checks that it takes over
 // partitions without loss or duplicates.
 func (c *procsCluster) stepJoinStore(t *testing.T, d *procsData) {
-	c.dirs["store-4"] = t.TempDir()
+	c.dirs["store-4"] = c.top.TempDir()
 	c.stores["store-4"] = c.start(t, "store", "store-4", c.dirs["store-4"])
 	st := c.waitServed(t, 4, nil)
 	var owned []string
