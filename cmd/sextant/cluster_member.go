@@ -75,6 +75,11 @@ func setupClusterMember(n *node, g *runGroup) error {
 	// Reads (cluster_query.go): a store node serves its partitions to query
 	// nodes; a query node fans its reads out to the partitions' owners.
 	n.cluster.store = cfg.Roles.Store
+	if cfg.Roles.Store {
+		// A restarted store node answers for a partition only once it
+		// caught up on it again, whatever its old heartbeat still says.
+		n.cluster.serving = m.Serving
+	}
 	if cfg.Roles.Query {
 		n.cluster.owners = fanoutOwners{m}
 	}

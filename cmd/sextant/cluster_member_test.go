@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -45,9 +43,8 @@ func TestAdvertiseAddr(t *testing.T) {
 
 // memberNode runs serve in-process as a cluster node until stop.
 type memberNode struct {
-	addr   string
-	cancel context.CancelFunc
-	done   chan error
+	addr     string
+	stopServ func()
 }
 
 func startMemberNode(t *testing.T, brokers []string, dir string, flags ...string) *memberNode {
@@ -59,25 +56,12 @@ func startMemberNode(t *testing.T, brokers []string, dir string, flags ...string
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &memberNode{cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	go func() { n.done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
-	select {
-	case n.addr = <-ready:
-	case err := <-n.done:
-		t.Fatalf("serve did not start: %v", err)
-	}
-	return n
+	addr, stop := serveAt(t, cfg)
+	return &memberNode{addr: addr, stopServ: stop}
 }
 
-func (n *memberNode) stop(t *testing.T) {
-	t.Helper()
-	n.cancel()
-	if err := <-n.done; err != nil {
-		t.Errorf("serve: %v", err)
-	}
-}
+// stop stops the node and checks serve's error.
+func (n *memberNode) stop(*testing.T) { n.stopServ() }
 
 func clusterStatus(t *testing.T, addr string) cluster.Status {
 	t.Helper()

@@ -21,6 +21,9 @@ type clusterReads struct {
 	// store, on a node with the store role, serves the internal read
 	// endpoints over the local stores for query nodes.
 	store bool
+	// serving, when set, says which partitions the store node serves
+	// (caught up, by its own heartbeats); it refuses reads of the others.
+	serving func(p int) bool
 
 	fan *fanout.Querier // set by setupClusterQuery when owners is
 }
@@ -31,7 +34,7 @@ type clusterReads struct {
 func setupClusterQuery(n *node, _ *runGroup) error {
 	if n.cluster.store {
 		h, err := fanout.NewHandler(fanout.HandlerOptions{
-			Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans,
+			Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans, Serving: n.cluster.serving,
 			Logger: n.logger.With("component", "cluster-internal"), Registry: n.reg,
 		})
 		if err != nil {

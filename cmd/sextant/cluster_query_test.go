@@ -5,47 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/sextant-dev/sextant/query/fanout"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
-
-// startServeNode runs serveNode in-process with cfg and prepare, returning
-// its HTTP address and a stop function (also called when the test ends).
-func startServeNode(t *testing.T, cfg config, prepare func(*node)) (addr string, stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serveNode(ctx, cfg, slog.New(slog.DiscardHandler), ready, prepare) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	select {
-	case addr = <-ready:
-		return addr, stop
-	case err := <-done:
-		done <- nil
-		t.Fatalf("serve did not start: %v", err)
-		return "", nil
-	}
-}
 
 // clusterTestOwners is a fixed ownership of 6 partitions over 3 store
 // nodes: partition p is served by nodes p%3 and (p+1)%3.
@@ -195,31 +163,4 @@ func TestClusterQueryNode(t *testing.T) {
 			t.Errorf("%s with partitions missing: %d X-Sextant-Partial=%q %.200s", path, resp.StatusCode, resp.Header.Get("X-Sextant-Partial"), b)
 		}
 	}
-}
-
-// dialLiveAuth is dialLive with a bearer token.
-func dialLiveAuth(t *testing.T, addr, token string, subs ...map[string]any) (*websocket.Conn, *liveClient) {
-	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/v1/stream", http.Header{"Authorization": {"Bearer " + token}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := newLiveClient()
-	go func() {
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil || c.add(data) != nil {
-				return
-			}
-		}
-	}()
-	for _, s := range subs {
-		s["type"] = "subscribe"
-		b, _ := json.Marshal(s)
-		if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return conn, c
 }

@@ -189,7 +189,17 @@ func (c *liveClient) describe(sub string) string {
 // closes.
 func dialLive(t *testing.T, addr string, subs ...map[string]any) (*websocket.Conn, *liveClient) {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/v1/stream", nil)
+	return dialLiveAuth(t, addr, "", subs...)
+}
+
+// dialLiveAuth is dialLive with a bearer token ("" for none).
+func dialLiveAuth(t *testing.T, addr, token string, subs ...map[string]any) (*websocket.Conn, *liveClient) {
+	t.Helper()
+	var h http.Header
+	if token != "" {
+		h = http.Header{"Authorization": {"Bearer " + token}}
+	}
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/v1/stream", h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,23 +30,43 @@ func testConfig(t *testing.T) config {
 // address; it stops, and its error is checked, when the test ends.
 func startServe(t *testing.T, cfg config) string {
 	t.Helper()
+	addr, _ := serveAt(t, cfg)
+	return addr
+}
+
+// serveAt runs serve in-process with cfg until the returned stop is
+// called (or the test ends); stop checks serve's error.
+func serveAt(t *testing.T, cfg config) (addr string, stop func()) {
+	t.Helper()
+	return startServeNode(t, cfg, nil)
+}
+
+// startServeNode is serveAt through serveNode: prepare, when set, sees the
+// node before its components are built (in-process cluster tests set its
+// cluster wiring).
+func startServeNode(t *testing.T, cfg config, prepare func(*node)) (addr string, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	go func() { done <- serveNode(ctx, cfg, slog.New(slog.DiscardHandler), ready, prepare) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
-	case addr := <-ready:
-		return addr
+	case addr = <-ready:
+		return addr, stop
 	case err := <-done:
-		done <- nil // for the cleanup
+		done <- nil // for stop
 		t.Fatalf("serve did not start: %v", err)
-		return ""
+		return "", nil
 	}
 }
 

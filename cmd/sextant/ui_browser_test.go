@@ -162,34 +162,6 @@ func (b *browser) screenshot(t testing.TB, name string) {
 	}
 }
 
-// serveAt runs serve in-process with cfg until the returned stop is
-// called (or the test ends); stop checks serve's error.
-func serveAt(t *testing.T, cfg config) (addr string, stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	select {
-	case addr = <-ready:
-		return addr, stop
-	case err := <-done:
-		done <- nil
-		t.Fatalf("serve did not start: %v", err)
-		return "", nil
-	}
-}
-
 // publishHistory publishes gauges ui.requests{nf.app=www|api|db} for every
 // second of the last minutes.
 func publishHistory(t testing.TB, addr string, minutes int) {

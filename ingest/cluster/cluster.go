@@ -216,6 +216,25 @@ func (m *Membership) Owners(p int) []Node {
 	return m.mu.view.Owners(p)
 }
 
+// Serving reports whether this node serves partition p now: a heartbeat
+// this process sent said it was caught up on p. The heartbeat a node sent
+// before it restarted, read back from the members topic, does not count:
+// until the restarted node has heartbeated it serves nothing, so a query
+// node that still goes by that old heartbeat is turned away (and asks the
+// partition's next owner) rather than answered from a store still
+// replaying the log. A store node's internal read endpoints answer only
+// for the partitions it serves.
+func (m *Membership) Serving(p int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.mu.beat {
+		return false
+	}
+	self := m.mu.table[m.opts.NodeID]
+	ps, ok := self.partition(p)
+	return ok && ps.CaughtUp
+}
+
 // Assignment returns the partitions this node must consume now (sorted;
 // the caller owns the slice) and a channel closed when that set changes.
 // A consumer loops: apply the set, wait on the channel, ask again. The set

@@ -194,3 +194,70 @@ func TestMembershipKafkaOutage(t *testing.T) {
 		}
 	})
 }
+
+// TestServing: a node serves a partition once a heartbeat of its own said
+// it is caught up on it. Its heartbeat from before a restart, read back
+// from the members topic, does not count (a query node may still go by
+// it; the node must turn such reads away while it replays), nor does its
+// first heartbeat after the restart while it replays.
+func TestServing(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s := newSimCluster(t)
+		defer s.stopAll()
+		for _, id := range []string{"store-1", "store-2", "store-3"} {
+			s.start(id)
+		}
+		time.Sleep(6 * time.Second) // synctest: advances the bubble's fake clock
+		synctest.Wait()
+		s.checkSteady("store-1", "store-2", "store-3")
+		mine, _ := s.members["store-2"].m.Assignment()
+		for _, p := range mine {
+			if !s.members["store-2"].m.Serving(p) {
+				t.Errorf("store-2 does not serve its partition %d once caught up", p)
+			}
+		}
+		for p := range simPartitions {
+			if !slices.Contains(mine, p) && s.members["store-2"].m.Serving(p) {
+				t.Errorf("store-2 serves partition %d, which it never consumed", p)
+			}
+		}
+
+		// Killed and restarted within the timeout: the replay takes 3s.
+		s.stop("store-2")
+		m := s.start("store-2")
+		time.Sleep(time.Second) // synctest: advances the bubble's fake clock; it heartbeats, replays
+		synctest.Wait()
+		for _, p := range mine {
+			if m.Serving(p) {
+				t.Errorf("restarted store-2 serves partition %d while it replays", p)
+			}
+		}
+		time.Sleep(5 * time.Second) // synctest: advances the bubble's fake clock
+		synctest.Wait()
+		for _, p := range mine {
+			if !m.Serving(p) {
+				t.Errorf("restarted store-2 does not serve partition %d once caught up", p)
+			}
+		}
+	})
+}
+
+// TestServingIgnoresOldHeartbeat: before a node's first heartbeat, its
+// previous life's heartbeat in the table (caught up everywhere) does not
+// make it serve.
+func TestServingIgnoresOldHeartbeat(t *testing.T) {
+	t.Parallel()
+	m, err := New(Options{Brokers: []string{"k"}, Topic: "m", NodeID: "store-1", Roles: []string{RoleStore}, Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := record{ID: "store-1", Addr: "a:1", Roles: []string{RoleStore}, Time: time.Now().UnixMilli(),
+		Partitions: []PartitionState{{Partition: 0, CaughtUp: true}, {Partition: 1, CaughtUp: true}}}
+	m.applyRecord("store-1", encodeRecord(old))
+	for p := range 4 {
+		if m.Serving(p) {
+			t.Errorf("Serving(%d) before the node's own heartbeat", p)
+		}
+	}
+}

@@ -129,6 +129,25 @@ func newTestCluster(t *testing.T) *testCluster {
 	return c
 }
 
+// replaying replaces node i by a node that restarted and replays the log:
+// its stores are empty so far, and it serves none of its partitions yet
+// (its handler's Serving says so).
+func (c *testCluster) replaying(t *testing.T, i int) {
+	t.Helper()
+	c.stop(i)
+	n := &storeNode{id: c.nodes[i].id, store: querytest.Open(t, step, dataNow), spans: openSpans(t, ptrace.NewTraces())}
+	h, err := fanout.NewHandler(fanout.HandlerOptions{Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans,
+		Serving: func(int) bool { return false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	n.srv = httptest.NewServer(mux)
+	t.Cleanup(n.srv.Close)
+	c.nodes[i] = n
+}
+
 // owners returns the static ownership over the nodes.
 func (c *testCluster) owners() staticOwners {
 	var o staticOwners

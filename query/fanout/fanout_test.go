@@ -94,81 +94,101 @@ func TestFanoutEqualsSingleStore(t *testing.T) {
 	single := graphServer(t, c.single)
 	fan := c.querier(t)
 	cluster := graphServer(t, fan)
-	compare := func(t *testing.T) {
-		t.Helper()
-		for _, q := range graphQueries {
-			for _, st := range []string{"", "5m"} {
-				_, _, want := get(t, single, "/api/v1/graph", graphParams(q, st)...)
-				code, h, got := get(t, cluster, "/api/v1/graph", graphParams(q, st)...)
-				if code != 200 || got != want || h.Get("X-Sextant-Partial") != "" {
-					t.Errorf("graph %s step %q: %d partial=%q\n got %.300s\nwant %.300s", q, st, code, h.Get("X-Sextant-Partial"), got, want)
-				}
-				if !strings.Contains(want, `"values":[[`) {
-					t.Fatalf("graph %s: no values in %.200s", q, want)
-				}
-			}
-		}
-		for _, tc := range [][]string{
-			{"/api/v1/tags"},
-			{"/api/v1/tags/app", "q", "name,req,:eq"},
-			{"/api/v1/tags/node", "q", "name,req,:eq", "limit", "5"},
-			{"/api/v1/tags", "verbose", "1"},
-		} {
-			_, _, want := get(t, single, tc[0], tc[1:]...)
-			code, _, got := get(t, cluster, tc[0], tc[1:]...)
-			if code != 200 || got != want {
-				t.Errorf("%v: %d\n got %s\nwant %s", tc, code, got, want)
-			}
-		}
-		ctx := context.Background()
-		for _, id := range c.traces {
-			want, err := c.spans.GetTrace(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := fan.GetTrace(ctx, id)
-			if err != nil {
-				t.Fatalf("GetTrace(%s): %v", id, err)
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("GetTrace(%s) mismatch (-single +cluster):\n%s", id, diff)
-			}
-		}
-		if _, err := fan.GetTrace(ctx, tracing.TraceID{1, 2, 3}); !errors.Is(err, tracing.ErrNotFound) {
-			t.Errorf("GetTrace(unknown) = %v, want ErrNotFound", err)
-		}
-		services, err := c.spans.Services(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gotServices, err := fan.Services(ctx)
-		if err != nil || !cmp.Equal(services, gotServices) {
-			t.Errorf("Services() = %v, %v; want %v", gotServices, err, services)
-		}
-		wantOps, _ := c.spans.Operations(ctx, services[0], tracing.SpanKindUnspecified)
-		gotOps, err := fan.Operations(ctx, services[0], tracing.SpanKindUnspecified)
-		if err != nil || !cmp.Equal(wantOps, gotOps) {
-			t.Errorf("Operations(%s) = %v, %v; want %v", services[0], gotOps, err, wantOps)
-		}
-		now := time.Now().UnixNano()
-		for _, svc := range services[:4] {
-			tq := tracing.Query{Service: svc, Start: now - int64(2*time.Hour), End: now + int64(time.Minute), Limit: 7}
-			want, err := c.spans.FindTraces(ctx, tq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := fan.FindTraces(ctx, tq)
-			if err != nil {
-				t.Fatalf("FindTraces(%s): %v", svc, err)
-			}
-			if diff := cmp.Diff(traceIDs(want), traceIDs(got)); diff != "" || len(want) == 0 {
-				t.Errorf("FindTraces(%s) ids mismatch (-single +cluster):\n%s", svc, diff)
-			}
-		}
-	}
+	compare := func(t *testing.T) { compareWithSingle(t, c, fan, single, cluster) }
 	t.Run("all nodes", compare)
 	c.stop(1)
 	t.Run("node 1 down", compare)
+}
+
+// TestReplayingNodeTurnedAway: a store node that restarted and is
+// replaying the log (here: empty stores) but is still named first owner
+// of its partitions, as a query node going by its heartbeat from before
+// the restart would, refuses to answer for them, and the replicas answer
+// in full: without the refusal, the answers would silently lack the
+// partitions it has not replayed yet.
+func TestReplayingNodeTurnedAway(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t)
+	c.replaying(t, 1)
+	single := graphServer(t, c.single)
+	fan := c.querier(t)
+	compareWithSingle(t, c, fan, single, graphServer(t, fan))
+}
+
+// compareWithSingle checks that the fan-out over c answers the graph and
+// tags APIs, traces by id and searches, services and operations exactly as
+// the single store does, and never partially.
+func compareWithSingle(t *testing.T, c *testCluster, fan *fanout.Querier, single, cluster *httptest.Server) {
+	t.Helper()
+	for _, q := range graphQueries {
+		for _, st := range []string{"", "5m"} {
+			_, _, want := get(t, single, "/api/v1/graph", graphParams(q, st)...)
+			code, h, got := get(t, cluster, "/api/v1/graph", graphParams(q, st)...)
+			if code != 200 || got != want || h.Get("X-Sextant-Partial") != "" {
+				t.Errorf("graph %s step %q: %d partial=%q\n got %.300s\nwant %.300s", q, st, code, h.Get("X-Sextant-Partial"), got, want)
+			}
+			if !strings.Contains(want, `"values":[[`) {
+				t.Fatalf("graph %s: no values in %.200s", q, want)
+			}
+		}
+	}
+	for _, tc := range [][]string{
+		{"/api/v1/tags"},
+		{"/api/v1/tags/app", "q", "name,req,:eq"},
+		{"/api/v1/tags/node", "q", "name,req,:eq", "limit", "5"},
+		{"/api/v1/tags", "verbose", "1"},
+	} {
+		_, _, want := get(t, single, tc[0], tc[1:]...)
+		code, _, got := get(t, cluster, tc[0], tc[1:]...)
+		if code != 200 || got != want {
+			t.Errorf("%v: %d\n got %s\nwant %s", tc, code, got, want)
+		}
+	}
+	ctx := context.Background()
+	for _, id := range c.traces {
+		want, err := c.spans.GetTrace(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fan.GetTrace(ctx, id)
+		if err != nil {
+			t.Fatalf("GetTrace(%s): %v", id, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("GetTrace(%s) mismatch (-single +cluster):\n%s", id, diff)
+		}
+	}
+	if _, err := fan.GetTrace(ctx, tracing.TraceID{1, 2, 3}); !errors.Is(err, tracing.ErrNotFound) {
+		t.Errorf("GetTrace(unknown) = %v, want ErrNotFound", err)
+	}
+	services, err := c.spans.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotServices, err := fan.Services(ctx)
+	if err != nil || !cmp.Equal(services, gotServices) {
+		t.Errorf("Services() = %v, %v; want %v", gotServices, err, services)
+	}
+	wantOps, _ := c.spans.Operations(ctx, services[0], tracing.SpanKindUnspecified)
+	gotOps, err := fan.Operations(ctx, services[0], tracing.SpanKindUnspecified)
+	if err != nil || !cmp.Equal(wantOps, gotOps) {
+		t.Errorf("Operations(%s) = %v, %v; want %v", services[0], gotOps, err, wantOps)
+	}
+	now := time.Now().UnixNano()
+	for _, svc := range services[:4] {
+		tq := tracing.Query{Service: svc, Start: now - int64(2*time.Hour), End: now + int64(time.Minute), Limit: 7}
+		want, err := c.spans.FindTraces(ctx, tq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fan.FindTraces(ctx, tq)
+		if err != nil {
+			t.Fatalf("FindTraces(%s): %v", svc, err)
+		}
+		if diff := cmp.Diff(traceIDs(want), traceIDs(got)); diff != "" || len(want) == 0 {
+			t.Errorf("FindTraces(%s) ids mismatch (-single +cluster):\n%s", svc, diff)
+		}
+	}
 }
 
 func traceIDs(trs []tracing.Trace) []string {

@@ -35,6 +35,14 @@ type HandlerOptions struct {
 	Reader  tracing.Reader // the node's own span store
 	Catalog tracing.Catalog
 	Deps    tracing.DependencyReader
+	// Serving reports whether the node serves partition p now (it is
+	// caught up on it, cluster membership says); nil: every partition. A
+	// read of a partition the node does not serve is answered 503, so
+	// that the query node asks the partition's next owner instead of
+	// taking the answer of a store still replaying the log (a query node
+	// may go by an older heartbeat, sent before the node restarted).
+	// Catalog and dependency reads name no partition and are answered.
+	Serving func(p int) bool
 	// Timeout bounds one internal request (default 1 min); the query node
 	// usually ends it sooner by closing the connection.
 	Timeout  time.Duration
@@ -106,7 +114,7 @@ func (h *Handler) serve(name string, e endpoint) http.HandlerFunc {
 		out, err := e(ctx, body)
 		if err != nil {
 			code := statusOf(err)
-			if code >= 500 {
+			if code >= 500 && !errors.Is(err, errNotServing) { // a refusal is routine while a node replays
 				h.opts.Logger.Warn("internal read failed", "api", name, "err", err)
 			}
 			writeError(w, code, err)
@@ -118,10 +126,33 @@ func (h *Handler) serve(name string, e endpoint) http.HandlerFunc {
 	}
 }
 
+// errNotServing answers a read of a partition the node does not serve.
+var errNotServing = errors.New("fanout: partition not served by this node")
+
+// serves checks that the node serves every partition of want (of n): a
+// store node answers only for partitions it is caught up on. Callers skip
+// requests that name no partitions (query nodes always name them).
+func (h *Handler) serves(n int, want []int) error {
+	if h.opts.Serving == nil {
+		return nil
+	}
+	for _, p := range want {
+		if p >= 0 && p < n && !h.opts.Serving(p) {
+			return fmt.Errorf("%w: partition %d is replaying", errNotServing, p)
+		}
+	}
+	return nil
+}
+
 func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
 	req, err := decodeFetchRequest(body)
 	if err != nil {
 		return nil, err
+	}
+	if req.Partitions != nil {
+		if err := h.serves(req.Partitions.N, req.Partitions.Want); err != nil {
+			return nil, err
+		}
 	}
 	set, err := h.opts.Querier.Fetch(ctx, req)
 	if err != nil {
@@ -135,6 +166,11 @@ func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.Partitions != nil {
+		if err := h.serves(req.Partitions.N, req.Partitions.Want); err != nil {
+			return nil, err
+		}
+	}
 	tcs, err := h.opts.Querier.Tags(ctx, req)
 	if err != nil {
 		return nil, err
@@ -146,6 +182,11 @@ func (h *Handler) trace(ctx context.Context, body []byte) ([]byte, error) {
 	var req traceRequest
 	if err := decodeGob(body, &req); err != nil {
 		return nil, err
+	}
+	if req.N > 0 {
+		if err := h.serves(req.N, []int{tracing.TracePartition(req.ID, req.N)}); err != nil {
+			return nil, err
+		}
 	}
 	tr, err := h.opts.Reader.GetTrace(ctx, req.ID)
 	if err != nil {
@@ -176,6 +217,9 @@ func (h *Handler) traces(ctx context.Context, body []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: partition %d out of [0, %d)", errWire, p, req.N)
 		}
 		want[p] = true
+	}
+	if err := h.serves(req.N, req.Want); err != nil {
+		return nil, err
 	}
 	// The store may hold traces of partitions it was not asked for: it
 	// widens the search until Limit traces of the wanted partitions are
@@ -242,7 +286,8 @@ type wireError struct {
 
 // statusOf maps an error to the status of an internal answer: a limit is
 // 422 (a replica would say the same), a missing trace 404, a malformed or
-// invalid request 400, an overloaded or closed store 503, the rest 500.
+// invalid request 400, an overloaded or closed store or a partition the
+// node does not serve 503, the rest 500.
 func statusOf(err error) int {
 	var le *tsdb.LimitError
 	switch {
@@ -252,7 +297,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, errWire):
 		return http.StatusBadRequest
-	case errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed), errors.Is(err, tracing.ErrOverloaded),
+	case errors.Is(err, errNotServing),
+		errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed), errors.Is(err, tracing.ErrOverloaded),
 		errors.Is(err, tracing.ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable
 	}

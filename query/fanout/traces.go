@@ -15,7 +15,7 @@ import (
 func (q *Querier) GetTrace(ctx context.Context, id tracing.TraceID) (tracing.Trace, error) {
 	n := q.opts.Owners.Partitions()
 	p := tracing.TracePartition(id, n)
-	body, err := encodeGob(traceRequest{Version: wireVersion, ID: id})
+	body, err := encodeGob(traceRequest{Version: wireVersion, ID: id, N: n})
 	if err != nil {
 		return tracing.Trace{}, err
 	}

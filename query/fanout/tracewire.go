@@ -15,10 +15,13 @@ import (
 // codec would buy little; gob carries NaN attribute values that JSON
 // cannot. Each message is one gob value of the types below.
 
-// traceRequest asks for one trace.
+// traceRequest asks for one trace, of partition TracePartition(ID, N)
+// (N is 0 from a query node that predates it: the partition is not
+// checked).
 type traceRequest struct {
 	Version int
 	ID      tracing.TraceID
+	N       int
 }
 
 // findRequest asks for the traces matching Query in partitions Want of N.

@@ -562,3 +562,31 @@ func TestDictionary(t *testing.T) {
 		}
 	}
 }
+
+// TestSpansWrittenTwice: a trace written twice, as a retried export or a
+// cluster store node replaying the log after a crash writes it, reads
+// back with each span once, by id and by search.
+func TestSpansWrittenTwice(t *testing.T) {
+	t.Parallel()
+	s, err := Open("", Options{FS: vfs.NewMem(), Now: func() time.Time { return base.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	td := build(spec{trace: 1, span: 1, service: "svc", name: "op", dur: time.Millisecond},
+		spec{trace: 1, span: 2, parent: 1, service: "svc", name: "child", dur: time.Millisecond})
+	for range 2 {
+		if err := s.WriteTraces(ctx, td); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, err := s.GetTrace(ctx, tid(1))
+	if err != nil || len(tr.Spans) != 2 {
+		t.Fatalf("GetTrace of a trace written twice: %d spans, %v; want 2", len(tr.Spans), err)
+	}
+	found, err := s.FindTraces(ctx, tracing.Query{Service: "svc", Start: base.Add(-time.Hour).UnixNano(), End: base.Add(time.Hour).UnixNano(), Limit: 10})
+	if err != nil || len(found) != 1 || len(found[0].Spans) != 2 {
+		t.Fatalf("FindTraces of a trace written twice: %v, %v; want one trace of 2 spans", found, err)
+	}
+}
