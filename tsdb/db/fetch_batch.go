@@ -3,6 +3,7 @@ package db
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sextant-dev/sextant/tsdb/head"
 	"github.com/sextant-dev/sextant/tsdb/tags"
@@ -24,13 +25,18 @@ const (
 	workerMinPoints = 8 << 10
 )
 
-// worker is the second goroutine's share of a batch and its scratch.
+// worker is the second goroutine's share of a batch and its scratch. The
+// share's series are claimed one at a time (next), so that the fetch's
+// goroutine, done with its own part, decodes what the worker has not
+// started: on a loaded machine the worker may be scheduled late, and the
+// batch then costs what it costs on one goroutine, not a wait for it.
 type worker struct {
 	dec   decoder
 	slab  []float64 // primaries of the share's series, one after another
 	dense []bool    // per series of the share
 	skip  []bool    // per series: lacks a group-by key, not decoded
-	err   error
+	next  atomic.Int32
+	err   error // the worker goroutine's
 }
 
 // batch reads one batch of series (views valid until it returns).
@@ -46,20 +52,28 @@ func (f *fetch) batch(vs []head.View) error {
 	}
 	own, theirs := vs[:len(vs)-n], vs[len(vs)-n:]
 	w := f.work
+	w.next.Store(0)
+	w.err = nil
 	var wg sync.WaitGroup
-	wg.Go(func() { w.decode(f, theirs) })
+	wg.Go(func() { w.err = w.decode(&w.dec, f, theirs) })
 	var err error
 	for i := range own {
 		if err = f.series1(&own[i]); err != nil {
 			break
 		}
 	}
+	if err == nil {
+		// Take over what the worker has not claimed yet, with this
+		// goroutine's decoder pointed at the slab.
+		err = w.decode(&f.dec, f, theirs)
+		f.dec.prim = f.prim
+	}
 	wg.Wait()
+	if err == nil {
+		err = w.err
+	}
 	if err != nil {
 		return err
-	}
-	if w.err != nil {
-		return w.err
 	}
 	f.stats.DatapointsScanned += w.dec.points
 	w.dec.points = 0
@@ -106,21 +120,26 @@ func (f *fetch) workerShare(n int) int {
 	return share
 }
 
-// decode places the blocks of vs into the slab, one series after another.
-// It runs on the worker's goroutine and writes only w.
-func (w *worker) decode(f *fetch, vs []head.View) {
+// decode places the blocks of the series of vs it claims into their slots
+// of the slab, with dec (the worker's, or the fetch's when it takes over),
+// until none is left. Claims make the slots of two callers disjoint.
+func (w *worker) decode(dec *decoder, f *fetch, vs []head.View) error {
 	p := len(f.prim)
-	w.err = nil
-	for i := range vs {
+	for {
+		i := int(w.next.Add(1)) - 1
+		if i >= len(vs) {
+			return nil
+		}
 		v := &vs[i]
 		if w.skip[i] = !hasKeys(v.Tags, f); w.skip[i] {
 			continue
 		}
 		// The full slice expression keeps a whole-block decode, which writes
 		// through dst's capacity up to the block's end, inside this series.
-		w.dec.prim = w.slab[i*p : (i+1)*p : (i+1)*p]
-		if w.dense[i], w.err = w.dec.placeSeries(v); w.err != nil {
-			return
+		dec.prim = w.slab[i*p : (i+1)*p : (i+1)*p]
+		var err error
+		if w.dense[i], err = dec.placeSeries(v); err != nil {
+			return err
 		}
 	}
 }
