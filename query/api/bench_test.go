@@ -84,14 +84,17 @@ func closeBench() error {
 }
 
 // latency runs do once per iteration, one request at a time, and reports
-// the latency percentiles (p50-ms, p99-ms), the answer's bytes and, when
-// not 0, the series the query matched. Each answer must be a 200.
+// the latency percentiles (p50-ms, p99-ms), the process's CPU time per
+// request (cpu-ms/op: server and client, independent of waits for a core
+// on a shared machine), the answer's bytes and, when not 0, the series the
+// query matched. Each answer must be a 200.
 func (e *benchEnv) latency(b *testing.B, series int, do func(c *http.Client) (*http.Response, error)) {
 	b.Helper()
 	client := e.srv.Client()
 	var lat []time.Duration
 	var size int
 	b.ReportAllocs()
+	cpu0 := cpuTime()
 	for b.Loop() {
 		start := time.Now()
 		resp, err := do(client)
@@ -106,10 +109,12 @@ func (e *benchEnv) latency(b *testing.B, series int, do func(c *http.Client) (*h
 		lat = append(lat, time.Since(start))
 		size = len(body)
 	}
+	cpu := cpuTime() - cpu0
 	slices.Sort(lat)
 	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(pct(0.5), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(cpu)/1e6/float64(len(lat)), "cpu-ms/op")
 	if series > 0 {
 		b.ReportMetric(float64(series), "series")
 	}
