@@ -132,6 +132,7 @@ type fetch struct {
 	out        []float64 // consolidated values of the current series
 	dec        decoder   // places the blocks of series read on this goroutine
 	work       *worker   // decodes part of each batch on a second goroutine; nil until needed
+	splits     int       // batches split with the worker
 
 	readers map[int64]*disk.PeriodReader // disk periods, older than memory
 
@@ -238,6 +239,7 @@ func (f *fetch) run(ctx context.Context, sel *selected) (err error) {
 		return err == nil
 	})
 	f.stats.DatapointsScanned += f.dec.points
+	f.db.putWorker(f)
 	return err
 }
 
@@ -453,7 +455,11 @@ func (f *fetch) result() *tsdb.SeriesSet {
 	slices.SortFunc(keys, func(a, b string) int { return bytes.Compare([]byte(a), []byte(b)) })
 	for _, k := range keys {
 		g := f.groups[k]
-		out.Series = append(out.Series, tsdb.Series{Tags: g.tags, Values: f.full(g.agg.result())})
+		vals := g.agg.result()
+		if f.off > 0 || len(vals) < f.n {
+			vals = f.full(vals)
+		} // else the aggregate is the whole line already, and f's to give
+		out.Series = append(out.Series, tsdb.Series{Tags: g.tags, Values: vals})
 	}
 	return out
 }

@@ -50,6 +50,7 @@ func (f *fetch) batch(vs []head.View) error {
 		}
 		return nil
 	}
+	f.splits++
 	own, theirs := vs[:len(vs)-n], vs[len(vs)-n:]
 	w := f.work
 	w.next.Store(0)
@@ -109,15 +110,31 @@ func (f *fetch) workerShare(n int) int {
 		return 0
 	}
 	if f.work == nil {
-		f.work = &worker{slab: make([]float64, share*p)}
-		f.work.dec = f.newDecoder(nil)
+		f.work = f.db.getWorker(f)
 	}
 	w := f.work
-	if len(w.slab) < share*p {
-		w.slab = make([]float64, share*p)
-	}
+	w.slab = grow(w.slab, share*p)
 	w.dense, w.skip = grow(w.dense, share), grow(w.skip, share)
 	return share
+}
+
+// getWorker returns a worker for f from the pool, or a new one.
+func (db *DB) getWorker(f *fetch) *worker {
+	w, _ := db.workers.Get().(*worker)
+	if w == nil {
+		w = &worker{}
+	}
+	w.dec = decoder{f: f, blk: w.dec.blk[:0], covered: grow(w.dec.covered, max(0, int(f.pmax-f.pmin+1)))}
+	return w
+}
+
+// putWorker returns f's worker, if it had one, to the pool.
+func (db *DB) putWorker(f *fetch) {
+	if w := f.work; w != nil {
+		f.work = nil
+		w.dec.f, w.dec.prim, w.err = nil, nil, nil
+		db.workers.Put(w)
+	}
 }
 
 // decode places the blocks of the series of vs it claims into their slots

@@ -122,7 +122,7 @@ func TestFetchWorkerSameBits(t *testing.T) {
 	if err := f.run(ctx, sel); err != nil {
 		t.Fatal(err)
 	}
-	if f.work == nil {
+	if f.splits == 0 {
 		t.Errorf("a fetch of %d series × %d steps used no worker", sel.card(), len(f.prim))
 	}
 }
