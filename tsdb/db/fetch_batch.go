@@ -11,8 +11,9 @@ import (
 
 // A fetch decodes part of each batch of series on a second goroutine, the
 // worker, while its own goroutine decodes and aggregates the rest: decoding
-// blocks is four fifths of a grouped fetch's CPU (profile of the graph and
-// query_range benchmarks: 2 000 series × 360 points). The worker only
+// blocks is about two thirds of a grouped fetch's CPU, aggregating a fifth
+// (profile of the graph and query_range benchmarks: 2 000 series × 360
+// points). The worker only
 // decodes, into a slab of its own; its series are aggregated afterwards on
 // the fetch's goroutine in id order, so an aggregate adds its series in the
 // same order, and gives the same bits, however a batch was split.
