@@ -5,6 +5,8 @@ package querytest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -80,19 +82,29 @@ func Load(tb testing.TB, a tsdb.Appender, step int64, inputs ...Input) {
 // test ends.
 func OpenWorkload(tb testing.TB, w *tsdbtest.Workload) *db.DB {
 	tb.Helper()
-	end := w.Start + int64(w.Samples())*w.Interval
-	d, err := db.Open("", db.Options{
-		Now: func() int64 { return end }, IngestMaxAge: end - w.Start + 3600_000,
-		MemoryRetention: end - w.Start + 4*3600_000, MaintenanceInterval: 1 << 40, CheckpointInterval: 1 << 40,
-	})
+	d, err := OpenWorkloadStore(w)
 	if err != nil {
-		tb.Fatalf("open store: %v", err)
+		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
 		if err := d.Close(); err != nil {
 			tb.Errorf("close store: %v", err)
 		}
 	})
+	return d
+}
+
+// OpenWorkloadStore is OpenWorkload for a store that outlives one test or
+// benchmark (shared by a package's benchmarks): the caller closes it.
+func OpenWorkloadStore(w *tsdbtest.Workload) (*db.DB, error) {
+	end := w.Start + int64(w.Samples())*w.Interval
+	d, err := db.Open("", db.Options{
+		Now: func() int64 { return end }, IngestMaxAge: end - w.Start + 3600_000,
+		MemoryRetention: end - w.Start + 4*3600_000, MaintenanceInterval: 1 << 40, CheckpointInterval: 1 << 40,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	// Time order across all series, in batches of 10 000 datapoints.
 	var batch tsdb.Batch
 	for t := 0; t < w.Samples(); t++ {
@@ -100,9 +112,9 @@ func OpenWorkload(tb testing.TB, w *tsdbtest.Workload) *db.DB {
 			batch.Reset()
 			w.Batch(&batch, t, from, min(from+10_000, len(w.Series)), nil)
 			if err := d.Append(context.Background(), &batch); err != nil {
-				tb.Fatalf("append: %v", err)
+				return nil, errors.Join(fmt.Errorf("append: %w", err), d.Close())
 			}
 		}
 	}
-	return d
+	return d, nil
 }

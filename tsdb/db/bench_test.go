@@ -300,6 +300,7 @@ func BenchmarkQuery(b *testing.B) {
 			req.Start, req.End, req.Step = start, end, w.Interval
 			var set *tsdb.SeriesSet
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			for b.Loop() {
 				var err error
 				if set, err = db.Fetch(context.Background(), req); err != nil {
@@ -308,6 +309,7 @@ func BenchmarkQuery(b *testing.B) {
 			}
 			b.ReportMetric(float64(set.Stats.SeriesScanned), "series")
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+			b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 		})
 	}
 }

@@ -14,9 +14,13 @@
 // each period's blocks from memory (recent) or disk (older than the memory
 // retention), consolidates storage steps into the query step and
 // aggregates across series while it reads, so a grouped sum holds one
-// array per group, not per series. MaxSeriesPerQuery and
-// MaxDatapointsPerQuery refuse a fetch with a *tsdb.LimitError before it
-// reads anything.
+// array per group, not per series. Series come from the head in batches
+// of up to 128 (head.ScanBatches); with more than one core and a batch
+// large enough, a second goroutine owned by the fetch and waited for
+// before the batch ends decodes part of it, and the fetch aggregates every
+// series in id order, so the answer is the same bits as on one core
+// (fetch_batch.go). MaxSeriesPerQuery and MaxDatapointsPerQuery refuse a
+// fetch with a *tsdb.LimitError before it reads anything.
 //
 // Durability: a maintenance goroutine, owned by the DB and stopped by
 // Close, seals idle blocks and enforces retention every

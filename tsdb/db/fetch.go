@@ -128,12 +128,13 @@ type fetch struct {
 	k0  int64 // global step index of the first primary (of output point off)
 	// pmin..pmax are the periods the primaries span.
 	pmin, pmax int64
-	prim       []float64 // primaries of the current series
+	prim       []float64 // primaries of the current series (dec's)
 	out        []float64 // consolidated values of the current series
-	blk        []float64 // one decoded block
+	dec        decoder   // places the blocks of series read on this goroutine
+	work       *worker   // decodes part of each batch on a second goroutine; nil until needed
+	splits     int       // batches split with the worker
 
 	readers map[int64]*disk.PeriodReader // disk periods, older than memory
-	covered []bool                       // per period from pmin: the series has a block placed
 
 	series []tsdb.Series          // AggNone
 	groups map[string]*fetchGroup // aggregates, by group key
@@ -164,10 +165,9 @@ func newFetch(db *DB, req *tsdb.FetchRequest, lo, hi int64) *fetch {
 	f.k0 = k0 + int64(f.off)*m
 	f.prim = make([]float64, f.cnt*f.m)
 	f.out = make([]float64, f.cnt)
-	f.blk = make([]float64, 0, db.head.BlockSteps())
 	f.pmin = floorDiv(f.k0, bs)
 	f.pmax = floorDiv(f.k0+int64(len(f.prim))-1, bs)
-	f.covered = make([]bool, max(0, f.pmax-f.pmin+1))
+	f.dec = f.newDecoder(f.prim)
 	if req.Aggregation != tsdb.AggNone {
 		f.groups = make(map[string]*fetchGroup)
 	}
@@ -221,58 +221,75 @@ func (f *fetch) run(ctx context.Context, sel *selected) (err error) {
 			}
 		}()
 	}
-	i := 0
-	scan := func(ids *roaring.Bitmap, g *fetchGroup) {
-		f.db.head.Scan(ids, f.pmin, f.pmax, func(v *head.View) bool {
-			if i++; i%1024 == 0 {
-				if err = ctx.Err(); err != nil {
-					return false
-				}
-			}
-			err = f.series1(v, g)
-			return err == nil
-		})
-	}
 	// Series are visited in id order even when grouping: ids follow
 	// creation order within a shard, and so does memory; visiting them group
 	// by group instead costs more in cache misses than the group lookup.
-	scan(ids, nil)
+	// Each batch is decoded on up to two goroutines (see batch) and
+	// aggregated in id order on this one, so sums add in the same order
+	// whichever way a batch was split.
+	i := 0
+	f.db.head.ScanBatches(ids, f.pmin, f.pmax, func(vs []head.View) bool {
+		if i += len(vs); i >= 1024 {
+			i = 0
+			if err = ctx.Err(); err != nil {
+				return false
+			}
+		}
+		err = f.batch(vs)
+		return err == nil
+	})
+	f.stats.DatapointsScanned += f.dec.points
+	f.db.putWorker(f)
 	return err
 }
 
-// series1 reads, consolidates and aggregates or keeps one series. g, when
-// set, is the series' group.
-func (f *fetch) series1(v *head.View, g *fetchGroup) error {
-	var gkey []byte
-	if g == nil && f.groups != nil && len(f.req.GroupBy) > 0 {
-		var ok bool
-		if gkey, ok = f.groupKey(v.Tags); !ok {
-			return nil // lacks a group-by key
-		}
+// series1 reads, consolidates and aggregates or keeps one series on this
+// goroutine.
+func (f *fetch) series1(v *head.View) error {
+	gkey, ok := f.groupKey(v.Tags)
+	if !ok {
+		return nil // lacks a group-by key
 	}
 	f.stats.SeriesScanned++
-	clear(f.covered)
-	dense, err := f.placeSeries(v)
+	dense, err := f.dec.placeSeries(v)
 	if err != nil {
 		return err
 	}
-	return f.emit(v.Tags, v.DSType, gkey, g, dense)
+	return f.emit(f.prim, v.Tags, v.DSType, gkey, dense)
+}
+
+// decoder is the scratch of one goroutine that places series' blocks into
+// primaries: the fetch's own, or its worker's. It reads f and never writes
+// it.
+type decoder struct {
+	f       *fetch
+	prim    []float64 // primaries of the current series
+	blk     []float64 // one decoded block
+	covered []bool    // per period from pmin: the series has a block placed
+	points  int       // datapoints scanned, for Stats
+}
+
+func (f *fetch) newDecoder(prim []float64) decoder {
+	return decoder{f: f, prim: prim, blk: make([]float64, 0, f.db.head.BlockSteps()),
+		covered: make([]bool, max(0, f.pmax-f.pmin+1))}
 }
 
 // placeSeries fills the primaries with the blocks of one series, from
 // memory and disk, and reports whether every primary has a value.
-func (f *fetch) placeSeries(v *head.View) (bool, error) {
+func (d *decoder) placeSeries(v *head.View) (bool, error) {
+	f := d.f
+	clear(d.covered)
 	dense := true // every primary has a value
 	for _, b := range v.Blocks {
-		d, err := f.place(b.Period, b.Open, b.Data)
+		ok, err := d.place(b.Period, b.Open, b.Data)
 		if err != nil {
 			return false, fmt.Errorf("series %d block %d: %w", v.ID, b.Period, err)
 		}
-		dense = dense && d
-		f.covered[b.Period-f.pmin] = true
+		dense = dense && ok
+		d.covered[b.Period-f.pmin] = true
 	}
 	for p, r := range f.readers {
-		if f.covered[p-f.pmin] {
+		if d.covered[p-f.pmin] {
 			continue // a block still in memory is at least as new
 		}
 		data, err := r.Block(v.ID)
@@ -280,44 +297,44 @@ func (f *fetch) placeSeries(v *head.View) (bool, error) {
 			return false, err
 		}
 		if data != nil {
-			d, err := f.place(p, nil, data)
+			ok, err := d.place(p, nil, data)
 			if err != nil {
 				return false, fmt.Errorf("series %d block %d on disk: %w", v.ID, p, err)
 			}
-			dense = dense && d
-			f.covered[p-f.pmin] = true
+			dense = dense && ok
+			d.covered[p-f.pmin] = true
 		}
 	}
 	// Periods without a block have no data: fill them with Missing rather
 	// than filling everything up front, as blocks usually cover the range.
 	bs := int64(f.db.head.BlockSteps())
-	for i, ok := range f.covered {
+	for i, ok := range d.covered {
 		if !ok {
 			dense = false
 			first := (f.pmin + int64(i)) * bs
-			lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(f.prim)))
+			lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(d.prim)))
 			for j := lo - f.k0; j < hi-f.k0; j++ {
-				f.prim[j] = chunk.Missing
+				d.prim[j] = chunk.Missing
 			}
 		}
 	}
 	return dense, nil
 }
 
-// emit keeps or aggregates the primaries of one series (tags in canonical
-// encoding); gkey or g name its group when grouping, dense says that every
-// primary has a value.
-func (f *fetch) emit(tagsEnc []byte, dstype tsdb.DSType, gkey []byte, g *fetchGroup, dense bool) error {
-	if f.groups == nil && !anyData(f.prim) {
+// emit keeps or aggregates the primaries prim of one series (tags in
+// canonical encoding); gkey names its group when grouping, dense says that
+// every primary has a value.
+func (f *fetch) emit(prim []float64, tagsEnc []byte, dstype tsdb.DSType, gkey []byte, dense bool) error {
+	if f.groups == nil && !anyData(prim) {
 		// Nothing in range: the series is not part of the answer, as if it
 		// were not matched. (Aggregates need no check: such a series adds
 		// nothing to them.)
 		f.stats.SeriesScanned--
 		return nil
 	}
-	vals := f.prim
+	vals := prim
 	if f.m > 1 {
-		consolidate(f.out, f.prim, f.m, f.req.CF, dstype.IsGauge())
+		consolidate(f.out, prim, f.m, f.req.CF, dstype.IsGauge())
 		vals = f.out
 	}
 	if f.groups == nil {
@@ -328,9 +345,7 @@ func (f *fetch) emit(tagsEnc []byte, dstype tsdb.DSType, gkey []byte, g *fetchGr
 		f.series = append(f.series, tsdb.Series{Tags: ts, DSType: dstype, Values: f.full(vals)})
 		return nil
 	}
-	if g == nil {
-		g = f.groups[string(gkey)]
-	}
+	g := f.groups[string(gkey)]
 	if g == nil {
 		g = &fetchGroup{agg: newAggregator(f.req.Aggregation, len(vals))}
 		if len(f.req.GroupBy) > 0 {
@@ -358,15 +373,16 @@ func anyData(vals []float64) bool {
 
 // place copies the part of one block (an open block, or encoded data) that
 // falls into the primaries. It reports whether that part has no gap.
-func (f *fetch) place(period int64, open *chunk.Open, data []byte) (dense bool, err error) {
+func (d *decoder) place(period int64, open *chunk.Open, data []byte) (dense bool, err error) {
+	f := d.f
 	bs := int64(f.db.head.BlockSteps())
 	first := period * bs // global step index of the block's slot 0
-	lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(f.prim)))
+	lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(d.prim)))
 	if lo >= hi {
 		return true, nil
 	}
-	dst := f.prim[lo-f.k0 : hi-f.k0]
-	f.stats.DatapointsScanned += len(dst)
+	dst := d.prim[lo-f.k0 : hi-f.k0]
+	d.points += len(dst)
 	whole := lo == first && hi == first+bs
 	var values []float64
 	var h chunk.Header
@@ -377,16 +393,16 @@ func (f *fetch) place(period int64, open *chunk.Open, data []byte) (dense bool, 
 		open.Values(dst[:0], int(bs))
 		return open.Dense(int(bs)), nil
 	case open != nil:
-		f.blk = open.Values(f.blk[:0], int(bs))
-		values, dense = f.blk, open.Dense(int(hi-first))
+		d.blk = open.Values(d.blk[:0], int(bs))
+		values, dense = d.blk, open.Dense(int(hi-first))
 	case whole:
 		_, h, err = chunk.DecodeHeader(dst[:0], data)
 		return h.Present == h.Points, err
 	default:
-		if f.blk, h, err = chunk.DecodeHeader(f.blk[:0], data); err != nil {
+		if d.blk, h, err = chunk.DecodeHeader(d.blk[:0], data); err != nil {
 			return false, err
 		}
-		values, dense = f.blk, h.Present == h.Points
+		values, dense = d.blk, h.Present == h.Points
 	}
 	if int64(len(values)) < hi-first {
 		return false, fmt.Errorf("%w: block of %d steps, want %d", tsdb.ErrCorrupt, len(values), bs)
@@ -396,8 +412,11 @@ func (f *fetch) place(period int64, open *chunk.Open, data []byte) (dense bool, 
 }
 
 // groupKey returns the values of the group-by keys joined by 0 bytes, and
-// false if the series lacks one.
+// false if the series lacks one (nil, true when not grouping).
 func (f *fetch) groupKey(enc []byte) ([]byte, bool) {
+	if f.groups == nil || len(f.req.GroupBy) == 0 {
+		return nil, true
+	}
 	f.keyBuf = f.keyBuf[:0]
 	for _, k := range f.req.GroupBy {
 		v, ok := tags.ValueEncoded(enc, k)
@@ -436,7 +455,11 @@ func (f *fetch) result() *tsdb.SeriesSet {
 	slices.SortFunc(keys, func(a, b string) int { return bytes.Compare([]byte(a), []byte(b)) })
 	for _, k := range keys {
 		g := f.groups[k]
-		out.Series = append(out.Series, tsdb.Series{Tags: g.tags, Values: f.full(g.agg.result())})
+		vals := g.agg.result()
+		if f.off > 0 || len(vals) < f.n {
+			vals = f.full(vals)
+		} // else the aggregate is the whole line already, and f's to give
+		out.Series = append(out.Series, tsdb.Series{Tags: g.tags, Values: vals})
 	}
 	return out
 }

@@ -94,19 +94,16 @@ func (f *fetch) runPoint(ctx context.Context, ids []uint32) (bool, error) {
 			}
 		}
 		pt := &pts[i]
-		var gkey []byte
-		if f.groups != nil && len(f.req.GroupBy) > 0 {
-			var ok bool
-			if gkey, ok = f.groupKey(pt.Tags); !ok {
-				continue // lacks a group-by key
-			}
+		gkey, ok := f.groupKey(pt.Tags)
+		if !ok {
+			continue // lacks a group-by key
 		}
 		f.stats.SeriesScanned++
 		if pt.Read {
 			f.stats.DatapointsScanned++
 		}
 		f.prim[0] = pt.V
-		if err := f.emit(pt.Tags, pt.DSType, gkey, nil, !chunk.IsMissing(pt.V)); err != nil {
+		if err := f.emit(f.prim, pt.Tags, pt.DSType, gkey, !chunk.IsMissing(pt.V)); err != nil {
 			return true, err
 		}
 	}

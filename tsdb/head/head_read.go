@@ -43,6 +43,20 @@ type scanScratch struct {
 // with its blocks in periods [minP, maxP]. fn runs without any lock held
 // and may stop the scan by returning false.
 func (h *Head) Scan(ids *roaring.Bitmap, minP, maxP int64, fn func(v *View) bool) {
+	h.ScanBatches(ids, minP, maxP, func(vs []View) bool {
+		for i := range vs {
+			if !fn(&vs[i]) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// ScanBatches is Scan a batch of series at a time: fn gets the views of up
+// to scanBatch series, in id order, all valid until fn returns (so that a reader may decode them on several goroutines). fn
+// runs without any lock held and may stop the scan by returning false.
+func (h *Head) ScanBatches(ids *roaring.Bitmap, minP, maxP int64, fn func(vs []View) bool) {
 	sc, _ := h.scanPool.Get().(*scanScratch)
 	if sc == nil {
 		sc = &scanScratch{}
@@ -56,59 +70,71 @@ func (h *Head) Scan(ids *roaring.Bitmap, minP, maxP int64, fn func(v *View) bool
 	views, opens := sc.views[:n], sc.opens[:n]
 	it := ids.Iterator()
 	for it.HasNext() {
-		// Collect a run of ids of one shard.
-		pending := sc.pending[:0]
-		shardOf := -1
-		for it.HasNext() && len(pending) < n {
-			k, _ := splitID(it.PeekNext())
-			if shardOf >= 0 && k != shardOf {
-				break
-			}
-			shardOf = k
-			pending = append(pending, it.Next())
-		}
-		sc.pending = pending
-		s := &h.shards[shardOf]
 		cnt := 0
 		streams := sc.streams[:0]
-		s.mu.Lock()
-		// Touch the series first: the loads are independent, so their cache
-		// misses overlap instead of stalling the loop below one by one.
-		for _, id := range pending {
-			_, local := splitID(id)
-			if ms := s.seriesLocked(local); ms != nil {
-				sc.touched += byte(ms.id) + byte(len(ms.sealed))
-			}
-		}
-		for _, id := range pending {
-			_, local := splitID(id)
-			ms := s.seriesLocked(local)
-			if ms == nil {
-				continue
-			}
-			v := &views[cnt]
-			v.ID, v.Tags, v.DSType = ms.id, ms.tags, ms.dstype
-			v.Blocks = v.Blocks[:0]
-			for _, b := range ms.sealed {
-				if b.period() >= minP && b.period() <= maxP {
-					v.Blocks = append(v.Blocks, BlockView{Period: b.period(), Data: b.data})
+		// Fill the batch from runs of ids of one shard each, one shard lock
+		// at a time, so that a batch is scanBatch series even when the ids
+		// are spread over many shards (a few dozen each for 2 000 series).
+		for it.HasNext() && cnt < n {
+			pending := sc.pending[:0]
+			shardOf := -1
+			for it.HasNext() && cnt+len(pending) < n {
+				k, _ := splitID(it.PeekNext())
+				if shardOf >= 0 && k != shardOf {
+					break
 				}
+				shardOf = k
+				pending = append(pending, it.Next())
 			}
-			if ms.hasOpen && ms.period >= minP && ms.period <= maxP {
-				streams = ms.open.CopyTo(&opens[cnt], streams)
-				v.Blocks = append(v.Blocks, BlockView{Period: ms.period, Open: &opens[cnt]})
-			}
-			cnt++
+			sc.pending = pending
+			streams = h.shards[shardOf].collect(pending, minP, maxP, views, opens, &cnt, streams, &sc.touched)
 		}
-		s.mu.Unlock()
 		sc.streams = streams
 		sc.touched += touchBlocks(views[:cnt])
-		for i := range views[:cnt] {
-			if !fn(&views[i]) {
-				return
-			}
+		if cnt > 0 && !fn(views[:cnt]) {
+			return
 		}
 	}
+}
+
+// collect adds to views[*cnt:] the series of pending (ids of shard s that
+// still exist) with their blocks in periods [minP, maxP], under s's lock;
+// open blocks are copied into opens, their streams appended to streams,
+// which it returns.
+func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens []chunk.Open,
+	cnt *int, streams []byte, touched *byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Touch the series first: the loads are independent, so their cache
+	// misses overlap instead of stalling the loop below one by one.
+	for _, id := range pending {
+		_, local := splitID(id)
+		if ms := s.seriesLocked(local); ms != nil {
+			*touched += byte(ms.id) + byte(len(ms.sealed))
+		}
+	}
+	for _, id := range pending {
+		_, local := splitID(id)
+		ms := s.seriesLocked(local)
+		if ms == nil {
+			continue
+		}
+		i := *cnt
+		v := &views[i]
+		v.ID, v.Tags, v.DSType = ms.id, ms.tags, ms.dstype
+		v.Blocks = v.Blocks[:0]
+		for _, b := range ms.sealed {
+			if b.period() >= minP && b.period() <= maxP {
+				v.Blocks = append(v.Blocks, BlockView{Period: b.period(), Data: b.data})
+			}
+		}
+		if ms.hasOpen && ms.period >= minP && ms.period <= maxP {
+			streams = ms.open.CopyTo(&opens[i], streams)
+			v.Blocks = append(v.Blocks, BlockView{Period: ms.period, Open: &opens[i]})
+		}
+		*cnt = i + 1
+	}
+	return streams
 }
 
 // touchBlocks reads a byte of every cache line of the blocks of views
