@@ -81,15 +81,15 @@ func (n *node) traceSource() traceStore {
 	return n.spans
 }
 
-// partialMiddleware puts the partial trackers of both contracts in every
+// partialMiddleware puts the partial tracker of both contracts in every
 // request's context and sets X-Sextant-Partial when a read under it was
 // marked partial by the time the headers go out: every API of a query
 // node says so, including those (UI, alerting) that do not know it.
 func partialMiddleware(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, mp := tsdb.WithPartial(r.Context())
-		ctx, tp := tracing.WithPartial(ctx)
-		h.ServeHTTP(&partialHeaderWriter{ResponseWriter: w, partial: func() bool { return mp.Is() || tp.Is() }}, r.WithContext(ctx))
+		// One tracker serves both contracts (tracing.Partial is tsdb.Partial).
+		ctx, p := tsdb.WithPartial(r.Context())
+		h.ServeHTTP(&partialHeaderWriter{ResponseWriter: w, partial: p.Is}, r.WithContext(ctx))
 	})
 }
 
