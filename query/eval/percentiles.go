@@ -94,6 +94,41 @@ type bucketGroup struct {
 	timer   bool
 }
 
+// bucketGroups evaluates e, a group-by over bucketKey and the user's own
+// keys, and splits its lines into one group per combination of the user's
+// keys (groupBuckets). grouped reports whether the user grouped by keys of
+// their own: it decides the answer without buckets (noBuckets) and the
+// label (bucketGroup.label). The bucket words (:percentiles,
+// :sample-count, :approx-distinct) all start here.
+func (x *run) bucketGroups(e *expr.GroupBy, bucketKey string) (groups []*bucketGroup, grouped bool, err error) {
+	in, err := x.eval(e)
+	if err != nil {
+		return nil, false, err
+	}
+	userKeys := slices.DeleteFunc(slices.Clone(e.Keys), func(k string) bool { return k == bucketKey })
+	groups, err = groupBuckets(in, bucketKey, userKeys)
+	return groups, len(userKeys) > 0, err
+}
+
+// noBuckets is the answer of a bucket word whose input has no bucket
+// lines: no line when the user grouped (as any group-by over nothing),
+// else the NO DATA line, tagged with the exact keys of q (nil for none).
+func (x *run) noBuckets(grouped bool, q *tags.Query) ([]Series, error) {
+	if grouped {
+		return nil, nil
+	}
+	return x.noData(q)
+}
+
+// label is the base of the group's line labels: its values of the user's
+// keys when the user grouped, else the query's label.
+func (g *bucketGroup) label(grouped bool, q *tags.Query) string {
+	if grouped {
+		return g.key
+	}
+	return QueryLabel(q)
+}
+
 // groupBuckets splits lines by their tags without the bucket key and
 // parses the bucket index: T or D and 4 hex digits for percentiles,
 // R and hex digits for distinct-count registers.
@@ -143,20 +178,12 @@ func formatPercentile(p float64) string {
 }
 
 func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
-	in, err := x.eval(p.Expr)
-	if err != nil {
-		return nil, err
-	}
-	userKeys := slices.DeleteFunc(slices.Clone(p.Expr.Keys), func(k string) bool { return k == expr.PercentileKey })
-	groups, err := groupBuckets(in, expr.PercentileKey, userKeys)
+	groups, grouped, err := x.bucketGroups(p.Expr, expr.PercentileKey)
 	if err != nil {
 		return nil, err
 	}
 	if len(groups) == 0 {
-		if len(userKeys) > 0 {
-			return nil, nil
-		}
-		return x.noData(nil)
+		return x.noBuckets(grouped, nil)
 	}
 	var out []Series
 	counts := make([]float64, len(bucketBounds))
@@ -184,10 +211,7 @@ func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
 				lines[i][t] = r * conv
 			}
 		}
-		base := QueryLabel(p.Expr.Agg.Query)
-		if len(userKeys) > 0 {
-			base = g.key
-		}
+		base := g.label(grouped, p.Expr.Agg.Query)
 		for i, pct := range p.Pcts {
 			ps := formatPercentile(pct)
 			ts := merge(g.tags, tags.Set{{Key: expr.PercentileKey, Value: ps}})
@@ -199,20 +223,12 @@ func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
 
 // sampleCount sums the bucket rates between two values.
 func (x *run) sampleCount(sc *expr.SampleCount) ([]Series, error) {
-	in, err := x.eval(sc.Expr)
-	if err != nil {
-		return nil, err
-	}
-	userKeys := slices.DeleteFunc(slices.Clone(sc.Expr.Keys), func(k string) bool { return k == expr.PercentileKey })
-	groups, err := groupBuckets(in, expr.PercentileKey, userKeys)
+	groups, grouped, err := x.bucketGroups(sc.Expr, expr.PercentileKey)
 	if err != nil {
 		return nil, err
 	}
 	if len(groups) == 0 {
-		if len(userKeys) > 0 {
-			return nil, nil
-		}
-		return x.noData(sc.Expr.Agg.Query)
+		return x.noBuckets(grouped, sc.Expr.Agg.Query)
 	}
 	out := make([]Series, 0, len(groups))
 	for _, g := range groups {
@@ -233,10 +249,7 @@ func (x *run) sampleCount(sc *expr.SampleCount) ([]Series, error) {
 				v[t] = expr.AddNaN(v[t], b)
 			}
 		}
-		base := QueryLabel(sc.Expr.Agg.Query)
-		if len(userKeys) > 0 {
-			base = g.key
-		}
+		base := g.label(grouped, sc.Expr.Agg.Query)
 		label := "sample-count(" + base + ", " + expr.FormatDouble(sc.Min) + ", " + expr.FormatDouble(sc.Max) + ")"
 		out = append(out, Series{Tags: g.tags, Label: label, Values: v, Offset: sc.Expr.Agg.Offset})
 	}
@@ -247,20 +260,12 @@ func (x *run) sampleCount(sc *expr.SampleCount) ([]Series, error) {
 // register count m is the smallest power of two (at least 16) covering the
 // highest register index seen; registers without data count as empty.
 func (x *run) approxDistinct(a *expr.ApproxDistinct) ([]Series, error) {
-	in, err := x.eval(a.Expr)
-	if err != nil {
-		return nil, err
-	}
-	userKeys := slices.DeleteFunc(slices.Clone(a.Expr.Keys), func(k string) bool { return k == expr.DistinctKey })
-	groups, err := groupBuckets(in, expr.DistinctKey, userKeys)
+	groups, grouped, err := x.bucketGroups(a.Expr, expr.DistinctKey)
 	if err != nil {
 		return nil, err
 	}
 	if len(groups) == 0 {
-		if len(userKeys) > 0 {
-			return nil, nil
-		}
-		return x.noData(a.Expr.Agg.Query)
+		return x.noBuckets(grouped, a.Expr.Agg.Query)
 	}
 	out := make([]Series, 0, len(groups))
 	for _, g := range groups {
@@ -292,10 +297,7 @@ func (x *run) approxDistinct(a *expr.ApproxDistinct) ([]Series, error) {
 		for t := range v {
 			v[t] = hllEstimate(regs, t, m)
 		}
-		base := QueryLabel(a.Expr.Agg.Query)
-		if len(userKeys) > 0 {
-			base = g.key
-		}
+		base := g.label(grouped, a.Expr.Agg.Query)
 		out = append(out, Series{Tags: g.tags, Label: "approx-distinct(" + base + ")", Values: v, Offset: a.Expr.Agg.Offset})
 	}
 	return out, nil
