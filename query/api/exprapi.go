@@ -89,15 +89,21 @@ func (a *API) exprDebug(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, steps)
 }
 
+// parseParam parses the program of q (queryParam) into its presentations,
+// in the default time zone. Both errors are the user's: a missing or too
+// long q, or a program that does not parse (a *stack.Error naming the word).
+func (a *API) parseParam(r *http.Request) ([]*expr.Style, error) {
+	q, err := a.queryParam(r)
+	if err != nil {
+		return nil, err
+	}
+	return query.Parse(q, query.ParseOptions{TZ: a.opts.DefaultTZ})
+}
+
 // exprNormalize serves GET /api/v1/expr/normalize: each presentation as
 // a canonical program.
 func (a *API) exprNormalize(w http.ResponseWriter, r *http.Request) {
-	q, err := a.queryParam(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	styles, err := query.Parse(q, query.ParseOptions{TZ: a.opts.DefaultTZ})
+	styles, err := a.parseParam(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -112,12 +118,7 @@ func (a *API) exprNormalize(w http.ResponseWriter, r *http.Request) {
 // exprQueries serves GET /api/v1/expr/queries: the distinct queries the
 // program's data expressions run.
 func (a *API) exprQueries(w http.ResponseWriter, r *http.Request) {
-	q, err := a.queryParam(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	styles, err := query.Parse(q, query.ParseOptions{TZ: a.opts.DefaultTZ})
+	styles, err := a.parseParam(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
