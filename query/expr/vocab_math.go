@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -355,6 +356,22 @@ func AddNaN(a, b float64) float64 {
 		return a
 	}
 	return a + b
+}
+
+// CompareNaNLast orders numbers as Java's Double.compare does, which the
+// orderings of Atlas (:sort, :order, :topk and :bottomk) use: NaN after
+// everything, +Inf included, and two NaNs equal. Unlike Java it holds -0
+// and +0 equal; no statistic tells them apart.
+func CompareNaNLast(a, b float64) int {
+	switch an, bn := a != a, b != b; {
+	case an && bn:
+		return 0
+	case an:
+		return 1
+	case bn:
+		return -1
+	}
+	return cmp.Compare(a, b)
 }
 
 // ToBool is Atlas' truth: not NaN and not (nearly) zero.

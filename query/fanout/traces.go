@@ -73,7 +73,7 @@ func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.T
 	if err != nil {
 		return nil, err
 	}
-	if err := q.tracePartial(ctx, missing, n, len(answers)); err != nil {
+	if err := q.partial(ctx, "spans", missing, n, len(answers)); err != nil {
 		return nil, err
 	}
 	type ranked struct {
@@ -121,20 +121,6 @@ func serviceStart(tr tracing.Trace, service string) int64 {
 	return first
 }
 
-// tracePartial is partial for the span side.
-func (q *Querier) tracePartial(ctx context.Context, missing []int, n, answers int) error {
-	if len(missing) == 0 {
-		return nil
-	}
-	q.m.partial.Increment()
-	q.opts.Logger.Warn("partial trace answer", "missing_partitions", len(missing), "partitions", n)
-	if answers == 0 {
-		return ErrUnavailable
-	}
-	tracing.MarkPartial(ctx)
-	return nil
-}
-
 // catalog asks one owner of every partition for its catalog.
 func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAnswer, error) {
 	n := q.opts.Owners.Partitions()
@@ -154,7 +140,7 @@ func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAns
 	if err != nil {
 		return nil, err
 	}
-	return answers, q.tracePartial(ctx, missing, n, len(answers))
+	return answers, q.partial(ctx, "spans", missing, n, len(answers))
 }
 
 // Services implements tracing.Catalog: the union of the nodes' services.
@@ -215,7 +201,7 @@ func (q *Querier) Dependencies(ctx context.Context, start, end int64) ([]tracing
 	if err != nil {
 		return nil, err
 	}
-	if err := q.tracePartial(ctx, missing, n, len(answers)); err != nil {
+	if err := q.partial(ctx, "spans", missing, n, len(answers)); err != nil {
 		return nil, err
 	}
 	if len(answers) == 1 {
