@@ -206,8 +206,8 @@ func (a *API) exprComplete(w http.ResponseWriter, r *http.Request) {
 	if prefix == "" || strings.HasPrefix(prefix, ":") {
 		for _, voc := range expr.Vocabularies {
 			// A word in several vocabularies (a std word reexported) is
-			// offered once; named-rewrite is internal to the parser's
-			// rewrites and not for typing.
+			// offered once; named-rewrite is internal (the macros use it
+			// to show an expansion as the macro), not for typing.
 			for _, wd := range voc.Words {
 				if wd.Name == "named-rewrite" || seen[wd.Name] || !strings.HasPrefix(wd.Name, wordPrefix) || !wd.Matches(st) {
 					continue
