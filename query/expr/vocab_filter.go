@@ -94,8 +94,8 @@ func filterWords() []*stack.Word {
 		Summary:  "Show an expression at a coarser step (a multiple of the graph step) with avg, sum, min or max.",
 		Examples: []string{"name,sps,:eq,:sum,max,5m", "ERROR:name,sps,:eq,:sum,median,5m"},
 		Exec: func(c *stack.Context) error {
-			// The step must be a multiple of the graph's step, which only the
-			// evaluation knows: checked there, with the step named.
+			// Only the evaluation knows the graph's step: a step that is not
+			// a multiple of it is rounded up to one there.
 			step, _ := ParseDuration(c.Pop().(string))
 			name := c.Pop().(string)
 			cf, ok := map[string]CF{"avg": CFAvg, "sum": CFSum, "min": CFMin, "max": CFMax}[name]
@@ -116,9 +116,8 @@ func filterWords() []*stack.Word {
 // resolveStats replaces :stat-* placeholders in cond with the statistic of e.
 func resolveStats(e, cond TimeSeriesExpr) (TimeSeriesExpr, error) {
 	return Transform(cond, func(n TimeSeriesExpr) (TimeSeriesExpr, bool, error) {
-		// Each placeholder becomes a Stat over the same e (shared, not
-		// copied: the AST is immutable), which the evaluator computes once
-		// per line.
+		// Each placeholder becomes a Stat over the same e: shared, not
+		// copied, since the AST is never modified in place (Transform).
 		if r, ok := n.(*StatRef); ok {
 			return &Stat{Expr: e, Stat: r.Stat}, true, nil
 		}
