@@ -185,8 +185,7 @@ func (r *Rewrite) String() string {
 			b.WriteString(listString(g))
 			b.WriteString(",:by")
 		}
-	// No display (a rewrite built by the evaluator's own rewrites):
-	// the expansion is the honest rendering.
+	// Without a display, the expansion is the rendering.
 	default:
 		b.WriteString(r.Eval.String())
 	}
@@ -294,9 +293,8 @@ func FormatDuration(ms int64) string {
 	if ms == 0 {
 		return "0s"
 	}
-	// Largest unit first; months and years are not used because
-	// their length is not fixed in milliseconds (Atlas parses them as
-	// 30 and 365 days, so rendering them would not round-trip).
+	// Largest unit first. Months and years are left out: they are only
+	// names for 30 and 365 days (asl.md §3.1), and days say it exactly.
 	units := []struct {
 		n    int64
 		unit string
