@@ -39,6 +39,8 @@ func bucketIndex(v float64) int {
 	switch {
 	case !(v > 0):
 		return 0
+	// The first buckets are one unit wide ([0,1], (1,2], (2,3],
+	// (3,4]): the index is the value itself, truncated.
 	case v <= 4:
 		return int(v)
 	}
@@ -50,6 +52,9 @@ func bucketIndex(v float64) int {
 // from per-bucket counts, interpolating linearly inside a bucket.
 func estimatePercentiles(counts []float64, pcts, res []float64) {
 	total, last := 0.0, -1
+	// Counts are rates per second, not integers; a negative, NaN or
+	// infinite one is skipped rather than allowed to pull the estimate
+	// outside its buckets.
 	for i, c := range counts {
 		if c > 0 && !math.IsInf(c, 0) {
 			total += c
@@ -62,6 +67,10 @@ func estimatePercentiles(counts []float64, pcts, res []float64) {
 		}
 		return
 	}
+	// Walk the buckets once, carrying the cumulative percentage: each
+	// requested percentile (sorted) is placed in the bucket where the
+	// running share first reaches it, by linear interpolation between
+	// the bucket's lower and upper bound (asl.md §2.9).
 	pi := 0
 	prevP, prevB := 0.0, 0.0
 	for i := 0; i <= last && pi < len(pcts); i++ {
@@ -72,6 +81,8 @@ func estimatePercentiles(counts []float64, pcts, res []float64) {
 		nextP := prevP + 100*c/total
 		for pi < len(pcts) && nextP >= pcts[pi] {
 			f := (pcts[pi] - prevP) / (nextP - prevP)
+			// An empty bucket crossed exactly (nextP == prevP) gives 0/0:
+			// the estimate is its lower bound.
 			if math.IsNaN(f) || math.IsInf(f, 0) {
 				f = 0
 			}
@@ -80,6 +91,8 @@ func estimatePercentiles(counts []float64, pcts, res []float64) {
 		}
 		prevP, prevB = nextP, bucketBounds[i]
 	}
+	// Rounding may leave the last percentiles (100) just above the
+	// final cumulative share: they are the highest bucket seen.
 	for ; pi < len(res); pi++ {
 		res[pi] = bucketBounds[last]
 	}
@@ -88,6 +101,9 @@ func estimatePercentiles(counts []float64, pcts, res []float64) {
 // bucketGroup is the lines of one group of a bucketed expression, indexed
 // by bucket.
 type bucketGroup struct {
+	// key is the group's label: the user's group values, or every tag
+	// but the bucket key when the user did not group; timer tells
+	// nanosecond (T) buckets from unitless (D) ones.
 	tags    tags.Set // without the bucket key
 	key     string
 	buckets map[int][]float64
@@ -140,6 +156,8 @@ func groupBuckets(in []Series, key string, userKeys []string) ([]*bucketGroup, e
 		if !ok || len(v) < 2 {
 			continue // a no-data placeholder, or not a bucket
 		}
+		// A bucket value that does not parse is not Spectator's: such a
+		// line is ignored rather than failing the graph.
 		idx, err := strconv.ParseUint(v[1:], 16, 16)
 		if err != nil {
 			continue
@@ -160,6 +178,8 @@ func groupBuckets(in []Series, key string, userKeys []string) ([]*bucketGroup, e
 		}
 		g.buckets[int(idx)] = s.Values
 	}
+	// Groups in label order, so the lines come out in the same
+	// order on every evaluation.
 	slices.SortFunc(order, func(a, b *bucketGroup) int { return strings.Compare(a.key, b.key) })
 	return order, nil
 }
@@ -177,6 +197,9 @@ func formatPercentile(p float64) string {
 	return s
 }
 
+// percentiles estimates each requested percentile per group from the
+// bucket counts at each step (asl.md §2.9): one line per percentile,
+// tagged with the padded percentile so the legends sort as numbers.
 func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
 	groups, grouped, err := x.bucketGroups(p.Expr, expr.PercentileKey)
 	if err != nil {
@@ -186,6 +209,8 @@ func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
 		return x.noBuckets(grouped, nil)
 	}
 	var out []Series
+	// Reused for every step and group: the estimate needs the counts
+	// in bucket order, dense, which the map of a group is not.
 	counts := make([]float64, len(bucketBounds))
 	res := make([]float64, len(p.Pcts))
 	for _, g := range groups {
@@ -236,6 +261,9 @@ func (x *run) sampleCount(sc *expr.SampleCount) ([]Series, error) {
 		if g.timer {
 			lo, hi = lo*1e9, hi*1e9
 		}
+		// Whole buckets: a bucket counts when its index lies in the range
+		// of the bounds' buckets, so the answer is as coarse as the
+		// buckets are (asl.md §2.5).
 		first, last := bucketIndex(lo), bucketIndex(hi)
 		v, err := x.alloc()
 		if err != nil {
