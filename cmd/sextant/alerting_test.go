@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,6 +116,33 @@ func startGauges(t testing.TB, base string, vals map[string]float64) *gaugePubli
 	return p
 }
 
+// waitBaseline waits until the server holds n steps (1 s each) of every
+// host's gauge: a rule then starts from the values below its threshold
+// before a test crosses it, however slow the machine, where a fixed sleep
+// only hoped so.
+func waitBaseline(t *testing.T, base string, n int, hosts ...string) {
+	t.Helper()
+	for _, host := range hosts {
+		q := url.Values{"q": {"name,e2e.cpu,:eq,host," + host + ",:eq,:max"}, "format": {"json"}, "s": {"e-2m"}, "step": {"1s"}}
+		waitFor(t, 30*time.Second, fmt.Sprintf("%d baseline steps of host %s", n, host), func() bool {
+			code, body := get(t, base+"/api/v1/graph?"+q.Encode())
+			var g struct {
+				Values [][]any `json:"values"`
+			}
+			if code != http.StatusOK || json.Unmarshal([]byte(body), &g) != nil {
+				return false
+			}
+			seen := 0
+			for _, row := range g.Values {
+				if _, ok := row[0].(float64); ok { // NaN, no data, is the string "NaN"
+					seen++
+				}
+			}
+			return seen >= n
+		})
+	}
+}
+
 func (p *gaugePublisher) set(host string, v float64) {
 	p.mu.Lock()
 	p.vals[host] = v
@@ -201,7 +229,7 @@ func TestAlertingEndToEnd(t *testing.T) {
 		ConfigFile: alertingConfigFile(t, t.TempDir(), hook.srv.URL, "1s", "3s", "8s")}
 	base := "http://" + startServe(t, cfg)
 	pub := startGauges(t, base, map[string]float64{"a": 50, "b": 50})
-	time.Sleep(2 * time.Second) // baseline steps below the threshold before the crossing (data shaping); no timing is asserted
+	waitBaseline(t, base, 2, "a", "b") // steps below the threshold before the crossing
 
 	crossed := time.Now()
 	pub.set("a", 90)
