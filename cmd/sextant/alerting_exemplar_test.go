@@ -50,9 +50,11 @@ func TestAlertingExemplars(t *testing.T) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			_, s := tr.Start(ctx, "POST /checkout", oteltrace.WithSpanKind(oteltrace.SpanKindServer))
-			time.Sleep(time.Duration(1+i%7) * time.Millisecond) // gives each span a distinct duration (data shaping)
-			s.End()
+			// Each span gets a distinct duration through its timestamps,
+			// not by sleeping while it is open.
+			t0 := time.Now()
+			_, s := tr.Start(ctx, "POST /checkout", oteltrace.WithSpanKind(oteltrace.SpanKindServer), oteltrace.WithTimestamp(t0))
+			s.End(oteltrace.WithTimestamp(t0.Add(time.Duration(1+i%7) * time.Millisecond)))
 		}
 	}()
 	m := hook.next(t, 20*time.Second)
