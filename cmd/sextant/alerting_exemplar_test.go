@@ -21,18 +21,13 @@ func TestAlertingExemplars(t *testing.T) {
 		t.Skip("runs for about 10 s")
 	}
 	t.Parallel()
-	hook := newWebhookInbox(t)
-	cfg := testConfig(t)
-	cfg.LiveDelay = 300 * time.Millisecond
-	cfg.Alerting = alertingConfig{ExternalURL: "http://sextant.example", ConfigFile: alertingConfigFile(t, t.TempDir(), hook.srv.URL, "0s", "1s", "1h"),
-		RulesDir: rulesDir(t, `groups:
+	addr, hook := alertingServe(t, `groups:
   - name: spans
     rules:
       - alert: CheckoutBusy
         expr: name,span.calls,:eq,service.name,checkout,:eq,:and,(,service.name,),:by,0,:gt
         nodata: ok
-`)}
-	addr := startServe(t, cfg)
+`)
 	ctx := context.Background()
 	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL("http://"+addr+"/v1/traces"))
 	if err != nil {

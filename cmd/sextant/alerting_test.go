@@ -359,6 +359,20 @@ func TestAlertingEndToEnd(t *testing.T) {
 	}
 }
 
+// alertingServe starts the server in-process with the rules file rules, a
+// live delay of 300 ms and a route that sends every alert to a new webhook
+// inbox at once (group_wait 0 s, group_interval 1 s); it returns the
+// server's address and the inbox.
+func alertingServe(t *testing.T, rules string) (string, *webhookInbox) {
+	t.Helper()
+	hook := newWebhookInbox(t)
+	cfg := testConfig(t)
+	cfg.LiveDelay = 300 * time.Millisecond
+	cfg.Alerting = alertingConfig{ExternalURL: "http://sextant.example",
+		ConfigFile: alertingConfigFile(t, t.TempDir(), hook.srv.URL, "0s", "1s", "1h"), RulesDir: rulesDir(t, rules)}
+	return startServe(t, cfg), hook
+}
+
 // TestAlertingDES: a :des rule on the live evaluator stays quiet on a
 // periodic baseline (ten minutes of history plus live steps) and pages on
 // an injected spike.
@@ -367,18 +381,14 @@ func TestAlertingDES(t *testing.T) {
 		t.Skip("runs for about 30 s")
 	}
 	t.Parallel()
-	hook := newWebhookInbox(t)
-	cfg := testConfig(t)
-	cfg.LiveDelay = 300 * time.Millisecond
-	cfg.Alerting = alertingConfig{ExternalURL: "http://sextant.example", ConfigFile: alertingConfigFile(t, t.TempDir(), hook.srv.URL, "0s", "1s", "1h"),
-		RulesDir: rulesDir(t, `groups:
+	addr, hook := alertingServe(t, `groups:
   - name: anomalies
     rules:
       - alert: WaveAnomaly
         expr: name,e2e.wave,:eq,:sum,10,0.1,0.5,0.2,0.2,10,:des-epic-signal
         nodata: ok
-`)}
-	base := "http://" + startServe(t, cfg)
+`)
+	base := "http://" + addr
 	wave := func(ms int64) float64 { return 100 + 20*math.Sin(2*math.Pi*float64(ms/1000)/120) }
 	publish := func(t0, t1 int64, spike float64) {
 		var pts []string
