@@ -94,8 +94,7 @@ func (p *promAPI) writeError(w http.ResponseWriter, err error) {
 	e := promql.Classify(err)
 	code := promStatus(e.Type)
 	// Only faults are logged: a timeout or an unavailable store is
-	// counted (and the store logs its own trouble), a user's mistake
-	// is in the answer.
+	// counted, and a user's mistake is in the answer.
 	if code >= 500 && e.Type == promql.Internal {
 		p.a.opts.Logger.Error("prometheus query failed", "err", err)
 	}
