@@ -289,8 +289,8 @@ func (p *promAPI) seriesRange(r *http.Request) (start, end int64, err error) {
 	if end, err = timeParam(r, "end", now); err != nil {
 		return 0, 0, err
 	}
-	// An end far in the future reads no more data, but would widen
-	// the window's start past maxSeriesWindow's intent; clamp it.
+	// A huge end is clamped to 32 days ahead: the window arithmetic
+	// below (end+1, end minus the window) then stays far from overflow.
 	end = min(end, now+int64(maxSeriesWindow/time.Millisecond))
 	if start, err = timeParam(r, "start", end-defaultSeriesWindow.Milliseconds()); err != nil {
 		return 0, 0, err
