@@ -19,9 +19,9 @@ func (a *API) tags(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	key := r.PathValue("key")
 	req := tsdb.TagsRequest{Key: key, After: v.Get("offset")}
-	// A limit above the maximum is clamped, not refused: Atlas's
-	// webapi does the same, and clients ask for "all" with a large
-	// number. A limit below 1 is a mistake.
+	// A limit above the maximum is clamped, not refused: a client
+	// asking for "all" with a large number gets a full page. A limit
+	// below 1 is a mistake.
 	limit, err := intParam(v, "limit", MaxTagsLimit, 1, 1<<30)
 	if err != nil {
 		a.fail(w, r, err)

@@ -93,7 +93,7 @@ func queryWords() []*stack.Word {
 		{
 			Name: "in", In: params(param("k", stack.String), param("vs", stack.StringList)), Out: "Query",
 			Summary: "Query for values of k equal to any value in a list.",
-			// An empty list is a valid query that matches nothing, as in Atlas.
+			// An empty list is a valid query that matches nothing.
 			Examples: []string{"nf.app,(,www,api,)", "status,(,)", "ERROR:name,sps"},
 			Exec: func(c *stack.Context) error {
 				vs := c.Pop().(stack.List).Strings()
