@@ -48,9 +48,14 @@ func bucketIndex(v float64) int {
 	return min(i, len(bucketBounds)-1)
 }
 
-// estimatePercentiles fills res[i] with the estimate of pcts[i] (sorted)
-// from per-bucket counts, interpolating linearly inside a bucket.
-func estimatePercentiles(counts []float64, pcts, res []float64) {
+// EstimatePercentiles fills res[i] with the estimate of pcts[i] (in
+// percent, sorted) from the counts of Spectator's percentile buckets
+// (counts[i] is bucket i's, in any unit: a rate works), interpolating
+// linearly inside a bucket; NaN when no bucket has a count. The result is
+// in the buckets' unit (nanoseconds for a timer). It is the one estimate of
+// the stack language's :percentiles and PromQL's histogram_quantile over
+// Sextant's buckets.
+func EstimatePercentiles(counts []float64, pcts, res []float64) {
 	total, last := 0.0, -1
 	// Counts are rates per second, not integers; a negative, NaN or
 	// infinite one is skipped rather than allowed to pull the estimate
@@ -231,7 +236,7 @@ func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
 					counts[idx] = vs[t]
 				}
 			}
-			estimatePercentiles(counts, p.Pcts, res)
+			EstimatePercentiles(counts, p.Pcts, res)
 			for i, r := range res {
 				lines[i][t] = r * conv
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/query/eval"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
@@ -173,44 +174,18 @@ func leQuantile(q float64, bs []leBucket, p int) float64 {
 }
 
 // percentileEstimate estimates the φ-quantile from per-bucket counts of
-// Spectator's percentile buckets the way the stack language's
-// :percentiles does (query/eval): linear inside the bucket, timers
-// converted from nanoseconds to seconds.
+// Spectator's percentile buckets with the stack language's own estimate
+// (eval.EstimatePercentiles), timers converted from nanoseconds to
+// seconds. A φ outside [0, 1] lands below the first or above the last
+// bucket seen, as :percentiles would place it.
 func percentileEstimate(q float64, counts []float64, timer bool) float64 {
 	if math.IsNaN(q) {
 		return math.NaN()
 	}
-	pct := q * 100
-	total, last := 0.0, -1
-	for i, c := range counts {
-		if c > 0 && !math.IsInf(c, 0) {
-			total += c
-			last = i
-		}
-	}
-	if total == 0 {
-		return math.NaN()
-	}
-	conv := 1.0
+	var res [1]float64
+	eval.EstimatePercentiles(counts, []float64{q * 100}, res[:])
 	if timer {
-		conv = 1e-9
+		return res[0] * 1e-9
 	}
-	prevP, prevB := 0.0, 0.0
-	for i := 0; i <= last; i++ {
-		c := counts[i]
-		if !(c > 0) || math.IsInf(c, 0) {
-			c = 0
-		}
-		bound := float64(lib.PercentileBucketLimit(i))
-		nextP := prevP + 100*c/total
-		if nextP >= pct {
-			f := (pct - prevP) / (nextP - prevP)
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				f = 0
-			}
-			return (f*(bound-prevB) + prevB) * conv
-		}
-		prevP, prevB = nextP, bound
-	}
-	return float64(lib.PercentileBucketLimit(last)) * conv
+	return res[0]
 }
