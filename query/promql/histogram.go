@@ -21,6 +21,8 @@ const percentileKey = "percentile"
 // cumulative le buckets, or over Sextant's percentile buckets (timers in
 // seconds), estimated as the stack language's :percentiles does.
 func (x *run) histogramQuantile(c *parser.Call) (value, error) {
+	// φ is a scalar per point: histogram_quantile(scalar(x), ...) may
+	// ask a different quantile at each step.
 	q, err := x.scalarArg(c.Args[0])
 	if err != nil {
 		return nil, err
@@ -56,6 +58,8 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 			key, bound = "le", b
 		} else if p, ok := s.tags.Get(percentileKey); ok && len(p) == 5 && (p[0] == 'T' || p[0] == 'D') {
 			i, err := strconv.ParseUint(p[1:], 16, 16)
+			// An index beyond Spectator's table is not one of our buckets:
+			// left out like a malformed le.
 			if err != nil || int(i) >= lib.NumPercentileBuckets {
 				continue
 			}
@@ -64,6 +68,8 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 			continue
 		}
 		ts := without(dropName(s.tags), key)
+		// The canonical binary form of the tags (tags.Set.AppendTo) is an
+		// exact key: no separator can be confused with a tag's text.
 		k := key + string(ts.AppendTo(nil))
 		g := byKey[k]
 		if g == nil {
@@ -81,6 +87,8 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 		}
 	}
 	out := make(vector, 0, len(order))
+	// Reused for every point of every group: the estimate wants the
+	// counts dense and in bucket order.
 	counts := make([]float64, lib.NumPercentileBuckets)
 	for _, g := range order {
 		res := make([]float64, x.n)
