@@ -95,7 +95,7 @@ func (m *Manager) History(ctx context.Context, rule string, start, end int64) ([
 		if a.At != b.At {
 			return int(a.At - b.At)
 		}
-		return strings.Compare(labelString(a.Labels), labelString(b.Labels))
+		return strings.Compare(LabelString(a.Labels), LabelString(b.Labels))
 	})
 	return out, err
 }

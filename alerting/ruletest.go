@@ -214,9 +214,9 @@ func runRuleTest(ctx context.Context, file, name string, tc ruleTest, rules []*R
 // expected (+), one per line.
 func diffAlerts(want, got []expectAlert) string {
 	render := func(e expectAlert) string {
-		s := labelString(e.ExpLabels)
+		s := LabelString(e.ExpLabels)
 		if len(e.ExpAnnotations) > 0 {
-			s += " annotations " + labelString(e.ExpAnnotations)
+			s += " annotations " + LabelString(e.ExpAnnotations)
 		}
 		return s
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -258,7 +259,7 @@ func (rs *ruleState) eval(t int64, samples []Sample, evalErr error, hold bool) [
 		}
 	}
 	if len(trs) > 1 {
-		slices.SortFunc(trs, func(a, b Transition) int { return strings.Compare(labelString(a.Labels), labelString(b.Labels)) })
+		slices.SortFunc(trs, func(a, b Transition) int { return strings.Compare(LabelString(a.Labels), LabelString(b.Labels)) })
 	}
 	return trs
 }
@@ -365,13 +366,12 @@ func Fingerprint(labels map[string]string) string {
 	return fmt.Sprintf("%016x", h.Sum64())
 }
 
-// labelString renders labels sorted, as {a="1", b="2"}.
-func labelString(labels map[string]string) string {
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+// LabelString renders labels sorted by name, the way Alertmanager and
+// promtool print them: {a="1", b="2"}. The text also orders alerts in
+// lists and names notification groups (alerting/notify), so that both
+// packages agree on it.
+func LabelString(labels map[string]string) string {
+	keys := slices.Sorted(maps.Keys(labels))
 	var b strings.Builder
 	b.WriteByte('{')
 	for i, k := range keys {

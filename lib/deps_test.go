@@ -19,14 +19,14 @@ func deps(t *testing.T, pkgs ...string) []string {
 }
 
 // TestDeps: lib is imported by applications, so it never pulls in the
-// server. The metrics side (lib, lib/wire) uses only the standard
-// library; lib/trace adds the OpenTelemetry SDK and what its OTLP
+// server. The metrics side (lib, lib/wire) and lib/partial use only the
+// standard library; lib/trace adds the OpenTelemetry SDK and what its OTLP
 // exporter needs (protobuf and gRPC status types, backoff, logr).
 func TestDeps(t *testing.T) {
 	t.Parallel()
-	for _, d := range deps(t, "./", "./wire") {
-		if d != mod+"lib" && d != mod+"lib/wire" {
-			t.Errorf("lib depends on %s: the metrics side uses only the standard library", d)
+	for _, d := range deps(t, "./", "./wire", "./partial") {
+		if d != mod+"lib" && d != mod+"lib/wire" && d != mod+"lib/partial" {
+			t.Errorf("lib depends on %s: the metrics side and lib/partial use only the standard library", d)
 		}
 	}
 	otel := []string{

@@ -25,7 +25,8 @@ func TestDeps(t *testing.T) {
 			return "not a lower layer of this package"
 		}
 	}
-	tsdbContract := []string{"tsdb", "tsdb/tags"}
+	// The contract brings lib/partial (its context marker) along.
+	tsdbContract := []string{"tsdb", "tsdb/tags", "lib/partial"}
 	tsdbtest.CheckDeps(t, mod+"query/stack", func(d string) string {
 		if d != mod+"query/stack" {
 			return "the interpreter uses the standard library only"

@@ -259,7 +259,7 @@ func sortLines(lines []Line, st *expr.Style) {
 		if by == "legend" {
 			c = strings.Compare(lines[a].Label, lines[b].Label)
 		} else {
-			c = compareNaNLast(stats[a], stats[b])
+			c = expr.CompareNaNLast(stats[a], stats[b])
 		}
 		if desc {
 			c = -c
@@ -271,23 +271,6 @@ func sortLines(lines []Line, st *expr.Style) {
 		sorted[i] = lines[j]
 	}
 	copy(lines, sorted)
-}
-
-// compareNaNLast orders numbers with NaN after everything.
-func compareNaNLast(a, b float64) int {
-	switch an, bn := a != a, b != b; {
-	case an && bn:
-		return 0
-	case an:
-		return 1
-	case bn:
-		return -1
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // parseList reads a (,a,b,) list string.

@@ -15,8 +15,9 @@ func TestDeps(t *testing.T) {
 	// The contract knows only tag sets.
 	tsdbtest.CheckDeps(t, mod+"tsdb", func(d string) string {
 		// tsdb/tags runs Java-only regex syntax (lookarounds) with regexp2.
-		if d != mod+"tsdb" && d != mod+"tsdb/tags" && !strings.HasPrefix(d, "github.com/dlclark/regexp2") {
-			return "the contract package depends only on tsdb/tags"
+		// lib/partial is the context marker it shares with the tracing contract.
+		if d != mod+"tsdb" && d != mod+"tsdb/tags" && d != mod+"lib/partial" && !strings.HasPrefix(d, "github.com/dlclark/regexp2") {
+			return "the contract package depends only on tsdb/tags (and lib/partial)"
 		}
 		return ""
 	})
@@ -31,9 +32,10 @@ func TestDeps(t *testing.T) {
 				!(pkg == "tsdb/wal" && (strings.Contains(d, "pebble/v2/vfs") || strings.Contains(d, "pebble/v2/internal"))) {
 				return "only tsdb/disk imports pebble (the WAL uses its vfs.FS, to share the store's)"
 			}
-			// lib's registry brings lib/wire (ids and tags) along; anything
-			// else under lib (tracing, the publisher's HTTP) stays out.
-			if strings.HasPrefix(d, mod+"lib/") && d != mod+"lib/wire" {
+			// lib's registry brings lib/wire (ids and tags) along, the
+			// contract lib/partial; anything else under lib (tracing, the
+			// publisher's HTTP) stays out.
+			if strings.HasPrefix(d, mod+"lib/") && d != mod+"lib/wire" && d != mod+"lib/partial" {
 				return "the server uses lib's registry only"
 			}
 			return ""

@@ -2,41 +2,26 @@ package tsdb
 
 import (
 	"context"
-	"sync/atomic"
+
+	"github.com/sextant-dev/sextant/lib/partial"
 )
 
 // Partial records that an answer misses data: in cluster mode, a read
 // whose partition had no store node answering. A reader over several
 // stores marks it in the request's context (MarkPartial) and the HTTP
 // layer reads it back (IsPartial) to flag the response, so a missing
-// partition is never a quiet wrong number. Safe for concurrent use.
-type Partial struct{ v atomic.Bool }
-
-type partialKey struct{}
+// partition is never a quiet wrong number. It is lib/partial's Tracker,
+// which the span contract shares (tracing.Partial is the same type): a
+// request carries one. Safe for concurrent use.
+type Partial = partial.Tracker
 
 // WithPartial returns ctx carrying a Partial tracker, or ctx itself when
 // it already carries one (so that the outermost tracker sees every mark).
-func WithPartial(ctx context.Context) (context.Context, *Partial) {
-	if p, ok := ctx.Value(partialKey{}).(*Partial); ok {
-		return ctx, p
-	}
-	p := new(Partial)
-	return context.WithValue(ctx, partialKey{}, p), p
-}
+func WithPartial(ctx context.Context) (context.Context, *Partial) { return partial.With(ctx) }
 
 // MarkPartial marks the answer of ctx's request partial; without a
 // tracker in ctx it does nothing.
-func MarkPartial(ctx context.Context) {
-	if p, ok := ctx.Value(partialKey{}).(*Partial); ok {
-		p.v.Store(true)
-	}
-}
+func MarkPartial(ctx context.Context) { partial.Mark(ctx) }
 
 // IsPartial reports whether a read under ctx was marked partial.
-func IsPartial(ctx context.Context) bool {
-	p, ok := ctx.Value(partialKey{}).(*Partial)
-	return ok && p.Is()
-}
-
-// Is reports whether the answer was marked partial.
-func (p *Partial) Is() bool { return p != nil && p.v.Load() }
+func IsPartial(ctx context.Context) bool { return partial.Is(ctx) }

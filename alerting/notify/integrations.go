@@ -200,7 +200,7 @@ func slackText(m *Message) string {
 		fmt.Fprintf(&b, "[RESOLVED] %s", labelValues(m.GroupLabels))
 	}
 	for _, a := range m.Alerts {
-		fmt.Fprintf(&b, "\n• %s %s", a.Status, labelString(a.Labels))
+		fmt.Fprintf(&b, "\n• %s %s", a.Status, alerting.LabelString(a.Labels))
 		if s := a.Annotations["summary"]; s != "" {
 			fmt.Fprintf(&b, ": %s", s)
 		}

@@ -3,7 +3,6 @@ package notify
 import (
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,7 +42,7 @@ func (r *router) add(alerts []*alerting.Alert, now time.Time) {
 				continue
 			}
 			gl := rt.groupLabels(a.Labels)
-			key := rt.key + ":" + labelString(gl)
+			key := rt.key + ":" + alerting.LabelString(gl)
 			id := rt.Receiver + "\x00" + key
 			g := r.groups[id]
 			if g == nil {
@@ -91,7 +90,9 @@ func (r *router) nextDue() time.Time {
 // flush a group_interval after now.
 func (r *router) snapshot(g *aggGroup, now time.Time) []*alerting.Alert {
 	out := slices.Collect(maps.Values(g.alerts))
-	slices.SortFunc(out, func(a, b *alerting.Alert) int { return strings.Compare(labelString(a.Labels), labelString(b.Labels)) })
+	slices.SortFunc(out, func(a, b *alerting.Alert) int {
+		return strings.Compare(alerting.LabelString(a.Labels), alerting.LabelString(b.Labels))
+	})
 	g.next = now.Add(time.Duration(*g.route.GroupInterval))
 	g.flushed = true
 	return out
@@ -154,21 +155,4 @@ func subset(a, b []string) bool {
 		}
 	}
 	return true
-}
-
-// labelString renders labels sorted, Alertmanager's way: {a="1", b="2"}.
-func labelString(labels map[string]string) string {
-	keys := slices.Sorted(maps.Keys(labels))
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(labels[k]))
-	}
-	b.WriteByte('}')
-	return b.String()
 }

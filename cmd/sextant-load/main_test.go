@@ -26,21 +26,22 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const start = int64(1_700_006_400_000)
 
+// storeNow is the clock of the test stores: 30 minutes after start, so that
+// the workloads' samples are all in the past and none too old.
+const storeNow = start + 30*60_000
+
 func fixedNow() time.Time { return time.UnixMilli(start + 24*3600_000) }
 
-// TestSend sends a small sparse workload to the real publish handler on a
-// real store and reads it back. One sender keeps the steps in order: with
-// several, a counter's next step can overtake its previous one and the
-// store then has no rate for it at that step.
-func TestSend(t *testing.T) {
-	t.Parallel()
-	end := start + 30*60_000
-	clock := func() int64 { return end }
+// ingestServer is the real ingest handler on a real in-memory store whose
+// clock stands at storeNow; both close when the test ends.
+func ingestServer(t *testing.T) (*db.DB, *httptest.Server) {
+	t.Helper()
+	clock := func() int64 { return storeNow }
 	store, err := db.Open("", db.Options{Now: clock, MaintenanceInterval: 1 << 40, IngestMaxAge: 2 * 3600_000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	h, err := ingest.New(ingest.Options{Appender: store, Now: clock})
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +49,17 @@ func TestSend(t *testing.T) {
 	mux := http.NewServeMux()
 	h.Register(mux)
 	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return store, srv
+}
+
+// TestSend sends a small sparse workload to the real publish handler on a
+// real store and reads it back. One sender keeps the steps in order: with
+// several, a counter's next step can overtake its previous one and the
+// store then has no rate for it at that step.
+func TestSend(t *testing.T) {
+	t.Parallel()
+	store, srv := ingestServer(t)
 
 	var stdout, stderr bytes.Buffer
 	args := []string{"send", "-url", srv.URL + "/api/v1/publish", "-series", "500", "-samples", "30",
@@ -62,7 +73,7 @@ func TestSend(t *testing.T) {
 	}
 	// 400 dense series × 30 samples, plus the sparse ones' bursts.
 	set, err := store.Fetch(context.Background(), tsdb.FetchRequest{
-		Query: tags.True(), Aggregation: tsdb.AggCount, Start: start, End: end, Step: 60_000})
+		Query: tags.True(), Aggregation: tsdb.AggCount, Start: start, End: storeNow, Step: 60_000})
 	if err != nil {
 		t.Fatal(err)
 	}

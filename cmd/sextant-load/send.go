@@ -63,39 +63,20 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer, now func
 	cpu0, _ := procCPU(*pid)
 	user0, sys0 := selfCPU()
 	start := now()
-	var (
-		next   atomic.Int64
-		errs   atomic.Int64
-		mu     sync.Mutex
-		sample []string // the first few error messages
-		wg     sync.WaitGroup
-	)
 	client := &http.Client{Timeout: time.Minute}
-	for range *conc {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(reqs) || ctx.Err() != nil {
-					return
-				}
-				if err := post(ctx, client, *url, reqs[i], *gz); err != nil {
-					if errs.Add(1) <= 5 {
-						mu.Lock()
-						sample = append(sample, err.Error())
-						mu.Unlock()
-					}
-				}
-			}
-		})
+	enc := ""
+	if *gz {
+		enc = "gzip"
 	}
-	wg.Wait()
+	failed, sample := postAll(ctx, client, target{*url, "application/json", enc}, len(reqs), *conc,
+		func(i int, _ []byte) ([]byte, error) { return reqs[i], nil })
 	elapsed := now().Sub(start).Seconds()
 	user1, sys1 := selfCPU()
-	for _, m := range sample {
-		fmt.Fprintln(stderr, "error:", m)
+	for _, err := range sample {
+		fmt.Fprintln(stderr, "error:", err)
 	}
 	fmt.Fprintf(stdout, "RESULT send: datapoints=%d requests=%d errors=%d seconds=%.2f datapoints/s=%.0f bytes=%d client-cpu-s=%.2f",
-		points, len(reqs), errs.Load(), elapsed, float64(points)/elapsed, sent, (user1-user0)+(sys1-sys0))
+		points, len(reqs), failed, elapsed, float64(points)/elapsed, sent, (user1-user0)+(sys1-sys0))
 	if *pid > 0 {
 		cpu1, err := procCPU(*pid)
 		rss, hwm := procRSS(*pid)
@@ -108,20 +89,81 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer, now func
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if n := errs.Load(); n > 0 {
-		return fmt.Errorf("%d of %d requests failed", n, len(reqs))
+	if failed > 0 {
+		return fmt.Errorf("%d of %d requests failed", failed, len(reqs))
 	}
 	return nil
 }
 
-// post sends one body and returns an error for a transport failure or a
-// non-2xx answer.
-func post(ctx context.Context, client *http.Client, url string, body []byte, gz bool) error {
-	enc := ""
-	if gz {
-		enc = "gzip"
+// errorSample is how many failures postAll keeps to show.
+const errorSample = 5
+
+// postAll posts bodies 0 to n-1 to tg with conc concurrent senders and
+// returns how many requests failed, with the first few failures (at most
+// errorSample, in the order they happened). Each sender takes the next
+// index from a shared counter, so a slow request holds up no other body;
+// all of them stop taking bodies once ctx is done. body returns the i-th
+// body; it is called from conc goroutines at once, and may reuse buf, the
+// calling sender's previous body (a spool reads into it).
+func postAll(ctx context.Context, client *http.Client, tg target, n, conc int, body func(i int, buf []byte) ([]byte, error)) (failed int, sample []error) {
+	var (
+		next atomic.Int64
+		errs atomic.Int64
+		mu   sync.Mutex // guards sample
+		wg   sync.WaitGroup
+	)
+	for range conc {
+		wg.Go(func() {
+			var buf []byte
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				b, err := body(i, buf)
+				buf = b
+				if err == nil {
+					err = postBody(ctx, client, tg.url, tg.contentType, tg.encoding, b)
+				}
+				if err != nil && errs.Add(1) <= errorSample {
+					mu.Lock()
+					sample = append(sample, err)
+					mu.Unlock()
+				}
+			}
+		})
 	}
-	return postBody(ctx, client, url, "application/json", enc, body)
+	wg.Wait()
+	return int(errs.Load()), sample
+}
+
+// sendMeasured posts n bodies to tg (postAll) and measures the load: the
+// wall time, process pid's CPU seconds over the run and its RSS right
+// after the last answer. items is what the bodies carry (datapoints or
+// spans), for the rates of the report.
+func sendMeasured(ctx context.Context, tg target, n, items, conc, pid int, now func() time.Time, body func(i int, buf []byte) ([]byte, error)) (load, error) {
+	client := &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
+	defer client.CloseIdleConnections()
+	cpu0, err := procCPU(pid)
+	if err != nil {
+		return load{}, err
+	}
+	start := now()
+	failed, sample := postAll(ctx, client, tg, n, conc, body)
+	l := load{items: items, requests: n, errors: failed, wall: now().Sub(start).Seconds()}
+	cpu1, err := procCPU(pid)
+	if err != nil {
+		return l, err
+	}
+	l.cpu = cpu1 - cpu0
+	l.rss, _ = procRSS(pid)
+	if err := ctx.Err(); err != nil {
+		return l, err
+	}
+	if len(sample) > 0 {
+		return l, fmt.Errorf("%d of %d requests failed, the first: %w", l.errors, l.requests, sample[0])
+	}
+	return l, nil
 }
 
 // postBody sends one body with its content type and encoding (none when

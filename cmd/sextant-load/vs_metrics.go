@@ -6,13 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/golang/snappy"
@@ -195,54 +192,7 @@ func targetFor(base, protocol string) target {
 // and measures the wall time, process pid's CPU seconds over the run and
 // its RSS right after the last answer.
 func sendSpool(ctx context.Context, sp *spool, tg target, conc, pid int, now func() time.Time) (load, error) {
-	client := &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
-	defer client.CloseIdleConnections()
-	var (
-		next  atomic.Int64
-		errs  atomic.Int64
-		first atomic.Pointer[error]
-		wg    sync.WaitGroup
-	)
-	cpu0, err := procCPU(pid)
-	if err != nil {
-		return load{}, err
-	}
-	start := now()
-	for range conc {
-		wg.Go(func() {
-			var buf []byte
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= sp.len() || ctx.Err() != nil {
-					return
-				}
-				b, err := sp.body(i, buf)
-				buf = b
-				if err == nil {
-					err = postBody(ctx, client, tg.url, tg.contentType, tg.encoding, b)
-				}
-				if err != nil {
-					errs.Add(1)
-					first.CompareAndSwap(nil, &err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	l := load{items: sp.points, requests: sp.len(), errors: int(errs.Load()), wall: now().Sub(start).Seconds()}
-	cpu1, err := procCPU(pid)
-	if err != nil {
-		return l, err
-	}
-	l.cpu = cpu1 - cpu0
-	l.rss, _ = procRSS(pid)
-	if err := ctx.Err(); err != nil {
-		return l, err
-	}
-	if e := first.Load(); e != nil {
-		return l, fmt.Errorf("%d of %d requests failed, the first: %w", l.errors, l.requests, *e)
-	}
-	return l, nil
+	return sendMeasured(ctx, tg, sp.len(), sp.points, conc, pid, now, sp.body)
 }
 
 // groupedSum is the grouped sum of the runs: sum by app of one gauge

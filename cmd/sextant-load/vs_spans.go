@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -50,48 +48,8 @@ func (sw *spanWorkload) spans() int { return len(sw.bodies) * tracingtest.BatchS
 // conc senders and measures the wall time, process pid's CPU seconds over
 // the run and its RSS after.
 func (sw *spanWorkload) send(ctx context.Context, url string, conc, pid int, now func() time.Time) (load, error) {
-	client := &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
-	defer client.CloseIdleConnections()
-	var (
-		next  atomic.Int64
-		errs  atomic.Int64
-		first atomic.Pointer[error]
-		wg    sync.WaitGroup
-	)
-	cpu0, err := procCPU(pid)
-	if err != nil {
-		return load{}, err
-	}
-	start := now()
-	for range conc {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(sw.bodies) || ctx.Err() != nil {
-					return
-				}
-				if err := postBody(ctx, client, url, "application/x-protobuf", "", sw.bodies[i]); err != nil {
-					errs.Add(1)
-					first.CompareAndSwap(nil, &err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	l := load{items: sw.spans(), requests: len(sw.bodies), errors: int(errs.Load()), wall: now().Sub(start).Seconds()}
-	cpu1, err := procCPU(pid)
-	if err != nil {
-		return l, err
-	}
-	l.cpu = cpu1 - cpu0
-	l.rss, _ = procRSS(pid)
-	if err := ctx.Err(); err != nil {
-		return l, err
-	}
-	if e := first.Load(); e != nil {
-		return l, fmt.Errorf("%d of %d requests failed, the first: %w", l.errors, l.requests, *e)
-	}
-	return l, nil
+	return sendMeasured(ctx, target{url, "application/x-protobuf", ""}, len(sw.bodies), sw.spans(), conc, pid, now,
+		func(i int, _ []byte) ([]byte, error) { return sw.bodies[i], nil })
 }
 
 // traceURLs returns n trace-by-id URLs of the Jaeger query API on base,

@@ -20,9 +20,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sextant-dev/sextant/ingest"
 	"github.com/sextant-dev/sextant/tsdb"
-	"github.com/sextant-dev/sextant/tsdb/db"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
 )
@@ -241,21 +239,7 @@ func TestSendSpool(t *testing.T) {
 	for _, protocol := range []string{protoRemoteWrite, protoAtlas} {
 		t.Run(protocol, func(t *testing.T) {
 			t.Parallel()
-			end := start + 30*60_000
-			clock := func() int64 { return end }
-			store, err := db.Open("", db.Options{Now: clock, MaintenanceInterval: 1 << 40, IngestMaxAge: 2 * 3600_000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
-			h, err := ingest.New(ingest.Options{Appender: store, Now: clock})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mux := http.NewServeMux()
-			h.Register(mux)
-			srv := httptest.NewServer(mux)
-			defer srv.Close()
+			store, srv := ingestServer(t)
 
 			w := tsdbtest.NewWorkload(tsdbtest.WorkloadOptions{Series: 300, Samples: 30, Start: start})
 			sp, err := writeSpool(context.Background(), filepath.Join(t.TempDir(), "spool"), w, protocol, 100)
@@ -271,7 +255,7 @@ func TestSendSpool(t *testing.T) {
 				t.Errorf("load %+v: want 9 000 datapoints in 90 requests, no errors, a wall time and an RSS", l)
 			}
 			set, err := store.Fetch(context.Background(), tsdb.FetchRequest{
-				Query: tags.True(), Aggregation: tsdb.AggCount, Start: start, End: end, Step: 60_000})
+				Query: tags.True(), Aggregation: tsdb.AggCount, Start: start, End: storeNow, Step: 60_000})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -27,7 +27,7 @@ func TestAlertingRestartAndKill(t *testing.T) {
 		"--alerting-config", alertingConfigFile(t, t.TempDir(), hook.srv.URL, "1s", "2s", "1h")}
 	b := runBinary(t, bin, nil, flags...)
 	pub := startGauges(t, "http://"+b.addr, map[string]float64{"a": 50})
-	time.Sleep(2 * time.Second) // baseline steps below the threshold before the crossing (data shaping); no timing is asserted
+	waitBaseline(t, "http://"+b.addr, 2, "a") // steps below the threshold before the crossing
 	pub.set("a", 90)
 	m := hook.next(t, 20*time.Second)
 	if m.msg.Status != "firing" || len(m.msg.Alerts) != 1 {

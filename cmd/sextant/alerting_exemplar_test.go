@@ -21,18 +21,13 @@ func TestAlertingExemplars(t *testing.T) {
 		t.Skip("runs for about 10 s")
 	}
 	t.Parallel()
-	hook := newWebhookInbox(t)
-	cfg := testConfig(t)
-	cfg.LiveDelay = 300 * time.Millisecond
-	cfg.Alerting = alertingConfig{ExternalURL: "http://sextant.example", ConfigFile: alertingConfigFile(t, t.TempDir(), hook.srv.URL, "0s", "1s", "1h"),
-		RulesDir: rulesDir(t, `groups:
+	addr, hook := alertingServe(t, `groups:
   - name: spans
     rules:
       - alert: CheckoutBusy
         expr: name,span.calls,:eq,service.name,checkout,:eq,:and,(,service.name,),:by,0,:gt
         nodata: ok
-`)}
-	addr := startServe(t, cfg)
+`)
 	ctx := context.Background()
 	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL("http://"+addr+"/v1/traces"))
 	if err != nil {
@@ -50,9 +45,11 @@ func TestAlertingExemplars(t *testing.T) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			_, s := tr.Start(ctx, "POST /checkout", oteltrace.WithSpanKind(oteltrace.SpanKindServer))
-			time.Sleep(time.Duration(1+i%7) * time.Millisecond) // gives each span a distinct duration (data shaping)
-			s.End()
+			// Each span gets a distinct duration through its timestamps,
+			// not by sleeping while it is open.
+			t0 := time.Now()
+			_, s := tr.Start(ctx, "POST /checkout", oteltrace.WithSpanKind(oteltrace.SpanKindServer), oteltrace.WithTimestamp(t0))
+			s.End(oteltrace.WithTimestamp(t0.Add(time.Duration(1+i%7) * time.Millisecond)))
 		}
 	}()
 	m := hook.next(t, 20*time.Second)

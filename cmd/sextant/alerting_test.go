@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,6 +116,33 @@ func startGauges(t testing.TB, base string, vals map[string]float64) *gaugePubli
 	return p
 }
 
+// waitBaseline waits until the server holds n steps (1 s each) of every
+// host's gauge: a rule then starts from the values below its threshold
+// before a test crosses it, however slow the machine, where a fixed sleep
+// only hoped so.
+func waitBaseline(t *testing.T, base string, n int, hosts ...string) {
+	t.Helper()
+	for _, host := range hosts {
+		q := url.Values{"q": {"name,e2e.cpu,:eq,host," + host + ",:eq,:max"}, "format": {"json"}, "s": {"e-2m"}, "step": {"1s"}}
+		waitFor(t, 30*time.Second, fmt.Sprintf("%d baseline steps of host %s", n, host), func() bool {
+			code, body := get(t, base+"/api/v1/graph?"+q.Encode())
+			var g struct {
+				Values [][]any `json:"values"`
+			}
+			if code != http.StatusOK || json.Unmarshal([]byte(body), &g) != nil {
+				return false
+			}
+			seen := 0
+			for _, row := range g.Values {
+				if _, ok := row[0].(float64); ok { // NaN, no data, is the string "NaN"
+					seen++
+				}
+			}
+			return seen >= n
+		})
+	}
+}
+
 func (p *gaugePublisher) set(host string, v float64) {
 	p.mu.Lock()
 	p.vals[host] = v
@@ -201,7 +229,7 @@ func TestAlertingEndToEnd(t *testing.T) {
 		ConfigFile: alertingConfigFile(t, t.TempDir(), hook.srv.URL, "1s", "3s", "8s")}
 	base := "http://" + startServe(t, cfg)
 	pub := startGauges(t, base, map[string]float64{"a": 50, "b": 50})
-	time.Sleep(2 * time.Second) // baseline steps below the threshold before the crossing (data shaping); no timing is asserted
+	waitBaseline(t, base, 2, "a", "b") // steps below the threshold before the crossing
 
 	crossed := time.Now()
 	pub.set("a", 90)
@@ -331,6 +359,20 @@ func TestAlertingEndToEnd(t *testing.T) {
 	}
 }
 
+// alertingServe starts the server in-process with the rules file rules, a
+// live delay of 300 ms and a route that sends every alert to a new webhook
+// inbox at once (group_wait 0 s, group_interval 1 s); it returns the
+// server's address and the inbox.
+func alertingServe(t *testing.T, rules string) (string, *webhookInbox) {
+	t.Helper()
+	hook := newWebhookInbox(t)
+	cfg := testConfig(t)
+	cfg.LiveDelay = 300 * time.Millisecond
+	cfg.Alerting = alertingConfig{ExternalURL: "http://sextant.example",
+		ConfigFile: alertingConfigFile(t, t.TempDir(), hook.srv.URL, "0s", "1s", "1h"), RulesDir: rulesDir(t, rules)}
+	return startServe(t, cfg), hook
+}
+
 // TestAlertingDES: a :des rule on the live evaluator stays quiet on a
 // periodic baseline (ten minutes of history plus live steps) and pages on
 // an injected spike.
@@ -339,18 +381,14 @@ func TestAlertingDES(t *testing.T) {
 		t.Skip("runs for about 30 s")
 	}
 	t.Parallel()
-	hook := newWebhookInbox(t)
-	cfg := testConfig(t)
-	cfg.LiveDelay = 300 * time.Millisecond
-	cfg.Alerting = alertingConfig{ExternalURL: "http://sextant.example", ConfigFile: alertingConfigFile(t, t.TempDir(), hook.srv.URL, "0s", "1s", "1h"),
-		RulesDir: rulesDir(t, `groups:
+	addr, hook := alertingServe(t, `groups:
   - name: anomalies
     rules:
       - alert: WaveAnomaly
         expr: name,e2e.wave,:eq,:sum,10,0.1,0.5,0.2,0.2,10,:des-epic-signal
         nodata: ok
-`)}
-	base := "http://" + startServe(t, cfg)
+`)
+	base := "http://" + addr
 	wave := func(ms int64) float64 { return 100 + 20*math.Sin(2*math.Pi*float64(ms/1000)/120) }
 	publish := func(t0, t1 int64, spike float64) {
 		var pts []string

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"net/http"
-
 	queryapi "github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/query/fanout"
 	"github.com/sextant-dev/sextant/tracing"
@@ -56,7 +54,7 @@ func setupClusterQuery(n *node, _ *runGroup) error {
 	}
 	n.cluster.fan = fan
 	n.onShutdown = append(n.onShutdown, func() { _ = fan.Close() })
-	n.middleware = append(n.middleware, partialMiddleware)
+	n.middleware = append(n.middleware, queryapi.PartialMiddleware)
 	return nil
 }
 
@@ -82,52 +80,4 @@ func (n *node) traceSource() traceStore {
 		return n.cluster.fan
 	}
 	return n.spans
-}
-
-// partialMiddleware puts the partial trackers of both contracts in every
-// request's context and sets X-Sextant-Partial when a read under it was
-// marked partial by the time the headers go out: every API of a query
-// node says so, including those (UI, alerting) that do not know it.
-func partialMiddleware(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, mp := tsdb.WithPartial(r.Context())
-		ctx, tp := tracing.WithPartial(ctx)
-		h.ServeHTTP(&partialHeaderWriter{ResponseWriter: w, partial: func() bool { return mp.Is() || tp.Is() }}, r.WithContext(ctx))
-	})
-}
-
-// partialHeaderWriter sets the header before the first write.
-type partialHeaderWriter struct {
-	http.ResponseWriter
-	partial     func() bool
-	wroteHeader bool
-}
-
-func (w *partialHeaderWriter) WriteHeader(code int) {
-	if !w.wroteHeader {
-		w.wroteHeader = true
-		if w.partial() {
-			w.Header().Set(queryapi.PartialHeader, "true")
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *partialHeaderWriter) Write(b []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection (streams flush
-// and hijack websockets through it).
-func (w *partialHeaderWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush passes flushes through for the SSE streams.
-func (w *partialHeaderWriter) Flush() {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush() // best effort, as http.Flusher
 }

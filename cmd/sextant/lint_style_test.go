@@ -292,26 +292,7 @@ func checkDocs(fset *token.FileSet, f *ast.File, contracts map[string]bool, repo
 
 // exportedReceiver reports whether a method's receiver type is exported,
 // so that its methods show in the package's documentation.
-func exportedReceiver(recv *ast.FieldList) bool {
-	if len(recv.List) == 0 {
-		return false
-	}
-	typ := recv.List[0].Type
-	for {
-		switch e := typ.(type) {
-		case *ast.StarExpr:
-			typ = e.X
-		case *ast.IndexExpr:
-			typ = e.X
-		case *ast.IndexListExpr:
-			typ = e.X
-		case *ast.Ident:
-			return e.IsExported()
-		default:
-			return false
-		}
-	}
-}
+func exportedReceiver(recv *ast.FieldList) bool { return ast.IsExported(recvName(recv)) }
 
 // TestNoNumberedCopies fails on a declared name that is another declared
 // name of the same package plus a number (Encode and Encode2, parseV and

@@ -21,13 +21,17 @@ import (
 
 // CanaryOptions configure the canary endpoints.
 type CanaryOptions struct {
+	// Judge answers one judgement synchronously; Runner schedules runs
+	// that judge later and keeps their records. Both are required.
 	Judge  *canary.Judge
 	Runner *canary.Runner
 	// MaxBody bounds a request body in bytes; default 1 MiB.
 	MaxBody int64
 	// Timeout bounds one judgement; beyond it the answer is 422. Default
 	// 30 s.
-	Timeout  time.Duration
+	Timeout time.Duration
+	// Logger gets the server's faults (5xx); Registry the judgement and
+	// error counters. Both default to discarding.
 	Logger   *slog.Logger
 	Registry *lib.Registry
 }
@@ -65,6 +69,9 @@ func (c *Canary) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/canary/runs/{id}", c.getRun)
 }
 
+// judge serves POST /api/v1/canary/judge: decode, judge within Timeout,
+// answer the judgement. The decoder's errors name the field; the
+// judgement's are classified by canaryStatus.
 func (c *Canary) judge(w http.ResponseWriter, r *http.Request) {
 	body, err := c.body(w, r)
 	if err != nil {
@@ -76,6 +83,8 @@ func (c *Canary) judge(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, err)
 		return
 	}
+	// The timeout covers the judge's queries, not the body's upload,
+	// which MaxBody bounds instead.
 	ctx, cancel := context.WithTimeout(r.Context(), c.opts.Timeout)
 	defer cancel()
 	a, err := c.opts.Judge.Judge(ctx, req)
@@ -87,6 +96,9 @@ func (c *Canary) judge(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a)
 }
 
+// startRun serves POST /api/v1/canary/runs: the run is stored and
+// scheduled before the answer, so its id can be polled at once; the
+// judgement happens later, on the runner's clock, not in this request.
 func (c *Canary) startRun(w http.ResponseWriter, r *http.Request) {
 	body, err := c.body(w, r)
 	if err != nil {
@@ -103,10 +115,13 @@ func (c *Canary) startRun(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, err)
 		return
 	}
+	// 201 with Location, as a REST client expects of a created record.
 	w.Header().Set("Location", "/api/v1/canary/runs/"+run.ID)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": run.ID})
 }
 
+// getRun serves GET /api/v1/canary/runs/{id}: the run's record as it
+// stands (scheduled, judged, or failed). An unknown id is a 404.
 func (c *Canary) getRun(w http.ResponseWriter, r *http.Request) {
 	run, err := c.opts.Runner.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -140,12 +155,15 @@ func canaryStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, canary.ErrTooMany):
 		return http.StatusTooManyRequests
+	// A judgement too large or too slow to compute is the request's
+	// size, not a fault: 422 names the limit so the caller narrows it.
 	case errors.As(err, &le), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusUnprocessableEntity
 	case errors.As(err, &fe):
 		return http.StatusBadRequest
 	case errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed):
 		return http.StatusServiceUnavailable
+	// The client went away; nobody reads the answer, the counter does.
 	case errors.Is(err, context.Canceled):
 		return 499
 	}
@@ -160,6 +178,9 @@ func canaryStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
+// writeError answers err in the API's error body (errorBody, the same as
+// the graph API's), with the field, word and position, or limit that
+// lets the caller fix the request; faults are logged with the error.
 func (c *Canary) writeError(w http.ResponseWriter, err error) {
 	code := canaryStatus(err)
 	b := errorBody{Type: "error", Message: err.Error()}
@@ -179,6 +200,8 @@ func (c *Canary) writeError(w http.ResponseWriter, err error) {
 	if errors.As(err, &le) {
 		b.Limit = le.Limit
 	} else if errors.Is(err, context.DeadlineExceeded) {
+		// The deadline is the endpoint's own Timeout, not a store limit:
+		// name it so, with the duration that was exceeded.
 		b.Limit = "canary-time-limit"
 		b.Message = fmt.Sprintf("judgement exceeds canary-time-limit of %s", c.opts.Timeout)
 	}

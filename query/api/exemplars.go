@@ -20,6 +20,9 @@ import (
 // method is one.
 type ExemplarFunc func(ctx context.Context, start, end int64) ([]tracing.Exemplar, error)
 
+// exemplarJSON is one exemplar as /api/v1/exemplars shows it: stamped
+// with the graph point it belongs to (Unix ms), with the trace and span to
+// open and what the span was.
 type exemplarJSON struct {
 	Timestamp int64   `json:"timestamp"`
 	TraceID   string  `json:"traceID"`
@@ -29,6 +32,8 @@ type exemplarJSON struct {
 	Service   string  `json:"service"`
 }
 
+// exemplarLine is one line of the graph with its exemplars, in the order
+// of the graph's lines, so a client overlays them by index.
 type exemplarLine struct {
 	Legend    string            `json:"legend"`
 	Tags      map[string]string `json:"tags"`
@@ -43,9 +48,13 @@ type exemplarLine struct {
 // (service.name, operation, span.kind, status.code).
 func (a *API) exemplars(w http.ResponseWriter, r *http.Request) {
 	if a.opts.Exemplars == nil {
+		// A 400 naming q rather than an empty answer: a client asking a
+		// server without a span store should learn why nothing comes.
 		a.fail(w, r, badParam("q", "this server keeps no exemplars"))
 		return
 	}
+	// The graph's own parameters and evaluation, so the lines and their
+	// steps are exactly those of the graph being annotated.
 	g, err := a.parseGraph(r.URL.Query(), "json")
 	if err != nil {
 		a.fail(w, r, err)
@@ -71,6 +80,8 @@ func (a *API) exemplars(w http.ResponseWriter, r *http.Request) {
 		tags   map[string]string
 		styles []bool
 	}
+	// Many exemplars share a series (one per storage step); matching a
+	// series against every expression's queries is the costly part.
 	bySeries := map[string]*series{}
 	of := make([]*series, len(exs))
 	for i, e := range exs {
@@ -97,6 +108,9 @@ func (a *API) exemplars(w http.ResponseWriter, r *http.Request) {
 	}{Start: g.rng.Start, End: g.rng.End, Step: step, Lines: []exemplarLine{}}
 	for _, line := range res.Lines {
 		el := exemplarLine{Legend: line.Label, Tags: line.Tags.Map(), Exemplars: []exemplarJSON{}}
+		// A graph step may cover several storage steps: keep the slowest
+		// exemplar of each graph point, as the storage kept the slowest of
+		// each storage step.
 		slowest := map[int64]int{} // graph point → index in exs
 		for i, e := range exs {
 			if !of[i].styles[line.Expr] || !agrees(line.Tags, e.Tags) {
@@ -119,12 +133,16 @@ func (a *API) exemplars(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Lines = append(out.Lines, el)
 	}
+	// The lines are written after the store answered, so an encoding
+	// error can only be the client's connection: nothing to report.
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
 }
 
 // agrees reports whether a line's tags agree with an exemplar series'
 // wherever the line has one of its keys.
+// A grouped line (:by operation) has the group's keys; a line summed
+// over everything has none of them, and every exemplar agrees with it.
 func agrees(lineTags tags.Set, ex map[string]string) bool {
 	for k, v := range ex {
 		if lv, ok := lineTags.Get(k); ok && lv != v {
@@ -138,6 +156,10 @@ func agrees(lineTags tags.Set, ex map[string]string) bool {
 // tags with each metric name and statistic.
 func candidates(s tags.Set) []tags.Set {
 	var out []tags.Set
+	// A query may select any of the span metrics and statistics (a
+	// latency percentile, a call rate): the exemplar is behind each.
+	// The percentile bucket stands for every bucket, since bucket tags
+	// are not the user's to select by.
 	for _, name := range tracing.SpanMetricNames() {
 		for _, stat := range []string{"count", "totalTime", "max", "percentile"} {
 			c := append(tags.Set{{Key: tags.NameKey, Value: name}, {Key: "statistic", Value: stat}}, s...)

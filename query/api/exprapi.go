@@ -19,6 +19,10 @@ type item struct {
 	Value string `json:"value"`
 }
 
+// describe names a stack item with the type names of Atlas's ExprApi
+// (String, List, Query, DataExpr, TimeSeriesExpr, StyleExpr; asl.md §3.6)
+// and formats it back into program text, so a client can show the stack as
+// it would write it.
 func describe(it any) item {
 	t := "Expr"
 	switch v := it.(type) {
@@ -31,6 +35,8 @@ func describe(it any) item {
 		t = "Query"
 	case *expr.Style:
 		t = "StyleExpr"
+	// DataExpr before TimeSeriesExpr: every data expression is also a
+	// time-series expression, and the narrower name tells more.
 	case expr.DataExpr:
 		t = "DataExpr"
 	case expr.TimeSeriesExpr:
@@ -39,6 +45,7 @@ func describe(it any) item {
 	return item{Type: t, Value: stack.Format(it)}
 }
 
+// describeAll describes a stack bottom first, as the program built it.
 func describeAll(items []any) []item {
 	out := make([]item, len(items))
 	for i, it := range items {
@@ -55,6 +62,8 @@ func (a *API) exprParse(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	// Exec, not Parse: this endpoint shows whatever the program leaves,
+	// lists and strings included, not only presentations.
 	c, err := query.Exec(q, query.ParseOptions{TZ: a.opts.DefaultTZ, Unstable: r.URL.Query().Get("features") == "unstable"})
 	if err != nil {
 		a.fail(w, r, err)
@@ -75,6 +84,8 @@ func (a *API) exprDebug(w http.ResponseWriter, r *http.Request) {
 		Position int    `json:"position"`
 		Stack    []item `json:"stack"`
 	}
+	// Trace is called after each token with the stack as it stands;
+	// each step keeps its own description of it, in program text.
 	var steps []step
 	_, err = query.Interpreter().Execute(q, stack.Options{
 		Vars: map[string]any{"tz": a.opts.DefaultTZ},
@@ -89,15 +100,21 @@ func (a *API) exprDebug(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, steps)
 }
 
+// parseParam parses the program of q (queryParam) into its presentations,
+// in the default time zone. Both errors are the user's: a missing or too
+// long q, or a program that does not parse (a *stack.Error naming the word).
+func (a *API) parseParam(r *http.Request) ([]*expr.Style, error) {
+	q, err := a.queryParam(r)
+	if err != nil {
+		return nil, err
+	}
+	return query.Parse(q, query.ParseOptions{TZ: a.opts.DefaultTZ})
+}
+
 // exprNormalize serves GET /api/v1/expr/normalize: each presentation as
 // a canonical program.
 func (a *API) exprNormalize(w http.ResponseWriter, r *http.Request) {
-	q, err := a.queryParam(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	styles, err := query.Parse(q, query.ParseOptions{TZ: a.opts.DefaultTZ})
+	styles, err := a.parseParam(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -112,16 +129,13 @@ func (a *API) exprNormalize(w http.ResponseWriter, r *http.Request) {
 // exprQueries serves GET /api/v1/expr/queries: the distinct queries the
 // program's data expressions run.
 func (a *API) exprQueries(w http.ResponseWriter, r *http.Request) {
-	q, err := a.queryParam(r)
+	styles, err := a.parseParam(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	styles, err := query.Parse(q, query.ParseOptions{TZ: a.opts.DefaultTZ})
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+	// Distinct by text, in the order of first use; an empty program
+	// answers [] rather than null.
 	out := []string{}
 	for _, s := range styles {
 		for _, d := range expr.DataExprs(s.Expr) {
@@ -147,6 +161,8 @@ type completion struct {
 	Key string `json:"key,omitempty"`
 }
 
+// wordInfo is one completion candidate: a word, its stack signature and
+// summary (as the reference docs show them), and its vocabulary.
 type wordInfo struct {
 	Name       string `json:"name"`
 	Signature  string `json:"signature"`
@@ -169,6 +185,10 @@ func (a *API) exprComplete(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, badParam("q", "%d bytes long, limit is %d", len(q), a.opts.MaxQueryLength))
 		return
 	}
+	// q may be empty (nothing typed yet: every word that takes an empty
+	// stack, and every tag key) or end in a half-typed token. The prefix
+	// is never run; an error in the finished part is the user's, with
+	// its position, as for /api/v1/expr.
 	done, prefix := "", q
 	if i := strings.LastIndexByte(q, ','); i >= 0 {
 		done, prefix = q[:i], q[i+1:]
@@ -185,6 +205,9 @@ func (a *API) exprComplete(w http.ResponseWriter, r *http.Request) {
 	wordPrefix := strings.TrimPrefix(prefix, ":")
 	if prefix == "" || strings.HasPrefix(prefix, ":") {
 		for _, voc := range expr.Vocabularies {
+			// A word in several vocabularies (a std word reexported) is
+			// offered once; named-rewrite is internal (the macros use it
+			// to show an expansion as the macro), not for typing.
 			for _, wd := range voc.Words {
 				if wd.Name == "named-rewrite" || seen[wd.Name] || !strings.HasPrefix(wd.Name, wordPrefix) || !wd.Matches(st) {
 					continue
@@ -198,6 +221,8 @@ func (a *API) exprComplete(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// A prefix without a colon may be the start of a tag key or value
+	// as well as of a word typed without its colon.
 	if !strings.HasPrefix(prefix, ":") {
 		if err := a.completeTags(r.Context(), st, prefix, &out); err != nil {
 			a.fail(w, r, err)
@@ -210,8 +235,12 @@ func (a *API) exprComplete(w http.ResponseWriter, r *http.Request) {
 // completeTags offers values when the top of the stack is a tag key being
 // matched (k,<prefix>), keys otherwise; a query below restricts both.
 func (a *API) completeTags(ctx context.Context, st []any, prefix string, out *completion) error {
+	// Completion reads the index, never data, but a busy store can still
+	// be slow: the server's query timeout bounds it like any query.
 	ctx, cancel := context.WithTimeout(ctx, a.opts.QueryTimeout)
 	defer cancel()
+	// The nearest query below the cursor narrows the suggestions to the
+	// series it matches (name,sps,:eq,nf.<tab> offers nf.* keys of sps).
 	var restrict *tags.Query
 	for i := len(st) - 1; i >= 0; i-- {
 		if q, ok := st[i].(*tags.Query); ok {
@@ -227,6 +256,8 @@ func (a *API) completeTags(ctx context.Context, st []any, prefix string, out *co
 		after = string(b) + "\xff\xff\xff\xff\xff\xff\xff\xff"
 	}
 	list := func(key string) ([]string, error) {
+		// A few more than shown, to make up for the names just before the
+		// prefix that the After key lets through.
 		got, err := a.opts.Querier.Tags(ctx, tsdb.TagsRequest{Key: key, Query: restrict, After: after, Limit: maxCompletions + 16})
 		if err != nil {
 			return nil, err
@@ -246,6 +277,9 @@ func (a *API) completeTags(ctx context.Context, st []any, prefix string, out *co
 		}
 		return names, nil
 	}
+	// A string on top with no string under it is a key waiting for its
+	// value (k,<prefix>); two strings are a finished k,v pair, so the
+	// next token is a new key.
 	if n := len(st); n > 0 {
 		if k, ok := st[n-1].(string); ok && (n == 1 || !isString(st[n-2])) {
 			vals, err := list(k)
@@ -264,6 +298,8 @@ func (a *API) completeTags(ctx context.Context, st []any, prefix string, out *co
 	return nil
 }
 
+// isString reports whether a stack item is a plain string (a key or value
+// being typed), not an expression.
 func isString(v any) bool {
 	_, ok := v.(string)
 	return ok

@@ -21,18 +21,27 @@ var formats = []string{"png", "svg", "json", "std.json", "stats.json", "csv", "t
 
 // graphRequest is a parsed graph request.
 type graphRequest struct {
-	q          string
-	format     string
-	rng        eval.Range
-	loc        *time.Location
-	styles     []*expr.Style
-	chart      chart.Chart
+	// q is the program as given; format one of formats.
+	q      string
+	format string
+	// rng is the evaluated range, step-aligned (asl.md §3.2): its first
+	// point is the end of the first step after the requested start.
+	rng eval.Range
+	// loc is the primary tz, for the time axis and the CSV timestamps.
+	loc *time.Location
+	// styles are the presentations, cq already ANDed in.
+	styles []*expr.Style
+	chart  chart.Chart
+	// explain adds the evaluation's statistics to the JSON formats.
 	explain    bool
 	start, end int64 // requested, before alignment
 }
 
 // graph serves GET /api/v1/graph (asl.md §3.2).
 func (a *API) graph(w http.ResponseWriter, r *http.Request) {
+	// The latency timer reads the wall clock, not opts.Now: it measures this
+	// process, while opts.Now is the time queries are relative to (which a
+	// test pins).
 	start := time.Now()
 	defer func() { a.m.latency.Record(time.Since(start)) }()
 	v := r.URL.Query()
@@ -42,6 +51,9 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 	}
 	g, err := a.parseGraph(v, format)
 	if err == nil {
+		// QueryTimeout bounds the evaluation, not the encoding: a chart of
+		// a finished result is cheap, and the client's own disconnect
+		// cancels r.Context() either way.
 		var res *query.Result
 		ctx, cancel := context.WithTimeout(r.Context(), a.opts.QueryTimeout)
 		defer cancel()
@@ -50,6 +62,10 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
+		// Atlas answers a PNG request's error with a PNG that shows the
+		// message, so an <img> tag in a dashboard says what went wrong
+		// instead of showing a broken image; the status is still the
+		// error's (fail's classification).
 		if format == "png" && slices.Contains(formats, format) {
 			a.writeErrorImage(w, v, err)
 			return
@@ -58,6 +74,11 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// parseGraph checks and parses every parameter of a graph request
+// (asl.md §3.2) into a graphRequest. Each error is a *paramError naming the
+// parameter, or the parser's *stack.Error for q: all of them the user's.
+// The order of the checks is the order a user fixes them in: format and q
+// first, then the size, the time range and step, then the program.
 func (a *API) parseGraph(v url.Values, format string) (*graphRequest, error) {
 	if !slices.Contains(formats, format) {
 		return nil, badParam("format", "unknown format %q; use one of %s", format, strings.Join(formats, ", "))
@@ -78,6 +99,8 @@ func (a *API) parseGraph(v url.Values, format string) (*graphRequest, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Relative times (e-3h, now-1d) are resolved against one reading of
+	// the clock, so s and e cannot straddle a tick.
 	now := a.opts.Now().UnixMilli()
 	s, e, loc, err := timeRange(v, now, a.opts.DefaultTZ)
 	if err != nil {
@@ -93,6 +116,9 @@ func (a *API) parseGraph(v url.Values, format string) (*graphRequest, error) {
 			return nil, badParam("step", "%q is not a positive duration such as 1m or PT5M", st)
 		}
 	}
+	// The step honours the request but widens until there is at most one
+	// point per pixel of width, then rounds up to one of Atlas's steps
+	// that is a multiple of the storage step (step.go).
 	step, err := chooseStep(a.opts.StorageStep, reqStep, s, e, width)
 	if err != nil {
 		return nil, badParam("step", "%v", err)
@@ -106,6 +132,8 @@ func (a *API) parseGraph(v url.Values, format string) (*graphRequest, error) {
 	if n := g.rng.N(); n > MaxDatapoints {
 		return nil, badParam("step", "%d datapoints per line, limit is %d: use a larger step", n, MaxDatapoints)
 	}
+	// features=unstable opts in to the words marked unstable (asl.md
+	// §3.2); anything else is a typo worth a 400, not a silent stable.
 	features := v.Get("features")
 	if features != "" && features != "stable" && features != "unstable" {
 		return nil, badParam("features", "%q: use stable or unstable", features)
@@ -115,6 +143,9 @@ func (a *API) parseGraph(v url.Values, format string) (*graphRequest, error) {
 	if err != nil {
 		return nil, err
 	}
+	// cq, the common query, narrows every data expression of every
+	// presentation (a dashboard's filter bar): ANDed into the
+	// queries, not applied to the results, so the store reads less.
 	if cq := v.Get("cq"); cq != "" {
 		cqq, err := query.ParseQuery(cq)
 		if err != nil {
@@ -144,6 +175,8 @@ func (a *API) parseGraph(v url.Values, format string) (*graphRequest, error) {
 	return g, nil
 }
 
+// floorTo rounds t (Unix ms, possibly negative) down to a multiple of step.
+// Go's % truncates toward zero, so a negative remainder is moved up first.
 func floorTo(t, step int64) int64 {
 	r := t % step
 	if r < 0 {
@@ -152,6 +185,10 @@ func floorTo(t, step int64) int64 {
 	return t - r
 }
 
+// writeGraph encodes res in g's format (asl.md §3.3). Everything but the
+// JSON formats is built in a buffer first, so that an encoding error can
+// still become an error status; a JSON answer is one append-built slice.
+// took is the time spent so far, for explain.
 func (a *API) writeGraph(w http.ResponseWriter, g *graphRequest, res *query.Result, took time.Duration) error {
 	var buf bytes.Buffer
 	ctype := "application/json"
@@ -214,11 +251,16 @@ func chartLines(lines []query.Line) []chart.Line {
 		case l.Color != "":
 			cl.Color, _ = chart.ParseHexColor(l.Color)
 		case l.Palette != "":
+			// A palette's colors were checked at parse time, its name
+			// was not: an unknown name leaves the line the axis
+			// palette's color rather than failing the whole graph.
 			if cols, err := chart.PaletteColors(l.Palette); err == nil {
 				cl.Color = cols[next[l.Expr]%len(cols)]
 				next[l.Expr]++
 			}
 		}
+		// :alpha is two hex digits (00 transparent, ff opaque), as in
+		// Atlas's color strings; :alpha's parser checked them.
 		if l.Alpha != "" {
 			if a, err := strconv.ParseUint(l.Alpha, 16, 8); err == nil {
 				cl.Alpha = uint8(a)

@@ -21,6 +21,10 @@ import (
 // appendJSON writes format=json (and std.json): asl.md §3.3, with
 // non-finite values as the strings "NaN" and "Infinity".
 func appendJSON(buf []byte, g *graphRequest, res *query.Result, took time.Duration) []byte {
+	// The document is built by appending to one slice, not with
+	// encoding/json: a graph of 1440 points by a few hundred lines is
+	// hundreds of thousands of values, and reflection plus a float
+	// formatter that cannot write "NaN" cost more than the evaluation.
 	n := g.rng.N()
 	// Size the buffer once: about 20 bytes a value.
 	if need := 256 + len(res.Lines)*(64+20*n); cap(buf)-len(buf) < need {
@@ -32,6 +36,8 @@ func appendJSON(buf []byte, g *graphRequest, res *query.Result, took time.Durati
 	buf = strconv.AppendInt(buf, g.rng.Step, 10)
 	buf = appendLegends(buf, res.Lines)
 	buf = appendMetrics(buf, res.Lines)
+	// values is row-major, one array per timestamp holding each line's
+	// value at it (asl.md §3.3), not one array per line.
 	buf = append(buf, `,"values":[`...)
 	for i := 0; i < n; i++ {
 		if i > 0 {
@@ -46,7 +52,11 @@ func appendJSON(buf []byte, g *graphRequest, res *query.Result, took time.Durati
 		}
 		buf = append(buf, ']')
 	}
+	// notices is always present and empty: warnings reach the client in
+	// the X-Sextant-Partial header and the partial flag instead.
 	buf = append(buf, `],"notices":[]`...)
+	// explain's counters come from the evaluation (eval.Stats): what
+	// the store was asked to read, against what the graph shows.
 	if g.explain {
 		st := res.Stats
 		points := int64(n)
@@ -69,6 +79,8 @@ func appendJSON(buf []byte, g *graphRequest, res *query.Result, took time.Durati
 	return append(buf, "}\n"...)
 }
 
+// appendLegends appends the "legend" member: each line's label, in the
+// order of the lines (the order of values' columns).
 func appendLegends(buf []byte, lines []query.Line) []byte {
 	buf = append(buf, `,"legend":[`...)
 	for i, l := range lines {
@@ -80,6 +92,8 @@ func appendLegends(buf []byte, lines []query.Line) []byte {
 	return append(buf, ']')
 }
 
+// appendMetrics appends the "metrics" member: each line's tags as an
+// object, in the order of the lines.
 func appendMetrics(buf []byte, lines []query.Line) []byte {
 	buf = append(buf, `,"metrics":[`...)
 	for i, l := range lines {
@@ -91,6 +105,9 @@ func appendMetrics(buf []byte, lines []query.Line) []byte {
 	return append(buf, ']')
 }
 
+// appendTags appends ts as a JSON object. A tags.Set is sorted by key and
+// holds each key once, so the object's keys come out sorted (asl.md §3.3)
+// with no sorting here.
 func appendTags(buf []byte, ts tags.Set) []byte {
 	buf = append(buf, '{')
 	for i, t := range ts {
@@ -104,6 +121,10 @@ func appendTags(buf []byte, ts tags.Set) []byte {
 	return append(buf, '}')
 }
 
+// appendValue appends v as Atlas does: a JSON number when finite, else
+// the string "NaN", "Infinity" or "-Infinity" (JSON has no literal for
+// them). Finite numbers use expr.AppendDouble, Java's Double.toString
+// shape, so a value reads the same here as in the CSV and in Atlas.
 func appendValue(buf []byte, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		buf = append(buf, '"')
@@ -115,6 +136,9 @@ func appendValue(buf []byte, v float64) []byte {
 
 // appendString writes a JSON string.
 func appendString(buf []byte, s string) []byte {
+	// Tag values are user input of any bytes. Valid UTF-8 is copied as
+	// it is; an invalid byte becomes U+FFFD, so the document stays valid
+	// JSON whatever was published.
 	const hexDigits = "0123456789abcdef"
 	buf = append(buf, '"')
 	for i := 0; i < len(s); {
@@ -167,6 +191,8 @@ func appendStatsJSON(b *bytes.Buffer, g *graphRequest, res *query.Result) {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
+		// The same summary as :stat, :sort and :topk use (NaN points
+		// are not counted; avg is total over count).
 		s := eval.Summarize(l.Values)
 		buf = append(buf, `{"count":`...)
 		buf = strconv.AppendInt(buf, int64(s.Count), 10)
@@ -188,6 +214,9 @@ func appendStatsJSON(b *bytes.Buffer, g *graphRequest, res *query.Result) {
 // writeCSV writes format=csv (comma, quoted header) or txt (tab): a
 // timestamp column and one column per line.
 func writeCSV(b *bytes.Buffer, g *graphRequest, res *query.Result, sep byte) {
+	// CSV quotes every label (doubling inner quotes, RFC 4180); the
+	// tab-separated txt has no quoting, so a tab or newline inside a
+	// label becomes a space to keep the columns aligned.
 	quote := func(s string) string {
 		if sep == '\t' {
 			return strings.NewReplacer("\t", " ", "\n", " ").Replace(s)
@@ -202,6 +231,9 @@ func writeCSV(b *bytes.Buffer, g *graphRequest, res *query.Result, sep byte) {
 	b.WriteByte('\n')
 	buf := make([]byte, 0, 64)
 	for i := 0; i < g.rng.N(); i++ {
+		// Timestamps are in the request's primary tz, ISO 8601 as Atlas
+		// writes them; values use the same formatting as JSON, NaN
+		// written as NaN.
 		t := g.rng.Start + int64(i)*g.rng.Step
 		b.WriteString(time.UnixMilli(t).In(g.loc).Format(time.RFC3339))
 		for _, l := range res.Lines {
@@ -215,7 +247,12 @@ func writeCSV(b *bytes.Buffer, g *graphRequest, res *query.Result, sep byte) {
 // writeErrorImage answers a png request that failed with an image of the
 // message, so a broken dashboard panel says what is wrong.
 func (a *API) writeErrorImage(w http.ResponseWriter, v url.Values, err error) {
+	// The image carries the status and message of the JSON error (the
+	// same classification: a user error 4xx, a fault 500), and the
+	// status line is set too, so a client that checks it still sees it.
 	code, body := a.errorOf(err)
+	// The requested size when it is sane (the error may be about w or
+	// h themselves), else Atlas's default 700×300.
 	width, e1 := strconv.Atoi(v.Get("w"))
 	height, e2 := strconv.Atoi(v.Get("h"))
 	if e1 != nil || width < 100 || width > 4000 {
@@ -228,6 +265,8 @@ func (a *API) writeErrorImage(w http.ResponseWriter, v url.Values, err error) {
 	red := color.NRGBA{0xcc, 0x00, 0x00, 0xff}
 	s.Ops = append(s.Ops, chart.Rect{X: 0, Y: 0, W: float64(width), H: 3, Fill: red})
 	y := 24.0
+	// About 7 pixels a character in the chart's font: wrap to the
+	// width, and stop at the bottom edge rather than overflow.
 	for _, line := range wrap(strconv.Itoa(code)+" "+body.Message, max(10, (width-16)/7)) {
 		if y > float64(height)-8 {
 			break

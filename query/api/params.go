@@ -13,12 +13,18 @@ import (
 
 // paramError is a bad request parameter; it maps to 400 naming the field.
 type paramError struct {
+	// Param is the parameter as the user wrote it (with its axis suffix:
+	// u.1), so the message points at the text to fix.
 	Param string
 	Msg   string
 }
 
+// Error implements error. The message leads with the parameter: the API
+// shows it as is in the JSON error and on a PNG error image.
 func (e *paramError) Error() string { return fmt.Sprintf("parameter %s: %s", e.Param, e.Msg) }
 
+// badParam returns the *paramError of parameter p; the handlers' status
+// mapping (statusOf) makes it a 400.
 func badParam(p, format string, args ...any) error {
 	return &paramError{Param: p, Msg: fmt.Sprintf(format, args...)}
 }
@@ -27,6 +33,9 @@ func badParam(p, format string, args ...any) error {
 // e-3h; either may be relative to the other. It returns Unix ms and the
 // primary zone.
 func timeRange(v url.Values, now int64, defaultTZ string) (start, end int64, loc *time.Location, err error) {
+	// Atlas allows tz more than once (a chart with several time axes);
+	// the first is the primary zone, which resolves the dates and
+	// labels the x axis. The others are accepted and ignored.
 	tzs := v["tz"]
 	tz := defaultTZ
 	if len(tzs) > 0 && tzs[0] != "" {
@@ -43,6 +52,9 @@ func timeRange(v url.Values, now int64, defaultTZ string) (start, end int64, loc
 		e = "now"
 	}
 	refs := expr.TimeRefs{}
+	// One of s and e may be relative to the other (s=e-1d, e=s+6h),
+	// not both: resolve the absolute one first and give the other its
+	// value as the reference.
 	startRel := strings.HasPrefix(s, "e-") || strings.HasPrefix(s, "e+") || s == "e"
 	endRel := strings.HasPrefix(e, "s-") || strings.HasPrefix(e, "s+") || e == "s"
 	switch {
@@ -65,12 +77,16 @@ func timeRange(v url.Values, now int64, defaultTZ string) (start, end int64, loc
 			return 0, 0, nil, badParam("e", "%v", err)
 		}
 	}
+	// start == end is allowed: the graph aligns it to one step.
 	if start > end {
 		return 0, 0, nil, badParam("s", "start %s is after end %s", time.UnixMilli(start).UTC().Format(time.RFC3339), time.UnixMilli(end).UTC().Format(time.RFC3339))
 	}
 	return start, end, loc, nil
 }
 
+// intParam reads an integer parameter in [lo, hi], def when absent; a
+// value out of range is an error rather than clamped, so a typo is not a
+// silently different chart.
 func intParam(v url.Values, name string, def, lo, hi int) (int, error) {
 	s := v.Get(name)
 	if s == "" {
@@ -83,6 +99,8 @@ func intParam(v url.Values, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
+// boolParam reads a flag as Atlas's webapi does: 1 or true (and yes or
+// on) is set, anything else (absent included) is not.
 func boolParam(v url.Values, name string) bool {
 	switch strings.ToLower(v.Get(name)) {
 	case "1", "true", "yes", "on":
@@ -102,10 +120,14 @@ func axisParam(v url.Values, name string, axis int) string {
 	return ""
 }
 
-// axes reads the per-axis settings (u, l, scale, o, stack, ylabel, palette).
 // axisParams are the graph parameters that take an axis suffix (.0, .1 ...).
 var axisParams = map[string]bool{"u": true, "l": true, "scale": true, "ylabel": true, "palette": true, "o": true, "stack": true}
 
+// axes reads the per-axis settings (u, l, scale, o, stack, ylabel,
+// palette; asl.md §3.2) into one chart.Axis per axis a presentation may
+// name with :axis. A bound is a number or auto (Atlas's auto-style, the
+// chart's own choice); anything else is the user's error naming the
+// parameter with its axis.
 func axes(v url.Values) ([]chart.Axis, error) {
 	// Per-axis parameters name an axis that exists: stack.99 or ylabel.5
 	// is a mistake, not something to ignore.
@@ -126,8 +148,10 @@ func axes(v url.Values) ([]chart.Axis, error) {
 			Palette: axisParam(v, "palette", i),
 		}
 		if a.Palette == "" {
+			// A palette with no axis suffix is every axis's default.
 			a.Palette = v.Get("palette")
 		}
+		// o=1 is Atlas's older spelling of scale=log.
 		if o := axisParam(v, "o", i); o == "1" || o == "true" {
 			a.Scale = "log"
 		}

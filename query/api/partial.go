@@ -25,6 +25,14 @@ func withPartial(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// PartialMiddleware gives every request under h the partial tracker (one
+// for both contracts: tsdb.Partial is tracing.Partial) and sets
+// PartialHeader on the answer when a read under it was marked partial by
+// the time the headers go out. A query node wraps its whole mux in it, so
+// that every API says so, including those (UI, alerting) that do not know
+// of it; the handlers of this package share the outer tracker.
+func PartialMiddleware(h http.Handler) http.Handler { return withPartial(h.ServeHTTP) }
+
 // partialWriter sets PartialHeader before the headers go out.
 type partialWriter struct {
 	http.ResponseWriter
@@ -51,8 +59,18 @@ func (w *partialWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// Unwrap lets http.ResponseController reach the underlying writer.
+// Unwrap lets http.ResponseController reach the underlying writer (the
+// streams flush and hijack websockets through it).
 func (w *partialWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush implements http.Flusher for the SSE streams: the headers go out
+// first, then a best-effort flush, as http.Flusher's contract allows.
+func (w *partialWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
 
 // isPartial reports whether the answer being written through w misses data.
 func isPartial(w http.ResponseWriter) bool {

@@ -36,7 +36,11 @@ const maxSeriesWindow = 32 * 24 * time.Hour
 
 // promAPI serves the Prometheus endpoints.
 type promAPI struct {
-	a       *API
+	// a is the API it belongs to: options, registry, logger and the
+	// partial tracker's writer are shared with the Atlas endpoints.
+	a *API
+	// en translates PromQL into the store's requests; it holds no state
+	// between queries and is safe for concurrent use.
 	en      *promql.Engine
 	latency *lib.Timer
 	bufs    bufPool // answer buffers (prom_encode.go)
@@ -47,10 +51,14 @@ func (a *API) registerProm(mux partialMux) {
 	en, err := promql.New(a.opts.Querier, promql.Options{
 		StorageStep: a.opts.StorageStep, MaxLines: a.opts.MaxLines, MaxDatapoints: a.opts.MaxDatapoints, Now: a.opts.Now,
 	})
+	// promql.New fails only on a storage step that is not positive,
+	// which Options.Validate refused before registerProm runs.
 	if err != nil {
 		panic("BUG: options validated by New: " + err.Error())
 	}
 	p := &promAPI{a: a, en: en, latency: a.reg.Timer("sextant.query.latency", "api", "prometheus")}
+	// Grafana sends long queries as POST forms; both methods take the
+	// same parameters (form reads the query string and the body).
 	for _, m := range []string{"GET", "POST"} {
 		mux.HandleFunc(m+" /api/v1/query", p.query)
 		mux.HandleFunc(m+" /api/v1/query_range", p.queryRange)
@@ -72,6 +80,9 @@ func promStatus(t promql.ErrorType) int {
 		return http.StatusUnprocessableEntity
 	case promql.Timeout, promql.Unavailable:
 		return http.StatusServiceUnavailable
+	// 499 is the nginx code Prometheus uses for a client that went
+	// away: no client reads it, but the error counter tells it apart
+	// from a timeout.
 	case promql.Canceled:
 		return 499
 	}
@@ -82,6 +93,8 @@ func promStatus(t promql.ErrorType) int {
 func (p *promAPI) writeError(w http.ResponseWriter, err error) {
 	e := promql.Classify(err)
 	code := promStatus(e.Type)
+	// Only faults are logged: a timeout or an unavailable store is
+	// counted, and a user's mistake is in the answer.
 	if code >= 500 && e.Type == promql.Internal {
 		p.a.opts.Logger.Error("prometheus query failed", "err", err)
 	}
@@ -105,6 +118,8 @@ func writePromData(w http.ResponseWriter, data any, warnings []string) {
 	}{"success", data, warnings})
 }
 
+// badPromParam is the Prometheus twin of badParam: a bad_data error (400)
+// naming the parameter, with Prometheus's wording.
 func badPromParam(name, format string, args ...any) error {
 	return &promql.Error{Type: promql.BadData, Msg: fmt.Sprintf("invalid parameter %q: %s", name, fmt.Sprintf(format, args...))}
 }
@@ -145,6 +160,7 @@ func (p *promAPI) queryText(r *http.Request) (string, error) {
 // context bounds a request by the server's query timeout and the
 // request's timeout parameter, whichever is shorter.
 func (p *promAPI) context(r *http.Request) (context.Context, context.CancelFunc, error) {
+	// The request may shorten the server's timeout, never lengthen it.
 	d := p.a.opts.QueryTimeout
 	if s := r.Form.Get("timeout"); s != "" {
 		t, err := timeoutParam(s)
@@ -164,6 +180,8 @@ func timeoutParam(s string) (time.Duration, error) {
 		if !(f > 0) || f > float64(math.MaxInt64/int64(time.Second)) {
 			return 0, fmt.Errorf("%q is not a positive duration", s)
 		}
+		// A positive timeout below a nanosecond still times out at once
+		// rather than meaning no timeout.
 		return max(time.Duration(f*float64(time.Second)), 1), nil
 	}
 	ms, err := ParsePromDuration(s)
@@ -197,6 +215,9 @@ func (p *promAPI) queryRange(w http.ResponseWriter, r *http.Request) {
 	p.writeResult(w, res)
 }
 
+// runQuery parses the parameters of an instant (instant) or range query
+// and evaluates it, bounded by the request's context. Every parameter
+// error is bad_data naming the parameter; the engine classifies its own.
 func (p *promAPI) runQuery(r *http.Request, instant bool) (*promql.Result, error) {
 	if err := form(r); err != nil {
 		return nil, err
@@ -217,6 +238,8 @@ func (p *promAPI) runQuery(r *http.Request, instant bool) (*promql.Result, error
 		}
 		return late(ctx)(p.en.Instant(ctx, q, t))
 	}
+	// A range query must name its range and step: unlike the graph API,
+	// Prometheus has no defaults here, and Grafana always sends them.
 	var start, end, step int64
 	for _, f := range []struct {
 		name string
@@ -266,6 +289,8 @@ func (p *promAPI) seriesRange(r *http.Request) (start, end int64, err error) {
 	if end, err = timeParam(r, "end", now); err != nil {
 		return 0, 0, err
 	}
+	// A huge end is clamped to 32 days ahead: the window arithmetic
+	// below (end+1, end minus the window) then stays far from overflow.
 	end = min(end, now+int64(maxSeriesWindow/time.Millisecond))
 	if start, err = timeParam(r, "start", end-defaultSeriesWindow.Milliseconds()); err != nil {
 		return 0, 0, err
@@ -299,6 +324,8 @@ func (p *promAPI) listSeries(ctx context.Context, sels []string, start, end int6
 	if err != nil {
 		return nil, false, err
 	}
+	// End is exclusive in the store's requests, inclusive in the
+	// API's: hence end+1.
 	if sl, ok := p.a.opts.Querier.(tsdb.SeriesLister); ok {
 		return sl.Series(ctx, tsdb.SeriesRequest{Query: q, Start: start, End: end + 1, Limit: limit})
 	}
@@ -340,6 +367,8 @@ func (p *promAPI) series(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, err)
 		return
 	}
+	// Prometheus refuses /series without a selector: listing every
+	// series of the store is a request nobody means to make.
 	sels := r.Form["match[]"]
 	if len(sels) == 0 {
 		p.writeError(w, &promql.Error{Type: promql.BadData, Msg: "no match[] parameter provided"})
@@ -374,6 +403,9 @@ func (p *promAPI) series(w http.ResponseWriter, r *http.Request) {
 // moved to where __name__ sorts.
 func appendPromTags(b []byte, ts tags.Set) []byte {
 	name, hasName := "", false
+	// One pass in the store's key order; the name is written where
+	// __name__ sorts among the other keys (before lower-case keys,
+	// after upper-case ones and digits), as Prometheus orders labels.
 	for _, t := range ts {
 		if t.Key == tags.NameKey {
 			name, hasName = t.Value, true
@@ -409,6 +441,9 @@ func appendPromTags(b []byte, ts tags.Set) []byte {
 // with the keys in Prometheus's order (sorted, name as __name__), written
 // by hand, as Metrics Drilldown asks for tens of thousands of series.
 func (p *promAPI) writeSeries(w http.ResponseWriter, got []tags.Set, more bool) {
+	// Size the buffer once: the keys and values plus their quotes and
+	// separators, so that a series list of Metrics Drilldown (tens of
+	// thousands of series) is one allocation from the pool.
 	size := 64
 	for _, ts := range got {
 		size += 4
@@ -445,6 +480,8 @@ func (p *promAPI) labels(w http.ResponseWriter, r *http.Request) {
 
 // labelValues serves /api/v1/label/{name}/values, as labels does.
 func (p *promAPI) labelValues(w http.ResponseWriter, r *http.Request) {
+	// Label names that are not Prometheus identifiers (a dot in an
+	// Atlas key) come U__-escaped in the path, as Grafana sends them.
 	name := unescapeLabelName(r.PathValue("name"))
 	if name == "" {
 		p.writeError(w, &promql.Error{Type: promql.BadData, Msg: "invalid label name: empty"})

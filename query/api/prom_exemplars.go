@@ -32,6 +32,8 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, err)
 		return
 	}
+	// Without a start, the hour before end: Grafana always sends the
+	// panel's range, a bare curl gets the recent exemplars.
 	start, err := timeParam(r, "start", end-3600_000)
 	if err != nil {
 		p.writeError(w, err)
@@ -42,6 +44,9 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var queries []*tags.Query
+	// The query may be PromQL or a stack-language program (the same
+	// endpoint serves both, as /query does); either way only its
+	// selectors matter here, not what it computes.
 	if p.en.IsASL(q) {
 		styles, err := query.Parse(q, query.ParseOptions{})
 		if err != nil {
@@ -57,6 +62,8 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, err)
 		return
 	}
+	// Prometheus's shape: labels of the exemplar (the trace to jump
+	// to), the value as a string, the time in float seconds.
 	type exemplar struct {
 		Labels    map[string]string `json:"labels"`
 		Value     string            `json:"value"`
@@ -67,6 +74,8 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 		Exemplars    []exemplar        `json:"exemplars"`
 	}
 	out := []*group{}
+	// No exemplar source (no span store wired in): an empty list, not
+	// an error, as Prometheus answers a server without exemplars.
 	if p.a.opts.Exemplars == nil {
 		writePromData(w, out, nil)
 		return
@@ -77,6 +86,7 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
+	// [start, end] inclusive here, [start, end) below the API.
 	exs, err := p.a.opts.Exemplars(ctx, start, end+1)
 	if err != nil {
 		p.writeError(w, err)
@@ -110,6 +120,8 @@ func (p *promAPI) exemplars(w http.ResponseWriter, r *http.Request) {
 			})
 		}
 	}
+	// A stable order for the client and the tests: by the series' tags
+	// in the store's form.
 	slices.SortFunc(out, func(a, b *group) int {
 		return strings.Compare(tags.FromMap(a.SeriesLabels).String(), tags.FromMap(b.SeriesLabels).String())
 	})
@@ -128,6 +140,9 @@ func spanSeries(s tags.Set) []tags.Set {
 			out = append(out, c.Normalize())
 		}
 	}
+	// The names and statistics are those ingest writes for span metrics
+	// (tracing's SpanMetrics names); a series the exemplar's span did
+	// not count (errors for a span that succeeded) is left out.
 	add("span.calls", "count")
 	if v, _ := s.Get("status.code"); v == "ERROR" {
 		add("span.errors", "count")

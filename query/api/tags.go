@@ -19,12 +19,17 @@ func (a *API) tags(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	key := r.PathValue("key")
 	req := tsdb.TagsRequest{Key: key, After: v.Get("offset")}
+	// A limit above the maximum is clamped, not refused: a client
+	// asking for "all" with a large number gets a full page. A limit
+	// below 1 is a mistake.
 	limit, err := intParam(v, "limit", MaxTagsLimit, 1, 1<<30)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	req.Limit = min(limit, MaxTagsLimit)
+	// q is a query expression only (name,sps,:eq), not a program: the
+	// keys of the series it matches.
 	if q := v.Get("q"); q != "" {
 		if len(q) > a.opts.MaxQueryLength {
 			a.fail(w, r, badParam("q", "%d bytes long, limit is %d", len(q), a.opts.MaxQueryLength))
@@ -42,12 +47,15 @@ func (a *API) tags(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.opts.QueryTimeout)
 	defer cancel()
+	// The store lists from its index, sorted, after the offset; no
+	// series data is read, whatever the window.
 	got, err := a.opts.Querier.Tags(ctx, req)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	verbose := boolParam(v, "verbose")
+	// txt is one name per line, for shell pipelines (Atlas's format=txt).
 	if format == "txt" {
 		var b strings.Builder
 		for _, t := range got {
@@ -66,6 +74,8 @@ func (a *API) tags(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, names)
 		return
 	}
+	// verbose=1 answers objects with the number of series behind each
+	// key or value, as Atlas's verbose listing does.
 	type entry struct {
 		Key   string `json:"key"`
 		Value string `json:"value,omitempty"`

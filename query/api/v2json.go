@@ -19,6 +19,7 @@ func appendV2JSON(buf []byte, g *graphRequest, res *query.Result) []byte {
 	n := g.rng.N()
 	buf = append(buf, `[{"type":"graph-metadata","startTime":`...)
 	buf = strconv.AppendInt(buf, g.rng.Start, 10)
+	// endTime is exclusive: the end of the last step shown.
 	buf = append(buf, `,"endTime":`...)
 	buf = strconv.AppendInt(buf, g.rng.Start+int64(n)*g.rng.Step, 10)
 	buf = append(buf, `,"step":`...)
@@ -26,8 +27,13 @@ func appendV2JSON(buf []byte, g *graphRequest, res *query.Result) []byte {
 	buf = append(buf, `,"title":`...)
 	buf = appendString(buf, g.chart.Title)
 	buf = append(buf, '}')
+	// The same color assignment as the PNG (chartLines), so the UI's
+	// chart and the server's image of one graph color lines alike.
 	colors := chartLines(res.Lines)
 	for i, l := range res.Lines {
+		// id is the line's position, unique within the answer only; expr
+		// is the index of the presentation it came from, for the UI's
+		// per-expression settings.
 		buf = append(buf, `,{"type":"timeseries","id":"`...)
 		buf = strconv.AppendInt(buf, int64(i), 10)
 		buf = append(buf, `","label":`...)
@@ -48,6 +54,8 @@ func appendV2JSON(buf []byte, g *graphRequest, res *query.Result) []byte {
 			w = 1
 		}
 		buf = strconv.AppendFloat(buf, w, 'g', -1, 64)
+		// The zero color means no color was set: the client picks one
+		// from the axis palette, as the PNG renderer does.
 		if c := colors[i].Color; c != (chart.Line{}).Color {
 			buf = append(buf, `,"color":"`...)
 			buf = appendHex(buf, c.R, c.G, c.B)
@@ -66,6 +74,8 @@ func appendV2JSON(buf []byte, g *graphRequest, res *query.Result) []byte {
 		buf = append(buf, `,"step":`...)
 		buf = strconv.AppendInt(buf, g.rng.Step, 10)
 		buf = append(buf, `,"data":{"type":"array","values":[`...)
+		// A line always has n values; the bound guards the encoder
+		// rather than trusting it.
 		for j := 0; j < n && j < len(l.Values); j++ {
 			if j > 0 {
 				buf = append(buf, ',')
@@ -77,6 +87,7 @@ func appendV2JSON(buf []byte, g *graphRequest, res *query.Result) []byte {
 	return append(buf, "]\n"...)
 }
 
+// appendHex appends each byte as two lower-case hex digits (RRGGBB).
 func appendHex(buf []byte, bs ...uint8) []byte {
 	const digits = "0123456789abcdef"
 	for _, b := range bs {

@@ -10,15 +10,19 @@ import (
 
 // layout is the computed geometry of a chart.
 type layout struct {
-	w, h                     int
-	plotX, plotY             float64 // top left of the plot area
-	plotW, plotH             float64
-	titleH, timeH, legendH   float64
-	leftW                    float64
-	rightW                   []float64 // per right-hand axis, in axis order
-	legend, stats, showAxes  bool
-	statsInline              bool    // stats on the label's row
-	statsX                   float64 // their offset from the legend's left
+	// Pixels. The plot area is what is left of w×h after the title,
+	// the legend below, the time axis and the value axes on each side.
+	w, h                    int
+	plotX, plotY            float64 // top left of the plot area
+	plotW, plotH            float64
+	titleH, timeH, legendH  float64
+	leftW                   float64
+	rightW                  []float64 // per right-hand axis, in axis order
+	legend, stats, showAxes bool
+	statsInline             bool    // stats on the label's row
+	statsX                  float64 // their offset from the legend's left
+	// legendShown of legendTotal entries fit; the rest are counted in
+	// a "… N more" row rather than pushing the plot off the image.
 	legendShown, legendTotal int
 }
 
@@ -31,6 +35,9 @@ func Render(c *Chart) (*Scene, error) {
 	if loc == nil {
 		loc = time.UTC
 	}
+	// The order of the passes is the stacking order of the image:
+	// background and grid, heatmaps and spans, fills, then lines on
+	// top of every fill, then the axes and the legend.
 	th := themes[c.theme()]
 	lines, err := c.colors()
 	if err != nil {
@@ -45,6 +52,7 @@ func Render(c *Chart) (*Scene, error) {
 			continue
 		}
 		sc.top, sc.bottom = lay.plotY, lay.plotY+lay.plotH
+		// About one value tick per 40 pixels of height, at least two.
 		n := max(2, int(lay.plotH/40))
 		if sc.f(1) != 1 && scaleIsLog(sc) {
 			sc.ticks = logTicks(sc.lo, sc.hi)
@@ -52,6 +60,8 @@ func Render(c *Chart) (*Scene, error) {
 			sc.ticks = valueTicks(sc.lo, sc.hi, n)
 		}
 	}
+	// A point at T stands for (T-step, T]: the x axis runs from the
+	// start of the first step to the end of the last one drawn.
 	tStart, tEnd := c.Start-c.Step, c.End-c.Step
 	xOf := func(t int64) float64 {
 		return lay.plotX + float64(t-tStart)/float64(tEnd-tStart)*lay.plotW
@@ -119,9 +129,13 @@ func (c *Chart) colors() ([]Line, error) {
 		if l.Style == "" {
 			l.Style = "line"
 		}
+		// stack=1 on an axis stacks its plain lines and areas; a heatmap
+		// or vspan keeps its own style.
 		if c.axis(l.Axis).Stack && (l.Style == "line" || l.Style == "area") {
 			l.Style = "stack"
 		}
+		// No color of its own: the next color of the axis palette, so
+		// the lines of an axis take the palette in turn.
 		if l.Color == (color.NRGBA{}) {
 			p, ok := pals[l.Axis]
 			if !ok {
@@ -167,6 +181,8 @@ func stackLines(c *Chart, lines []Line) []stackedLine {
 				break
 			}
 			switch {
+			// A gap neither stacks nor breaks the stack: the lines above
+			// continue from the same base, and the line itself is not drawn.
 			case v != v:
 				base[j], top[j] = p[j], math.NaN()
 			case v >= 0:
@@ -189,6 +205,8 @@ func (c *Chart) scales(lines []Line, stacked []stackedLine) []*scale {
 	for i := range lo {
 		lo[i], hi[i] = math.Inf(1), math.Inf(-1)
 	}
+	// Infinities (a division by 0 with :fdiv) would make the range
+	// infinite and every line flat: they are left out of the range.
 	see := func(a int, v float64) {
 		if v == v && !math.IsInf(v, 0) {
 			lo[a], hi[a] = math.Min(lo[a], v), math.Max(hi[a], v)
@@ -202,8 +220,11 @@ func (c *Chart) scales(lines []Line, stacked []stackedLine) []*scale {
 		sc := scales[l.Axis]
 		sc.used = true
 		switch l.Style {
+		// Spans fill the plot's height whatever their value: they do not
+		// widen the range.
 		case "vspan":
 			continue
+		// Areas and stacks are filled from 0, so 0 is in the range.
 		case "area":
 			see(l.Axis, 0)
 		case "stack":
@@ -225,6 +246,8 @@ func (c *Chart) scales(lines []Line, stacked []stackedLine) []*scale {
 		}
 		ax := c.axis(a)
 		l, h := lo[a], hi[a]
+		// No finite value on the axis: a unit range, so the empty
+		// chart still has an axis.
 		if math.IsInf(l, 1) {
 			l, h = 0, 1
 		}
@@ -234,10 +257,14 @@ func (c *Chart) scales(lines []Line, stacked []stackedLine) []*scale {
 		if v, err := strconv.ParseFloat(ax.Upper, 64); err == nil {
 			h = v
 		}
+		// A log axis cannot show 0 or less: the lower bound becomes a
+		// decade below the top (at most 1).
 		if scaleIsLog(sc) {
 			if l <= 0 {
 				l = math.Min(1, h/10)
 			}
+			// A flat line would be a zero-height range: widen it by half
+			// its value each way so it is drawn mid-plot.
 			if h <= l {
 				h = l * 10
 			}

@@ -14,6 +14,8 @@ import (
 // Range is the output time range [Start, End) with points every Step ms.
 // Start and End are multiples of Step.
 type Range struct {
+	// Unix milliseconds. A point at T stands for the step interval
+	// (T-Step, T], as Atlas's graph timestamps do (asl.md §3.2).
 	Start, End, Step int64
 }
 
@@ -50,6 +52,8 @@ type Series struct {
 
 // Stats describe the work of one evaluation.
 type Stats struct {
+	// Fetches counts store requests: a data expression used twice in
+	// one expression is fetched once (the run's data cache).
 	Fetches           int
 	SeriesScanned     int // series the store read
 	DatapointsScanned int // storage-step values the store read
@@ -70,6 +74,9 @@ type Options struct {
 	Now func() int64
 }
 
+// withDefaults fills the zero options. The limits are sized for one
+// query on a shared server: 50 M float64 values are 400 MB, the most
+// one evaluation may pin.
 func (o Options) withDefaults() Options {
 	if o.MaxLines == 0 {
 		o.MaxLines = 100_000
@@ -85,6 +92,8 @@ func (o Options) withDefaults() Options {
 
 // Evaluator runs expressions against a store. It is safe for concurrent use.
 type Evaluator struct {
+	// q is the store, seen through the contract only (STYLE §2): a
+	// local database, or the fan-out querier of a cluster.
 	q    tsdb.Querier
 	opts Options
 }
@@ -99,7 +108,11 @@ func (ev *Evaluator) Eval(ctx context.Context, e expr.TimeSeriesExpr, r Range) (
 	if err := r.Validate(); err != nil {
 		return nil, Stats{}, err
 	}
+	// Each evaluation has its own run: the cache and the budget are
+	// per query, so concurrent Evals share nothing but the store.
 	x := &run{ev: ev, ctx: ctx, r: r, n: r.N(), data: map[string][]Series{}}
+	// The stats are returned with an error too: a query stopped by a
+	// limit still tells how much it had read.
 	out, err := x.eval(e)
 	x.stats.OutputLines = len(out)
 	return out, x.stats, err
@@ -134,6 +147,8 @@ func (x *run) checkLines(n int) error {
 	if n > x.ev.opts.MaxLines {
 		return &tsdb.LimitError{Limit: "max-lines-per-query", Max: x.ev.opts.MaxLines, Got: n}
 	}
+	// Checked at every node: a cancelled request stops between nodes
+	// instead of finishing a large evaluation nobody reads.
 	return x.ctx.Err()
 }
 
@@ -177,12 +192,15 @@ func (x *run) eval(e expr.TimeSeriesExpr) ([]Series, error) {
 		out, err = x.approxDistinct(n)
 	case *expr.As:
 		out, err = x.as(n)
+	// A macro evaluates its expansion; its display only names lines.
 	case *expr.Rewrite:
 		out, err = x.eval(n.Eval)
 	case *expr.Stateful:
 		out, err = x.stateful(n)
 	case *expr.Stat:
 		out, err = x.stat(n)
+	// :filter resolves the placeholders when it is built; one that
+	// reaches the evaluator was written outside a condition.
 	case *expr.StatRef:
 		err = userErrorf(":stat-%s can only be used inside the condition of :filter", n.Stat)
 	case *expr.Filter:
@@ -191,6 +209,8 @@ func (x *run) eval(e expr.TimeSeriesExpr) ([]Series, error) {
 		out, err = x.priority(n)
 	case *expr.Consolidate:
 		out, err = x.consolidate(n)
+	// Every AST node is listed above: a new one must be added here,
+	// so reaching the default is our bug, not the user's.
 	default:
 		err = fmt.Errorf("BUG: eval of %T", e)
 	}
@@ -219,6 +239,8 @@ func (x *run) noData(q *tags.Query) ([]Series, error) {
 	if q != nil {
 		ts = q.ExactKeys()
 	}
+	// A query with no exact keys (a regex, :has) has no tags to
+	// give the line: name=NO_DATA says what it is instead.
 	if len(ts) == 0 {
 		ts = tags.New(tags.NameKey, "NO_DATA")
 	}

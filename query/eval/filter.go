@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"cmp"
 	"math"
 	"slices"
 
@@ -141,19 +140,6 @@ func (x *run) filter(f *expr.Filter) ([]Series, error) {
 	return out, nil
 }
 
-// compareStat orders like Java's Double.compare: NaN above +Inf.
-func compareStat(a, b float64) int {
-	switch an, bn := a != a, b != b; {
-	case an && bn:
-		return 0
-	case an:
-		return 1
-	case bn:
-		return -1
-	}
-	return cmp.Compare(a, b)
-}
-
 // priority keeps the k lines with the highest (or lowest) statistic, plus
 // an aggregate of the others when asked.
 func (x *run) priority(p *expr.Priority) ([]Series, error) {
@@ -170,7 +156,7 @@ func (x *run) priority(p *expr.Priority) ([]Series, error) {
 		rs[i] = ranked{s, Summarize(s.Values).Get(p.Stat)}
 	}
 	slices.SortStableFunc(rs, func(a, b ranked) int {
-		c := compareStat(a.stat, b.stat)
+		c := expr.CompareNaNLast(a.stat, b.stat)
 		if !p.Bottom {
 			c = -c
 		}

@@ -36,8 +36,12 @@ func randomAt(t int64) float64 {
 // they can reproduce.
 func (x *run) random(r *expr.Random) ([]Series, error) {
 	if !r.Seeded {
+		// A generated line is evaluated at each step's timestamp, the end
+		// of the step (asl.md §3.2), so it lines up with data lines.
 		return x.generate(tags.New(tags.NameKey, "random"), "random", randomAt)
 	}
+	// The seed is XORed into the timestamp (asl.md §2.5): two seeds
+	// give unrelated lines from the same hash.
 	label := fmt.Sprintf("seeded-random(%d)", r.Seed)
 	return x.generate(tags.New(tags.NameKey, label), label, func(t int64) float64 { return randomAt(t ^ r.Seed) })
 }
@@ -55,12 +59,17 @@ func (x *run) time(tm *expr.Time) ([]Series, error) {
 
 // timeField returns the value of a time field at t (UTC).
 func timeField(mode string) (func(t int64) float64, error) {
+	// since is a duration since the epoch as a fraction (seconds as a
+	// double, as Atlas); cal a calendar field of t in UTC, never the
+	// graph's tz, as Atlas evaluates :time (asl.md §2.5).
 	since := func(div float64) func(int64) float64 { return func(t int64) float64 { return float64(t) / div } }
 	cal := func(f func(time.Time) int) func(int64) float64 {
 		return func(t int64) float64 { return float64(f(time.UnixMilli(t).UTC())) }
 	}
 	switch mode {
 	case "seconds", "INSTANT_SECONDS":
+		// ChronoField.INSTANT_SECONDS is whole seconds, floored, where
+		// Atlas's own "seconds" keeps the fraction.
 		if mode == "INSTANT_SECONDS" {
 			return func(t int64) float64 { return float64(floorDiv(t, 1000)) }, nil
 		}
@@ -111,6 +120,8 @@ func timeField(mode string) (func(t int64) float64, error) {
 	return nil, userErrorf("unknown time mode %q", mode)
 }
 
+// floorDiv is Java's Math.floorDiv: division rounding toward negative
+// infinity, so a time before the epoch lands in the right day or second.
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if (a%b != 0) && ((a < 0) != (b < 0)) {
@@ -122,6 +133,8 @@ func floorDiv(a, b int64) int64 {
 // timeSpan resolves its bounds against the range: gs and ge are the range
 // start and end, s and e each other.
 func (x *run) timeSpan(ts *expr.TimeSpan) ([]Series, error) {
+	// Unlike :time, :time-span's bounds are dates the user wrote: they
+	// are read in the graph's tz (the zone the parser recorded).
 	loc := time.UTC
 	if ts.Zone != "" {
 		l, err := time.LoadLocation(ts.Zone)
@@ -130,6 +143,8 @@ func (x *run) timeSpan(ts *expr.TimeSpan) ([]Series, error) {
 		}
 		loc = l
 	}
+	// One clock reading for both bounds, and the evaluator's injected
+	// clock: a test pins now-1h exactly.
 	now := x.ev.opts.Now()
 	refs := expr.TimeRefs{"gs": x.r.Start, "ge": x.r.End}
 	sRel, eRel := refersTo(ts.Start, "e"), refersTo(ts.End, "s")
@@ -162,6 +177,8 @@ func (x *run) timeSpan(ts *expr.TimeSpan) ([]Series, error) {
 	}
 	name := ts.Start + " to " + ts.End
 	return x.generate(tags.New(tags.NameKey, name), name, func(t int64) float64 {
+		// Both bounds inclusive (asl.md §2.5): a span from s to s is one
+		// step wide when s falls on a step.
 		if s <= t && t <= e {
 			return 1
 		}
@@ -175,6 +192,8 @@ func refersTo(s, name string) bool {
 	return s == name || strings.HasPrefix(s, name+"-") || strings.HasPrefix(s, name+"+")
 }
 
+// unary applies a pointwise word to every line. The line keeps its tags;
+// its label wraps the input's as Atlas's does (abs(x), clamp-min(x, 0.0)).
 func (x *run) unary(u *expr.Unary) ([]Series, error) {
 	in, err := x.eval(u.Expr)
 	if err != nil {
@@ -184,6 +203,8 @@ func (x *run) unary(u *expr.Unary) ([]Series, error) {
 	label := u.Op.String() + "(%s)"
 	switch u.Op {
 	case expr.OpPerStep:
+		// :per-step multiplies a rate per second by the step in seconds:
+		// the amount per step, which depends on the graph's step.
 		k := float64(x.r.Step) / 1000
 		f = func(v float64) float64 { return v * k }
 	case expr.OpClampMin:
@@ -248,6 +269,8 @@ func (x *run) binary(b *expr.Binary) ([]Series, error) {
 		return nil, err
 	}
 	f := expr.BinaryFunc(b.Op)
+	// The side with the finer grouping drives (asl.md §2.5); with equal
+	// groupings the left side does, so its tags are the result's.
 	lhs := b.LHSDrives()
 	drive, other, keys := ls, rs, b.R.Grouping()
 	if !lhs {
@@ -256,6 +279,9 @@ func (x *run) binary(b *expr.Binary) ([]Series, error) {
 	index := make(map[string]int, len(other))
 	for i, s := range other {
 		k := joinKey(keys, s.Tags)
+		// Two lines of the joined side with one key (an ungrouped side
+		// of several lines, :all) leave the join ambiguous: Atlas refuses
+		// it too, as the user's error.
 		if _, dup := index[k]; dup {
 			return nil, userErrorf("binary operation %s: more than one line for group %s on one side", b.Op, keyDesc(keys, s.Tags))
 		}
@@ -265,6 +291,8 @@ func (x *run) binary(b *expr.Binary) ([]Series, error) {
 	out := make([]Series, 0, len(drive))
 	for _, d := range drive {
 		j, ok := index[joinKey(keys, d.Tags)]
+		// A driving line with no partner is dropped, not joined to NaN:
+		// that is Atlas's inner join.
 		if !ok {
 			continue
 		}
@@ -292,6 +320,7 @@ func joinKey(keys []string, ts tags.Set) string {
 	if len(keys) == 0 {
 		return ""
 	}
+	// Sorted so that (,a,b,) on one side joins (,b,a,) on the other.
 	ks := slices.Clone(keys)
 	slices.Sort(ks)
 	var b strings.Builder
@@ -326,6 +355,9 @@ type aggregator struct {
 	n   int // lines added
 }
 
+// add folds one line into out, step by step. out starts all NaN (alloc),
+// so the first value seen at a step replaces NaN rather than adding to
+// it, for every function.
 func (a *aggregator) add(v []float64) {
 	a.n++
 	for i, x := range v {
@@ -356,6 +388,8 @@ func (x *run) mathAgg(m *expr.MathAgg) ([]Series, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Aggregating nothing gives the NO DATA line, not no line, so that
+	// a graph of an aggregate always has its line (asl.md §2.5).
 	if len(in) == 0 {
 		return x.noData(nil)
 	}
@@ -367,6 +401,9 @@ func (x *run) mathAgg(m *expr.MathAgg) ([]Series, error) {
 	for _, s := range in {
 		a.add(s.Values)
 	}
+	// The result is tagged like Atlas's: the exact-match keys of the
+	// first query that the first line carries (name=sps of
+	// name,sps,:eq,:sum), which legends and later joins rely on.
 	var keep tags.Set
 	if ds := expr.DataExprs(m.Expr); len(ds) > 0 {
 		for _, t := range ds[0].DataQuery().ExactKeys() {
@@ -385,6 +422,9 @@ func (x *run) mathGroupBy(g *expr.MathGroupBy) ([]Series, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The tags kept are the group keys plus the exact keys that every
+	// query of the expression pins: a key one query pins and another
+	// does not has no single value for the group.
 	var common tags.Set
 	for i, d := range expr.DataExprs(g.Agg.Expr) {
 		ex := d.DataQuery().ExactKeys()
@@ -401,6 +441,8 @@ func (x *run) mathGroupBy(g *expr.MathGroupBy) ([]Series, error) {
 	}
 	groups := map[string]*group{}
 	for _, s := range in {
+		// A line without one of the keys belongs to no group: dropped,
+		// as a data group by drops a series that lacks a key.
 		label, ok := expr.GroupLabel(g.Keys, s.Tags)
 		if !ok {
 			continue
@@ -426,10 +468,15 @@ func (x *run) mathGroupBy(g *expr.MathGroupBy) ([]Series, error) {
 	for _, gr := range groups {
 		out = append(out, Series{Tags: gr.tags, Label: gr.label, Values: gr.agg.out})
 	}
+	// A map has no order: sort by the group label, so the answer
+	// does not depend on map iteration.
 	slices.SortFunc(out, func(a, b Series) int { return strings.Compare(a.Label, b.Label) })
 	return out, nil
 }
 
+// as renames a tag key in the results (:as). A line that already has the
+// new key loses that tag to the renamed one, so the result holds the key
+// once; Normalize restores the sorted order a tags.Set requires.
 func (x *run) as(a *expr.As) ([]Series, error) {
 	in, err := x.eval(a.Expr)
 	if err != nil {

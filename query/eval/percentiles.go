@@ -39,6 +39,8 @@ func bucketIndex(v float64) int {
 	switch {
 	case !(v > 0):
 		return 0
+	// The first buckets are one unit wide ([0,1], (1,2], (2,3],
+	// (3,4]): the index is the value itself, truncated.
 	case v <= 4:
 		return int(v)
 	}
@@ -46,10 +48,18 @@ func bucketIndex(v float64) int {
 	return min(i, len(bucketBounds)-1)
 }
 
-// estimatePercentiles fills res[i] with the estimate of pcts[i] (sorted)
-// from per-bucket counts, interpolating linearly inside a bucket.
-func estimatePercentiles(counts []float64, pcts, res []float64) {
+// EstimatePercentiles fills res[i] with the estimate of pcts[i] (in
+// percent, sorted) from the counts of Spectator's percentile buckets
+// (counts[i] is bucket i's, in any unit: a rate works), interpolating
+// linearly inside a bucket; NaN when no bucket has a count. The result is
+// in the buckets' unit (nanoseconds for a timer). It is the one estimate of
+// the stack language's :percentiles and PromQL's histogram_quantile over
+// Sextant's buckets.
+func EstimatePercentiles(counts []float64, pcts, res []float64) {
 	total, last := 0.0, -1
+	// Counts are rates per second, not integers; a negative, NaN or
+	// infinite one is skipped rather than allowed to pull the estimate
+	// outside its buckets.
 	for i, c := range counts {
 		if c > 0 && !math.IsInf(c, 0) {
 			total += c
@@ -62,6 +72,10 @@ func estimatePercentiles(counts []float64, pcts, res []float64) {
 		}
 		return
 	}
+	// Walk the buckets once, carrying the cumulative percentage: each
+	// requested percentile (sorted) is placed in the bucket where the
+	// running share first reaches it, by linear interpolation between
+	// the bucket's lower and upper bound (asl.md §2.9).
 	pi := 0
 	prevP, prevB := 0.0, 0.0
 	for i := 0; i <= last && pi < len(pcts); i++ {
@@ -72,6 +86,8 @@ func estimatePercentiles(counts []float64, pcts, res []float64) {
 		nextP := prevP + 100*c/total
 		for pi < len(pcts) && nextP >= pcts[pi] {
 			f := (pcts[pi] - prevP) / (nextP - prevP)
+			// An empty bucket crossed exactly (nextP == prevP) gives 0/0:
+			// the estimate is its lower bound.
 			if math.IsNaN(f) || math.IsInf(f, 0) {
 				f = 0
 			}
@@ -80,6 +96,8 @@ func estimatePercentiles(counts []float64, pcts, res []float64) {
 		}
 		prevP, prevB = nextP, bucketBounds[i]
 	}
+	// Rounding may leave the last percentiles (100) just above the
+	// final cumulative share: they are the highest bucket seen.
 	for ; pi < len(res); pi++ {
 		res[pi] = bucketBounds[last]
 	}
@@ -88,10 +106,48 @@ func estimatePercentiles(counts []float64, pcts, res []float64) {
 // bucketGroup is the lines of one group of a bucketed expression, indexed
 // by bucket.
 type bucketGroup struct {
+	// key is the group's label: the user's group values, or every tag
+	// but the bucket key when the user did not group; timer tells
+	// nanosecond (T) buckets from unitless (D) ones.
 	tags    tags.Set // without the bucket key
 	key     string
 	buckets map[int][]float64
 	timer   bool
+}
+
+// bucketGroups evaluates e, a group-by over bucketKey and the user's own
+// keys, and splits its lines into one group per combination of the user's
+// keys (groupBuckets). grouped reports whether the user grouped by keys of
+// their own: it decides the answer without buckets (noBuckets) and the
+// label (bucketGroup.label). The bucket words (:percentiles,
+// :sample-count, :approx-distinct) all start here.
+func (x *run) bucketGroups(e *expr.GroupBy, bucketKey string) (groups []*bucketGroup, grouped bool, err error) {
+	in, err := x.eval(e)
+	if err != nil {
+		return nil, false, err
+	}
+	userKeys := slices.DeleteFunc(slices.Clone(e.Keys), func(k string) bool { return k == bucketKey })
+	groups, err = groupBuckets(in, bucketKey, userKeys)
+	return groups, len(userKeys) > 0, err
+}
+
+// noBuckets is the answer of a bucket word whose input has no bucket
+// lines: no line when the user grouped (as any group-by over nothing),
+// else the NO DATA line, tagged with the exact keys of q (nil for none).
+func (x *run) noBuckets(grouped bool, q *tags.Query) ([]Series, error) {
+	if grouped {
+		return nil, nil
+	}
+	return x.noData(q)
+}
+
+// label is the base of the group's line labels: its values of the user's
+// keys when the user grouped, else the query's label.
+func (g *bucketGroup) label(grouped bool, q *tags.Query) string {
+	if grouped {
+		return g.key
+	}
+	return QueryLabel(q)
 }
 
 // groupBuckets splits lines by their tags without the bucket key and
@@ -105,6 +161,8 @@ func groupBuckets(in []Series, key string, userKeys []string) ([]*bucketGroup, e
 		if !ok || len(v) < 2 {
 			continue // a no-data placeholder, or not a bucket
 		}
+		// A bucket value that does not parse is not Spectator's: such a
+		// line is ignored rather than failing the graph.
 		idx, err := strconv.ParseUint(v[1:], 16, 16)
 		if err != nil {
 			continue
@@ -125,6 +183,8 @@ func groupBuckets(in []Series, key string, userKeys []string) ([]*bucketGroup, e
 		}
 		g.buckets[int(idx)] = s.Values
 	}
+	// Groups in label order, so the lines come out in the same
+	// order on every evaluation.
 	slices.SortFunc(order, func(a, b *bucketGroup) int { return strings.Compare(a.key, b.key) })
 	return order, nil
 }
@@ -142,27 +202,27 @@ func formatPercentile(p float64) string {
 	return s
 }
 
+// percentiles estimates each requested percentile per group from the
+// bucket counts at each step (asl.md §2.9): one line per percentile,
+// tagged with the padded percentile so the legends sort as numbers.
 func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
-	in, err := x.eval(p.Expr)
-	if err != nil {
-		return nil, err
-	}
-	userKeys := slices.DeleteFunc(slices.Clone(p.Expr.Keys), func(k string) bool { return k == expr.PercentileKey })
-	groups, err := groupBuckets(in, expr.PercentileKey, userKeys)
+	groups, grouped, err := x.bucketGroups(p.Expr, expr.PercentileKey)
 	if err != nil {
 		return nil, err
 	}
 	if len(groups) == 0 {
-		if len(userKeys) > 0 {
-			return nil, nil
-		}
-		return x.noData(nil)
+		return x.noBuckets(grouped, nil)
 	}
+	// The user's own group-by keys (without the bucket key) group the
+	// [min, max] bounds the same way as the buckets.
+	userKeys := slices.DeleteFunc(slices.Clone(p.Expr.Keys), func(k string) bool { return k == expr.PercentileKey })
 	bounds, err := x.percentileBounds(p, userKeys)
 	if err != nil {
 		return nil, err
 	}
 	var out []Series
+	// Reused for every step and group: the estimate needs the counts
+	// in bucket order, dense, which the map of a group is not.
 	counts := make([]float64, len(bucketBounds))
 	res := make([]float64, len(p.Pcts))
 	for _, g := range groups {
@@ -188,7 +248,7 @@ func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
 					counts[idx] = vs[t]
 				}
 			}
-			estimatePercentiles(counts, p.Pcts, res)
+			EstimatePercentiles(counts, p.Pcts, res)
 			for i, r := range res {
 				lines[i][t] = r * conv
 			}
@@ -199,10 +259,7 @@ func (x *run) percentiles(p *expr.Percentiles) ([]Series, error) {
 				clampLines(lines, t, lo, hi)
 			}
 		}
-		base := QueryLabel(p.Expr.Agg.Query)
-		if len(userKeys) > 0 {
-			base = g.key
-		}
+		base := g.label(grouped, p.Expr.Agg.Query)
 		for i, pct := range p.Pcts {
 			ps := formatPercentile(pct)
 			ts := merge(g.tags, tags.Set{{Key: expr.PercentileKey, Value: ps}})
@@ -295,20 +352,12 @@ func clampLines(lines [][]float64, t int, lo, hi float64) {
 
 // sampleCount sums the bucket rates between two values.
 func (x *run) sampleCount(sc *expr.SampleCount) ([]Series, error) {
-	in, err := x.eval(sc.Expr)
-	if err != nil {
-		return nil, err
-	}
-	userKeys := slices.DeleteFunc(slices.Clone(sc.Expr.Keys), func(k string) bool { return k == expr.PercentileKey })
-	groups, err := groupBuckets(in, expr.PercentileKey, userKeys)
+	groups, grouped, err := x.bucketGroups(sc.Expr, expr.PercentileKey)
 	if err != nil {
 		return nil, err
 	}
 	if len(groups) == 0 {
-		if len(userKeys) > 0 {
-			return nil, nil
-		}
-		return x.noData(sc.Expr.Agg.Query)
+		return x.noBuckets(grouped, sc.Expr.Agg.Query)
 	}
 	out := make([]Series, 0, len(groups))
 	for _, g := range groups {
@@ -316,6 +365,9 @@ func (x *run) sampleCount(sc *expr.SampleCount) ([]Series, error) {
 		if g.timer {
 			lo, hi = lo*1e9, hi*1e9
 		}
+		// Whole buckets: a bucket counts when its index lies in the range
+		// of the bounds' buckets, so the answer is as coarse as the
+		// buckets are (asl.md §2.5).
 		first, last := bucketIndex(lo), bucketIndex(hi)
 		v, err := x.alloc()
 		if err != nil {
@@ -329,10 +381,7 @@ func (x *run) sampleCount(sc *expr.SampleCount) ([]Series, error) {
 				v[t] = expr.AddNaN(v[t], b)
 			}
 		}
-		base := QueryLabel(sc.Expr.Agg.Query)
-		if len(userKeys) > 0 {
-			base = g.key
-		}
+		base := g.label(grouped, sc.Expr.Agg.Query)
 		label := "sample-count(" + base + ", " + expr.FormatDouble(sc.Min) + ", " + expr.FormatDouble(sc.Max) + ")"
 		out = append(out, Series{Tags: g.tags, Label: label, Values: v, Offset: sc.Expr.Agg.Offset})
 	}
@@ -343,20 +392,12 @@ func (x *run) sampleCount(sc *expr.SampleCount) ([]Series, error) {
 // register count m is the smallest power of two (at least 16) covering the
 // highest register index seen; registers without data count as empty.
 func (x *run) approxDistinct(a *expr.ApproxDistinct) ([]Series, error) {
-	in, err := x.eval(a.Expr)
-	if err != nil {
-		return nil, err
-	}
-	userKeys := slices.DeleteFunc(slices.Clone(a.Expr.Keys), func(k string) bool { return k == expr.DistinctKey })
-	groups, err := groupBuckets(in, expr.DistinctKey, userKeys)
+	groups, grouped, err := x.bucketGroups(a.Expr, expr.DistinctKey)
 	if err != nil {
 		return nil, err
 	}
 	if len(groups) == 0 {
-		if len(userKeys) > 0 {
-			return nil, nil
-		}
-		return x.noData(a.Expr.Agg.Query)
+		return x.noBuckets(grouped, a.Expr.Agg.Query)
 	}
 	out := make([]Series, 0, len(groups))
 	for _, g := range groups {
@@ -388,10 +429,7 @@ func (x *run) approxDistinct(a *expr.ApproxDistinct) ([]Series, error) {
 		for t := range v {
 			v[t] = hllEstimate(regs, t, m)
 		}
-		base := QueryLabel(a.Expr.Agg.Query)
-		if len(userKeys) > 0 {
-			base = g.key
-		}
+		base := g.label(grouped, a.Expr.Agg.Query)
 		out = append(out, Series{Tags: g.tags, Label: "approx-distinct(" + base + ")", Values: v, Offset: a.Expr.Agg.Offset})
 	}
 	return out, nil

@@ -131,22 +131,6 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 		// The window is a duration; at a coarser step it covers fewer
 		// points, so a daily trend looks the same at any zoom.
 		trend(in, out, int(s.Window/x.r.Step))
-	case expr.OpIntegral:
-		// A running sum of the values (not of value × step): Atlas's
-		// :integral of a rate per second is in units of "per step".
-		acc := math.NaN()
-		for i, v := range in {
-			acc = expr.AddNaN(acc, v)
-			out[i] = acc
-		}
-	case expr.OpCumulativeMax:
-		acc := math.NaN()
-		for i, v := range in {
-			if v == v && (acc != acc || v > acc) {
-				acc = v
-			}
-			out[i] = acc
-		}
 	case expr.OpDerivative:
 		// The difference to the previous point; NaN after a gap, since
 		// there is no honest previous value to subtract.
@@ -155,13 +139,13 @@ func (x *run) applyOnline(s *expr.Stateful, in, out []float64) error {
 			out[i] = v - prev
 			prev = v
 		}
-	case expr.OpDES:
-		d := des{training: n, alpha: s.Alpha, beta: s.Beta}
+	case expr.OpDES, expr.OpSDES, expr.OpIntegral, expr.OpCumulativeMax:
+		// The words of unbounded state: one implementation, shared with
+		// query/live, which carries it from one evaluation to the next.
+		o := NewOnline(s, x.r.Start, x.r.Start, x.r.Step)
 		for i, v := range in {
-			out[i] = d.next(v)
+			out[i] = o.Next(x.r.Start+int64(i)*x.r.Step, v)
 		}
-	case expr.OpSDES:
-		x.slidingDES(s, in, out)
 	default:
 		return fmt.Errorf("BUG: stateful operator %v", s.Op)
 	}
@@ -200,80 +184,5 @@ func trend(in, out []float64, n int) {
 			continue
 		}
 		out[i] = sum / float64(n)
-	}
-}
-
-// des is online double exponential smoothing: the output at each step is
-// the prediction made before seeing that step's value. sp is the smoothed
-// level and bp the smoothed trend; alpha weighs the newest value against
-// the level, beta the newest level change against the trend. Nothing is
-// predicted until training values were seen, because the first
-// predictions only echo the seed value and would raise false alerts when
-// used as a baseline.
-type des struct {
-	training    int
-	alpha, beta float64
-	samples     int
-	sp, bp      float64
-}
-
-// next returns the prediction for this step, then learns from v. A NaN v
-// teaches nothing: the level and trend carry over the gap unchanged.
-func (d *des) next(v float64) float64 {
-	out := math.NaN()
-	if d.samples >= d.training {
-		out = d.sp
-	}
-	if v == v {
-		if d.samples == 0 {
-			d.sp, d.bp = v, 0
-		} else {
-			sn := d.alpha*v + (1-d.alpha)*(d.sp+d.bp)
-			d.bp = d.beta*(sn-d.sp) + (1-d.beta)*d.bp
-			d.sp = sn
-		}
-		d.samples++
-	}
-	return out
-}
-
-// reset forgets everything, to start a new training period.
-func (d *des) reset() { d.samples, d.sp, d.bp = 0, math.NaN(), math.NaN() }
-
-// slidingDES alternates two DES instances every training period. Values
-// before the first epoch-aligned multiple of training steps are ignored,
-// so the prediction at a time does not depend on where the graph starts.
-//
-// Plain DES adapts to anything given time, including a slow failure. Two
-// instances that restart in turn bound how old the learned state can be:
-// at any step one of them has trained for at least one full period and
-// predicts, while the other relearns from scratch.
-func (x *run) slidingDES(s *expr.Stateful, in, out []float64) {
-	d1 := des{training: s.N, alpha: s.Alpha, beta: s.Beta}
-	d2 := d1
-	period := int64(s.N) * x.r.Step
-	first := x.r.Start
-	if r := ((first % period) + period) % period; r != 0 {
-		first += period - r
-	}
-	useOne, count := true, 0
-	for i, v := range in {
-		if x.r.Start+int64(i)*x.r.Step < first {
-			v = math.NaN()
-		}
-		count++
-		v1, v2 := d1.next(v), d2.next(v)
-		out[i] = v2
-		if useOne {
-			out[i] = v1
-		}
-		if count%s.N == 0 {
-			if useOne {
-				d1.reset()
-			} else {
-				d2.reset()
-			}
-			useOne = !useOne
-		}
 	}
 }

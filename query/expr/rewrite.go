@@ -30,6 +30,9 @@ func Transform(e TimeSeriesExpr, f func(TimeSeriesExpr) (TimeSeriesExpr, bool, e
 	if r, ok, err := f(e); err != nil || ok {
 		return r, err
 	}
+	// The cases below list every composite node; a node type added to
+	// the AST must be added here, to DataExprs and to the evaluator, or
+	// its children are silently left as they were.
 	t := func(x TimeSeriesExpr) (TimeSeriesExpr, error) { return Transform(x, f) }
 	switch n := e.(type) {
 	case *Unary:
@@ -59,6 +62,9 @@ func Transform(e TimeSeriesExpr, f func(TimeSeriesExpr) (TimeSeriesExpr, bool, e
 		if err != nil {
 			return nil, err
 		}
+		// When a rewrite replaced the aggregate by something that is no
+		// longer a MathAgg, the group by has nothing left to group: the
+		// rewritten node stands alone.
 		agg, ok := x.(*MathAgg)
 		if !ok {
 			return x, nil
@@ -69,6 +75,9 @@ func Transform(e TimeSeriesExpr, f func(TimeSeriesExpr) (TimeSeriesExpr, bool, e
 		if err != nil {
 			return nil, err
 		}
+		// The bucket words read bucket lines grouped by their bucket key:
+		// a rewrite that loses the grouping is refused, not evaluated into
+		// a wrong estimate.
 		g, ok := x.(*GroupBy)
 		if !ok {
 			return nil, fmt.Errorf("rewrite turned the input of :percentiles into %s", x)
@@ -100,6 +109,8 @@ func Transform(e TimeSeriesExpr, f func(TimeSeriesExpr) (TimeSeriesExpr, bool, e
 			return nil, err
 		}
 		return &As{Expr: x, From: n.From, To: n.To}, nil
+	// The display is rewritten too, when it is an expression, so that
+	// the line's label describes what was evaluated.
 	case *Rewrite:
 		ev, err := t(n.Eval)
 		if err != nil {
@@ -166,6 +177,8 @@ func DataExprs(e TimeSeriesExpr) []DataExpr {
 	var walk func(TimeSeriesExpr)
 	walk = func(e TimeSeriesExpr) {
 		switch n := e.(type) {
+		// Keyed by the program text, which includes the offset and the
+		// consolidation: 1h,:offset of a query is a different read.
 		case DataExpr:
 			if k := n.String(); !seen[k] {
 				seen[k] = true
@@ -188,6 +201,8 @@ func DataExprs(e TimeSeriesExpr) []DataExpr {
 			walk(n.Expr)
 		case *As:
 			walk(n.Expr)
+		// A macro reads what its expansion reads; the display is for
+		// the label only.
 		case *Rewrite:
 			walk(n.Eval)
 		case *Stateful:
@@ -211,6 +226,8 @@ func DataExprs(e TimeSeriesExpr) []DataExpr {
 // A line's offset is only meaningful (for its legend and its timestamps)
 // when all its inputs were shifted alike; false means they were not.
 func singleOffset(e TimeSeriesExpr) (int64, bool) {
+	// A generator (a constant, :time) has no data expression and no
+	// offset to report.
 	ds := DataExprs(e)
 	if len(ds) == 0 {
 		return 0, false
@@ -228,6 +245,9 @@ func singleOffset(e TimeSeriesExpr) (int64, bool) {
 func WithOffset(e TimeSeriesExpr, off int64) (TimeSeriesExpr, error) {
 	return Transform(e, func(n TimeSeriesExpr) (TimeSeriesExpr, bool, error) {
 		switch d := n.(type) {
+		// The offset replaces any offset already set rather than adding
+		// to it: the legacy list form (:offset on a style) shifts the
+		// expression as written.
 		case *Aggregate:
 			c := *d
 			c.Offset = off
@@ -236,6 +256,7 @@ func WithOffset(e TimeSeriesExpr, off int64) (TimeSeriesExpr, error) {
 			a := *d.Agg
 			a.Offset = off
 			return &GroupBy{Agg: &a, Keys: d.Keys}, true, nil
+		// :all (raw series, no aggregation) is shifted like the rest.
 		case *All:
 			return &All{Query: d.Query, Offset: off}, true, nil
 		}
@@ -290,6 +311,8 @@ func AndQuery(e TimeSeriesExpr, q *tags.Query) (TimeSeriesExpr, error) {
 			}
 			out := &Rewrite{Name: d.Name, Params: d.Params, Eval: ev, Display: d.Display}
 			switch disp := d.Display.(type) {
+			// A macro over a query (:dist-avg of name,x,:eq) displays the
+			// query: it gets the AND too, or the label would lie.
 			case *tags.Query:
 				out.Display = tags.And(disp, q)
 			case TimeSeriesExpr:
@@ -311,9 +334,14 @@ func AddGroupKeys(e TimeSeriesExpr, keys []string) (TimeSeriesExpr, error) {
 	f = func(n TimeSeriesExpr) (TimeSeriesExpr, bool, error) {
 		switch d := n.(type) {
 		case *Aggregate:
+			// The keys are cloned: the caller's list (a stack.List) may be
+			// shared with other expressions of the same program.
 			return &GroupBy{Agg: d, Keys: slices.Clone(keys)}, true, nil
 		case *GroupBy:
 			return &GroupBy{Agg: d.Agg, Keys: mergeKeys(d.Keys, keys)}, true, nil
+		// The second level's keys must stay a subset of the first's, so
+		// the common keys go into both: the inner aggregate first (via
+		// Transform), then the outer group by.
 		case *MathGroupBy:
 			inner, err := Transform(d.Agg, f)
 			if err != nil {
@@ -356,6 +384,8 @@ func ApplyGroupBy(e TimeSeriesExpr, keys []string) (TimeSeriesExpr, error) {
 				return nil, true, err
 			}
 			out := &Rewrite{Name: d.Name, Display: d.Display, Params: d.Params, Eval: ev}
+			// A display that is already grouped keeps its own grouping: the
+			// keys are pushed into the expansion that evaluates.
 			if disp, ok := d.Display.(TimeSeriesExpr); ok && !IsGrouped(disp) {
 				if out.Display, err = Transform(disp, f); err != nil {
 					return nil, true, err
@@ -365,6 +395,8 @@ func ApplyGroupBy(e TimeSeriesExpr, keys []string) (TimeSeriesExpr, error) {
 		case *Aggregate:
 			return &GroupBy{Agg: d, Keys: slices.Clone(keys)}, true, nil
 		case *MathAgg:
+			// An aggregate over grouped lines gains a second level; one over
+			// ungrouped lines is left to its children's group bys.
 			if IsGrouped(d.Expr) {
 				g, err := NewMathGroupBy(d, keys)
 				return g, true, err
@@ -381,6 +413,10 @@ func NewBinary(op BinaryOp, l, r TimeSeriesExpr) (*Binary, error) {
 	if err := checkSize(l, r); err != nil {
 		return nil, err
 	}
+	// Atlas joins the two sides line by line on the smaller grouping's
+	// keys (asl.md §2.5): with equal groupings each line meets its
+	// twin, with a subset each line of the finer side meets its group
+	// (and keeps its own tags). Two unrelated groupings have no join.
 	gl, gr := l.Grouping(), r.Grouping()
 	if gl != nil && gr != nil && !subset(gl, gr) && !subset(gr, gl) {
 		return nil, fmt.Errorf("both sides of binary operation must have the same grouping or one side must be a subset of the other [%s ⊈ %s]",
@@ -407,6 +443,8 @@ func NewFilter(e, cond TimeSeriesExpr) (*Filter, error) {
 	if err := checkSize(e, cond); err != nil {
 		return nil, err
 	}
+	// An ungrouped input is one line; a grouped condition would have
+	// to pick one of its lines for it, which Atlas refuses too.
 	if !IsGrouped(e) && IsGrouped(cond) {
 		return nil, fmt.Errorf("filter grouping must match expr grouping: %s is grouped by %s but the input is not grouped",
 			cond, listString(cond.Grouping()))
@@ -416,6 +454,7 @@ func NewFilter(e, cond TimeSeriesExpr) (*Filter, error) {
 
 // keyString is the label of a group: (k1=v1 k2=v2) in key order.
 func keyString(keys []string, ts tags.Set) (string, bool) {
+	// false when a key is missing: the line belongs to no group.
 	var b strings.Builder
 	b.WriteByte('(')
 	for i, k := range keys {

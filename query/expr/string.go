@@ -33,6 +33,9 @@ func (a *Aggregate) appendAgg(b *strings.Builder) {
 	}
 }
 
+// String of a group by is the aggregate, its keys and :by, then the
+// offset: the order Atlas's own rendering uses, so normalized programs
+// compare equal across the two.
 func (g *GroupBy) String() string {
 	var b strings.Builder
 	g.Agg.appendAgg(&b)
@@ -43,6 +46,7 @@ func (g *GroupBy) String() string {
 	return b.String()
 }
 
+// String of :all (every raw series of the query, no aggregation).
 func (a *All) String() string {
 	var b strings.Builder
 	b.WriteString(a.Query.String())
@@ -51,8 +55,11 @@ func (a *All) String() string {
 	return b.String()
 }
 
+// String of a constant uses Java's Double.toString shape (42.0), as
+// Atlas names constant lines.
 func (c *Constant) String() string { return FormatDouble(c.V) + ",:const" }
 
+// String of :random, or seed,:srandom.
 func (r *Random) String() string {
 	if r.Seeded {
 		return strconv.FormatInt(r.Seed, 10) + ",:srandom"
@@ -60,6 +67,7 @@ func (r *Random) String() string {
 	return ":random"
 }
 
+// String of a :time generator; the mode is escaped like any string.
 func (t *Time) String() string { return stack.Escape(t.Mode) + ",:time" }
 
 // String keeps the bounds as written (e-1h, a date): they resolve against
@@ -68,6 +76,7 @@ func (t *TimeSpan) String() string {
 	return stack.Escape(t.Start) + "," + stack.Escape(t.End) + ",:time-span"
 }
 
+// String of a pointwise word; the clamps carry their bound.
 func (u *Unary) String() string {
 	switch u.Op {
 	case OpClampMin, OpClampMax:
@@ -76,16 +85,22 @@ func (u *Unary) String() string {
 	return u.Expr.String() + ",:" + u.Op.String()
 }
 
+// String of a binary operation: both operands, then the word (postfix).
 func (b *Binary) String() string {
 	return b.L.String() + "," + b.R.String() + ",:" + b.Op.String()
 }
 
+// String of an aggregate of lines (:sum of an expression, not of a query).
 func (m *MathAgg) String() string { return m.Expr.String() + ",:" + m.Fn.String() }
 
+// String of a second-level group by: the inner aggregate and the keys.
 func (g *MathGroupBy) String() string {
 	return g.Agg.String() + "," + listString(g.Keys) + ",:by"
 }
 
+// String of :percentiles shows the query as the user wrote it: the
+// sum grouped by the bucket key is the word's own rewrite, and writing
+// it out would not parse back to the same tree.
 func (p *Percentiles) String() string {
 	var b strings.Builder
 	appendBucketQuery(&b, p.Expr, PercentileKey)
@@ -99,6 +114,7 @@ func (p *Percentiles) String() string {
 	return b.String()
 }
 
+// String of :sample-count, written like :percentiles.
 func (s *SampleCount) String() string {
 	var b strings.Builder
 	appendBucketQuery(&b, s.Expr, PercentileKey)
@@ -111,6 +127,7 @@ func (s *SampleCount) String() string {
 	return b.String()
 }
 
+// String of :approx-distinct and its cumulative form.
 func (a *ApproxDistinct) String() string {
 	var b strings.Builder
 	appendBucketQuery(&b, a.Expr, DistinctKey)
@@ -134,10 +151,14 @@ func appendBucketQuery(b *strings.Builder, g *GroupBy, key string) {
 	}
 }
 
+// String of :as.
 func (a *As) String() string {
 	return a.Expr.String() + "," + stack.Escape(a.From) + "," + stack.Escape(a.To) + ",:as"
 }
 
+// String of a macro shows the macro, not its expansion: what the user
+// wrote, with any change made since (an offset, a group by pushed in)
+// after the word, so the program still evaluates to the same lines.
 func (r *Rewrite) String() string {
 	var b strings.Builder
 	switch d := r.Display.(type) {
@@ -154,6 +175,8 @@ func (r *Rewrite) String() string {
 			b.WriteString(listString(g))
 			b.WriteString(",:by")
 		}
+	// Only a grouping the display lacks is written: one it has
+	// already shows inside it.
 	case TimeSeriesExpr:
 		b.WriteString(d.String())
 		r.appendOp(&b)
@@ -162,6 +185,7 @@ func (r *Rewrite) String() string {
 			b.WriteString(listString(g))
 			b.WriteString(",:by")
 		}
+	// Without a display, the expansion is the rendering.
 	default:
 		b.WriteString(r.Eval.String())
 	}
@@ -179,6 +203,8 @@ func (r *Rewrite) appendOp(b *strings.Builder) {
 	b.WriteString(r.Name)
 }
 
+// String of a stateful word with its parameters in the order the word
+// takes them.
 func (s *Stateful) String() string {
 	e := s.Expr.String() + ","
 	switch s.Op {
@@ -194,6 +220,9 @@ func (s *Stateful) String() string {
 	return e + ":" + s.Op.String()
 }
 
+// String of :stat; StatRef is the unresolved :stat-* placeholder; a
+// filter shows its condition after the input; :consolidate its function
+// and step.
 func (s *Stat) String() string    { return s.Expr.String() + "," + s.Stat + ",:stat" }
 func (s *StatRef) String() string { return ":stat-" + s.Stat }
 func (f *Filter) String() string  { return f.Expr.String() + "," + f.Cond.String() + ",:filter" }
@@ -201,6 +230,7 @@ func (c *Consolidate) String() string {
 	return c.Expr.String() + "," + c.CF.String() + "," + FormatDuration(c.Step) + ",:consolidate"
 }
 
+// String of :topk, :bottomk and their -others- forms.
 func (p *Priority) String() string {
 	op := "topk"
 	if p.Bottom {
@@ -222,6 +252,8 @@ func (s *Style) String() string {
 		case st.Key == "sed":
 			b.WriteString(st.Value) // already program text: "s,r,:s" or "hex,:decode"
 			continue
+		// A list value is already program text; escaping it would turn
+		// the list into one string.
 		case strings.HasPrefix(st.Value, "(,") && (st.Key == "palette" || st.Key == "offset"):
 			b.WriteString(st.Value)
 		default:
@@ -261,6 +293,8 @@ func FormatDuration(ms int64) string {
 	if ms == 0 {
 		return "0s"
 	}
+	// Largest unit first. Months and years are left out: they are only
+	// names for 30 and 365 days (asl.md §3.1), and days say it exactly.
 	units := []struct {
 		n    int64
 		unit string

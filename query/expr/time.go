@@ -23,6 +23,8 @@ func ParseDuration(s string) (int64, error) {
 	if s == "" {
 		return 0, fmt.Errorf("invalid duration %q: empty", in)
 	}
+	// An ISO duration may carry a sign (-PT1H); the graph syntax may
+	// not: its sign belongs to the time expression around it (e-1h).
 	if s[0] == 'P' || s[0] == 'p' || ((s[0] == '-' || s[0] == '+') && len(s) > 1 && (s[1] == 'P' || s[1] == 'p')) {
 		return parseISODuration(in, s)
 	}
@@ -30,11 +32,15 @@ func ParseDuration(s string) (int64, error) {
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i++
 	}
+	// At most 15 digits: ParseInt cannot fail, and the product below
+	// cannot overflow before the range check.
 	if i == 0 || i > 15 {
 		return 0, fmt.Errorf("invalid duration %q: want a number and a unit such as 5m or PT1H", in)
 	}
 	n, _ := strconv.ParseInt(s[:i], 10, 64)
 	unit := strings.TrimSpace(s[i:])
+	// The unit's length in nanoseconds, so that ns and us durations
+	// are representable before truncating to milliseconds.
 	var ns float64
 	switch unit {
 	case "ns", "nanosecond", "nanoseconds":
@@ -53,6 +59,7 @@ func ParseDuration(s string) (int64, error) {
 		ns = 24 * 3600e9
 	case "w", "wk", "week", "weeks":
 		ns = 7 * 24 * 3600e9
+	// No bare "m" for months: that is minutes, as in Atlas.
 	case "month", "months":
 		ns = 30 * 24 * 3600e9
 	case "y", "year", "years":
@@ -70,6 +77,8 @@ func ParseDuration(s string) (int64, error) {
 // parseISODuration handles PnDTnHnMn.nS (java.time.Duration), with weeks
 // (PnW) accepted too.
 func parseISODuration(in, s string) (int64, error) {
+	// Every error quotes the user's text (in), not the trimmed and
+	// upper-cased copy being consumed.
 	bad := func(why string) (int64, error) {
 		return 0, fmt.Errorf("invalid duration %q: %s", in, why)
 	}
@@ -80,12 +89,16 @@ func parseISODuration(in, s string) (int64, error) {
 		}
 		s = s[1:]
 	}
+	// Java accepts lower case designators too; upper-casing once keeps
+	// the field switch below to one spelling.
 	s = strings.ToUpper(s[1:])
 	if s == "" || s == "T" {
 		return bad("no fields")
 	}
 	var total float64
 	inTime := false
+	// seen lists the fields read, "D|TH|": a field may appear once, and
+	// M means months before T and minutes after it, hence the T prefix.
 	seen := ""
 	for s != "" {
 		if s[0] == 'T' {
@@ -109,6 +122,7 @@ func parseISODuration(in, s string) (int64, error) {
 		if i == 0 || i >= len(s) || i > 24 {
 			return bad("want numbers followed by D, H, M or S")
 		}
+		// ISO 8601 allows a comma as the decimal mark (PT1,5S).
 		v, err := strconv.ParseFloat(strings.Replace(s[:i], ",", ".", 1), 64)
 		if err != nil {
 			return bad("bad number " + s[:i])
@@ -124,6 +138,8 @@ func parseISODuration(in, s string) (int64, error) {
 		seen += key + "|"
 		var ms float64
 		switch {
+		// Months and years (P1M, P1Y) are refused, as java.time.Duration
+		// refuses them: their length depends on the calendar.
 		case !inTime && u == 'W':
 			ms = 7 * 24 * 3600e3
 		case !inTime && u == 'D':
@@ -174,6 +190,8 @@ func ParseTime(s string, loc *time.Location, now int64, refs TimeRefs) (int64, e
 		return t, nil
 	}
 	// name(+|-)duration
+	// Only a lower-case name may lead: 2024-01-02 also holds a '-',
+	// and must go on to the ISO parser.
 	if i := strings.IndexAny(s, "+-"); i > 0 && isLower(s[:i]) {
 		base, ok := namedTime(s[:i], now, refs)
 		if !ok {
@@ -196,6 +214,10 @@ func ParseTime(s string, loc *time.Location, now int64, refs TimeRefs) (int64, e
 		if err != nil {
 			return 0, fmt.Errorf("invalid time %q: %w", in, err)
 		}
+		// Atlas's heuristic for the unit of a bare number: small enough
+		// to be seconds (up to 2038), else milliseconds, microseconds,
+		// nanoseconds by magnitude. A date in 1970 in milliseconds would
+		// read as seconds, which no one graphs.
 		const secMax = int64(1) << 31
 		switch {
 		case v <= secMax:
@@ -261,6 +283,8 @@ var isoLayouts = []string{
 // parseISOTime reads an ISO date or date-time; in is the user's original
 // text, quoted in the error so they can find what to fix.
 func parseISOTime(in, s string, loc *time.Location) (int64, error) {
+	// The layouts with an offset ignore loc; the others are wall
+	// times in loc (the request's tz), daylight saving included.
 	for _, layout := range isoLayouts {
 		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
 			return t.UnixMilli(), nil

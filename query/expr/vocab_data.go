@@ -16,6 +16,9 @@ var DataVocabulary = &stack.Vocabulary{Name: "data", Deps: []*stack.Vocabulary{Q
 // :cf-* and :offset), never math, so everything they build can be handed
 // to the store as one FetchRequest.
 func dataWords() []*stack.Word {
+	// agg builds :sum, :count, :min and :max on a query: the store
+	// aggregates (tsdb.FetchRequest's Aggregation), and only the result
+	// lines leave it.
 	agg := func(fn AggFn, summary string) *stack.Word {
 		return &stack.Word{
 			Name: fn.String(), In: params(param("q", QueryT)), Out: "DataExpr", Summary: summary,
@@ -25,6 +28,10 @@ func dataWords() []*stack.Word {
 			},
 		}
 	}
+	// cf builds :cf-avg and friends, which choose how the store combines
+	// the storage steps that fall into one graph step (asl.md §1.2). The
+	// default (CFDefault) is avg for :sum and :count, min for :min and max
+	// for :max; the word rewrites every aggregate below it (WithCF).
 	cf := func(cf CF, summary string) *stack.Word {
 		return &stack.Word{
 			Name: "cf-" + cf.String(), In: params(param("", TimeSeriesT)), Out: "TimeSeriesExpr", Summary: summary,
@@ -57,10 +64,14 @@ func dataWords() []*stack.Word {
 			Examples: []string{"name,sps,:eq,(,nf.app,)", "name,sps,:eq,:max,(,nf.app,nf.node,)", "ERROR:name,sps,:eq,(,)"},
 			Exec: func(c *stack.Context) error {
 				keys := c.Pop().(stack.List).Strings()
+				// A bare query under :by is a :sum (asAggr), Atlas's default
+				// aggregate.
 				af, _ := asAggr(c.Pop())
 				if len(keys) == 0 {
 					return fmt.Errorf("group by needs at least one key")
 				}
+				// The keys keep the user's order: it is the order of the
+				// default legend, (k1=v1 k2=v2).
 				return c.Push(&GroupBy{Agg: af, Keys: keys})
 			},
 		},
@@ -70,6 +81,8 @@ func dataWords() []*stack.Word {
 			Examples: []string{"name,sps,:eq,1w", "name,sps,:eq,(,nf.app,),:by,PT1H", "ERROR:name,sps,:eq,soon"},
 			Exec: func(c *stack.Context) error {
 				d, _ := ParseDuration(c.Pop().(string))
+				// A negative offset would read the future: always empty,
+				// and most likely a typo.
 				if d < 0 {
 					return fmt.Errorf("offset %s is negative", FormatDuration(d))
 				}
@@ -86,6 +99,9 @@ func dataWords() []*stack.Word {
 // applyTS applies f to a time series or to a presentation's expression,
 // keeping the presentation's settings (style passthrough).
 func applyTS(c *stack.Context, v any, f func(TimeSeriesExpr) (TimeSeriesExpr, error)) error {
+	// A word applied after :legend or :color rewrites the expression
+	// and keeps the presentation, so the order of style and math
+	// words does not matter to the user.
 	if s, ok := v.(*Style); ok {
 		e, err := f(s.Expr)
 		if err != nil {

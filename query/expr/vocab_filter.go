@@ -19,6 +19,9 @@ var Stats = []string{"avg", "max", "min", "last", "total", "count"}
 // replaces with the statistic of the expression being filtered, which is
 // how Atlas lets a condition say "lines whose max is above their average".
 func filterWords() []*stack.Word {
+	// statRef builds a :stat-* placeholder. It matches any stack: the
+	// condition is often written before the expression it will refer
+	// to is known to the word, and :filter resolves it afterwards.
 	statRef := func(s string) *stack.Word {
 		return &stack.Word{
 			Name: "stat-" + s, Match: anyStack, Out: "TimeSeriesExpr",
@@ -37,6 +40,8 @@ func filterWords() []*stack.Word {
 				if !slices.Contains(Stats, s) {
 					return fmt.Errorf("unknown statistic %q; use one of avg, max, min, last, total, count", s)
 				}
+				// A statistic is over the graph's whole range, NaN points not
+				// counted (eval.Summarize): a constant line per input line.
 				return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
 					return &Stat{Expr: t, Stat: s}, nil
 				})
@@ -46,6 +51,8 @@ func filterWords() []*stack.Word {
 	for _, s := range Stats {
 		words = append(words, statRef(s))
 	}
+	// The -mf forms are older Atlas spellings; kept so that saved
+	// dashboards still parse.
 	for _, s := range []string{"min", "max", "avg"} {
 		words = append(words, &stack.Word{
 			Name: "stat-" + s + "-mf", In: params(param("", TimeSeriesT)), Out: "TimeSeriesExpr",
@@ -59,6 +66,8 @@ func filterWords() []*stack.Word {
 			":stat-* words in the condition stand for the lines' statistics.",
 		Examples: []string{"name,sps,:eq,:sum,(,nf.cluster,),:by,:stat-max,30e3,:gt", "ERROR:name,sps,:eq,:sum,name,sps,:eq,(,nf.app,),:by"},
 		Exec: func(c *stack.Context) error {
+			// The placeholders are resolved against e before NewFilter checks
+			// the groupings, so stat-max of a grouped e is grouped like it.
 			cond := mustTS(c.Pop())
 			e := mustTS(c.Pop())
 			cond, err := resolveStats(e, cond)
@@ -72,6 +81,9 @@ func filterWords() []*stack.Word {
 			return c.Push(f)
 		},
 	})
+	// Ten words from one builder: :topk, :bottomk and their
+	// -others-min/max/sum/avg variants, which add one line that
+	// aggregates the lines left out.
 	for _, bottom := range []bool{true, false} {
 		for _, others := range []string{"", "min", "max", "sum", "avg"} {
 			words = append(words, priorityWord(bottom, others))
@@ -82,6 +94,8 @@ func filterWords() []*stack.Word {
 		Summary:  "Show an expression at a coarser step (a multiple of the graph step) with avg, sum, min or max.",
 		Examples: []string{"name,sps,:eq,:sum,max,5m", "ERROR:name,sps,:eq,:sum,median,5m"},
 		Exec: func(c *stack.Context) error {
+			// Only the evaluation knows the graph's step: a step that is not
+			// a multiple of it is rounded up to one there.
 			step, _ := ParseDuration(c.Pop().(string))
 			name := c.Pop().(string)
 			cf, ok := map[string]CF{"avg": CFAvg, "sum": CFSum, "min": CFMin, "max": CFMax}[name]
@@ -102,6 +116,8 @@ func filterWords() []*stack.Word {
 // resolveStats replaces :stat-* placeholders in cond with the statistic of e.
 func resolveStats(e, cond TimeSeriesExpr) (TimeSeriesExpr, error) {
 	return Transform(cond, func(n TimeSeriesExpr) (TimeSeriesExpr, bool, error) {
+		// Each placeholder becomes a Stat over the same e: shared, not
+		// copied, since the AST is never modified in place (Transform).
 		if r, ok := n.(*StatRef); ok {
 			return &Stat{Expr: e, Stat: r.Stat}, true, nil
 		}

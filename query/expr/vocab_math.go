@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -17,6 +18,9 @@ var MathVocabulary = &stack.Vocabulary{Name: "math", Deps: []*stack.Vocabulary{D
 var TimeModes = []string{
 	"secondOfMinute", "secondOfDay", "minuteOfHour", "minuteOfDay", "hourOfDay",
 	"dayOfWeek", "dayOfMonth", "dayOfYear", "monthOfYear", "yearOfCentury", "yearOfEra",
+	// The first sixteen are Atlas's own names (the error lists them);
+	// the ChronoField spellings below are what Atlas also accepts,
+	// since it hands the mode to java.time.
 	"seconds", "minutes", "hours", "days", "weeks",
 	// java.time.temporal.ChronoField names
 	"SECOND_OF_MINUTE", "SECOND_OF_DAY", "MINUTE_OF_HOUR", "MINUTE_OF_DAY", "HOUR_OF_DAY",
@@ -25,11 +29,16 @@ var TimeModes = []string{
 	"INSTANT_SECONDS", "MILLI_OF_SECOND", "MINUTE_OF_DAY", "PROLEPTIC_MONTH",
 }
 
+// tsOrStyle is an input that may carry a presentation: the word
+// rewrites the expression inside and keeps the style (applyTS).
 var (
 	tsOrStyle = param("", PresentT)
 	expr1     = params(tsOrStyle)
 )
 
+// mathWords builds the math vocabulary (asl.md §2.5). The order of the
+// list is the order of the reference docs; a word's examples are run by
+// the examples test, and those marked ERROR: must fail.
 func mathWords() []*stack.Word {
 	words := []*stack.Word{
 		{
@@ -39,6 +48,8 @@ func mathWords() []*stack.Word {
 			Exec: func(c *stack.Context) error {
 				to := c.Pop().(string)
 				from := c.Pop().(string)
+				// :as renames in the results only: the store is still asked for
+				// the original key, so grouping by it still works.
 				return c.Push(&As{Expr: mustTS(c.Pop()), From: from, To: to})
 			},
 		},
@@ -47,6 +58,7 @@ func mathWords() []*stack.Word {
 			Name: "const", In: params(param("v", stack.Double)), Out: "TimeSeriesExpr",
 			Summary: "A line with the same value at every step.", Examples: []string{"42", "NaN", "ERROR:abc"},
 			Exec: func(c *stack.Context) error {
+				// The input type already matched a double: no error to check.
 				v, _ := stack.ToDouble(c.Pop())
 				return c.Push(&Constant{V: v})
 			},
@@ -89,6 +101,9 @@ func mathWords() []*stack.Word {
 			Exec: func(c *stack.Context) error {
 				e := c.Pop().(string)
 				s := c.Pop().(string)
+				// The graph's tz (set by the API in the interpreter's variables)
+				// resolves the dates; the graph's start and end (gs, ge) are
+				// known only at evaluation, so the span is kept as text.
 				zone := ""
 				if z, ok := c.Vars["tz"].(string); ok {
 					zone = z
@@ -112,6 +127,9 @@ func mathWords() []*stack.Word {
 			Examples: []string{"name,cpu,:eq,:sum,nf.app,www,:eq", "42,nf.app,www,:eq"},
 			Exec: func(c *stack.Context) error {
 				q := c.Pop().(*tags.Query)
+				// A bare query gets the AND directly; an expression has it pushed
+				// into each of its data expressions (AndQuery), so the store
+				// reads less, as the graph API's cq parameter does.
 				switch v := c.Pop().(type) {
 				case *tags.Query:
 					return c.Push(tags.And(v, q))
@@ -152,6 +170,8 @@ func mathWords() []*stack.Word {
 		unary(OpSqrt, "Square root of each datapoint."),
 		unary(OpSin, "Sine of each datapoint (radians)."),
 		unary(OpPerStep, "Turn a rate per second into an amount per step (multiply by the step in seconds)."),
+		// The other trigonometric words are macros over :sin, as in Atlas:
+		// cos x = sin(x + π/2), and the rest are ratios of the two.
 		trig("cos", "Cosine of each datapoint (radians).", ":dup,:pi,2,:fdiv,:fadd,:sin"),
 		trig("tan", "Tangent of each datapoint (radians).", ":dup,:dup,:sin,:swap,:cos,:fdiv"),
 		trig("cot", "Cotangent of each datapoint (radians).", ":dup,:dup,:cos,:swap,:sin,:fdiv"),
@@ -172,18 +192,26 @@ func mathWords() []*stack.Word {
 			Name: "sample-count", In: params(param("", DataT)), Out: "TimeSeriesExpr",
 			Summary:  "Rate of all samples of a percentile timer or distribution summary.",
 			Examples: []string{"name,requestLatency,:eq"},
-			Body:     []string{"0", "Infinity", ":sample-count"},
+			// The one-argument form is the whole range of buckets.
+			Body: []string{"0", "Infinity", ":sample-count"},
 		},
 		approxDistinctWord(),
 		macro("avg", "Average of the lines: per step, the sum divided by the count of lines with a value.",
 			[]string{"name,sps,:eq,(,nf.cluster,),:by", "name,sps,:eq", "name,sps,:eq,1h,:offset"},
+			// :avg is sum over count (asl.md §2.5), so a line without a value
+			// at a step does not pull the average toward 0.
 			":dup,:dup,:sum,:swap,:count,:div,avg,:named-rewrite"),
 		macro("stddev", "Population standard deviation across the lines at each step.",
 			[]string{"name,sps,:eq,(,nf.cluster,),:by"},
+			// sqrt((n·Σx² − (Σx)²) / n²) over the lines at each step, n the
+			// number of lines with a value.
 			":dup,0,:fadd,:dup,:count,:over,:dup,:mul,:sum,:mul,:over,:sum,:dup,:mul,:sub,:swap,:count,:dup,:mul,:div,:sqrt,stddev,:named-rewrite"),
 		macro("pct", "Each line as a percentage of the sum of the lines.",
 			[]string{"name,sps,:eq,(,nf.cluster,),:by"},
 			":dup,:dup,:sum,:div,100,:mul,pct,:named-rewrite"),
+		// The dist-* macros read the statistic tags the client library
+		// publishes (count, totalTime or totalAmount, totalOfSquares,
+		// max) and :cq the original query into each part.
 		macro("dist-avg", "Average of a timer or distribution summary: total time or amount over count.",
 			[]string{"name,playback.startLatency,:eq"},
 			":dup,statistic,(,totalTime,totalAmount,),:in,:sum,statistic,count,:eq,:sum,:div,:swap,:cq,dist-avg,:named-rewrite"),
@@ -312,6 +340,9 @@ func BinaryFunc(op BinaryOp) func(a, b float64) float64 {
 		return func(a, b float64) float64 { return AddNaN(a, -b) }
 	case OpMul, OpFMul:
 		return func(a, b float64) float64 { return a * b }
+	// Atlas's :div (asl.md §1.3): 0/0 is 0, so an idle numerator over
+	// an idle denominator (an error ratio with no requests) reads 0,
+	// not a gap; x/0 is NaN. :fdiv is the IEEE division.
 	case OpDiv:
 		return func(a, b float64) float64 {
 			if b == 0 {
@@ -324,6 +355,7 @@ func BinaryFunc(op BinaryOp) func(a, b float64) float64 {
 		}
 	case OpPow:
 		return math.Pow
+	// Comparisons with NaN are false, hence 0: a gap never triggers.
 	case OpGT:
 		return func(a, b float64) float64 { return b2f(a > b) }
 	case OpGE:
@@ -357,7 +389,24 @@ func AddNaN(a, b float64) float64 {
 	return a + b
 }
 
+// CompareNaNLast orders numbers as Java's Double.compare does, which the
+// orderings of Atlas (:sort, :order, :topk and :bottomk) use: NaN after
+// everything, +Inf included, and two NaNs equal. Unlike Java it holds -0
+// and +0 equal; no statistic tells them apart.
+func CompareNaNLast(a, b float64) int {
+	switch an, bn := a != a, b != b; {
+	case an && bn:
+		return 0
+	case an:
+		return 1
+	case bn:
+		return -1
+	}
+	return cmp.Compare(a, b)
+}
+
 // ToBool is Atlas' truth: not NaN and not (nearly) zero.
+// The tolerance absorbs the rounding of a sum that should be 0.
 func ToBool(v float64) bool { return !(v != v || math.Abs(v) < 1e-12) }
 
 // b2f is a comparison's result as Atlas gives it: 1 for true, 0 for false.
@@ -376,6 +425,8 @@ func binaryWord(op BinaryOp, summary string) *stack.Word {
 	return &stack.Word{
 		Name: op.String(), Out: "TimeSeriesExpr", Summary: summary,
 		In: params(param("a", PresentT), param("b", PresentT)),
+		// Match refuses two styled operands before the word runs: a type
+		// error of the word, rather than one side's style silently lost.
 		Match: func(s []any) bool {
 			if len(s) < 2 {
 				return false
@@ -391,6 +442,8 @@ func binaryWord(op BinaryOp, summary string) *stack.Word {
 			build := func(a, b TimeSeriesExpr) (TimeSeriesExpr, error) {
 				ka, ok1 := a.(*Constant)
 				kb, ok2 := b.(*Constant)
+				// Two constants fold to one, so 1,2,:add costs nothing
+				// per step and prints as 3.0.
 				if ok1 && ok2 {
 					return &Constant{V: f(ka.V, kb.V)}, nil
 				}
@@ -433,6 +486,9 @@ func aggWord(fn AggFn, summary string) *stack.Word {
 			if _, ok := t.(*Aggregate); ok && fn != Count {
 				return c.Push(t)
 			}
+			// A grouped data expression aggregated again (a :by then :max)
+			// is a MathAgg over its lines: the store groups, the evaluator
+			// takes the max of the groups.
 			return c.Push(&MathAgg{Fn: fn, Expr: t})
 		},
 	}
@@ -455,9 +511,12 @@ func groupByWord() *stack.Word {
 				return fmt.Errorf("group by needs at least one key")
 			}
 			return applyTS(c, c.Pop(), func(t TimeSeriesExpr) (TimeSeriesExpr, error) {
+				// x,(,a,b,),:by,:max,(,a,),:by: the explicit second level.
 				if m, ok := t.(*MathAgg); ok && IsGrouped(m.Expr) {
 					return NewMathGroupBy(m, keys)
 				}
+				// A grouped expression with no explicit second aggregate gets a
+				// :sum, Atlas's implicit one.
 				if IsGrouped(t) {
 					return NewMathGroupBy(&MathAgg{Fn: Sum, Expr: t}, keys)
 				}
@@ -470,6 +529,9 @@ func groupByWord() *stack.Word {
 // percentileGroup turns a data expression into a sum grouped by key first.
 func percentileGroup(word string, d DataExpr, key string) (*GroupBy, error) {
 	switch x := d.(type) {
+	// Whatever aggregate the user wrote (:max, :avg) is replaced by
+	// a sum: bucket counts must be added across series for the
+	// estimate, and the bucket key comes first in the grouping.
 	case *Aggregate:
 		a := *x
 		a.Fn, a.CF = Sum, CFDefault
@@ -520,6 +582,8 @@ func percentilesWord() *stack.Word {
 			if len(pcts) == 0 {
 				return fmt.Errorf("no percentiles requested")
 			}
+			// Sorted and deduplicated: the lines come out in percentile
+			// order, and (,99,99,) asks for one line, not two.
 			slices.Sort(pcts)
 			pcts = slices.Compact(pcts)
 			g, err := percentileGroup("percentiles", d, PercentileKey)
@@ -568,6 +632,8 @@ func approxDistinctWord() *stack.Word {
 			if err != nil {
 				return err
 			}
+			// Registers combine by max (a register holds the longest run of
+			// leading zeros seen), across series and within a step.
 			g.Agg.Fn, g.Agg.CF = Max, CFDefault
 			return c.Push(&ApproxDistinct{Expr: g})
 		},

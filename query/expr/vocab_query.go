@@ -13,7 +13,11 @@ var QueryVocabulary = &stack.Vocabulary{Name: "query", Deps: []*stack.Vocabulary
 // of a backtracking match) and the boolean combinators. A query is a
 // predicate on a series' tags; nothing here knows about time.
 func queryWords() []*stack.Word {
+	// kv is the input of the comparison words: a key and a value, the
+	// value on top (name,sps,:eq).
 	kv := params(param("k", stack.String), param("v", stack.String))
+	// cmp builds a comparison that cannot fail: any key and value are a
+	// valid query (an unknown key simply matches nothing).
 	cmp := func(name, summary string, f func(k, v string) *tags.Query) *stack.Word {
 		return &stack.Word{
 			Name: name, In: kv, Out: "Query", Summary: summary,
@@ -25,6 +29,9 @@ func queryWords() []*stack.Word {
 			},
 		}
 	}
+	// re builds a regex word. The pattern is compiled here, so a bad one
+	// is a parse error with its position; Java-only syntax (lookarounds)
+	// compiles to the backtracking engine, whose time tsdb/tags bounds.
 	re := func(name, summary string, f func(k, v string) (*tags.Query, error)) *stack.Word {
 		return &stack.Word{
 			Name: name, In: kv, Out: "Query", Summary: summary,
@@ -40,6 +47,9 @@ func queryWords() []*stack.Word {
 			},
 		}
 	}
+	// logic builds :and and :or. checkSize refuses a combination whose
+	// tree, with shared subqueries expanded, exceeds the size limit: a
+	// :dup loop doubles it at each step.
 	logic := func(name, summary string, f func(a, b *tags.Query) *tags.Query) *stack.Word {
 		return &stack.Word{
 			Name: name, In: params(param("q1", QueryT), param("q2", QueryT)), Out: "Query", Summary: summary,
@@ -82,7 +92,8 @@ func queryWords() []*stack.Word {
 		cmp("ends", "Query for values of k ending with v.", tags.Ends),
 		{
 			Name: "in", In: params(param("k", stack.String), param("vs", stack.StringList)), Out: "Query",
-			Summary:  "Query for values of k equal to any value in a list.",
+			Summary: "Query for values of k equal to any value in a list.",
+			// An empty list is a valid query that matches nothing.
 			Examples: []string{"nf.app,(,www,api,)", "status,(,)", "ERROR:name,sps"},
 			Exec: func(c *stack.Context) error {
 				vs := c.Pop().(stack.List).Strings()
@@ -93,6 +104,8 @@ func queryWords() []*stack.Word {
 		logic("or", "Query matching either query.", tags.Or),
 		{
 			Name: "not", In: params(param("q", QueryT)), Out: "Query",
+			// A negation matches series that lack the key, as Atlas's
+			// :not does: the complement of the matching set.
 			Summary:  "Query matching what q does not; series without q's key match k,v,:eq,:not.",
 			Examples: []string{"name,sps,:eq", "ERROR:sps"},
 			Exec:     func(c *stack.Context) error { return c.Push(tags.Not(c.Pop().(*tags.Query))) },

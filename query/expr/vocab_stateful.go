@@ -19,6 +19,9 @@ const MaxWindow = 100_000
 // by MaxWindow when the word runs, so a typo of 1e9 is a parse error
 // naming the word rather than an evaluation that allocates gigabytes.
 func statefulWords() []*stack.Word {
+	// window builds a word over the last n datapoints of its input. n
+	// counts steps, not time: the same word covers more time on a
+	// coarser graph, as in Atlas (asl.md §2.6).
 	window := func(op StatefulOp, summary string, examples ...string) *stack.Word {
 		return &stack.Word{
 			Name: op.String(), In: params(tsOrStyle, param("n", stack.Int)), Out: "TimeSeriesExpr", Summary: summary,
@@ -34,6 +37,8 @@ func statefulWords() []*stack.Word {
 			},
 		}
 	}
+	// noArg builds a word whose state runs from the start of the
+	// range (eval.Online carries it in live streams).
 	noArg := func(op StatefulOp, summary string) *stack.Word {
 		return &stack.Word{
 			Name: op.String(), In: expr1, Out: "TimeSeriesExpr", Summary: summary,
@@ -63,6 +68,8 @@ func statefulWords() []*stack.Word {
 			},
 		}
 	}
+	// desMacro builds Atlas's named DES presets; :named-rewrite shows
+	// the preset's name in the label instead of its parameters.
 	desMacro := func(name, params string, sliding bool) *stack.Word {
 		word, what := ":des", "double exponential smoothing"
 		if sliding {
@@ -88,6 +95,8 @@ func statefulWords() []*stack.Word {
 			Exec: func(c *stack.Context) error {
 				m, _ := stack.ToInt(c.Pop())
 				n, _ := stack.ToInt(c.Pop())
+				// minNumValues above n could never be met: a line of NaN
+				// that looks like a gap in the data, so it is refused.
 				if n < 1 || n > MaxWindow || m < 1 || m > n {
 					return fmt.Errorf("rolling mean needs 1 <= minNumValues (%d) <= n (%d) <= %d", m, n, MaxWindow)
 				}
@@ -103,6 +112,9 @@ func statefulWords() []*stack.Word {
 			Summary:  "Deprecated, use :rolling-mean. Moving average over a window of time; NaN counts as 0.",
 			Examples: []string{":random,PT5M", ":random,20m"},
 			Exec: func(c *stack.Context) error {
+				// The input type (DurationT) already parsed the duration. The
+				// window is time, unlike the rolling words: the evaluator turns it
+				// into steps of the graph being drawn.
 				w, _ := ParseDuration(c.Pop().(string))
 				if w <= 0 {
 					return fmt.Errorf("trend window %s must be positive", FormatDuration(w))
@@ -130,6 +142,11 @@ func statefulWords() []*stack.Word {
 			Out:      "TimeSeriesExpr",
 			Summary:  "1 where the line leaves both the noise and the percent bounds around its DES prediction, else 0 (legacy epic alerts).",
 			Examples: []string{"name,sps,:eq,:sum,10,0.1,0.5,0.2,0.2,4"},
+			// The legacy epic alert, step by step: store the parameters, predict
+			// the line with :des, build a noise band (pred ± noise) and a percent
+			// band (pred × (1 − minPercent), pred × (1 + maxPercent)), and signal
+			// where the line is outside both bands on the same side. The
+			// variables are what :des-epic-viz reads to draw the bands.
 			Body: strings.Split("noise,:sset,minPercent,:sset,maxPercent,:sset,beta,:sset,alpha,:sset,trainingSize,:sset,line,:sset,"+
 				"pred,line,:get,trainingSize,:get,alpha,:get,beta,:get,:des,:set,"+
 				"minPredNoiseBound,pred,:get,noise,:get,:sub,:set,"+
@@ -149,6 +166,8 @@ func statefulWords() []*stack.Word {
 				if err != nil {
 					return err
 				}
+				// Registers combine by max across series; the cumulative form then
+				// keeps each register's running max over time before estimating.
 				g.Agg.Fn = Max
 				return c.Push(&ApproxDistinct{Expr: g, Cumulative: true})
 			},

@@ -32,10 +32,14 @@ var NamedColors = map[string]string{
 	"darkgray": "a9a9a9", "navy": "000080", "teal": "008080", "olive": "808000", "maroon": "800000",
 }
 
+// hexColor matches the hex forms Atlas's color parser takes: RGB
+// shorthand, RRGGBB, or AARRGGBB with the alpha first.
 var hexColor = regexp.MustCompile(`^(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$`)
 
 // ParseColor returns a color as 8 hex digits AARRGGBB.
 func ParseColor(s string) (string, error) {
+	// A name is opaque; so are the forms without alpha ("ff" prefix),
+	// which keeps every stored color the same 8-digit shape.
 	if h, ok := NamedColors[strings.ToLower(s)]; ok {
 		return "ff" + h, nil
 	}
@@ -57,6 +61,10 @@ func ParseColor(s string) (string, error) {
 // API reads (legend, colour, axis, line style) and whose :limit and :sort
 // it applies to the evaluated lines.
 func styleWords() []*stack.Word {
+	// set builds a word that validates one string and records it as a
+	// setting: the value is checked when the program runs, so a bad
+	// color or axis is a parse error with its position, not a chart
+	// that silently ignores it.
 	set := func(key, summary string, validate func(string) error, examples ...string) *stack.Word {
 		return &stack.Word{
 			Name: key, In: params(param("", PresentT), param("v", stack.String)), Out: "StyleExpr", Summary: summary,
@@ -73,6 +81,8 @@ func styleWords() []*stack.Word {
 			},
 		}
 	}
+	// oneOf is a validator for a closed set of values, naming them in
+	// the error so the user sees the choices.
 	oneOf := func(what string, vs []string) func(string) error {
 		return func(v string) error {
 			if !slices.Contains(vs, v) {
@@ -81,6 +91,7 @@ func styleWords() []*stack.Word {
 			return nil
 		}
 	}
+	// lsMacro is a shorthand word for one line style (:area is area,:ls).
 	lsMacro := func(ls, summary string, example string) *stack.Word {
 		return &stack.Word{
 			Name: ls, In: params(param("", PresentT)), Out: "StyleExpr", Summary: summary,
@@ -100,6 +111,9 @@ func styleWords() []*stack.Word {
 					return fmt.Errorf("invalid decoding %q; use hex or none", v)
 				}
 				s, _ := AsStyle(c.Pop())
+				// The legend transformations (:decode, :s) are kept as program
+				// text, in order, and run on each line's label after :legend
+				// expanded it (query's applySettings): they need the line's tags.
 				return c.Push(s.appendSed(v + ",:decode"))
 			},
 		},
@@ -110,6 +124,8 @@ func styleWords() []*stack.Word {
 			Exec: func(c *stack.Context) error {
 				r := c.Pop().(string)
 				s := c.Pop().(string)
+				// Compiled here only to reject a bad pattern at parse time; the
+				// facade compiles it again when it rewrites the legends.
 				if _, err := regexp.Compile(s); err != nil {
 					return fmt.Errorf("invalid search pattern %q: %w", s, err)
 				}
@@ -129,6 +145,8 @@ func styleWords() []*stack.Word {
 			Summary:  "Legacy: one copy of the expression per time shift in the list (prefer d,:offset).",
 			Examples: []string{"name,sps,:eq,:sum,(,0h,1d,1w,)", "ERROR:name,sps,:eq,:sum,(,soon,)"},
 			Exec: func(c *stack.Context) error {
+				// The facade evaluates one copy of the expression per shift
+				// (evalStyle); $atlas.offset in the legend tells them apart.
 				l := c.Pop().(stack.List).Strings()
 				for _, d := range l {
 					if _, err := ParseDuration(d); err != nil {
@@ -146,6 +164,8 @@ func styleWords() []*stack.Word {
 			Exec: func(c *stack.Context) error {
 				cond := mustTS(c.Pop())
 				s := c.Pop().(*Style)
+				// :stat-max and friends in the condition stand for the
+				// styled expression's own statistics (asl.md §2.7).
 				cond, err := resolveStats(s.Expr, cond)
 				if err != nil {
 					return err
@@ -179,6 +199,9 @@ func styleWords() []*stack.Word {
 					return fmt.Errorf("invalid alpha %q; use two hex digits such as 40", a)
 				}
 				s, _ := AsStyle(c.Pop())
+				// With a color already set, the alpha goes into it (AARRGGBB)
+				// and the separate setting is dropped, so the two cannot
+				// disagree.
 				if col, ok := s.Get("color"); ok {
 					full, _ := ParseColor(col)
 					return c.Push(s.with("color", strings.ToLower(a)+full[2:], "alpha"))
@@ -209,6 +232,8 @@ func styleWords() []*stack.Word {
 					v = listString(cs)
 				}
 				s, _ := AsStyle(c.Pop())
+				// A palette replaces a fixed color and its alpha: each line
+				// takes the palette's next color instead.
 				return c.Push(s.with("palette", v, "color", "alpha"))
 			},
 		},
@@ -229,7 +254,9 @@ func styleWords() []*stack.Word {
 			Name: "percentiles-heatmap", In: params(param("", PresentT)), Out: "StyleExpr",
 			Summary:  "Heatmap of the percentile buckets of a percentile timer or distribution summary.",
 			Examples: []string{"name,requestLatency,:eq"},
-			Body:     []string{"(", PercentileKey, ")", ":cg", "heatmap", ":ls"},
+			// Grouping by the bucket key keeps one line per bucket: the rows
+			// of the heatmap.
+			Body: []string{"(", PercentileKey, ")", ":cg", "heatmap", ":ls"},
 		},
 		{
 			Name: "des-epic-viz",
@@ -238,6 +265,8 @@ func styleWords() []*stack.Word {
 			Out:      "StyleExpr...",
 			Summary:  "Chart an epic DES alert: the trigger as spans, the line and the four bounds.",
 			Examples: []string{"name,sps,:eq,:sum,10,0.1,0.5,0.2,0.2,4"},
+			// The signal macro leaves the trigger line and sets variables
+			// for the line and its bounds; the body shows each in turn.
 			Body: strings.Split(":des-epic-signal,:vspan,40,:alpha,triggered,:legend,"+
 				"line,:get,line,:legend,minPredNoiseBound,:get,minPredNoiseBound,:legend,"+
 				"minPredPercentBound,:get,minPredPercentBound,:legend,maxPredNoiseBound,:get,maxPredNoiseBound,:legend,"+
@@ -262,6 +291,9 @@ var Type3 = stack.Type{Name: "String|List", Match: func(v any) bool {
 }}
 
 // appendSed adds a legend transformation (program text) to the style.
+// Atlas keeps the transformations in one "sed" setting, applied
+// left to right; a second :s adds to the first rather than
+// replacing it.
 func (s *Style) appendSed(t string) *Style {
 	if prev, ok := s.Get("sed"); ok {
 		t = prev + "," + t

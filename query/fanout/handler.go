@@ -19,12 +19,15 @@ import (
 
 // The internal endpoints a store node serves to query nodes.
 const (
-	PathFetch      = "/api/v1/internal/fetch"
-	PathTags       = "/api/v1/internal/tags"
-	PathTrace      = "/api/v1/internal/trace"
-	PathTraces     = "/api/v1/internal/traces"
-	PathCatalog    = "/api/v1/internal/catalog"
-	PathDeps       = "/api/v1/internal/dependencies"
+	PathFetch   = "/api/v1/internal/fetch"
+	PathTags    = "/api/v1/internal/tags"
+	PathTrace   = "/api/v1/internal/trace"
+	PathTraces  = "/api/v1/internal/traces"
+	PathCatalog = "/api/v1/internal/catalog"
+	PathDeps    = "/api/v1/internal/dependencies"
+	// The media type of the metric wire format (wire.go, FORMAT.md), and
+	// the most a query node's request may weigh: a query tree and a
+	// partition list, far below it.
 	wireMediaType  = "application/x-sextant-fetch"
 	maxRequestBody = 16 << 20
 )
@@ -58,6 +61,8 @@ func (o HandlerOptions) Validate() error {
 	return nil
 }
 
+// withDefaults fills the zero options: a minute's timeout, discarding
+// logger and registry.
 func (o HandlerOptions) withDefaults() HandlerOptions {
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute
@@ -99,11 +104,17 @@ func (h *Handler) Register(mux *http.ServeMux) {
 // endpoint answers a decoded request body with an encoded answer.
 type endpoint func(ctx context.Context, body []byte) ([]byte, error)
 
+// serve wraps an endpoint with what every internal read shares: the
+// latency timer, the node's timeout, a bounded body, and the status
+// mapping. A failure the node itself caused (5xx) is logged here; a 4xx
+// is the query node's to report.
 func (h *Handler) serve(name string, e endpoint) http.HandlerFunc {
 	timer := h.opts.Registry.Timer("sextant.cluster.internalLatency", "api", name)
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		defer func() { timer.Record(time.Since(start)) }()
+		// The query node has its own per-attempt timeout and fails over
+		// when it fires; this one only stops work nobody waits for.
 		ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 		defer cancel()
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
@@ -144,6 +155,9 @@ func (h *Handler) serves(n int, want []int) error {
 	return nil
 }
 
+// fetch answers a tsdb.FetchRequest from the node's store, restricted to
+// the partitions asked for; the store aggregates, so a grouped sum sends
+// one line per group, not the raw series.
 func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
 	req, err := decodeFetchRequest(body)
 	if err != nil {
@@ -161,6 +175,7 @@ func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
 	return appendSeriesSet(nil, set), nil
 }
 
+// tags answers a tsdb.TagsRequest from the node's index.
 func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
 	req, err := decodeTagsRequest(body)
 	if err != nil {
@@ -178,6 +193,8 @@ func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
 	return appendTagCounts(nil, tcs), nil
 }
 
+// trace answers one trace by ID from the node's span store; the span
+// side's messages are gob (tracewire.go), not the metric wire format.
 func (h *Handler) trace(ctx context.Context, body []byte) ([]byte, error) {
 	var req traceRequest
 	if err := decodeGob(body, &req); err != nil {
@@ -232,10 +249,14 @@ func (h *Handler) traces(ctx context.Context, body []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Another owner answers for the partitions dropped here; keeping
+		// them would count a trace twice in the merge.
 		out = slices.DeleteFunc(got, func(t tracing.Trace) bool { return !want[tracing.TracePartition(t.ID, req.N)] })
 		if len(out) >= req.Query.Limit || len(got) < limit || limit >= maxFindLimit {
 			break
 		}
+		// Each round repeats the whole search: growing fourfold keeps
+		// the rounds few.
 		limit = min(limit*4, maxFindLimit)
 	}
 	if len(out) > req.Query.Limit {
@@ -244,6 +265,8 @@ func (h *Handler) traces(ctx context.Context, body []byte) ([]byte, error) {
 	return encodeGob(out)
 }
 
+// catalog answers the service list, or a service's operations, from the
+// node's span store.
 func (h *Handler) catalog(ctx context.Context, body []byte) ([]byte, error) {
 	var req catalogRequest
 	if err := decodeGob(body, &req); err != nil {
@@ -262,6 +285,8 @@ func (h *Handler) catalog(ctx context.Context, body []byte) ([]byte, error) {
 	return encodeGob(ans)
 }
 
+// deps answers the service dependency counts of [Start, End) from the
+// node's span store; the query node merges them across nodes.
 func (h *Handler) deps(ctx context.Context, body []byte) ([]byte, error) {
 	var req depsRequest
 	if err := decodeGob(body, &req); err != nil {
@@ -297,6 +322,9 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, errWire):
 		return http.StatusBadRequest
+	// A busy, closing or timed-out node is 503, and so is a partition the
+	// node is still replaying: the query node fails over to the
+	// partition's next owner, which may answer.
 	case errors.Is(err, errNotServing),
 		errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed), errors.Is(err, tracing.ErrOverloaded),
 		errors.Is(err, tracing.ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

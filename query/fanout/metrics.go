@@ -39,20 +39,22 @@ func (q *Querier) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.Serie
 	if err != nil {
 		return nil, err
 	}
-	if err := q.partial(ctx, missing, n, len(sets)); err != nil {
+	if err := q.partial(ctx, "metrics", missing, n, len(sets)); err != nil {
 		return nil, err
 	}
 	return mergeSets(&req, sets), nil
 }
 
 // partial marks the read partial when partitions are missing, and fails it
-// when nothing answered.
-func (q *Querier) partial(ctx context.Context, missing []int, n, answers int) error {
+// when nothing answered. side names the data in the log ("metrics",
+// "spans"): the mark itself is one for both contracts (tsdb.MarkPartial
+// and tracing.MarkPartial set the same lib/partial tracker).
+func (q *Querier) partial(ctx context.Context, side string, missing []int, n, answers int) error {
 	if len(missing) == 0 {
 		return nil
 	}
 	q.m.partial.Increment()
-	q.opts.Logger.Warn("partial answer", "missing_partitions", len(missing), "partitions", n)
+	q.opts.Logger.Warn("partial answer", "data", side, "missing_partitions", len(missing), "partitions", n)
 	if answers == 0 {
 		return ErrUnavailable
 	}
@@ -163,7 +165,7 @@ func (q *Querier) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCou
 	if err != nil {
 		return nil, err
 	}
-	if err := q.partial(ctx, missing, n, len(answers)); err != nil {
+	if err := q.partial(ctx, "metrics", missing, n, len(answers)); err != nil {
 		return nil, err
 	}
 	counts := map[string]int{}

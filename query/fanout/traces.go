@@ -14,6 +14,8 @@ import (
 // are asked, the first that answers decides (found or not).
 func (q *Querier) GetTrace(ctx context.Context, id tracing.TraceID) (tracing.Trace, error) {
 	n := q.opts.Owners.Partitions()
+	// A trace lives in one partition (its ID decides, as ingest wrote
+	// it), so one owner's answer is the whole trace.
 	p := tracing.TracePartition(id, n)
 	body, err := encodeGob(traceRequest{Version: wireVersion, ID: id, N: n})
 	if err != nil {
@@ -58,6 +60,8 @@ func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.T
 	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Trace, error) {
 		body, err := encodeGob(findRequest{Version: wireVersion, Query: wq, N: n, Want: ps})
 		if err != nil {
+			// An encoding failure is ours, not the node's: fatalError stops
+			// the scatter instead of failing over to the next owner.
 			return nil, &fatalError{err}
 		}
 		data, err := q.post(ctx, nd, PathTraces, body)
@@ -73,7 +77,7 @@ func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.T
 	if err != nil {
 		return nil, err
 	}
-	if err := q.tracePartial(ctx, missing, n, len(answers)); err != nil {
+	if err := q.partial(ctx, "spans", missing, n, len(answers)); err != nil {
 		return nil, err
 	}
 	type ranked struct {
@@ -86,6 +90,8 @@ func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.T
 			all = append(all, ranked{serviceStart(tr, tq.Service), tr})
 		}
 	}
+	// Newest first, then by trace ID, so that equal starts from
+	// different nodes merge in the same order on every query.
 	slices.SortStableFunc(all, func(a, b ranked) int {
 		if c := cmp.Compare(b.key, a.key); c != 0 {
 			return c
@@ -121,20 +127,6 @@ func serviceStart(tr tracing.Trace, service string) int64 {
 	return first
 }
 
-// tracePartial is partial for the span side.
-func (q *Querier) tracePartial(ctx context.Context, missing []int, n, answers int) error {
-	if len(missing) == 0 {
-		return nil
-	}
-	q.m.partial.Increment()
-	q.opts.Logger.Warn("partial trace answer", "missing_partitions", len(missing), "partitions", n)
-	if answers == 0 {
-		return ErrUnavailable
-	}
-	tracing.MarkPartial(ctx)
-	return nil
-}
-
 // catalog asks one owner of every partition for its catalog.
 func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAnswer, error) {
 	n := q.opts.Owners.Partitions()
@@ -142,6 +134,8 @@ func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAns
 	if err != nil {
 		return nil, err
 	}
+	// A catalog is per node, not per partition: any owner's list covers
+	// its partitions, and the union over one owner of each covers all.
 	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, _ []int) (catalogAnswer, error) {
 		data, err := q.post(ctx, nd, PathCatalog, body)
 		if err != nil {
@@ -154,7 +148,7 @@ func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAns
 	if err != nil {
 		return nil, err
 	}
-	return answers, q.tracePartial(ctx, missing, n, len(answers))
+	return answers, q.partial(ctx, "spans", missing, n, len(answers))
 }
 
 // Services implements tracing.Catalog: the union of the nodes' services.
@@ -168,6 +162,8 @@ func (q *Querier) Services(ctx context.Context) ([]string, error) {
 		out = append(out, a.Services...)
 	}
 	slices.Sort(out)
+	// Sorted then compacted: the same service seen by several nodes
+	// is listed once.
 	return slices.Compact(out), nil
 }
 
@@ -215,9 +211,10 @@ func (q *Querier) Dependencies(ctx context.Context, start, end int64) ([]tracing
 	if err != nil {
 		return nil, err
 	}
-	if err := q.tracePartial(ctx, missing, n, len(answers)); err != nil {
+	if err := q.partial(ctx, "spans", missing, n, len(answers)); err != nil {
 		return nil, err
 	}
+	// One node answered for every partition: its counts are exact.
 	if len(answers) == 1 {
 		return answers[0], nil
 	}

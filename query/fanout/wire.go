@@ -29,6 +29,8 @@ var errWire = errors.New("fanout: malformed message")
 
 // appendFetchRequest encodes req.
 func appendFetchRequest(dst []byte, req *tsdb.FetchRequest) []byte {
+	// Fixed fields first, then the lists, then the query tree: the
+	// decoder reads in one pass, no lookahead.
 	dst = append(dst, wireVersion)
 	dst = binary.AppendVarint(dst, req.Start)
 	dst = binary.AppendVarint(dst, req.End)
@@ -47,6 +49,8 @@ func decodeFetchRequest(src []byte) (tsdb.FetchRequest, error) {
 	var req tsdb.FetchRequest
 	d := decoder{b: src}
 	d.version()
+	// Zigzag varints: times are Unix ms and may be negative (a graph
+	// before 1970 is legal input).
 	req.Start, req.End, req.Step = d.varint(), d.varint(), d.varint()
 	req.CF, req.Aggregation = tsdb.Consolidation(d.byte1()), tsdb.Aggregation(d.byte1())
 	if n := d.length(); n > 0 {
@@ -60,6 +64,8 @@ func decodeFetchRequest(src []byte) (tsdb.FetchRequest, error) {
 	if err := d.end(); err != nil {
 		return tsdb.FetchRequest{}, err
 	}
+	// An enum beyond the contract's range is a newer sender or a
+	// corrupt message; refusing it beats evaluating a wrong default.
 	if req.CF > tsdb.CFMax || req.Aggregation > tsdb.AggMax {
 		return tsdb.FetchRequest{}, fmt.Errorf("%w: consolidation %d, aggregation %d", errWire, req.CF, req.Aggregation)
 	}
@@ -79,11 +85,15 @@ func appendSeriesSet(dst []byte, set *tsdb.SeriesSet) []byte {
 	}
 	dst = slices.Grow(dst, size)
 	dst = append(dst, wireVersion)
+	// The statistics travel with the answer so that a query node's
+	// explain and limits count what every store node read.
 	dst = binary.AppendUvarint(dst, uint64(set.Stats.SeriesScanned))
 	dst = binary.AppendUvarint(dst, uint64(set.Stats.DatapointsScanned))
 	dst = binary.AppendUvarint(dst, uint64(len(set.Series)))
 	var enc []byte
 	for _, s := range set.Series {
+		// The tags in the store's own binary form (tags.Set.AppendTo),
+		// length-prefixed; enc is reused across series.
 		enc = s.Tags.AppendTo(enc[:0])
 		dst = binary.AppendUvarint(dst, uint64(len(enc)))
 		dst = append(dst, enc...)
@@ -104,6 +114,8 @@ func decodeSeriesSet(src []byte) (*tsdb.SeriesSet, error) {
 	set.Stats.SeriesScanned, set.Stats.DatapointsScanned = d.bigCount(), d.bigCount()
 	n := d.length()
 	if d.err == nil && n > 0 {
+		// Capacity bounded by the bytes left: a forged count cannot make
+		// the decoder allocate more than the message could hold.
 		set.Series = make([]tsdb.Series, 0, min(n, len(d.b)))
 	}
 	for i := 0; i < n && d.err == nil; i++ {
@@ -114,6 +126,7 @@ func decodeSeriesSet(src []byte) (*tsdb.SeriesSet, error) {
 		}
 		s.Tags, s.DSType = ts, tsdb.DSType(d.byte1())
 		nv := d.length()
+		// Checked before allocating, for the same reason.
 		if d.err == nil && nv*8 > len(d.b) {
 			d.fail("values")
 		}
@@ -138,8 +151,12 @@ func appendTagsRequest(dst []byte, req *tsdb.TagsRequest) []byte {
 	dst = append(dst, wireVersion)
 	dst = appendString(dst, req.Key)
 	dst = appendString(dst, req.After)
+	// A negative limit cannot be sent as a uvarint: it travels as 0,
+	// which the store reads as no limit, as it reads a negative one.
 	dst = binary.AppendUvarint(dst, uint64(max(req.Limit, 0)))
 	dst = appendPartitions(dst, req.Partitions)
+	// A flag byte tells no query (every series) from a query, since
+	// the query encoding has no empty form.
 	if req.Query == nil {
 		return append(dst, 0)
 	}
@@ -188,6 +205,8 @@ func decodeTagCounts(src []byte) ([]tsdb.TagCount, error) {
 	return out, nil
 }
 
+// appendPartitions encodes the partition filter: N = 0 for none (every
+// partition), else N and the wanted partitions.
 func appendPartitions(dst []byte, p *tsdb.Partitions) []byte {
 	if p == nil {
 		return append(dst, 0)
@@ -225,6 +244,7 @@ func appendQuery(dst []byte, q *tags.Query) []byte {
 	return dst
 }
 
+// appendString encodes s as its length and its bytes.
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
@@ -237,18 +257,23 @@ type decoder struct {
 	err error
 }
 
+// fail records the first error, naming what could not be read.
 func (d *decoder) fail(what string) {
 	if d.err == nil {
 		d.err = fmt.Errorf("%w: bad %s", errWire, what)
 	}
 }
 
+// version reads the leading version byte; another version is an error,
+// not a guess: the two sides must be upgraded together.
 func (d *decoder) version() {
 	if v := d.byte1(); v != wireVersion && d.err == nil {
 		d.err = fmt.Errorf("%w: version %d, want %d", errWire, v, wireVersion)
 	}
 }
 
+// end returns the first error, or an error when bytes are left over: a
+// message must be read to its last byte, so a length off by one shows.
 func (d *decoder) end() error {
 	if d.err == nil && len(d.b) > 0 {
 		d.err = fmt.Errorf("%w: %d bytes after the end", errWire, len(d.b))
@@ -256,6 +281,7 @@ func (d *decoder) end() error {
 	return d.err
 }
 
+// byte1 reads one byte (0 once an error is recorded).
 func (d *decoder) byte1() byte {
 	if d.err != nil || len(d.b) == 0 {
 		d.fail("length")
@@ -266,6 +292,7 @@ func (d *decoder) byte1() byte {
 	return c
 }
 
+// uvarint reads an unsigned varint; varint a zigzag one.
 func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
@@ -322,6 +349,8 @@ func (d *decoder) length() int {
 	return int(x)
 }
 
+// bytes reads a length-prefixed byte string. The result aliases the
+// message (no copy): callers that keep it convert it (str) or decode it.
 func (d *decoder) bytes() []byte {
 	n := d.uvarint()
 	if d.err == nil && n > uint64(len(d.b)) {
@@ -335,8 +364,11 @@ func (d *decoder) bytes() []byte {
 	return s
 }
 
+// str reads a length-prefixed string, copied out of the message.
 func (d *decoder) str() string { return string(d.bytes()) }
 
+// partitions reads a partition filter (nil for none) and validates it
+// (every wanted partition in [0, N)) as the store would.
 func (d *decoder) partitions() *tsdb.Partitions {
 	n := d.count()
 	if n == 0 || d.err != nil {
@@ -362,6 +394,8 @@ func (d *decoder) partitions() *tsdb.Partitions {
 // query decodes a query tree, rebuilding it through the constructors of
 // tags (which compile regexes and simplify as the sender's did).
 func (d *decoder) query(depth int) *tags.Query {
+	// The depth bound keeps a forged deeply nested query from
+	// exhausting the stack of the recursive decoder.
 	if depth > maxQueryDepth {
 		d.fail("query depth")
 	}

@@ -10,12 +10,13 @@ import (
 )
 
 // carry evaluates presentations whose expression is a word with unbounded
-// state (:des, :integral, :cumulative-max) over a child of bounded memory,
+// state (:des, :sdes, :integral, :cumulative-max) over a child of bounded memory,
 // carrying that state from step to step: each step reads only the child's
 // window, so a long-lived subscription (an alert rule) costs the same at
 // every step. The first evaluation reads everything since the origin once
-// to build the state. The online algorithms are those of query/eval, step
-// for step, so the values equal the graph API's over [origin, T].
+// to build the state. Each line's state is query/eval's own (eval.Online,
+// which the evaluator runs too), so the values equal the graph API's over
+// [origin, T].
 //
 // carry is used only by the goroutine evaluating its group.
 type carry struct {
@@ -36,47 +37,9 @@ type carryKey struct {
 type carryLine struct {
 	id, label string
 	tags      map[string]string
-	op        *expr.Stateful
-	// d is the :des state (d and d2 the two of :sdes); acc is the integral
-	// or the running max.
-	d, d2 desState
-	acc   float64
-	// :sdes: first is the first epoch-aligned period start at or after the
-	// origin (values before it are ignored), count the steps fed since the
-	// origin, useOne which instance predicts.
-	first  int64
-	count  int
-	useOne bool
-	values []float64 // the outputs of the last evaluation
+	state     *eval.Online // the word's state, carried from step to step
+	values    []float64    // the outputs of the last evaluation
 }
-
-// desState is query/eval's online double exponential smoothing, step for
-// step, so that carried values equal the graph API's.
-type desState struct {
-	samples int
-	sp, bp  float64
-}
-
-// next returns the prediction for this step, then learns from v.
-func (d *desState) next(op *expr.Stateful, v float64) float64 {
-	o := math.NaN()
-	if d.samples >= op.N {
-		o = d.sp
-	}
-	if v == v {
-		if d.samples == 0 {
-			d.sp, d.bp = v, 0
-		} else {
-			sn := op.Alpha*v + (1-op.Alpha)*(d.sp+d.bp)
-			d.bp = op.Beta*(sn-d.sp) + (1-op.Beta)*d.bp
-			d.sp = sn
-		}
-		d.samples++
-	}
-	return o
-}
-
-func (d *desState) reset() { *d = desState{sp: math.NaN(), bp: math.NaN()} }
 
 // newCarry returns a carry for the presentations, or nil when they are
 // not all of its shape: an unbounded stateful word at the root over a
@@ -89,9 +52,7 @@ func newCarry(styles []*expr.Style, step int64) *carry {
 		if !ok {
 			return nil
 		}
-		switch root.Op {
-		case expr.OpDES, expr.OpSDES, expr.OpIntegral, expr.OpCumulativeMax:
-		default:
+		if !eval.IsOnline(root.Op) {
 			return nil
 		}
 		m := memory(root.Expr, step)
@@ -191,58 +152,14 @@ func (c *carry) newLine(l *query.Line, origin, t0, step int64) *carryLine {
 	if lg := c.legends[l.Expr]; lg != "" {
 		label = query.Legend(lg, l.Tags, l.Offset)
 	}
-	cl := &carryLine{id: lineID(l), label: label, tags: l.Tags.Map(), op: root, acc: math.NaN(), useOne: true}
-	cl.d.reset()
-	cl.d2.reset()
-	if root.Op == expr.OpSDES && root.N > 0 {
-		period := int64(root.N) * step
-		cl.first = origin
-		if r := ((origin % period) + period) % period; r != 0 {
-			cl.first += period - r
-		}
-		cl.count = int(max(t0-origin, 0) / step)
-		cl.useOne = (cl.count/root.N)%2 == 0
-	}
-	return cl
+	return &carryLine{id: lineID(l), label: label, tags: l.Tags.Map(), state: eval.NewOnline(root, origin, t0, step)}
 }
 
 // feed runs the online algorithm over in (its first value at t0) and
 // appends the last keep outputs to out.
 func (cl *carryLine) feed(in []float64, t0, step int64, keep int, out []float64) []float64 {
 	for i, v := range in {
-		var o float64
-		switch cl.op.Op {
-		case expr.OpDES:
-			o = cl.d.next(cl.op, v)
-		case expr.OpSDES:
-			// As query/eval's slidingDES: two instances restarting in turn
-			// every N steps counted from the origin.
-			if t0+int64(i)*step < cl.first {
-				v = math.NaN()
-			}
-			cl.count++
-			v1, v2 := cl.d.next(cl.op, v), cl.d2.next(cl.op, v)
-			o = v2
-			if cl.useOne {
-				o = v1
-			}
-			if cl.count%cl.op.N == 0 {
-				if cl.useOne {
-					cl.d.reset()
-				} else {
-					cl.d2.reset()
-				}
-				cl.useOne = !cl.useOne
-			}
-		case expr.OpIntegral:
-			cl.acc = expr.AddNaN(cl.acc, v)
-			o = cl.acc
-		case expr.OpCumulativeMax:
-			if v == v && (cl.acc != cl.acc || v > cl.acc) {
-				cl.acc = v
-			}
-			o = cl.acc
-		}
+		o := cl.state.Next(t0+int64(i)*step, v)
 		if i >= len(in)-keep {
 			out = append(out, o)
 		}

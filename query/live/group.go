@@ -67,6 +67,7 @@ func (lm *lineMetas) get(l *query.Line) (string, map[string]string) {
 	return id, tags
 }
 
+// sameTags reports whether the kept map holds exactly the line's tags.
 func sameTags(m map[string]string, ts tags.Set) bool {
 	if len(m) != len(ts) {
 		return false
@@ -82,6 +83,9 @@ func sameTags(m map[string]string, ts tags.Set) bool {
 // evaluateGroup evaluates the points of g that are due and fans them out;
 // it reports whether it evaluated anything.
 func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
+	// Only closed steps are evaluated: a step whose end has not passed,
+	// plus the store's settling delay, could still receive data, and a
+	// streamed point is never revised.
 	target := e.LastClosed(g.step)
 	if target <= g.last {
 		return false
@@ -96,8 +100,12 @@ func (e *Evaluator) evaluateGroup(ctx context.Context, g *group) bool {
 	if ctx.Err() != nil {
 		return false // shutting down: not an evaluation error to report
 	}
+	// Advanced even when the evaluation failed: the error was delivered
+	// for these steps, and retrying them forever would stall the group.
 	g.last = target
 	e.mu.Lock()
+	// A copy, so no lock is held while delivering (a subscriber's
+	// buffer may be full: deliver decides, never this loop).
 	subs := slices.Clone(g.subs)
 	e.mu.Unlock()
 	for _, s := range subs {
@@ -124,6 +132,8 @@ func (e *Evaluator) evalRange(ctx context.Context, engine *query.Engine, metas *
 	switch {
 	case mem < 0:
 		start = min(origin, r.Start)
+	// History before the origin is never read: a stateful word starts
+	// empty at the origin, as the graph over [origin, T] would.
 	case mem > 0:
 		start = min(max(origin, r.Start-int64(mem)*r.Step), r.Start)
 	}
@@ -139,6 +149,8 @@ func (e *Evaluator) evalRange(ctx context.Context, engine *query.Engine, metas *
 		e.opts.Logger.Debug("live evaluation failed", "err", err, "end", r.End)
 		return Update{End: r.End, Err: err}
 	}
+	// The history points were needed as input only; the update holds
+	// the points of r.
 	skip := int((r.Start - start) / r.Step)
 	lines := make([]Line, len(res.Lines))
 	for i := range res.Lines {
@@ -167,6 +179,9 @@ func memoryOf(styles []*expr.Style, step int64) int {
 	return m
 }
 
+// memory is memoryOf for one expression: windows add up through
+// nesting (a delay of a rolling sum needs both), a binary node needs the
+// larger of its sides, and anything that never forgets is -1.
 func memory(e expr.TimeSeriesExpr, step int64) int {
 	switch n := e.(type) {
 	case *expr.Stateful:
@@ -207,6 +222,7 @@ func memory(e expr.TimeSeriesExpr, step int64) int {
 		if n.Cumulative {
 			return -1
 		}
+	// A coarser step needs the fine steps of its first interval.
 	case *expr.Consolidate:
 		in := memory(n.Expr, step)
 		if in < 0 {
@@ -217,6 +233,7 @@ func memory(e expr.TimeSeriesExpr, step int64) int {
 	return 0
 }
 
+// maxMem is the memory of two inputs: the larger, -1 if either is -1.
 func maxMem(a, b int) int {
 	if a < 0 || b < 0 {
 		return -1
@@ -244,6 +261,7 @@ func summarizes(styles []*expr.Style, step int64) bool {
 	return false
 }
 
+// summarizesExpr is summarizes for one expression, through its nodes.
 func summarizesExpr(e expr.TimeSeriesExpr, step int64) bool {
 	switch n := e.(type) {
 	case *expr.Filter, *expr.Priority, *expr.Stat, *expr.StatRef, *expr.TimeSpan:

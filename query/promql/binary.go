@@ -12,6 +12,9 @@ import (
 
 // binary evaluates arithmetic and comparisons between scalars and vectors.
 func (x *run) binary(b *parser.BinaryExpr) (value, error) {
+	// Both sides are evaluated over the whole range first; the
+	// operation then runs point by point, a scalar being one value per
+	// point (time() varies), not a constant.
 	lv, err := x.eval(b.LHS)
 	if err != nil {
 		return nil, err
@@ -22,6 +25,8 @@ func (x *run) binary(b *parser.BinaryExpr) (value, error) {
 	}
 	op, isBool := b.Op, b.ReturnBool
 	switch l := lv.(type) {
+	// Between two scalars a comparison must use bool (the parser
+	// enforces it), so only an absent point (NaN) is dropped.
 	case scalar:
 		switch r := rv.(type) {
 		case scalar:
@@ -51,6 +56,8 @@ func (x *run) binary(b *parser.BinaryExpr) (value, error) {
 // binop applies op; keep is false when a comparison without bool filters
 // the element out. For comparisons the value kept is a.
 func binop(op parser.ItemType, a, b float64, isBool bool) (v float64, keep bool) {
+	// A NaN here is an absent point (the store keeps no NaN sample):
+	// the pair has no result at that point, whatever the operator.
 	if math.IsNaN(a) || math.IsNaN(b) {
 		return math.NaN(), false
 	}
@@ -61,6 +68,9 @@ func binop(op parser.ItemType, a, b float64, isBool bool) (v float64, keep bool)
 		return a - b, true
 	case parser.MUL:
 		return a * b, true
+	// IEEE division, as Prometheus: x/0 is ±Inf and 0/0 NaN, unlike
+	// Atlas's :div. The same store answers both languages with their
+	// own semantics.
 	case parser.DIV:
 		return a / b, true
 	case parser.MOD:
@@ -83,6 +93,8 @@ func binop(op parser.ItemType, a, b float64, isBool bool) (v float64, keep bool)
 	case parser.LTE:
 		c = a <= b
 	}
+	// With bool a comparison yields 0 or 1 and keeps every element;
+	// without it, it filters, keeping the left value where true.
 	if isBool {
 		if c {
 			return 1, true
@@ -137,6 +149,8 @@ func vectorVector(l, r vector, b *parser.BinaryExpr) (vector, error) {
 	if m == nil {
 		m = &parser.VectorMatching{Card: parser.CardOneToOne}
 	}
+	// The label names of on()/ignoring() in the store's spelling
+	// (__name__ becomes name, escaped names their keys).
 	matching := storeKeys(m.MatchingLabels)
 	// sig is the match key of a series: the canonical encoding of the tags
 	// that on() names, or of all tags but the name and those ignoring()

@@ -68,6 +68,9 @@ func checkNode(n parser.Node) error {
 		if name := n.Op.String(); !supportedAggs[name] {
 			return badData("aggregation %q is not supported by Sextant (docs/prometheus.md lists the supported PromQL)", name)
 		}
+	// and/or/unless need set semantics over label sets that the
+	// evaluator's vector matching does not implement; refused rather
+	// than approximated.
 	case *parser.BinaryExpr:
 		switch {
 		case n.Op.IsSetOperator():
@@ -83,6 +86,8 @@ func checkNode(n parser.Node) error {
 		if n.RangeExpr != nil {
 			return badData("duration expressions (%s) are not supported by Sextant", n)
 		}
+	// Matchers are compiled here too, so a bad regex is a 400 before
+	// any read, with the matcher named.
 	case *parser.VectorSelector:
 		switch {
 		case n.Timestamp != nil || n.StartOrEnd != 0:
@@ -110,6 +115,8 @@ func matcherQuery(m *labels.Matcher) (*tags.Query, error) {
 	key := StoreKey(m.Name)
 	matchesEmpty := m.Matches("")
 	switch m.Type {
+	// {k=""} selects the series without k, and {k!=""} those with
+	// it: Prometheus treats a missing label as the empty value.
 	case labels.MatchEqual:
 		if m.Value == "" {
 			return tags.Not(tags.Has(key)), nil
@@ -121,6 +128,9 @@ func matcherQuery(m *labels.Matcher) (*tags.Query, error) {
 		}
 		return tags.Not(tags.Eq(key, m.Value)), nil
 	}
+	// tags.Re anchors at the start (Atlas's :re); the $ anchors the end,
+	// since Prometheus matches the whole value; (?s:) lets . match a
+	// newline, as Prometheus's regex does.
 	re, err := tags.Re(key, "(?s:"+m.Value+")$")
 	if err != nil {
 		return nil, badData("invalid regular expression %q for %s: %v", m.Value, m.Name, err)
@@ -151,6 +161,7 @@ func (en *Engine) SelectorsQuery(sels []string) (*tags.Query, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A series matching any of the selectors is listed once.
 		q = tags.Or(q, sq)
 	}
 	return q, nil

@@ -13,7 +13,7 @@ import (
 func TestDeps(t *testing.T) {
 	t.Parallel()
 	const mod = "github.com/sextant-dev/sextant/"
-	allowed := []string{"query", "query/eval", "query/expr", "query/stack", "query/promql", "tsdb", "tsdb/tags", "lib", "lib/wire"}
+	allowed := []string{"query", "query/eval", "query/expr", "query/stack", "query/promql", "tsdb", "tsdb/tags", "lib", "lib/wire", "lib/partial"}
 	tsdbtest.CheckDeps(t, mod+"query/promql", func(d string) string {
 		if !strings.HasPrefix(d, mod) {
 			return ""

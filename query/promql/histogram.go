@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/query/eval"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
@@ -20,6 +21,8 @@ const percentileKey = "percentile"
 // cumulative le buckets, or over Sextant's percentile buckets (timers in
 // seconds), estimated as the stack language's :percentiles does.
 func (x *run) histogramQuantile(c *parser.Call) (value, error) {
+	// φ is a scalar per point: histogram_quantile(scalar(x), ...) may
+	// ask a different quantile at each step.
 	q, err := x.scalarArg(c.Args[0])
 	if err != nil {
 		return nil, err
@@ -55,6 +58,8 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 			key, bound = "le", b
 		} else if p, ok := s.tags.Get(percentileKey); ok && len(p) == 5 && (p[0] == 'T' || p[0] == 'D') {
 			i, err := strconv.ParseUint(p[1:], 16, 16)
+			// An index beyond Spectator's table is not one of our buckets:
+			// left out like a malformed le.
 			if err != nil || int(i) >= lib.NumPercentileBuckets {
 				continue
 			}
@@ -63,6 +68,8 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 			continue
 		}
 		ts := without(dropName(s.tags), key)
+		// The canonical binary form of the tags (tags.Set.AppendTo) is an
+		// exact key: no separator can be confused with a tag's text.
 		k := key + string(ts.AppendTo(nil))
 		g := byKey[k]
 		if g == nil {
@@ -94,6 +101,8 @@ func (x *run) histogramQuantile(c *parser.Call) (value, error) {
 		}
 	}
 	out := make(vector, 0, len(order))
+	// Reused for every point of every group: the estimate wants the
+	// counts dense and in bucket order.
 	counts := make([]float64, lib.NumPercentileBuckets)
 	ri := 0
 	for _, g := range order {
@@ -201,44 +210,18 @@ func leQuantile(q float64, bs []leBucket, p int) float64 {
 }
 
 // percentileEstimate estimates the φ-quantile from per-bucket counts of
-// Spectator's percentile buckets the way the stack language's
-// :percentiles does (query/eval): linear inside the bucket, timers
-// converted from nanoseconds to seconds.
+// Spectator's percentile buckets with the stack language's own estimate
+// (eval.EstimatePercentiles), timers converted from nanoseconds to
+// seconds. A φ outside [0, 1] lands below the first or above the last
+// bucket seen, as :percentiles would place it.
 func percentileEstimate(q float64, counts []float64, timer bool) float64 {
 	if math.IsNaN(q) {
 		return math.NaN()
 	}
-	pct := q * 100
-	total, last := 0.0, -1
-	for i, c := range counts {
-		if c > 0 && !math.IsInf(c, 0) {
-			total += c
-			last = i
-		}
-	}
-	if total == 0 {
-		return math.NaN()
-	}
-	conv := 1.0
+	var res [1]float64
+	eval.EstimatePercentiles(counts, []float64{q * 100}, res[:])
 	if timer {
-		conv = 1e-9
+		return res[0] * 1e-9
 	}
-	prevP, prevB := 0.0, 0.0
-	for i := 0; i <= last; i++ {
-		c := counts[i]
-		if !(c > 0) || math.IsInf(c, 0) {
-			c = 0
-		}
-		bound := float64(lib.PercentileBucketLimit(i))
-		nextP := prevP + 100*c/total
-		if nextP >= pct {
-			f := (pct - prevP) / (nextP - prevP)
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				f = 0
-			}
-			return (f*(bound-prevB) + prevB) * conv
-		}
-		prevP, prevB = nextP, bound
-	}
-	return float64(lib.PercentileBucketLimit(last)) * conv
+	return res[0]
 }

@@ -13,11 +13,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// nowExpr is the placeholder the docs write for the current time: the
+// examples must show fixed text, while the server's data is recent.
 var nowExpr = regexp.MustCompile(`NOW(-[0-9]+)?`)
 
 // Examples returns the curl examples of a documentation page: each sh
 // block that runs curl, and the block after it, the documented output.
 func Examples(doc string) (cmds, outputs []string) {
+	// Splitting on the fence alternates text and code: odd elements are
+	// code blocks, and the output of a command is the next code block.
 	blocks := strings.Split(doc, "```")
 	for i := 1; i+2 < len(blocks); i += 2 {
 		code := blocks[i]
@@ -45,6 +49,10 @@ func Curl(t *testing.T, base, cmd string, now int64) string {
 		}
 		return strconv.FormatInt(v, 10)
 	})
+	// The docs single-quote every argument that matters: the URL, the
+	// body, the headers and the trailer. Which one a quoted string is
+	// follows from the flag before it. The first quoted string is
+	// never a body, since the URL comes first.
 	quoted := regexp.MustCompile(`'([^']*)'`).FindAllStringSubmatch(cmd, -1)
 	var target, body, trailer string
 	header := http.Header{}
@@ -61,6 +69,7 @@ func Curl(t *testing.T, base, cmd string, now int64) string {
 			trailer = q[1]
 		}
 	}
+	// An unquoted URL (curl localhost:7101/api/v1/tags).
 	if target == "" {
 		for _, f := range strings.Fields(cmd) {
 			if strings.HasPrefix(f, "localhost:7101") || strings.HasPrefix(f, "localhost:4318") {
@@ -80,6 +89,8 @@ func Curl(t *testing.T, base, cmd string, now int64) string {
 		t.Fatal(err)
 	}
 	req.Header = header
+	// The server is the test's own (base); a transport error is a
+	// failure of the test, not a documented output.
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +119,8 @@ func SameOutput(want, got string) bool {
 			continue
 		}
 		var w, g any
+		// A JSON line compares by value, so the docs may order keys or
+		// space them for reading; any other line must match exactly.
 		if json.Unmarshal([]byte(wl[i]), &w) != nil || json.Unmarshal([]byte(gl[i]), &g) != nil || !cmp.Equal(w, g) {
 			return false
 		}

@@ -30,6 +30,9 @@ func stdWords() []*Word {
 			Summary:  "Execute a list as a program.",
 			Examples: []string{"(,a,:dup,)", "ERROR:a"},
 			Exec: func(c *Context) error {
+				// Call runs the list's items as tokens, nesting counted against
+				// the interpreter's call depth, so a list that calls itself
+				// through a variable ends in an error, not a stack overflow.
 				return c.Call(c.Pop().(List))
 			},
 		},
@@ -38,6 +41,8 @@ func stdWords() []*Word {
 			Summary:  "Remove every item from the stack (frozen items stay).",
 			Examples: []string{"a,b,c", ""},
 			Exec: func(c *Context) error {
+				// Cleared before truncating, so the dropped items (expression
+				// trees, possibly large) are not kept alive by the backing array.
 				clear(c.Stack)
 				c.Stack = c.Stack[:0]
 				return nil
@@ -48,6 +53,8 @@ func stdWords() []*Word {
 			Summary:  "Push the number of items on the stack.",
 			Examples: []string{"", "a", "a,b"},
 			Exec: func(c *Context) error {
+				// Numbers on the stack are strings until a word reads them as
+				// one (ToInt, ToDouble), as in Atlas.
 				return c.Push(strconv.Itoa(len(c.Stack)))
 			},
 		},
@@ -74,6 +81,8 @@ func stdWords() []*Word {
 				// end restores the original stack order.
 				for i := len(items) - 1; i >= 0; i-- {
 					it := items[i]
+					// A list keeps its items escaped as written; pushing one
+					// unescapes it, as if it had been a token of the program.
 					if s, ok := it.(string); ok {
 						it = Unescape(s)
 					}
@@ -105,6 +114,10 @@ func stdWords() []*Word {
 			Summary:  "Move the whole stack out of reach of later words and reset the variables.",
 			Examples: []string{"a,b"},
 			Exec: func(c *Context) error {
+				// Frozen items are still part of the result (Result) but no word
+				// can reach them: a program of several independent presentations
+				// cannot consume one another's lines. The variables are reset to
+				// the program's initial ones for the same reason.
 				c.Frozen = append(c.Frozen, c.Stack...)
 				c.Stack = nil
 				c.Vars = cloneVars(c.opts.Vars)
@@ -129,6 +142,7 @@ func stdWords() []*Word {
 			Summary:  "Copy the item n places below the top (0 is the top) onto the stack.",
 			Examples: []string{"a,0", "a,b,1", "ERROR:a,1"},
 			Exec: func(c *Context) error {
+				// The signature matched an Int: the conversion cannot fail.
 				n, _ := ToInt(c.Pop())
 				if n < 0 || n >= len(c.Stack) {
 					return fmt.Errorf("cannot pick item %d from a stack of %d", n, len(c.Stack))
@@ -145,6 +159,8 @@ func stdWords() []*Word {
 				items := c.Pop().(List)
 				out := make(List, 0, len(items))
 				for _, it := range items {
+					// f must leave exactly its result on top: whatever it left is
+					// taken from the stack, so items below base are untouched.
 					base := len(c.Stack)
 					if s, ok := it.(string); ok {
 						it = Unescape(s)
@@ -172,6 +188,8 @@ func stdWords() []*Word {
 				if n < 0 {
 					return fmt.Errorf("cannot drop %d items", n)
 				}
+				// More than the stack holds is not an error: the stack is
+				// emptied.
 				n = min(n, len(c.Stack))
 				clear(c.Stack[len(c.Stack)-n:])
 				c.Stack = c.Stack[:len(c.Stack)-n]
@@ -206,6 +224,8 @@ func stdWords() []*Word {
 			Examples: []string{"a,b,c", "ERROR:a"},
 			Exec: func(c *Context) error {
 				top := c.Pop()
+				// Prepending makes a new backing array; the stack is bounded
+				// by MaxStack, so the copy is too.
 				c.Stack = append([]any{top}, c.Stack...)
 				return nil
 			},
@@ -244,6 +264,8 @@ func stdWords() []*Word {
 			Exec: func(c *Context) error {
 				v := c.Pop()
 				k := c.Pop().(string)
+				// Variables are per program run (the Context), never shared
+				// between requests; :freeze resets them.
 				c.Vars[k] = v
 				return nil
 			},
@@ -264,6 +286,7 @@ func stdWords() []*Word {
 			Examples: []string{"a,b,c", ""},
 			Exec: func(c *Context) error {
 				l := make(List, len(c.Stack))
+				// Top first, as Atlas's :list; :each undoes the order.
 				for i, v := range c.Stack {
 					l[len(l)-1-i] = v
 				}
@@ -271,6 +294,8 @@ func stdWords() []*Word {
 				return c.Push(l)
 			},
 		},
+		// The words below are macros: their body runs in the caller's
+		// context, so they need no code of their own.
 		{Name: "2over", In: []Param{p("a", Any), p("b", Any)}, Out: "a b a b", Body: []string{":over", ":over"},
 			Summary: "Copy the top two items onto the top.", Examples: []string{"a,b", "ERROR:a"}},
 		{Name: "nip", In: []Param{p("a", Any), p("b", Any)}, Out: "b", Body: []string{":swap", ":drop"},
@@ -295,6 +320,9 @@ func javaFormat(pattern string, args List) (string, error) {
 			b.WriteByte(ch)
 			continue
 		}
+		// A specifier is %[index$][-][width]conversion; only the
+		// conversions that make sense for strings are accepted, so a
+		// Java-only pattern (%d, %.2f) is an error rather than garbage.
 		j := i + 1
 		// explicit argument index: digits followed by '$'
 		idx := -1
@@ -317,6 +345,8 @@ func javaFormat(pattern string, args List) (string, error) {
 			j++
 		}
 		width, _ := strconv.Atoi(pattern[w0:j])
+		// A width is user input: bounded, so a pattern cannot ask for a
+		// gigabyte of padding.
 		if width > 1024 {
 			return "", fmt.Errorf("format width %d too large", width)
 		}
@@ -343,6 +373,7 @@ func javaFormat(pattern string, args List) (string, error) {
 			if pattern[j] == 'S' {
 				s = strings.ToUpper(s)
 			}
+			// Width counts characters, as Java does, not bytes.
 			pad := strings.Repeat(" ", max(0, width-len([]rune(s))))
 			if left {
 				s += pad

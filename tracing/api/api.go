@@ -76,7 +76,11 @@ func (a *API) Register(mux *http.ServeMux) {
 // handler answers with data, or an error that fail maps to a status.
 type handler func(ctx context.Context, r *http.Request) (any, error)
 
-func (a *API) timed(name string, h handler) http.HandlerFunc {
+// instrument returns a handler that runs h timed under the API name
+// (sextant.traces.queryLatency), in a context bounded by the API's timeout
+// that carries the request's partial tracker, which h reads before it
+// answers. Both the Jaeger and the v3 handlers are built on it.
+func (a *API) instrument(name string, h func(ctx context.Context, partial *tracing.Partial, w http.ResponseWriter, r *http.Request)) http.HandlerFunc {
 	timer := a.opts.Registry.Timer("sextant.traces.queryLatency", "api", name)
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -84,6 +88,14 @@ func (a *API) timed(name string, h handler) http.HandlerFunc {
 		ctx, partial := tracing.WithPartial(r.Context())
 		ctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
 		defer cancel()
+		h(ctx, partial, w, r)
+	}
+}
+
+// timed serves a Jaeger query API handler: its data in Jaeger's envelope,
+// or its error through fail.
+func (a *API) timed(name string, h handler) http.HandlerFunc {
+	return a.instrument(name, func(ctx context.Context, partial *tracing.Partial, w http.ResponseWriter, r *http.Request) {
 		data, err := h(ctx, r)
 		if err != nil {
 			a.fail(w, r, err)
@@ -107,7 +119,7 @@ func (a *API) timed(name string, h handler) http.HandlerFunc {
 			env.Total = len(d)
 		}
 		writeJSON(w, http.StatusOK, env)
-	}
+	})
 }
 
 // PartialHeader is the response header that flags an answer missing data:

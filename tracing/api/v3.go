@@ -38,13 +38,7 @@ func (a *API) registerV3(mux *http.ServeMux) {
 // v3 runs a handler that returns a JSON body (already encoded) or an
 // error, which it answers in the v3 error shape.
 func (a *API) v3(h func(ctx context.Context, r *http.Request) ([]byte, error)) http.HandlerFunc {
-	timer := a.opts.Registry.Timer("sextant.traces.queryLatency", "api", "v3")
-	return func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		defer func() { timer.Record(time.Since(start)) }()
-		ctx, partial := tracing.WithPartial(r.Context())
-		ctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
-		defer cancel()
+	return a.instrument("v3", func(ctx context.Context, partial *tracing.Partial, w http.ResponseWriter, r *http.Request) {
 		body, err := h(ctx, r)
 		if err != nil {
 			var e v3Error
@@ -58,7 +52,7 @@ func (a *API) v3(h func(ctx context.Context, r *http.Request) ([]byte, error)) h
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
-	}
+	})
 }
 
 func (a *API) v3Services(ctx context.Context, r *http.Request) ([]byte, error) {

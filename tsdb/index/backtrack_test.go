@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,25 +56,54 @@ func TestBacktrackingBudget(t *testing.T) {
 // TestBacktrackingOutsideLock is issue #17 item 1: the backtracking
 // engine used to run under the index read lock, so adding a series (a
 // publish that creates one) waited for the whole regex query.
+//
+// The query's context parks the matcher at its first check (made once the
+// values are copied, before the first match) until the series is added:
+// Add can only return if the matcher runs outside the lock. No clock is
+// involved; the generous timeout only turns the deadlock of a regression
+// into a failure.
 func TestBacktrackingOutsideLock(t *testing.T) {
 	t.Parallel()
 	ix := hostileIndex(200)
 	q, _ := tags.Re("v", `(?=a)(a+)+x`)
-	started := make(chan struct{})
+	ctx := &gateCtx{Context: context.Background(), entered: make(chan struct{}), release: make(chan struct{})}
+	release := sync.OnceFunc(func() { close(ctx.release) })
+	defer release() // a failure below must not leave the query parked
 	done := make(chan error, 1)
 	go func() {
-		close(started)
-		_, err := ix.SelectContext(context.Background(), q, 1500*time.Millisecond)
+		_, err := ix.SelectContext(ctx, q, time.Minute)
 		done <- err
 	}()
-	<-started
-	time.Sleep(50 * time.Millisecond) // let the regex get going
-	t0 := time.Now()
-	ix.Add(100_000, tags.New("name", "new", "v", "c"))
-	if d := time.Since(t0); d > 500*time.Millisecond {
-		t.Errorf("Add waited %v behind a regex query", d)
+	<-ctx.entered // the matcher is running, the values copied
+	added := make(chan struct{})
+	go func() {
+		ix.Add(100_000, tags.New("name", "new", "v", "c"))
+		close(added)
+	}()
+	select {
+	case <-added:
+	case err := <-done:
+		t.Fatalf("the query returned (%v) while its matcher was parked", err)
+	case <-time.After(time.Minute):
+		t.Fatal("Add waits behind a running regex query: the matcher holds the index lock")
 	}
-	if err := <-done; err == nil {
-		t.Error("hostile regex finished within its budget")
+	release()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("SelectContext after its context was cancelled = %v, want context.Canceled", err)
 	}
+}
+
+// gateCtx is a context whose first Err call announces itself (entered)
+// and waits for release; from then on it answers context.Canceled.
+type gateCtx struct {
+	context.Context
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+// Err implements context.Context.
+func (c *gateCtx) Err() error {
+	c.once.Do(func() { close(c.entered) })
+	<-c.release
+	return context.Canceled
 }
