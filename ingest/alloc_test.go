@@ -1,23 +1,44 @@
 package ingest
 
 import (
+	"context"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
 )
+
+// refAppender stores nothing and gives every datapoint sent by tags a ref,
+// as a store does.
+type refAppender struct{}
+
+func (refAppender) Append(_ context.Context, b *tsdb.Batch) error {
+	b.Rejected = b.Rejected[:0]
+	for i := range b.Points {
+		if b.Points[i].Ref == 0 {
+			b.Points[i].Ref = tsdb.SeriesRef(i + 1)
+		}
+	}
+	return nil
+}
 
 // TestPublishAlloc holds the Atlas publish path (decode, merge with the
 // common tags, Atlas's rules, the batch for the store) to its allocation
 // budget: nothing per request once the pooled working space has grown,
-// whatever the number of datapoints.
+// whatever the number of datapoints, through the ref cache too (an
+// appender that hands out refs fills it; discard does not).
 func TestPublishAlloc(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	for _, n := range []int{100, 10_000} {
+	for _, tc := range []struct {
+		n   int
+		app tsdb.Appender
+	}{{100, discard{}}, {10_000, discard{}}, {100, refAppender{}}, {10_000, refAppender{}}} {
+		n := tc.n
 		body := tsdbtest.AtlasBody(t, n)
-		h, err := New(Options{Appender: discard{}, Now: func() int64 { return 1_700_006_400_000 }})
+		h, err := New(Options{Appender: tc.app, Now: func() int64 { return 1_700_006_400_000 }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,9 +51,12 @@ func TestPublishAlloc(t *testing.T) {
 				t.Fatalf("ingestPublish: status %d, %v, %v", status, resp, err)
 			}
 		}
-		run() // grow the working space
+		run() // grow the working space (and fill the ref cache)
+		if _, refs := tc.app.(refAppender); refs && h.refs.len() != n {
+			t.Fatalf("%d refs cached after a publish of %d series", h.refs.len(), n)
+		}
 		if a := testing.AllocsPerRun(10, run); a != 0 {
-			t.Errorf("publish of %d datapoints: %.1f allocations per request, want 0", n, a)
+			t.Errorf("publish of %d datapoints to %T: %.1f allocations per request, want 0", n, tc.app, a)
 		}
 	}
 }

@@ -3,9 +3,13 @@ package ingest
 import (
 	"context"
 	"net/http/httptest"
+	"os"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/db"
 	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
 )
 
@@ -47,4 +51,81 @@ func BenchmarkPublishDecode(b *testing.B) {
 	perOp := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(float64(n)/perOp/1e6, "Mdp/s")
 	b.ReportMetric(perOp*1e9/float64(n), "ns/dp")
+}
+
+// BenchmarkPublishStore is the Atlas publish path end to end in-process:
+// decode, validation and the append to a real store on disk (tsdb/db,
+// fsync batch), one sender, time-major bodies of 10 000 datapoints of the
+// standard workload (SEXTANT_BENCH_SERIES series, 100 000 by default; 20
+// samples, SEXTANT_BENCH_SAMPLES up to 60). One op is the whole load into
+// a fresh store. The bodies of a step are built between the measured
+// stretches: cpu-ns/dp is the process's CPU (getrusage) while publishing
+// only, the figure to compare on a shared machine. The sub-benchmarks
+// compare the path without and with the ref cache in one run.
+func BenchmarkPublishStore(b *testing.B) {
+	series, samples := tsdbtest.BenchSize()
+	samples = min(samples, 60)
+	if os.Getenv("SEXTANT_BENCH_SAMPLES") == "" {
+		samples = 20
+	}
+	w := tsdbtest.LoadWorkload(b, series, samples, 1_700_006_400_000)
+	for _, bc := range []struct {
+		name    string
+		maxRefs int
+	}{{"refcache=off", -1}, {"refcache=on", 0}} {
+		b.Run(bc.name, func(b *testing.B) { benchPublishStore(b, w, bc.maxRefs) })
+	}
+}
+
+func benchPublishStore(b *testing.B, w *tsdbtest.Workload, maxRefs int) {
+	series, samples := len(w.Series), w.Samples()
+	end := w.End()
+	r := httptest.NewRequest("POST", "/api/v1/publish", nil)
+	const per = 10_000
+	bodies := make([][]byte, (series+per-1)/per)
+	var cpu time.Duration
+	dps := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		store, err := db.Open(b.TempDir(), db.Options{Now: func() int64 { return end }, IngestMaxAge: 2 * 3600_000,
+			MaintenanceInterval: 1 << 40, CheckpointInterval: 1 << 40})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, err := New(Options{Appender: store, MaxRefs: maxRefs, Now: func() int64 { return end }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := &publishRequest{}
+		for t := range samples {
+			for k := range bodies {
+				from := k * per
+				bodies[k] = w.AppendAtlas(bodies[k][:0], t, from, min(series, from+per))
+			}
+			c0 := cpuTime()
+			for _, body := range bodies {
+				req.body.Reset()
+				req.body.Write(body)
+				status, resp, err := h.ingestPublish(r, req)
+				if err != nil || status != 200 {
+					b.Fatalf("status %d %v %v", status, resp, err)
+				}
+				dps += len(req.batch.Points) + len(req.retry.Points)
+			}
+			cpu += cpuTime() - c0
+		}
+		if err := store.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(dps), "cpu-ns/dp")
+	b.ReportMetric(float64(dps)/cpu.Seconds(), "dp/cpu-s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// cpuTime is the CPU time (user and system) the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -8,6 +8,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
@@ -29,13 +30,20 @@ import (
 const maxDepth = 64
 
 // metric is one decoded datapoint; its tags are raw[start:end] until merged.
+// With a ref cache, tags of a known series are not decoded: ref is set,
+// and the tags stay the body's text at body[tags0:tags1] (decoded on demand
+// by materialize).
 type metric struct {
-	start, end int32
-	t          int64
-	v          float64
-	hasT, hasV bool
-	overflow   bool // more tags than the rules allow: the rest were not kept
-	dirty      bool // a tag holds a character the rules do not allow
+	start, end   int32
+	tags0, tags1 int32 // the JSON text of its "tags" object in the body
+	t            int64
+	v            float64
+	key          refKey         // its ref cache key; zero when not computed
+	ref          tsdb.SeriesRef // the cached ref of its series; 0 on a miss
+	hasT, hasV   bool
+	overflow     bool // more tags than the rules allow: the rest were not kept
+	dirty        bool // a tag holds a character the rules do not allow
+	parsed       bool // raw[start:end] holds its tags
 }
 
 // publishDecoder holds a request's decoded body.
@@ -51,11 +59,24 @@ type publishDecoder struct {
 
 	maxTags    int
 	maxMetrics int
+
+	// refs, when set, is the ref cache: metrics whose tag text it knows are
+	// not decoded. Lookups during the scan need the common tags' key, so
+	// they happen once the common tags were seen; a body that sends them
+	// after its metrics is keyed after the scan (keyAll).
+	refs      *refCache
+	common0   int    // where the common tags' text starts, -1 before seen
+	commonKey refKey // the ref cache context of the common tags' text
+	noCache   bool   // more than one common "tags": the cache is not used
 }
 
-func (d *publishDecoder) reset(body []byte, rules *Rules, maxMetrics int) {
+func (d *publishDecoder) reset(body []byte, rules *Rules, maxMetrics int, refs *refCache) {
 	d.b, d.i, d.class = body, 0, &rules.scanClass
 	d.dirtyCommon = false
+	d.refs, d.common0, d.noCache = refs, -1, false
+	if refs != nil {
+		d.commonKey = refs.context(nil)
+	}
 	maxTags := rules.MaxTags
 	d.common, d.raw, d.metrics, d.unesc = d.common[:0], d.raw[:0], d.metrics[:0], d.unesc[:0]
 	d.maxTags, d.maxMetrics = maxTags, maxMetrics
@@ -130,8 +151,17 @@ func (d *publishDecoder) decode() error {
 		}
 		switch key {
 		case "tags":
+			d.ws()
+			at := d.i
 			if d.common, _, d.dirtyCommon, err = d.tagMap(d.common); err != nil {
 				return err
+			}
+			if d.refs != nil {
+				// A second common "tags" merges into the first: its text
+				// alone is not the context, and such bodies go uncached.
+				d.noCache = d.noCache || d.common0 >= 0
+				d.common0 = at
+				d.commonKey = d.refs.context(d.b[at:d.i])
 			}
 		case "metrics":
 			if err := d.metricList(); err != nil {
@@ -201,7 +231,7 @@ func (d *publishDecoder) metric() error {
 	if err := d.expect('{'); err != nil {
 		return err
 	}
-	m := metric{start: int32(len(d.raw)), end: int32(len(d.raw))}
+	m := metric{start: int32(len(d.raw)), end: int32(len(d.raw)), parsed: true}
 	if d.peek() == '}' {
 		d.i++
 		d.metrics = append(d.metrics, m)
@@ -217,17 +247,26 @@ func (d *publishDecoder) metric() error {
 		}
 		switch key {
 		case "tags":
-			var n int
-			start := len(d.raw)
-			if d.raw, n, m.dirty, err = d.tagMap(d.raw); err != nil {
+			d.ws()
+			at := d.i
+			// A repeated "tags" key replaces the earlier one.
+			d.raw = d.raw[:m.start]
+			m.end, m.ref, m.key, m.parsed, m.overflow, m.dirty = m.start, 0, refKey{}, true, false, false
+			if d.refs != nil && d.common0 >= 0 && !d.noCache {
+				if end := d.objectEnd(); end > 0 {
+					// Fast path: tag text of a series stored before, with
+					// these common tags; it decoded and passed the rules then.
+					m.key = d.refs.key(d.commonKey, d.b[at:end])
+					if m.ref = d.refs.get(m.key); m.ref != 0 {
+						d.i = end
+						m.tags0, m.tags1, m.parsed = int32(at), int32(end), false
+						break
+					}
+				}
+			}
+			if err := d.metricTags(&m); err != nil {
 				return err
 			}
-			// A repeated "tags" key replaces the earlier one.
-			if int32(start) != m.end {
-				d.raw = append(d.raw[:m.start], d.raw[start:]...)
-			}
-			m.end = int32(len(d.raw))
-			m.overflow = n > len(d.raw)-int(m.start)
 		case "timestamp", "start":
 			if m.t, err = d.timestamp(); err != nil {
 				return err
@@ -250,6 +289,87 @@ func (d *publishDecoder) metric() error {
 			return err
 		}
 	}
+}
+
+// metricTags decodes the "tags" object of m at d.i into d.raw.
+func (d *publishDecoder) metricTags(m *metric) error {
+	at := d.i
+	start := len(d.raw)
+	raw, n, dirty, err := d.tagMap(d.raw)
+	d.raw = raw
+	if err != nil {
+		return err
+	}
+	m.start, m.end = int32(start), int32(len(d.raw))
+	m.overflow = n > len(d.raw)-start
+	m.dirty, m.parsed = dirty, true
+	m.tags0, m.tags1 = int32(at), int32(d.i)
+	return nil
+}
+
+// materialize decodes the tags of m, a cache hit whose tags were skipped,
+// from their text in the body (valid: it decoded when it was cached).
+func (d *publishDecoder) materialize(m *metric) error {
+	if m.parsed {
+		return nil
+	}
+	d.i = int(m.tags0)
+	return d.metricTags(m)
+}
+
+// keyAll gives the metrics not keyed during the scan (their common tags
+// came later) their cache key, and looks each up. Metrics already
+// decoded keep their tags: a hit only spares the rules and the store's
+// lookup. With noCache, every metric is decoded and none is keyed.
+func (d *publishDecoder) keyAll() error {
+	if d.refs == nil {
+		return nil
+	}
+	for i := range d.metrics {
+		m := &d.metrics[i]
+		if d.noCache {
+			if err := d.materialize(m); err != nil {
+				return err
+			}
+			m.key, m.ref = refKey{}, 0
+			continue
+		}
+		if m.key == (refKey{}) && m.tags1 > m.tags0 {
+			m.key = d.refs.key(d.commonKey, d.b[m.tags0:m.tags1])
+			m.ref = d.refs.get(m.key)
+		}
+	}
+	return nil
+}
+
+// objectEnd returns the end of the JSON object at d.i (past its closing
+// brace) without decoding it, or -1. It checks no syntax: its result is
+// only used to look the text up in the ref cache, where only text that
+// decoded and passed the rules is found.
+func (d *publishDecoder) objectEnd() int {
+	b := d.b
+	i := d.i
+	if i >= len(b) || b[i] != '{' {
+		return -1
+	}
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
 }
 
 // tagMap appends the entries of a JSON object of strings to dst. It keeps
