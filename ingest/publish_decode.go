@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -356,10 +358,7 @@ func (d *publishDecoder) objectEnd() int {
 	for ; i < len(b); i++ {
 		switch b[i] {
 		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
+			for i = stringEnd(b, i+1); i < len(b) && b[i] == '\\'; i = stringEnd(b, i+2) {
 			}
 		case '{', '[':
 			depth++
@@ -370,6 +369,25 @@ func (d *publishDecoder) objectEnd() int {
 		}
 	}
 	return -1
+}
+
+// stringEnd returns the index of the first '"' or '\\' in b from i on, or
+// len(b). Eight bytes at a time: tag text is mostly inside strings, and
+// this is most of the ref cache's scan.
+func stringEnd(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		q, e := w^('"'*ones), w^('\\'*ones)
+		// The lowest flagged byte of each is exact (only bytes above a zero
+		// byte can be flagged falsely), so the lowest of both is the first.
+		if m := ((q - ones) &^ q & highs) | ((e - ones) &^ e & highs); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b) && b[i] != '"' && b[i] != '\\'; i++ {
+	}
+	return i
 }
 
 // tagMap appends the entries of a JSON object of strings to dst. It keeps

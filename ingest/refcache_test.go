@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -330,4 +331,74 @@ func FuzzPublishRefCache(f *testing.F) {
 			t.Fatalf("stored (-without +with the cache):\n%s", diff)
 		}
 	})
+}
+
+// TestRefCacheTable checks the open-addressing tables against a map under
+// random puts, gets and drops, with keys made to share stripes and home
+// slots (long probe runs, wrapping around the table's end).
+func TestRefCacheTable(t *testing.T) {
+	t.Parallel()
+	for _, bound := range []int{refStripes * 10_000, refStripes * 20} {
+		c := newRefCache(bound)
+		model := map[refKey]tsdb.SeriesRef{}
+		rng := rand.New(rand.NewPCG(1, uint64(bound)))
+		key := func() refKey {
+			// 2 stripes, homes crowded near the table's end.
+			return refKey{uint64(rng.IntN(2)) * refStripes, uint64(rng.IntN(300)) | 0xfff0}
+		}
+		for op := range 200_000 {
+			k := key()
+			k[1] += uint64(rng.IntN(4)) << 32 // distinct keys, same home
+			switch rng.IntN(3) {
+			case 0:
+				ref := tsdb.SeriesRef(op + 1)
+				if c.put(k, ref) {
+					clear(model) // the stripe started over: forget all, check less
+				}
+				model[k] = ref
+			case 1:
+				if ref, ok := model[k]; ok {
+					c.drop(k, ref)
+					delete(model, k)
+				}
+			}
+			got := c.get(k)
+			if want, ok := model[k]; ok && got != want {
+				t.Fatalf("bound %d op %d: get(%x) = %d, want %d", bound, op, k, got, want)
+			} else if !ok && got != 0 && bound > refStripes*20 {
+				t.Fatalf("bound %d op %d: get(%x) = %d, want none", bound, op, k, got)
+			}
+		}
+		if n := c.len(); n > bound {
+			t.Errorf("bound %d: %d entries", bound, n)
+		}
+	}
+}
+
+// TestStringEnd checks the eight-bytes-at-a-time scan against a plain one
+// at every offset of random texts dense in quotes, escapes and bytes next
+// to them in value ('!', '#', '[', ']', 0x80 and above).
+func TestStringEnd(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(2, 3))
+	alphabet := []byte("ab!#\"\\[]\x00\xa2\xdc\xff")
+	for range 2000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			if rng.IntN(4) == 0 {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			} else {
+				b[i] = byte(rng.IntN(256))
+			}
+		}
+		for i := 0; i <= len(b); i++ {
+			want := i
+			for want < len(b) && b[want] != '"' && b[want] != '\\' {
+				want++
+			}
+			if got := stringEnd(b, i); got != want {
+				t.Fatalf("stringEnd(%q, %d) = %d, want %d", b, i, got, want)
+			}
+		}
+	}
 }
