@@ -91,6 +91,8 @@ func (h *Handler) ingestPublish(r *http.Request, req *publishRequest) (int, *pub
 	err := d.decode()
 	if err == nil {
 		err = d.keyAll()
+	} else if err2 := d.materializeAll(); err2 != nil {
+		err = err2 // an earlier error in tags the scan skipped
 	}
 	if err != nil {
 		var tm *tooManyError

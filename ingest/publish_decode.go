@@ -67,9 +67,10 @@ type publishDecoder struct {
 	// they happen once the common tags were seen; a body that sends them
 	// after its metrics is keyed after the scan (keyAll).
 	refs      *refCache
-	common0   int    // where the common tags' text starts, -1 before seen
-	commonKey refKey // the ref cache context of the common tags' text
-	noCache   bool   // more than one common "tags": the cache is not used
+	common0   int     // where the common tags' text starts, -1 before seen
+	commonKey refKey  // the ref cache context of the common tags' text
+	noCache   bool    // more than one common "tags": the cache is not used
+	order     []int32 // scratch of refCache.getAll
 }
 
 func (d *publishDecoder) reset(body []byte, rules *Rules, maxMetrics int, refs *refCache) {
@@ -239,6 +240,21 @@ func (d *publishDecoder) metric() error {
 		d.metrics = append(d.metrics, m)
 		return nil
 	}
+	if err := d.metricFields(&m); err != nil {
+		// Tags skipped for the ref cache come before the error: a decoder
+		// without the cache would have failed on them first.
+		if err2 := d.materialize(&m); err2 != nil {
+			return err2
+		}
+		return err
+	}
+	d.metrics = append(d.metrics, m)
+	return nil
+}
+
+// metricFields decodes the fields of a metric object into m, up to and
+// including its closing brace.
+func (d *publishDecoder) metricFields(m *metric) error {
 	for {
 		key, _, err := d.str()
 		if err != nil {
@@ -249,24 +265,29 @@ func (d *publishDecoder) metric() error {
 		}
 		switch key {
 		case "tags":
+			// A repeated "tags" key replaces the earlier one, which must
+			// still be well formed.
+			if err := d.materialize(m); err != nil {
+				return err
+			}
 			d.ws()
 			at := d.i
-			// A repeated "tags" key replaces the earlier one.
 			d.raw = d.raw[:m.start]
-			m.end, m.ref, m.key, m.parsed, m.overflow, m.dirty = m.start, 0, refKey{}, true, false, false
-			if d.refs != nil && d.common0 >= 0 && !d.noCache {
+			m.end, m.key, m.overflow, m.dirty = m.start, refKey{}, false, false
+			if d.refs != nil && !d.noCache {
 				if end := d.objectEnd(); end > 0 {
-					// Fast path: tag text of a series stored before, with
-					// these common tags; it decoded and passed the rules then.
-					m.key = d.refs.key(d.commonKey, d.b[at:end])
-					if m.ref = d.refs.get(m.key); m.ref != 0 {
-						d.i = end
-						m.tags0, m.tags1, m.parsed = int32(at), int32(end), false
-						break
+					// Fast path: the text is only looked up in the ref
+					// cache, after the scan, all lookups together (keyAll);
+					// only misses are decoded.
+					d.i = end
+					m.tags0, m.tags1, m.parsed = int32(at), int32(end), false
+					if d.common0 >= 0 {
+						m.key = d.refs.key(d.commonKey, d.b[at:end])
 					}
+					break
 				}
 			}
-			if err := d.metricTags(&m); err != nil {
+			if err := d.metricTags(m); err != nil {
 				return err
 			}
 		case "timestamp", "start":
@@ -285,9 +306,6 @@ func (d *publishDecoder) metric() error {
 			}
 		}
 		if done, err := d.next('}'); err != nil || done {
-			if err == nil {
-				d.metrics = append(d.metrics, m)
-			}
 			return err
 		}
 	}
@@ -309,36 +327,58 @@ func (d *publishDecoder) metricTags(m *metric) error {
 	return nil
 }
 
-// materialize decodes the tags of m, a cache hit whose tags were skipped,
-// from their text in the body (valid: it decoded when it was cached).
+// materialize decodes the tags of m if the scan skipped them, from their
+// text in the body. It leaves d.i where it was.
 func (d *publishDecoder) materialize(m *metric) error {
 	if m.parsed {
 		return nil
 	}
+	i := d.i
 	d.i = int(m.tags0)
-	return d.metricTags(m)
+	err := d.metricTags(m)
+	d.i = i
+	return err
 }
 
-// keyAll gives the metrics not keyed during the scan (their common tags
-// came later) their cache key, and looks each up. Metrics already
-// decoded keep their tags: a hit only spares the rules and the store's
-// lookup. With noCache, every metric is decoded and none is keyed.
+// materializeAll decodes the skipped tags of every metric, in order, and
+// returns the first error: called when the scan failed, whose own error
+// comes after all of them.
+func (d *publishDecoder) materializeAll() error {
+	for i := range d.metrics {
+		if err := d.materialize(&d.metrics[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keyAll finishes decoding with the ref cache: it keys the metrics whose
+// common tags came after them, looks every key up at once (grouped by
+// stripe, so that one lock covers many lookups and their cache misses
+// overlap), and decodes the tags of the misses. With noCache every metric
+// is decoded and none is keyed.
 func (d *publishDecoder) keyAll() error {
 	if d.refs == nil {
 		return nil
 	}
 	for i := range d.metrics {
 		m := &d.metrics[i]
-		if d.noCache {
+		switch {
+		case d.noCache:
+			m.key = refKey{}
+		case m.key == (refKey{}) && m.tags1 > m.tags0:
+			m.key = d.refs.key(d.commonKey, d.b[m.tags0:m.tags1])
+		}
+	}
+	if !d.noCache {
+		d.order = d.refs.getAll(d.metrics, d.order)
+	}
+	for i := range d.metrics {
+		m := &d.metrics[i]
+		if m.ref == 0 {
 			if err := d.materialize(m); err != nil {
 				return err
 			}
-			m.key, m.ref = refKey{}, 0
-			continue
-		}
-		if m.key == (refKey{}) && m.tags1 > m.tags0 {
-			m.key = d.refs.key(d.commonKey, d.b[m.tags0:m.tags1])
-			m.ref = d.refs.get(m.key)
 		}
 	}
 	return nil

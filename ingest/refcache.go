@@ -132,6 +132,62 @@ func (c *refCache) get(k refKey) tsdb.SeriesRef {
 	return ref
 }
 
+// getAll sets the ref of every metric with a key to the ref cached for it,
+// or 0, and returns the scratch order (metric indexes grouped by stripe)
+// for reuse. Lookups of one stripe share a read lock, and with no atomic
+// between them the CPU overlaps their cache misses: one at a time, a
+// lookup in a cache of 100 000 series cost about as much as decoding the
+// datapoint's tags did.
+func (c *refCache) getAll(ms []metric, order []int32) []int32 {
+	var counts [refStripes + 1]int32
+	for i := range ms {
+		if k := ms[i].key; k != (refKey{}) {
+			counts[k[0]%refStripes+1]++
+		}
+	}
+	for s := 1; s <= refStripes; s++ {
+		counts[s] += counts[s-1]
+	}
+	n := int(counts[refStripes])
+	if cap(order) < n {
+		order = make([]int32, n, n+n/4)
+	}
+	order = order[:n]
+	pos := counts
+	for i := range ms {
+		if k := ms[i].key; k != (refKey{}) {
+			s := k[0] % refStripes
+			order[pos[s]] = int32(i)
+			pos[s]++
+		}
+	}
+	for s := range refStripes {
+		lo, hi := counts[s], counts[s+1]
+		if lo == hi {
+			continue
+		}
+		st := &c.stripes[s]
+		st.mu.RLock()
+		slots := st.mu.slots
+		mask := uint64(len(slots) - 1)
+		for _, i := range order[lo:hi] {
+			m := &ms[i]
+			m.ref = 0
+			if len(slots) == 0 {
+				continue
+			}
+			for j := m.key[1] & mask; ; j = (j + 1) & mask {
+				if sl := &slots[j]; sl.ref == 0 || sl.key == m.key {
+					m.ref = sl.ref
+					break
+				}
+			}
+		}
+		st.mu.RUnlock()
+	}
+	return order
+}
+
 // put caches ref for k. It reports whether the stripe was full and
 // started over.
 func (c *refCache) put(k refKey, ref tsdb.SeriesRef) (evicted bool) {

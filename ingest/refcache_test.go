@@ -295,6 +295,10 @@ func FuzzPublishRefCache(f *testing.F) {
 	f.Add([]byte(`{"metrics":[{"tags":{"name":"a\u0062"},"start":7,"values":[3,"NaN",null]}],"x":{"y":[true,false,null]},"tags":{"a":"b"}}`))
 	f.Add([]byte(`{"tags":{"a":"1"},"metrics":[{"tags":{"name":"x","k":{"n":[1,"}"]}},"timestamp":1},{"tags":{"name":"x"},"tags":{"name":"y"},"timestamp":2}],"tags":{"b":"2"}}`))
 	f.Add([]byte(`{"metrics":[{"tags":{"name":"x","bad key":"1"},"timestamp":1},{"timestamp":2,"tags":{"name":"x\"}"}},{"tags":{"name":"z"}}]}`))
+	// Errors inside tag objects the scan skips, before other errors.
+	f.Add([]byte(`{"tags":{"a":"1"},"metrics":[{"tags":{"name":"x" "k":"v"},"timestamp":1},{"tags":{"name":"yy"},"timestamp":x}]}`))
+	f.Add([]byte(`{"metrics":[{"tags":{"name":"x",},"tags":{"name":"yy"},"timestamp":1}],"tags":{"a":"1"}}`))
+	f.Add([]byte(`{"tags":{},"metrics":[{"tags":{"name":"xx"},"timestamp":1},{"tags":{"name":"yy"}},{"tags":{"name":1e999}}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := httptest.NewRequest("POST", "/api/v1/publish", nil)
 		run := func(h *Handler) string {
