@@ -132,6 +132,7 @@ type Handler struct {
 	// stripes that started over.
 	refs                          *refCache
 	refHits, refStale, refEvicted *lib.Counter
+	rwContext                     refKey // the cache context of remote write's keys
 
 	traceCounts *traceCounter
 	exemplars   exemplarTracker
@@ -147,6 +148,9 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{opts: opts, inflight: make(chan struct{}, opts.MaxInFlight), traceCounts: newTraceCounter(1 << 20)}
 	h.pool.New = func() any { return new(publishRequest) }
 	h.refs = newRefCache(opts.MaxRefs)
+	if h.refs != nil {
+		h.rwContext = h.refs.context([]byte("prometheus remote write"))
+	}
 	h.refHits = opts.Registry.Counter("sextant.ingest.refcache", "result", "hit")
 	h.refStale = opts.Registry.Counter("sextant.ingest.refcache", "result", "stale")
 	h.refEvicted = opts.Registry.Counter("sextant.ingest.refcache", "result", "evicted")

@@ -67,10 +67,12 @@ type publishDecoder struct {
 	// they happen once the common tags were seen; a body that sends them
 	// after its metrics is keyed after the scan (keyAll).
 	refs      *refCache
-	common0   int     // where the common tags' text starts, -1 before seen
-	commonKey refKey  // the ref cache context of the common tags' text
-	noCache   bool    // more than one common "tags": the cache is not used
-	order     []int32 // scratch of refCache.getAll
+	common0   int              // where the common tags' text starts, -1 before seen
+	commonKey refKey           // the ref cache context of the common tags' text
+	noCache   bool             // more than one common "tags": the cache is not used
+	keys      []refKey         // scratch of keyAll: the metrics' keys,
+	refv      []tsdb.SeriesRef // their refs,
+	order     []int32          // and refCache.lookupAll's order
 }
 
 func (d *publishDecoder) reset(body []byte, rules *Rules, maxMetrics int, refs *refCache) {
@@ -371,7 +373,14 @@ func (d *publishDecoder) keyAll() error {
 		}
 	}
 	if !d.noCache {
-		d.order = d.refs.getAll(d.metrics, d.order)
+		d.keys, d.refv = d.keys[:0], resize(d.refv, len(d.metrics))
+		for i := range d.metrics {
+			d.keys = append(d.keys, d.metrics[i].key)
+		}
+		d.order = d.refs.lookupAll(d.keys, d.refv, d.order)
+		for i := range d.metrics {
+			d.metrics[i].ref = d.refv[i]
+		}
 	}
 	for i := range d.metrics {
 		m := &d.metrics[i]

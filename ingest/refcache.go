@@ -132,16 +132,16 @@ func (c *refCache) get(k refKey) tsdb.SeriesRef {
 	return ref
 }
 
-// getAll sets the ref of every metric with a key to the ref cached for it,
-// or 0, and returns the scratch order (metric indexes grouped by stripe)
+// lookupAll sets refs[i] to the ref cached for keys[i], or 0 (the zero key
+// is none), and returns the scratch order (key indexes grouped by stripe)
 // for reuse. Lookups of one stripe share a read lock, and with no atomic
 // between them the CPU overlaps their cache misses: one at a time, a
 // lookup in a cache of 100 000 series cost about as much as decoding the
 // datapoint's tags did.
-func (c *refCache) getAll(ms []metric, order []int32) []int32 {
+func (c *refCache) lookupAll(keys []refKey, refs []tsdb.SeriesRef, order []int32) []int32 {
 	var counts [refStripes + 1]int32
-	for i := range ms {
-		if k := ms[i].key; k != (refKey{}) {
+	for _, k := range keys {
+		if k != (refKey{}) {
 			counts[k[0]%refStripes+1]++
 		}
 	}
@@ -154,8 +154,9 @@ func (c *refCache) getAll(ms []metric, order []int32) []int32 {
 	}
 	order = order[:n]
 	pos := counts
-	for i := range ms {
-		if k := ms[i].key; k != (refKey{}) {
+	for i, k := range keys {
+		refs[i] = 0
+		if k != (refKey{}) {
 			s := k[0] % refStripes
 			order[pos[s]] = int32(i)
 			pos[s]++
@@ -168,18 +169,15 @@ func (c *refCache) getAll(ms []metric, order []int32) []int32 {
 		}
 		st := &c.stripes[s]
 		st.mu.RLock()
-		slots := st.mu.slots
-		mask := uint64(len(slots) - 1)
-		for _, i := range order[lo:hi] {
-			m := &ms[i]
-			m.ref = 0
-			if len(slots) == 0 {
-				continue
-			}
-			for j := m.key[1] & mask; ; j = (j + 1) & mask {
-				if sl := &slots[j]; sl.ref == 0 || sl.key == m.key {
-					m.ref = sl.ref
-					break
+		if slots := st.mu.slots; len(slots) > 0 {
+			mask := uint64(len(slots) - 1)
+			for _, i := range order[lo:hi] {
+				k := keys[i]
+				for j := k[1] & mask; ; j = (j + 1) & mask {
+					if sl := &slots[j]; sl.ref == 0 || sl.key == k {
+						refs[i] = sl.ref
+						break
+					}
 				}
 			}
 		}
@@ -289,4 +287,12 @@ func (c *refCache) len() int {
 		st.mu.RUnlock()
 	}
 	return n
+}
+
+// resize returns s with length n, reusing its array when it is big enough.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, n+n/4)
+	}
+	return s[:n]
 }

@@ -4,10 +4,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/golang/snappy"
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/prometheus/prompb"
 )
 
@@ -115,11 +118,88 @@ func FuzzRemoteWrite(f *testing.F) {
 		if len(wk.decoded) > 1<<20 {
 			t.Fatalf("decoded %d bytes past the limit", len(wk.decoded))
 		}
-		convertRemote(&wk, policy)
+		convertRemote(&wk, policy, nil, refKey{})
 		for _, p := range wk.batch.Points {
 			if reason, _ := policy.check(p.Tags); reason != "" {
 				t.Fatalf("kept invalid tags %v: %s", p.Tags, reason)
 			}
 		}
 	})
+}
+
+// FuzzRemoteWriteRefCache: remote write through the ref cache stores what
+// it stores without it, and says the same, over three rounds (the cache
+// fills, hits, then meets a store that forgot every series).
+func FuzzRemoteWriteRefCache(f *testing.F) {
+	f.Add(remoteBody(f,
+		prompb.TimeSeries{Labels: labels("__name__", "up", "job", "x"), Samples: []prompb.Sample{{Timestamp: now, Value: 1}, {Timestamp: now + 1, Value: 2}}},
+		prompb.TimeSeries{Labels: labels("__name__", "up", "job", "x"), Samples: []prompb.Sample{{Timestamp: now + 2, Value: 3}}},
+		prompb.TimeSeries{Labels: labels("job", "x", "__name__", "up"), Samples: []prompb.Sample{{Timestamp: now + 3, Value: 3}}},
+		prompb.TimeSeries{Labels: labels("__name__", "bad", "k", "\xff"), Samples: []prompb.Sample{{Timestamp: now, Value: 1}}},
+		prompb.TimeSeries{Labels: labels("__name__", "long", "k", strings.Repeat("v", 2000)), Samples: []prompb.Sample{{Timestamp: now, Value: 1}}},
+		prompb.TimeSeries{Labels: labels("__name__", "reqs_total", "e", ""), Samples: []prompb.Sample{{Timestamp: now, Value: math.Float64frombits(staleNaN)}, {Timestamp: now, Value: 4}}},
+	))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := httptest.NewRequest("POST", "/api/v1/write", nil)
+		plain, cached := newMemAppender(), newMemAppender()
+		hp, err := New(Options{Appender: plain, MaxRefs: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc, err := New(Options{Appender: cached})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(h *Handler) string {
+			var wk remoteWork
+			if err := decodeRemote(&wk, b, "snappy", 1<<20); err != nil {
+				return err.Error()
+			}
+			err := h.ingestRemote(r, &wk)
+			return fmt.Sprintf("%v %d %v %v", err, wk.stored, wk.rej.count, wk.rej.messages)
+		}
+		for round := range 3 {
+			if round == 2 {
+				plain.forget()
+				cached.forget()
+			}
+			if want, got := run(hp), run(hc); want != got {
+				t.Fatalf("round %d: without the cache %s, with it %s", round, want, got)
+			}
+		}
+		slices.Sort(plain.stored)
+		slices.Sort(cached.stored)
+		if diff := cmp.Diff(plain.stored, cached.stored); diff != "" {
+			t.Fatalf("stored (-without +with the cache):\n%s", diff)
+		}
+	})
+}
+
+// TestRemoteWriteRefCache: a second write of the same series goes by ref,
+// into the same series; a series with a value cut is not cached (the cut
+// is counted on every write).
+func TestRemoteWriteRefCache(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	for k := range 3 {
+		ts := now - int64(2-k)*minute
+		body := remoteBody(t,
+			prompb.TimeSeries{Labels: labels("__name__", "go_goroutines", "job", "api"), Samples: []prompb.Sample{{Timestamp: ts, Value: float64(10 + k)}}},
+			prompb.TimeSeries{Labels: labels("__name__", "long_gauge", "v", strings.Repeat("x", 2000)), Samples: []prompb.Sample{{Timestamp: ts, Value: 1}}},
+		)
+		if code, _, out := e.post("/api/v1/write", body, rwHeaders...); code != 204 {
+			t.Fatalf("write %d: %d %v", k, code, out)
+		}
+	}
+	for k := range 3 {
+		if v := e.value(now-int64(2-k)*minute, "name", "go_goroutines", "job", "api"); v != float64(10+k) {
+			t.Errorf("step %d = %v, want %d", k, v, 10+k)
+		}
+	}
+	if got := refCount(e.reg, "hit"); got != 2 {
+		t.Errorf("hits = %v, want 2 (the short series, twice)", got)
+	}
+	if got := e.reg.Counter("sextant.ingest.valuesCut", "protocol", protoRemoteWrite).Count(); got != 3 {
+		t.Errorf("values cut = %v, want 3 (one a write)", got)
+	}
 }
