@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/db"
 	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
@@ -128,4 +131,88 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkRemoteWriteStore is BenchmarkPublishStore for Prometheus
+// remote write: snappy-compressed WriteRequests of 10 000 samples, one per
+// series (the name as __name__, the other tags as labels), decoded,
+// converted and appended to a real store on disk, with and without the
+// ref cache.
+func BenchmarkRemoteWriteStore(b *testing.B) {
+	series, samples := tsdbtest.BenchSize()
+	samples = min(samples, 60)
+	if os.Getenv("SEXTANT_BENCH_SAMPLES") == "" {
+		samples = 20
+	}
+	w := tsdbtest.LoadWorkload(b, series, samples, 1_700_006_400_000)
+	for _, bc := range []struct {
+		name    string
+		maxRefs int
+	}{{"refcache=off", -1}, {"refcache=on", 0}} {
+		b.Run(bc.name, func(b *testing.B) { benchRemoteWriteStore(b, w, bc.maxRefs) })
+	}
+}
+
+func benchRemoteWriteStore(b *testing.B, w *tsdbtest.Workload, maxRefs int) {
+	series, samples := len(w.Series), w.Samples()
+	end := w.End()
+	r := httptest.NewRequest("POST", "/api/v1/write", nil)
+	const per = 10_000
+	body := func(t, from, to int) []byte {
+		var wr prompb.WriteRequest
+		for i := from; i < to; i++ {
+			ts := prompb.TimeSeries{Samples: []prompb.Sample{{Timestamp: w.Start + int64(t)*w.Interval, Value: w.Values[i][t]}}}
+			for _, tag := range w.Series[i] {
+				k := tag.Key
+				if k == "name" {
+					k = "__name__"
+				}
+				ts.Labels = append(ts.Labels, prompb.Label{Name: k, Value: tag.Value})
+			}
+			wr.Timeseries = append(wr.Timeseries, ts)
+		}
+		raw, err := wr.Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return snappy.Encode(nil, raw)
+	}
+	bodies := make([][]byte, (series+per-1)/per)
+	var cpu time.Duration
+	dps := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		store, err := db.Open(b.TempDir(), db.Options{Now: func() int64 { return end }, IngestMaxAge: 2 * 3600_000,
+			MaintenanceInterval: 1 << 40, CheckpointInterval: 1 << 40})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, err := New(Options{Appender: store, MaxRefs: maxRefs, Now: func() int64 { return end }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var wk remoteWork
+		for t := range samples {
+			for k := range bodies {
+				bodies[k] = body(t, k*per, min(series, (k+1)*per))
+			}
+			c0 := cpuTime()
+			for _, raw := range bodies {
+				if err := decodeRemote(&wk, raw, "snappy", 64<<20); err != nil {
+					b.Fatal(err)
+				}
+				if err := h.ingestRemote(r, &wk); err != nil || wk.rej.count > 0 {
+					b.Fatalf("%v %v", err, wk.rej.messages)
+				}
+				dps += wk.stored
+			}
+			cpu += cpuTime() - c0
+		}
+		if err := store.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(dps), "cpu-ns/dp")
+	b.ReportMetric(float64(dps)/cpu.Seconds(), "dp/cpu-s")
+	b.ReportMetric(0, "ns/op")
 }
