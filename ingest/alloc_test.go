@@ -2,8 +2,11 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
@@ -57,6 +60,41 @@ func TestPublishAlloc(t *testing.T) {
 		}
 		if a := testing.AllocsPerRun(10, run); a != 0 {
 			t.Errorf("publish of %d datapoints to %T: %.1f allocations per request, want 0", n, tc.app, a)
+		}
+	}
+}
+
+// TestRemoteWriteAlloc holds remote write (snappy, the one-pass decode,
+// the tag policy, the ref cache, the batch for the store) to nothing
+// allocated per request once its pooled working space has grown.
+func TestRemoteWriteAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	var series []prompb.TimeSeries
+	for i := range 1000 {
+		series = append(series, prompb.TimeSeries{Labels: labels("__name__", fmt.Sprintf("m%d_total", i%10), "job", "api", "instance", fmt.Sprint(i)),
+			Samples: []prompb.Sample{{Timestamp: now, Value: float64(i)}}})
+	}
+	body := remoteBody(t, series...)
+	for _, app := range []tsdb.Appender{discard{}, refAppender{}} {
+		h, err := New(Options{Appender: app, Now: func() int64 { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest("POST", "/api/v1/write", nil)
+		var wk remoteWork
+		run := func() {
+			if err := decodeRemote(&wk, body, "snappy", 1<<20); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.ingestRemote(r, &wk); err != nil || wk.stored != 1000 {
+				t.Fatalf("ingestRemote: %v, %d stored", err, wk.stored)
+			}
+		}
+		run()
+		if a := testing.AllocsPerRun(10, run); a != 0 {
+			t.Errorf("remote write of 1 000 samples to %T: %.1f allocations per request, want 0", app, a)
 		}
 	}
 }

@@ -48,7 +48,8 @@ type remoteWork struct {
 	refs        []tsdb.SeriesRef
 	order       []int32
 	series      []int32
-	stale       []int32 // batch points sent by a ref the store did not know
+	stale       []int32        // batch points sent by a ref the store did not know
+	reasons     map[string]int // convertRemote's rejections by reason
 	retry       tsdb.Batch
 	retrySeries []int32
 }
@@ -105,8 +106,7 @@ func decodeRemote(wk *remoteWork, raw []byte, enc string, maxDecoded int64) erro
 			return &httpError{status: http.StatusBadRequest, msg: "invalid snappy body: " + err.Error()}
 		}
 	}
-	wk.req.Reset()
-	if err := wk.req.Unmarshal(raw); err != nil {
+	if err := unmarshalWriteRequest(&wk.req, raw); err != nil {
 		return &httpError{status: http.StatusBadRequest, msg: "invalid WriteRequest: " + err.Error()}
 	}
 	return nil
@@ -209,7 +209,11 @@ func (h *Handler) appendRemote(r *http.Request, wk *remoteWork, b *tsdb.Batch, s
 // whole: series with a value cut are not cached, as a hit would not count
 // the cut).
 func convertRemote(wk *remoteWork, policy TagPolicy, refs *refCache, ctx refKey) map[string]int {
-	reasons := map[string]int{}
+	if wk.reasons == nil {
+		wk.reasons = map[string]int{}
+	}
+	reasons := wk.reasons
+	clear(reasons)
 	wk.arena, wk.spans, wk.series, wk.cut, wk.stored = wk.arena[:0], wk.spans[:0], wk.series[:0], 0, 0
 	wk.batch.Reset()
 	wk.rej.reset()

@@ -203,3 +203,66 @@ func TestRemoteWriteRefCache(t *testing.T) {
 		t.Errorf("values cut = %v, want 3 (one a write)", got)
 	}
 }
+
+// FuzzRemoteDecode: the one-pass decoder agrees with the generated
+// prompb.WriteRequest.Unmarshal on every message the latter accepts (on
+// labels and samples; it skips what remote write does not store, so it
+// may accept a message whose exemplars or histograms are malformed).
+func FuzzRemoteDecode(f *testing.F) {
+	seed := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: labels("__name__", "up", "job", "x"), Samples: []prompb.Sample{{Timestamp: now, Value: 1}, {Timestamp: -5, Value: math.Inf(-1)}},
+			Exemplars: []prompb.Exemplar{{Labels: labels("trace_id", "abc"), Value: 2, Timestamp: 3}}},
+		{Labels: labels("__name__", "h"), Histograms: []prompb.Histogram{{Count: &prompb.Histogram_CountInt{CountInt: 3}, Sum: 1.5, Schema: 2}}},
+	}, Metadata: []prompb.MetricMetadata{{MetricFamilyName: "up", Help: "is it"}}}
+	b, err := seed.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{0x0a, 0x04, 0x0a, 0x02, 0x0a, 0x00})
+	f.Add([]byte{0x0b, 0x0a, 0x00, 0x0c})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want, got prompb.WriteRequest
+		errWant := want.Unmarshal(b)
+		// Decode twice into the same request: reuse must not leak the
+		// first decode into the second.
+		_ = unmarshalWriteRequest(&got, []byte{0x0a, 0x08, 0x0a, 0x06, 0x0a, 0x01, 'a', 0x12, 0x01, 'b'})
+		errGot := unmarshalWriteRequest(&got, b)
+		if errWant != nil {
+			return
+		}
+		if errGot != nil {
+			t.Fatalf("prompb decodes %x, the decoder fails: %v", b, errGot)
+		}
+		if len(got.Timeseries) != len(want.Timeseries) {
+			t.Fatalf("%d series, want %d", len(got.Timeseries), len(want.Timeseries))
+		}
+		for i := range want.Timeseries {
+			w, g := want.Timeseries[i], got.Timeseries[i]
+			if !cmp.Equal(w.Labels, g.Labels, cmpEmpty) {
+				t.Fatalf("series %d labels %v, want %v", i, g.Labels, w.Labels)
+			}
+			if len(w.Samples) != len(g.Samples) {
+				t.Fatalf("series %d: %d samples, want %d", i, len(g.Samples), len(w.Samples))
+			}
+			for j := range w.Samples {
+				if math.Float64bits(w.Samples[j].Value) != math.Float64bits(g.Samples[j].Value) || w.Samples[j].Timestamp != g.Samples[j].Timestamp {
+					t.Fatalf("series %d sample %d = %v, want %v", i, j, g.Samples[j], w.Samples[j])
+				}
+			}
+		}
+	})
+}
+
+// cmpEmpty compares nil and empty slices as equal.
+var cmpEmpty = cmp.Comparer(func(a, b []prompb.Label) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].Value != b[i].Value {
+			return false
+		}
+	}
+	return true
+})
