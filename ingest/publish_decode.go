@@ -403,6 +403,11 @@ func (d *publishDecoder) objectEnd() int {
 	if i >= len(b) || b[i] != '{' {
 		return -1
 	}
+	// Fast path: a flat object of strings without escapes.
+	if end, ok := flatObjectEnd(b, i); ok {
+		return end
+	}
+	// Slow path: escapes, nesting, or the body's last bytes.
 	depth := 0
 	for ; i < len(b); i++ {
 		switch b[i] {
@@ -418,6 +423,52 @@ func (d *publishDecoder) objectEnd() int {
 		}
 	}
 	return -1
+}
+
+// flatObjectEnd finds the end of the JSON object at b[i] ('{') eight bytes
+// at a time and without a branch per string: per word it finds the quotes
+// and closing braces, computes which bytes are inside strings from the
+// running parity of quotes, and stops at the first closing brace outside
+// them. It gives up (false) on any byte that could escape or nest
+// (\\ [ ] { and '|', which shares their masks) before the end, and on the
+// last bytes of b; objectEnd then scans byte by byte. Tag text is mostly
+// short strings, and a scan that branched at each one was 15-20 % of the
+// server's CPU on the standard workload.
+func flatObjectEnd(b []byte, i int) (int, bool) {
+	const low7, ones = 0x7f7f7f7f7f7f7f7f, 0x0101010101010101
+	// eq returns 0x80 in each byte of w equal to c, exactly (no carries
+	// between bytes).
+	eq := func(w uint64, c byte) uint64 {
+		x := w ^ (uint64(c) * ones)
+		return ^(((x & low7) + low7) | x | low7)
+	}
+	// gather moves the top bit of each byte to bit k for byte k.
+	gather := func(m uint64) uint64 { return ((m >> 7) * 0x0102040810204080) >> 56 }
+	var inStr uint64 // 0xff inside a string at the end of the last word
+	for j := i + 1; j+8 <= len(b); j += 8 {
+		w := binary.LittleEndian.Uint64(b[j:])
+		y := w & (0xdf * ones) // '{' '|' '}' fold onto '[' '\\' ']'
+		q := gather(eq(w, '"'))
+		c := gather(eq(w, '}'))
+		special := gather(eq(y, '[') | eq(y, '\\') | eq(w, ']'))
+		// Bit k of p: the parity of the quotes in bytes 0..k.
+		p := q ^ q<<1
+		p ^= p << 2
+		p ^= p << 4
+		p = (p ^ inStr) & 0xff
+		if end := c &^ p; end != 0 {
+			k := bits.TrailingZeros64(end)
+			if special&(1<<k-1) != 0 {
+				return 0, false
+			}
+			return j + k + 1, true
+		}
+		if special != 0 {
+			return 0, false
+		}
+		inStr = -(p >> 7) & 0xff
+	}
+	return 0, false
 }
 
 // stringEnd returns the index of the first '"' or '\\' in b from i on, or

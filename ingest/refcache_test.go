@@ -406,3 +406,63 @@ func TestStringEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestFlatObjectEnd checks the word-at-a-time end of a flat object
+// against the byte-by-byte scan on random texts dense in the bytes that
+// matter, at every opening brace: when it answers, it agrees.
+func TestFlatObjectEnd(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(4, 5))
+	alphabet := []byte(`"""""{}}}[]\|:,ab~^`)
+	answered := 0
+	for range 20_000 {
+		b := make([]byte, 1+rng.IntN(60))
+		b[0] = '{'
+		for i := 1; i < len(b); i++ {
+			if rng.IntN(3) == 0 {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			} else {
+				b[i] = 'a' + byte(rng.IntN(26))
+			}
+		}
+		for i := range b {
+			if b[i] != '{' {
+				continue
+			}
+			d := publishDecoder{b: b, i: i}
+			want := d.objectEnd() // the fast path first, then the slow one
+			if got, ok := flatObjectEnd(b, i); ok {
+				answered++
+				slow := slowObjectEnd(b, i)
+				if got != slow || want != slow {
+					t.Fatalf("flatObjectEnd(%q, %d) = %d, objectEnd %d, byte by byte %d", b, i, got, want, slow)
+				}
+			}
+		}
+	}
+	if answered < 1000 {
+		t.Errorf("the fast path answered %d times: the test exercises too little of it", answered)
+	}
+}
+
+// slowObjectEnd is objectEnd's byte-by-byte scan.
+func slowObjectEnd(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
+}
