@@ -31,7 +31,7 @@ type Options struct {
 	// which tag texts passed them).
 	Rules *Rules
 	// MaxRefs bounds the ref cache of the Atlas publish path: series refs
-	// remembered by the text their tags came in, about 40 bytes each
+	// remembered by the text their tags came in, 32 to 64 bytes each
 	// (refcache.go). Default 1 << 21; negative turns the cache off.
 	MaxRefs int
 	// Tags is the tag policy of the other protocols (remote write, OTLP,
