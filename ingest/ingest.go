@@ -30,7 +30,7 @@ type Options struct {
 	// defaults. They must not change after New (the ref cache remembers
 	// which tag texts passed them).
 	Rules *Rules
-	// MaxRefs bounds the ref cache of the Atlas publish path: series refs
+	// MaxRefs bounds the ref cache of Atlas publish and remote write: series refs
 	// remembered by the text their tags came in, 32 to 64 bytes each
 	// (refcache.go). Default 1 << 21; negative turns the cache off.
 	MaxRefs int
