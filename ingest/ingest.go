@@ -27,8 +27,13 @@ type Options struct {
 	// over steps.
 	Step int64
 	// Rules validate tags of the Atlas publish API; nil means Atlas's
-	// defaults.
+	// defaults. They must not change after New (the ref cache remembers
+	// which tag texts passed them).
 	Rules *Rules
+	// MaxRefs bounds the ref cache of Atlas publish and remote write: series refs
+	// remembered by the text their tags came in, 32 to 64 bytes each
+	// (refcache.go). Default 1 << 21; negative turns the cache off.
+	MaxRefs int
 	// Tags is the tag policy of the other protocols (remote write, OTLP,
 	// SpectatorD, Zipkin).
 	Tags TagPolicy
@@ -72,6 +77,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Step <= 0 {
 		o.Step = 60_000
+	}
+	if o.MaxRefs == 0 {
+		o.MaxRefs = 1 << 21
 	}
 	o.Tags = o.Tags.withDefaults()
 	if o.MaxBodyBytes <= 0 {
@@ -119,6 +127,13 @@ type Handler struct {
 	// datapoints without building the meter's id.
 	datapoints map[string]*lib.Counter
 
+	// refs is the ref cache of the Atlas publish path (nil when off), and
+	// its counters: datapoints that hit it, hits the store no longer knew,
+	// stripes that started over.
+	refs                          *refCache
+	refHits, refStale, refEvicted *lib.Counter
+	rwContext                     refKey // the cache context of remote write's keys
+
 	traceCounts *traceCounter
 	exemplars   exemplarTracker
 	red         spanAggs
@@ -132,6 +147,13 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{opts: opts, inflight: make(chan struct{}, opts.MaxInFlight), traceCounts: newTraceCounter(1 << 20)}
 	h.pool.New = func() any { return new(publishRequest) }
+	h.refs = newRefCache(opts.MaxRefs)
+	if h.refs != nil {
+		h.rwContext = h.refs.context([]byte("prometheus remote write"))
+	}
+	h.refHits = opts.Registry.Counter("sextant.ingest.refcache", "result", "hit")
+	h.refStale = opts.Registry.Counter("sextant.ingest.refcache", "result", "stale")
+	h.refEvicted = opts.Registry.Counter("sextant.ingest.refcache", "result", "evicted")
 	h.datapoints = make(map[string]*lib.Counter)
 	for _, p := range []string{protoAtlas, protoOTLP, protoRemoteWrite, protoSpectatorD} {
 		h.datapoints[p] = opts.Registry.Counter("sextant.ingest.datapoints", "protocol", p)

@@ -21,8 +21,14 @@ type publishRequest struct {
 	final  []tags.Tag // merged tag sets of the accepted datapoints
 	batch  tsdb.Batch
 	metric []int32 // batch point i comes from dec.metrics[metric[i]]
-	spans  []span  // accepted point i's tags are final[spans[i].start:spans[i].end]
+	spans  []span  // accepted point i's tags are final[spans[i].start:spans[i].end], or start -1 for a ref
 	rej    rejections
+
+	// The retry of cached refs the store no longer knew: their metrics,
+	// and the batch that sends them again with tags.
+	stale       []int32
+	retry       tsdb.Batch
+	retryMetric []int32
 }
 
 // span is a range of publishRequest.final.
@@ -81,8 +87,14 @@ type publishResponse struct {
 func (h *Handler) ingestPublish(r *http.Request, req *publishRequest) (int, *publishResponse, error) {
 	rules := h.opts.Rules
 	d := &req.dec
-	d.reset(req.body.Bytes(), rules, h.opts.MaxDatapoints)
-	if err := d.decode(); err != nil {
+	d.reset(req.body.Bytes(), rules, h.opts.MaxDatapoints, h.refs)
+	err := d.decode()
+	if err == nil {
+		err = d.keyAll()
+	} else if err2 := d.materializeAll(); err2 != nil {
+		err = err2 // an earlier error in tags the scan skipped
+	}
+	if err != nil {
 		var tm *tooManyError
 		if errors.As(err, &tm) {
 			return 0, nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: err.Error()}
@@ -101,20 +113,19 @@ func (h *Handler) ingestPublish(r *http.Request, req *publishRequest) (int, *pub
 	// Tag sets are built first and pointed into afterwards: req.final may
 	// grow (and move) while it fills.
 	spanBuf := req.spans[:0]
+	hits := 0
 	for i := range d.metrics {
 		m := &d.metrics[i]
-		start := len(req.final)
-		req.final = d.merge(req.final, m)
-		ts := tags.Set(req.final[start:])
-		var reason, msg string
-		switch {
-		case m.overflow:
-			reason, msg = ReasonTags, fmt.Sprintf("too many tags: more than %d", rules.MaxTags)
-		case !m.hasT:
-			reason, msg = ReasonTimestamp, "missing timestamp"
-		default:
-			reason, msg = rules.validate(ts, m.dirty || d.dirtyCommon)
+		if m.ref != 0 && m.hasT {
+			// Fast path: a series from the ref cache. Its tag text passed
+			// the rules with these common tags before.
+			spanBuf = append(spanBuf, span{-1, -1})
+			req.metric = append(req.metric, int32(i))
+			hits++
+			continue
 		}
+		start := len(req.final)
+		ts, reason, msg := h.tagsOf(req, m)
 		if reason != "" {
 			h.reject(protoAtlas, reason, 1)
 			req.rej.add(func() string { return fmt.Sprintf("%s (tags=%s)", msg, tagString(ts)) })
@@ -127,20 +138,49 @@ func (h *Handler) ingestPublish(r *http.Request, req *publishRequest) (int, *pub
 	req.spans = spanBuf
 	for k, s := range spanBuf {
 		m := &d.metrics[req.metric[k]]
-		req.batch.Points = append(req.batch.Points, tsdb.Datapoint{Tags: req.final[s.start:s.end], T: m.t, V: m.v})
+		p := tsdb.Datapoint{T: m.t, V: m.v}
+		if s.start < 0 {
+			p.Ref = m.ref
+		} else {
+			p.Tags = req.final[s.start:s.end]
+		}
+		req.batch.Points = append(req.batch.Points, p)
 	}
-	if len(req.batch.Points) > 0 {
-		if err := h.opts.Appender.Append(r.Context(), &req.batch); err != nil {
+	accepted, err := h.appendPublish(r, req, &req.batch, req.metric)
+	if err != nil {
+		return 0, nil, err
+	}
+	if hits > 0 {
+		h.refHits.Add(float64(hits))
+	}
+	if len(req.stale) > 0 {
+		h.refStale.Add(float64(len(req.stale)))
+		// Slow path: cached refs the store no longer knows (a series
+		// dropped by retention, a ref the Appender forgot) go again with
+		// their tags.
+		req.retry.Reset()
+		req.retryMetric = req.retryMetric[:0]
+		for _, i := range req.stale {
+			m := &d.metrics[i]
+			h.refs.drop(m.key, m.ref)
+			m.ref = 0
+			start := len(req.final)
+			ts, reason, msg := h.tagsOf(req, m)
+			if reason != "" { // the rules are fixed: only a broken cache gets here
+				h.reject(protoAtlas, reason, 1)
+				req.rej.add(func() string { return fmt.Sprintf("%s (tags=%s)", msg, tagString(ts)) })
+				req.final = req.final[:start]
+				continue
+			}
+			req.retry.Points = append(req.retry.Points, tsdb.Datapoint{Tags: ts, T: m.t, V: m.v})
+			req.retryMetric = append(req.retryMetric, i)
+		}
+		n, err := h.appendPublish(r, req, &req.retry, req.retryMetric)
+		if err != nil {
 			return 0, nil, err
 		}
+		accepted += n
 	}
-	for _, rj := range req.batch.Rejected {
-		p := req.batch.Points[rj.Index]
-		m := &d.metrics[req.metric[rj.Index]]
-		h.reject(protoAtlas, rj.Reason.String(), 1)
-		req.rej.add(func() string { return storeReason(rj.Reason, m.t) + " (tags=" + tagString(p.Tags) + ")" })
-	}
-	accepted := len(req.batch.Points) - len(req.batch.Rejected)
 	h.accepted(protoAtlas, accepted)
 	switch {
 	case req.rej.count == 0:
@@ -149,6 +189,75 @@ func (h *Handler) ingestPublish(r *http.Request, req *publishRequest) (int, *pub
 		return http.StatusAccepted, &publishResponse{Type: "partial", ErrorCount: req.rej.count, Message: req.rej.messages}, nil
 	}
 	return http.StatusBadRequest, &publishResponse{Type: "error", ErrorCount: req.rej.count, Message: req.rej.messages}, nil
+}
+
+// tagsOf builds the tag set of m at the end of req.final (decoding its tags
+// first if the ref cache skipped them) and checks it against the rules. It
+// returns the set and, if it fails them, the reason and message.
+func (h *Handler) tagsOf(req *publishRequest, m *metric) (ts tags.Set, reason, msg string) {
+	d := &req.dec
+	if err := d.materialize(m); err != nil {
+		// The text decoded before; a body cannot change under a request.
+		return nil, "MalformedPayload", err.Error()
+	}
+	start := len(req.final)
+	req.final = d.merge(req.final, m)
+	ts = tags.Set(req.final[start:])
+	rules := h.opts.Rules
+	switch {
+	case m.overflow:
+		return ts, ReasonTags, fmt.Sprintf("too many tags: more than %d", rules.MaxTags)
+	case !m.hasT:
+		return ts, ReasonTimestamp, "missing timestamp"
+	}
+	reason, msg = rules.validate(ts, m.dirty || d.dirtyCommon)
+	return ts, reason, msg
+}
+
+// appendPublish stores b, whose point k is metric metric[k] of the
+// request, counts and describes what the store rejected, caches the refs
+// of accepted series, and returns how many points were accepted. Points
+// sent by a cached ref that the store does not know are neither accepted
+// nor rejected: their metric indexes are left in req.stale for a retry.
+func (h *Handler) appendPublish(r *http.Request, req *publishRequest, b *tsdb.Batch, metric []int32) (int, error) {
+	req.stale = req.stale[:0]
+	if len(b.Points) == 0 {
+		return 0, nil
+	}
+	if err := h.opts.Appender.Append(r.Context(), b); err != nil {
+		return 0, err
+	}
+	d := &req.dec
+	rejected := b.Rejected
+	accepted := 0
+	for k := range b.Points {
+		p := &b.Points[k]
+		m := &d.metrics[metric[k]]
+		if len(rejected) == 0 || rejected[0].Index != k {
+			if h.refs != nil && m.ref == 0 && p.Ref != 0 && m.key != (refKey{}) {
+				if h.refs.put(m.key, p.Ref) {
+					h.refEvicted.Increment()
+				}
+			}
+			accepted++
+			continue
+		}
+		rj := rejected[0]
+		rejected = rejected[1:]
+		if rj.Reason == tsdb.MissingName && p.Ref != 0 && len(p.Tags) == 0 {
+			req.stale = append(req.stale, metric[k])
+			continue
+		}
+		h.reject(protoAtlas, rj.Reason.String(), 1)
+		req.rej.add(func() string {
+			ts := p.Tags
+			if len(ts) == 0 {
+				ts, _, _ = h.tagsOf(req, m)
+			}
+			return storeReason(rj.Reason, m.t) + " (tags=" + tagString(ts) + ")"
+		})
+	}
+	return accepted, nil
 }
 
 // storeReason explains a rejection by the store.

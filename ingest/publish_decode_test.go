@@ -26,7 +26,7 @@ type decodedMetric struct {
 func decodeString(t *testing.T, body string) (decoded, error) {
 	t.Helper()
 	var d publishDecoder
-	d.reset([]byte(body), DefaultRules(), 100)
+	d.reset([]byte(body), DefaultRules(), 100, nil)
 	err := d.decode()
 	var out decoded
 	out.Common = tags.Set(d.common).Clone()
@@ -94,13 +94,13 @@ func TestDecodePublishErrors(t *testing.T) {
 		}
 	}
 	var d publishDecoder
-	d.reset([]byte(`{"metrics":[{},{},{}]}`), DefaultRules(), 2)
+	d.reset([]byte(`{"metrics":[{},{},{}]}`), DefaultRules(), 2, nil)
 	if err := d.decode(); err == nil || !strings.Contains(err.Error(), "more than 2 datapoints") {
 		t.Errorf("over the datapoint limit: %v", err)
 	}
 	// Tags beyond the limit are counted, not kept.
 	body := `{"metrics":[{"tags":{` + strings.Repeat(`"k":"v",`, 100) + `"name":"a"},"timestamp":1}]}`
-	d.reset([]byte(body), DefaultRules(), 10)
+	d.reset([]byte(body), DefaultRules(), 10, nil)
 	if err := d.decode(); err != nil || !d.metrics[0].overflow || len(d.raw) != 31 {
 		t.Errorf("101 tags: err %v, overflow %v, kept %d", err, d.metrics[0].overflow, len(d.raw))
 	}
@@ -112,7 +112,7 @@ func FuzzPublishDecode(f *testing.F) {
 	rules := DefaultRules()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var d publishDecoder
-		d.reset(b, rules, 1000)
+		d.reset(b, rules, 1000, nil)
 		if err := d.decode(); err != nil {
 			return
 		}
