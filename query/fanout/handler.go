@@ -21,6 +21,7 @@ import (
 const (
 	PathFetch      = "/api/v1/internal/fetch"
 	PathTags       = "/api/v1/internal/tags"
+	PathSeries     = "/api/v1/internal/series"
 	PathTrace      = "/api/v1/internal/trace"
 	PathTraces     = "/api/v1/internal/traces"
 	PathCatalog    = "/api/v1/internal/catalog"
@@ -35,6 +36,12 @@ type HandlerOptions struct {
 	Reader  tracing.Reader // the node's own span store
 	Catalog tracing.Catalog
 	Deps    tracing.DependencyReader
+	// WaitApplied, on a node that consumes the log, returns once the node
+	// applied partition p of log up to offset (exclusive), or an error
+	// when it cannot (not consumed here, ctx ended). Strong reads wait on
+	// it before reading; nil: a strong read is answered 503, so the query
+	// node asks another owner.
+	WaitApplied func(ctx context.Context, log Log, p int, offset int64) error
 	// Timeout bounds one internal request (default 1 min); the query node
 	// usually ends it sooner by closing the connection.
 	Timeout  time.Duration
@@ -82,6 +89,7 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathFetch, h.serve("fetch", h.fetch))
 	mux.HandleFunc("POST "+PathTags, h.serve("tags", h.tags))
+	mux.HandleFunc("POST "+PathSeries, h.serve("series", h.series))
 	mux.HandleFunc("POST "+PathTrace, h.serve("trace", h.trace))
 	mux.HandleFunc("POST "+PathTraces, h.serve("traces", h.traces))
 	mux.HandleFunc("POST "+PathCatalog, h.serve("catalog", h.catalog))
@@ -119,8 +127,11 @@ func (h *Handler) serve(name string, e endpoint) http.HandlerFunc {
 }
 
 func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
-	req, err := decodeFetchRequest(body)
+	req, offs, err := decodeFetchRequest(body)
 	if err != nil {
+		return nil, err
+	}
+	if err := h.waitFresh(ctx, LogMetrics, offs); err != nil {
 		return nil, err
 	}
 	set, err := h.opts.Querier.Fetch(ctx, req)
@@ -131,8 +142,11 @@ func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
 }
 
 func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
-	req, err := decodeTagsRequest(body)
+	req, offs, err := decodeTagsRequest(body)
 	if err != nil {
+		return nil, err
+	}
+	if err := h.waitFresh(ctx, LogMetrics, offs); err != nil {
 		return nil, err
 	}
 	tcs, err := h.opts.Querier.Tags(ctx, req)
@@ -142,9 +156,34 @@ func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
 	return appendTagCounts(nil, tcs), nil
 }
 
+func (h *Handler) series(ctx context.Context, body []byte) ([]byte, error) {
+	req, offs, err := decodeSeriesRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	sl, ok := h.opts.Querier.(tsdb.SeriesLister)
+	if !ok {
+		return nil, errors.New("fanout: this store cannot list series")
+	}
+	if err := h.waitFresh(ctx, LogMetrics, offs); err != nil {
+		return nil, err
+	}
+	sets, more, err := sl.Series(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return appendSeriesList(nil, sets, more), nil
+}
+
 func (h *Handler) trace(ctx context.Context, body []byte) ([]byte, error) {
 	var req traceRequest
 	if err := decodeGob(body, &req); err != nil {
+		return nil, err
+	}
+	if err := checkGobVersion(req.Version); err != nil {
+		return nil, err
+	}
+	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
 		return nil, err
 	}
 	tr, err := h.opts.Reader.GetTrace(ctx, req.ID)
@@ -161,6 +200,12 @@ const maxFindLimit = 10_000
 func (h *Handler) traces(ctx context.Context, body []byte) ([]byte, error) {
 	var req findRequest
 	if err := decodeGob(body, &req); err != nil {
+		return nil, err
+	}
+	if err := checkGobVersion(req.Version); err != nil {
+		return nil, err
+	}
+	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
 		return nil, err
 	}
 	q, err := req.Query.query()
@@ -205,6 +250,12 @@ func (h *Handler) catalog(ctx context.Context, body []byte) ([]byte, error) {
 	if err := decodeGob(body, &req); err != nil {
 		return nil, err
 	}
+	if err := checkGobVersion(req.Version); err != nil {
+		return nil, err
+	}
+	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
+		return nil, err
+	}
 	var ans catalogAnswer
 	var err error
 	if req.Operations {
@@ -221,6 +272,12 @@ func (h *Handler) catalog(ctx context.Context, body []byte) ([]byte, error) {
 func (h *Handler) deps(ctx context.Context, body []byte) ([]byte, error) {
 	var req depsRequest
 	if err := decodeGob(body, &req); err != nil {
+		return nil, err
+	}
+	if err := checkGobVersion(req.Version); err != nil {
+		return nil, err
+	}
+	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
 		return nil, err
 	}
 	deps, err := h.opts.Deps.Dependencies(ctx, req.Start, req.End)
@@ -252,7 +309,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, errWire):
 		return http.StatusBadRequest
-	case errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed), errors.Is(err, tracing.ErrOverloaded),
+	case errors.Is(err, errNotFresh), errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed), errors.Is(err, tracing.ErrOverloaded),
 		errors.Is(err, tracing.ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable
 	}

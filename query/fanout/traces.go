@@ -15,7 +15,12 @@ import (
 func (q *Querier) GetTrace(ctx context.Context, id tracing.TraceID) (tracing.Trace, error) {
 	n := q.opts.Owners.Partitions()
 	p := tracing.TracePartition(id, n)
-	body, err := encodeGob(traceRequest{Version: wireVersion, ID: id})
+	ends, err := q.endOffsets(ctx, LogSpans, n)
+	if err != nil {
+		return tracing.Trace{}, err
+	}
+	offs := offsetsFor(ends, []int{p})
+	body, err := encodeGob(traceRequest{Version: gobVersion(offs), ID: id, Offsets: offs})
 	if err != nil {
 		return tracing.Trace{}, err
 	}
@@ -55,8 +60,13 @@ func (q *Querier) GetTrace(ctx context.Context, id tracing.TraceID) (tracing.Tra
 func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.Trace, error) {
 	n := q.opts.Owners.Partitions()
 	wq := toWireQuery(tq)
+	ends, err := q.endOffsets(ctx, LogSpans, n)
+	if err != nil {
+		return nil, err
+	}
 	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Trace, error) {
-		body, err := encodeGob(findRequest{Version: wireVersion, Query: wq, N: n, Want: ps})
+		offs := offsetsFor(ends, ps)
+		body, err := encodeGob(findRequest{Version: gobVersion(offs), Query: wq, N: n, Want: ps, Offsets: offs})
 		if err != nil {
 			return nil, &fatalError{err}
 		}
@@ -138,11 +148,18 @@ func (q *Querier) tracePartial(ctx context.Context, missing []int, n, answers in
 // catalog asks one owner of every partition for its catalog.
 func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAnswer, error) {
 	n := q.opts.Owners.Partitions()
-	body, err := encodeGob(req)
+	ends, err := q.endOffsets(ctx, LogSpans, n)
 	if err != nil {
 		return nil, err
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, _ []int) (catalogAnswer, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) (catalogAnswer, error) {
+		r := req
+		r.Offsets = offsetsFor(ends, ps)
+		r.Version = gobVersion(r.Offsets)
+		body, err := encodeGob(r)
+		if err != nil {
+			return catalogAnswer{}, &fatalError{err}
+		}
 		data, err := q.post(ctx, nd, PathCatalog, body)
 		if err != nil {
 			return catalogAnswer{}, err
@@ -199,11 +216,16 @@ func (q *Querier) Operations(ctx context.Context, service string, kind tracing.S
 // partial.
 func (q *Querier) Dependencies(ctx context.Context, start, end int64) ([]tracing.Dependency, error) {
 	n := q.opts.Owners.Partitions()
-	body, err := encodeGob(depsRequest{Version: wireVersion, Start: start, End: end})
+	ends, err := q.endOffsets(ctx, LogSpans, n)
 	if err != nil {
 		return nil, err
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, _ []int) ([]tracing.Dependency, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Dependency, error) {
+		offs := offsetsFor(ends, ps)
+		body, err := encodeGob(depsRequest{Version: gobVersion(offs), Start: start, End: end, Offsets: offs})
+		if err != nil {
+			return nil, &fatalError{err}
+		}
 		data, err := q.post(ctx, nd, PathDeps, body)
 		if err != nil {
 			return nil, err
