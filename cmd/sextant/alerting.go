@@ -94,7 +94,7 @@ func setupAlerting(n *node, g *runGroup) error {
 	ctx := context.Background()
 	kv := n.store.KV()
 	step := ms(n.cfg.Step)
-	engine := query.NewEngine(n.querier(), eval.Options{})
+	engine := query.NewEngine(n.ruleQuerier(), eval.Options{}) // strong reads on a query node
 	subscribe := n.liveSubscribe()
 	if subscribe == nil {
 		// No live evaluator in this node: poll the query engine.

@@ -23,17 +23,24 @@ type clusterReads struct {
 	store bool
 
 	fan *fanout.Querier // set by setupClusterQuery when owners is
+	// strong: fan can read the log's end offsets (a query node on Kafka),
+	// so alert rules read strongly (cluster_consistency.go).
+	strong bool
 }
 
 // setupClusterQuery serves the internal read endpoints on a store node and
 // builds the fan-out querier of a query node; the components after it
 // read through n.querier() and n.traceSource().
-func setupClusterQuery(n *node, _ *runGroup) error {
+func setupClusterQuery(n *node, g *runGroup) error {
 	if n.cluster.store {
-		h, err := fanout.NewHandler(fanout.HandlerOptions{
+		ho := fanout.HandlerOptions{
 			Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans,
 			Logger: n.logger.With("component", "cluster-internal"), Registry: n.reg,
-		})
+		}
+		if err := setupStrongReads(n, g, nil, &ho); err != nil {
+			return err
+		}
+		h, err := fanout.NewHandler(ho)
 		if err != nil {
 			return err
 		}
@@ -42,18 +49,22 @@ func setupClusterQuery(n *node, _ *runGroup) error {
 	if n.cluster.owners == nil {
 		return nil
 	}
-	fan, err := fanout.New(fanout.Options{
+	fo := fanout.Options{
 		Owners:    n.cluster.owners,
 		AuthToken: n.cfg.AuthToken, // inter-node requests carry the cluster's token
 		Logger:    n.logger.With("component", "fanout"),
 		Registry:  n.reg,
-	})
+	}
+	if err := setupStrongReads(n, g, &fo, nil); err != nil {
+		return err
+	}
+	fan, err := fanout.New(fo)
 	if err != nil {
 		return err
 	}
 	n.cluster.fan = fan
 	n.onShutdown = append(n.onShutdown, func() { _ = fan.Close() })
-	n.middleware = append(n.middleware, partialMiddleware)
+	n.middleware = append(n.middleware, partialMiddleware, consistencyMiddleware)
 	return nil
 }
 

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sextant-dev/sextant/query/fanout"
+	"github.com/sextant-dev/sextant/tsdb"
+)
+
+// graphValues returns the values of the only line of a graph API JSON
+// answer (NaN as "no data" dropped), and its partial flag header.
+var graphValuesRE = regexp.MustCompile(`"values":(\[.*?\]\])`)
+
+func graphValues(t *testing.T, body string) []float64 {
+	t.Helper()
+	m := graphValuesRE.FindStringSubmatch(body)
+	if m == nil {
+		return nil
+	}
+	var rows [][]*float64
+	if err := json.Unmarshal([]byte(strings.ReplaceAll(m[1], `"NaN"`, "null")), &rows); err != nil {
+		t.Fatalf("graph values %s: %v", m[1], err)
+	}
+	var out []float64
+	for _, r := range rows {
+		for _, v := range r {
+			if v != nil {
+				out = append(out, *v)
+			}
+		}
+	}
+	return out
+}
+
+// TestClusterStrongRead runs a store node and an ingest+query node
+// in-process on a three-broker kfake cluster: a datapoint published to the
+// ingest node (acknowledged once Kafka has it) is in the answer of a graph
+// query sent at once with X-Sextant-Read-Consistency: strong, every time,
+// and so with ?consistency=strong and through the Prometheus API; a bad
+// value is a 400 naming the field.
+func TestClusterStrongRead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster for a few seconds")
+	}
+	t.Parallel()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "sextant-metrics", "sextant-spans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	brokers := kc.ListenAddrs()
+	s := startMemberNode(t, brokers, t.TempDir(), "--role", "store", "--node-id", "store-a")
+	defer s.stop(t)
+	q := startMemberNode(t, brokers, t.TempDir(), "--role", "ingest,query", "--node-id", "iq")
+	defer q.stop(t)
+	waitFor(t, 30*time.Second, "every partition served", func() bool {
+		st := clusterStatus(t, q.addr)
+		code, _ := get(t, "http://"+q.addr+"/healthz")
+		return code == 200 && len(st.Nodes) == 2 && len(st.Unserved) == 0
+	})
+
+	query := func(i int, strong func(*http.Request)) (int, http.Header, string) {
+		t.Helper()
+		now := time.Now().UnixMilli()
+		v := url.Values{"q": {fmt.Sprintf("name,sr,:eq,iter,%d,:eq,:and", i)}, "s": {fmt.Sprint(now - 60_000)},
+			"e": {fmt.Sprint(now + 2000)}, "step": {"1s"}, "format": {"json"}}
+		req, err := http.NewRequest(http.MethodGet, "http://"+q.addr+"/api/v1/graph?"+v.Encode(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		strong(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	byHeader := func(r *http.Request) { r.Header.Set("X-Sextant-Read-Consistency", "strong") }
+	byParam := func(r *http.Request) {
+		r.URL.RawQuery += "&consistency=strong"
+	}
+	for i := range 40 {
+		val := float64(i) + 0.25
+		body := fmt.Appendf(nil, `{"metrics":[{"tags":{"name":"sr","iter":"%d","atlas.dstype":"gauge"},"timestamp":%d,"value":%g}]}`,
+			i, time.Now().UnixMilli(), val)
+		if code, resp := post(t, "http://"+q.addr+"/api/v1/publish", body); code != 200 {
+			t.Fatalf("publish %d: %d %s", i, code, resp)
+		}
+		how := byHeader
+		if i%2 == 1 {
+			how = byParam
+		}
+		code, h, got := query(i, how)
+		if vs := graphValues(t, got); code != 200 || len(vs) != 1 || vs[0] != val || h.Get("X-Sextant-Partial") != "" {
+			t.Fatalf("strong read %d right after the publish = %d partial=%q values %v, want [%g]\n%.400s", i, code, h.Get("X-Sextant-Partial"), vs, val, got)
+		}
+	}
+	// The Prometheus API and a series listing read strongly too.
+	body := fmt.Appendf(nil, `{"metrics":[{"tags":{"name":"sr","iter":"prom","atlas.dstype":"gauge"},"timestamp":%d,"value":7}]}`, time.Now().UnixMilli())
+	if code, resp := post(t, "http://"+q.addr+"/api/v1/publish", body); code != 200 {
+		t.Fatalf("publish: %d %s", code, resp)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+q.addr+"/api/v1/series?match[]="+url.QueryEscape(`sr{iter="prom"}`), nil)
+	byHeader(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"iter":"prom"`) {
+		t.Errorf("strong series listing right after the publish = %d %s", resp.StatusCode, b)
+	}
+
+	// A bad value is the client's mistake, named.
+	code, _, got := query(0, func(r *http.Request) { r.Header.Set("X-Sextant-Read-Consistency", "linear") })
+	if code != 400 || !strings.Contains(got, "X-Sextant-Read-Consistency") {
+		t.Errorf("bad consistency header = %d %s, want 400 naming the header", code, got)
+	}
+	code, _, got = query(0, func(r *http.Request) { r.URL.RawQuery += "&consistency=x" })
+	if code != 400 || !strings.Contains(got, "consistency") {
+		t.Errorf("bad consistency parameter = %d %s, want 400 naming the parameter", code, got)
+	}
+	_, metrics := get(t, "http://"+q.addr+"/metrics")
+	if !strings.Contains(metrics, "sextant_cluster_fanout_strongReads") {
+		t.Error("/metrics lacks sextant_cluster_fanout_strongReads")
+	}
+}
+
+// consistencyRecorder is a tsdb.Querier that records the consistency its
+// reads were asked for.
+type consistencyRecorder struct{ got []fanout.Consistency }
+
+func (r *consistencyRecorder) Fetch(ctx context.Context, _ tsdb.FetchRequest) (*tsdb.SeriesSet, error) {
+	r.got = append(r.got, fanout.ConsistencyOf(ctx))
+	return &tsdb.SeriesSet{}, nil
+}
+
+func (r *consistencyRecorder) Tags(ctx context.Context, _ tsdb.TagsRequest) ([]tsdb.TagCount, error) {
+	r.got = append(r.got, fanout.ConsistencyOf(ctx))
+	return nil, nil
+}
+
+// TestRuleQuerierStrong: alert rules on a query node of a cluster on Kafka
+// read strongly by default; a single node's rules read its store.
+func TestRuleQuerierStrong(t *testing.T) {
+	t.Parallel()
+	rec := &consistencyRecorder{}
+	sq := strongQuerier{rec}
+	ctx := context.Background()
+	sq.Fetch(ctx, tsdb.FetchRequest{})
+	sq.Tags(ctx, tsdb.TagsRequest{})
+	sq.Fetch(fanout.WithConsistency(ctx, fanout.Strong), tsdb.FetchRequest{})
+	if want := []fanout.Consistency{fanout.Strong, fanout.Strong, fanout.Strong}; !slices.Equal(rec.got, want) {
+		t.Errorf("strongQuerier read with %v, want %v", rec.got, want)
+	}
+	fan, err := fanout.New(fanout.Options{Owners: clusterTestOwners{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{}
+	n.cluster.fan = fan
+	if _, ok := n.ruleQuerier().(strongQuerier); ok {
+		t.Error("rules read strongly on a query node that cannot read the log's end offsets")
+	}
+	n.cluster.strong = true
+	if q, ok := n.ruleQuerier().(strongQuerier); !ok || q.q != tsdb.Querier(fan) {
+		t.Errorf("rules on a query node read %T, want strong reads of the fan-out", n.ruleQuerier())
+	}
+}
