@@ -31,6 +31,9 @@ type ConsumerOptions struct {
 	Appender tsdb.Appender
 	Traces   tracing.Writer
 	KV       tsdb.KV
+	// Exemplars, when set, keeps the exemplars records of the spans topic;
+	// nil: they are skipped.
+	Exemplars tracing.ExemplarStore
 	// Assign delivers the partitions this node must consume now, each value
 	// the whole set (cluster membership sends a new one when ownership
 	// changes). Nil: every partition, for good.
@@ -383,9 +386,16 @@ func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record) erro
 	return nil
 }
 
-// applySpans writes the spans of each record.
+// applySpans writes the spans of each record (and the exemplars of an
+// exemplars record).
 func (c *Consumer) applySpans(ctx context.Context, recs []*kgo.Record) error {
 	for _, r := range recs {
+		if k, err := KindOf(r.Value); err == nil && k == KindExemplars {
+			if err := c.applyExemplars(ctx, r); err != nil {
+				return err
+			}
+			continue
+		}
 		td, err := DecodeSpans(r.Value)
 		if err != nil {
 			c.mCorrupt.Increment()
@@ -398,6 +408,21 @@ func (c *Consumer) applySpans(ctx context.Context, recs []*kgo.Record) error {
 		c.mSpans.Add(float64(td.SpanCount()))
 	}
 	return nil
+}
+
+// applyExemplars keeps the exemplars of one record. Exemplars are derived
+// data: a store that fails them is retried as for spans.
+func (c *Consumer) applyExemplars(ctx context.Context, r *kgo.Record) error {
+	if c.opts.Exemplars == nil {
+		return nil
+	}
+	ex, err := DecodeExemplars(r.Value)
+	if err != nil {
+		c.mCorrupt.Increment()
+		c.opts.Logger.Error("skip corrupt record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		return nil
+	}
+	return c.retry(ctx, func() error { return c.opts.Exemplars.WriteExemplars(ctx, ex) })
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off from 100 ms to
