@@ -132,7 +132,7 @@ func newTestClusterWith(t *testing.T, mod func(node int, o *fanout.HandlerOption
 		}
 		n := &storeNode{id: fmt.Sprint("store-", i), store: querytest.Open(t, step, dataNow, mine...)}
 		n.spans = openSpans(t, filterTraces(td, func(id tracing.TraceID) bool { return keep(tracing.TracePartition(id, numPartitions)) }))
-		hopts := fanout.HandlerOptions{Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans}
+		hopts := fanout.HandlerOptions{Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans, Exemplars: n.spans}
 		if mod != nil {
 			mod(i, &hopts)
 		}

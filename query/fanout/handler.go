@@ -26,6 +26,7 @@ const (
 	PathTraces     = "/api/v1/internal/traces"
 	PathCatalog    = "/api/v1/internal/catalog"
 	PathDeps       = "/api/v1/internal/dependencies"
+	PathExemplars  = "/api/v1/internal/exemplars"
 	wireMediaType  = "application/x-sextant-fetch"
 	maxRequestBody = 16 << 20
 )
@@ -36,6 +37,9 @@ type HandlerOptions struct {
 	Reader  tracing.Reader // the node's own span store
 	Catalog tracing.Catalog
 	Deps    tracing.DependencyReader
+	// Exemplars, when set, serves the node's span-metrics exemplars; nil:
+	// the node answers that it holds none.
+	Exemplars tracing.ExemplarStore
 	// WaitApplied, on a node that consumes the log, returns once the node
 	// applied partition p of log up to offset (exclusive), or an error
 	// when it cannot (not consumed here, ctx ended). Strong reads wait on
@@ -94,6 +98,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathTraces, h.serve("traces", h.traces))
 	mux.HandleFunc("POST "+PathCatalog, h.serve("catalog", h.catalog))
 	mux.HandleFunc("POST "+PathDeps, h.serve("dependencies", h.deps))
+	mux.HandleFunc("POST "+PathExemplars, h.serve("exemplars", h.exemplars))
 }
 
 // endpoint answers a decoded request body with an encoded answer.

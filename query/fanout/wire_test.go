@@ -281,6 +281,7 @@ func FuzzDecodeTraceMessages(f *testing.F) {
 	seed(catalogRequest{Version: wireVersion, Operations: true, Service: "a"})
 	seed(traceRequest{Version: wireVersion2, ID: tracing.TraceID{1}, Offsets: []partOffset{{P: 0, Offset: 9}}})
 	seed(depsRequest{Version: wireVersion2, Start: 1, End: 2, Offsets: []partOffset{{P: 1, Offset: 9}}})
+	seed(exemplarsRequest{Version: wireVersion, Start: 1, End: 2, N: 4, Want: []int{1, 2}})
 	seed([]tracing.Trace{{ID: tracing.TraceID{1}, Spans: []tracing.Span{{Name: "x", Resource: &tracing.Resource{Service: "a"}}}}})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr findRequest
@@ -295,5 +296,9 @@ func FuzzDecodeTraceMessages(f *testing.F) {
 		}
 		var dr depsRequest
 		_ = decodeGob(b, &dr)
+		var er exemplarsRequest
+		_ = decodeGob(b, &er)
+		var ex []tracing.Exemplar
+		_ = decodeGob(b, &ex)
 	})
 }
