@@ -261,7 +261,7 @@ func (n *node) alertExemplars(ctx context.Context, program string, labels map[st
 			qs = append(qs, d.DataQuery())
 		}
 	}
-	exs, err := n.spans.Exemplars(ctx, start, end)
+	exs, err := n.exemplarSource()(ctx, start, end)
 	if err != nil {
 		return nil, err
 	}

@@ -182,3 +182,67 @@ func TestRuleQuerierStrong(t *testing.T) {
 		t.Errorf("rules on a query node read %T, want strong reads of the fan-out", n.ruleQuerier())
 	}
 }
+
+// TestClusterExemplars: traces sent to an ingest node of a cluster on
+// kfake lead, through span metrics' exemplars (which travel through the
+// log to the store node holding the trace), to their trace on the query
+// node: the graph's exemplars and the Prometheus query_exemplars API
+// find them, as on a single node.
+func TestClusterExemplars(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster for a few seconds")
+	}
+	t.Parallel()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "sextant-metrics", "sextant-spans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	brokers := kc.ListenAddrs()
+	s := startMemberNode(t, brokers, t.TempDir(), "--role", "store", "--node-id", "store-a")
+	defer s.stop(t)
+	in := startMemberNode(t, brokers, t.TempDir(), "--role", "ingest", "--node-id", "ingest-a")
+	defer in.stop(t)
+	q := startMemberNode(t, brokers, t.TempDir(), "--role", "query", "--node-id", "query-a")
+	defer q.stop(t)
+	waitFor(t, 30*time.Second, "every partition served", func() bool {
+		st := clusterStatus(t, q.addr)
+		return len(st.Nodes) == 3 && len(st.Unserved) == 0
+	})
+	var ids []string
+	for n := range 6 {
+		body, tid := crashTraceRequest(n)
+		ids = append(ids, fmt.Sprintf("%x", tid[:]))
+		if code, resp := post(t, "http://"+in.addr+"/v1/traces", body, "Content-Type", "application/x-protobuf"); code != 200 {
+			t.Fatalf("traces: %d %s", code, resp)
+		}
+	}
+	// Span metrics flush every second: wait for the exemplars rather
+	// than for a fixed time. The slowest span per series and step is one
+	// of the traces sent.
+	graphURL := "http://" + q.addr + "/api/v1/exemplars?s=e-5m&step=1s&q=" +
+		url.QueryEscape("name,span.duration,:eq,(,service.name,),:by,(,99,),:percentiles")
+	found := func(body string) bool {
+		for _, id := range ids {
+			if strings.Contains(body, id) {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, 30*time.Second, "the graph's exemplars on the query node", func() bool {
+		code, body := get(t, graphURL)
+		return code == 200 && found(body) && strings.Contains(body, `"api"`) && strings.Contains(body, `"db"`)
+	})
+	now := time.Now()
+	pq := url.Values{"query": {`span.duration{"service.name"="api"}`},
+		"start": {fmt.Sprint(now.Add(-5 * time.Minute).Unix())}, "end": {fmt.Sprint(now.Add(time.Minute).Unix())}}
+	code, body := get(t, "http://"+q.addr+"/api/v1/query_exemplars?"+pq.Encode())
+	if code != 200 || !found(body) {
+		t.Errorf("query_exemplars on the query node = %d %s, want one of the traces", code, body)
+	}
+	// The ingest node keeps none of its own: they are on the store node.
+	if code, body := get(t, "http://"+in.addr+"/api/v1/exemplars?s=e-5m&step=1s&q="+url.QueryEscape("name,span.duration,:eq")); code == 200 && found(body) {
+		t.Errorf("the ingest node answers exemplars from a store of its own: %s", body)
+	}
+}

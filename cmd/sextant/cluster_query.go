@@ -34,7 +34,7 @@ type clusterReads struct {
 func setupClusterQuery(n *node, g *runGroup) error {
 	if n.cluster.store {
 		ho := fanout.HandlerOptions{
-			Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans,
+			Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans, Exemplars: n.spans,
 			Logger: n.logger.With("component", "cluster-internal"), Registry: n.reg,
 		}
 		if err := setupStrongReads(n, g, nil, &ho); err != nil {
@@ -75,6 +75,26 @@ func (n *node) querier() tsdb.Querier {
 		return n.cluster.fan
 	}
 	return n.store
+}
+
+// exemplarSource is where the node's exemplar reads go (the graph's and
+// the Prometheus API's exemplars, alerts' trace ids): the store nodes on a
+// query node, whose exemplars came through the log with their traces;
+// else the local span store.
+func (n *node) exemplarSource() queryapi.ExemplarFunc {
+	if n.cluster.fan != nil {
+		return n.cluster.fan.Exemplars
+	}
+	return n.spans.Exemplars
+}
+
+// exemplarWriter is where span metrics' exemplars go: the log in cluster
+// mode (to the partitions of their traces), else the local span store.
+func (n *node) exemplarWriter() tracing.ExemplarStore {
+	if n.clusterLog != nil && n.clusterLog.producer != nil {
+		return n.clusterLog.producer
+	}
+	return n.spans
 }
 
 // traceStore is what the trace APIs read.

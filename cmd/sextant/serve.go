@@ -211,7 +211,7 @@ func setupIngest(n *node, g *runGroup) error {
 	ing, err := ingest.New(ingest.Options{
 		Appender:  n.appender(),
 		Traces:    n.traceWriter(),
-		Exemplars: n.spans,
+		Exemplars: n.exemplarWriter(),
 		// One store append per second for span metrics, not per request.
 		SpanMetricsInterval: time.Second,
 		Step:                ms(n.cfg.Step),
@@ -231,7 +231,7 @@ func setupIngest(n *node, g *runGroup) error {
 // setupQuery serves the graph, tags, expression and exemplar APIs.
 func setupQuery(n *node, _ *runGroup) error {
 	queries, err := queryapi.New(queryapi.Options{
-		Exemplars:   n.spans.Exemplars,
+		Exemplars:   n.exemplarSource(),
 		Querier:     n.querier(),
 		StorageStep: ms(n.cfg.Step),
 		Logger:      n.logger.With("component", "query"),
