@@ -139,6 +139,17 @@ func TestClusterStrongRead(t *testing.T) {
 	if !strings.Contains(metrics, "sextant_cluster_fanout_strongReads") {
 		t.Error("/metrics lacks sextant_cluster_fanout_strongReads")
 	}
+	// Self-metrics go through the log like any write, tagged with the
+	// node id: the query node graphs every node's, its own included, as a
+	// single node graphs its own.
+	for _, id := range []string{"store-a", "iq"} {
+		selfURL := "http://" + q.addr + "/api/v1/graph?format=json&s=e-1m&step=1s&q=" +
+			url.QueryEscape("nf.app,sextant,:eq,nf.node,"+id+",:eq,:and,name,sextant.cluster.produced,:eq,:and,:sum,(,name,),:by")
+		waitFor(t, 20*time.Second, "self-metrics of "+id+" on the query node", func() bool {
+			code, body := get(t, selfURL)
+			return code == 200 && strings.Contains(body, `"name":"sextant.cluster.`) && len(graphValues(t, body)) > 0
+		})
+	}
 }
 
 // consistencyRecorder is a tsdb.Querier that records the consistency its

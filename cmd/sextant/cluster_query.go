@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"os"
 
 	queryapi "github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/query/fanout"
@@ -95,6 +96,22 @@ func (n *node) exemplarWriter() tracing.ExemplarStore {
 		return n.clusterLog.producer
 	}
 	return n.spans
+}
+
+// selfAppender is where the node's self-metrics go: in cluster mode the
+// log, like any write, so that a query node answers every node's
+// self-metrics (and its own) as a single node answers its own; else the
+// local store.
+func (n *node) selfAppender() tsdb.Appender { return n.appender() }
+
+// selfNode is the nf.node tag of the node's self-metrics: its cluster node
+// id in cluster mode (nodes of one host differ), else the hostname.
+func (n *node) selfNode() string {
+	if n.members != nil {
+		return n.members.Status().Self
+	}
+	host, _ := os.Hostname()
+	return host
 }
 
 // traceStore is what the trace APIs read.
