@@ -129,7 +129,7 @@ func setupAlerting(n *node, g *runGroup) error {
 		g.Go("alertmanager-push", p.Run)
 	}
 	mgr, err := alerting.New(alerting.Options{
-		Subscribe: subscribe, KV: kv, Appender: n.store, Step: step,
+		Subscribe: subscribe, KV: kv, Appender: n.appender(), Step: step, // the log on a cluster node: a query node graphs ALERTS
 		Notifier: alerting.NotifierFunc(func(ctx context.Context, alerts []*alerting.Alert) {
 			for _, nt := range notifiers {
 				nt.Notify(ctx, alerts)

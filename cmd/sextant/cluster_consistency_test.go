@@ -257,3 +257,80 @@ func TestClusterExemplars(t *testing.T) {
 		t.Errorf("the ingest node answers exemplars from a store of its own: %s", body)
 	}
 }
+
+// TestClusterAlertRule: an alert rule on a query node of a cluster on
+// kfake reads strongly by default (the strong-read meter counts its
+// reads, no user asked for any), fires on data published to the ingest
+// node, and its ALERTS series goes through the log, so the query node
+// graphs it as a single node does.
+func TestClusterAlertRule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster for a few seconds")
+	}
+	t.Parallel()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "sextant-metrics", "sextant-spans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	brokers := kc.ListenAddrs()
+	s := startMemberNode(t, brokers, t.TempDir(), "--role", "store", "--node-id", "store-a")
+	defer s.stop(t)
+	rules := rulesDir(t, `groups:
+  - name: cpu
+    rules:
+      - alert: HotCPU
+        expr: name,ar.cpu,:eq,50,:gt
+        for: 0s
+`)
+	q := startMemberNode(t, brokers, t.TempDir(), "--role", "ingest,query", "--node-id", "iq",
+		"--rules-dir", rules, "--live-delay", "200ms")
+	defer q.stop(t)
+	waitFor(t, 30*time.Second, "every partition served", func() bool {
+		st := clusterStatus(t, q.addr)
+		return len(st.Nodes) == 2 && len(st.Unserved) == 0
+	})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(200 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			body := fmt.Appendf(nil, `{"metrics":[{"tags":{"name":"ar.cpu","atlas.dstype":"gauge"},"timestamp":%d,"value":90}]}`, time.Now().UnixMilli())
+			if resp, err := http.Post("http://"+q.addr+"/api/v1/publish", "application/json", strings.NewReader(string(body))); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	waitFor(t, 30*time.Second, "HotCPU firing on the query node", func() bool {
+		_, body := get(t, "http://"+q.addr+"/api/v1/alerting/alerts")
+		return strings.Contains(body, "HotCPU") && strings.Contains(body, "firing")
+	})
+	_, metrics := get(t, "http://"+q.addr+"/metrics")
+	if !regexp.MustCompile(`sextant_cluster_fanout_strongReads(_total)?(\{[^}]*\})? [1-9]`).MatchString(metrics) {
+		t.Errorf("no strong reads counted, yet the rule evaluated: %s", grepLines(metrics, "strongReads"))
+	}
+	waitFor(t, 20*time.Second, "the ALERTS series on the query node", func() bool {
+		code, body := get(t, "http://"+q.addr+"/api/v1/graph?format=json&s=e-1m&step=1s&q="+url.QueryEscape("name,ALERTS,:eq,alertname,HotCPU,:eq,:and"))
+		return code == 200 && len(graphValues(t, body)) > 0
+	})
+}
+
+// grepLines returns the lines of s holding sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
