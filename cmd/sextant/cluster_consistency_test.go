@@ -109,6 +109,24 @@ func TestClusterStrongRead(t *testing.T) {
 			t.Fatalf("strong read %d right after the publish = %d partial=%q values %v, want [%g]\n%.400s", i, code, h.Get("X-Sextant-Partial"), vs, val, got)
 		}
 	}
+	// Traces: found by the Jaeger API right after the ingest node's 200.
+	for n := range 10 {
+		body, tid := crashTraceRequest(1000 + n)
+		if code, resp := post(t, "http://"+q.addr+"/v1/traces", body, "Content-Type", "application/x-protobuf"); code != 200 {
+			t.Fatalf("traces: %d %s", code, resp)
+		}
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/api/traces/%x", q.addr, tid[:]), nil)
+		byHeader(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || spanIDs(string(b)) != 3 {
+			t.Fatalf("strong trace read %d right after the write = %d, %d spans: %.300s", n, resp.StatusCode, spanIDs(string(b)), b)
+		}
+	}
 	// The Prometheus API and a series listing read strongly too.
 	body := fmt.Appendf(nil, `{"metrics":[{"tags":{"name":"sr","iter":"prom","atlas.dstype":"gauge"},"timestamp":%d,"value":7}]}`, time.Now().UnixMilli())
 	if code, resp := post(t, "http://"+q.addr+"/api/v1/publish", body); code != 200 {
