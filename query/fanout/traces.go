@@ -176,7 +176,7 @@ func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAns
 
 // Services implements tracing.Catalog: the union of the nodes' services.
 func (q *Querier) Services(ctx context.Context) ([]string, error) {
-	answers, err := q.catalog(ctx, catalogRequest{Version: wireVersion})
+	answers, err := q.catalog(ctx, catalogRequest{Version: wireVersionBase})
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (q *Querier) Services(ctx context.Context) ([]string, error) {
 // Operations implements tracing.Catalog: the union of the nodes'
 // operations of service, sorted by name then kind.
 func (q *Querier) Operations(ctx context.Context, service string, kind tracing.SpanKind) ([]tracing.Operation, error) {
-	answers, err := q.catalog(ctx, catalogRequest{Version: wireVersion, Operations: true, Service: service, Kind: kind})
+	answers, err := q.catalog(ctx, catalogRequest{Version: wireVersionBase, Operations: true, Service: service, Kind: kind})
 	if err != nil {
 		return nil, err
 	}

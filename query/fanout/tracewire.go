@@ -71,16 +71,16 @@ type depsRequest struct {
 // it carries some, else 1 (which store nodes of the release before read).
 func gobVersion(offs []partOffset) int {
 	if len(offs) > 0 {
-		return wireVersion2
+		return wireVersion
 	}
-	return wireVersion
+	return wireVersionBase
 }
 
 // checkGobVersion rejects a span request of a version this node does not
 // know (a newer query node's), rather than misread it.
 func checkGobVersion(v int) error {
-	if v < wireVersion || v > wireVersion2 {
-		return fmt.Errorf("%w: version %d, want %d to %d", errWire, v, wireVersion, wireVersion2)
+	if v < wireVersionBase || v > wireVersion {
+		return fmt.Errorf("%w: version %d, want %d to %d", errWire, v, wireVersionBase, wireVersion)
 	}
 	return nil
 }

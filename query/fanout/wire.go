@@ -23,8 +23,8 @@ import (
 // of the release before still understand it; answers stay version 1,
 // except the series answer (version 2, as its request).
 const (
-	wireVersion  = 1
-	wireVersion2 = 2
+	wireVersion     = 2 // the newest version, which decoders read up to
+	wireVersionBase = 1 // the first: what a sender writes when it can
 )
 
 // partOffset asks a store node to wait, before it reads, until it has
@@ -47,9 +47,9 @@ var errWire = errors.New("fanout: malformed message")
 // appendFetchRequest encodes req and the offsets to wait for (version 2
 // when there are any).
 func appendFetchRequest(dst []byte, req *tsdb.FetchRequest, offs []partOffset) []byte {
-	v := byte(wireVersion)
+	v := byte(wireVersionBase)
 	if len(offs) > 0 {
-		v = wireVersion2
+		v = wireVersion
 	}
 	dst = append(dst, v)
 	dst = binary.AppendVarint(dst, req.Start)
@@ -62,7 +62,7 @@ func appendFetchRequest(dst []byte, req *tsdb.FetchRequest, offs []partOffset) [
 	}
 	dst = appendPartitions(dst, req.Partitions)
 	dst = appendQuery(dst, req.Query)
-	if v == wireVersion2 {
+	if v == wireVersion {
 		dst = appendOffsets(dst, offs)
 	}
 	return dst
@@ -72,7 +72,7 @@ func appendFetchRequest(dst []byte, req *tsdb.FetchRequest, offs []partOffset) [
 func decodeFetchRequest(src []byte) (tsdb.FetchRequest, []partOffset, error) {
 	var req tsdb.FetchRequest
 	d := decoder{b: src}
-	v := d.version(wireVersion2)
+	v := d.version(wireVersion)
 	req.Start, req.End, req.Step = d.varint(), d.varint(), d.varint()
 	req.CF, req.Aggregation = tsdb.Consolidation(d.byte1()), tsdb.Aggregation(d.byte1())
 	if n := d.length(); n > 0 {
@@ -84,7 +84,7 @@ func decodeFetchRequest(src []byte) (tsdb.FetchRequest, []partOffset, error) {
 	req.Partitions = d.partitions()
 	req.Query = d.query(0)
 	var offs []partOffset
-	if v == wireVersion2 {
+	if v == wireVersion {
 		offs = d.offsets()
 	}
 	if err := d.end(); err != nil {
@@ -108,7 +108,7 @@ func appendSeriesSet(dst []byte, set *tsdb.SeriesSet) []byte {
 		}
 	}
 	dst = slices.Grow(dst, size)
-	dst = append(dst, wireVersion)
+	dst = append(dst, wireVersionBase)
 	dst = binary.AppendUvarint(dst, uint64(set.Stats.SeriesScanned))
 	dst = binary.AppendUvarint(dst, uint64(set.Stats.DatapointsScanned))
 	dst = binary.AppendUvarint(dst, uint64(len(set.Series)))
@@ -129,7 +129,7 @@ func appendSeriesSet(dst []byte, set *tsdb.SeriesSet) []byte {
 // decodeSeriesSet decodes an answer encoded by appendSeriesSet.
 func decodeSeriesSet(src []byte) (*tsdb.SeriesSet, error) {
 	d := decoder{b: src}
-	d.version(wireVersion)
+	d.version(wireVersionBase)
 	set := &tsdb.SeriesSet{}
 	set.Stats.SeriesScanned, set.Stats.DatapointsScanned = d.bigCount(), d.bigCount()
 	n := d.length()
@@ -166,15 +166,15 @@ func decodeSeriesSet(src []byte) (*tsdb.SeriesSet, error) {
 // appendTagsRequest encodes req and the offsets to wait for (version 2
 // when there are any or req has a time window).
 func appendTagsRequest(dst []byte, req *tsdb.TagsRequest, offs []partOffset) []byte {
-	v := byte(wireVersion)
+	v := byte(wireVersionBase)
 	if len(offs) > 0 || req.Start != 0 || req.End != 0 {
-		v = wireVersion2
+		v = wireVersion
 	}
 	dst = append(dst, v)
 	dst = appendString(dst, req.Key)
 	dst = appendString(dst, req.After)
 	dst = binary.AppendUvarint(dst, uint64(max(req.Limit, 0)))
-	if v == wireVersion2 {
+	if v == wireVersion {
 		dst = binary.AppendVarint(dst, req.Start)
 		dst = binary.AppendVarint(dst, req.End)
 	}
@@ -184,7 +184,7 @@ func appendTagsRequest(dst []byte, req *tsdb.TagsRequest, offs []partOffset) []b
 	} else {
 		dst = appendQuery(append(dst, 1), req.Query)
 	}
-	if v == wireVersion2 {
+	if v == wireVersion {
 		dst = appendOffsets(dst, offs)
 	}
 	return dst
@@ -194,9 +194,9 @@ func appendTagsRequest(dst []byte, req *tsdb.TagsRequest, offs []partOffset) []b
 func decodeTagsRequest(src []byte) (tsdb.TagsRequest, []partOffset, error) {
 	var req tsdb.TagsRequest
 	d := decoder{b: src}
-	v := d.version(wireVersion2)
+	v := d.version(wireVersion)
 	req.Key, req.After, req.Limit = d.str(), d.str(), d.count()
-	if v == wireVersion2 {
+	if v == wireVersion {
 		req.Start, req.End = d.varint(), d.varint()
 	}
 	req.Partitions = d.partitions()
@@ -204,7 +204,7 @@ func decodeTagsRequest(src []byte) (tsdb.TagsRequest, []partOffset, error) {
 		req.Query = d.query(0)
 	}
 	var offs []partOffset
-	if v == wireVersion2 {
+	if v == wireVersion {
 		offs = d.offsets()
 	}
 	if err := d.end(); err != nil {
@@ -215,7 +215,7 @@ func decodeTagsRequest(src []byte) (tsdb.TagsRequest, []partOffset, error) {
 
 // appendSeriesRequest encodes a series request (version 2 only).
 func appendSeriesRequest(dst []byte, req *tsdb.SeriesRequest, offs []partOffset) []byte {
-	dst = append(dst, wireVersion2)
+	dst = append(dst, wireVersion)
 	dst = binary.AppendVarint(dst, req.Start)
 	dst = binary.AppendVarint(dst, req.End)
 	dst = binary.AppendUvarint(dst, uint64(max(req.Limit, 0)))
@@ -228,7 +228,7 @@ func appendSeriesRequest(dst []byte, req *tsdb.SeriesRequest, offs []partOffset)
 func decodeSeriesRequest(src []byte) (tsdb.SeriesRequest, []partOffset, error) {
 	var req tsdb.SeriesRequest
 	d := decoder{b: src}
-	if v := d.version(wireVersion2); v != wireVersion2 {
+	if v := d.version(wireVersion); v != wireVersion {
 		d.fail("version of a series request")
 	}
 	req.Start, req.End, req.Limit = d.varint(), d.varint(), d.count()
@@ -244,7 +244,7 @@ func decodeSeriesRequest(src []byte) (tsdb.SeriesRequest, []partOffset, error) {
 // appendSeriesList encodes a series answer: the tag sets, and whether
 // there were more than the request's limit.
 func appendSeriesList(dst []byte, sets []tags.Set, more bool) []byte {
-	dst = append(dst, wireVersion2)
+	dst = append(dst, wireVersion)
 	if more {
 		dst = append(dst, 1)
 	} else {
@@ -263,7 +263,7 @@ func appendSeriesList(dst []byte, sets []tags.Set, more bool) []byte {
 // decodeSeriesList decodes an answer encoded by appendSeriesList.
 func decodeSeriesList(src []byte) ([]tags.Set, bool, error) {
 	d := decoder{b: src}
-	if v := d.version(wireVersion2); v != wireVersion2 {
+	if v := d.version(wireVersion); v != wireVersion {
 		d.fail("version of a series answer")
 	}
 	more := d.byte1()
@@ -297,7 +297,7 @@ func appendOffsets(dst []byte, offs []partOffset) []byte {
 
 // appendTagCounts encodes a tags answer.
 func appendTagCounts(dst []byte, tcs []tsdb.TagCount) []byte {
-	dst = append(dst, wireVersion)
+	dst = append(dst, wireVersionBase)
 	dst = binary.AppendUvarint(dst, uint64(len(tcs)))
 	for _, tc := range tcs {
 		dst = appendString(dst, tc.Name)
@@ -309,7 +309,7 @@ func appendTagCounts(dst []byte, tcs []tsdb.TagCount) []byte {
 // decodeTagCounts decodes an answer encoded by appendTagCounts.
 func decodeTagCounts(src []byte) ([]tsdb.TagCount, error) {
 	d := decoder{b: src}
-	d.version(wireVersion)
+	d.version(wireVersionBase)
 	n := d.length()
 	var out []tsdb.TagCount
 	for i := 0; i < n && d.err == nil; i++ {
@@ -379,8 +379,8 @@ func (d *decoder) fail(what string) {
 // version reads the version byte, which must be from 1 to highest.
 func (d *decoder) version(highest byte) byte {
 	v := d.byte1()
-	if (v < wireVersion || v > highest) && d.err == nil {
-		d.err = fmt.Errorf("%w: version %d, want %d to %d", errWire, v, wireVersion, highest)
+	if (v < wireVersionBase || v > highest) && d.err == nil {
+		d.err = fmt.Errorf("%w: version %d, want %d to %d", errWire, v, wireVersionBase, highest)
 	}
 	return v
 }

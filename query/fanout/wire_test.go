@@ -169,7 +169,7 @@ func TestWireSeries(t *testing.T) {
 	if diff := cmp.Diff(req, got); diff != "" || !cmp.Equal(offs, gotOffs) {
 		t.Errorf("mismatch (-sent +decoded):\n%s offsets %v", diff, gotOffs)
 	}
-	enc[0] = wireVersion
+	enc[0] = wireVersionBase
 	if _, _, err := decodeSeriesRequest(enc); err == nil {
 		t.Error("a series request of version 1: no error")
 	}
@@ -188,7 +188,7 @@ func TestWireTraceQuery(t *testing.T) {
 		{Key: "http.route", Match: tracing.MatchRegex, Value: "/a.*", Regex: regexp.MustCompile("^(?:/a.*)$")},
 		{Key: "region", Match: tracing.MatchPrefix, Value: "us-"},
 	}, Start: 1, End: 2, Limit: 20}
-	enc, err := encodeGob(findRequest{Version: wireVersion, Query: toWireQuery(q), N: 4, Want: []int{1}})
+	enc, err := encodeGob(findRequest{Version: wireVersionBase, Query: toWireQuery(q), N: 4, Want: []int{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func FuzzDecodeFetchRequest(f *testing.F) {
 		f.Add(appendFetchRequest(nil, &req, offs))
 	}
 	f.Add([]byte{})
-	f.Add([]byte{wireVersion, 0, 0, 0, 0, 0, 0, 0, byte(tags.OpNot), byte(tags.OpNot), byte(tags.OpTrue)})
+	f.Add([]byte{wireVersionBase, 0, 0, 0, 0, 0, 0, 0, byte(tags.OpNot), byte(tags.OpNot), byte(tags.OpTrue)})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, offs, err := decodeFetchRequest(b)
 		if err != nil {
@@ -242,7 +242,7 @@ func FuzzDecodeAnswers(f *testing.F) {
 	f.Add(appendSeriesRequest(nil, &tsdb.SeriesRequest{Query: tags.Eq("name", "cpu"), Limit: 2, Partitions: &tsdb.Partitions{N: 2, Want: []int{1}}}, []partOffset{{P: 1, Offset: 3}}))
 	f.Add(appendSeriesList(nil, []tags.Set{tags.New("name", "a")}, true))
 	f.Add(appendTagCounts(nil, []tsdb.TagCount{{Name: "a", Count: 3}}))
-	f.Add([]byte{wireVersion, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{wireVersionBase, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if set, err := decodeSeriesSet(b); err == nil {
 			// Integers may come non-minimal; the re-encoding is canonical
@@ -276,12 +276,12 @@ func FuzzDecodeTraceMessages(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	seed(findRequest{Version: wireVersion, Query: wireQuery{Service: "a", Limit: 3, Attributes: []wireAttr{{Key: "k", Match: tracing.MatchRegex, Regex: "^a$"}}}, N: 2, Want: []int{0}})
-	seed(traceRequest{Version: wireVersion, ID: tracing.TraceID{1}})
-	seed(catalogRequest{Version: wireVersion, Operations: true, Service: "a"})
-	seed(traceRequest{Version: wireVersion2, ID: tracing.TraceID{1}, Offsets: []partOffset{{P: 0, Offset: 9}}})
-	seed(depsRequest{Version: wireVersion2, Start: 1, End: 2, Offsets: []partOffset{{P: 1, Offset: 9}}})
-	seed(exemplarsRequest{Version: wireVersion, Start: 1, End: 2, N: 4, Want: []int{1, 2}})
+	seed(findRequest{Version: wireVersionBase, Query: wireQuery{Service: "a", Limit: 3, Attributes: []wireAttr{{Key: "k", Match: tracing.MatchRegex, Regex: "^a$"}}}, N: 2, Want: []int{0}})
+	seed(traceRequest{Version: wireVersionBase, ID: tracing.TraceID{1}})
+	seed(catalogRequest{Version: wireVersionBase, Operations: true, Service: "a"})
+	seed(traceRequest{Version: wireVersion, ID: tracing.TraceID{1}, Offsets: []partOffset{{P: 0, Offset: 9}}})
+	seed(depsRequest{Version: wireVersion, Start: 1, End: 2, Offsets: []partOffset{{P: 1, Offset: 9}}})
+	seed(exemplarsRequest{Version: wireVersionBase, Start: 1, End: 2, N: 4, Want: []int{1, 2}})
 	seed([]tracing.Trace{{ID: tracing.TraceID{1}, Spans: []tracing.Span{{Name: "x", Resource: &tracing.Resource{Service: "a"}}}}})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr findRequest
