@@ -325,6 +325,9 @@ type SeriesRequest struct {
 	Query      *tags.Query
 	Start, End int64
 	Limit      int
+	// Partitions, when set, lists only the series of these partitions
+	// (see FetchRequest.Partitions).
+	Partitions *Partitions
 }
 
 // SeriesLister is an optional ability of a Querier, found by a type

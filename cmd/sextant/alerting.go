@@ -94,7 +94,7 @@ func setupAlerting(n *node, g *runGroup) error {
 	ctx := context.Background()
 	kv := n.store.KV()
 	step := ms(n.cfg.Step)
-	engine := query.NewEngine(n.querier(), eval.Options{})
+	engine := query.NewEngine(n.ruleQuerier(), eval.Options{}) // strong reads on a query node
 	subscribe := n.liveSubscribe()
 	if subscribe == nil {
 		// No live evaluator in this node: poll the query engine.
@@ -129,7 +129,7 @@ func setupAlerting(n *node, g *runGroup) error {
 		g.Go("alertmanager-push", p.Run)
 	}
 	mgr, err := alerting.New(alerting.Options{
-		Subscribe: subscribe, KV: kv, Appender: n.store, Step: step,
+		Subscribe: subscribe, KV: kv, Appender: n.appender(), Step: step, // the log on a cluster node: a query node graphs ALERTS
 		Notifier: alerting.NotifierFunc(func(ctx context.Context, alerts []*alerting.Alert) {
 			for _, nt := range notifiers {
 				nt.Notify(ctx, alerts)
@@ -261,7 +261,7 @@ func (n *node) alertExemplars(ctx context.Context, program string, labels map[st
 			qs = append(qs, d.DataQuery())
 		}
 	}
-	exs, err := n.spans.Exemplars(ctx, start, end)
+	exs, err := n.exemplarSource()(ctx, start, end)
 	if err != nil {
 		return nil, err
 	}

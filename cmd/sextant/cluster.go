@@ -140,7 +140,7 @@ func setupCluster(n *node, g *runGroup) error {
 		}
 		cn.consumer, err = kafkalog.NewConsumer(kafkalog.ConsumerOptions{
 			Brokers: cfg.brokers(), Prefix: cfg.TopicPrefix, Partitions: parts,
-			Appender: n.store, Traces: n.spans, KV: n.store.KV(), Assign: assign,
+			Appender: n.store, Traces: n.spans, Exemplars: n.spans, KV: n.store.KV(), Assign: assign,
 			Logger: logger, Registry: n.reg,
 		})
 		if err != nil {

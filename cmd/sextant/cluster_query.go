@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	queryapi "github.com/sextant-dev/sextant/query/api"
 	"github.com/sextant-dev/sextant/query/fanout"
 	"github.com/sextant-dev/sextant/tracing"
@@ -24,17 +26,24 @@ type clusterReads struct {
 	serving func(p int) bool
 
 	fan *fanout.Querier // set by setupClusterQuery when owners is
+	// strong: fan can read the log's end offsets (a query node on Kafka),
+	// so alert rules read strongly (cluster_consistency.go).
+	strong bool
 }
 
 // setupClusterQuery serves the internal read endpoints on a store node and
 // builds the fan-out querier of a query node; the components after it
 // read through n.querier() and n.traceSource().
-func setupClusterQuery(n *node, _ *runGroup) error {
+func setupClusterQuery(n *node, g *runGroup) error {
 	if n.cluster.store {
-		h, err := fanout.NewHandler(fanout.HandlerOptions{
-			Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans, Serving: n.cluster.serving,
+		ho := fanout.HandlerOptions{
+			Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans, Exemplars: n.spans, Serving: n.cluster.serving,
 			Logger: n.logger.With("component", "cluster-internal"), Registry: n.reg,
-		})
+		}
+		if err := setupStrongReads(n, g, nil, &ho); err != nil {
+			return err
+		}
+		h, err := fanout.NewHandler(ho)
 		if err != nil {
 			return err
 		}
@@ -43,18 +52,22 @@ func setupClusterQuery(n *node, _ *runGroup) error {
 	if n.cluster.owners == nil {
 		return nil
 	}
-	fan, err := fanout.New(fanout.Options{
+	fo := fanout.Options{
 		Owners:    n.cluster.owners,
 		AuthToken: n.cfg.AuthToken, // inter-node requests carry the cluster's token
 		Logger:    n.logger.With("component", "fanout"),
 		Registry:  n.reg,
-	})
+	}
+	if err := setupStrongReads(n, g, &fo, nil); err != nil {
+		return err
+	}
+	fan, err := fanout.New(fo)
 	if err != nil {
 		return err
 	}
 	n.cluster.fan = fan
 	n.onShutdown = append(n.onShutdown, func() { _ = fan.Close() })
-	n.middleware = append(n.middleware, queryapi.PartialMiddleware)
+	n.middleware = append(n.middleware, queryapi.PartialMiddleware, consistencyMiddleware)
 	return nil
 }
 
@@ -65,6 +78,42 @@ func (n *node) querier() tsdb.Querier {
 		return n.cluster.fan
 	}
 	return n.store
+}
+
+// exemplarSource is where the node's exemplar reads go (the graph's and
+// the Prometheus API's exemplars, alerts' trace ids): the store nodes on a
+// query node, whose exemplars came through the log with their traces;
+// else the local span store.
+func (n *node) exemplarSource() queryapi.ExemplarFunc {
+	if n.cluster.fan != nil {
+		return n.cluster.fan.Exemplars
+	}
+	return n.spans.Exemplars
+}
+
+// exemplarWriter is where span metrics' exemplars go: the log in cluster
+// mode (to the partitions of their traces), else the local span store.
+func (n *node) exemplarWriter() tracing.ExemplarStore {
+	if n.clusterLog != nil && n.clusterLog.producer != nil {
+		return n.clusterLog.producer
+	}
+	return n.spans
+}
+
+// selfAppender is where the node's self-metrics go: in cluster mode the
+// log, like any write, so that a query node answers every node's
+// self-metrics (and its own) as a single node answers its own; else the
+// local store.
+func (n *node) selfAppender() tsdb.Appender { return n.appender() }
+
+// selfNode is the nf.node tag of the node's self-metrics: its cluster node
+// id in cluster mode (nodes of one host differ), else the hostname.
+func (n *node) selfNode() string {
+	if n.members != nil {
+		return n.members.Status().Self
+	}
+	host, _ := os.Hostname()
+	return host
 }
 
 // traceStore is what the trace APIs read.

@@ -13,7 +13,7 @@ import (
 // serves it as WebSocket and SSE streams.
 func setupLive(n *node, g *runGroup) error {
 	ev, err := live.New(live.Options{
-		Querier:     n.querier(),
+		Querier:     n.ruleQuerier(), // strong reads on a query node (cluster_consistency.go)
 		StorageStep: ms(n.cfg.Step),
 		Delay:       n.cfg.LiveDelay,
 		Registry:    n.reg,

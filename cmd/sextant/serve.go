@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/sextant-dev/sextant/query/live"
 	traceapi "github.com/sextant-dev/sextant/tracing/api"
 	"github.com/sextant-dev/sextant/tracing/spanstore"
+	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/db"
 	"github.com/sextant-dev/sextant/ui"
 )
@@ -211,7 +211,7 @@ func setupIngest(n *node, g *runGroup) error {
 	ing, err := ingest.New(ingest.Options{
 		Appender:  n.appender(),
 		Traces:    n.traceWriter(),
-		Exemplars: n.spans,
+		Exemplars: n.exemplarWriter(),
 		// One store append per second for span metrics, not per request.
 		SpanMetricsInterval: time.Second,
 		Step:                ms(n.cfg.Step),
@@ -231,7 +231,7 @@ func setupIngest(n *node, g *runGroup) error {
 // setupQuery serves the graph, tags, expression and exemplar APIs.
 func setupQuery(n *node, _ *runGroup) error {
 	queries, err := queryapi.New(queryapi.Options{
-		Exemplars:   n.spans.Exemplars,
+		Exemplars:   n.exemplarSource(),
 		Querier:     n.querier(),
 		StorageStep: ms(n.cfg.Step),
 		Logger:      n.logger.With("component", "query"),
@@ -262,7 +262,7 @@ func setupTraces(n *node, _ *runGroup) error {
 // setupSelfMetrics stores Sextant's own meters in Sextant every step.
 func setupSelfMetrics(n *node, g *runGroup) error {
 	g.Go("self-metrics", func(ctx context.Context) error {
-		publishSelf(ctx, n.reg, n.store, n.cfg.Step, n.logger)
+		publishSelf(ctx, n.reg, n.selfAppender(), n.selfNode(), n.cfg.Step, n.logger)
 		return nil
 	})
 	return nil
@@ -385,8 +385,7 @@ func (n *node) listen(g *runGroup) (addrs [3]string, err error) {
 
 // publishSelf stores Sextant's own meters in Sextant every step, under
 // nf.app=sextant, so they can be graphed with the stack language.
-func publishSelf(ctx context.Context, reg *lib.Registry, store *db.DB, step time.Duration, logger *slog.Logger) {
-	node, _ := os.Hostname()
+func publishSelf(ctx context.Context, reg *lib.Registry, store tsdb.Appender, node string, step time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(step)
 	defer t.Stop()
 	for {

@@ -14,6 +14,7 @@ import (
 	"github.com/sextant-dev/sextant/tracing/spanstore"
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/db"
+	"github.com/sextant-dev/sextant/tsdb/tags"
 	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
 )
 
@@ -140,4 +141,77 @@ func BenchmarkIngestCluster(b *testing.B) {
 			}
 		}
 	}, series, samples)
+}
+
+// BenchmarkStrongRead measures what a strong read adds: "end-offsets" is
+// one EndReader.EndOffsets (the query node's round trip to Kafka);
+// "write-then-wait" is a one-datapoint write acknowledged by Kafka, the
+// end offsets read after it, and the store node's WaitApplied until its
+// consumer applied it (the read-after-write latency on an idle store).
+// In-process, on kfake.
+func BenchmarkStrongRead(b *testing.B) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kc.Close()
+	brokers := kc.ListenAddrs()
+	ctx := context.Background()
+	if _, err := EnsureTopics(ctx, brokers, "test", partitions); err != nil {
+		b.Fatal(err)
+	}
+	r, err := NewEndReader(brokers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	b.Run("end-offsets", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := r.EndOffsets(ctx, MetricsTopic("test")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("write-then-wait", func(b *testing.B) {
+		p, err := NewProducer(ProducerOptions{Brokers: brokers, Prefix: "test", Partitions: partitions, Now: clock})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		store, err := db.Open("", db.Options{Step: step, Now: clock, MaintenanceInterval: 1 << 40})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer store.Close()
+		spans, err := spanstore.Open(b.TempDir(), spanstore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer spans.Close()
+		c, err := NewConsumer(ConsumerOptions{Brokers: brokers, Prefix: "test", Partitions: partitions,
+			Appender: store, Traces: spans, KV: tsdbtest.NewKV(), PollWait: 100 * time.Millisecond})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- c.Run(cctx) }()
+		defer func() { cancel(); <-done }()
+		ts := batchOf(1, now, 1).Points[0].Tags
+		part := tags.PartitionOf(ts, partitions)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if err := p.Append(ctx, &tsdb.Batch{Points: []tsdb.Datapoint{{Tags: ts, T: now, V: float64(i)}}}); err != nil {
+				b.Fatal(err)
+			}
+			ends, err := r.EndOffsets(ctx, MetricsTopic("test"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := c.WaitApplied(ctx, MetricsTopic("test"), part, ends[part]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

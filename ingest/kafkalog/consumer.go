@@ -31,6 +31,9 @@ type ConsumerOptions struct {
 	Appender tsdb.Appender
 	Traces   tracing.Writer
 	KV       tsdb.KV
+	// Exemplars, when set, keeps the exemplars records of the spans topic;
+	// nil: they are skipped.
+	Exemplars tracing.ExemplarStore
 	// Assign delivers the partitions this node must consume now, each value
 	// the whole set (cluster membership sends a new one when ownership
 	// changes). Nil: every partition, for good.
@@ -91,6 +94,9 @@ type Consumer struct {
 	mu             struct {
 		sync.Mutex
 		progress map[topicPartition]*Progress
+		// changed is closed, and replaced, whenever an applied offset
+		// moves or a partition is dropped: WaitApplied waits on it.
+		changed chan struct{}
 	}
 	batch tsdb.Batch // reused by Run
 
@@ -120,6 +126,7 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 		mRejected: reg.Counter("sextant.cluster.rejected"),
 	}
 	c.mu.progress = map[topicPartition]*Progress{}
+	c.mu.changed = make(chan struct{})
 	return c, nil
 }
 
@@ -142,6 +149,46 @@ func (c *Consumer) Progress() []Progress {
 		return a.Partition - b.Partition
 	})
 	return out
+}
+
+// ErrNotConsumed means the consumer does not consume the partition a
+// WaitApplied asks about (it is not assigned to this node).
+var ErrNotConsumed = errors.New("kafkalog: partition not consumed here")
+
+// WaitApplied returns once the consumer has applied partition p of topic
+// up to offset (every record before offset is in the local store), at
+// once when it has already. It returns ErrNotConsumed when the partition
+// is not (or no longer) consumed here, and ctx.Err() when ctx ends first.
+// A query waits here for strong read consistency: offset is the log's end
+// when the query arrived. Safe for concurrent use with Run.
+func (c *Consumer) WaitApplied(ctx context.Context, topic string, p int, offset int64) error {
+	tp := topicPartition{topic, int32(p)}
+	for {
+		c.mu.Lock()
+		pr, changed := c.mu.progress[tp], c.mu.changed
+		applied := int64(-1)
+		if pr != nil {
+			applied = pr.Applied
+		}
+		c.mu.Unlock()
+		switch {
+		case pr == nil:
+			return fmt.Errorf("%w: %s/%d", ErrNotConsumed, topic, p)
+		case applied >= offset:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafkalog: wait for %s/%d to reach offset %d (applied %d): %w", topic, p, offset, applied, ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// notifyLocked wakes the waiters of WaitApplied.
+func (c *Consumer) notifyLocked() {
+	close(c.mu.changed)
+	c.mu.changed = make(chan struct{})
 }
 
 // Run consumes until ctx ends, then returns nil. It returns an error only
@@ -225,6 +272,7 @@ func (c *Consumer) reassign(ctx context.Context, cl *kgo.Client, old, next []int
 			c.mu.Lock()
 			delete(c.mu.progress, topicPartition{c.metrics, int32(p)})
 			delete(c.mu.progress, topicPartition{c.spans, int32(p)})
+			c.notifyLocked()
 			c.mu.Unlock()
 		}
 	}
@@ -338,9 +386,16 @@ func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record) erro
 	return nil
 }
 
-// applySpans writes the spans of each record.
+// applySpans writes the spans of each record (and the exemplars of an
+// exemplars record).
 func (c *Consumer) applySpans(ctx context.Context, recs []*kgo.Record) error {
 	for _, r := range recs {
+		if k, err := KindOf(r.Value); err == nil && k == KindExemplars {
+			if err := c.applyExemplars(ctx, r); err != nil {
+				return err
+			}
+			continue
+		}
 		td, err := DecodeSpans(r.Value)
 		if err != nil {
 			c.mCorrupt.Increment()
@@ -353,6 +408,21 @@ func (c *Consumer) applySpans(ctx context.Context, recs []*kgo.Record) error {
 		c.mSpans.Add(float64(td.SpanCount()))
 	}
 	return nil
+}
+
+// applyExemplars keeps the exemplars of one record. Exemplars are derived
+// data: a store that fails them is retried as for spans.
+func (c *Consumer) applyExemplars(ctx context.Context, r *kgo.Record) error {
+	if c.opts.Exemplars == nil {
+		return nil
+	}
+	ex, err := DecodeExemplars(r.Value)
+	if err != nil {
+		c.mCorrupt.Increment()
+		c.opts.Logger.Error("skip corrupt record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		return nil
+	}
+	return c.retry(ctx, func() error { return c.opts.Exemplars.WriteExemplars(ctx, ex) })
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off from 100 ms to
@@ -420,7 +490,10 @@ func (c *Consumer) setProgress(topic string, p int32, applied, end int64) {
 		pr = &Progress{Topic: topic, Partition: int(p), End: -1}
 		c.mu.progress[topicPartition{topic, p}] = pr
 	}
-	pr.Applied = applied
+	if pr.Applied != applied {
+		pr.Applied = applied
+		c.notifyLocked()
+	}
 	if end >= 0 {
 		pr.End = end
 	}

@@ -18,6 +18,7 @@ func FuzzDecode(f *testing.F) {
 	if rec, err := AppendSpans(nil, testTraces(3)); err == nil {
 		f.Add(rec)
 	}
+	f.Add(AppendExemplars(nil, testExemplars(2)))
 	f.Add([]byte{Version, byte(KindDatapoints), 0, 0, 0, 1, 0, 0, 0, 0})
 	f.Add([]byte{Version, byte(KindDatapoints), 0, 0, 0, 1, 6, 4, 'n', 'a', 'm', 'e', 0, 2, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, rec []byte) {
@@ -29,6 +30,13 @@ func FuzzDecode(f *testing.F) {
 }
 
 func decodeCheck(t *testing.T, rec []byte) {
+	if ex, err := DecodeExemplars(rec); err != nil && !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("DecodeExemplars: %v is not ErrCorrupt", err)
+	} else if err == nil {
+		if again := AppendExemplars(nil, ex); !bytes.Equal(again, rec) {
+			t.Fatalf("re-encoded exemplars record differs:\n%x\n%x", again, rec)
+		}
+	}
 	var b tsdb.Batch
 	err := DecodeDatapoints(rec, &b)
 	if err != nil {

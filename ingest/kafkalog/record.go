@@ -24,6 +24,7 @@ type Kind uint8
 const (
 	KindDatapoints Kind = 1 // a batch of datapoints, on the metrics topic
 	KindSpans      Kind = 2 // an OTLP trace export request, on the spans topic
+	KindExemplars  Kind = 3 // span-metrics exemplars, on the spans topic
 )
 
 // ErrCorrupt marks a record that cannot be decoded: a checksum mismatch,
@@ -116,7 +117,7 @@ func check(rec []byte) (Kind, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: version %d, this node reads %d", ErrCorrupt, rec[0], Version)
 	}
 	k := Kind(rec[1])
-	if k != KindDatapoints && k != KindSpans {
+	if k != KindDatapoints && k != KindSpans && k != KindExemplars {
 		return 0, nil, fmt.Errorf("%w: kind %d", ErrCorrupt, k)
 	}
 	return k, rec[headerLen:end], nil

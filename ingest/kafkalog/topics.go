@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -108,3 +109,56 @@ func EndOffsets(ctx context.Context, brokers []string, prefix string) (map[strin
 	})
 	return out, ferr
 }
+
+// EndReader reads the end offsets of topics over one long-lived client: a
+// query node asks it once per strongly consistent read. Safe for
+// concurrent use.
+type EndReader struct {
+	cl  *kgo.Client
+	adm *kadm.Client
+}
+
+// NewEndReader returns an EndReader on brokers; it connects on first use.
+func NewEndReader(brokers []string) (*EndReader, error) {
+	if len(brokers) == 0 {
+		return nil, errors.New("kafkalog: no brokers")
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, fmt.Errorf("kafkalog: new admin client: %w", err)
+	}
+	return &EndReader{cl: cl, adm: kadm.NewClient(cl)}, nil
+}
+
+// EndOffsets returns the end offset (high watermark: the offset the next
+// record will get, so every record Kafka acknowledged is before it) of
+// every partition of topic, by partition. An unreachable Kafka or a
+// partition without a leader is an error: the caller cannot know the end.
+func (r *EndReader) EndOffsets(ctx context.Context, topic string) ([]int64, error) {
+	listed, err := r.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("kafkalog: list end offsets of %s: %w", topic, err)
+	}
+	var out []int64
+	var ferr error
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			ferr = fmt.Errorf("kafkalog: end offset of %s/%d: %w", o.Topic, o.Partition, o.Err)
+			return
+		}
+		for len(out) <= int(o.Partition) {
+			out = append(out, -1)
+		}
+		out[o.Partition] = o.Offset
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	if len(out) == 0 || slices.Contains(out, -1) {
+		return nil, fmt.Errorf("kafkalog: end offsets of %s: topic unknown or partitions missing", topic)
+	}
+	return out, nil
+}
+
+// Close closes the client.
+func (r *EndReader) Close() { r.cl.Close() }

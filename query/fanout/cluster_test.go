@@ -84,6 +84,15 @@ func metricInputs() []querytest.Input {
 		}
 		in = append(in, querytest.Input{Tags: tags.New("name", "req", "app", fmt.Sprint("app-", i%3), "node", fmt.Sprint("i-", i), "atlas.dstype", "gauge"), Start: dataStart, Values: vs})
 	}
+	// Series with data in the first half hour only (in the first 2-hour
+	// block): a tags or series request on a later window leaves them out.
+	for i := range 8 {
+		vs := make([]float64, 30)
+		for j := range vs {
+			vs[j] = float64(i + j)
+		}
+		in = append(in, querytest.Input{Tags: tags.New("name", "old", "app", fmt.Sprint("old-", i), "atlas.dstype", "gauge"), Start: dataStart, Values: vs})
+	}
 	for a := range 2 {
 		for b := 40; b < 60; b++ {
 			vs := make([]float64, n)
@@ -99,6 +108,13 @@ func metricInputs() []querytest.Input {
 
 // newTestCluster starts the store nodes and the single store.
 func newTestCluster(t *testing.T) *testCluster {
+	t.Helper()
+	return newTestClusterWith(t, nil)
+}
+
+// newTestClusterWith starts the store nodes with handler options mod
+// changes (nil: none) and the single store.
+func newTestClusterWith(t *testing.T, mod func(node int, o *fanout.HandlerOptions)) *testCluster {
 	t.Helper()
 	inputs := metricInputs()
 	td := tracingtest.Batch(1, time.Now(), time.Hour)
@@ -116,7 +132,11 @@ func newTestCluster(t *testing.T) *testCluster {
 		}
 		n := &storeNode{id: fmt.Sprint("store-", i), store: querytest.Open(t, step, dataNow, mine...)}
 		n.spans = openSpans(t, filterTraces(td, func(id tracing.TraceID) bool { return keep(tracing.TracePartition(id, numPartitions)) }))
-		h, err := fanout.NewHandler(fanout.HandlerOptions{Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans})
+		hopts := fanout.HandlerOptions{Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans, Exemplars: n.spans}
+		if mod != nil {
+			mod(i, &hopts)
+		}
+		h, err := fanout.NewHandler(hopts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,7 @@
 // A cluster splits series into partitions (tags.PartitionOf) and spans by
 // trace (tracing.TracePartition); each partition is served by several
 // store nodes (Owners, from the membership). Querier implements the
-// tsdb.Querier, tracing.Reader, tracing.Catalog and
+// tsdb.Querier, tsdb.SeriesLister, tracing.Reader, tracing.Catalog and
 // tracing.DependencyReader contracts over them, so the stack language, the
 // Prometheus engine, the HTTP APIs, live streaming and alert rules read a
 // cluster exactly as they read one store. For every read it asks one owner
@@ -19,8 +19,16 @@
 // tracing.MarkPartial) so the HTTP layer flags it; it is never a quiet
 // wrong number.
 //
+// A read under WithConsistency(ctx, Strong) is read-after-write: the
+// querier reads the end offsets of the log (Options.EndOffsets) when the
+// read arrives and sends each store node those of the partitions asked of
+// it; the node waits until its consumer applied them
+// (HandlerOptions.WaitApplied) before it reads, or answers 503 and the
+// partition goes to its next owner. So the answer holds every write Kafka
+// acknowledged before the read, or is marked partial, or fails.
+//
 // Handler serves a store node's internal endpoints (POST
-// /api/v1/internal/fetch, tags, trace, traces, catalog, dependencies)
+// /api/v1/internal/fetch, tags, series, trace, traces, catalog, dependencies)
 // over the node's own stores. The metric messages are a compact binary
 // format (FORMAT.md); the span messages are gob.
 package fanout

@@ -66,8 +66,12 @@ type Options struct {
 	// replica behind it gets half the remaining time, so that the replica
 	// can still answer within the deadline.
 	AttemptTimeout time.Duration
-	Logger         *slog.Logger
-	Registry       *lib.Registry
+	// EndOffsets returns the end offset of every partition of a log, for
+	// strong reads (WithConsistency); nil: a strong read fails with
+	// ErrUnavailable.
+	EndOffsets func(ctx context.Context, log Log) ([]int64, error)
+	Logger     *slog.Logger
+	Registry   *lib.Registry
 }
 
 // Validate checks the options.
@@ -104,8 +108,8 @@ func (o Options) withDefaults() Options {
 type Querier struct {
 	opts Options
 	m    struct {
-		failovers, partial *lib.Counter
-		latency            *lib.Timer
+		failovers, partial, strong *lib.Counter
+		latency                    *lib.Timer
 	}
 }
 
@@ -119,6 +123,7 @@ func New(opts Options) (*Querier, error) {
 	q.m.failovers = reg.Counter("sextant.cluster.fanout.failovers")
 	q.m.partial = reg.Counter("sextant.cluster.fanout.partial")
 	q.m.latency = reg.Timer("sextant.cluster.fanout.latency")
+	q.m.strong = reg.Counter("sextant.cluster.fanout.strongReads")
 	return q, nil
 }
 

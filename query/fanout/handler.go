@@ -19,12 +19,14 @@ import (
 
 // The internal endpoints a store node serves to query nodes.
 const (
-	PathFetch   = "/api/v1/internal/fetch"
-	PathTags    = "/api/v1/internal/tags"
-	PathTrace   = "/api/v1/internal/trace"
-	PathTraces  = "/api/v1/internal/traces"
-	PathCatalog = "/api/v1/internal/catalog"
-	PathDeps    = "/api/v1/internal/dependencies"
+	PathFetch     = "/api/v1/internal/fetch"
+	PathTags      = "/api/v1/internal/tags"
+	PathSeries    = "/api/v1/internal/series"
+	PathTrace     = "/api/v1/internal/trace"
+	PathTraces    = "/api/v1/internal/traces"
+	PathCatalog   = "/api/v1/internal/catalog"
+	PathDeps      = "/api/v1/internal/dependencies"
+	PathExemplars = "/api/v1/internal/exemplars"
 	// The media type of the metric wire format (wire.go, FORMAT.md), and
 	// the most a query node's request may weigh: a query tree and a
 	// partition list, far below it.
@@ -46,6 +48,15 @@ type HandlerOptions struct {
 	// may go by an older heartbeat, sent before the node restarted).
 	// Catalog and dependency reads name no partition and are answered.
 	Serving func(p int) bool
+	// Exemplars, when set, serves the node's span-metrics exemplars; nil:
+	// the node answers that it holds none.
+	Exemplars tracing.ExemplarStore
+	// WaitApplied, on a node that consumes the log, returns once the node
+	// applied partition p of log up to offset (exclusive), or an error
+	// when it cannot (not consumed here, ctx ended). Strong reads wait on
+	// it before reading; nil: a strong read is answered 503, so the query
+	// node asks another owner.
+	WaitApplied func(ctx context.Context, log Log, p int, offset int64) error
 	// Timeout bounds one internal request (default 1 min); the query node
 	// usually ends it sooner by closing the connection.
 	Timeout  time.Duration
@@ -95,10 +106,12 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathFetch, h.serve("fetch", h.fetch))
 	mux.HandleFunc("POST "+PathTags, h.serve("tags", h.tags))
+	mux.HandleFunc("POST "+PathSeries, h.serve("series", h.series))
 	mux.HandleFunc("POST "+PathTrace, h.serve("trace", h.trace))
 	mux.HandleFunc("POST "+PathTraces, h.serve("traces", h.traces))
 	mux.HandleFunc("POST "+PathCatalog, h.serve("catalog", h.catalog))
 	mux.HandleFunc("POST "+PathDeps, h.serve("dependencies", h.deps))
+	mux.HandleFunc("POST "+PathExemplars, h.serve("exemplars", h.exemplars))
 }
 
 // endpoint answers a decoded request body with an encoded answer.
@@ -159,7 +172,7 @@ func (h *Handler) serves(n int, want []int) error {
 // the partitions asked for; the store aggregates, so a grouped sum sends
 // one line per group, not the raw series.
 func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
-	req, err := decodeFetchRequest(body)
+	req, offs, err := decodeFetchRequest(body)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +180,9 @@ func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
 		if err := h.serves(req.Partitions.N, req.Partitions.Want); err != nil {
 			return nil, err
 		}
+	}
+	if err := h.waitFresh(ctx, LogMetrics, offs); err != nil {
+		return nil, err
 	}
 	set, err := h.opts.Querier.Fetch(ctx, req)
 	if err != nil {
@@ -177,7 +193,7 @@ func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
 
 // tags answers a tsdb.TagsRequest from the node's index.
 func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
-	req, err := decodeTagsRequest(body)
+	req, offs, err := decodeTagsRequest(body)
 	if err != nil {
 		return nil, err
 	}
@@ -186,11 +202,40 @@ func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+	if err := h.waitFresh(ctx, LogMetrics, offs); err != nil {
+		return nil, err
+	}
 	tcs, err := h.opts.Querier.Tags(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	return appendTagCounts(nil, tcs), nil
+}
+
+// series answers a tsdb.SeriesRequest (the Prometheus series API) from
+// the node's index, restricted to the partitions asked for.
+func (h *Handler) series(ctx context.Context, body []byte) ([]byte, error) {
+	req, offs, err := decodeSeriesRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	sl, ok := h.opts.Querier.(tsdb.SeriesLister)
+	if !ok {
+		return nil, errors.New("fanout: this store cannot list series")
+	}
+	if req.Partitions != nil {
+		if err := h.serves(req.Partitions.N, req.Partitions.Want); err != nil {
+			return nil, err
+		}
+	}
+	if err := h.waitFresh(ctx, LogMetrics, offs); err != nil {
+		return nil, err
+	}
+	sets, more, err := sl.Series(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return appendSeriesList(nil, sets, more), nil
 }
 
 // trace answers one trace by ID from the node's span store; the span
@@ -200,10 +245,16 @@ func (h *Handler) trace(ctx context.Context, body []byte) ([]byte, error) {
 	if err := decodeGob(body, &req); err != nil {
 		return nil, err
 	}
+	if err := checkGobVersion(req.Version); err != nil {
+		return nil, err
+	}
 	if req.N > 0 {
 		if err := h.serves(req.N, []int{tracing.TracePartition(req.ID, req.N)}); err != nil {
 			return nil, err
 		}
+	}
+	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
+		return nil, err
 	}
 	tr, err := h.opts.Reader.GetTrace(ctx, req.ID)
 	if err != nil {
@@ -219,6 +270,12 @@ const maxFindLimit = 10_000
 func (h *Handler) traces(ctx context.Context, body []byte) ([]byte, error) {
 	var req findRequest
 	if err := decodeGob(body, &req); err != nil {
+		return nil, err
+	}
+	if err := checkGobVersion(req.Version); err != nil {
+		return nil, err
+	}
+	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
 		return nil, err
 	}
 	q, err := req.Query.query()
@@ -272,6 +329,12 @@ func (h *Handler) catalog(ctx context.Context, body []byte) ([]byte, error) {
 	if err := decodeGob(body, &req); err != nil {
 		return nil, err
 	}
+	if err := checkGobVersion(req.Version); err != nil {
+		return nil, err
+	}
+	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
+		return nil, err
+	}
 	var ans catalogAnswer
 	var err error
 	if req.Operations {
@@ -290,6 +353,12 @@ func (h *Handler) catalog(ctx context.Context, body []byte) ([]byte, error) {
 func (h *Handler) deps(ctx context.Context, body []byte) ([]byte, error) {
 	var req depsRequest
 	if err := decodeGob(body, &req); err != nil {
+		return nil, err
+	}
+	if err := checkGobVersion(req.Version); err != nil {
+		return nil, err
+	}
+	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
 		return nil, err
 	}
 	deps, err := h.opts.Deps.Dependencies(ctx, req.Start, req.End)
@@ -323,9 +392,10 @@ func statusOf(err error) int {
 	case errors.Is(err, errWire):
 		return http.StatusBadRequest
 	// A busy, closing or timed-out node is 503, and so is a partition the
-	// node is still replaying: the query node fails over to the
-	// partition's next owner, which may answer.
-	case errors.Is(err, errNotServing),
+	// node is still replaying or has not applied up to a strong read's
+	// offsets: the query node fails over to the partition's next owner,
+	// which may answer.
+	case errors.Is(err, errNotServing), errors.Is(err, errNotFresh),
 		errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed), errors.Is(err, tracing.ErrOverloaded),
 		errors.Is(err, tracing.ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable

@@ -27,10 +27,14 @@ func (q *Querier) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.Serie
 	start := time.Now()
 	defer func() { q.m.latency.Record(time.Since(start)) }()
 	n := q.opts.Owners.Partitions()
+	ends, err := q.endOffsets(ctx, LogMetrics, n)
+	if err != nil {
+		return nil, err
+	}
 	sets, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) (*tsdb.SeriesSet, error) {
 		r := req
 		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
-		data, err := q.post(ctx, nd, PathFetch, appendFetchRequest(nil, &r))
+		data, err := q.post(ctx, nd, PathFetch, appendFetchRequest(nil, &r, offsetsFor(ends, ps)))
 		if err != nil {
 			return nil, err
 		}
@@ -153,10 +157,14 @@ func compareTags(a, b tags.Set) int {
 // the union, so the merged page is exact.
 func (q *Querier) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCount, error) {
 	n := q.opts.Owners.Partitions()
+	ends, err := q.endOffsets(ctx, LogMetrics, n)
+	if err != nil {
+		return nil, err
+	}
 	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tsdb.TagCount, error) {
 		r := req
 		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
-		data, err := q.post(ctx, nd, PathTags, appendTagsRequest(nil, &r))
+		data, err := q.post(ctx, nd, PathTags, appendTagsRequest(nil, &r, offsetsFor(ends, ps)))
 		if err != nil {
 			return nil, err
 		}
@@ -183,4 +191,53 @@ func (q *Querier) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCou
 		out = out[:req.Limit]
 	}
 	return out, nil
+}
+
+// Series implements tsdb.SeriesLister: every node lists the series of the
+// partitions asked of it, sorted, its first Limit; the partitions split
+// the series, so the merged list's first Limit are exact, and there were
+// more when a node said so or the union is longer.
+func (q *Querier) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, bool, error) {
+	if req.Query == nil {
+		return nil, false, errors.New("fanout: series without a query")
+	}
+	n := q.opts.Owners.Partitions()
+	ends, err := q.endOffsets(ctx, LogMetrics, n)
+	if err != nil {
+		return nil, false, err
+	}
+	type answer struct {
+		sets []tags.Set
+		more bool
+	}
+	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) (answer, error) {
+		r := req
+		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
+		data, err := q.post(ctx, nd, PathSeries, appendSeriesRequest(nil, &r, offsetsFor(ends, ps)))
+		if err != nil {
+			return answer{}, err
+		}
+		sets, more, err := decodeSeriesList(data)
+		return answer{sets, more}, err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if err := q.partial(ctx, "metrics", missing, n, len(answers)); err != nil {
+		return nil, false, err
+	}
+	var out []tags.Set
+	more := false
+	for _, a := range answers {
+		out = append(out, a.sets...)
+		more = more || a.more
+	}
+	slices.SortFunc(out, compareTags)
+	if req.Limit > 0 && len(out) > req.Limit {
+		out, more = out[:req.Limit], true
+	}
+	if out == nil {
+		out = []tags.Set{}
+	}
+	return out, more, nil
 }

@@ -17,7 +17,12 @@ func (q *Querier) GetTrace(ctx context.Context, id tracing.TraceID) (tracing.Tra
 	// A trace lives in one partition (its ID decides, as ingest wrote
 	// it), so one owner's answer is the whole trace.
 	p := tracing.TracePartition(id, n)
-	body, err := encodeGob(traceRequest{Version: wireVersion, ID: id, N: n})
+	ends, err := q.endOffsets(ctx, LogSpans, n)
+	if err != nil {
+		return tracing.Trace{}, err
+	}
+	offs := offsetsFor(ends, []int{p})
+	body, err := encodeGob(traceRequest{Version: gobVersion(offs), ID: id, N: n, Offsets: offs})
 	if err != nil {
 		return tracing.Trace{}, err
 	}
@@ -57,8 +62,13 @@ func (q *Querier) GetTrace(ctx context.Context, id tracing.TraceID) (tracing.Tra
 func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.Trace, error) {
 	n := q.opts.Owners.Partitions()
 	wq := toWireQuery(tq)
+	ends, err := q.endOffsets(ctx, LogSpans, n)
+	if err != nil {
+		return nil, err
+	}
 	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Trace, error) {
-		body, err := encodeGob(findRequest{Version: wireVersion, Query: wq, N: n, Want: ps})
+		offs := offsetsFor(ends, ps)
+		body, err := encodeGob(findRequest{Version: gobVersion(offs), Query: wq, N: n, Want: ps, Offsets: offs})
 		if err != nil {
 			// An encoding failure is ours, not the node's: fatalError stops
 			// the scatter instead of failing over to the next owner.
@@ -130,13 +140,20 @@ func serviceStart(tr tracing.Trace, service string) int64 {
 // catalog asks one owner of every partition for its catalog.
 func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAnswer, error) {
 	n := q.opts.Owners.Partitions()
-	body, err := encodeGob(req)
+	ends, err := q.endOffsets(ctx, LogSpans, n)
 	if err != nil {
 		return nil, err
 	}
 	// A catalog is per node, not per partition: any owner's list covers
 	// its partitions, and the union over one owner of each covers all.
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, _ []int) (catalogAnswer, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) (catalogAnswer, error) {
+		r := req
+		r.Offsets = offsetsFor(ends, ps)
+		r.Version = gobVersion(r.Offsets)
+		body, err := encodeGob(r)
+		if err != nil {
+			return catalogAnswer{}, &fatalError{err}
+		}
 		data, err := q.post(ctx, nd, PathCatalog, body)
 		if err != nil {
 			return catalogAnswer{}, err
@@ -153,7 +170,7 @@ func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAns
 
 // Services implements tracing.Catalog: the union of the nodes' services.
 func (q *Querier) Services(ctx context.Context) ([]string, error) {
-	answers, err := q.catalog(ctx, catalogRequest{Version: wireVersion})
+	answers, err := q.catalog(ctx, catalogRequest{Version: wireVersionBase})
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +187,7 @@ func (q *Querier) Services(ctx context.Context) ([]string, error) {
 // Operations implements tracing.Catalog: the union of the nodes'
 // operations of service, sorted by name then kind.
 func (q *Querier) Operations(ctx context.Context, service string, kind tracing.SpanKind) ([]tracing.Operation, error) {
-	answers, err := q.catalog(ctx, catalogRequest{Version: wireVersion, Operations: true, Service: service, Kind: kind})
+	answers, err := q.catalog(ctx, catalogRequest{Version: wireVersionBase, Operations: true, Service: service, Kind: kind})
 	if err != nil {
 		return nil, err
 	}
@@ -195,11 +212,16 @@ func (q *Querier) Operations(ctx context.Context, service string, kind tracing.S
 // partial.
 func (q *Querier) Dependencies(ctx context.Context, start, end int64) ([]tracing.Dependency, error) {
 	n := q.opts.Owners.Partitions()
-	body, err := encodeGob(depsRequest{Version: wireVersion, Start: start, End: end})
+	ends, err := q.endOffsets(ctx, LogSpans, n)
 	if err != nil {
 		return nil, err
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, _ []int) ([]tracing.Dependency, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Dependency, error) {
+		offs := offsetsFor(ends, ps)
+		body, err := encodeGob(depsRequest{Version: gobVersion(offs), Start: start, End: end, Offsets: offs})
+		if err != nil {
+			return nil, &fatalError{err}
+		}
 		data, err := q.post(ctx, nd, PathDeps, body)
 		if err != nil {
 			return nil, err

@@ -22,6 +22,7 @@ type traceRequest struct {
 	Version int
 	ID      tracing.TraceID
 	N       int
+	Offsets []partOffset // version 2: a strong read's offsets
 }
 
 // findRequest asks for the traces matching Query in partitions Want of N.
@@ -30,6 +31,7 @@ type findRequest struct {
 	Query   wireQuery
 	N       int
 	Want    []int
+	Offsets []partOffset // version 2: a strong read's offsets
 }
 
 // wireQuery is tracing.Query with its regexes as their source text.
@@ -58,12 +60,32 @@ type catalogRequest struct {
 	Operations bool
 	Service    string
 	Kind       tracing.SpanKind
+	Offsets    []partOffset // version 2: a strong read's offsets
 }
 
 // depsRequest asks for the dependencies of spans started in [Start, End).
 type depsRequest struct {
 	Version    int
 	Start, End int64
+	Offsets    []partOffset // version 2: a strong read's offsets
+}
+
+// gobVersion is the version of a span request with offsets offs: 2 when
+// it carries some, else 1 (which store nodes of the release before read).
+func gobVersion(offs []partOffset) int {
+	if len(offs) > 0 {
+		return wireVersion
+	}
+	return wireVersionBase
+}
+
+// checkGobVersion rejects a span request of a version this node does not
+// know (a newer query node's), rather than misread it.
+func checkGobVersion(v int) error {
+	if v < wireVersionBase || v > wireVersion {
+		return fmt.Errorf("%w: version %d, want %d to %d", errWire, v, wireVersionBase, wireVersion)
+	}
+	return nil
 }
 
 // catalogAnswer is the answer of a catalog request.

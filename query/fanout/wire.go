@@ -12,11 +12,28 @@ import (
 )
 
 // The metric side of the wire format (FORMAT.md): compact binary, append
-// style. Every message starts with wireVersion; integers are uvarints (or
-// zigzag varints for times), strings a uvarint length then the bytes,
-// values 8 bytes of IEEE 754 little endian, so NaN (no data) and
-// infinities cross unchanged, which JSON cannot carry.
-const wireVersion = 1
+// style. Every message starts with its version byte; integers are
+// uvarints (or zigzag varints for times), strings a uvarint length then
+// the bytes, values 8 bytes of IEEE 754 little endian, so NaN (no data)
+// and infinities cross unchanged, which JSON cannot carry.
+//
+// Version 2 adds to requests the log offsets a strong read waits for, the
+// time window of a tags request, and the series request. A sender writes
+// version 1 when a request carries nothing of version 2, so store nodes
+// of the release before still understand it; answers stay version 1,
+// except the series answer (version 2, as its request).
+const (
+	wireVersion     = 2 // the newest version, which decoders read up to
+	wireVersionBase = 1 // the first: what a sender writes when it can
+)
+
+// partOffset asks a store node to wait, before it reads, until it has
+// applied partition P of the log up to Offset (exclusive): the log's end
+// when a strongly consistent read arrived at the query node.
+type partOffset struct {
+	P      int
+	Offset int64
+}
 
 // Limits of the decoder: a request or answer beyond them is malformed.
 const (
@@ -27,11 +44,16 @@ const (
 // errWire marks a message that cannot be decoded.
 var errWire = errors.New("fanout: malformed message")
 
-// appendFetchRequest encodes req.
-func appendFetchRequest(dst []byte, req *tsdb.FetchRequest) []byte {
+// appendFetchRequest encodes req and the offsets to wait for (version 2
+// when there are any).
+func appendFetchRequest(dst []byte, req *tsdb.FetchRequest, offs []partOffset) []byte {
 	// Fixed fields first, then the lists, then the query tree: the
 	// decoder reads in one pass, no lookahead.
-	dst = append(dst, wireVersion)
+	v := byte(wireVersionBase)
+	if len(offs) > 0 {
+		v = wireVersion
+	}
+	dst = append(dst, v)
 	dst = binary.AppendVarint(dst, req.Start)
 	dst = binary.AppendVarint(dst, req.End)
 	dst = binary.AppendVarint(dst, req.Step)
@@ -41,14 +63,18 @@ func appendFetchRequest(dst []byte, req *tsdb.FetchRequest) []byte {
 		dst = appendString(dst, k)
 	}
 	dst = appendPartitions(dst, req.Partitions)
-	return appendQuery(dst, req.Query)
+	dst = appendQuery(dst, req.Query)
+	if v == wireVersion {
+		dst = appendOffsets(dst, offs)
+	}
+	return dst
 }
 
 // decodeFetchRequest decodes a request encoded by appendFetchRequest.
-func decodeFetchRequest(src []byte) (tsdb.FetchRequest, error) {
+func decodeFetchRequest(src []byte) (tsdb.FetchRequest, []partOffset, error) {
 	var req tsdb.FetchRequest
 	d := decoder{b: src}
-	d.version()
+	v := d.version(wireVersion)
 	// Zigzag varints: times are Unix ms and may be negative (a graph
 	// before 1970 is legal input).
 	req.Start, req.End, req.Step = d.varint(), d.varint(), d.varint()
@@ -61,15 +87,19 @@ func decodeFetchRequest(src []byte) (tsdb.FetchRequest, error) {
 	}
 	req.Partitions = d.partitions()
 	req.Query = d.query(0)
+	var offs []partOffset
+	if v == wireVersion {
+		offs = d.offsets()
+	}
 	if err := d.end(); err != nil {
-		return tsdb.FetchRequest{}, err
+		return tsdb.FetchRequest{}, nil, err
 	}
 	// An enum beyond the contract's range is a newer sender or a
 	// corrupt message; refusing it beats evaluating a wrong default.
 	if req.CF > tsdb.CFMax || req.Aggregation > tsdb.AggMax {
-		return tsdb.FetchRequest{}, fmt.Errorf("%w: consolidation %d, aggregation %d", errWire, req.CF, req.Aggregation)
+		return tsdb.FetchRequest{}, nil, fmt.Errorf("%w: consolidation %d, aggregation %d", errWire, req.CF, req.Aggregation)
 	}
-	return req, nil
+	return req, offs, nil
 }
 
 // appendSeriesSet encodes a fetch answer.
@@ -84,9 +114,9 @@ func appendSeriesSet(dst []byte, set *tsdb.SeriesSet) []byte {
 		}
 	}
 	dst = slices.Grow(dst, size)
-	dst = append(dst, wireVersion)
 	// The statistics travel with the answer so that a query node's
 	// explain and limits count what every store node read.
+	dst = append(dst, wireVersionBase)
 	dst = binary.AppendUvarint(dst, uint64(set.Stats.SeriesScanned))
 	dst = binary.AppendUvarint(dst, uint64(set.Stats.DatapointsScanned))
 	dst = binary.AppendUvarint(dst, uint64(len(set.Series)))
@@ -109,7 +139,7 @@ func appendSeriesSet(dst []byte, set *tsdb.SeriesSet) []byte {
 // decodeSeriesSet decodes an answer encoded by appendSeriesSet.
 func decodeSeriesSet(src []byte) (*tsdb.SeriesSet, error) {
 	d := decoder{b: src}
-	d.version()
+	d.version(wireVersionBase)
 	set := &tsdb.SeriesSet{}
 	set.Stats.SeriesScanned, set.Stats.DatapointsScanned = d.bigCount(), d.bigCount()
 	n := d.length()
@@ -146,42 +176,145 @@ func decodeSeriesSet(src []byte) (*tsdb.SeriesSet, error) {
 	return set, nil
 }
 
-// appendTagsRequest encodes req.
-func appendTagsRequest(dst []byte, req *tsdb.TagsRequest) []byte {
-	dst = append(dst, wireVersion)
+// appendTagsRequest encodes req and the offsets to wait for (version 2
+// when there are any or req has a time window).
+func appendTagsRequest(dst []byte, req *tsdb.TagsRequest, offs []partOffset) []byte {
+	v := byte(wireVersionBase)
+	if len(offs) > 0 || req.Start != 0 || req.End != 0 {
+		v = wireVersion
+	}
+	dst = append(dst, v)
 	dst = appendString(dst, req.Key)
 	dst = appendString(dst, req.After)
 	// A negative limit cannot be sent as a uvarint: it travels as 0,
 	// which the store reads as no limit, as it reads a negative one.
 	dst = binary.AppendUvarint(dst, uint64(max(req.Limit, 0)))
+	if v == wireVersion {
+		dst = binary.AppendVarint(dst, req.Start)
+		dst = binary.AppendVarint(dst, req.End)
+	}
 	dst = appendPartitions(dst, req.Partitions)
 	// A flag byte tells no query (every series) from a query, since
 	// the query encoding has no empty form.
 	if req.Query == nil {
-		return append(dst, 0)
+		dst = append(dst, 0)
+	} else {
+		dst = appendQuery(append(dst, 1), req.Query)
 	}
-	return appendQuery(append(dst, 1), req.Query)
+	if v == wireVersion {
+		dst = appendOffsets(dst, offs)
+	}
+	return dst
 }
 
 // decodeTagsRequest decodes a request encoded by appendTagsRequest.
-func decodeTagsRequest(src []byte) (tsdb.TagsRequest, error) {
+func decodeTagsRequest(src []byte) (tsdb.TagsRequest, []partOffset, error) {
 	var req tsdb.TagsRequest
 	d := decoder{b: src}
-	d.version()
+	v := d.version(wireVersion)
 	req.Key, req.After, req.Limit = d.str(), d.str(), d.count()
+	if v == wireVersion {
+		req.Start, req.End = d.varint(), d.varint()
+	}
 	req.Partitions = d.partitions()
 	if d.byte1() == 1 {
 		req.Query = d.query(0)
 	}
-	if err := d.end(); err != nil {
-		return tsdb.TagsRequest{}, err
+	var offs []partOffset
+	if v == wireVersion {
+		offs = d.offsets()
 	}
-	return req, nil
+	if err := d.end(); err != nil {
+		return tsdb.TagsRequest{}, nil, err
+	}
+	return req, offs, nil
+}
+
+// appendSeriesRequest encodes a series request (version 2 only).
+func appendSeriesRequest(dst []byte, req *tsdb.SeriesRequest, offs []partOffset) []byte {
+	dst = append(dst, wireVersion)
+	dst = binary.AppendVarint(dst, req.Start)
+	dst = binary.AppendVarint(dst, req.End)
+	dst = binary.AppendUvarint(dst, uint64(max(req.Limit, 0)))
+	dst = appendPartitions(dst, req.Partitions)
+	dst = appendQuery(dst, req.Query)
+	return appendOffsets(dst, offs)
+}
+
+// decodeSeriesRequest decodes a request encoded by appendSeriesRequest.
+func decodeSeriesRequest(src []byte) (tsdb.SeriesRequest, []partOffset, error) {
+	var req tsdb.SeriesRequest
+	d := decoder{b: src}
+	if v := d.version(wireVersion); v != wireVersion {
+		d.fail("version of a series request")
+	}
+	req.Start, req.End, req.Limit = d.varint(), d.varint(), d.count()
+	req.Partitions = d.partitions()
+	req.Query = d.query(0)
+	offs := d.offsets()
+	if err := d.end(); err != nil {
+		return tsdb.SeriesRequest{}, nil, err
+	}
+	return req, offs, nil
+}
+
+// appendSeriesList encodes a series answer: the tag sets, and whether
+// there were more than the request's limit.
+func appendSeriesList(dst []byte, sets []tags.Set, more bool) []byte {
+	dst = append(dst, wireVersion)
+	if more {
+		dst = append(dst, 1)
+	} else {
+		dst = append(dst, 0)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(sets)))
+	var enc []byte
+	for _, s := range sets {
+		enc = s.AppendTo(enc[:0])
+		dst = binary.AppendUvarint(dst, uint64(len(enc)))
+		dst = append(dst, enc...)
+	}
+	return dst
+}
+
+// decodeSeriesList decodes an answer encoded by appendSeriesList.
+func decodeSeriesList(src []byte) ([]tags.Set, bool, error) {
+	d := decoder{b: src}
+	if v := d.version(wireVersion); v != wireVersion {
+		d.fail("version of a series answer")
+	}
+	more := d.byte1()
+	if more > 1 {
+		d.fail("more")
+	}
+	n := d.length()
+	var out []tags.Set
+	for i := 0; i < n && d.err == nil; i++ {
+		ts, err := tags.Decode(d.bytes())
+		if err != nil && d.err == nil {
+			d.err = fmt.Errorf("%w: tags: %w", errWire, err)
+		}
+		out = append(out, ts)
+	}
+	if err := d.end(); err != nil {
+		return nil, false, err
+	}
+	return out, more == 1, nil
+}
+
+// appendOffsets encodes the offsets a strong read waits for.
+func appendOffsets(dst []byte, offs []partOffset) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(offs)))
+	for _, o := range offs {
+		dst = binary.AppendUvarint(dst, uint64(o.P))
+		dst = binary.AppendUvarint(dst, uint64(max(o.Offset, 0)))
+	}
+	return dst
 }
 
 // appendTagCounts encodes a tags answer.
 func appendTagCounts(dst []byte, tcs []tsdb.TagCount) []byte {
-	dst = append(dst, wireVersion)
+	dst = append(dst, wireVersionBase)
 	dst = binary.AppendUvarint(dst, uint64(len(tcs)))
 	for _, tc := range tcs {
 		dst = appendString(dst, tc.Name)
@@ -193,7 +326,7 @@ func appendTagCounts(dst []byte, tcs []tsdb.TagCount) []byte {
 // decodeTagCounts decodes an answer encoded by appendTagCounts.
 func decodeTagCounts(src []byte) ([]tsdb.TagCount, error) {
 	d := decoder{b: src}
-	d.version()
+	d.version(wireVersionBase)
 	n := d.length()
 	var out []tsdb.TagCount
 	for i := 0; i < n && d.err == nil; i++ {
@@ -264,12 +397,35 @@ func (d *decoder) fail(what string) {
 	}
 }
 
-// version reads the leading version byte; another version is an error,
-// not a guess: the two sides must be upgraded together.
-func (d *decoder) version() {
-	if v := d.byte1(); v != wireVersion && d.err == nil {
-		d.err = fmt.Errorf("%w: version %d, want %d", errWire, v, wireVersion)
+// version reads the version byte, which must be from 1 to highest: a
+// newer version is an error, not a guess (store nodes are upgraded first).
+func (d *decoder) version(highest byte) byte {
+	v := d.byte1()
+	if (v < wireVersionBase || v > highest) && d.err == nil {
+		d.err = fmt.Errorf("%w: version %d, want %d to %d", errWire, v, wireVersionBase, highest)
 	}
+	return v
+}
+
+// offsets reads the offsets of a strong read.
+func (d *decoder) offsets() []partOffset {
+	k := d.length()
+	if d.err == nil && k > len(d.b)/2 {
+		d.fail("offsets")
+	}
+	if d.err != nil || k == 0 {
+		return nil
+	}
+	out := make([]partOffset, k)
+	for i := range out {
+		out[i].P = d.count()
+		off := d.uvarint()
+		if off > math.MaxInt64 {
+			d.fail("offset")
+		}
+		out[i].Offset = int64(off)
+	}
+	return out
 }
 
 // end returns the first error, or an error when bytes are left over: a

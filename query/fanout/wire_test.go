@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -44,10 +45,21 @@ func fetchRequests(tb testing.TB) []tsdb.FetchRequest {
 
 func TestWireFetchRequest(t *testing.T) {
 	t.Parallel()
-	for _, req := range fetchRequests(t) {
-		got, err := decodeFetchRequest(appendFetchRequest(nil, &req))
+	for i, req := range fetchRequests(t) {
+		var offs []partOffset
+		if i%2 == 1 {
+			offs = []partOffset{{P: 0, Offset: 0}, {P: 5, Offset: 1 << 40}, {P: 63, Offset: int64(i)}}
+		}
+		enc := appendFetchRequest(nil, &req, offs)
+		if want := byte(1 + i%2); enc[0] != want {
+			t.Errorf("request %d has version %d, want %d", i, enc[0], want)
+		}
+		got, gotOffs, err := decodeFetchRequest(enc)
 		if err != nil {
 			t.Fatalf("decode %s: %v", req.Query, err)
+		}
+		if !cmp.Equal(offs, gotOffs) {
+			t.Errorf("offsets %v came back as %v", offs, gotOffs)
 		}
 		if got.Query.String() != req.Query.String() {
 			t.Errorf("query %s came back as %s", req.Query, got.Query)
@@ -58,14 +70,18 @@ func TestWireFetchRequest(t *testing.T) {
 		}
 	}
 	// Truncations and trailing bytes are errors, never panics.
-	enc := appendFetchRequest(nil, &fetchRequests(t)[10])
+	enc := appendFetchRequest(nil, &fetchRequests(t)[10], []partOffset{{P: 1, Offset: 300}})
 	for i := range enc {
-		if _, err := decodeFetchRequest(enc[:i]); err == nil {
+		if _, _, err := decodeFetchRequest(enc[:i]); err == nil {
 			t.Errorf("decode of %d of %d bytes: no error", i, len(enc))
 		}
 	}
-	if _, err := decodeFetchRequest(append(enc, 0)); err == nil {
+	if _, _, err := decodeFetchRequest(append(enc, 0)); err == nil {
 		t.Error("decode with a trailing byte: no error")
+	}
+	enc[0] = 3
+	if _, _, err := decodeFetchRequest(enc); err == nil || !strings.Contains(err.Error(), "version 3") {
+		t.Errorf("decode of version 3 = %v, want a version error", err)
 	}
 }
 
@@ -105,15 +121,32 @@ func TestWireSeriesSet(t *testing.T) {
 func TestWireTags(t *testing.T) {
 	t.Parallel()
 	req := tsdb.TagsRequest{Key: "app", Query: tags.Eq("name", "cpu"), After: "a", Limit: 10, Partitions: &tsdb.Partitions{N: 3, Want: []int{2}}}
-	got, err := decodeTagsRequest(appendTagsRequest(nil, &req))
-	if err != nil || got.Query.String() != req.Query.String() {
-		t.Fatalf("decode: %v, %v", got, err)
+	for _, tc := range []struct {
+		start, end int64
+		offs       []partOffset
+		version    byte
+	}{
+		{0, 0, nil, 1},
+		{1_700_000_000_000, 1_700_000_600_000, nil, 2},
+		{0, 0, []partOffset{{P: 2, Offset: 7}}, 2},
+		{-5, 9, []partOffset{{P: 2, Offset: 0}}, 2},
+	} {
+		req := req
+		req.Start, req.End = tc.start, tc.end
+		enc := appendTagsRequest(nil, &req, tc.offs)
+		if enc[0] != tc.version {
+			t.Errorf("tags request %+v has version %d, want %d", tc, enc[0], tc.version)
+		}
+		got, offs, err := decodeTagsRequest(enc)
+		if err != nil || got.Query.String() != req.Query.String() {
+			t.Fatalf("decode: %v, %v", got, err)
+		}
+		got.Query, req.Query = nil, nil
+		if diff := cmp.Diff(req, got); diff != "" || !cmp.Equal(offs, tc.offs) {
+			t.Errorf("mismatch (-sent +decoded):\n%s offsets %v, want %v", diff, offs, tc.offs)
+		}
 	}
-	got.Query, req.Query = nil, nil
-	if diff := cmp.Diff(req, got); diff != "" {
-		t.Errorf("mismatch (-sent +decoded):\n%s", diff)
-	}
-	if got, err := decodeTagsRequest(appendTagsRequest(nil, &tsdb.TagsRequest{})); err != nil || got.Query != nil || got.Partitions != nil {
+	if got, _, err := decodeTagsRequest(appendTagsRequest(nil, &tsdb.TagsRequest{}, nil)); err != nil || got.Query != nil || got.Partitions != nil {
 		t.Errorf("empty request: %+v, %v", got, err)
 	}
 	tcs := []tsdb.TagCount{{Name: "a", Count: 1}, {Name: "", Count: 0}}
@@ -123,13 +156,39 @@ func TestWireTags(t *testing.T) {
 	}
 }
 
+func TestWireSeries(t *testing.T) {
+	t.Parallel()
+	req := tsdb.SeriesRequest{Query: tags.Eq("name", "cpu"), Start: 5, End: 9_000, Limit: 3, Partitions: &tsdb.Partitions{N: 4, Want: []int{1, 3}}}
+	offs := []partOffset{{P: 1, Offset: 10}, {P: 3, Offset: 0}}
+	enc := appendSeriesRequest(nil, &req, offs)
+	got, gotOffs, err := decodeSeriesRequest(enc)
+	if err != nil || got.Query.String() != req.Query.String() {
+		t.Fatalf("decode: %v, %v", got, err)
+	}
+	got.Query, req.Query = nil, nil
+	if diff := cmp.Diff(req, got); diff != "" || !cmp.Equal(offs, gotOffs) {
+		t.Errorf("mismatch (-sent +decoded):\n%s offsets %v", diff, gotOffs)
+	}
+	enc[0] = wireVersionBase
+	if _, _, err := decodeSeriesRequest(enc); err == nil {
+		t.Error("a series request of version 1: no error")
+	}
+	sets := []tags.Set{tags.New("name", "a"), tags.New("name", "b", "app", "x")}
+	for _, more := range []bool{false, true} {
+		back, bmore, err := decodeSeriesList(appendSeriesList(nil, sets, more))
+		if err != nil || bmore != more || !cmp.Equal(back, sets) {
+			t.Errorf("series list (more %v) came back as %v, %v, %v", more, back, bmore, err)
+		}
+	}
+}
+
 func TestWireTraceQuery(t *testing.T) {
 	t.Parallel()
 	q := tracing.Query{Service: "api", Attributes: []tracing.AttrFilter{
 		{Key: "http.route", Match: tracing.MatchRegex, Value: "/a.*", Regex: regexp.MustCompile("^(?:/a.*)$")},
 		{Key: "region", Match: tracing.MatchPrefix, Value: "us-"},
 	}, Start: 1, End: 2, Limit: 20}
-	enc, err := encodeGob(findRequest{Version: wireVersion, Query: toWireQuery(q), N: 4, Want: []int{1}})
+	enc, err := encodeGob(findRequest{Version: wireVersionBase, Query: toWireQuery(q), N: 4, Want: []int{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,22 +208,26 @@ func TestWireTraceQuery(t *testing.T) {
 // FuzzDecodeFetchRequest: any bytes decode to a request or an error; a
 // decoded request encodes to a fixed point.
 func FuzzDecodeFetchRequest(f *testing.F) {
-	for _, req := range fetchRequests(f) {
-		f.Add(appendFetchRequest(nil, &req))
+	for i, req := range fetchRequests(f) {
+		var offs []partOffset
+		if i%2 == 1 {
+			offs = []partOffset{{P: i, Offset: int64(i) << 20}}
+		}
+		f.Add(appendFetchRequest(nil, &req, offs))
 	}
 	f.Add([]byte{})
-	f.Add([]byte{wireVersion, 0, 0, 0, 0, 0, 0, 0, byte(tags.OpNot), byte(tags.OpNot), byte(tags.OpTrue)})
+	f.Add([]byte{wireVersionBase, 0, 0, 0, 0, 0, 0, 0, byte(tags.OpNot), byte(tags.OpNot), byte(tags.OpTrue)})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := decodeFetchRequest(b)
+		req, offs, err := decodeFetchRequest(b)
 		if err != nil {
 			return
 		}
-		enc := appendFetchRequest(nil, &req)
-		again, err := decodeFetchRequest(enc)
+		enc := appendFetchRequest(nil, &req, offs)
+		again, offs2, err := decodeFetchRequest(enc)
 		if err != nil {
 			t.Fatalf("re-decode of %x: %v", enc, err)
 		}
-		if enc2 := appendFetchRequest(nil, &again); !bytes.Equal(enc, enc2) {
+		if enc2 := appendFetchRequest(nil, &again, offs2); !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding is not a fixed point: %x then %x", enc, enc2)
 		}
 	})
@@ -174,9 +237,12 @@ func FuzzDecodeFetchRequest(f *testing.F) {
 // without panicking, and a decoded series set re-encodes to a fixed point.
 func FuzzDecodeAnswers(f *testing.F) {
 	f.Add(appendSeriesSet(nil, seriesSet()))
-	f.Add(appendTagsRequest(nil, &tsdb.TagsRequest{Key: "app", Query: tags.Eq("name", "cpu"), Partitions: &tsdb.Partitions{N: 2, Want: []int{1}}}))
+	f.Add(appendTagsRequest(nil, &tsdb.TagsRequest{Key: "app", Query: tags.Eq("name", "cpu"), Partitions: &tsdb.Partitions{N: 2, Want: []int{1}}}, nil))
+	f.Add(appendTagsRequest(nil, &tsdb.TagsRequest{Key: "app", Start: 1, End: 2}, []partOffset{{P: 1, Offset: 3}}))
+	f.Add(appendSeriesRequest(nil, &tsdb.SeriesRequest{Query: tags.Eq("name", "cpu"), Limit: 2, Partitions: &tsdb.Partitions{N: 2, Want: []int{1}}}, []partOffset{{P: 1, Offset: 3}}))
+	f.Add(appendSeriesList(nil, []tags.Set{tags.New("name", "a")}, true))
 	f.Add(appendTagCounts(nil, []tsdb.TagCount{{Name: "a", Count: 3}}))
-	f.Add([]byte{wireVersion, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{wireVersionBase, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if set, err := decodeSeriesSet(b); err == nil {
 			// Integers may come non-minimal; the re-encoding is canonical
@@ -187,7 +253,15 @@ func FuzzDecodeAnswers(f *testing.F) {
 				t.Fatalf("series set %x: re-encoding %x is not a fixed point (%v)", b, enc, err)
 			}
 		}
-		_, _ = decodeTagsRequest(b)
+		_, _, _ = decodeTagsRequest(b)
+		_, _, _ = decodeSeriesRequest(b)
+		if sets, more, err := decodeSeriesList(b); err == nil {
+			enc := appendSeriesList(nil, sets, more)
+			again, more2, err := decodeSeriesList(enc)
+			if err != nil || more2 != more || !bytes.Equal(appendSeriesList(nil, again, more2), enc) {
+				t.Fatalf("series list %x: re-encoding %x is not a fixed point (%v)", b, enc, err)
+			}
+		}
 		_, _ = decodeTagCounts(b)
 	})
 }
@@ -202,9 +276,12 @@ func FuzzDecodeTraceMessages(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	seed(findRequest{Version: wireVersion, Query: wireQuery{Service: "a", Limit: 3, Attributes: []wireAttr{{Key: "k", Match: tracing.MatchRegex, Regex: "^a$"}}}, N: 2, Want: []int{0}})
-	seed(traceRequest{Version: wireVersion, ID: tracing.TraceID{1}})
-	seed(catalogRequest{Version: wireVersion, Operations: true, Service: "a"})
+	seed(findRequest{Version: wireVersionBase, Query: wireQuery{Service: "a", Limit: 3, Attributes: []wireAttr{{Key: "k", Match: tracing.MatchRegex, Regex: "^a$"}}}, N: 2, Want: []int{0}})
+	seed(traceRequest{Version: wireVersionBase, ID: tracing.TraceID{1}})
+	seed(catalogRequest{Version: wireVersionBase, Operations: true, Service: "a"})
+	seed(traceRequest{Version: wireVersion, ID: tracing.TraceID{1}, Offsets: []partOffset{{P: 0, Offset: 9}}})
+	seed(depsRequest{Version: wireVersion, Start: 1, End: 2, Offsets: []partOffset{{P: 1, Offset: 9}}})
+	seed(exemplarsRequest{Version: wireVersionBase, Start: 1, End: 2, N: 4, Want: []int{1, 2}})
 	seed([]tracing.Trace{{ID: tracing.TraceID{1}, Spans: []tracing.Span{{Name: "x", Resource: &tracing.Resource{Service: "a"}}}}})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr findRequest
@@ -214,6 +291,14 @@ func FuzzDecodeTraceMessages(f *testing.F) {
 		var trs []tracing.Trace
 		_ = decodeGob(b, &trs)
 		var cr catalogRequest
-		_ = decodeGob(b, &cr)
+		if decodeGob(b, &cr) == nil {
+			_ = checkGobVersion(cr.Version)
+		}
+		var dr depsRequest
+		_ = decodeGob(b, &dr)
+		var er exemplarsRequest
+		_ = decodeGob(b, &er)
+		var ex []tracing.Exemplar
+		_ = decodeGob(b, &ex)
 	})
 }

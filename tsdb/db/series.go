@@ -58,6 +58,12 @@ func (db *DB) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, b
 	if err != nil {
 		return nil, false, err
 	}
+	if req.Partitions != nil {
+		if err := req.Partitions.Validate(); err != nil {
+			return nil, false, err
+		}
+		ids = db.inPartitions(ids, req.Partitions)
+	}
 	if req.End > req.Start {
 		if ids, err = db.withData(ctx, ids, req.Start, req.End); err != nil {
 			return nil, false, err

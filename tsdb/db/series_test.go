@@ -94,6 +94,27 @@ func TestTagsAndSeriesInWindow(t *testing.T) {
 	series(tsdb.SeriesRequest{Query: tags.True(), Start: T0 + 4*hour, End: now}, false, newCPU, newMem)
 	series(tsdb.SeriesRequest{Query: tags.True(), Limit: 2}, true, newCPU, newMem) // by tags: app first
 	series(tsdb.SeriesRequest{Query: tags.True(), Start: T0 + 2*hour, End: T0 + 3*hour}, false)
+	// Partitions: each series in exactly the partition of its tags.
+	for _, ts := range []tags.Set{oldCPU, newCPU, newMem} {
+		p := tags.PartitionOf(ts, 4)
+		got, _, err := db.Series(context.Background(), tsdb.SeriesRequest{Query: tags.True(), Partitions: &tsdb.Partitions{N: 4, Want: []int{p}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, g := range got {
+			found = found || tags.PartitionOf(g, 4) != p || cmp.Equal(g, ts)
+			if tags.PartitionOf(g, 4) != p {
+				t.Errorf("Series of partition %d lists %v of partition %d", p, g, tags.PartitionOf(g, 4))
+			}
+		}
+		if !found {
+			t.Errorf("Series of partition %d lacks %v", p, ts)
+		}
+	}
+	if _, _, err := db.Series(context.Background(), tsdb.SeriesRequest{Query: tags.True(), Partitions: &tsdb.Partitions{N: 2, Want: []int{5}}}); err == nil {
+		t.Error("Series of partition 5 of 2: no error")
+	}
 	if _, _, err := db.Series(context.Background(), tsdb.SeriesRequest{}); err == nil {
 		t.Error("Series without a query: no error")
 	}
