@@ -111,7 +111,7 @@ func (p *Producer) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) er
 	for part, es := range parts {
 		recs = append(recs, &kgo.Record{Topic: p.spans, Partition: int32(part), Value: AppendExemplars(nil, es)})
 	}
-	if err := p.produce(ctx, recs); err != nil {
+	if _, err := p.produce(ctx, recs); err != nil {
 		return fmt.Errorf("kafkalog: write %d exemplars: %w", len(ex), errors.Join(tracing.ErrUnavailable, err))
 	}
 	return nil

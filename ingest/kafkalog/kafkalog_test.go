@@ -424,7 +424,9 @@ func TestKafkaDown(t *testing.T) {
 	if !errors.Is(err, tsdb.ErrUnavailable) {
 		t.Errorf("Append with Kafka down = %v, want ErrUnavailable", err)
 	}
-	if d := time.Since(start); d > 10*time.Second {
+	// The delivery timeout is 1 s; the client alone took 7 s (21 s under
+	// load) with every broker gone, before produce bounded its own wait.
+	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Append took %v to fail", d)
 	}
 	if err := p.WriteTraces(ctx, testTraces(1)); !errors.Is(err, tracing.ErrUnavailable) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -180,7 +181,12 @@ func (p *Producer) Append(ctx context.Context, b *tsdb.Batch) error {
 		return err
 	}
 	sc := p.scratch.Get().(*produceScratch)
-	defer p.scratch.Put(sc)
+	keep := true // put sc back unless Kafka may still hold its records
+	defer func() {
+		if keep {
+			p.scratch.Put(sc)
+		}
+	}()
 	if len(sc.enc) != p.opts.Partitions {
 		sc.enc = make([]pointsEncoder, p.opts.Partitions)
 	}
@@ -237,7 +243,9 @@ func (p *Producer) Append(ctx context.Context, b *tsdb.Batch) error {
 	if len(sc.recs) == 0 {
 		return nil
 	}
-	if err := p.produce(ctx, sc.recs); err != nil {
+	abandoned, err := p.produce(ctx, sc.recs)
+	keep = !abandoned
+	if err != nil {
 		return fmt.Errorf("kafkalog: write %d datapoints: %w", accepted, errors.Join(tsdb.ErrUnavailable, err))
 	}
 	p.mPoints.Add(float64(accepted))
@@ -273,28 +281,84 @@ func (p *Producer) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	if err := p.produce(ctx, recs); err != nil {
+	if _, err := p.produce(ctx, recs); err != nil {
 		return fmt.Errorf("kafkalog: write %d spans: %w", spans, errors.Join(tracing.ErrUnavailable, err))
 	}
 	p.mSpans.Add(float64(spans))
 	return nil
 }
 
-// produce writes recs and waits for every acknowledgement.
-func (p *Producer) produce(ctx context.Context, recs []*kgo.Record) error {
+// errDeliveryTimeout is the cause of a write Kafka did not acknowledge
+// within ProducerOptions.DeliveryTimeout.
+var errDeliveryTimeout = errors.New("kafkalog: no acknowledgement from kafka")
+
+// produce writes recs and waits for every acknowledgement, at most
+// DeliveryTimeout. The client checks RecordDeliveryTimeout (and a record's
+// context) only around produce requests, so with every broker gone a
+// record waiting for metadata outlives it by seconds (7 s measured, 21 s
+// under load, for a 1 s timeout): the wait here is bounded on its own.
+// When it gives up, the client may still hold recs (and write them later:
+// at least once, as a client's retry after the 503 would), so abandoned
+// reports that recs and their memory must not be reused.
+func (p *Producer) produce(ctx context.Context, recs []*kgo.Record) (abandoned bool, err error) {
 	start := time.Now()
-	err := p.cl.ProduceSync(ctx, recs...).FirstErr()
+	pctx, cancel := context.WithTimeoutCause(ctx, p.opts.DeliveryTimeout, errDeliveryTimeout)
+	defer cancel()
+	w := &produceWait{done: make(chan struct{})}
+	w.left.Store(int64(len(recs)))
+	for _, r := range recs {
+		p.cl.Produce(pctx, r, w.promise)
+	}
+	select {
+	case <-w.done:
+		err = w.first()
+	case <-pctx.Done():
+		abandoned = true
+		err = context.Cause(pctx)
+		if errors.Is(err, errDeliveryTimeout) {
+			err = fmt.Errorf("%w after %s", errDeliveryTimeout, p.opts.DeliveryTimeout)
+		}
+	}
 	if err != nil {
 		p.mFailed.Increment()
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return abandoned, ctx.Err()
 		}
 		p.opts.Logger.Warn("produce to kafka", "records", len(recs), "err", err)
-		return err
+		return abandoned, err
 	}
 	p.mLatency.Record(time.Since(start))
 	p.mRecords.Add(float64(len(recs)))
-	return nil
+	return false, nil
+}
+
+// produceWait collects the acknowledgements of one produce call.
+type produceWait struct {
+	left atomic.Int64  // records not yet acknowledged or failed
+	done chan struct{} // closed when left reaches 0
+	mu   sync.Mutex
+	err  error // the first failure
+}
+
+// promise is the client's callback for each record.
+func (w *produceWait) promise(_ *kgo.Record, err error) {
+	if err != nil {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+	}
+	if w.left.Add(-1) == 0 {
+		close(w.done)
+	}
+}
+
+// first returns the first failure, once every record has an answer.
+func (w *produceWait) first() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // splitTraces groups the spans of td by the partition of their trace id,
