@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/sextant-dev/sextant/tracing"
+	"github.com/sextant-dev/sextant/tsdb"
 )
 
 // exemplarsRequest asks for the exemplars with T in [Start, End) of the
@@ -116,7 +117,8 @@ func (h *Handler) exemplars(ctx context.Context, body []byte) ([]byte, error) {
 		}
 		want[p] = true
 	}
-	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
+	// A replaying node refuses, as for the other reads of a partition.
+	if err := h.ready(ctx, LogSpans, &tsdb.Partitions{N: req.N, Want: req.Want}, req.Offsets); err != nil {
 		return nil, err
 	}
 	var ex []tracing.Exemplar

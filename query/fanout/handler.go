@@ -153,19 +153,20 @@ func (h *Handler) serve(name string, e endpoint) http.HandlerFunc {
 // errNotServing answers a read of a partition the node does not serve.
 var errNotServing = errors.New("fanout: partition not served by this node")
 
-// serves checks that the node serves every partition of want (of n): a
-// store node answers only for partitions it is caught up on. Callers skip
-// requests that name no partitions (query nodes always name them).
-func (h *Handler) serves(n int, want []int) error {
-	if h.opts.Serving == nil {
-		return nil
-	}
-	for _, p := range want {
-		if p >= 0 && p < n && !h.opts.Serving(p) {
-			return fmt.Errorf("%w: partition %d is replaying", errNotServing, p)
+// ready checks that the node may answer a read of parts (nil: the request
+// names no partitions) and, for a strong read, waits until it applied log
+// up to offs. A store node answers only for partitions it is caught up on,
+// and refuses the others first, so that a replaying node answers 503 at
+// once instead of waiting out the query's deadline.
+func (h *Handler) ready(ctx context.Context, log Log, parts *tsdb.Partitions, offs []partOffset) error {
+	if h.opts.Serving != nil && parts != nil {
+		for _, p := range parts.Want {
+			if p >= 0 && p < parts.N && !h.opts.Serving(p) {
+				return fmt.Errorf("%w: partition %d is replaying", errNotServing, p)
+			}
 		}
 	}
-	return nil
+	return h.waitFresh(ctx, log, offs)
 }
 
 // fetch answers a tsdb.FetchRequest from the node's store, restricted to
@@ -176,12 +177,7 @@ func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Partitions != nil {
-		if err := h.serves(req.Partitions.N, req.Partitions.Want); err != nil {
-			return nil, err
-		}
-	}
-	if err := h.waitFresh(ctx, LogMetrics, offs); err != nil {
+	if err := h.ready(ctx, LogMetrics, req.Partitions, offs); err != nil {
 		return nil, err
 	}
 	set, err := h.opts.Querier.Fetch(ctx, req)
@@ -197,12 +193,7 @@ func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Partitions != nil {
-		if err := h.serves(req.Partitions.N, req.Partitions.Want); err != nil {
-			return nil, err
-		}
-	}
-	if err := h.waitFresh(ctx, LogMetrics, offs); err != nil {
+	if err := h.ready(ctx, LogMetrics, req.Partitions, offs); err != nil {
 		return nil, err
 	}
 	tcs, err := h.opts.Querier.Tags(ctx, req)
@@ -223,12 +214,7 @@ func (h *Handler) series(ctx context.Context, body []byte) ([]byte, error) {
 	if !ok {
 		return nil, errors.New("fanout: this store cannot list series")
 	}
-	if req.Partitions != nil {
-		if err := h.serves(req.Partitions.N, req.Partitions.Want); err != nil {
-			return nil, err
-		}
-	}
-	if err := h.waitFresh(ctx, LogMetrics, offs); err != nil {
+	if err := h.ready(ctx, LogMetrics, req.Partitions, offs); err != nil {
 		return nil, err
 	}
 	sets, more, err := sl.Series(ctx, req)
@@ -248,12 +234,11 @@ func (h *Handler) trace(ctx context.Context, body []byte) ([]byte, error) {
 	if err := checkGobVersion(req.Version); err != nil {
 		return nil, err
 	}
+	var parts *tsdb.Partitions
 	if req.N > 0 {
-		if err := h.serves(req.N, []int{tracing.TracePartition(req.ID, req.N)}); err != nil {
-			return nil, err
-		}
+		parts = &tsdb.Partitions{N: req.N, Want: []int{tracing.TracePartition(req.ID, req.N)}}
 	}
-	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
+	if err := h.ready(ctx, LogSpans, parts, req.Offsets); err != nil {
 		return nil, err
 	}
 	tr, err := h.opts.Reader.GetTrace(ctx, req.ID)
@@ -275,7 +260,7 @@ func (h *Handler) traces(ctx context.Context, body []byte) ([]byte, error) {
 	if err := checkGobVersion(req.Version); err != nil {
 		return nil, err
 	}
-	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
+	if err := h.ready(ctx, LogSpans, &tsdb.Partitions{N: req.N, Want: req.Want}, req.Offsets); err != nil {
 		return nil, err
 	}
 	q, err := req.Query.query()
@@ -291,9 +276,6 @@ func (h *Handler) traces(ctx context.Context, body []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: partition %d out of [0, %d)", errWire, p, req.N)
 		}
 		want[p] = true
-	}
-	if err := h.serves(req.N, req.Want); err != nil {
-		return nil, err
 	}
 	// The store may hold traces of partitions it was not asked for: it
 	// widens the search until Limit traces of the wanted partitions are
