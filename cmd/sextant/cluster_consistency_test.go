@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/sextant-dev/sextant/query/fanout"
 	"github.com/sextant-dev/sextant/tsdb"
 )
@@ -55,11 +53,7 @@ func TestClusterStrongRead(t *testing.T) {
 		t.Skip("runs a cluster for a few seconds")
 	}
 	t.Parallel()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "sextant-metrics", "sextant-spans"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := newKfake(t)
 	brokers := kc.ListenAddrs()
 	s := startMemberNode(t, brokers, t.TempDir(), "--role", "store", "--node-id", "store-a")
 	defer s.stop(t)
@@ -222,11 +216,7 @@ func TestClusterExemplars(t *testing.T) {
 		t.Skip("runs a cluster for a few seconds")
 	}
 	t.Parallel()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "sextant-metrics", "sextant-spans"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := newKfake(t)
 	brokers := kc.ListenAddrs()
 	s := startMemberNode(t, brokers, t.TempDir(), "--role", "store", "--node-id", "store-a")
 	defer s.stop(t)
@@ -286,11 +276,7 @@ func TestClusterAlertRule(t *testing.T) {
 		t.Skip("runs a cluster for a few seconds")
 	}
 	t.Parallel()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "sextant-metrics", "sextant-spans"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := newKfake(t)
 	brokers := kc.ListenAddrs()
 	s := startMemberNode(t, brokers, t.TempDir(), "--role", "store", "--node-id", "store-a")
 	defer s.stop(t)

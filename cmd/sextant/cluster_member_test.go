@@ -76,6 +76,18 @@ func clusterStatus(t *testing.T, addr string) cluster.Status {
 	return st
 }
 
+// newKfake starts a kfake cluster of three brokers on real TCP ports with
+// the default topics seeded (4 partitions), closed when the test ends.
+func newKfake(t *testing.T) *kfake.Cluster {
+	t.Helper()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "sextant-metrics", "sextant-spans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	return kc
+}
+
 // TestClusterMember runs a query node and a store node in-process on a
 // three-broker kfake cluster: both see each other in GET /api/v1/cluster
 // (roles, advertised addresses, the store node owning every partition),
@@ -84,11 +96,7 @@ func clusterStatus(t *testing.T, addr string) cluster.Status {
 // store node keeps its id from the data dir.
 func TestClusterMember(t *testing.T) {
 	t.Parallel()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "sextant-metrics", "sextant-spans"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := newKfake(t)
 	brokers := kc.ListenAddrs()
 	storeDir := t.TempDir()
 	s := startMemberNode(t, brokers, storeDir, "--role", "store", "--node-id", "store-a")
@@ -164,11 +172,7 @@ func TestClusterMemberBinary(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "sextant-metrics", "sextant-spans"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := newKfake(t)
 	brokers := strings.Join(kc.ListenAddrs(), ",")
 	bin := buildBinary(t)
 	q := runBinary(t, bin, nil, "--data-dir", t.TempDir(), "--kafka-brokers", brokers, "--role", "query", "--node-id", "query-b")
