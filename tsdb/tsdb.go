@@ -394,6 +394,11 @@ func (e *LimitError) Error() string {
 // ErrNotFound is returned by KV.Get for a key that holds no value.
 var ErrNotFound = errors.New("tsdb: not found")
 
+// ErrValueTooLarge is wrapped by the error of a KV.Put whose key or value
+// is larger than the store holds (in cluster mode, the shared state store
+// is bounded by Kafka's message size). Nothing was written.
+var ErrValueTooLarge = errors.New("tsdb: value too large")
+
 // KV is a small durable key/value store beside the time series, for the
 // server's own records: saved dashboards, alert rules and their state,
 // silences, canary runs. It is not meant for bulk data: values are read and
