@@ -121,6 +121,15 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
+	// The store did not take the write: in cluster mode, Kafka is
+	// unreachable (the shared state topic), or the record is too large
+	// for it.
+	case errors.Is(err, tsdb.ErrUnavailable):
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "5")
+	case errors.Is(err, tsdb.ErrValueTooLarge):
+		status = http.StatusRequestEntityTooLarge
+		body.Field = "body"
 	}
 	if status >= 500 {
 		a.opts.Logger.Error("alerting api", "path", r.URL.Path, "err", err)
