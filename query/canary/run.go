@@ -126,7 +126,8 @@ type Runner struct {
 	}
 	// syncWanted asks the Run loop to read the runs from the KV again.
 	syncWanted atomic.Bool
-	m          struct {
+
+	m struct {
 		started, verdicts *lib.Counter
 	}
 }
