@@ -98,6 +98,17 @@ func (d *Dispatcher) SetConfig(cfg *Config) {
 	}
 }
 
+// Reset drops every aggregation group and the alerts in it, keeping the
+// routes and receivers: for a query node that stops notifying for a
+// cluster (another node does now), so that it sends nothing more from
+// alerts it no longer hears about.
+func (d *Dispatcher) Reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.mu.router = newRouter(d.mu.cfg)
+	d.mu.muted = map[string][]string{}
+}
+
 // Notify implements alerting.Notifier.
 func (d *Dispatcher) Notify(_ context.Context, alerts []*alerting.Alert) {
 	d.mu.Lock()

@@ -414,3 +414,27 @@ func TestPusher(t *testing.T) {
 		}
 	})
 }
+
+// TestReset: a dispatcher reset (its node stopped notifying for the
+// cluster) forgets its groups, so alerts it no longer hears about are
+// never repeated from it.
+func TestReset(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		in := &inbox{}
+		f := start(t, tsdbtest.NewKV(), in)
+		defer f.stop()
+		f.d.Notify(context.Background(), []*alerting.Alert{alert("HighCPU", "a", time.Now(), false)})
+		time.Sleep(time.Minute) // synctest: advances the bubble's fake clock
+		synctest.Wait()
+		if got := in.take(); len(got) != 1 {
+			t.Fatalf("%d notifications before the reset, want 1", len(got))
+		}
+		f.d.Reset()
+		time.Sleep(2 * time.Hour) // past repeat_interval: nothing repeats
+		synctest.Wait()
+		if got := in.take(); len(got) != 0 {
+			t.Errorf("%d notifications after the reset, want none: %+v", len(got), got)
+		}
+	})
+}
