@@ -132,10 +132,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	// for it.
 	case errors.Is(err, tsdb.ErrUnavailable):
 		status = http.StatusServiceUnavailable
-		w.Header().Set("Retry-After", "5")
 	case errors.Is(err, tsdb.ErrValueTooLarge):
 		status = http.StatusRequestEntityTooLarge
 		body.Field = "body"
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
 	}
 	if status >= 500 {
 		a.opts.Logger.Error("alerting api", "path", r.URL.Path, "err", err)

@@ -56,6 +56,9 @@ type node struct {
 	httpAddr string
 	// cluster is the read side of cluster mode (cluster_query.go).
 	cluster clusterReads
+	// state is the cluster's shared state (cluster_state.go); nil on a
+	// single node.
+	state *clusterState
 
 	// middleware wraps the --listen handler, the first outermost (CORS
 	// of --allowed-origins, ...).
@@ -81,6 +84,7 @@ type component func(n *node, g *runGroup) error
 var components = []component{
 	setupClusterMember,
 	setupCluster,
+	setupClusterState, // cluster_state.go
 	setupIngest,
 	setupIngestListeners,
 	setupClusterQuery,

@@ -349,7 +349,9 @@ func (s *State) Put(ctx context.Context, key string, value []byte) error {
 			return &ValueTooLargeError{Key: key, Bytes: len(key) + len(rec.Value), Max: MaxStateRecordBytes}
 		}
 		s.opts.Logger.Warn("write state record", "key", key, "err", err)
-		return fmt.Errorf("kafkalog: write state %s: %w", key, errors.Join(tsdb.ErrUnavailable, err))
+		// The cause is rendered, not wrapped: a deadline of this write is
+		// Kafka's unavailability, not the caller's.
+		return fmt.Errorf("kafkalog: write state %s: %w: %v", key, tsdb.ErrUnavailable, err)
 	}
 	s.mWrites.Increment()
 	s.mWriteLatency.Record(time.Since(start))
