@@ -265,3 +265,65 @@ func TestClusterStateKafkaDown(t *testing.T) {
 func canaryRun() string {
 	return strings.Replace(canaryRequest("healthy", true), `"s":"e-140s","e":"now-5s"`, `"interval":"1m","lifetime":"1h"`, 1)
 }
+
+// TestClusterStateBinary is the end-to-end check on the real binary: a
+// store node (which also ingests) and two query nodes with the same rule
+// file, as separate processes on a kfake cluster. A firing rule pages
+// once; the query node evaluating it is killed with SIGKILL; the other
+// takes the rule over within the membership timeout, the alert stays
+// firing without a second page, and its resolution is sent once.
+func TestClusterStateBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary as three processes")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	kc := newKfake(t)
+	brokers := strings.Join(kc.ListenAddrs(), ",")
+	hook := newWebhookInbox(t)
+	rules, cfgFile := rulesDir(t, e2eRules), alertingFile(t, hook.srv.URL)
+	start := func(flags ...string) *binary {
+		b := runBinary(t, bin, nil, append([]string{"--data-dir", t.TempDir(), "--memory-retention", "1h",
+			"--kafka-brokers", brokers, "--replication-factor", "1"}, flags...)...)
+		t.Cleanup(func() { stopBinary(t, b) })
+		return b
+	}
+	store := start("--role", "ingest,store", "--node-id", "store-1")
+	queries := map[string]*binary{}
+	for _, id := range []string{"query-1", "query-2"} {
+		queries[id] = start("--role", "query", "--node-id", id, "--rules-dir", rules, "--alerting-config", cfgFile,
+			"--live-delay", "300ms", "--external-url", "http://sextant.example")
+	}
+	for _, q := range queries {
+		waitQueryNodes(t, q.addr, 2)
+	}
+	pub := startGauges(t, "http://"+store.addr, map[string]float64{"a": 50})
+	waitBaseline(t, "http://"+queries["query-1"].addr, 2, "a")
+	pub.set("a", 90)
+	m := hook.next(t, 20*time.Second)
+	if m.msg.Status != "firing" || len(m.msg.Alerts) != 1 || m.msg.Alerts[0].Labels["host"] != "a" {
+		t.Fatalf("first notification: %s", m.raw)
+	}
+	hook.none(t, 4*time.Second) // two query nodes, one page
+
+	owner := cluster.Pick([]cluster.Node{{ID: "query-1"}, {ID: "query-2"}}, "rule/hosts/HighCPU").ID
+	other := "query-1"
+	if owner == other {
+		other = "query-2"
+	}
+	t.Logf("%s evaluates the rule; it is killed", owner)
+	killed := time.Now()
+	kill(queries[owner])
+	base := "http://" + queries[other].addr
+	waitFor(t, 30*time.Second, other+" to evaluate the rule", func() bool { return evaluatedSince(t, base, killed) })
+	hook.none(t, 4*time.Second) // still firing: no second page
+	if got := firing(t, base); got != "a" {
+		t.Errorf("firing alerts on %s after the take-over = %q, want a", other, got)
+	}
+	pub.set("a", 10)
+	m = hook.next(t, 20*time.Second)
+	if m.msg.Status != "resolved" || len(m.msg.Alerts) != 1 {
+		t.Errorf("resolution: %s", m.raw)
+	}
+	hook.none(t, 4*time.Second) // resolved once
+}
