@@ -275,3 +275,67 @@ func TestSilencesShared(t *testing.T) {
 		t.Errorf("Expire(unknown) = %v, want ErrNotFound", err)
 	}
 }
+
+// TestStateWriteRate measures what 100 rules write to their KV per step
+// (in cluster mode each write is a record of the shared state topic), for
+// three shapes of data: no alert, every rule firing steadily, and every
+// rule flapping at every step (the worst case). State is written on
+// transitions and changes of health, never merely because a step passed.
+// go test -run StateWriteRate -v ./alerting prints the figures
+// (docs/cluster.md "Shared state" quotes them).
+func TestStateWriteRate(t *testing.T) {
+	t.Parallel()
+	const rules, steps = 100, 60
+	shapes := []struct {
+		name string
+		v    func(rule, step int) float64
+		max  int // writes per step after the first
+	}{
+		{"quiet", func(int, int) float64 { return 0 }, 0},
+		{"firing", func(int, int) float64 { return 1 }, 0},
+		// Per rule and step: the state, and a history record per
+		// transition (firing>resolved, or inactive>pending>firing).
+		{"flapping", func(_, s int) float64 { return float64(s % 2) }, 3 * rules},
+	}
+	for _, sh := range shapes {
+		synctest.Test(t, func(t *testing.T) {
+			src := &manualSource{}
+			kv := &countingKV{KV: tsdbtest.NewKV()}
+			m, err := alerting.New(alerting.Options{Subscribe: src.subscribe, KV: kv, Notifier: &recorder{}, Step: minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var y strings.Builder
+			y.WriteString("groups:\n  - name: g\n    rules:\n")
+			for i := range rules {
+				fmt.Fprintf(&y, "      - {alert: R%d, expr: 'name,r%d,:eq', nodata: ok}\n", i, i)
+			}
+			if err := m.SetFileGroups(parseGroups(t, y.String())); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { m.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			synctest.Wait()
+			first := 0
+			for s := range steps {
+				for i := range rules {
+					line := alerting.Line{Tags: map[string]string{"name": fmt.Sprintf("r%d", i)}, Start: t0 + int64(s)*minute, Step: minute,
+						Values: []float64{sh.v(i, s)}}
+					src.push(fmt.Sprintf("name,r%d,:eq", i), alerting.Update{End: t0 + int64(s+1)*minute, Lines: []alerting.Line{line}})
+				}
+				synctest.Wait()
+				if s == 0 {
+					first = kv.puts("")
+				}
+			}
+			perStep := float64(kv.puts("")-first) / (steps - 1)
+			t.Logf("%-8s %d rules: %d writes at the first step, then %.1f writes per step (%.2f records/s at a 60 s step, %.0f at 1 s)",
+				sh.name, rules, first, perStep, perStep/60, perStep)
+			if perStep > float64(sh.max) {
+				t.Errorf("%s: %.1f writes per step, want at most %d", sh.name, perStep, sh.max)
+			}
+		})
+	}
+}
