@@ -19,7 +19,7 @@ import (
 
 // newStateCluster starts a kfake cluster of three brokers (no topics: the
 // state opens its own).
-func newStateCluster(t *testing.T) (*kfake.Cluster, []string) {
+func newStateCluster(t testing.TB) (*kfake.Cluster, []string) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(3))
 	if err != nil {
@@ -29,7 +29,7 @@ func newStateCluster(t *testing.T) (*kfake.Cluster, []string) {
 	return c, c.ListenAddrs()
 }
 
-func openState(t *testing.T, brokers []string, mod func(*StateOptions)) *State {
+func openState(t testing.TB, brokers []string, mod func(*StateOptions)) *State {
 	t.Helper()
 	o := StateOptions{Brokers: brokers, Prefix: "st", WriteTimeout: 3 * time.Second, ReadTimeout: time.Second}
 	if mod != nil {
