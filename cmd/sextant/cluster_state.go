@@ -271,12 +271,13 @@ type forwarder struct {
 
 // forward is one batch of alerts on its way to the notifier.
 type forward struct {
-	addr string
-	body []byte
+	addr   string
+	alerts []*alerting.Alert
 }
 
-// forwardQueue bounds the batches waiting to be forwarded.
-const forwardQueue = 256
+// forwardQueue bounds the batches waiting to be forwarded; the batches
+// waiting when one is sent go in the same request.
+const forwardQueue = 1024
 
 // maxForwardBytes bounds a forwarded batch.
 const maxForwardBytes = 16 << 20
@@ -297,37 +298,51 @@ func (f *forwarder) Notify(ctx context.Context, alerts []*alerting.Alert) {
 		f.local.Notify(ctx, alerts)
 		return
 	}
-	body, err := encodeAlerts(alerts)
-	if err != nil {
-		f.logger.Error("encode alerts to forward", "err", err)
-		return
-	}
 	select {
-	case f.q <- forward{addr: l.Addr, body: body}:
+	case f.q <- forward{addr: l.Addr, alerts: alerts}:
 	default:
-		f.dropped.Increment()
+		f.dropped.Add(float64(len(alerts)))
 	}
 }
 
-// Run sends the queued batches until ctx ends.
+// Run sends the queued batches until ctx ends: each request carries every
+// batch queued for the same node by then (the rules evaluated at one step
+// go in one request).
 func (f *forwarder) Run(ctx context.Context) error {
 	for {
+		var fw forward
 		select {
 		case <-ctx.Done():
 			return nil
-		case fw := <-f.q:
-			if err := f.post(ctx, fw); err != nil && ctx.Err() == nil {
-				f.failed.Increment()
-				f.logger.Warn("forward alerts to the notifier", "addr", fw.addr, "err", err)
+		case fw = <-f.q:
+		}
+		byAddr := map[string][]*alerting.Alert{fw.addr: fw.alerts}
+	drain:
+		for range forwardQueue {
+			select {
+			case more := <-f.q:
+				byAddr[more.addr] = append(byAddr[more.addr], more.alerts...)
+			default:
+				break drain
+			}
+		}
+		for addr, alerts := range byAddr {
+			if err := f.post(ctx, addr, alerts); err != nil && ctx.Err() == nil {
+				f.failed.Add(float64(len(alerts)))
+				f.logger.Warn("forward alerts to the notifier", "addr", addr, "alerts", len(alerts), "err", err)
 				continue
 			}
-			f.sent.Increment()
+			f.sent.Add(float64(len(alerts)))
 		}
 	}
 }
 
-func (f *forwarder) post(ctx context.Context, fw forward) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+fw.addr+pathForward, bytes.NewReader(fw.body))
+func (f *forwarder) post(ctx context.Context, addr string, alerts []*alerting.Alert) error {
+	body, err := encodeAlerts(alerts)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+pathForward, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
