@@ -88,7 +88,8 @@ func setupClusterState(n *node, g *runGroup) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	cs := &clusterState{kv: kv, logger: logger, wake: make(chan struct{}, 1),
-		ev: &evaluators{m: n.members, self: n.members.Status().Self, grace: ownerGrace, now: time.Now}}
+		ev: &evaluators{live: func() []cluster.Node { return n.members.LiveNodes(cluster.RoleQuery) },
+			self: n.members.Status().Self, grace: ownerGrace, now: time.Now}}
 	kv.Watch(cs.changed)
 	n.state = cs
 	// Added before the components that use the KV, so stopped after them.
@@ -198,7 +199,8 @@ func (cs *clusterState) run(ctx context.Context) error {
 // evaluators are the live query nodes as this node goes by them, for
 // sharing work by rendezvous hashing.
 type evaluators struct {
-	m     *cluster.Membership
+	// live returns the live query nodes of the membership, sorted by id.
+	live  func() []cluster.Node
 	self  string
 	grace time.Duration
 	now   func() time.Time
@@ -215,16 +217,17 @@ type evaluators struct {
 // whether the nodes this node goes by changed. It is called from one
 // goroutine.
 func (e *evaluators) update() bool {
-	live := e.m.LiveNodes(cluster.RoleQuery)
+	live := e.live()
 	i := slices.IndexFunc(live, func(n cluster.Node) bool { return n.ID == e.self })
-	switch {
-	case i < 0:
+	if i < 0 {
 		e.liveSince = time.Time{}
-	case e.liveSince.IsZero():
-		e.liveSince = e.now()
-		fallthrough
-	case e.now().Sub(e.liveSince) < e.grace:
-		live = slices.Delete(live, i, i+1)
+	} else {
+		if e.liveSince.IsZero() {
+			e.liveSince = e.now()
+		}
+		if e.now().Sub(e.liveSince) < e.grace {
+			live = slices.Delete(live, i, i+1)
+		}
 	}
 	if old := e.nodes.Load(); old != nil && slices.Equal(*old, live) {
 		return false
