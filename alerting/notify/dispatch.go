@@ -53,6 +53,12 @@ type Dispatcher struct {
 		router       *router
 		integrations map[string][]integration // by receiver
 		muted        map[string][]string      // group id → muted fingerprints last logged
+		// unsaved are notification-log entries whose write failed (the
+		// store unavailable: Kafka, in cluster mode), by key: readLog
+		// prefers them, so a notification sent is not sent again at the
+		// next flush; a later successful write forgets them. Bounded by
+		// the groups and integrations.
+		unsaved map[string]logEntry
 	}
 }
 
@@ -81,6 +87,7 @@ func New(opts Options) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{opts: opts, wake: make(chan struct{}, 1)}
 	d.mu.muted = map[string][]string{}
+	d.mu.unsaved = map[string]logEntry{}
 	d.SetConfig(opts.Config)
 	return d, nil
 }
@@ -215,7 +222,15 @@ func (d *Dispatcher) flush(ctx context.Context, recv string, ints []integration,
 			entry.Resolved = nil // nothing left to dedupe against
 		}
 		b, _ := json.Marshal(entry)
-		if err := d.opts.KV.Put(ctx, key, b); err != nil && ctx.Err() == nil {
+		err := d.opts.KV.Put(ctx, key, b)
+		d.mu.Lock()
+		if err != nil {
+			d.mu.unsaved[key] = entry
+		} else {
+			delete(d.mu.unsaved, key)
+		}
+		d.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
 			d.opts.Logger.Warn("write notification log", "receiver", recv, "err", err)
 		}
 		d.record(ctx, dl)
@@ -289,6 +304,12 @@ func (d *Dispatcher) logMuted(ctx context.Context, recv string, g *aggGroup, mut
 }
 
 func (d *Dispatcher) readLog(ctx context.Context, key string) *logEntry {
+	d.mu.Lock()
+	u, ok := d.mu.unsaved[key]
+	d.mu.Unlock()
+	if ok {
+		return &u
+	}
 	b, err := d.opts.KV.Get(ctx, key)
 	if err != nil {
 		return nil
