@@ -339,3 +339,44 @@ func TestStateWriteRate(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshKeepsRules: reading the same groups again (every read of the
+// alerting API in cluster mode) neither restarts a rule nor loses its
+// state.
+func TestRefreshKeepsRules(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var subs atomic.Int64
+		src := &manualSource{}
+		subscribe := func(ctx context.Context, req alerting.Request, sink func(alerting.Update)) (func(), error) {
+			subs.Add(1)
+			return src.subscribe(ctx, req, sink)
+		}
+		m, err := alerting.New(alerting.Options{Subscribe: subscribe, KV: tsdbtest.NewKV(), Step: minute,
+			Owns: func(string) bool { return true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { m.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		synctest.Wait()
+		g, err := alerting.ParseGroup([]byte(`{"name":"g","interval":"2m","rules":[{"alert":"A","expr":"name,a,:eq,1,:gt","for":"3m",
+"keep_firing_for":"1m","nodata":"alerting","labels":{"severity":"page"},"annotations":{"summary":"{{ .Value }}"}}]}`), alerting.ParseOptions{Step: minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.PutGroup(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			if err := m.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := subs.Load(); n != 1 {
+			t.Errorf("%d subscriptions after 5 refreshes of an unchanged group, want 1", n)
+		}
+	})
+}
