@@ -219,9 +219,10 @@ func evaluatedSince(t *testing.T, base string, since time.Time) bool {
 	return false
 }
 
-// TestClusterStateKafkaDown: with Kafka gone, every write of a server
-// record is refused with 503 and Retry-After (never stored on the node
-// alone), and reads answer from the node's copy.
+// TestClusterStateKafkaDown: a record larger than a Kafka message is
+// refused with 413 naming the body; with Kafka gone, every write of a
+// server record is refused with 503 and Retry-After (never stored on the
+// node alone), and reads answer from the node's copy.
 func TestClusterStateKafkaDown(t *testing.T) {
 	t.Parallel()
 	kc := newKfake(t)
@@ -230,6 +231,16 @@ func TestClusterStateKafkaDown(t *testing.T) {
 	dash := `{"title":"before","panels":[]}`
 	if code, body := doJSON(t, "PUT", base+"/api/v1/dashboards/before", dash); code != 200 {
 		t.Fatalf("PUT dashboard with Kafka up = %d %s", code, body)
+	}
+	// A dashboard the UI accepts (under 1 MiB) but Kafka's message size
+	// does not: 413 naming the body.
+	var panels []string
+	for range 62 {
+		panels = append(panels, fmt.Sprintf(`{"title":"p","q":"name,%s,:eq","type":"line"}`, strings.Repeat("x", 16_000)))
+	}
+	big := `{"title":"big","panels":[` + strings.Join(panels, ",") + `]}`
+	if code, body := doJSON(t, "PUT", base+"/api/v1/dashboards/big", big); code != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), `"param":"body"`) {
+		t.Errorf("PUT of a %d-byte dashboard = %d %s, want 413 naming the body", len(big), code, body)
 	}
 	kc.Close()
 	now := time.Now().UTC()
