@@ -104,6 +104,9 @@ func (lb *lateBlock) write(slot int, v float64, op chunk.Op) {
 		return
 	}
 	// Slow path: before the newest slot; applied with the others later.
+	if lb.pend == nil {
+		lb.pend = make([]lateWrite, 0, 8) // fewer growths than from 1
+	}
 	lb.pend = append(lb.pend, lateWrite{v: v, slot: uint8(slot), op: op})
 	if len(lb.pend) >= maxLatePending {
 		lb.flush()

@@ -1,6 +1,7 @@
 package head
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"math"
@@ -406,5 +407,47 @@ func TestLateBlockWrites(t *testing.T) {
 				t.Fatalf("round %d slot %d = %v, want %v", round, slot, got[slot], want[slot])
 			}
 		}
+	}
+}
+
+// TestLateWriteAllocs: a late write into a late block allocates nothing,
+// at its newest slot, and before it once the pending writes' buffer has
+// grown (to maxLatePending, when they are first flushed).
+func TestLateWriteAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
+	bnd := int64(t0 + 2*hour)
+	c := &clock{bnd + minute}
+	h := newHead(t, c, func(o *Options) { o.Log = func([]byte) (uint64, error) { return 1, nil } })
+	var pts []tsdb.Datapoint
+	for i := range 1000 {
+		pts = append(pts, pt(tags.New("name", "m", "i", fmt.Sprint(i), "atlas.dstype", "sum"), bnd-10*minute, 1))
+	}
+	b := &tsdb.Batch{Points: pts}
+	at := func(ts int64) {
+		for i := range b.Points {
+			b.Points[i].T = ts
+		}
+		if _, err := h.Append(context.Background(), b); err != nil || len(b.Rejected) > 0 {
+			t.Fatal(err, b.Rejected)
+		}
+	}
+	at(bnd - 10*minute)
+	at(bnd)            // the next period: the first is sealed
+	at(bnd - 2*minute) // late: the late blocks load
+	at(bnd - 3*minute) // and get pending writes
+	at(bnd - minute)   // a newer slot
+	for i := range b.Points {
+		b.Points[i].Tags = nil // by ref
+	}
+	if a := testing.AllocsPerRun(20, func() { at(bnd - minute) }); a != 0 {
+		t.Errorf("late write at the newest slot: %.1f allocs per 1000-point batch, want 0", a)
+	}
+	for range maxLatePending {
+		at(bnd - 3*minute)
+	}
+	if a := testing.AllocsPerRun(50, func() { at(bnd - 3*minute) }); a != 0 {
+		t.Errorf("late write before the newest slot: %.1f allocs per 1000-point batch, want 0", a)
 	}
 }
