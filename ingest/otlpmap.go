@@ -59,6 +59,21 @@ type otlpConverter struct {
 	bucketOK [lib.NumPercentileBuckets]bool
 	// ref is the ref cache's state (otlpref.go).
 	ref otlpRefs
+	// pct holds the percentile tag values made so far, T's then D's: a
+	// histogram has a hundred bucket series, and the converter is pooled.
+	pct [2 * lib.NumPercentileBuckets]string
+}
+
+// percentileTag is lib.PercentileTag, made once per converter.
+func (c *otlpConverter) percentileTag(prefix byte, j int) string {
+	i := j
+	if prefix != 'T' {
+		i += lib.NumPercentileBuckets
+	}
+	if c.pct[i] == "" {
+		c.pct[i] = lib.PercentileTag(prefix, j)
+	}
+	return c.pct[i]
 }
 
 type tagSpan struct{ start, end int32 }
@@ -455,7 +470,7 @@ func (c *otlpConverter) distribution(name, unit string, delta bool, attrs pcommo
 	u := c.unit(unit)
 	for j, ok := range c.bucketOK {
 		if ok {
-			emit(c.buckets[j], "statistic", lib.StatPercentile, lib.StatPercentile, lib.PercentileTag(u.prefix, j))
+			emit(c.buckets[j], "statistic", lib.StatPercentile, lib.StatPercentile, c.percentileTag(u.prefix, j))
 		}
 	}
 }
