@@ -61,10 +61,10 @@ func TestLateBlockMaintenance(t *testing.T) {
 		// A sender in real time: a datapoint a minute up to the boundary.
 		for now := time.Now().UnixMilli(); now < bnd-3*minute; now = time.Now().UnixMilli() {
 			write(now, float64(now/minute%7))
-			time.Sleep(time.Minute)
+			time.Sleep(time.Minute) // synctest: advances the bubble's fake clock
 		}
-		time.Sleep(time.Duration(bnd+20*second-time.Now().UnixMilli()) * time.Millisecond)
-		write(time.Now().UnixMilli(), 1) // one sender ran ahead: the next period
+		time.Sleep(time.Duration(bnd+20*second-time.Now().UnixMilli()) * time.Millisecond) // synctest: advances the bubble's fake clock
+		write(time.Now().UnixMilli(), 1)                                                   // one sender ran ahead: the next period
 		sealed := count("sextant.tsdb.blocksSealed")
 		// The others' last datapoints of the period that ended, out of order.
 		for _, back := range []int64{70, 190, 130, 80} {
@@ -76,14 +76,14 @@ func TestLateBlockMaintenance(t *testing.T) {
 		check("after the late writes")
 		// The maintenance loop leaves the late blocks alone within the
 		// seal delay (two steps after the period's end)...
-		time.Sleep(time.Minute)
+		time.Sleep(time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		if n := count("sextant.tsdb.blocksSealed") - sealed; n != 0 {
 			t.Errorf("%v blocks sealed within the seal delay, want 0", n)
 		}
 		// ...and seals them after it: one re-encode per series for the
 		// boundary (the late block was loaded from its sealed block).
-		time.Sleep(3 * time.Minute)
+		time.Sleep(3 * time.Minute) // synctest: advances the bubble's fake clock
 		synctest.Wait()
 		if n, re := count("sextant.tsdb.blocksSealed")-sealed, count("sextant.tsdb.blocksReencoded"); n != 2 || re != 2 {
 			t.Errorf("after the seal delay: %v blocks sealed, %v re-encoded, want 2, 2", n, re)
