@@ -118,7 +118,8 @@ func (h *Handler) serveOTLP(w http.ResponseWriter, r *http.Request, protocol str
 
 // exportMetrics maps and stores one export request. Rejected datapoints go
 // into the response's partial success, which the client must not retry;
-// an error means nothing was stored and the client may retry.
+// an error means the client may retry: nothing was stored, unless the
+// store failed on the retry of stale refs (retryStale), after the rest.
 func (h *Handler) exportMetrics(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
 	resp := pmetricotlp.NewExportResponse()
 	md := req.Metrics()
