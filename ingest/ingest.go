@@ -30,9 +30,10 @@ type Options struct {
 	// defaults. They must not change after New (the ref cache remembers
 	// which tag texts passed them).
 	Rules *Rules
-	// MaxRefs bounds the ref cache of Atlas publish and remote write: series refs
-	// remembered by the text their tags came in, 32 to 64 bytes each
-	// (refcache.go). Default 1 << 21; negative turns the cache off.
+	// MaxRefs bounds the ref cache of Atlas publish, remote write and OTLP
+	// metrics: series refs remembered by the text their tags came in (for
+	// OTLP, the attributes and the mapping's tags: otlpref.go), 32 to 64
+	// bytes each (refcache.go). Default 1 << 21; negative turns the cache off.
 	MaxRefs int
 	// Tags is the tag policy of the other protocols (remote write, OTLP,
 	// SpectatorD, Zipkin).
@@ -127,9 +128,9 @@ type Handler struct {
 	// datapoints without building the meter's id.
 	datapoints map[string]*lib.Counter
 
-	// refs is the ref cache of the Atlas publish path (nil when off), and
-	// its counters: datapoints that hit it, hits the store no longer knew,
-	// stripes that started over.
+	// refs is the ref cache of Atlas publish, remote write and OTLP
+	// metrics (nil when off), and its counters: datapoints that hit it,
+	// hits the store no longer knew, stripes that started over.
 	refs                          *refCache
 	refHits, refStale, refEvicted *lib.Counter
 	rwContext                     refKey // the cache context of remote write's keys

@@ -24,7 +24,9 @@ import (
 // they cannot craft collisions, and an accidental one among n keys has
 // probability about n²/2¹²⁹ (10⁻²⁵ for ten million series). The key
 // bytes are not kept: verifying a hit would cost about 150 bytes per
-// series, more than the entry itself.
+// series, more than the entry itself. Remote write keys by its labels
+// (length-prefixed), OTLP metrics by their attributes and the tags the
+// mapping adds (otlpref.go).
 //
 // What may be cached. Only series the store accepted a datapoint of,
 // after the tag rules passed: a hit means the same bytes passed the same

@@ -27,6 +27,9 @@
 // wall time (SealIdle: a backfill of old periods is not sealed under its
 // senders), and dropped once persisted and older than the
 // memory retention (DropBefore); tsdb/db's maintenance loop calls both.
+// Late writes, into a period before a series' newest block, go to the
+// series' late block, an open block of that period (head_late.go), rather
+// than decode and re-encode the sealed block per datapoint.
 // CaptureShard, Restore* and Replay are the checkpoint and recovery side;
 // FORMAT.md describes the WAL records and state snapshots they exchange.
 package head

@@ -136,6 +136,10 @@ type shard struct {
 		enc        chunk.Encoder
 		vals       []float64
 		buf        []byte
+		// late holds the late blocks (head_late.go) by local index: the
+		// open blocks of older periods of the few series written there.
+		late  map[uint32]*lateBlock
+		spare []*lateBlock // sealed late blocks kept for reuse
 	}
 	persist bool     // checkpoints happen: track what they must write
 	_       [64]byte // keep shards' locks on separate cache lines
@@ -151,11 +155,12 @@ type memSeries struct {
 	norm   norm.State
 	open   chunk.Open
 	period int64 // the open block's period, valid if hasOpen
-	// sealed blocks in memory, oldest first. Their data is immutable: a late
-	// write re-encodes into a new slice, so readers may use it unlocked.
+	// sealed blocks in memory, oldest first. Their data is immutable: a
+	// block sealed again gets a new slice, so readers may use it unlocked.
 	sealed  []sealedBlock
 	hasOpen bool
-	dirty   bool // in shard.dirty
+	dirty   bool  // in shard.dirty
+	late    uint8 // lateOpen, lateProne and reopened bits (head_late.go)
 	// wrote is when the series last got a write, in wall-clock seconds
 	// since the head's epoch (Options.Now at New): SealIdle leaves alone
 	// the open blocks of series written within SealDelay, however old
@@ -170,6 +175,9 @@ type sealedBlock struct {
 	data      []byte
 	per       int32 // the period; fits: blocks are at least a minute long
 	persisted bool
+	// late: the period's values are in the shard's late block of the
+	// series (head_late.go), and data is nil. It fits in the padding.
+	late bool
 }
 
 func (b sealedBlock) period() int64 { return int64(b.per) }
@@ -180,6 +188,9 @@ type metrics struct {
 	created  *lib.Counter
 	sealed   *lib.Counter
 	late     *lib.Counter
+	// reencoded counts the blocks of a period sealed before that were
+	// encoded again (see head_late.go).
+	reencoded *lib.Counter
 }
 
 // New returns an empty head.
@@ -200,6 +211,7 @@ func New(opts Options) (*Head, error) {
 		h.shards[i].persist = opts.Log != nil
 		h.shards[i].mu.byHash = make(map[uint64]uint32)
 		h.shards[i].mu.collisions = make(map[uint64][]uint32)
+		h.shards[i].mu.late = make(map[uint32]*lateBlock)
 	}
 	h.scratch.New = func() any { return &appendScratch{} }
 	r := opts.Registry
@@ -210,6 +222,7 @@ func New(opts Options) (*Head, error) {
 	h.m.created = r.Counter("sextant.tsdb.seriesCreated")
 	h.m.sealed = r.Counter("sextant.tsdb.blocksSealed")
 	h.m.late = r.Counter("sextant.tsdb.lateWrites")
+	h.m.reencoded = r.Counter("sextant.tsdb.blocksReencoded")
 	r.FuncGauge(func() float64 { return float64(h.numSeries.Load()) }, "sextant.tsdb.series")
 	return h, nil
 }

@@ -11,7 +11,8 @@ import (
 // SealIdle seals the open blocks whose period ended more than SealDelay
 // before now, of series that got no write in the last SealDelay of wall
 // time: series that stopped reporting, or the last block of a backfill
-// once it is done. It returns how many it sealed.
+// once it is done. Late blocks (head_late.go) are sealed on the same
+// terms, their own last write counting. It returns how many it sealed.
 //
 // The second condition is what keeps a backfill cheap: its periods all
 // ended long ago, and sealing a block its senders are still filling would
@@ -25,6 +26,11 @@ func (h *Head) SealIdle(now int64) int {
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
+		if len(s.mu.late) > 0 {
+			sealed += h.sealLateShardLocked(s, func(lb *lateBlock) bool {
+				return wall < lb.wrote+idle || (lb.period+1)*h.blockDur+h.opts.SealDelay > now
+			})
+		}
 		for local, ms := range s.mu.series {
 			if ms == nil || !ms.hasOpen {
 				continue
@@ -50,7 +56,7 @@ func (h *Head) SealIdle(now int64) int {
 
 // DropBefore forgets the sealed blocks of periods before p. With
 // requirePersisted, blocks not yet written to disk are kept until they are.
-// Open blocks of such periods are sealed first. It returns the number of
+// Open and late blocks of such periods are sealed first. It returns the number of
 // blocks dropped and sets MinPeriod to p.
 func (h *Head) DropBefore(p int64, requirePersisted bool) int {
 	h.minPeriod.Store(p)
@@ -58,6 +64,9 @@ func (h *Head) DropBefore(p int64, requirePersisted bool) int {
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
+		if len(s.mu.late) > 0 {
+			h.sealLateShardLocked(s, func(lb *lateBlock) bool { return lb.period >= p })
+		}
 		for local, ms := range s.mu.series {
 			if ms == nil {
 				continue

@@ -65,9 +65,9 @@ func (h *Head) ScanBatches(ids *roaring.Bitmap, minP, maxP int64, fn func(vs []V
 	n := min(scanBatch, int(ids.GetCardinality()))
 	if cap(sc.views) < n {
 		sc.views = make([]View, n)
-		sc.opens = make([]chunk.Open, n)
+		sc.opens = make([]chunk.Open, 2*n) // open blocks, then late ones
 	}
-	views, opens := sc.views[:n], sc.opens[:n]
+	views, opens := sc.views[:n], sc.opens[:2*n]
 	it := ids.Iterator()
 	for it.HasNext() {
 		cnt := 0
@@ -99,8 +99,8 @@ func (h *Head) ScanBatches(ids *roaring.Bitmap, minP, maxP int64, fn func(vs []V
 
 // collect adds to views[*cnt:] the series of pending (ids of shard s that
 // still exist) with their blocks in periods [minP, maxP], under s's lock;
-// open blocks are copied into opens, their streams appended to streams,
-// which it returns.
+// open blocks are copied into opens (late blocks into its second half),
+// their streams appended to streams, which it returns.
 func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens []chunk.Open,
 	cnt *int, streams []byte, touched *byte) []byte {
 	s.mu.Lock()
@@ -125,6 +125,14 @@ func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens 
 		v.Blocks = v.Blocks[:0]
 		for _, b := range ms.sealed {
 			if b.period() >= minP && b.period() <= maxP {
+				if b.late {
+					// Slow path: the period is a late block (head_late.go).
+					lo, lb := &opens[len(views)+i], s.mu.late[local]
+					lb.flush()
+					streams = lb.open.CopyTo(lo, streams)
+					v.Blocks = append(v.Blocks, BlockView{Period: b.period(), Open: lo})
+					continue
+				}
 				v.Blocks = append(v.Blocks, BlockView{Period: b.period(), Data: b.data})
 			}
 		}
@@ -185,16 +193,21 @@ func (h *Head) MemoryStats() MemoryStats {
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
-		for _, ms := range s.mu.series {
+		for local, ms := range s.mu.series {
 			if ms == nil {
 				continue
 			}
 			st.Series++
 			st.TagBytes += len(ms.tags)
 			st.OpenBytes += ms.open.Bytes()
+			if ms.late&lateOpen != 0 {
+				st.OpenBytes += s.mu.late[uint32(local)].open.Bytes()
+			}
 			for _, b := range ms.sealed {
-				st.SealedBytes += len(b.data)
-				st.SealedSlots += h.opts.BlockSteps
+				if !b.late { // a late block is open (counted above)
+					st.SealedBytes += len(b.data)
+					st.SealedSlots += h.opts.BlockSteps
+				}
 			}
 		}
 		s.mu.Unlock()
