@@ -41,8 +41,13 @@ type ConsumerOptions struct {
 	// PollWait bounds one wait for records, so that a new assignment is
 	// taken up within it; default 500 ms.
 	PollWait time.Duration
-	Logger   *slog.Logger
-	Registry *lib.Registry
+	// AfterApply, when set, is called after the records of a partition up
+	// to offset next are in the local stores (durably) and before next is
+	// kept in KV, with the datapoints just applied (none for the spans
+	// topic): a fault hook for tests, which stop the process there.
+	AfterApply func(topic string, partition int, next int64, points []tsdb.Datapoint)
+	Logger     *slog.Logger
+	Registry   *lib.Registry
 }
 
 func (o ConsumerOptions) withDefaults() ConsumerOptions {
@@ -335,16 +340,24 @@ func (c *Consumer) apply(ctx context.Context, fp kgo.FetchTopicPartition) {
 	if len(recs) == 0 {
 		return
 	}
+	next := recs[len(recs)-1].Offset + 1
 	var err error
 	if fp.Topic == c.metrics {
-		err = c.applyDatapoints(ctx, recs)
+		err = c.applyDatapoints(ctx, recs, tsdb.Mark{Log: fp.Topic, Partition: int(fp.Partition), Next: next})
 	} else {
 		err = c.applySpans(ctx, recs)
 	}
 	if err != nil {
 		return // ctx ended; the records are applied again on the next start
 	}
-	next := recs[len(recs)-1].Offset + 1
+	if c.opts.AfterApply != nil {
+		var points []tsdb.Datapoint
+		if fp.Topic == c.metrics {
+			points = c.batch.Points
+		}
+		c.opts.AfterApply(fp.Topic, int(fp.Partition), next, points)
+	}
+	c.batch.Reset()
 	if err := c.keepOffset(ctx, fp.Topic, int(fp.Partition), next); err != nil {
 		// The data is stored; a restart applies these records again.
 		c.opts.Logger.Warn("keep offset", "topic", fp.Topic, "partition", fp.Partition, "err", err)
@@ -358,10 +371,13 @@ func (c *Consumer) apply(ctx context.Context, fp kgo.FetchTopicPartition) {
 	c.mu.Unlock()
 }
 
-// applyDatapoints appends the datapoints of recs in one batch, retrying
-// while the store fails (a record is never skipped for a store error, only
-// for a corrupt body). It returns an error only when ctx ends.
-func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record) error {
+// applyDatapoints appends the datapoints of recs in one batch (left in
+// c.batch for AfterApply), retrying while the store fails (a record is
+// never skipped for a store error, only for a corrupt body). A store that
+// keeps marks (tsdb.MarkedAppender) gets m with the batch, so that it
+// holds the position atomically with the data. It returns an error only
+// when ctx ends.
+func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record, m tsdb.Mark) error {
 	b := &c.batch
 	b.Reset()
 	for _, r := range recs {
@@ -371,9 +387,13 @@ func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record) erro
 		}
 	}
 	if len(b.Points) == 0 {
-		return nil
+		return nil // only corrupt records: the offset in KV moves past them
 	}
-	err := c.retry(ctx, func() error { return c.opts.Appender.Append(ctx, b) })
+	store := c.opts.Appender.Append
+	if ma, ok := c.opts.Appender.(tsdb.MarkedAppender); ok {
+		store = func(ctx context.Context, b *tsdb.Batch) error { return ma.AppendMarked(ctx, b, m) }
+	}
+	err := c.retry(ctx, func() error { return store(ctx, b) })
 	if err != nil {
 		return err
 	}
@@ -382,7 +402,6 @@ func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record) erro
 		c.mRejected.Add(float64(len(b.Rejected)))
 		c.opts.Logger.Debug("store rejected datapoints", "count", len(b.Rejected), "reason", b.Rejected[0].Reason.String())
 	}
-	b.Reset()
 	return nil
 }
 
@@ -454,19 +473,29 @@ func offsetKey(topic string, p int) string {
 	return "cluster/offsets/" + topic + "/" + strconv.Itoa(p)
 }
 
-// keptOffset returns the offset to resume partition p of topic at: the kept
-// one, or 0 (the log's start; franz-go moves a trimmed start forward).
+// keptOffset returns the offset to resume partition p of topic at: the
+// newer of the one kept in KV and, for the metrics topic, the store's mark
+// (which a crash between the store's write and the KV's leaves ahead), or
+// 0 (the log's start; franz-go moves a trimmed start forward).
 func (c *Consumer) keptOffset(ctx context.Context, topic string, p int) (int64, error) {
+	var kept int64
 	v, err := c.opts.KV.Get(ctx, offsetKey(topic, p))
 	switch {
 	case errors.Is(err, tsdb.ErrNotFound):
-		return 0, nil
 	case err != nil:
 		return 0, fmt.Errorf("kafkalog: read offset of %s/%d: %w", topic, p, err)
 	case len(v) != 8:
 		return 0, fmt.Errorf("kafkalog: offset of %s/%d: %w: %d bytes", topic, p, tsdb.ErrCorrupt, len(v))
+	default:
+		kept = int64(binary.BigEndian.Uint64(v))
 	}
-	return int64(binary.BigEndian.Uint64(v)), nil
+	if ma, ok := c.opts.Appender.(tsdb.MarkedAppender); ok && topic == c.metrics {
+		if next, ok := ma.Marked(topic, p); ok && next > kept {
+			c.opts.Logger.Info("resume after the store's mark", "topic", topic, "partition", p, "offset", next, "kept", kept)
+			kept = next
+		}
+	}
+	return kept, nil
 }
 
 func (c *Consumer) keepOffset(ctx context.Context, topic string, p int, next int64) error {
