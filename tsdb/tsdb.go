@@ -180,7 +180,8 @@ type MarkedAppender interface {
 	// the store's fsync policy promises; after a crash at any moment, the
 	// store holds a mark if and only if it holds the datapoints of every
 	// AppendMarked call up to it. An error means b and m are not both
-	// stored (and neither is when the error is ErrOverloaded). Marks of one
+	// stored (and neither is when the error is ErrOverloaded or
+	// ErrNoMarks, the answer of a store not set up for marks). Marks of one
 	// log and partition must be appended with non-decreasing Next. Safe
 	// for concurrent use.
 	AppendMarked(ctx context.Context, b *Batch, m Mark) error
@@ -418,6 +419,9 @@ var (
 	ErrUnavailable = errors.New("tsdb: store unavailable, retry later")
 	// ErrCorrupt marks data on disk that cannot be decoded.
 	ErrCorrupt = errors.New("tsdb: corrupt data")
+	// ErrNoMarks is MarkedAppender.AppendMarked on a store not set up to
+	// keep marks: nothing was stored; append without a mark instead.
+	ErrNoMarks = errors.New("tsdb: this store keeps no marks")
 )
 
 // LimitError reports a query that would exceed a limit.

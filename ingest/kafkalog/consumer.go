@@ -104,6 +104,8 @@ type Consumer struct {
 		changed chan struct{}
 	}
 	batch tsdb.Batch // reused by Run
+	// noMarks is set, by Run, once the store answered tsdb.ErrNoMarks.
+	noMarks bool
 
 	mRecords, mPoints, mSpans, mErrors, mCorrupt *lib.Counter
 	mRejected                                    *lib.Counter
@@ -389,11 +391,18 @@ func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record, m ts
 	if len(b.Points) == 0 {
 		return nil // only corrupt records: the offset in KV moves past them
 	}
-	store := c.opts.Appender.Append
-	if ma, ok := c.opts.Appender.(tsdb.MarkedAppender); ok {
-		store = func(ctx context.Context, b *tsdb.Batch) error { return ma.AppendMarked(ctx, b, m) }
-	}
-	err := c.retry(ctx, func() error { return store(ctx, b) })
+	err := c.retry(ctx, func() error {
+		if ma := c.marked(); ma != nil {
+			err := ma.AppendMarked(ctx, b, m)
+			if !errors.Is(err, tsdb.ErrNoMarks) {
+				return err
+			}
+			// Nothing was stored: append without marks from now on.
+			c.opts.Logger.Warn("the store keeps no marks: a crash may apply records twice", "err", err)
+			c.noMarks = true
+		}
+		return c.opts.Appender.Append(ctx, b)
+	})
 	if err != nil {
 		return err
 	}
@@ -489,7 +498,7 @@ func (c *Consumer) keptOffset(ctx context.Context, topic string, p int) (int64, 
 	default:
 		kept = int64(binary.BigEndian.Uint64(v))
 	}
-	if ma, ok := c.opts.Appender.(tsdb.MarkedAppender); ok && topic == c.metrics {
+	if ma := c.marked(); ma != nil && topic == c.metrics {
 		if next, ok := ma.Marked(topic, p); ok && next > kept {
 			c.opts.Logger.Info("resume after the store's mark", "topic", topic, "partition", p, "offset", next, "kept", kept)
 			kept = next
@@ -500,6 +509,15 @@ func (c *Consumer) keptOffset(ctx context.Context, topic string, p int) (int64, 
 
 func (c *Consumer) keepOffset(ctx context.Context, topic string, p int, next int64) error {
 	return c.opts.KV.Put(ctx, offsetKey(topic, p), binary.BigEndian.AppendUint64(nil, uint64(next)))
+}
+
+// marked returns the store as a tsdb.MarkedAppender, or nil when it keeps
+// no marks.
+func (c *Consumer) marked() tsdb.MarkedAppender {
+	if ma, ok := c.opts.Appender.(tsdb.MarkedAppender); ok && !c.noMarks {
+		return ma
+	}
+	return nil
 }
 
 func (c *Consumer) applied(tp topicPartition) int64 {

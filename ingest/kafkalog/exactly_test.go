@@ -207,3 +207,36 @@ func TestProducerRetryOnce(t *testing.T) {
 		t.Errorf("after a produce retried (-single +cluster):\n%s", diff)
 	}
 }
+
+// TestNoMarks: a store on disk opened without marks answers
+// tsdb.ErrNoMarks, and the consumer applies the log without them (at
+// least once, with the offsets in KV), rather than retrying for ever.
+func TestNoMarks(t *testing.T) {
+	t.Parallel()
+	_, brokers := newCluster(t)
+	p := newProducer(t, brokers, nil)
+	ctx := context.Background()
+	single := newNode(t, nil)
+	for _, w := range exactlyWrites() {
+		if err := single.store.Append(ctx, clonePoints(w.Points)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Append(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := db.Open(t.TempDir(), db.Options{Step: step, Now: clock, MaintenanceInterval: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	n := &node{store: store, spans: newNode(t, nil).spans, kv: store.KV()}
+	c, _ := consume(t, brokers, n, nil, nil)
+	waitCaughtUp(t, c, brokers, []int{0, 1, 2, 3, 4, 5, 6, 7})
+	if diff := cmp.Diff(answer(t, single.store), answer(t, n.store), nanEqual()); diff != "" {
+		t.Errorf("a store without marks (-single +cluster):\n%s", diff)
+	}
+	if _, ok := store.Marked(MetricsTopic("test"), 5); ok {
+		t.Errorf("a store without Options.Marks holds a mark")
+	}
+}

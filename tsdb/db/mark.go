@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
@@ -48,7 +47,7 @@ type markKey struct {
 
 // errNoMarks is AppendMarked on a store on disk opened without
 // Options.Marks.
-var errNoMarks = errors.New("tsdb/db: AppendMarked on a store opened without Options.Marks")
+var errNoMarks = fmt.Errorf("%w: a store on disk opened without Options.Marks", tsdb.ErrNoMarks)
 
 var _ tsdb.MarkedAppender = (*DB)(nil)
 
@@ -164,23 +163,33 @@ func decodeMarkRecord(rec []byte) (tsdb.Mark, error) {
 		return tsdb.Mark{}, fmt.Errorf("%w: mark record version %d, this store reads %d", tsdb.ErrCorrupt, rec[1], markVersion)
 	}
 	rest := rec[2:]
-	n, w := binary.Uvarint(rest)
+	n, w := uvarint(rest)
 	if w <= 0 || n == 0 || n > uint64(len(rest)-w) {
 		return tsdb.Mark{}, errMarkRecord
 	}
 	m := tsdb.Mark{Log: string(rest[w : w+int(n)])}
 	rest = rest[w+int(n):]
-	p, w := binary.Uvarint(rest)
+	p, w := uvarint(rest)
 	if w <= 0 || p > 1<<31 {
 		return tsdb.Mark{}, errMarkRecord
 	}
 	rest = rest[w:]
-	next, w := binary.Uvarint(rest)
+	next, w := uvarint(rest)
 	if w <= 0 || w != len(rest) || next > 1<<62 {
 		return tsdb.Mark{}, errMarkRecord
 	}
 	m.Partition, m.Next = int(p), int64(next)
 	return m, nil
+}
+
+// uvarint is binary.Uvarint refusing a longer encoding than the minimal
+// one (w = 0), so that a record has exactly one encoding.
+func uvarint(b []byte) (uint64, int) {
+	v, w := binary.Uvarint(b)
+	if w > 0 && w != len(binary.AppendUvarint(nil, v)) {
+		return 0, 0
+	}
+	return v, w
 }
 
 // replayer applies the WAL at open: the head's records above their
