@@ -2,8 +2,11 @@ package kafkalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,5 +241,138 @@ func TestNoMarks(t *testing.T) {
 	}
 	if _, ok := store.Marked(MetricsTopic("test"), 5); ok {
 		t.Errorf("a store without Options.Marks holds a mark")
+	}
+}
+
+// gate holds the answers of a broker while closed: its connections'
+// writes wait, so the requests it reads are applied and their answers
+// lost in time, as with a broker that hangs.
+type gate struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	closed bool
+}
+
+func (g *gate) set(closed bool) {
+	g.mu.Lock()
+	g.closed = closed
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+func (g *gate) wait() {
+	g.mu.Lock()
+	for g.closed {
+		g.cond.Wait()
+	}
+	g.mu.Unlock()
+}
+
+type gatedListener struct {
+	net.Listener
+	g *gate
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return gatedConn{c, l.g}, nil
+}
+
+type gatedConn struct {
+	net.Conn
+	g *gate
+}
+
+func (c gatedConn) Write(p []byte) (int, error) {
+	c.g.wait()
+	return c.Conn.Write(p)
+}
+
+// TestAbandonedWrite: with the idempotent producer, a write whose broker
+// hangs still fails within the delivery timeout (503), and its records,
+// which the producer keeps and delivers once the broker answers again,
+// are never reused by a later write: a write to another broker meanwhile
+// succeeds (under -race, reusing them would race with the client), and
+// the late records reach the log once, as they were written.
+func TestAbandonedWrite(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	gates := map[string]*gate{}
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		g := &gate{}
+		g.cond = sync.NewCond(&g.mu)
+		mu.Lock()
+		gates[ln.Addr().String()] = g
+		mu.Unlock()
+		return gatedListener{ln, g}, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	brokers := kc.ListenAddrs()
+	ctx := context.Background()
+	if _, err := EnsureTopics(ctx, brokers, "test", partitions); err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(t, brokers, func(o *ProducerOptions) { o.DeliveryTimeout = time.Second })
+	write := func(part int, v float64) error {
+		return p.Append(ctx, &tsdb.Batch{Points: []tsdb.Datapoint{{Tags: seriesIn(part, "x.sum", "sum"), T: now - step, V: v}}})
+	}
+	if err := write(5, 1); err != nil {
+		t.Fatal(err)
+	}
+	leader := kc.LeaderFor(MetricsTopic("test"), 5)
+	other := 0
+	for kc.LeaderFor(MetricsTopic("test"), int32(other)) == leader {
+		other++
+	}
+	g := gates[brokers[leader]]
+	g.set(true)
+	t.Cleanup(func() { g.set(false) }) // before the cluster closes
+	start := time.Now()
+	if err := write(5, 2); !errors.Is(err, tsdb.ErrUnavailable) {
+		t.Fatalf("a write to a hung broker = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a write to a hung broker took %v to fail, with a delivery timeout of 1 s", d)
+	}
+	if err := write(other, 3); err != nil {
+		t.Fatalf("a write to another broker while one hangs: %v", err)
+	}
+	g.set(false)
+	// The abandoned write reaches the log once, late.
+	deadline := time.Now().Add(30 * time.Second)
+	for endOffsets(t, brokers)[MetricsTopic("test")][5] < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling Kafka for the late record
+	}
+	if err := write(5, 4); err != nil {
+		t.Fatalf("a write once the broker answers again: %v", err)
+	}
+	single := newNode(t, nil)
+	for _, v := range []float64{1, 2, 4} {
+		b := &tsdb.Batch{Points: []tsdb.Datapoint{{Tags: seriesIn(5, "x.sum", "sum"), T: now - step, V: v}}}
+		if err := single.store.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := single.store.Append(ctx, &tsdb.Batch{Points: []tsdb.Datapoint{{Tags: seriesIn(other, "x.sum", "sum"), T: now - step, V: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := endOffsets(t, brokers)[MetricsTopic("test")][5]; got != 3 {
+		t.Errorf("partition 5 holds %d records after 3 writes (one abandoned, delivered late), want 3", got)
+	}
+	n := newNode(t, nil)
+	c, _ := consume(t, brokers, n, nil, nil)
+	waitCaughtUp(t, c, brokers, []int{0, 1, 2, 3, 4, 5, 6, 7})
+	if diff := cmp.Diff(answer(t, single.store), answer(t, n.store), nanEqual()); diff != "" {
+		t.Errorf("the log after an abandoned write (-single +cluster):\n%s", diff)
 	}
 }
