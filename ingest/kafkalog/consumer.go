@@ -27,7 +27,9 @@ type ConsumerOptions struct {
 	// Partitions is the number of partitions of both topics; required.
 	Partitions int
 	// Appender and Traces are the local stores the records go to; KV keeps
-	// the offsets. All three are required.
+	// the offsets. All three are required. An Appender that is a
+	// tsdb.MarkedAppender keeps the position in the metrics topic with the
+	// datapoints, so that each is applied once (tsdb/db: Options.Marks).
 	Appender tsdb.Appender
 	Traces   tracing.Writer
 	KV       tsdb.KV
