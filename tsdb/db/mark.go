@@ -15,8 +15,8 @@ import (
 // record, and returns once the mark is durable: the WAL is a prefix after
 // a crash, so a durable mark means the whole batch is durable. Replay
 // applies a batch's records only when its mark follows them; a batch cut
-// off by a crash before its mark was logged is dropped whole, so the store
-// holds a mark if and only if it holds the batch.
+// off by a crash before its mark was durable is dropped whole, so the
+// store holds a mark if and only if it holds the batch.
 //
 // For that, a batch's records must be alone between its begin and its
 // mark: AppendMarked holds appendMu exclusively from the begin to the
@@ -36,7 +36,7 @@ const (
 	recAbort = 4
 )
 
-// markVersion is the version byte of the begin and mark records.
+// markVersion is the version byte of the begin, mark and abort records.
 const markVersion = 1
 
 // markKey names a log partition.
