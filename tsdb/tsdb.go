@@ -145,6 +145,52 @@ type Appender interface {
 	Append(ctx context.Context, b *Batch) error
 }
 
+// Mark is a position in a log a store applies (in cluster mode: a
+// partition of the metrics topic in Kafka): every record of partition
+// Partition of Log before offset Next is in the store.
+type Mark struct {
+	Log       string // the log's name, not empty
+	Partition int    // >= 0
+	Next      int64  // offset of the next record to apply, >= 0
+}
+
+// Validate checks the mark's fields.
+func (m Mark) Validate() error {
+	switch {
+	case m.Log == "":
+		return errors.New("tsdb: mark without a log")
+	case m.Partition < 0:
+		return fmt.Errorf("tsdb: mark of partition %d", m.Partition)
+	case m.Next < 0:
+		return fmt.Errorf("tsdb: mark at offset %d", m.Next)
+	}
+	return nil
+}
+
+// MarkedAppender is an optional ability of an Appender, found by a type
+// assertion: appending a batch together with the position in a log that
+// it brings the store to, so that whoever applies the log resumes exactly
+// after what the store holds, whatever moment the process died at.
+//
+// Version 1 of this extension; the consumer of the cluster log
+// (ingest/kafkalog) is its only caller.
+type MarkedAppender interface {
+	// AppendMarked is Append, and records m atomically with b: when it
+	// returns nil, b's accepted datapoints and m are durable together as
+	// the store's fsync policy promises; after a crash at any moment, the
+	// store holds a mark if and only if it holds the datapoints of every
+	// AppendMarked call up to it. An error means b and m are not both
+	// stored (and neither is when the error is ErrOverloaded or
+	// ErrNoMarks, the answer of a store not set up for marks). Marks of one
+	// log and partition must be appended with non-decreasing Next. Safe
+	// for concurrent use.
+	AppendMarked(ctx context.Context, b *Batch, m Mark) error
+	// Marked returns Next of the newest mark of partition p of log the
+	// store holds (recovered when it opened, or appended since), and false
+	// when it holds none. Safe for concurrent use.
+	Marked(log string, p int) (next int64, ok bool)
+}
+
 // Consolidation combines the primary (storage-step) values that fall into
 // one output step when a query's step is a multiple of the storage step.
 type Consolidation uint8
@@ -373,6 +419,9 @@ var (
 	ErrUnavailable = errors.New("tsdb: store unavailable, retry later")
 	// ErrCorrupt marks data on disk that cannot be decoded.
 	ErrCorrupt = errors.New("tsdb: corrupt data")
+	// ErrNoMarks is MarkedAppender.AppendMarked on a store not set up to
+	// keep marks: nothing was stored; append without a mark instead.
+	ErrNoMarks = errors.New("tsdb: this store keeps no marks")
 )
 
 // LimitError reports a query that would exceed a limit.

@@ -525,10 +525,11 @@ func (c *procsCluster) stepJoinStore(t *testing.T, d *procsData) {
 
 // stepKillBroker kills a Kafka broker under a stream of writes.
 func (c *procsCluster) stepKillBroker(t *testing.T, d *procsData) {
-	// Gauges: the producer retries a write whose acknowledgement the dead
-	// broker never sent (no idempotent producer, docs/cluster.md
-	// "Delivery"), which a gauge absorbs and a sum would count twice.
-	w := newSeqWriter("seq.broker", "gauge", 5000, c.ingest.addr, c.single.addr)
+	// Sums: the producer sends again a write whose acknowledgement the
+	// dead broker never sent, and the idempotent producer's sequence
+	// numbers let the new leader drop it if the dead one had it
+	// (docs/cluster.md "Delivery"): a sum counts each write once.
+	w := newSeqWriter("seq.broker", "sum", 5000, c.ingest.addr, c.single.addr)
 	go w.run()
 	defer w.finish() // stops it if the step fails early
 	w.waitWritten(t, 0, 20, "before the broker dies")

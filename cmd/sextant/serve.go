@@ -173,6 +173,7 @@ func (n *node) openStores() (err error) {
 		Registry:        n.reg,
 		// --max-series-per-name
 		MaxSeriesPerName: cfg.MaxSeriesByName,
+		Marks:            cfg.Cluster.storeMarks(), // cluster.go
 	})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
