@@ -31,10 +31,23 @@ func (q *Querier) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.Serie
 	if err != nil {
 		return nil, err
 	}
-	sets, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) (*tsdb.SeriesSet, error) {
+	// The query's limits bound the total over the nodes, as they bound
+	// one store (budget.go); the caller's Admit, if any, is the store's
+	// business and does not cross the wire.
+	b := newBudget(q.opts.Limits)
+	var onCost func(string) func(tsdb.Cost)
+	if b != nil {
+		onCost = func(id string) func(tsdb.Cost) { return func(c tsdb.Cost) { b.costed(id, c) } }
+	}
+	sets, missing, err := scatter(ctx, q, allPartitions(n), b, func(ctx context.Context, nd Node, ps []int) (*tsdb.SeriesSet, error) {
 		r := req
 		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
-		data, err := q.post(ctx, nd, PathFetch, appendFetchRequest(nil, &r, offsetsFor(ends, ps)))
+		var heard func(tsdb.Cost)
+		if onCost != nil {
+			heard = onCost(nd.ID)
+		}
+		body := appendFetchRequest(nil, &r, fetchMeta{offs: offsetsFor(ends, ps), budget: b.remaining()})
+		data, err := q.post(ctx, nd, PathFetch, body, heard)
 		if err != nil {
 			return nil, err
 		}
@@ -161,10 +174,10 @@ func (q *Querier) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCou
 	if err != nil {
 		return nil, err
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tsdb.TagCount, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) ([]tsdb.TagCount, error) {
 		r := req
 		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
-		data, err := q.post(ctx, nd, PathTags, appendTagsRequest(nil, &r, offsetsFor(ends, ps)))
+		data, err := q.post(ctx, nd, PathTags, appendTagsRequest(nil, &r, offsetsFor(ends, ps)), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -210,10 +223,10 @@ func (q *Querier) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Se
 		sets []tags.Set
 		more bool
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) (answer, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) (answer, error) {
 		r := req
 		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
-		data, err := q.post(ctx, nd, PathSeries, appendSeriesRequest(nil, &r, offsetsFor(ends, ps)))
+		data, err := q.post(ctx, nd, PathSeries, appendSeriesRequest(nil, &r, offsetsFor(ends, ps)), nil)
 		if err != nil {
 			return answer{}, err
 		}

@@ -26,8 +26,8 @@ func (q *Querier) GetTrace(ctx context.Context, id tracing.TraceID) (tracing.Tra
 	if err != nil {
 		return tracing.Trace{}, err
 	}
-	answers, missing, err := scatter(ctx, q, []int{p}, func(ctx context.Context, nd Node, _ []int) (*tracing.Trace, error) {
-		data, err := q.post(ctx, nd, PathTrace, body)
+	answers, missing, err := scatter(ctx, q, []int{p}, nil, func(ctx context.Context, nd Node, _ []int) (*tracing.Trace, error) {
+		data, err := q.post(ctx, nd, PathTrace, body, nil)
 		if errors.Is(err, tracing.ErrNotFound) {
 			return nil, nil // an answer: the owner has no such trace
 		}
@@ -66,7 +66,7 @@ func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.T
 	if err != nil {
 		return nil, err
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Trace, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) ([]tracing.Trace, error) {
 		offs := offsetsFor(ends, ps)
 		body, err := encodeGob(findRequest{Version: gobVersion(offs), Query: wq, N: n, Want: ps, Offsets: offs})
 		if err != nil {
@@ -74,7 +74,7 @@ func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.T
 			// the scatter instead of failing over to the next owner.
 			return nil, &fatalError{err}
 		}
-		data, err := q.post(ctx, nd, PathTraces, body)
+		data, err := q.post(ctx, nd, PathTraces, body, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +146,7 @@ func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAns
 	}
 	// A catalog is per node, not per partition: any owner's list covers
 	// its partitions, and the union over one owner of each covers all.
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) (catalogAnswer, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) (catalogAnswer, error) {
 		r := req
 		r.Offsets = offsetsFor(ends, ps)
 		r.Version = gobVersion(r.Offsets)
@@ -154,7 +154,7 @@ func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAns
 		if err != nil {
 			return catalogAnswer{}, &fatalError{err}
 		}
-		data, err := q.post(ctx, nd, PathCatalog, body)
+		data, err := q.post(ctx, nd, PathCatalog, body, nil)
 		if err != nil {
 			return catalogAnswer{}, err
 		}
@@ -216,13 +216,13 @@ func (q *Querier) Dependencies(ctx context.Context, start, end int64) ([]tracing
 	if err != nil {
 		return nil, err
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Dependency, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) ([]tracing.Dependency, error) {
 		offs := offsetsFor(ends, ps)
 		body, err := encodeGob(depsRequest{Version: gobVersion(offs), Start: start, End: end, Offsets: offs})
 		if err != nil {
 			return nil, &fatalError{err}
 		}
-		data, err := q.post(ctx, nd, PathDeps, body)
+		data, err := q.post(ctx, nd, PathDeps, body, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -74,7 +74,7 @@ type depsRequest struct {
 // it carries some, else 1 (which store nodes of the release before read).
 func gobVersion(offs []partOffset) int {
 	if len(offs) > 0 {
-		return wireVersion
+		return wireVersionStrong
 	}
 	return wireVersionBase
 }
