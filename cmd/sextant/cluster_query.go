@@ -54,7 +54,8 @@ func setupClusterQuery(n *node, g *runGroup) error {
 	}
 	fo := fanout.Options{
 		Owners:    n.cluster.owners,
-		AuthToken: n.cfg.AuthToken, // inter-node requests carry the cluster's token
+		AuthToken: n.cfg.AuthToken,   // inter-node requests carry the cluster's token
+		Limits:    n.cfg.QueryLimits, // on the total over the store nodes, as on one store
 		Logger:    n.logger.With("component", "fanout"),
 		Registry:  n.reg,
 	}

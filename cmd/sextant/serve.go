@@ -169,6 +169,8 @@ func (n *node) openStores() (err error) {
 		Registry:        n.reg,
 		// --max-series-per-name
 		MaxSeriesPerName: cfg.MaxSeriesByName,
+		// --max-series-per-query, --max-datapoints-per-query, --max-bytes-per-query
+		MaxSeriesPerQuery: cfg.QueryLimits.Series, MaxDatapointsPerQuery: cfg.QueryLimits.Datapoints, MaxBytesPerQuery: cfg.QueryLimits.Bytes,
 	})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
