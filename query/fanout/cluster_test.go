@@ -174,7 +174,11 @@ func newTestClusterOpts(t *testing.T, o clusterOpts) *testCluster {
 			}
 		}
 		n := &storeNode{id: fmt.Sprint("store-", i), store: openStore(t, o.limits, mine)}
-		n.spans = openSpans(t, filterTraces(td, func(id tracing.TraceID) bool { return keep(tracing.TracePartition(id, numPartitions)) }))
+		parts := 0
+		if o.spanPartitions {
+			parts = numPartitions
+		}
+		n.spans = openSpansIn(t, parts, filterTraces(td, func(id tracing.TraceID) bool { return keep(tracing.TracePartition(id, numPartitions)) }))
 		hopts := fanout.HandlerOptions{Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans, Exemplars: n.spans}
 		if mod != nil {
 			mod(i, &hopts)
@@ -239,10 +243,18 @@ func (c *testCluster) stop(i int) {
 
 func openSpans(t *testing.T, td ptrace.Traces) *spanstore.Store {
 	t.Helper()
+	return openSpansIn(t, 0, td)
+}
+
+// openSpansIn opens a span store that counts dependencies by partition of
+// a log of parts partitions (0: without), holding td.
+func openSpansIn(t *testing.T, parts int, td ptrace.Traces) *spanstore.Store {
+	t.Helper()
 	s, err := spanstore.Open("", spanstore.Options{FS: vfs.NewMem()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.SetPartitions(parts)
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Error(err)

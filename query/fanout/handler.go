@@ -339,7 +339,8 @@ func (h *Handler) catalog(ctx context.Context, body []byte, _ http.ResponseWrite
 }
 
 // deps answers the service dependency counts of [Start, End) from the
-// node's span store; the query node merges them across nodes.
+// node's span store, from version 3 those of the partitions asked for (the
+// node must serve them), which the query node adds up across nodes.
 func (h *Handler) deps(ctx context.Context, body []byte, _ http.ResponseWriter) ([]byte, error) {
 	var req depsRequest
 	if err := decodeGob(body, &req); err != nil {
@@ -348,14 +349,40 @@ func (h *Handler) deps(ctx context.Context, body []byte, _ http.ResponseWriter) 
 	if err := checkGobVersion(req.Version); err != nil {
 		return nil, err
 	}
-	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
+	if req.Version < wireVersionBudget {
+		// A query node of a release before: every call the node counted.
+		if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
+			return nil, err
+		}
+		deps, err := h.opts.Deps.Dependencies(ctx, req.Start, req.End)
+		if err != nil {
+			return nil, err
+		}
+		return encodeGob(deps)
+	}
+	if req.N <= 0 {
+		return nil, fmt.Errorf("%w: %d partitions", errWire, req.N)
+	}
+	parts := &tsdb.Partitions{N: req.N, Want: req.Want}
+	if err := parts.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errWire, err)
+	}
+	if err := h.ready(ctx, LogSpans, parts, req.Offsets); err != nil {
 		return nil, err
 	}
-	deps, err := h.opts.Deps.Dependencies(ctx, req.Start, req.End)
+	var ans depsAnswer
+	var err error
+	if pr, ok := h.opts.Deps.(tracing.DependencyPartitionReader); ok {
+		ans.In, ans.Unplaced, err = pr.DependenciesIn(ctx, req.Start, req.End, req.N, req.Want)
+	} else {
+		// A store that cannot tell partitions: nothing it counted can be
+		// added up with another node's.
+		ans.Unplaced, err = h.opts.Deps.Dependencies(ctx, req.Start, req.End)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return encodeGob(deps)
+	return encodeGob(ans)
 }
 
 // wireError is the JSON body of an internal error answer; a limit error

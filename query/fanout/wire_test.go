@@ -292,6 +292,8 @@ func FuzzDecodeTraceMessages(f *testing.F) {
 	seed(traceRequest{Version: wireVersionStrong, ID: tracing.TraceID{1}, Offsets: []partOffset{{P: 0, Offset: 9}}})
 	seed(depsRequest{Version: wireVersionStrong, Start: 1, End: 2, Offsets: []partOffset{{P: 1, Offset: 9}}})
 	seed(exemplarsRequest{Version: wireVersionBase, Start: 1, End: 2, N: 4, Want: []int{1, 2}})
+	seed(depsRequest{Version: wireVersionBudget, Start: 1, End: 2, N: 4, Want: []int{0, 3}})
+	seed(depsAnswer{In: []tracing.Dependency{{Parent: "a", Child: "b", CallCount: 3}}, Unplaced: []tracing.Dependency{{Parent: "a", Child: "c", CallCount: 1}}})
 	seed([]tracing.Trace{{ID: tracing.TraceID{1}, Spans: []tracing.Span{{Name: "x", Resource: &tracing.Resource{Service: "a"}}}}})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr findRequest
@@ -306,6 +308,8 @@ func FuzzDecodeTraceMessages(f *testing.F) {
 		}
 		var dr depsRequest
 		_ = decodeGob(b, &dr)
+		var da depsAnswer
+		_ = decodeGob(b, &da)
 		var er exemplarsRequest
 		_ = decodeGob(b, &er)
 		var ex []tracing.Exemplar
