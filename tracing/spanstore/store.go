@@ -108,13 +108,12 @@ type opID struct {
 }
 
 var (
-	_ tracing.Writer           = (*Store)(nil)
-	_ tracing.Reader           = (*Store)(nil)
-	_ tracing.Catalog          = (*Store)(nil)
-	_ tracing.DependencyReader = (*Store)(nil)
-
+	_ tracing.Writer                    = (*Store)(nil)
+	_ tracing.Reader                    = (*Store)(nil)
+	_ tracing.Catalog                   = (*Store)(nil)
+	_ tracing.DependencyReader          = (*Store)(nil)
 	_ tracing.DependencyPartitionReader = (*Store)(nil)
-	_ tracing.ExemplarStore    = (*Store)(nil)
+	_ tracing.ExemplarStore             = (*Store)(nil)
 )
 
 // Open opens or creates the store in dir and starts its retention.
