@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	queryapi "github.com/sextant-dev/sextant/query/api"
+	"github.com/sextant-dev/sextant/query/fanout"
+	traceapi "github.com/sextant-dev/sextant/tracing/api"
 )
 
 // TestRoleGate runs a node in-process and puts its routes behind the gate
@@ -112,4 +116,48 @@ func TestRoleGate(t *testing.T) {
 	if code, _, _ := do(ingest, "POST", "/api/v1/internal/catalog", "x"); code != http.StatusMisdirectedRequest {
 		t.Errorf("internal read on an ingest node: %d, want 421", code)
 	}
+}
+
+// oneNode is an ownership of n partitions that gives those in parts to
+// one store node, and the others to none.
+type oneNode struct {
+	node  fanout.Node
+	n     int
+	parts map[int]bool
+}
+
+func (o oneNode) Partitions() int { return o.n }
+
+func (o oneNode) Owners(p int) []fanout.Node {
+	if !o.parts[p] {
+		return nil
+	}
+	return []fanout.Node{o.node}
+}
+
+// storeView serves, in-process, the graph and Jaeger APIs over the data of
+// the store node at addr alone, read through its internal endpoints as a
+// query node reads it: the partitions in parts (of n) are asked of it, the
+// others are missing (the answers partial). It returns the view's address.
+func storeView(t *testing.T, addr string, n int, parts map[int]bool) string {
+	t.Helper()
+	fan, err := fanout.New(fanout.Options{Owners: oneNode{fanout.Node{ID: "view", Addr: addr}, n, parts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fan.Close() })
+	qa, err := queryapi.New(queryapi.Options{Querier: fan, StorageStep: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, err := traceapi.New(traceapi.Options{Reader: fan, Catalog: fan, Dependencies: fan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	qa.Register(mux)
+	ta.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
 }
