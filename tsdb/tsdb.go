@@ -377,6 +377,11 @@ type SeriesRequest struct {
 	// Partitions, when set, lists only the series of these partitions
 	// (see FetchRequest.Partitions).
 	Partitions *Partitions
+	// Admit, when set, is called once with the listing's Cost (its Series
+	// only) before the store checks its own limits, as
+	// FetchRequest.Admit; an error from it ends the listing with that
+	// error.
+	Admit func(Cost) error
 }
 
 // SeriesLister is an optional ability of a Querier, found by a type

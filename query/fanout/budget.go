@@ -139,6 +139,15 @@ func (b *budget) remaining() *tsdb.Cost {
 		Bytes: left(b.limits.Bytes, p.Bytes)}
 }
 
+// heard returns what hears node id's cost (post's onCost); nil for a nil
+// budget.
+func (b *budget) heard(id string) func(tsdb.Cost) {
+	if b == nil {
+		return nil
+	}
+	return func(c tsdb.Cost) { b.costed(id, c) }
+}
+
 // costed records what node id's share costs.
 func (b *budget) costed(id string, c tsdb.Cost) {
 	if b == nil {

@@ -213,8 +213,8 @@ func (h *Handler) tags(ctx context.Context, body []byte, _ http.ResponseWriter) 
 
 // series answers a tsdb.SeriesRequest (the Prometheus series API) from
 // the node's index, restricted to the partitions asked for.
-func (h *Handler) series(ctx context.Context, body []byte, _ http.ResponseWriter) ([]byte, error) {
-	req, offs, err := decodeSeriesRequest(body)
+func (h *Handler) series(ctx context.Context, body []byte, w http.ResponseWriter) ([]byte, error) {
+	req, m, err := decodeSeriesRequest(body)
 	if err != nil {
 		return nil, err
 	}
@@ -222,8 +222,11 @@ func (h *Handler) series(ctx context.Context, body []byte, _ http.ResponseWriter
 	if !ok {
 		return nil, errors.New("fanout: this store cannot list series")
 	}
-	if err := h.ready(ctx, LogMetrics, req.Partitions, offs); err != nil {
+	if err := h.ready(ctx, LogMetrics, req.Partitions, m.offs); err != nil {
 		return nil, err
+	}
+	if m.budget != nil {
+		req.Admit = admitter(w, *m.budget)
 	}
 	sets, more, err := sl.Series(ctx, req)
 	if err != nil {

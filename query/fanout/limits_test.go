@@ -70,6 +70,20 @@ func TestLimitsOnTheTotal(t *testing.T) {
 			t.Errorf("query node: %s over %dh: %d partial=%q\n got %.300s\nwant %.300s", tc.q, tc.hours, code, h.Get("X-Sextant-Partial"), got, want)
 		}
 	}
+	// The Prometheus series API: max-series-per-query on the total too.
+	for _, tc := range []struct {
+		match string
+		code  int
+	}{{`{__name__="lat"}`, 422}, {`{__name__="req"}`, 200}} {
+		ps := []string{"match[]", tc.match, "start", fmt.Sprint(dataStart / 1000), "end", fmt.Sprint(dataNow / 1000)}
+		code, _, want := get(t, single, "/api/v1/series", ps...)
+		if code != tc.code {
+			t.Fatalf("single node: series %s: %d %s, want %d", tc.match, code, want, tc.code)
+		}
+		if code, _, got := get(t, cluster, "/api/v1/series", ps...); code != tc.code || got != want {
+			t.Errorf("query node: series %s: %d\n got %.300s\nwant %.300s", tc.match, code, got, want)
+		}
+	}
 	// One node answering for every partition holds the whole total in its
 	// share: it refuses at once, by the budget the query node sent, and
 	// the answer is still the single node's.

@@ -35,19 +35,11 @@ func (q *Querier) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.Serie
 	// one store (budget.go); the caller's Admit, if any, is the store's
 	// business and does not cross the wire.
 	b := newBudget(q.opts.Limits)
-	var onCost func(string) func(tsdb.Cost)
-	if b != nil {
-		onCost = func(id string) func(tsdb.Cost) { return func(c tsdb.Cost) { b.costed(id, c) } }
-	}
 	sets, missing, err := scatter(ctx, q, allPartitions(n), b, func(ctx context.Context, nd Node, ps []int) (*tsdb.SeriesSet, error) {
 		r := req
 		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
-		var heard func(tsdb.Cost)
-		if onCost != nil {
-			heard = onCost(nd.ID)
-		}
-		body := appendFetchRequest(nil, &r, fetchMeta{offs: offsetsFor(ends, ps), budget: b.remaining()})
-		data, err := q.post(ctx, nd, PathFetch, body, heard)
+		body := appendFetchRequest(nil, &r, reqMeta{offs: offsetsFor(ends, ps), budget: b.remaining()})
+		data, err := q.post(ctx, nd, PathFetch, body, b.heard(nd.ID))
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +201,8 @@ func (q *Querier) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCou
 // Series implements tsdb.SeriesLister: every node lists the series of the
 // partitions asked of it, sorted, its first Limit; the partitions split
 // the series, so the merged list's first Limit are exact, and there were
-// more when a node said so or the union is longer.
+// more when a node said so or the union is longer. max-series-per-query
+// (Options.Limits) holds on the total, as for Fetch.
 func (q *Querier) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, bool, error) {
 	if req.Query == nil {
 		return nil, false, errors.New("fanout: series without a query")
@@ -223,10 +216,13 @@ func (q *Querier) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Se
 		sets []tags.Set
 		more bool
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) (answer, error) {
+	// max-series-per-query on the total, as for a fetch (budget.go).
+	b := newBudget(tsdb.Cost{Series: q.opts.Limits.Series})
+	answers, missing, err := scatter(ctx, q, allPartitions(n), b, func(ctx context.Context, nd Node, ps []int) (answer, error) {
 		r := req
 		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
-		data, err := q.post(ctx, nd, PathSeries, appendSeriesRequest(nil, &r, offsetsFor(ends, ps)), nil)
+		body := appendSeriesRequest(nil, &r, reqMeta{offs: offsetsFor(ends, ps), budget: b.remaining()})
+		data, err := q.post(ctx, nd, PathSeries, body, b.heard(nd.ID))
 		if err != nil {
 			return answer{}, err
 		}

@@ -48,9 +48,9 @@ const (
 // errWire marks a message that cannot be decoded.
 var errWire = errors.New("fanout: malformed message")
 
-// fetchMeta is what a fetch request carries besides its
-// tsdb.FetchRequest.
-type fetchMeta struct {
+// reqMeta is what a fetch or series request carries besides its tsdb
+// request.
+type reqMeta struct {
 	// offs are a strong read's offsets to wait for (version 2).
 	offs []partOffset
 	// budget, when set, is what is left of the query's limits for the
@@ -60,7 +60,7 @@ type fetchMeta struct {
 
 // appendFetchRequest encodes req and m, in the lowest version that holds
 // them: 3 with a budget, 2 with offsets, else 1.
-func appendFetchRequest(dst []byte, req *tsdb.FetchRequest, m fetchMeta) []byte {
+func appendFetchRequest(dst []byte, req *tsdb.FetchRequest, m reqMeta) []byte {
 	// Fixed fields first, then the lists, then the query tree: the
 	// decoder reads in one pass, no lookahead.
 	v := byte(wireVersionBase)
@@ -85,17 +85,15 @@ func appendFetchRequest(dst []byte, req *tsdb.FetchRequest, m fetchMeta) []byte 
 		dst = appendOffsets(dst, m.offs)
 	}
 	if v >= wireVersionBudget {
-		dst = binary.AppendUvarint(dst, uint64(max(m.budget.Series, 0)))
-		dst = binary.AppendUvarint(dst, uint64(max(m.budget.Datapoints, 0)))
-		dst = binary.AppendUvarint(dst, uint64(max(m.budget.Bytes, 0)))
+		dst = appendBudget(dst, m.budget)
 	}
 	return dst
 }
 
 // decodeFetchRequest decodes a request encoded by appendFetchRequest.
-func decodeFetchRequest(src []byte) (tsdb.FetchRequest, fetchMeta, error) {
+func decodeFetchRequest(src []byte) (tsdb.FetchRequest, reqMeta, error) {
 	var req tsdb.FetchRequest
-	var m fetchMeta
+	var m reqMeta
 	d := decoder{b: src}
 	v := d.version(wireVersionBudget)
 	// Zigzag varints: times are Unix ms and may be negative (a graph
@@ -114,15 +112,15 @@ func decodeFetchRequest(src []byte) (tsdb.FetchRequest, fetchMeta, error) {
 		m.offs = d.offsets()
 	}
 	if v >= wireVersionBudget {
-		m.budget = &tsdb.Cost{Series: d.bigCount(), Datapoints: d.bigCount(), Bytes: d.bigCount()}
+		m.budget = d.budget()
 	}
 	if err := d.end(); err != nil {
-		return tsdb.FetchRequest{}, fetchMeta{}, err
+		return tsdb.FetchRequest{}, reqMeta{}, err
 	}
 	// An enum beyond the contract's range is a newer sender or a
 	// corrupt message; refusing it beats evaluating a wrong default.
 	if req.CF > tsdb.CFMax || req.Aggregation > tsdb.AggMax {
-		return tsdb.FetchRequest{}, fetchMeta{}, fmt.Errorf("%w: consolidation %d, aggregation %d", errWire, req.CF, req.Aggregation)
+		return tsdb.FetchRequest{}, reqMeta{}, fmt.Errorf("%w: consolidation %d, aggregation %d", errWire, req.CF, req.Aggregation)
 	}
 	return req, m, nil
 }
@@ -255,32 +253,58 @@ func decodeTagsRequest(src []byte) (tsdb.TagsRequest, []partOffset, error) {
 	return req, offs, nil
 }
 
-// appendSeriesRequest encodes a series request (version 2 only).
-func appendSeriesRequest(dst []byte, req *tsdb.SeriesRequest, offs []partOffset) []byte {
-	dst = append(dst, wireVersionStrong)
+// appendSeriesRequest encodes a series request: version 3 with a
+// budget, else 2.
+func appendSeriesRequest(dst []byte, req *tsdb.SeriesRequest, m reqMeta) []byte {
+	v := byte(wireVersionStrong)
+	if m.budget != nil {
+		v = wireVersionBudget
+	}
+	dst = append(dst, v)
 	dst = binary.AppendVarint(dst, req.Start)
 	dst = binary.AppendVarint(dst, req.End)
 	dst = binary.AppendUvarint(dst, uint64(max(req.Limit, 0)))
 	dst = appendPartitions(dst, req.Partitions)
 	dst = appendQuery(dst, req.Query)
-	return appendOffsets(dst, offs)
+	dst = appendOffsets(dst, m.offs)
+	if v == wireVersionBudget {
+		dst = appendBudget(dst, m.budget)
+	}
+	return dst
 }
 
 // decodeSeriesRequest decodes a request encoded by appendSeriesRequest.
-func decodeSeriesRequest(src []byte) (tsdb.SeriesRequest, []partOffset, error) {
+func decodeSeriesRequest(src []byte) (tsdb.SeriesRequest, reqMeta, error) {
 	var req tsdb.SeriesRequest
+	var m reqMeta
 	d := decoder{b: src}
-	if v := d.version(wireVersionStrong); v != wireVersionStrong {
+	v := d.version(wireVersionBudget)
+	if v < wireVersionStrong {
 		d.fail("version of a series request")
 	}
 	req.Start, req.End, req.Limit = d.varint(), d.varint(), d.count()
 	req.Partitions = d.partitions()
 	req.Query = d.query(0)
-	offs := d.offsets()
-	if err := d.end(); err != nil {
-		return tsdb.SeriesRequest{}, nil, err
+	m.offs = d.offsets()
+	if v == wireVersionBudget {
+		m.budget = d.budget()
 	}
-	return req, offs, nil
+	if err := d.end(); err != nil {
+		return tsdb.SeriesRequest{}, reqMeta{}, err
+	}
+	return req, m, nil
+}
+
+// appendBudget encodes a budget: its three measures (0: no limit).
+func appendBudget(dst []byte, b *tsdb.Cost) []byte {
+	dst = binary.AppendUvarint(dst, uint64(max(b.Series, 0)))
+	dst = binary.AppendUvarint(dst, uint64(max(b.Datapoints, 0)))
+	return binary.AppendUvarint(dst, uint64(max(b.Bytes, 0)))
+}
+
+// budget reads a budget.
+func (d *decoder) budget() *tsdb.Cost {
+	return &tsdb.Cost{Series: d.bigCount(), Datapoints: d.bigCount(), Bytes: d.bigCount()}
 }
 
 // appendSeriesList encodes a series answer: the tag sets, and whether

@@ -48,7 +48,7 @@ func TestWireFetchRequest(t *testing.T) {
 	for i, req := range fetchRequests(t) {
 		// Requests without extras are version 1, with a strong read's
 		// offsets 2, with a budget 3 (offsets or not).
-		var m fetchMeta
+		var m reqMeta
 		if i%2 == 1 {
 			m.offs = []partOffset{{P: 0, Offset: 0}, {P: 5, Offset: 1 << 40}, {P: 63, Offset: int64(i)}}
 		}
@@ -65,7 +65,7 @@ func TestWireFetchRequest(t *testing.T) {
 		if err != nil {
 			t.Fatalf("decode %s: %v", req.Query, err)
 		}
-		if !cmp.Equal(m, gotMeta, cmp.AllowUnexported(fetchMeta{})) {
+		if !cmp.Equal(m, gotMeta, cmp.AllowUnexported(reqMeta{})) {
 			t.Errorf("offsets and budget %+v came back as %+v", m, gotMeta)
 		}
 		if got.Query.String() != req.Query.String() {
@@ -77,7 +77,7 @@ func TestWireFetchRequest(t *testing.T) {
 		}
 	}
 	// Truncations and trailing bytes are errors, never panics.
-	enc := appendFetchRequest(nil, &fetchRequests(t)[10], fetchMeta{offs: []partOffset{{P: 1, Offset: 300}}, budget: &tsdb.Cost{Series: 7, Datapoints: 300, Bytes: 1 << 20}})
+	enc := appendFetchRequest(nil, &fetchRequests(t)[10], reqMeta{offs: []partOffset{{P: 1, Offset: 300}}, budget: &tsdb.Cost{Series: 7, Datapoints: 300, Bytes: 1 << 20}})
 	for i := range enc {
 		if _, _, err := decodeFetchRequest(enc[:i]); err == nil {
 			t.Errorf("decode of %d of %d bytes: no error", i, len(enc))
@@ -166,19 +166,37 @@ func TestWireTags(t *testing.T) {
 func TestWireSeries(t *testing.T) {
 	t.Parallel()
 	req := tsdb.SeriesRequest{Query: tags.Eq("name", "cpu"), Start: 5, End: 9_000, Limit: 3, Partitions: &tsdb.Partitions{N: 4, Want: []int{1, 3}}}
-	offs := []partOffset{{P: 1, Offset: 10}, {P: 3, Offset: 0}}
-	enc := appendSeriesRequest(nil, &req, offs)
-	got, gotOffs, err := decodeSeriesRequest(enc)
-	if err != nil || got.Query.String() != req.Query.String() {
-		t.Fatalf("decode: %v, %v", got, err)
-	}
-	got.Query, req.Query = nil, nil
-	if diff := cmp.Diff(req, got); diff != "" || !cmp.Equal(offs, gotOffs) {
-		t.Errorf("mismatch (-sent +decoded):\n%s offsets %v", diff, gotOffs)
-	}
-	enc[0] = wireVersionBase
-	if _, _, err := decodeSeriesRequest(enc); err == nil {
-		t.Error("a series request of version 1: no error")
+	for _, m := range []reqMeta{
+		{offs: []partOffset{{P: 1, Offset: 10}, {P: 3, Offset: 0}}},
+		{budget: &tsdb.Cost{Series: 1000}},
+		{offs: []partOffset{{P: 1, Offset: 10}}, budget: &tsdb.Cost{Series: 7, Datapoints: 1, Bytes: 2}},
+	} {
+		r := req
+		enc := appendSeriesRequest(nil, &r, m)
+		wantVersion := byte(wireVersionStrong)
+		if m.budget != nil {
+			wantVersion = wireVersionBudget
+		}
+		if enc[0] != wantVersion {
+			t.Errorf("series request %+v: version %d, want %d", m, enc[0], wantVersion)
+		}
+		got, gotMeta, err := decodeSeriesRequest(enc)
+		if err != nil || got.Query.String() != req.Query.String() {
+			t.Fatalf("decode: %v, %v", got, err)
+		}
+		got.Query, r.Query = nil, nil
+		if diff := cmp.Diff(r, got); diff != "" || !cmp.Equal(m, gotMeta, cmp.AllowUnexported(reqMeta{})) {
+			t.Errorf("mismatch (-sent +decoded):\n%s meta %+v, want %+v", diff, gotMeta, m)
+		}
+		for i := range enc {
+			if _, _, err := decodeSeriesRequest(enc[:i]); err == nil {
+				t.Errorf("decode of %d of %d bytes: no error", i, len(enc))
+			}
+		}
+		enc[0] = wireVersionBase
+		if _, _, err := decodeSeriesRequest(enc); err == nil {
+			t.Error("a series request of version 1: no error")
+		}
 	}
 	sets := []tags.Set{tags.New("name", "a"), tags.New("name", "b", "app", "x")}
 	for _, more := range []bool{false, true} {
@@ -216,7 +234,7 @@ func TestWireTraceQuery(t *testing.T) {
 // decoded request encodes to a fixed point.
 func FuzzDecodeFetchRequest(f *testing.F) {
 	for i, req := range fetchRequests(f) {
-		var m fetchMeta
+		var m reqMeta
 		if i%2 == 1 {
 			m.offs = []partOffset{{P: i, Offset: int64(i) << 20}}
 		}
@@ -249,7 +267,8 @@ func FuzzDecodeAnswers(f *testing.F) {
 	f.Add(appendSeriesSet(nil, seriesSet()))
 	f.Add(appendTagsRequest(nil, &tsdb.TagsRequest{Key: "app", Query: tags.Eq("name", "cpu"), Partitions: &tsdb.Partitions{N: 2, Want: []int{1}}}, nil))
 	f.Add(appendTagsRequest(nil, &tsdb.TagsRequest{Key: "app", Start: 1, End: 2}, []partOffset{{P: 1, Offset: 3}}))
-	f.Add(appendSeriesRequest(nil, &tsdb.SeriesRequest{Query: tags.Eq("name", "cpu"), Limit: 2, Partitions: &tsdb.Partitions{N: 2, Want: []int{1}}}, []partOffset{{P: 1, Offset: 3}}))
+	f.Add(appendSeriesRequest(nil, &tsdb.SeriesRequest{Query: tags.Eq("name", "cpu"), Limit: 2, Partitions: &tsdb.Partitions{N: 2, Want: []int{1}}}, reqMeta{offs: []partOffset{{P: 1, Offset: 3}}}))
+	f.Add(appendSeriesRequest(nil, &tsdb.SeriesRequest{Query: tags.Eq("name", "cpu")}, reqMeta{budget: &tsdb.Cost{Series: 5}}))
 	f.Add(appendSeriesList(nil, []tags.Set{tags.New("name", "a")}, true))
 	f.Add(appendTagCounts(nil, []tsdb.TagCount{{Name: "a", Count: 3}}))
 	f.Add([]byte{wireVersionBase, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})

@@ -139,4 +139,15 @@ func TestAdmitCost(t *testing.T) {
 	if err := fetch(small, 10, func(tsdb.Cost) error { return errNo }); !errors.Is(err, errNo) {
 		t.Errorf("fetch with a refusing Admit = %v", err)
 	}
+	// A series listing: its series, then the store's limit.
+	got = nil
+	if sets, _, err := db.Series(context.Background(), tsdb.SeriesRequest{Query: small, Admit: record}); err != nil || len(sets) != 26 {
+		t.Fatalf("Series = %d sets, %v", len(sets), err)
+	}
+	if _, _, err := db.Series(context.Background(), tsdb.SeriesRequest{Query: tags.Eq("name", "adm"), Admit: record}); !errors.As(err, &le) || le.Got != 50 {
+		t.Fatalf("Series of 50 = %v, want max-series-per-query", err)
+	}
+	if len(got) != 2 || got[0] != (tsdb.Cost{Series: 26}) || got[1] != (tsdb.Cost{Series: 50}) {
+		t.Errorf("admitted listings %+v, want 26 then 50 series", got)
+	}
 }
