@@ -70,7 +70,8 @@ type Options struct {
 	AttemptTimeout time.Duration
 	// EndOffsets returns the end offset of every partition of a log, for
 	// strong reads (WithConsistency); nil: a strong read fails with
-	// ErrUnavailable.
+	// ErrUnavailable. Strong reads that arrive together share its calls
+	// (endlist.go); a call gets a context of its own, of at most 10 s.
 	EndOffsets func(ctx context.Context, log Log) ([]int64, error)
 	// Limits are the query limits of a fetch (a single node's
 	// max-series-per-query, max-datapoints-per-query and
@@ -116,6 +117,7 @@ func (o Options) withDefaults() Options {
 // Safe for concurrent use.
 type Querier struct {
 	opts Options
+	ends *endLister // nil without Options.EndOffsets
 	m    struct {
 		failovers, partial, strong *lib.Counter
 		latency                    *lib.Timer
@@ -133,11 +135,18 @@ func New(opts Options) (*Querier, error) {
 	q.m.partial = reg.Counter("sextant.cluster.fanout.partial")
 	q.m.latency = reg.Timer("sextant.cluster.fanout.latency")
 	q.m.strong = reg.Counter("sextant.cluster.fanout.strongReads")
+	if q.opts.EndOffsets != nil {
+		q.ends = &endLister{list: q.opts.EndOffsets, listings: reg.Counter("sextant.cluster.fanout.endListings")}
+	}
 	return q, nil
 }
 
-// Close releases the idle connections of the querier's own client.
+// Close waits for the listings of end offsets under way and releases the
+// idle connections of the querier's own client.
 func (q *Querier) Close() error {
+	if q.ends != nil {
+		q.ends.wait()
+	}
 	q.opts.Client.CloseIdleConnections()
 	return nil
 }
