@@ -41,7 +41,9 @@ func BenchmarkStrongReadBurst(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	list := func(ctx context.Context, l fanout.Log) ([]int64, error) { return r.EndOffsets(ctx, logTopic("bench", l)) }
+	list := func(ctx context.Context, l fanout.Log) ([]int64, error) {
+		return r.EndOffsets(ctx, logTopic("bench", l))
+	}
 	if _, err := list(context.Background(), fanout.LogMetrics); err != nil {
 		b.Fatal(err)
 	}
