@@ -24,12 +24,16 @@ const endListTimeout = 10 * time.Second
 // (docs/benchmarks.md, "Cluster limits").
 //
 // The listings run on goroutines of the lister, each ending within
-// endListTimeout; wait waits for them. Safe for concurrent use.
+// endListTimeout; close cancels them and waits for them. Safe for
+// concurrent use.
 type endLister struct {
 	list     func(ctx context.Context, log Log) ([]int64, error)
 	listings *lib.Counter
-	wg       sync.WaitGroup
-	mu       struct {
+	// base is the parent of the listings' contexts, cancelled by close.
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     struct {
 		sync.Mutex
 		logs [2]struct {
 			running, next *endListing // next starts when running ends
@@ -44,6 +48,13 @@ type endListing struct {
 	ends    []int64
 	err     error
 	waiters int // reads that take it (under endLister.mu)
+}
+
+// newEndLister returns a lister over list.
+func newEndLister(list func(ctx context.Context, log Log) ([]int64, error), listings *lib.Counter) *endLister {
+	l := &endLister{list: list, listings: listings}
+	l.base, l.cancel = context.WithCancel(context.Background())
+	return l
 }
 
 // get returns end offsets of log listed after the call, shared with the
@@ -82,7 +93,7 @@ func (l *endLister) startLocked(log Log, li *endListing) {
 	l.wg.Go(func() {
 		// Not the context of the read that started it: the others
 		// waiting on it would fail with it.
-		ctx, cancel := context.WithTimeout(context.Background(), endListTimeout)
+		ctx, cancel := context.WithTimeout(l.base, endListTimeout)
 		li.ends, li.err = l.list(ctx, log)
 		cancel()
 		close(li.done)
@@ -96,5 +107,8 @@ func (l *endLister) startLocked(log Log, li *endListing) {
 	})
 }
 
-// wait waits for the listings under way.
-func (l *endLister) wait() { l.wg.Wait() }
+// close cancels the listings under way and waits for them.
+func (l *endLister) close() {
+	l.cancel()
+	l.wg.Wait()
+}

@@ -19,14 +19,13 @@ func TestEndListerShares(t *testing.T) {
 	var calls atomic.Int64
 	release := make(chan struct{})
 	started := make(chan int64, 10)
-	l := &endLister{listings: lib.NewRegistry(lib.RegistryOptions{}).Counter("listings"),
-		list: func(ctx context.Context, log Log) ([]int64, error) {
-			n := calls.Add(1)
-			started <- n
-			<-release
-			return []int64{n}, nil // the listing's number as its offset
-		}}
-	defer l.wait()
+	l := newEndLister(func(ctx context.Context, log Log) ([]int64, error) {
+		n := calls.Add(1)
+		started <- n
+		<-release
+		return []int64{n}, nil // the listing's number as its offset
+	}, lib.NewRegistry(lib.RegistryOptions{}).Counter("listings"))
+	defer l.close()
 	// The first read starts listing 1 and holds it.
 	first := make(chan []int64, 1)
 	go func() {
@@ -99,12 +98,11 @@ func TestEndListerErrors(t *testing.T) {
 	t.Parallel()
 	errKafka := errors.New("kafka down")
 	release := make(chan struct{})
-	l := &endLister{listings: lib.NewRegistry(lib.RegistryOptions{}).Counter("listings"),
-		list: func(ctx context.Context, log Log) ([]int64, error) {
-			<-release
-			return nil, errKafka
-		}}
-	defer l.wait()
+	l := newEndLister(func(ctx context.Context, log Log) ([]int64, error) {
+		<-release
+		return nil, errKafka
+	}, lib.NewRegistry(lib.RegistryOptions{}).Counter("listings"))
+	defer l.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _, err := l.get(ctx, LogMetrics); done <- err }()
@@ -116,5 +114,40 @@ func TestEndListerErrors(t *testing.T) {
 	close(release)
 	if err := <-done; !errors.Is(err, errKafka) {
 		t.Errorf("a read of a failed listing: %v", err)
+	}
+}
+
+// TestEndListerClose: close cancels a listing under way, and the reads
+// waiting on it fail rather than hang.
+func TestEndListerClose(t *testing.T) {
+	t.Parallel()
+	l := newEndLister(func(ctx context.Context, log Log) ([]int64, error) {
+		<-ctx.Done() // Kafka does not answer
+		return nil, ctx.Err()
+	}, lib.NewRegistry(lib.RegistryOptions{}).Counter("listings"))
+	done := make(chan error, 1)
+	go func() { _, err := l.get(context.Background(), LogSpans); done <- err }()
+	waitRunning(t, l, LogSpans)
+	l.close()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("a read of a listing cancelled by close: %v", err)
+	}
+}
+
+// waitRunning waits until a listing of log runs.
+func waitRunning(t *testing.T, l *endLister, log Log) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		ok := l.mu.logs[log].running != nil
+		l.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no listing started within 10 s")
+		}
+		time.Sleep(time.Millisecond) // polling: the read's goroutine must reach get
 	}
 }

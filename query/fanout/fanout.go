@@ -136,16 +136,17 @@ func New(opts Options) (*Querier, error) {
 	q.m.latency = reg.Timer("sextant.cluster.fanout.latency")
 	q.m.strong = reg.Counter("sextant.cluster.fanout.strongReads")
 	if q.opts.EndOffsets != nil {
-		q.ends = &endLister{list: q.opts.EndOffsets, listings: reg.Counter("sextant.cluster.fanout.endListings")}
+		q.ends = newEndLister(q.opts.EndOffsets, reg.Counter("sextant.cluster.fanout.endListings"))
 	}
 	return q, nil
 }
 
-// Close waits for the listings of end offsets under way and releases the
-// idle connections of the querier's own client.
+// Close ends the listings of end offsets under way (the strong reads
+// waiting on them fail) and releases the idle connections of the
+// querier's own client.
 func (q *Querier) Close() error {
 	if q.ends != nil {
-		q.ends.wait()
+		q.ends.close()
 	}
 	q.opts.Client.CloseIdleConnections()
 	return nil
