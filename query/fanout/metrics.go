@@ -19,7 +19,9 @@ import (
 // An average is a sum divided by a count above the store, and percentiles
 // are grouped sums of bucket series, so both merge exactly. AggNone is the
 // union of the nodes' series: the partitions split the series, so no
-// series comes from two nodes.
+// series comes from two nodes. The fetch is held to Options.Limits on the
+// total over the nodes, as one store holding all the data holds it
+// (budget.go).
 func (q *Querier) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet, error) {
 	if req.Query == nil {
 		return nil, errors.New("fanout: fetch without a query")
