@@ -87,9 +87,9 @@ func (n *node) queryNodes() []string {
 // in the error shape of the API's family (Prometheus's envelope, Jaeger's,
 // Sextant's JSON error, or text for the UI's pages).
 func misdirected(w http.ResponseWriter, req *http.Request, pattern string, roles []string, self string, ask []string) {
-	where := "a node with the query role"
+	where := "a query node (--role query or all)"
 	if len(ask) > 0 {
-		where += " (" + strings.Join(ask, ", ") + ")"
+		where = "a query node (" + strings.Join(ask, ", ") + ")"
 	}
 	msg := fmt.Sprintf("node %s has the cluster roles %s, not query: it does not serve %s %s; ask %s",
 		self, strings.Join(roles, ","), req.Method, req.URL.Path, where)

@@ -74,9 +74,9 @@ func TestRoleGate(t *testing.T) {
 	} {
 		for _, srv := range []*httptest.Server{store, ingest} {
 			code, h, body := do(srv, tc.method, tc.path, "")
-			roles, ask := "store", "10.0.0.20:7101"
+			roles, ask := "store", "ask a query node (10.0.0.20:7101)"
 			if srv == ingest {
-				roles, ask = "ingest", "a node with the query role"
+				roles, ask = "ingest", "ask a query node (--role query or all)"
 			}
 			if code != http.StatusMisdirectedRequest || !strings.Contains(body, "roles "+roles+", not query") || !strings.Contains(body, ask) {
 				t.Errorf("%s %s on a %s node: %d %.300s", tc.method, tc.path, roles, code, body)
