@@ -41,9 +41,9 @@ func parseCost(s string) (tsdb.Cost, bool) {
 	return tsdb.Cost{Series: v[0], Datapoints: v[1], Bytes: v[2]}, true
 }
 
-// budget holds one fetch of a query node to its limits (Options.Limits)
-// on the total over the store nodes, as one store holding all the data
-// would hold it.
+// budget holds one read of a query node (a fetch, or a series listing) to
+// its limits (Options.Limits) on the total over the store nodes, as one
+// store holding all the data would hold it.
 //
 // Every store node asked tells what its share costs as soon as it knows
 // (an informational 103 answer with CostHeader, after it selected the
