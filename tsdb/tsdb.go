@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
@@ -249,6 +250,54 @@ type FetchRequest struct {
 	// cluster: a store node answers a query node for the partitions it
 	// was asked for and nothing else it may hold.
 	Partitions *Partitions
+	// Admit, when set, is called once with the fetch's Cost as soon as the
+	// store knows it: after it selected the series, before it checks its
+	// own query limits and before it reads any data. An error from Admit
+	// ends the fetch with that error. A cluster's store node uses it to
+	// tell the query node what its share costs and to refuse a share over
+	// what is left of the query's limits, so that the limits bound the
+	// total over every store node as they bound one store.
+	Admit func(Cost) error
+}
+
+// Cost is what a fetch needs, by the measures of a store's query limits
+// (the LimitError names in parentheses). It is known before any data is
+// read, and costs of fetches over disjoint series add up: a fan-out over
+// several stores sums them to check its limits on the total.
+type Cost struct {
+	Series     int // series the query selected (max-series-per-query)
+	Datapoints int // storage-step values to read (max-datapoints-per-query)
+	Bytes      int // memory the fetch holds at most (max-bytes-per-query)
+}
+
+// Add returns the sum of c and d, saturating at the largest int.
+func (c Cost) Add(d Cost) Cost {
+	add := func(a, b int) int {
+		if a > math.MaxInt-b {
+			return math.MaxInt
+		}
+		return a + b
+	}
+	return Cost{Series: add(c.Series, d.Series), Datapoints: add(c.Datapoints, d.Datapoints), Bytes: add(c.Bytes, d.Bytes)}
+}
+
+// Exceeds returns the *LimitError of the first of c's measures over the
+// same measure of limits (series, then datapoints, then bytes, the order a
+// store checks them in), or nil; a zero measure of limits is no limit.
+func (c Cost) Exceeds(limits Cost) error {
+	for _, m := range [...]struct {
+		name     string
+		got, max int
+	}{
+		{"max-series-per-query", c.Series, limits.Series},
+		{"max-datapoints-per-query", c.Datapoints, limits.Datapoints},
+		{"max-bytes-per-query", c.Bytes, limits.Bytes},
+	} {
+		if m.max > 0 && m.got > m.max {
+			return &LimitError{Limit: m.name, Max: m.max, Got: m.got}
+		}
+	}
+	return nil
 }
 
 // Selection is a query resolved to its series, kept by a caller between
@@ -374,6 +423,11 @@ type SeriesRequest struct {
 	// Partitions, when set, lists only the series of these partitions
 	// (see FetchRequest.Partitions).
 	Partitions *Partitions
+	// Admit, when set, is called once with the listing's Cost (its Series
+	// only) before the store checks its own limits, as
+	// FetchRequest.Admit; an error from it ends the listing with that
+	// error.
+	Admit func(Cost) error
 }
 
 // SeriesLister is an optional ability of a Querier, found by a type

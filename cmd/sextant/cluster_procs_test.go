@@ -436,10 +436,12 @@ func (c *procsCluster) stepKillStore(t *testing.T, d *procsData) {
 		t.Fatalf("%s owns partitions %v, none of the writer's series: the test needs some", victim, owned)
 	}
 	// Serving means within 3 s of the log's end: the last records may
-	// still be on their way.
+	// still be on their way. A store node does not answer the read APIs
+	// (its roles lack query): its data is read as a query node reads it.
+	view := storeView(t, c.stores[victim].addr, procsPartitions, owned)
 	report(t, "the restarted "+victim+" on its own partitions", untilClean(30*time.Second, func() []string {
-		return append(w.checkSeries(t, c.stores[victim].addr, acked, keepSeries),
-			w.checkTraces(t, c.stores[victim].addr, acked, func(tid pcommon.TraceID) bool {
+		return append(w.checkSeries(t, view, acked, keepSeries),
+			w.checkTraces(t, view, acked, func(tid pcommon.TraceID) bool {
 				return owned[tracing.TracePartition(tid, procsPartitions)]
 			})...)
 	}))

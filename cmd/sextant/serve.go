@@ -174,6 +174,8 @@ func (n *node) openStores() (err error) {
 		// --max-series-per-name
 		MaxSeriesPerName: cfg.MaxSeriesByName,
 		Marks:            cfg.Cluster.storeMarks(), // cluster.go
+		// --max-series-per-query, --max-datapoints-per-query, --max-bytes-per-query
+		MaxSeriesPerQuery: cfg.QueryLimits.Series, MaxDatapointsPerQuery: cfg.QueryLimits.Datapoints, MaxBytesPerQuery: cfg.QueryLimits.Bytes,
 	})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.DataDir, err)

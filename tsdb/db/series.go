@@ -69,7 +69,13 @@ func (db *DB) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, b
 			return nil, false, err
 		}
 	}
-	if n := int(ids.GetCardinality()); n > db.opts.MaxSeriesPerQuery {
+	n := int(ids.GetCardinality())
+	if req.Admit != nil {
+		if err := req.Admit(tsdb.Cost{Series: n}); err != nil {
+			return nil, false, err
+		}
+	}
+	if n > db.opts.MaxSeriesPerQuery {
 		return nil, false, &tsdb.LimitError{Limit: "max-series-per-query", Max: db.opts.MaxSeriesPerQuery, Got: n}
 	}
 	// Sorted by keys built once into one buffer: comparing tag sets tag by
