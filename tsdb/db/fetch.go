@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -140,6 +141,10 @@ type fetch struct {
 	segs []segment
 	aggs []*aggregator
 	next atomic.Int32
+	// reading is the batch whose segments are being read, nil when none;
+	// second is the second goroutine reading it.
+	reading []head.View
+	second  sync.WaitGroup
 
 	readers map[int64]*disk.PeriodReader // disk periods, older than memory
 
@@ -236,11 +241,12 @@ func (f *fetch) run(ctx context.Context, sel *selected) (err error) {
 	// creation order within a shard, and so does memory; visiting them group
 	// by group instead costs more in cache misses than the group lookup.
 	// Each batch is read on up to two goroutines, split by time (see
-	// batchSegments) or by series (see batch); either way every point of
-	// an aggregate adds its series in id order, so sums add in the same
-	// order whichever way a batch was split.
+	// batchSegments, which reads a batch while the head collects the next)
+	// or by series (see batch); either way every point of an aggregate adds
+	// its series in id order, so sums add in the same order whichever way
+	// a batch was split.
 	i := 0
-	f.db.head.ScanBatches(ids, f.pmin, f.pmax, func(vs []head.View) bool {
+	f.db.head.ScanAhead(ids, f.pmin, f.pmax, func(vs []head.View) bool {
 		if i += len(vs); i >= 1024 {
 			i = 0
 			if err = ctx.Err(); err != nil {
@@ -249,6 +255,10 @@ func (f *fetch) run(ctx context.Context, sel *selected) (err error) {
 		}
 		err = f.batch(vs)
 		return err == nil
+	}, func() {
+		if ferr := f.finishSegments(); err == nil {
+			err = ferr
+		}
 	})
 	f.stats.DatapointsScanned += f.dec.points
 	for i := range f.segs {

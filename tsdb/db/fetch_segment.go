@@ -2,7 +2,6 @@ package db
 
 import (
 	"runtime"
-	"sync"
 
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/head"
@@ -84,10 +83,17 @@ func (f *fetch) segments(n int) []segment {
 	return segs
 }
 
-// batchSegments reads one batch of series (views valid until it returns)
-// by segments. The fetch's goroutine first finds every series' group (the
-// group map is its alone), then both goroutines claim segments.
+// batchSegments starts reading one batch of series by segments, once the
+// batch before is read (finishSegments): the fetch's goroutine finds every
+// series' group (the group map is its alone), starts a second goroutine on
+// the segments and returns, so that the head collects the next batch
+// while the second goroutine reads this one (head.ScanAhead keeps vs
+// valid until then). Back with the next batch, the fetch's goroutine reads
+// the segments not claimed yet.
 func (f *fetch) batchSegments(vs []head.View) error {
+	if err := f.finishSegments(); err != nil {
+		return err
+	}
 	aggs := grow(f.aggs, len(vs))
 	f.aggs = aggs
 	for i := range vs {
@@ -102,13 +108,24 @@ func (f *fetch) batchSegments(vs []head.View) error {
 		aggs[i] = agg
 	}
 	f.next.Store(0)
-	var wg sync.WaitGroup
+	f.reading = vs
 	if len(vs)*len(f.prim) >= workerMinPoints {
 		f.splits++
-		wg.Go(func() { f.readSegments(vs, aggs) })
+		f.second.Go(func() { f.readSegments(vs, aggs) })
 	}
-	f.readSegments(vs, aggs)
-	wg.Wait()
+	return nil
+}
+
+// finishSegments reads the segments of the batch being read that no
+// goroutine claimed yet, waits for the second goroutine, and returns the
+// first error of a segment.
+func (f *fetch) finishSegments() error {
+	if f.reading == nil {
+		return nil
+	}
+	f.readSegments(f.reading, f.aggs)
+	f.second.Wait()
+	f.reading = nil
 	for i := range f.segs {
 		if err := f.segs[i].err; err != nil {
 			return err
