@@ -221,8 +221,10 @@ func unpackFast(out []float64, src []byte, k uint, u uint64, ebase uint) (i, ext
 			e = binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(base, b))[:])>>sh |
 				uint64(*(*byte)(unsafe.Add(base, b+8)))<<(64-sh)
 		} else {
-			// Slow path: the end of src. ep+n <= lim, checked above.
-			e, _ = bitsAt(src, ep, n)
+			// The end of src, where the extra bits are: its last 8 bytes
+			// (len(src) >= 8, as prefixes loaded 8) hold bits
+			// [lim-64, lim), and ep >= lim-64 here, with ep+n <= lim.
+			e = binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(base, len(src)-8))[:]) >> (ep - (lim - 64))
 		}
 		ep += n
 		lengthen(grp, longs, u, e)
