@@ -83,19 +83,19 @@ func (f *fetch) segments(n int) []segment {
 	return segs
 }
 
-// batchSegments starts reading one batch of series by segments, once the
-// batch before is read (finishSegments): the fetch's goroutine finds every
-// series' group (the group map is its alone), starts a second goroutine on
-// the segments and returns, so that the head collects the next batch
-// while the second goroutine reads this one (head.ScanAhead keeps vs
+// batchSegments starts reading one batch of series by segments: the
+// fetch's goroutine finds every series' group (the group map is its
+// alone) while the second goroutine may still read the batch before,
+// reads what is left of that one (finishSegments), starts a second
+// goroutine on this one and returns, so that the head collects the next
+// batch while the second goroutine reads this one (head.ScanAhead keeps vs
 // valid until then). Back with the next batch, the fetch's goroutine reads
 // the segments not claimed yet.
 func (f *fetch) batchSegments(vs []head.View) error {
-	if err := f.finishSegments(); err != nil {
-		return err
-	}
-	aggs := grow(f.aggs, len(vs))
-	f.aggs = aggs
+	// The aggregators of two batches are in use at once, in turn.
+	f.flip ^= 1
+	aggs := grow(f.aggs[f.flip], len(vs))
+	f.aggs[f.flip] = aggs
 	for i := range vs {
 		aggs[i] = nil
 		gkey, ok := f.groupKey(vs[i].Tags)
@@ -103,12 +103,17 @@ func (f *fetch) batchSegments(vs []head.View) error {
 			continue // lacks a group-by key
 		}
 		f.stats.SeriesScanned++
+		// A new group's aggregator is this goroutine's until the batch
+		// starts; series is not a field the readers touch.
 		agg := f.group(gkey, vs[i].Tags).agg
 		agg.series++
 		aggs[i] = agg
 	}
+	if err := f.finishSegments(); err != nil {
+		return err
+	}
 	f.next.Store(0)
-	f.reading = vs
+	f.reading, f.readingAggs = vs, aggs
 	if len(vs)*len(f.prim) >= workerMinPoints {
 		f.splits++
 		f.second.Go(func() { f.readSegments(vs, aggs) })
@@ -123,9 +128,9 @@ func (f *fetch) finishSegments() error {
 	if f.reading == nil {
 		return nil
 	}
-	f.readSegments(f.reading, f.aggs)
+	f.readSegments(f.reading, f.readingAggs)
 	f.second.Wait()
-	f.reading = nil
+	f.reading, f.readingAggs = nil, nil
 	for i := range f.segs {
 		if err := f.segs[i].err; err != nil {
 			return err
