@@ -307,19 +307,23 @@ func spread(out []float64, present int, s sections) {
 			}
 		}
 	case presRuns:
+		// A run at a time: a fill or a move (copy handles the overlap of
+		// a present run with its packed values), not a test per slot.
 		cnt, off := binary.Uvarint(s.presData)
 		i := 0
 		for r := 0; r < int(cnt); r++ {
 			n, k := binary.Uvarint(s.presData[off:])
 			off += k
-			for end := i + int(n); i < end; i++ {
-				if r%2 == 1 {
-					out[i] = out[src]
-					src++
-				} else {
-					out[i] = Missing
+			run := out[i : i+int(n)]
+			if r%2 == 1 {
+				copy(run, out[src:src+int(n)])
+				src += int(n)
+			} else {
+				for j := range run {
+					run[j] = Missing
 				}
 			}
+			i += int(n)
 		}
 	}
 }

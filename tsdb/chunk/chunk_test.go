@@ -170,7 +170,7 @@ func TestTruncatedBinary(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, m := range []uint64{1, 2, 3, 5, 60, 61, 64, 1000, 1<<40 + 7, 1<<57 + 3, maxTBRange - 1} {
 		c := newTBCode(m)
-		for _, n := range []int{1, 3, 8, 9, 120} {
+		for _, n := range []int{1, 3, 8, 9, 63, 64, 65, 120, 200} {
 			codes := []uint64{0, m - 1, m / 2, c.u, c.u - 1}
 			for len(codes) < n {
 				codes = append(codes, rng.Uint64N(m))

@@ -79,11 +79,21 @@ func newAggregator(agg tsdb.Aggregation, n int) *aggregator {
 	return a
 }
 
-// add combines one series.
-func (a *aggregator) add(v []float64) {
-	vals, cnt := a.vals[:len(v)], a.cnt[:len(v)]
+// add combines the values v of one series at points [at, at+len(v));
+// dense says that v holds no NaN. The caller counts the series in
+// a.series, once however many parts of it it adds: parts of a series at
+// disjoint points may be added concurrently.
+func (a *aggregator) add(v []float64, at int, dense bool) {
+	vals, cnt := a.vals[at:at+len(v)], a.cnt[at:at+len(v)]
 	switch a.agg {
 	case tsdb.AggSum, tsdb.AggCount:
+		if dense {
+			// Fast path: no value to skip.
+			for i, x := range v {
+				vals[i] += x
+			}
+			return
+		}
 		// Count keeps summing too; it is cheap and keeps one loop.
 		for i, x := range v {
 			if x == x {
@@ -92,7 +102,6 @@ func (a *aggregator) add(v []float64) {
 				cnt[i]++
 			}
 		}
-		a.series++
 	case tsdb.AggMin:
 		for i, x := range v {
 			if x == x {
@@ -111,20 +120,6 @@ func (a *aggregator) add(v []float64) {
 				cnt[i]++
 			}
 		}
-	}
-}
-
-// addDense combines a series that has a value at every point.
-func (a *aggregator) addDense(v []float64) {
-	vals := a.vals[:len(v)]
-	switch a.agg {
-	case tsdb.AggSum, tsdb.AggCount:
-		for i, x := range v {
-			vals[i] += x
-		}
-		a.series++
-	default:
-		a.add(v)
 	}
 }
 

@@ -17,6 +17,9 @@ func TestMain(m *testing.M) {
 	if queryDB != nil { // shared by the query benchmarks
 		queryDB.Close()
 	}
+	if freshDB != nil { // BenchmarkQueryFresh's
+		freshDB.Close()
+	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)

@@ -24,9 +24,12 @@
 // array per group, not per series. Series come from the head in batches
 // of up to 128 (head.ScanBatches); with more than one core and a batch
 // large enough, a second goroutine owned by the fetch and waited for
-// before the batch ends decodes part of it, and the fetch aggregates every
-// series in id order, so the answer is the same bits as on one core
-// (fetch_batch.go). MaxSeriesPerQuery and MaxDatapointsPerQuery refuse a
+// before the batch ends reads part of it: a segment of the range, about a
+// block, of every series when the fetch aggregates at the storage step
+// over several blocks (fetch_segment.go), otherwise some of the series,
+// which the fetch then aggregates (fetch_batch.go). Either way every point
+// adds its series in id order, so the answer is the same bits as on one
+// core. MaxSeriesPerQuery and MaxDatapointsPerQuery refuse a
 // fetch with a *tsdb.LimitError before it reads anything.
 //
 // Durability: a maintenance goroutine, owned by the DB and stopped by

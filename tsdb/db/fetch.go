@@ -8,6 +8,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -143,7 +145,21 @@ type fetch struct {
 	out        []float64 // consolidated values of the current series
 	dec        decoder   // places the blocks of series read on this goroutine
 	work       *worker   // decodes part of each batch on a second goroutine; nil until needed
-	splits     int       // batches split with the worker
+	splits     int       // batches split with the worker, or read by segments on two goroutines
+	// segs, when set, are the parts of the range each batch is read in,
+	// by time (fetch_segment.go); aggs holds the aggregator of each series
+	// of the last two batches (flip says which is the newer), and next
+	// the next segment to claim.
+	segs []segment
+	aggs [2][]*aggregator
+	flip int
+	next atomic.Int32
+	// reading is the batch whose segments are being read, nil when none,
+	// and readingAggs its aggregators; second is the second goroutine
+	// reading it.
+	reading     []head.View
+	readingAggs []*aggregator
+	second      sync.WaitGroup
 
 	readers map[int64]*disk.PeriodReader // disk periods, older than memory
 
@@ -213,6 +229,14 @@ func (f *fetch) run(ctx context.Context, sel *selected) (err error) {
 	ids := sel.bitmap()
 	// Periods older than the memory window are read from disk.
 	if f.db.disk != nil {
+		// Close what was opened, also when a later period fails to open.
+		defer func() {
+			for _, r := range f.readers {
+				if cerr := r.Close(); cerr != nil && err == nil {
+					err = cerr
+				}
+			}
+		}()
 		minMem := f.db.head.MinPeriod()
 		for p := f.pmin; p <= f.pmax && p < minMem; p++ {
 			r, err := f.db.disk.NewPeriodReader(p)
@@ -224,22 +248,20 @@ func (f *fetch) run(ctx context.Context, sel *selected) (err error) {
 			}
 			f.readers[p] = r
 		}
-		defer func() {
-			for _, r := range f.readers {
-				if cerr := r.Close(); cerr != nil && err == nil {
-					err = cerr
-				}
-			}
-		}()
+	}
+	if len(f.readers) == 0 {
+		f.segs = f.segments(int(ids.GetCardinality()))
 	}
 	// Series are visited in id order even when grouping: ids follow
 	// creation order within a shard, and so does memory; visiting them group
 	// by group instead costs more in cache misses than the group lookup.
-	// Each batch is decoded on up to two goroutines (see batch) and
-	// aggregated in id order on this one, so sums add in the same order
-	// whichever way a batch was split.
+	// Each batch is read on up to two goroutines, split by time (see
+	// batchSegments, which reads a batch while the head collects the next)
+	// or by series (see batch); either way every point of an aggregate adds
+	// its series in id order, so sums add in the same order whichever way
+	// a batch was split.
 	i := 0
-	f.db.head.ScanBatches(ids, f.pmin, f.pmax, func(vs []head.View) bool {
+	f.db.head.ScanAhead(ids, f.pmin, f.pmax, func(vs []head.View) bool {
 		if i += len(vs); i >= 1024 {
 			i = 0
 			if err = ctx.Err(); err != nil {
@@ -248,8 +270,15 @@ func (f *fetch) run(ctx context.Context, sel *selected) (err error) {
 		}
 		err = f.batch(vs)
 		return err == nil
+	}, func() {
+		if ferr := f.finishSegments(); err == nil {
+			err = ferr
+		}
 	})
 	f.stats.DatapointsScanned += f.dec.points
+	for i := range f.segs {
+		f.stats.DatapointsScanned += f.segs[i].dec.points
+	}
 	f.db.putWorker(f)
 	return err
 }
@@ -274,6 +303,8 @@ func (f *fetch) series1(v *head.View) error {
 // it.
 type decoder struct {
 	f       *fetch
+	k0      int64     // global step index of prim[0]
+	pmin    int64     // the period of prim[0]; covered[0] is its
 	prim    []float64 // primaries of the current series
 	blk     []float64 // one decoded block
 	covered []bool    // per period from pmin: the series has a block placed
@@ -281,7 +312,7 @@ type decoder struct {
 }
 
 func (f *fetch) newDecoder(prim []float64) decoder {
-	return decoder{f: f, prim: prim, blk: make([]float64, 0, f.db.head.BlockSteps()),
+	return decoder{f: f, k0: f.k0, pmin: f.pmin, prim: prim, blk: make([]float64, 0, f.db.head.BlockSteps()),
 		covered: make([]bool, max(0, f.pmax-f.pmin+1))}
 }
 
@@ -292,15 +323,18 @@ func (d *decoder) placeSeries(v *head.View) (bool, error) {
 	clear(d.covered)
 	dense := true // every primary has a value
 	for _, b := range v.Blocks {
+		if b.Period < d.pmin || b.Period-d.pmin >= int64(len(d.covered)) {
+			continue // another segment's (fetch_segment.go)
+		}
 		ok, err := d.place(b.Period, b.Open, b.Data)
 		if err != nil {
 			return false, fmt.Errorf("series %d block %d: %w", v.ID, b.Period, err)
 		}
 		dense = dense && ok
-		d.covered[b.Period-f.pmin] = true
+		d.covered[b.Period-d.pmin] = true
 	}
 	for p, r := range f.readers {
-		if d.covered[p-f.pmin] {
+		if d.covered[p-d.pmin] {
 			continue // a block still in memory is at least as new
 		}
 		data, err := r.Block(v.ID)
@@ -313,7 +347,7 @@ func (d *decoder) placeSeries(v *head.View) (bool, error) {
 				return false, fmt.Errorf("series %d block %d on disk: %w", v.ID, p, err)
 			}
 			dense = dense && ok
-			d.covered[p-f.pmin] = true
+			d.covered[p-d.pmin] = true
 		}
 	}
 	// Periods without a block have no data: fill them with Missing rather
@@ -322,9 +356,9 @@ func (d *decoder) placeSeries(v *head.View) (bool, error) {
 	for i, ok := range d.covered {
 		if !ok {
 			dense = false
-			first := (f.pmin + int64(i)) * bs
-			lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(d.prim)))
-			for j := lo - f.k0; j < hi-f.k0; j++ {
+			first := (d.pmin + int64(i)) * bs
+			lo, hi := max(first, d.k0), min(first+bs, d.k0+int64(len(d.prim)))
+			for j := lo - d.k0; j < hi-d.k0; j++ {
 				d.prim[j] = chunk.Missing
 			}
 		}
@@ -356,21 +390,36 @@ func (f *fetch) emit(prim []float64, tagsEnc []byte, dstype tsdb.DSType, gkey []
 		f.series = append(f.series, tsdb.Series{Tags: ts, DSType: dstype, Values: f.full(vals)})
 		return nil
 	}
+	agg := f.group(gkey, tagsEnc).agg
+	agg.series++
+	// Consolidation may make NaNs: only primaries are known dense.
+	agg.add(vals, 0, dense && f.m == 1)
+	return nil
+}
+
+// group returns the group of key gkey, made from tagsEnc (a series of
+// it, tags in canonical encoding) if it is new.
+func (f *fetch) group(gkey, tagsEnc []byte) *fetchGroup {
 	g := f.groups[string(gkey)]
 	if g == nil {
-		g = &fetchGroup{agg: newAggregator(f.req.Aggregation, len(vals))}
+		g = &fetchGroup{agg: newAggregator(f.req.Aggregation, f.cnt)}
 		if len(f.req.GroupBy) > 0 {
 			g.tags = f.groupTags(tagsEnc)
 		}
 		f.groups[string(gkey)] = g
 	}
-	if dense && f.m == 1 {
-		// Fast path: no value to skip (consolidation may make NaNs).
-		g.agg.addDense(vals)
-	} else {
-		g.agg.add(vals)
+	return g
+}
+
+// hasMissing reports whether vals holds a NaN (Missing, or a NaN value,
+// which aggregates as missing).
+func hasMissing(vals []float64) bool {
+	for _, v := range vals {
+		if v != v {
+			return true
+		}
 	}
-	return nil
+	return false
 }
 
 func anyData(vals []float64) bool {
@@ -388,11 +437,11 @@ func (d *decoder) place(period int64, open *chunk.Open, data []byte) (dense bool
 	f := d.f
 	bs := int64(f.db.head.BlockSteps())
 	first := period * bs // global step index of the block's slot 0
-	lo, hi := max(first, f.k0), min(first+bs, f.k0+int64(len(d.prim)))
+	lo, hi := max(first, d.k0), min(first+bs, d.k0+int64(len(d.prim)))
 	if lo >= hi {
 		return true, nil
 	}
-	dst := d.prim[lo-f.k0 : hi-f.k0]
+	dst := d.prim[lo-d.k0 : hi-d.k0]
 	d.points += len(dst)
 	whole := lo == first && hi == first+bs
 	var values []float64
@@ -419,6 +468,13 @@ func (d *decoder) place(period int64, open *chunk.Open, data []byte) (dense bool
 		return false, fmt.Errorf("%w: block of %d steps, want %d", tsdb.ErrCorrupt, len(values), bs)
 	}
 	copy(dst, values[lo-first:hi-first])
+	if !dense {
+		// A block with gaps may have none in range: a range that starts
+		// or ends inside the block of a series that started or stopped
+		// there, as the first block of a load does. Dense lines aggregate
+		// without a test per value.
+		dense = !hasMissing(dst)
+	}
 	return dense, nil
 }
 

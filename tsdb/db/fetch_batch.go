@@ -42,6 +42,9 @@ type worker struct {
 
 // batch reads one batch of series (views valid until it returns).
 func (f *fetch) batch(vs []head.View) error {
+	if f.segs != nil {
+		return f.batchSegments(vs)
+	}
 	n := f.workerShare(len(vs))
 	if n == 0 {
 		for i := range vs {
@@ -125,7 +128,7 @@ func (db *DB) getWorker(f *fetch) *worker {
 	if w == nil {
 		w = &worker{}
 	}
-	w.dec = decoder{f: f, blk: w.dec.blk[:0], covered: grow(w.dec.covered, max(0, int(f.pmax-f.pmin+1)))}
+	w.dec = decoder{f: f, k0: f.k0, pmin: f.pmin, blk: w.dec.blk[:0], covered: grow(w.dec.covered, max(0, int(f.pmax-f.pmin+1)))}
 	return w
 }
 

@@ -15,12 +15,14 @@ import (
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
-// TestFetchWorkerSameBits checks that a fetch whose batches are decoded on
-// two goroutines answers exactly what the same fetch on one core answers:
-// the same series, the same bits (sums add in the same order), the same
-// stats; for every aggregation, grouped (with series lacking the key) or
-// not, at the storage step and consolidated, over whole and partial
-// blocks with gaps. It changes GOMAXPROCS, so it does not run in parallel.
+// TestFetchWorkerSameBits checks that a fetch whose batches are read on
+// two goroutines, split by series (fetch_batch.go) or by time
+// (fetch_segment.go), answers exactly what the same fetch on one core
+// answers: the same series, the same bits (sums add in the same order),
+// the same stats; for every aggregation, grouped (with series lacking the
+// key) or not, at the storage step and consolidated, over whole and
+// partial blocks with gaps. It changes GOMAXPROCS, so it does not run in
+// parallel.
 func TestFetchWorkerSameBits(t *testing.T) {
 	const step = minute
 	start := int64(1_700_006_400_000) // period-aligned
@@ -70,6 +72,8 @@ func TestFetchWorkerSameBits(t *testing.T) {
 				{start + 5*step, end, 5 * step},                // consolidated
 				{start - 3600_000, end + 3600_000, 3 * step},   // beyond the data
 				{start + 200*step, start + 230*step, step * 2}, // inside the open block
+				{start + 121*step, start + 241*step, step},     // one sealed block: split by series
+				{start + 60*step, start + 281*step, step},      // segments of 60, 120 and 41 steps
 			} {
 				queries = append(queries, query{
 					name: fmt.Sprintf("agg%d/by%v/%d-%d/%d", agg, by, (r.s-start)/step, (r.e-start)/step, r.step/step),
@@ -106,24 +110,32 @@ func TestFetchWorkerSameBits(t *testing.T) {
 		}
 	}
 
-	// The worker did decode: a batch of the grouped sum was split.
+	// The second goroutine did read: the grouped sum over three blocks by
+	// segments, over one block by series.
 	prev := runtime.GOMAXPROCS(2)
 	defer runtime.GOMAXPROCS(prev)
-	req := queries[len(queries)-1].req
 	lo, hi, err := db.dataPeriods()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFetch(db, &req, lo, hi)
-	sel, err := db.selectFor(ctx, &req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.run(ctx, sel); err != nil {
-		t.Fatal(err)
-	}
-	if f.splits == 0 {
-		t.Errorf("a fetch of %d series × %d steps used no worker", sel.card(), len(f.prim))
+	for _, tc := range []struct {
+		start, end int64
+		segments   int
+	}{{start, end, 3}, {start + 120*step, start + 240*step, 0}} {
+		req := queries[len(queries)-1].req
+		req.Start, req.End = tc.start, tc.end
+		f := newFetch(db, &req, lo, hi)
+		sel, err := db.selectFor(ctx, &req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.run(ctx, sel); err != nil {
+			t.Fatal(err)
+		}
+		if f.splits == 0 || len(f.segs) != tc.segments {
+			t.Errorf("a fetch of %d series × %d steps: %d batches split, %d segments; want some split, %d segments",
+				sel.card(), len(f.prim), f.splits, len(f.segs), tc.segments)
+		}
 	}
 }
 

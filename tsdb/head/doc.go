@@ -21,7 +21,8 @@
 // with an error for the whole batch.
 //
 // Data that leaves the head is immutable or copied: sealed block bytes are
-// shared read-only, open blocks are copied under the shard lock (Scan).
+// shared read-only, open blocks are copied under the shard lock (Scan;
+// ScanAhead collects the next batch while the reader works on one).
 // Blocks are sealed when a write of a later period comes, or when their
 // period ended SealDelay ago and the series got no write for SealDelay of
 // wall time (SealIdle: a backfill of old periods is not sealed under its
