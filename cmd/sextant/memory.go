@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"time"
 )
@@ -25,9 +26,15 @@ import (
 //     Near it the collector works harder rather than let the process be
 //     killed; the 30 % left is for Pebble's memtables and block cache
 //     (allocated outside the Go heap) and the page cache.
+//
+// While GOGC is that default, gcTuner lowers it as the live heap grows
+// past gcKnee, down to gcFloor (see gcTuner).
 const (
 	defaultGOGC       = 30
 	defaultLimitShare = 0.70
+	gcKnee            = 256 << 20
+	gcFloor           = 10
+	gcTuneEvery       = time.Second
 )
 
 // memorySettings is what applyMemoryDefaults sets; zero fields are left
@@ -148,9 +155,74 @@ func freeMemory() {
 	debug.FreeOSMemory()
 }
 
+// gcTuner keeps the collector's headroom (the heap allowed above the live
+// heap before the next collection, resident memory all of it) from growing
+// with the live heap. GOGC=30 suits a small heap; at a million series the
+// live heap is some 600 MB and 30 % of it, 180 MB, was a fifth of the
+// server's RSS (docs/benchmarks.md, "Memory per series at a million
+// series"). Above knee bytes of live heap the tuner sets the percent that
+// keeps the headroom at base % of knee (77 MiB for 30 % of 256 MiB), never
+// below floor %. A collection then runs every 77 MiB allocated however
+// large the heap: the ingest path allocates little, and the bulk of the
+// heap (sealed blocks, open blocks' streams, tag bytes, hash tables) holds
+// no pointers, so marking it costs little.
+type gcTuner struct {
+	every       time.Duration
+	base, floor int    // GOGC percents: below knee, and the lowest
+	knee        uint64 // bytes of live heap
+	live        func() uint64
+	set         func(percent int)
+}
+
+// percent is the GOGC percent for a live heap of live bytes.
+func (t gcTuner) percent(live uint64) int {
+	if live <= t.knee {
+		return t.base
+	}
+	return max(t.floor, int(uint64(t.base)*t.knee/live))
+}
+
+// run looks at the live heap every period and sets the percent when it
+// changes, until ctx ends. It starts from base, which the runtime has.
+func (t gcTuner) run(ctx context.Context) error {
+	tk := time.NewTicker(t.every)
+	defer tk.Stop()
+	cur := t.base
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tk.C:
+		}
+		if p := t.percent(t.live()); p != cur {
+			t.set(p)
+			cur = p
+		}
+	}
+}
+
+// readMetric returns the runtime metric name, a uint64, or 0.
+func readMetric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
 // setupMemoryTrim runs the idle trimmer on the store's appended-datapoints
-// and sealed-blocks counters.
+// and sealed-blocks counters, and the GC tuner when the collector runs at
+// sextant's default GOGC (applyMemoryDefaults set it, not the environment:
+// an operator's GOGC is left alone, and so are in-process tests, which
+// keep the test binary's).
 func setupMemoryTrim(n *node, g *runGroup) error {
+	if _, set := os.LookupEnv("GOGC"); !set && readMetric("/gc/gogc:percent") == defaultGOGC {
+		tu := gcTuner{every: gcTuneEvery, base: defaultGOGC, floor: gcFloor, knee: gcKnee,
+			live: func() uint64 { return readMetric("/gc/heap/live:bytes") },
+			set:  func(p int) { debug.SetGCPercent(p) }}
+		g.Go("gc-tune", tu.run)
+	}
 	t := idleTrim{
 		every: idleTrimEvery,
 		// Sealing counts as activity too: SealIdle sealing the open blocks of
