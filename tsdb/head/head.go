@@ -128,40 +128,46 @@ type Head struct {
 type shard struct {
 	mu struct {
 		sync.Mutex
-		series     []*memSeries      // by local index; nil once deleted
-		byHash     map[uint64]uint32 // tag hash → local index
-		collisions map[uint64][]uint32
-		dirty      []uint32 // series changed since the last checkpoint
-		created    []uint32 // series created since the last checkpoint
-		enc        chunk.Encoder
-		vals       []float64
-		buf        []byte
+		series  []*memSeries // by local index; nil once deleted
+		byHash  seriesTable  // tag hash → local index (head_table.go)
+		tags    tagSlab      // the series' tag encodings (head_table.go)
+		dirty   []uint32     // series changed since the last checkpoint
+		created []uint32     // series created since the last checkpoint
+		enc     chunk.Encoder
+		vals    []float64
+		buf     []byte
 	}
 	persist bool     // checkpoints happen: track what they must write
 	_       [64]byte // keep shards' locks on separate cache lines
 }
 
-// memSeries is one series. Guarded by its shard's lock, except tags, id and
+// memSeries is one series. Guarded by its shard's lock, except id and
 // dstype, which never change.
+//
+// It is 144 bytes, a size class of Go's allocator, and every series holds
+// one: the fields are ordered so that the small ones share words, and the
+// tags are a ref into the shard's slab rather than a slice
+// (TestSeriesSize).
 type memSeries struct {
-	tags   []byte // canonical encoding (tags.Set.AppendTo)
+	tags   uint32 // ref of the canonical encoding (tags.Set.AppendTo) in the shard's tagSlab
 	id     uint32
 	dstype tsdb.DSType
+	// hasOpen: the open block holds period's data.
+	hasOpen bool
+	dirty   bool // in shard.dirty
+	// wrote is when the series last got a write, in wall-clock seconds
+	// since the head's epoch (Options.Now at New): SealIdle leaves alone
+	// the open blocks of series written within SealDelay, however old
+	// their period (a backfill).
+	wrote uint32
 
 	norm   norm.State
 	open   chunk.Open
 	period int64 // the open block's period, valid if hasOpen
 	// sealed blocks in memory, oldest first. Their data is immutable: a late
 	// write re-encodes into a new slice, so readers may use it unlocked.
-	sealed  []sealedBlock
-	hasOpen bool
-	dirty   bool // in shard.dirty
-	// wrote is when the series last got a write, in wall-clock seconds
-	// since the head's epoch (Options.Now at New): SealIdle leaves alone
-	// the open blocks of series written within SealDelay, however old
-	// their period (a backfill). It fits in the padding after the flags.
-	wrote uint32
-	lastT int64
+	sealed []sealedBlock
+	lastT  int64
 }
 
 // sealedBlock is kept small (32 bytes): every series holds a dozen of them
@@ -198,8 +204,6 @@ func New(opts Options) (*Head, error) {
 	h.names.counts = make(map[string]int)
 	for i := range h.shards {
 		h.shards[i].persist = opts.Log != nil
-		h.shards[i].mu.byHash = make(map[uint64]uint32)
-		h.shards[i].mu.collisions = make(map[uint64][]uint32)
 	}
 	h.scratch.New = func() any { return &appendScratch{} }
 	r := opts.Registry
@@ -288,6 +292,10 @@ func (h *Head) wallSec(now int64) uint32 {
 	}
 	return uint32(d)
 }
+
+// tagsLocked returns the canonical tag encoding of ms, a series of s. The
+// bytes never change: they may be kept after the lock is released.
+func (s *shard) tagsLocked(ms *memSeries) []byte { return s.mu.tags.get(ms.tags) }
 
 // seriesLocked returns the series with local index l of shard s, or nil.
 func (s *shard) seriesLocked(l uint32) *memSeries {

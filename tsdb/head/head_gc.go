@@ -92,30 +92,35 @@ func (h *Head) DeleteStale(t int64) []uint32 {
 			if ms == nil || ms.hasOpen || len(ms.sealed) > 0 || ms.lastT >= t {
 				continue
 			}
-			ts, err := tags.Decode(ms.tags)
+			enc := s.tagsLocked(ms)
+			ts, err := tags.Decode(enc)
 			if err != nil {
 				continue
 			}
-			hash := tagHash(ms.tags)
-			l := uint32(local)
-			if s.mu.byHash[hash] == l {
-				delete(s.mu.byHash, hash)
-				if c := s.mu.collisions[hash]; len(c) > 0 {
-					s.mu.byHash[hash] = c[0]
-					s.mu.collisions[hash] = c[1:]
-				}
-			} else {
-				s.mu.collisions[hash] = slices.DeleteFunc(s.mu.collisions[hash], func(x uint32) bool { return x == l })
-			}
-			if len(s.mu.collisions[hash]) == 0 {
-				delete(s.mu.collisions, hash)
-			}
+			s.mu.byHash.remove(tagHash(enc), uint32(local))
+			s.mu.tags.release(ms.tags)
 			s.mu.series[local] = nil
 			h.index.Remove(ms.id, ts)
 			h.release(ts.Name())
 			ids = append(ids, ms.id)
 		}
+		if s.mu.tags.shouldCompact() {
+			s.compactTagsLocked()
+		}
 		s.mu.Unlock()
 	}
 	return ids
+}
+
+// compactTagsLocked copies the tags of the shard's series into a new slab,
+// leaving the dead bytes of deleted series behind. Readers holding tags of
+// the old slab keep its chunks alive until they drop them.
+func (s *shard) compactTagsLocked() {
+	var fresh tagSlab
+	for _, ms := range s.mu.series {
+		if ms != nil {
+			ms.tags = fresh.add(s.tagsLocked(ms))
+		}
+	}
+	s.mu.tags = fresh
 }

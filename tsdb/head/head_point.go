@@ -44,7 +44,7 @@ func (h *Head) AppendPoints(dst []Point, ids []uint32, k int64) ([]Point, bool) 
 			if ms == nil {
 				continue
 			}
-			pt := Point{ID: ms.id, Tags: ms.tags, DSType: ms.dstype, V: chunk.Missing}
+			pt := Point{ID: ms.id, Tags: s.tagsLocked(ms), DSType: ms.dstype, V: chunk.Missing}
 			switch {
 			case ms.hasOpen && ms.period == p:
 				pt.V, pt.Read = ms.open.At(slot), true

@@ -121,7 +121,7 @@ func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens 
 		}
 		i := *cnt
 		v := &views[i]
-		v.ID, v.Tags, v.DSType = ms.id, ms.tags, ms.dstype
+		v.ID, v.Tags, v.DSType = ms.id, s.tagsLocked(ms), ms.dstype
 		v.Blocks = v.Blocks[:0]
 		for _, b := range ms.sealed {
 			if b.period() >= minP && b.period() <= maxP {
@@ -162,7 +162,7 @@ func (h *Head) SeriesTags(id uint32) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ms := s.seriesLocked(local); ms != nil {
-		return ms.tags, true
+		return s.tagsLocked(ms), true
 	}
 	return nil, false
 }
@@ -190,7 +190,7 @@ func (h *Head) MemoryStats() MemoryStats {
 				continue
 			}
 			st.Series++
-			st.TagBytes += len(ms.tags)
+			st.TagBytes += len(s.tagsLocked(ms))
 			st.OpenBytes += ms.open.Bytes()
 			for _, b := range ms.sealed {
 				st.SealedBytes += len(b.data)
