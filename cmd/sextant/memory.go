@@ -27,13 +27,13 @@ import (
 //     killed; the 30 % left is for Pebble's memtables and block cache
 //     (allocated outside the Go heap) and the page cache.
 //
-// While GOGC is that default, gcTuner lowers it as the live heap grows
-// past gcKnee, down to gcFloor (see gcTuner).
+// While GOGC is that default, gcTuner lowers it once 30 % of the live heap
+// is more than gcHeadroom, down to gcFloor (see gcTuner).
 const (
 	defaultGOGC       = 30
 	defaultLimitShare = 0.70
-	gcKnee            = 256 << 20
-	gcFloor           = 10
+	gcHeadroom        = 64 << 20
+	gcFloor           = 5
 	gcTuneEvery       = time.Second
 )
 
@@ -114,9 +114,10 @@ func applyMemoryDefaults(lookupEnv func(string) (string, bool), logger *slog.Log
 const idleTrimEvery = 10 * time.Second
 
 // idleTrim gives memory back once ingest goes quiet: after a period with
-// datapoints appended, the first period with none runs trim (two garbage
-// collections, which empty the sync.Pools of request buffers and append
-// scratch, and returns the freed pages to the operating system). It trims
+// datapoints appended, the first period with none runs trim (the ingest
+// handler's request workspaces, then two garbage collections, which empty
+// the sync.Pools of request buffers and append scratch, and returns the
+// freed pages to the operating system). It trims
 // once per quiet spell, never while datapoints arrive.
 type idleTrim struct {
 	every time.Duration
@@ -160,26 +161,28 @@ func freeMemory() {
 // with the live heap. GOGC=30 suits a small heap; at a million series the
 // live heap is some 600 MB and 30 % of it, 180 MB, was a fifth of the
 // server's RSS (docs/benchmarks.md, "Memory per series at a million
-// series"). Above knee bytes of live heap the tuner sets the percent that
-// keeps the headroom at base % of knee (77 MiB for 30 % of 256 MiB), never
-// below floor %. A collection then runs every 77 MiB allocated however
-// large the heap: the ingest path allocates little, and the bulk of the
-// heap (sealed blocks, open blocks' streams, tag bytes, hash tables) holds
-// no pointers, so marking it costs little.
+// series"). Once base % of the live heap is more than headroom bytes, the
+// tuner sets the percent that keeps the headroom at headroom bytes, never
+// below floor %. A collection then runs every 64 MiB allocated however
+// large the heap. That costs little: the ingest path allocates little, and
+// the bulk of the heap (open blocks' streams, sealed blocks, tag bytes,
+// hash tables) holds no pointers, so a collection's marking work is about
+// one pass over the series (a few tens of milliseconds at a million). At
+// 100 000 series the live heap is under 213 MiB and GOGC stays 30.
 type gcTuner struct {
 	every       time.Duration
-	base, floor int    // GOGC percents: below knee, and the lowest
-	knee        uint64 // bytes of live heap
+	base, floor int    // GOGC percents: the default, and the lowest
+	headroom    uint64 // bytes
 	live        func() uint64
 	set         func(percent int)
 }
 
 // percent is the GOGC percent for a live heap of live bytes.
 func (t gcTuner) percent(live uint64) int {
-	if live <= t.knee {
+	if live*uint64(t.base) <= t.headroom*100 {
 		return t.base
 	}
-	return max(t.floor, int(uint64(t.base)*t.knee/live))
+	return max(t.floor, int(t.headroom*100/live))
 }
 
 // run looks at the live heap every period and sets the percent when it
@@ -218,7 +221,7 @@ func readMetric(name string) uint64 {
 // keep the test binary's).
 func setupMemoryTrim(n *node, g *runGroup) error {
 	if _, set := os.LookupEnv("GOGC"); !set && readMetric("/gc/gogc:percent") == defaultGOGC {
-		tu := gcTuner{every: gcTuneEvery, base: defaultGOGC, floor: gcFloor, knee: gcKnee,
+		tu := gcTuner{every: gcTuneEvery, base: defaultGOGC, floor: gcFloor, headroom: gcHeadroom,
 			live: func() uint64 { return readMetric("/gc/heap/live:bytes") },
 			set:  func(p int) { debug.SetGCPercent(p) }}
 		g.Go("gc-tune", tu.run)
@@ -231,7 +234,12 @@ func setupMemoryTrim(n *node, g *runGroup) error {
 		count: func() float64 {
 			return n.reg.Counter("sextant.tsdb.datapointsAppended").Count() + n.reg.Counter("sextant.tsdb.blocksSealed").Count()
 		},
-		trim: freeMemory,
+		trim: func() {
+			if n.ing != nil {
+				n.ing.Trim() // workspaces no collection empties
+			}
+			freeMemory()
+		},
 	}
 	g.Go("memory-trim", t.run)
 	return nil

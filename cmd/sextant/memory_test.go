@@ -122,7 +122,7 @@ func TestIdleTrim(t *testing.T) {
 
 func TestGCTunerPercent(t *testing.T) {
 	t.Parallel()
-	tu := gcTuner{base: 30, floor: 10, knee: 256 << 20}
+	tu := gcTuner{base: 30, floor: 5, headroom: 64 << 20}
 	f := func(live uint64, want int) {
 		t.Helper()
 		if got := tu.percent(live); got != want {
@@ -131,11 +131,11 @@ func TestGCTunerPercent(t *testing.T) {
 	}
 	f(0, 30)
 	f(100<<20, 30)
-	f(256<<20, 30)
-	f(512<<20, 15) // the same 77 MiB of headroom
-	f(600<<20, 12)
-	f(768<<20, 10)
-	f(4<<30, 10) // never below the floor
+	f(213<<20, 30) // 30 % is 63.9 MiB
+	f(256<<20, 25) // 64 MiB of headroom
+	f(640<<20, 10)
+	f(1<<30, 6)
+	f(4<<30, 5) // never below the floor
 }
 
 func TestGCTuner(t *testing.T) {
@@ -144,7 +144,7 @@ func TestGCTuner(t *testing.T) {
 		var live atomic.Uint64
 		var sets []int // written by run's goroutine, read after synctest.Wait
 		ctx, cancel := context.WithCancel(t.Context())
-		tu := gcTuner{every: time.Second, base: 30, floor: 10, knee: 256 << 20,
+		tu := gcTuner{every: time.Second, base: 30, floor: 5, headroom: 64 << 20,
 			live: live.Load, set: func(p int) { sets = append(sets, p) }}
 		done := make(chan error)
 		go func() { done <- tu.run(ctx) }()
@@ -162,7 +162,7 @@ func TestGCTuner(t *testing.T) {
 		tick()
 		live.Store(64 << 20) // the heap shrank: back to the base
 		tick()
-		if want := []int{15, 10, 30}; !slices.Equal(sets, want) {
+		if want := []int{12, 6, 30}; !slices.Equal(sets, want) {
 			t.Errorf("sets = %v, want %v", sets, want)
 		}
 		cancel()
