@@ -247,7 +247,8 @@ func (h *Head) lookupOrCreateLocked(sc *appendScratch, s *shard, k int, ts tags.
 // is copied.
 func (h *Head) newSeriesLocked(s *shard, k int, local uint32, enc []byte, ts tags.Set, hash uint64) *memSeries {
 	dst, _ := ts.Get(tsdb.DSTypeKey)
-	ms := &memSeries{tags: s.mu.tags.add(enc), id: makeID(k, local), dstype: tsdb.ParseDSType(dst)}
+	ms := s.allocSeriesLocked()
+	*ms = memSeries{tags: s.mu.tags.add(enc), id: makeID(k, local), dstype: tsdb.ParseDSType(dst)}
 	for int(local) >= len(s.mu.series) {
 		s.mu.series = append(s.mu.series, nil)
 	}

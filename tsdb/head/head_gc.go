@@ -103,6 +103,9 @@ func (h *Head) DeleteStale(t int64) []uint32 {
 			h.index.Remove(ms.id, ts)
 			h.release(ts.Name())
 			ids = append(ids, ms.id)
+			// Its chunk of series may live on (allocSeriesLocked): let go
+			// of what the series still points to.
+			*ms = memSeries{}
 		}
 		if s.mu.tags.shouldCompact() {
 			s.compactTagsLocked()
