@@ -101,6 +101,7 @@ type Head struct {
 	opts     Options
 	blockDur int64 // ms per block
 	index    *index.Index
+	pairs    *pairTable // the tags of the series (head_tags.go)
 	shards   [Shards]shard
 
 	numSeries atomic.Int64
@@ -131,15 +132,17 @@ type shard struct {
 		series  []*memSeries // by local index; nil once deleted
 		arena   []memSeries  // where new series are allocated (allocSeriesLocked)
 		byHash  seriesTable  // tag hash → local index (head_table.go)
-		tags    tagSlab      // the series' tag encodings (head_table.go)
+		tags    tagSlab      // the series' tag ids (head_table.go, head_tags.go)
+		ids     []byte       // scratch of newSeriesLocked
 		dirty   []uint32     // series changed since the last checkpoint
 		created []uint32     // series created since the last checkpoint
 		enc     chunk.Encoder
 		vals    []float64
 		buf     []byte
 	}
-	persist bool     // checkpoints happen: track what they must write
-	_       [64]byte // keep shards' locks on separate cache lines
+	persist bool       // checkpoints happen: track what they must write
+	pairs   *pairTable // the head's, where the series' tags are (head_tags.go)
+	_       [64]byte   // keep shards' locks on separate cache lines
 }
 
 // memSeries is one series. Guarded by its shard's lock, except id and
@@ -150,7 +153,7 @@ type shard struct {
 // tags are a ref into the shard's slab rather than a slice
 // (TestSeriesSize).
 type memSeries struct {
-	tags   uint32 // ref of the canonical encoding (tags.Set.AppendTo) in the shard's tagSlab
+	tags   uint32 // ref in the shard's tagSlab of the ids of its tags (head_tags.go)
 	id     uint32
 	dstype tsdb.DSType
 	// hasOpen: the open block holds period's data.
@@ -199,12 +202,14 @@ func New(opts Options) (*Head, error) {
 		opts:     opts,
 		blockDur: opts.Step * int64(opts.BlockSteps),
 		index:    index.New(),
+		pairs:    newPairTable(),
 		epoch:    opts.Now(),
 	}
 	h.minPeriod.Store(-1 << 62)
 	h.names.counts = make(map[string]int)
 	for i := range h.shards {
 		h.shards[i].persist = opts.Log != nil
+		h.shards[i].pairs = h.pairs
 	}
 	h.scratch.New = func() any { return &appendScratch{} }
 	r := opts.Registry
@@ -313,9 +318,17 @@ func (s *shard) allocSeriesLocked() *memSeries {
 	return &s.mu.arena[len(s.mu.arena)-1]
 }
 
-// tagsLocked returns the canonical tag encoding of ms, a series of s. The
-// bytes never change: they may be kept after the lock is released.
-func (s *shard) tagsLocked(ms *memSeries) []byte { return s.mu.tags.get(ms.tags) }
+// appendTagsLocked appends the canonical tag encoding of ms, a series of
+// s, to dst.
+func (s *shard) appendTagsLocked(dst []byte, ms *memSeries) []byte {
+	return s.pairs.appendTags(dst, s.mu.tags.get(ms.tags))
+}
+
+// tagsEqualLocked reports whether enc is the canonical tag encoding of ms,
+// a series of s.
+func (s *shard) tagsEqualLocked(ms *memSeries, enc []byte) bool {
+	return s.pairs.equal(s.mu.tags.get(ms.tags), enc)
+}
 
 // seriesLocked returns the series with local index l of shard s, or nil.
 func (s *shard) seriesLocked(l uint32) *memSeries {

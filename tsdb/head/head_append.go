@@ -25,6 +25,7 @@ type appendScratch struct {
 	order  []int32 // point indexes grouped by shard
 	counts [Shards + 1]int32
 	rec    []byte
+	tags   []byte // a new series' canonical tags, for its WAL entry
 	wrote  uint32 // the call's wall clock, as memSeries.wrote keeps it
 	replay bool   // applying WAL records: no logging, no time checks
 }
@@ -161,11 +162,11 @@ func (h *Head) appendShard(sc *appendScratch, k int, b *tsdb.Batch, idx []int32)
 			continue
 		}
 		if created && logging {
-			enc := s.tagsLocked(ms)
+			sc.tags = s.appendTagsLocked(sc.tags[:0], ms)
 			rec = append(rec, entrySeries)
 			rec = binary.AppendUvarint(rec, uint64(ms.id))
-			rec = binary.AppendUvarint(rec, uint64(len(enc)))
-			rec = append(rec, enc...)
+			rec = binary.AppendUvarint(rec, uint64(len(sc.tags)))
+			rec = append(rec, sc.tags...)
 			logged = true
 		}
 		if r := h.applyLocked(s, ms, local, p.T, p.V); r != tsdb.Accepted {
@@ -224,7 +225,7 @@ func (h *Head) lookupOrCreateLocked(sc *appendScratch, s *shard, k int, ts tags.
 	// Fast path: the series exists.
 	if local, ok := s.mu.byHash.find(hash, func(l uint32) bool {
 		ms := s.seriesLocked(l)
-		return ms != nil && bytes.Equal(s.tagsLocked(ms), enc)
+		return ms != nil && s.tagsEqualLocked(ms, enc)
 	}); ok {
 		return s.mu.series[local], local, false
 	}
@@ -243,12 +244,18 @@ func (h *Head) lookupOrCreateLocked(sc *appendScratch, s *shard, k int, ts tags.
 	return ms, local, true
 }
 
-// newSeriesLocked adds a series with the given local index and tags; enc
-// is copied.
+// newSeriesLocked adds a series with the given local index and tags, enc
+// their canonical encoding (not kept).
 func (h *Head) newSeriesLocked(s *shard, k int, local uint32, enc []byte, ts tags.Set, hash uint64) *memSeries {
 	dst, _ := ts.Get(tsdb.DSTypeKey)
+	ids, ok := h.pairs.intern(s.mu.ids[:0], enc)
+	if !ok {
+		// Callers encode the set themselves or restore one that decoded.
+		panic("BUG: head: malformed canonical tag encoding")
+	}
+	s.mu.ids = ids
 	ms := s.allocSeriesLocked()
-	*ms = memSeries{tags: s.mu.tags.add(enc), id: makeID(k, local), dstype: tsdb.ParseDSType(dst)}
+	*ms = memSeries{tags: s.mu.tags.add(ids), id: makeID(k, local), dstype: tsdb.ParseDSType(dst)}
 	for int(local) >= len(s.mu.series) {
 		s.mu.series = append(s.mu.series, nil)
 	}

@@ -24,6 +24,8 @@ type Capture struct {
 	Blocks  []Block
 	// Deleted lists series removed since the previous capture.
 	Deleted []uint32
+
+	tags []byte // what Created's Tags are slices of
 }
 
 // SeriesDef is a new series.
@@ -49,6 +51,7 @@ type Block struct {
 // Reset empties c for reuse.
 func (c *Capture) Reset() {
 	c.Created, c.States, c.Blocks, c.Deleted = c.Created[:0], c.States[:0], c.Blocks[:0], c.Deleted[:0]
+	c.tags = c.tags[:0]
 }
 
 // CaptureShard fills c with the changes of shard k since its last capture
@@ -67,7 +70,9 @@ func (h *Head) CaptureShard(k int, lastLSN func() uint64, c *Capture) {
 	c.Stamp = lastLSN()
 	for _, local := range s.mu.created {
 		if ms := s.seriesLocked(local); ms != nil {
-			c.Created = append(c.Created, SeriesDef{ID: ms.id, Tags: s.tagsLocked(ms)})
+			start := len(c.tags)
+			c.tags = s.appendTagsLocked(c.tags, ms)
+			c.Created = append(c.Created, SeriesDef{ID: ms.id, Tags: c.tags[start:len(c.tags):len(c.tags)]})
 		}
 	}
 	s.mu.created = s.mu.created[:0]

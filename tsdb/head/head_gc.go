@@ -85,6 +85,7 @@ func (h *Head) DropBefore(p int64, requirePersisted bool) int {
 // them on disk too.
 func (h *Head) DeleteStale(t int64) []uint32 {
 	var ids []uint32
+	var enc []byte
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
@@ -92,12 +93,13 @@ func (h *Head) DeleteStale(t int64) []uint32 {
 			if ms == nil || ms.hasOpen || len(ms.sealed) > 0 || ms.lastT >= t {
 				continue
 			}
-			enc := s.tagsLocked(ms)
+			enc = s.appendTagsLocked(enc[:0], ms)
 			ts, err := tags.Decode(enc)
 			if err != nil {
 				continue
 			}
 			s.mu.byHash.remove(tagHash(enc), uint32(local))
+			h.pairs.release(s.mu.tags.get(ms.tags))
 			s.mu.tags.release(ms.tags)
 			s.mu.series[local] = nil
 			h.index.Remove(ms.id, ts)
@@ -115,14 +117,14 @@ func (h *Head) DeleteStale(t int64) []uint32 {
 	return ids
 }
 
-// compactTagsLocked copies the tags of the shard's series into a new slab,
+// compactTagsLocked copies the tag ids of the shard's series into a new slab,
 // leaving the dead bytes of deleted series behind. Readers holding tags of
 // the old slab keep its chunks alive until they drop them.
 func (s *shard) compactTagsLocked() {
 	var fresh tagSlab
 	for _, ms := range s.mu.series {
 		if ms != nil {
-			ms.tags = fresh.add(s.tagsLocked(ms))
+			ms.tags = fresh.add(s.mu.tags.get(ms.tags))
 		}
 	}
 	s.mu.tags = fresh

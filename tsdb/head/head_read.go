@@ -113,6 +113,9 @@ func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens 
 			*touched += byte(ms.id) + byte(len(ms.sealed))
 		}
 	}
+	// The views' tags, rebuilt from the tag ids (head_tags.go) into memory
+	// of their own: they may be kept.
+	tagBuf := make([]byte, 0, tagsGuess*len(pending))
 	for _, id := range pending {
 		_, local := splitID(id)
 		ms := s.seriesLocked(local)
@@ -121,7 +124,9 @@ func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens 
 		}
 		i := *cnt
 		v := &views[i]
-		v.ID, v.Tags, v.DSType = ms.id, s.tagsLocked(ms), ms.dstype
+		start := len(tagBuf)
+		tagBuf = s.appendTagsLocked(tagBuf, ms)
+		v.ID, v.Tags, v.DSType = ms.id, tagBuf[start:len(tagBuf):len(tagBuf)], ms.dstype
 		v.Blocks = v.Blocks[:0]
 		for _, b := range ms.sealed {
 			if b.period() >= minP && b.period() <= maxP {
@@ -162,7 +167,7 @@ func (h *Head) SeriesTags(id uint32) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ms := s.seriesLocked(local); ms != nil {
-		return s.tagsLocked(ms), true
+		return s.appendTagsLocked(nil, ms), true
 	}
 	return nil, false
 }
@@ -182,6 +187,7 @@ type MemoryStats struct {
 // reporting, not hot paths.
 func (h *Head) MemoryStats() MemoryStats {
 	var st MemoryStats
+	var enc []byte
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
@@ -190,7 +196,8 @@ func (h *Head) MemoryStats() MemoryStats {
 				continue
 			}
 			st.Series++
-			st.TagBytes += len(s.tagsLocked(ms))
+			enc = s.appendTagsLocked(enc[:0], ms)
+			st.TagBytes += len(enc)
 			st.OpenBytes += ms.open.Bytes()
 			for _, b := range ms.sealed {
 				st.SealedBytes += len(b.data)

@@ -154,7 +154,7 @@ const (
 	tagChunkBits = 14
 	tagChunk     = 1 << tagChunkBits
 	// tagCompactMin is the dead bytes below which a slab is not compacted.
-	tagCompactMin = 4 * tagChunk
+	tagCompactMin = tagChunk
 )
 
 // add appends enc and returns its ref. Refs address 2^18 chunks: 4 GiB

@@ -2,7 +2,6 @@ package head
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -110,22 +109,29 @@ func TestTagSlab(t *testing.T) {
 }
 
 // TestDeleteCompactsTags deletes most series of a head and checks that the
-// tag slabs are compacted, that the remaining series keep their tags, and
-// that tags read before the compaction stay intact.
+// tag slabs are compacted and the interned tags of deleted series freed,
+// that the remaining series keep their tags, and that tags read before the
+// compaction stay intact.
 func TestDeleteCompactsTags(t *testing.T) {
 	t.Parallel()
 	c := &clock{t: t0}
 	h := newHead(t, c, nil)
-	const n = 20_000
-	pad := strings.Repeat("x", 400) // enough dead bytes per shard to compact
+	const n, common = 20_000, 80 // enough tag ids a shard to compact
 	set := func(i int) tags.Set {
-		return tags.New("name", "m", "i", fmt.Sprint(i), "pad", pad)
+		kv := []string{"name", "m", "i", fmt.Sprint(i)}
+		for j := range common {
+			kv = append(kv, fmt.Sprintf("k%02d", j), "v")
+		}
+		return tags.New(kv...)
 	}
 	var pts []tsdb.Datapoint
 	for i := range n {
 		pts = append(pts, pt(set(i), t0, 1))
 	}
 	b := appendOK(t, h, pts...)
+	if got, want := h.pairs.len(), n+common+1; got != want {
+		t.Fatalf("%d distinct tags interned, want %d", got, want)
+	}
 	keep := func(i int) bool { return i%10 == 0 }
 	held := map[int][]byte{} // tags read before the deletion
 	for i := range n {
@@ -153,6 +159,9 @@ func TestDeleteCompactsTags(t *testing.T) {
 	if want := n - n/10; len(deleted) != want {
 		t.Fatalf("deleted %d series, want %d", len(deleted), want)
 	}
+	if got, want := h.pairs.len(), n/10+common+1; got != want {
+		t.Errorf("%d distinct tags interned after the deletion, want %d", got, want)
+	}
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
@@ -166,7 +175,8 @@ func TestDeleteCompactsTags(t *testing.T) {
 			t.Errorf("tags of series %d read before the compaction changed", i)
 		}
 	}
-	// The kept series resolve by tags to themselves, and new ones are made.
+	// The kept series resolve by tags to themselves, and new ones are made
+	// (reusing freed tag ids).
 	again := appendOK(t, h, keepPts...)
 	for j, p := range again.Points {
 		id, _ := ID(p.Ref)
@@ -178,10 +188,65 @@ func TestDeleteCompactsTags(t *testing.T) {
 	if h.NumSeries() != n/10 {
 		t.Errorf("%d series, want %d", h.NumSeries(), n/10)
 	}
-	if _, err := h.Append(context.Background(), &tsdb.Batch{Points: []tsdb.Datapoint{pt(set(1), c.t, 3)}}); err != nil {
-		t.Fatal(err)
+	b = appendOK(t, h, pt(set(1), c.t, 3), pt(set(3), c.t, 3))
+	for _, p := range b.Points[:2] {
+		id, _ := ID(p.Ref)
+		if enc, _ := h.SeriesTags(id); !bytes.Equal(enc, p.Tags.AppendTo(nil)) {
+			t.Errorf("new series %v: tags %q", p.Tags, enc)
+		}
 	}
-	if h.NumSeries() != n/10+1 {
-		t.Errorf("%d series after a new one, want %d", h.NumSeries(), n/10+1)
+	if h.NumSeries() != n/10+2 {
+		t.Errorf("%d series after two new ones, want %d", h.NumSeries(), n/10+2)
+	}
+}
+
+// TestPairTable checks interning, rebuilding, comparing and releasing tag
+// sets against their canonical encodings, with ids past one uvarint byte
+// and reused after release.
+func TestPairTable(t *testing.T) {
+	t.Parallel()
+	pt := newPairTable()
+	rng := rand.New(rand.NewPCG(3, 4))
+	type held struct {
+		enc, ids []byte
+	}
+	var live []held
+	for op := range 20_000 {
+		if len(live) > 0 && rng.IntN(3) == 0 {
+			j := rng.IntN(len(live))
+			pt.release(live[j].ids)
+			live[j] = live[len(live)-1]
+			live = live[:len(live)-1]
+			continue
+		}
+		ts := tags.New("name", fmt.Sprint("m", rng.IntN(20)), "node", fmt.Sprint("n", rng.IntN(3000)), "x", strings.Repeat("y", rng.IntN(200)))
+		enc := ts.AppendTo(nil)
+		ids, ok := pt.intern(nil, enc)
+		if !ok {
+			t.Fatalf("op %d: intern(%v) failed", op, ts)
+		}
+		live = append(live, held{enc, ids})
+		if op%50 == 0 {
+			for _, h := range live {
+				if got := pt.appendTags(nil, h.ids); !bytes.Equal(got, h.enc) {
+					t.Fatalf("op %d: appendTags = %q, want %q", op, got, h.enc)
+				}
+				if !pt.equal(h.ids, h.enc) || pt.equal(h.ids, h.enc[:len(h.enc)-1]) || pt.equal(h.ids, append(h.enc[:len(h.enc):len(h.enc)], 0)) {
+					t.Fatalf("op %d: equal wrong for %q", op, h.enc)
+				}
+			}
+		}
+	}
+	for _, h := range live {
+		pt.release(h.ids)
+	}
+	if n := pt.len(); n != 0 {
+		t.Errorf("%d tags held after every release", n)
+	}
+	if _, ok := pt.intern(nil, []byte{5, 'a'}); ok {
+		t.Error("intern of a malformed encoding succeeded")
+	}
+	if n := pt.len(); n != 0 {
+		t.Errorf("%d tags held after a failed intern", n)
 	}
 }
