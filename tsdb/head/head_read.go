@@ -160,16 +160,26 @@ func touchBlocks(views []View) byte {
 	return sum
 }
 
-// SeriesTags returns the canonical tag encoding of series id.
+// SeriesTags returns the canonical tag encoding of series id, in memory of
+// its own.
 func (h *Head) SeriesTags(id uint32) ([]byte, bool) {
+	enc, ok := h.AppendSeriesTags(nil, id)
+	return enc[:len(enc):len(enc)], ok
+}
+
+// AppendSeriesTags appends the canonical tag encoding of series id to dst
+// and returns the extended dst, or dst and false when there is no such
+// series. Readers of many series rebuild their tags (head_tags.go) into
+// one buffer this way rather than a slice each.
+func (h *Head) AppendSeriesTags(dst []byte, id uint32) ([]byte, bool) {
 	k, local := splitID(id)
 	s := &h.shards[k]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ms := s.seriesLocked(local); ms != nil {
-		return s.appendTagsLocked(nil, ms), true
+		return s.appendTagsLocked(dst, ms), true
 	}
-	return nil, false
+	return dst, false
 }
 
 // MemoryStats describes the memory the head holds, for benchmarks and the
