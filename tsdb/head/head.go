@@ -117,6 +117,10 @@ type Head struct {
 	// the memory retention).
 	minPeriod atomic.Int64
 
+	// tagCompactMin is the dead bytes of a shard's tag slab below which it
+	// is not compacted: tagCompactMin, lowered by tests.
+	tagCompactMin int
+
 	scratch  sync.Pool // *appendScratch
 	scanPool sync.Pool // *scanScratch
 
@@ -204,6 +208,8 @@ func New(opts Options) (*Head, error) {
 		index:    index.New(),
 		pairs:    newPairTable(),
 		epoch:    opts.Now(),
+
+		tagCompactMin: tagCompactMin,
 	}
 	h.minPeriod.Store(-1 << 62)
 	h.names.counts = make(map[string]int)

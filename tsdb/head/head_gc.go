@@ -109,7 +109,7 @@ func (h *Head) DeleteStale(t int64) []uint32 {
 			// of what the series still points to.
 			*ms = memSeries{}
 		}
-		if s.mu.tags.shouldCompact() {
+		if s.mu.tags.shouldCompact(h.tagCompactMin) {
 			s.compactTagsLocked()
 		}
 		s.mu.Unlock()

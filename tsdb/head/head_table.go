@@ -189,9 +189,10 @@ func (s *tagSlab) release(ref uint32) {
 	s.dead += uvarintLen(uint64(n)) + n
 }
 
-// shouldCompact reports whether half of the slab is dead bytes.
-func (s *tagSlab) shouldCompact() bool {
-	return s.dead >= tagCompactMin && s.dead*2 >= s.used
+// shouldCompact reports whether half of the slab is dead bytes, and at
+// least min bytes.
+func (s *tagSlab) shouldCompact(min int) bool {
+	return s.dead >= min && s.dead*2 >= s.used
 }
 
 func uvarintLen(x uint64) int {

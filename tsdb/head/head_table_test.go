@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -43,7 +44,7 @@ func TestSeriesTable(t *testing.T) {
 		// (probe runs wrap), and many series per fragment.
 		return uint64(0xffff_fff0|uint32(rng.IntN(16)))<<32 | uint64(rng.Uint32())
 	}
-	for op := range 50_000 {
+	for op := range 20_000 {
 		switch rng.IntN(3) {
 		case 0, 1:
 			h := hash()
@@ -116,7 +117,8 @@ func TestDeleteCompactsTags(t *testing.T) {
 	t.Parallel()
 	c := &clock{t: t0}
 	h := newHead(t, c, nil)
-	const n, common = 20_000, 80 // enough tag ids a shard to compact
+	h.tagCompactMin = 256 // bytes: a few dozen series a shard
+	const n, common = 5_000, 3
 	set := func(i int) tags.Set {
 		kv := []string{"name", "m", "i", fmt.Sprint(i)}
 		for j := range common {
@@ -211,7 +213,7 @@ func TestPairTable(t *testing.T) {
 		enc, ids []byte
 	}
 	var live []held
-	for op := range 20_000 {
+	for op := range 5_000 {
 		if len(live) > 0 && rng.IntN(3) == 0 {
 			j := rng.IntN(len(live))
 			pt.release(live[j].ids)
@@ -226,7 +228,7 @@ func TestPairTable(t *testing.T) {
 			t.Fatalf("op %d: intern(%v) failed", op, ts)
 		}
 		live = append(live, held{enc, ids})
-		if op%50 == 0 {
+		if op%250 == 0 {
 			for _, h := range live {
 				if got := pt.appendTags(nil, h.ids); !bytes.Equal(got, h.enc) {
 					t.Fatalf("op %d: appendTags = %q, want %q", op, got, h.enc)
@@ -248,5 +250,48 @@ func TestPairTable(t *testing.T) {
 	}
 	if n := pt.len(); n != 0 {
 		t.Errorf("%d tags held after a failed intern", n)
+	}
+}
+
+// TestPairTableConcurrent interns, rebuilds and releases tag sets from
+// several goroutines at once, sharing most tags and growing the table's
+// directory meanwhile (for the race detector: rebuilding takes no lock).
+func TestPairTableConcurrent(t *testing.T) {
+	t.Parallel()
+	pt := newPairTable()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 5))
+			type held struct{ enc, ids []byte }
+			var live []held
+			for op := range 5_000 {
+				if len(live) > 50 || len(live) > 0 && rng.IntN(3) == 0 {
+					h := live[0]
+					if got := pt.appendTags(nil, h.ids); !bytes.Equal(got, h.enc) {
+						t.Errorf("goroutine %d op %d: appendTags = %q, want %q", g, op, got, h.enc)
+						return
+					}
+					pt.release(h.ids)
+					live = live[1:]
+					continue
+				}
+				ts := tags.New("name", fmt.Sprint("m", rng.IntN(10)), "g", fmt.Sprint(g), "u", fmt.Sprint(op))
+				enc := ts.AppendTo(nil)
+				ids, _ := pt.intern(nil, enc)
+				if !pt.equal(ids, enc) {
+					t.Errorf("goroutine %d op %d: equal(%q) false", g, op, enc)
+					return
+				}
+				live = append(live, held{enc, ids})
+			}
+			for _, h := range live {
+				pt.release(h.ids)
+			}
+		})
+	}
+	wg.Wait()
+	if n := pt.len(); n != 0 {
+		t.Errorf("%d tags held after every release", n)
 	}
 }
