@@ -120,9 +120,10 @@ type Handler struct {
 	heap     atomic.Int64 // sampled heap size, for the memory limit
 	heapAt   atomic.Int64 // when it was sampled, Unix ns
 
-	pool    sync.Pool // *publishRequest
-	gzips   sync.Pool // *gzip.Reader
-	reasons sync.Map  // "protocol\x00reason" → *lib.Counter
+	pool       sync.Pool // *publishRequest
+	remoteWork freeList[remoteWork]
+	gzips      sync.Pool // *gzip.Reader
+	reasons    sync.Map  // "protocol\x00reason" → *lib.Counter
 	// datapoints holds the sextant.ingest.datapoints counter of each
 	// protocol, built in New and read-only after: a request counts its
 	// datapoints without building the meter's id.
@@ -178,6 +179,14 @@ func (h *Handler) RegisterOTLP(mux *http.ServeMux) {
 	if h.opts.Traces != nil {
 		mux.Handle("POST /v1/traces", h.guard(protoOTLPTraces, http.HandlerFunc(h.otlpTracesHTTP)))
 	}
+}
+
+// Trim drops the request workspaces the handler keeps for reuse beyond
+// what the collector empties (sync.Pools): the server calls it when ingest
+// goes quiet, before it collects and gives memory back. Safe to call at
+// any time; the next requests allocate what they need again.
+func (h *Handler) Trim() {
+	h.remoteWork.trim()
 }
 
 // Protocol names, the protocol tag of ingest.rejected.

@@ -75,9 +75,11 @@ func (db *DB) inPartitions(ids *roaring.Bitmap, p *tsdb.Partitions) *roaring.Bit
 	mask := p.Mask()
 	out := roaring.New()
 	it := ids.Iterator()
+	var enc []byte
 	for it.HasNext() {
 		id := it.Next()
-		if enc, ok := db.head.SeriesTags(id); ok && mask[tags.PartitionOfEncoded(enc, p.N)] {
+		var ok bool
+		if enc, ok = db.head.AppendSeriesTags(enc[:0], id); ok && mask[tags.PartitionOfEncoded(enc, p.N)] {
 			out.Add(id)
 		}
 	}

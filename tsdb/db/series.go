@@ -82,11 +82,11 @@ func (db *DB) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, b
 	// tag was most of the time of listing 100 000 series (profiled), and
 	// only the first Limit need decoding.
 	type entry struct {
-		enc      []byte // immutable, owned by the head
+		enc      []byte // in encs, or an array it outgrew
 		from, to int    // the sort key in keys
 	}
 	entries := make([]entry, 0, ids.GetCardinality())
-	var keys []byte
+	var keys, encs []byte
 	it := ids.Iterator()
 	for i := 0; it.HasNext(); i++ {
 		if i%4096 == 4095 {
@@ -94,10 +94,14 @@ func (db *DB) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, b
 				return nil, false, err
 			}
 		}
-		enc, ok := db.head.SeriesTags(it.Next())
-		if !ok {
+		start := len(encs)
+		var ok bool
+		if encs, ok = db.head.AppendSeriesTags(encs, it.Next()); !ok {
 			continue // deleted since the index answered
 		}
+		// The entries' encodings stay valid when encs grows: they keep the
+		// array they are in.
+		enc := encs[start:len(encs):len(encs)]
 		if keys == nil {
 			// A key is at most the encoding's size: size the buffer once.
 			keys = make([]byte, 0, int(ids.GetCardinality())*(len(enc)+8))

@@ -25,6 +25,7 @@ type appendScratch struct {
 	order  []int32 // point indexes grouped by shard
 	counts [Shards + 1]int32
 	rec    []byte
+	tags   []byte // a new series' canonical tags, for its WAL entry
 	wrote  uint32 // the call's wall clock, as memSeries.wrote keeps it
 	// lateFloor is the oldest time the call accepts (Now − MaxAge): a
 	// block whose period ends after it may still get late writes.
@@ -169,10 +170,11 @@ func (h *Head) appendShard(sc *appendScratch, k int, b *tsdb.Batch, idx []int32)
 			continue
 		}
 		if created && logging {
+			sc.tags = s.appendTagsLocked(sc.tags[:0], ms)
 			rec = append(rec, entrySeries)
 			rec = binary.AppendUvarint(rec, uint64(ms.id))
-			rec = binary.AppendUvarint(rec, uint64(len(ms.tags)))
-			rec = append(rec, ms.tags...)
+			rec = binary.AppendUvarint(rec, uint64(len(sc.tags)))
+			rec = append(rec, sc.tags...)
 			logged = true
 		}
 		if r := h.applyLocked(sc, s, ms, local, p.T, p.V); r != tsdb.Accepted {
@@ -228,16 +230,12 @@ func (h *Head) resolveLocked(sc *appendScratch, s *shard, k int, p *tsdb.Datapoi
 }
 
 func (h *Head) lookupOrCreateLocked(sc *appendScratch, s *shard, k int, ts tags.Set, enc []byte, hash uint64, i int) (*memSeries, uint32, bool) {
-	// Fast path: the series exists and owns its hash.
-	if local, ok := s.mu.byHash[hash]; ok {
-		if ms := s.seriesLocked(local); ms != nil && bytes.Equal(ms.tags, enc) {
-			return ms, local, false
-		}
-		for _, local := range s.mu.collisions[hash] {
-			if ms := s.seriesLocked(local); ms != nil && bytes.Equal(ms.tags, enc) {
-				return ms, local, false
-			}
-		}
+	// Fast path: the series exists.
+	if local, ok := s.mu.byHash.find(hash, func(l uint32) bool {
+		ms := s.seriesLocked(l)
+		return ms != nil && s.tagsEqualLocked(ms, enc)
+	}); ok {
+		return s.mu.series[local], local, false
 	}
 	// Slow path: a new series.
 	if r := h.admit(ts.Name()); r != tsdb.Accepted {
@@ -250,23 +248,27 @@ func (h *Head) lookupOrCreateLocked(sc *appendScratch, s *shard, k int, ts tags.
 		sc.reason[i] = tsdb.SeriesLimit
 		return nil, 0, false
 	}
-	ms := h.newSeriesLocked(s, k, local, bytes.Clone(enc), ts, hash)
+	ms := h.newSeriesLocked(s, k, local, enc, ts, hash)
 	return ms, local, true
 }
 
-// newSeriesLocked adds a series with the given local index and tags.
+// newSeriesLocked adds a series with the given local index and tags, enc
+// their canonical encoding (not kept).
 func (h *Head) newSeriesLocked(s *shard, k int, local uint32, enc []byte, ts tags.Set, hash uint64) *memSeries {
 	dst, _ := ts.Get(tsdb.DSTypeKey)
-	ms := &memSeries{tags: enc, id: makeID(k, local), dstype: tsdb.ParseDSType(dst)}
+	ids, ok := h.pairs.intern(s.mu.ids[:0], enc)
+	if !ok {
+		// Callers encode the set themselves or restore one that decoded.
+		panic("BUG: head: malformed canonical tag encoding")
+	}
+	s.mu.ids = ids
+	ms := s.allocSeriesLocked()
+	*ms = memSeries{tags: s.mu.tags.add(ids), id: makeID(k, local), dstype: tsdb.ParseDSType(dst)}
 	for int(local) >= len(s.mu.series) {
 		s.mu.series = append(s.mu.series, nil)
 	}
 	s.mu.series[local] = ms
-	if _, taken := s.mu.byHash[hash]; taken {
-		s.mu.collisions[hash] = append(s.mu.collisions[hash], local)
-	} else {
-		s.mu.byHash[hash] = local
-	}
+	s.mu.byHash.insert(hash, local)
 	if s.persist {
 		s.mu.created = append(s.mu.created, local)
 	}

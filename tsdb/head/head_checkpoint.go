@@ -25,6 +25,8 @@ type Capture struct {
 	Blocks  []Block
 	// Deleted lists series removed since the previous capture.
 	Deleted []uint32
+
+	tags []byte // what Created's Tags are slices of
 }
 
 // SeriesDef is a new series.
@@ -50,6 +52,7 @@ type Block struct {
 // Reset empties c for reuse.
 func (c *Capture) Reset() {
 	c.Created, c.States, c.Blocks, c.Deleted = c.Created[:0], c.States[:0], c.Blocks[:0], c.Deleted[:0]
+	c.tags = c.tags[:0]
 }
 
 // CaptureShard fills c with the changes of shard k since its last capture
@@ -68,7 +71,9 @@ func (h *Head) CaptureShard(k int, lastLSN func() uint64, c *Capture) {
 	c.Stamp = lastLSN()
 	for _, local := range s.mu.created {
 		if ms := s.seriesLocked(local); ms != nil {
-			c.Created = append(c.Created, SeriesDef{ID: ms.id, Tags: ms.tags})
+			start := len(c.tags)
+			c.tags = s.appendTagsLocked(c.tags, ms)
+			c.Created = append(c.Created, SeriesDef{ID: ms.id, Tags: c.tags[start:len(c.tags):len(c.tags)]})
 		}
 	}
 	s.mu.created = s.mu.created[:0]
@@ -148,8 +153,14 @@ func (ms *memSeries) appendSnapshot(dst []byte, lb *lateBlock) []byte {
 	}
 	dst = append(dst, snapshotVersion, flags)
 	dst = binary.AppendVarint(dst, ms.norm.T)
-	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(ms.norm.Pending))
-	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(ms.norm.PrevV))
+	// The format keeps a rate's pending value and a counter's previous
+	// sample apart; norm.State has them in one field.
+	pending, prev := ms.norm.V, 0.0
+	if ms.norm.HasPrev {
+		pending, prev = 0, ms.norm.V
+	}
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(pending))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(prev))
 	dst = binary.AppendVarint(dst, ms.lastT)
 	if ms.hasOpen {
 		dst = binary.AppendVarint(dst, ms.period)
@@ -179,8 +190,10 @@ func (ms *memSeries) restoreSnapshot(src []byte) (*lateBlock, error) {
 	}
 	src = src[n:]
 	ms.norm.T, ms.norm.HasT, ms.norm.HasPrev = t, flags&snapRate != 0, flags&snapCounter != 0
-	ms.norm.Pending = math.Float64frombits(binary.LittleEndian.Uint64(src))
-	ms.norm.PrevV = math.Float64frombits(binary.LittleEndian.Uint64(src[8:]))
+	ms.norm.V = math.Float64frombits(binary.LittleEndian.Uint64(src)) // pending
+	if ms.norm.HasPrev {
+		ms.norm.V = math.Float64frombits(binary.LittleEndian.Uint64(src[8:])) // previous sample
+	}
 	src = src[16:]
 	last, n := binary.Varint(src)
 	if n <= 0 {
@@ -231,7 +244,7 @@ func (h *Head) RestoreSeries(id uint32, enc []byte) error {
 	if s.seriesLocked(local) != nil {
 		return nil
 	}
-	h.restoreLocked(s, k, local, bytes.Clone(enc), ts)
+	h.restoreLocked(s, k, local, enc, ts)
 	if s.persist {
 		// Persisted already: not for the next checkpoint.
 		s.mu.created = s.mu.created[:len(s.mu.created)-1]
@@ -241,6 +254,7 @@ func (h *Head) RestoreSeries(id uint32, enc []byte) error {
 	return nil
 }
 
+// restoreLocked adds a series that was created before; enc is copied.
 func (h *Head) restoreLocked(s *shard, k int, local uint32, enc []byte, ts tags.Set) *memSeries {
 	h.numSeries.Add(1)
 	h.names.Lock()
@@ -405,7 +419,7 @@ func (h *Head) replaySeries(id uint32, enc []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seriesLocked(local) == nil {
-		h.restoreLocked(s, k, local, bytes.Clone(enc), ts)
+		h.restoreLocked(s, k, local, enc, ts)
 	}
 	return nil
 }

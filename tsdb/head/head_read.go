@@ -143,6 +143,9 @@ func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens 
 			*touched += byte(ms.id) + byte(len(ms.sealed))
 		}
 	}
+	// The views' tags, rebuilt from the tag ids (head_tags.go) into memory
+	// of their own: they may be kept.
+	tagBuf := make([]byte, 0, tagsGuess*len(pending))
 	for _, id := range pending {
 		_, local := splitID(id)
 		ms := s.seriesLocked(local)
@@ -151,7 +154,9 @@ func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens 
 		}
 		i := *cnt
 		v := &views[i]
-		v.ID, v.Tags, v.DSType = ms.id, ms.tags, ms.dstype
+		start := len(tagBuf)
+		tagBuf = s.appendTagsLocked(tagBuf, ms)
+		v.ID, v.Tags, v.DSType = ms.id, tagBuf[start:len(tagBuf):len(tagBuf)], ms.dstype
 		v.Blocks = v.Blocks[:0]
 		for _, b := range ms.sealed {
 			if b.period() >= minP && b.period() <= maxP {
@@ -193,16 +198,26 @@ func touchBlocks(views []View) byte {
 	return sum
 }
 
-// SeriesTags returns the canonical tag encoding of series id.
+// SeriesTags returns the canonical tag encoding of series id, in memory of
+// its own.
 func (h *Head) SeriesTags(id uint32) ([]byte, bool) {
+	enc, ok := h.AppendSeriesTags(nil, id)
+	return enc[:len(enc):len(enc)], ok
+}
+
+// AppendSeriesTags appends the canonical tag encoding of series id to dst
+// and returns the extended dst, or dst and false when there is no such
+// series. Readers of many series rebuild their tags (head_tags.go) into
+// one buffer this way rather than a slice each.
+func (h *Head) AppendSeriesTags(dst []byte, id uint32) ([]byte, bool) {
 	k, local := splitID(id)
 	s := &h.shards[k]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ms := s.seriesLocked(local); ms != nil {
-		return ms.tags, true
+		return s.appendTagsLocked(dst, ms), true
 	}
-	return nil, false
+	return dst, false
 }
 
 // MemoryStats describes the memory the head holds, for benchmarks and the
@@ -220,6 +235,7 @@ type MemoryStats struct {
 // reporting, not hot paths.
 func (h *Head) MemoryStats() MemoryStats {
 	var st MemoryStats
+	var enc []byte
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
@@ -228,7 +244,8 @@ func (h *Head) MemoryStats() MemoryStats {
 				continue
 			}
 			st.Series++
-			st.TagBytes += len(ms.tags)
+			enc = s.appendTagsLocked(enc[:0], ms)
+			st.TagBytes += len(enc)
 			st.OpenBytes += ms.open.Bytes()
 			if ms.late&lateOpen != 0 {
 				st.OpenBytes += s.mu.late[uint32(local)].open.Bytes()
