@@ -148,7 +148,7 @@ func TestGCTuner(t *testing.T) {
 			live: live.Load, set: func(p int) { sets = append(sets, p) }}
 		done := make(chan error)
 		go func() { done <- tu.run(ctx) }()
-		tick := func() { time.Sleep(time.Second); synctest.Wait() }
+		tick := func() { time.Sleep(time.Second); synctest.Wait() } // in the synctest bubble: fake time
 
 		live.Store(100 << 20)
 		tick()
