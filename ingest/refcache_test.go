@@ -6,13 +6,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -399,10 +399,10 @@ func TestRefCacheTable(t *testing.T) {
 // of its 16-byte slots and tables grown by half.
 func TestRefCacheMemory(t *testing.T) {
 	t.Parallel()
-	if s := unsafe.Sizeof(refSlot{}); s != 16 {
+	if s := reflect.TypeFor[refSlot]().Size(); s != 16 {
 		t.Errorf("a slot is %d bytes, want 16", s)
 	}
-	if s := unsafe.Sizeof(refStripe{}); s%64 != 0 {
+	if s := reflect.TypeFor[refStripe]().Size(); s%64 != 0 {
 		t.Errorf("a stripe is %d bytes, want a multiple of a cache line", s)
 	}
 	const n = 200_000

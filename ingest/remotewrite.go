@@ -32,6 +32,7 @@ const staleNaN = 0x7ff0000000000002
 type remoteWork struct {
 	decoded []byte
 	req     prompb.WriteRequest
+	lists   remoteArena // req's labels and samples
 	arena   []tags.Tag
 	spans   []tagSpan
 	batch   tsdb.Batch
@@ -116,7 +117,7 @@ func decodeRemote(wk *remoteWork, raw []byte, enc string, maxDecoded int64) erro
 			return &httpError{status: http.StatusBadRequest, msg: "invalid snappy body: " + err.Error()}
 		}
 	}
-	if err := unmarshalWriteRequest(&wk.req, raw); err != nil {
+	if err := wk.lists.unmarshalWriteRequest(&wk.req, raw); err != nil {
 		return &httpError{status: http.StatusBadRequest, msg: "invalid WriteRequest: " + err.Error()}
 	}
 	return nil

@@ -223,11 +223,12 @@ func FuzzRemoteDecode(f *testing.F) {
 	f.Add([]byte{0x0b, 0x0a, 0x00, 0x0c})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var want, got prompb.WriteRequest
+		var arena remoteArena
 		errWant := want.Unmarshal(b)
 		// Decode twice into the same request: reuse must not leak the
 		// first decode into the second.
-		_ = unmarshalWriteRequest(&got, []byte{0x0a, 0x08, 0x0a, 0x06, 0x0a, 0x01, 'a', 0x12, 0x01, 'b'})
-		errGot := unmarshalWriteRequest(&got, b)
+		_ = arena.unmarshalWriteRequest(&got, []byte{0x0a, 0x08, 0x0a, 0x06, 0x0a, 0x01, 'a', 0x12, 0x01, 'b'})
+		errGot := arena.unmarshalWriteRequest(&got, b)
 		if errWant != nil {
 			return
 		}

@@ -3,10 +3,12 @@ package head
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tags"
+	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
 )
 
 // BenchmarkAppend appends batches of 10 000 datapoints to existing series
@@ -64,5 +66,51 @@ func BenchmarkAppend(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mdp/s")
 		})
+	}
+}
+
+// BenchmarkSeriesMemory loads the tsdbtest workload (SEXTANT_BENCH_SERIES
+// series, default 100 000, × 60 samples: a series' fixed costs next to
+// little data) into a head in memory, as bench-vs sends it (time-major,
+// 10 000 datapoints a batch, tags with every one), and reports the live
+// heap per series after a collection, and the parts the head accounts for
+// (MemoryStats). In-process: no WAL, no ingest handler, no runtime
+// headroom; see docs/benchmarks.md, "Memory per series at a million
+// series". One op is one load.
+func BenchmarkSeriesMemory(b *testing.B) {
+	n, _ := tsdbtest.BenchSize()
+	w := tsdbtest.LoadWorkload(b, n, 60, t0)
+	for b.Loop() {
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		c := &clock{t: w.End()}
+		h := newHead(b, c, func(o *Options) { o.MaxAge = 4 * hour })
+		var batch tsdb.Batch
+		for t := range w.Samples() {
+			for from := 0; from < len(w.Series); from += 10_000 {
+				batch.Points = batch.Points[:0]
+				for i := from; i < min(from+10_000, len(w.Series)); i++ {
+					if v := w.Values[i][t]; v == v {
+						batch.Points = append(batch.Points, tsdb.Datapoint{Tags: w.Series[i], T: w.Start + int64(t)*w.Interval, V: v})
+					}
+				}
+				if _, err := h.Append(context.Background(), &batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		st := h.MemoryStats()
+		per := func(x int) float64 { return float64(x) / float64(st.Series) }
+		b.ReportMetric(per(int(m1.HeapAlloc)-int(m0.HeapAlloc)), "heap-B/series")
+		b.ReportMetric(per(st.SeriesBytes), "struct-B/series")
+		b.ReportMetric(per(st.TableBytes), "table-B/series")
+		b.ReportMetric(per(st.TagIDBytes+st.PairBytes), "tags-B/series")
+		b.ReportMetric(per(st.TagBytes), "canonical-tags-B/series")
+		b.ReportMetric(per(st.OpenBytes), "open-B/series")
+		b.ReportMetric(per(st.IndexBytes), "index-B/series")
+		runtime.KeepAlive(h)
 	}
 }

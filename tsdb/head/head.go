@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"reflect"
 	"sync"
 	"sync/atomic"
 
@@ -321,6 +322,9 @@ func (h *Head) wallSec(now int64) uint32 {
 // seriesChunk is how many series allocSeriesLocked allocates at once: 128
 // of 144 bytes, 18 KiB, one of Go's size classes.
 const seriesChunk = 128
+
+// seriesSize is the bytes of a memSeries, for MemoryStats.
+var seriesSize = int(reflect.TypeFor[memSeries]().Size())
 
 // allocSeriesLocked returns a zero memSeries for a new series of s. Series
 // are allocated seriesChunk at a time: at a million series, a million

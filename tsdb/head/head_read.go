@@ -227,8 +227,13 @@ type MemoryStats struct {
 	SealedBytes int // encoded sealed blocks
 	SealedSlots int // steps covered by them
 	OpenBytes   int // open blocks' streams (capacity)
-	TagBytes    int
+	TagBytes    int // the series' canonical tag encodings (not held as such)
 	IndexBytes  int
+	// The series' own structures: their structs and the shards' lists of
+	// them (SeriesBytes), the tables finding them by tag hash
+	// (TableBytes), the ids of their tags in the shards' slabs (TagIDBytes)
+	// and the interned tags (PairBytes, estimated).
+	SeriesBytes, TableBytes, TagIDBytes, PairBytes int
 }
 
 // MemoryStats walks every series; it is meant for tests and occasional
@@ -239,11 +244,17 @@ func (h *Head) MemoryStats() MemoryStats {
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
+		st.SeriesBytes += cap(s.mu.series)*8 + (cap(s.mu.dirty)+cap(s.mu.created))*4
+		st.TableBytes += s.mu.byHash.bytes()
+		for _, c := range s.mu.tags.chunks {
+			st.TagIDBytes += cap(c)
+		}
 		for local, ms := range s.mu.series {
 			if ms == nil {
 				continue
 			}
 			st.Series++
+			st.SeriesBytes += seriesSize
 			enc = s.appendTagsLocked(enc[:0], ms)
 			st.TagBytes += len(enc)
 			st.OpenBytes += ms.open.Bytes()
@@ -260,6 +271,7 @@ func (h *Head) MemoryStats() MemoryStats {
 		s.mu.Unlock()
 	}
 	st.IndexBytes = int(h.index.SizeBytes())
+	st.PairBytes = h.pairs.bytes()
 	return st
 }
 

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
-	"unsafe"
 
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tags"
@@ -19,10 +19,10 @@ import (
 // million series").
 func TestSeriesSize(t *testing.T) {
 	t.Parallel()
-	if s := unsafe.Sizeof(memSeries{}); s > 144 {
+	if s := reflect.TypeFor[memSeries]().Size(); s > 144 {
 		t.Errorf("memSeries is %d bytes, want at most 144", s)
 	}
-	if s := unsafe.Sizeof(tableSlot{}); s != 8 {
+	if s := reflect.TypeFor[tableSlot]().Size(); s != 8 {
 		t.Errorf("tableSlot is %d bytes, want 8", s)
 	}
 }

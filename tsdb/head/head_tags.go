@@ -2,6 +2,7 @@ package head
 
 import (
 	"encoding/binary"
+	"reflect"
 	"sync"
 	"sync/atomic"
 )
@@ -165,6 +166,18 @@ func (t *pairTable) equal(ids, enc []byte) bool {
 		enc = enc[len(p):]
 	}
 	return len(enc) == 0
+}
+
+// bytes estimates the memory the table holds: the entries' chunks, the
+// tags' encodings, and the map at about 40 bytes an entry.
+func (t *pairTable) bytes() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(*t.dir.Load())*int(reflect.TypeFor[pairChunk]().Size()) + 4*cap(t.mu.free)
+	for p := range t.mu.ids {
+		n += len(p) + 40
+	}
+	return n
 }
 
 // len returns the number of distinct tags held.

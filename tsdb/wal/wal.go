@@ -279,6 +279,10 @@ func (w *WAL) durableLocked() uint64 {
 	return w.mu.synced
 }
 
+// spareKeep is the capacity up to which the buffer of a flush is kept for
+// the next one whatever it held.
+const spareKeep = 1 << 20
+
 // flushLocked writes the pending buffer, fsyncing if sync, with mu released
 // during I/O. Only one goroutine flushes at a time (mu.flushing).
 func (w *WAL) flushLocked(sync bool) {
@@ -293,6 +297,12 @@ func (w *WAL) flushLocked(sync bool) {
 
 	w.mu.Lock()
 	w.mu.spare = buf[:0]
+	if cap(buf) > spareKeep && 4*len(buf) < cap(buf) {
+		// A burst grew the buffer (a load creating a million series logs
+		// their tags: 10 MB of buffers) and the writes that follow need a
+		// quarter of it: let it go, the next append sizes one anew.
+		w.mu.spare = nil
+	}
 	w.mu.flushing = false
 	if err != nil {
 		w.mu.err = fmt.Errorf("wal: %w", err)

@@ -213,3 +213,34 @@ func TestParseSyncMode(t *testing.T) {
 		t.Error("ParseSyncMode(sometimes) succeeded")
 	}
 }
+
+// TestSpareTrimmed checks that a burst's large buffer is let go once the
+// writes after it need a quarter of it, and that small ones are kept.
+func TestSpareTrimmed(t *testing.T) {
+	t.Parallel()
+	w, _ := open(t, t.TempDir(), Options{Sync: SyncBatch})
+	big := make([]byte, 2*spareKeep)
+	for i := 0; i < 3; i++ { // pending and spare both grow to the burst
+		lsn, err := w.Log(big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Sync(context.Background(), lsn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ { // then small writes: each flush drops the big buffer it wrote
+		lsn, err := w.Log([]byte("small"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Sync(context.Background(), lsn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if c := cap(w.mu.spare) + cap(w.mu.pending); c > spareKeep {
+		t.Errorf("buffers of %d bytes kept after small writes, want at most %d", c, spareKeep)
+	}
+}
