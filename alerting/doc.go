@@ -18,6 +18,12 @@
 // ALERTS series (tsdb.Appender). Alerts to send go to a Notifier; the
 // concrete notifiers, routing and grouping live in alerting/notify.
 //
+// Several managers may share one KV (the query nodes of a cluster, whose
+// KV is replicated through Kafka): Options.Owns then says which rules this
+// one evaluates, and Refresh reads again what the others saved (groups,
+// the state of their rules). A rule handed to another manager is stopped
+// without resolving anything; its new owner resumes from the saved state.
+//
 // Silences (matchers over labels) are stored here so that the notifier, the
 // API and backtests share them. Backtest runs the same state machine over
 // stored history through the query engine, step by step.

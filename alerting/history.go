@@ -138,12 +138,14 @@ func (m *Manager) Rules() []RuleStatus {
 	m.mu.Lock()
 	groups := m.groupsLocked()
 	entries := maps.Clone(m.mu.rules)
+	remote := m.mu.remote // replaced whole by Refresh, never modified
 	m.mu.Unlock()
 	var out []RuleStatus
 	for _, g := range groups {
 		for _, r := range g.Rules {
+			key := ruleKey(g.Name, r.Alert)
 			st := RuleStatus{Group: g.Name, File: g.File, Interval: m.interval(g), Rule: r, Health: "unknown"}
-			if e := entries[ruleKey(g.Name, r.Alert)]; e != nil {
+			if e := entries[key]; e != nil {
 				e.mu.Lock()
 				st.Health, st.LastError, st.LastEval = e.state.health, e.state.lastErr, e.state.lastEval
 				for _, fp := range slices.Sorted(maps.Keys(e.state.instances)) {
@@ -151,6 +153,13 @@ func (m *Manager) Rules() []RuleStatus {
 					st.Instances = append(st.Instances, &in)
 				}
 				e.mu.Unlock()
+			} else if rec := remote[key]; rec != nil {
+				// Another node evaluates it: its state as last saved.
+				st.LastEval = rec.LastEval
+				if rec.Health != "" {
+					st.Health, st.LastError = rec.Health, rec.LastError
+				}
+				st.Instances = rec.instances()
 			}
 			out = append(out, st)
 		}

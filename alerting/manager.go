@@ -81,6 +81,15 @@ type Options struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 	Registry *lib.Registry
+
+	// Owns, when set, says whether this node evaluates the rule ruleID
+	// (its group and alert name, "group/alert"); nil: every rule. Several
+	// query nodes sharing one KV (cluster mode) each evaluate the rules
+	// they own, so that a rule pages once; the others show its state as
+	// its owner last saved it (Refresh). It is called with the Manager's
+	// lock held: it must be cheap and must not call the Manager. After
+	// its answers change, call Refresh.
+	Owns func(ruleID string) bool
 }
 
 func (o Options) withDefaults() Options {
@@ -140,6 +149,9 @@ type Manager struct {
 		apiGroups  map[string]*Group
 		rules      map[string]*ruleEntry // by ruleKey
 		ctx        context.Context       // the Run context, nil before Run
+		// remote is the saved state of the rules another node owns
+		// (Options.Owns), by ruleKey, as of the last Refresh.
+		remote map[string]*stateRecord
 	}
 	started atomic.Int64 // ms when Run began
 
@@ -166,6 +178,9 @@ type ruleEntry struct {
 	mu    *sync.Mutex
 	state *ruleState
 	stop  func()
+	// gone is set when the rule was removed or handed to another node:
+	// updates still queued are dropped, its state is no longer saved.
+	gone atomic.Bool
 
 	// q holds updates the source delivered and no worker took yet: the
 	// source's sink must not block, so it only queues.
@@ -380,10 +395,14 @@ func (m *Manager) syncLocked() {
 	if ctx == nil {
 		return
 	}
-	want := map[string]bool{}
+	want, defined := map[string]bool{}, map[string]bool{}
 	for _, g := range m.groupsLocked() {
 		for _, r := range g.Rules {
 			key := ruleKey(g.Name, r.Alert)
+			defined[key] = true
+			if m.opts.Owns != nil && !m.opts.Owns(key) {
+				continue
+			}
 			want[key] = true
 			old := m.mu.rules[key]
 			if old != nil && sameRule(old.state.rule, r) && old.group.Interval == g.Interval {
@@ -417,9 +436,66 @@ func (m *Manager) syncLocked() {
 		if e.stop != nil {
 			e.stop()
 		}
+		e.gone.Store(true)
 		delete(m.mu.rules, key)
+		if defined[key] {
+			// Another node owns it now and resumes from its saved
+			// state: nothing is resolved, nothing forgotten.
+			m.opts.Logger.Info("rule handed over", "rule", key)
+			continue
+		}
 		m.retire(ctx, e)
 	}
+}
+
+// Refresh reads again what other nodes sharing the KV may have changed
+// (cluster mode): the groups saved through the API, and the saved state of
+// the rules this node does not own (Options.Owns), which Rules shows. It
+// then starts and stops rules as the groups and Owns now say. It does
+// nothing more before Run.
+func (m *Manager) Refresh(ctx context.Context) error {
+	groups := map[string]*Group{}
+	err := m.opts.KV.Scan(ctx, keyGroups, func(_ string, v []byte) error {
+		g, err := ParseGroup(v, ParseOptions{Step: m.opts.Step})
+		if err != nil {
+			m.opts.Logger.Warn("skip saved rule group", "err", err)
+			return nil
+		}
+		groups[g.Name] = g
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load rule groups: %w", err)
+	}
+	var remote map[string]*stateRecord
+	if m.opts.Owns != nil {
+		remote = map[string]*stateRecord{}
+		err = m.opts.KV.Scan(ctx, keyState, func(k string, v []byte) error {
+			var rec stateRecord
+			if json.Unmarshal(v, &rec) == nil {
+				remote[k[len(keyState):]] = &rec
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("load rule state: %w", err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.ctx == nil {
+		return nil
+	}
+	for _, fg := range m.mu.fileGroups {
+		if _, ok := groups[fg.Name]; ok {
+			m.opts.Logger.Warn("skip saved rule group: a rule file defines it", "group", fg.Name, "file", fg.File)
+			delete(groups, fg.Name)
+		}
+	}
+	m.mu.apiGroups = groups
+	m.mu.remote = remote
+	m.syncLocked()
+	return nil
 }
 
 // retire resolves what a removed rule had firing and forgets its state.
@@ -476,6 +552,9 @@ func (m *Manager) subscribe(ctx context.Context, e *ruleEntry, r *Rule) {
 
 // process runs the state machine over the steps of u not yet evaluated.
 func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Update) {
+	if e.gone.Load() {
+		return
+	}
 	start := m.opts.Now()
 	started := m.started.Load()
 	e.mu.Lock()
@@ -483,6 +562,7 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 	groupName := e.group.Name
 	times := stepTimes(u, step)
 	fresh := rs.lastEval == 0
+	health := rs.health
 	var trs []Transition
 	var alertsSeries []alertsPoint
 	evaluated := 0
@@ -501,7 +581,10 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 	}
 	var snapshot []byte
 	var alerts []*Alert
-	if len(trs) > 0 {
+	// Saved on a transition, and when the health changes (for the other
+	// nodes' view in cluster mode): not at every step, which would write
+	// a record per rule and step.
+	if len(trs) > 0 || rs.health != health {
 		snapshot = rs.marshal()
 	}
 	if evaluated > 0 {
@@ -514,7 +597,7 @@ func (m *Manager) process(ctx context.Context, e *ruleEntry, step int64, u Updat
 	if u.Err != nil {
 		m.evalFails.Increment()
 	}
-	if snapshot != nil {
+	if snapshot != nil && !e.gone.Load() {
 		if err := m.opts.KV.Put(ctx, keyState+e.key, snapshot); err != nil && ctx.Err() == nil {
 			m.opts.Logger.Warn("save rule state", "rule", e.key, "err", err)
 		}
@@ -632,6 +715,10 @@ func (m *Manager) addExemplars(ctx context.Context, e *ruleEntry, trs []Transiti
 type stateRecord struct {
 	LastEval  int64            `json:"lastEval"`
 	Instances []instanceRecord `json:"instances"`
+	// Health and LastError, for the other nodes' view of the rule
+	// (cluster mode) and for the owner that takes it over.
+	Health    string `json:"health,omitempty"`
+	LastError string `json:"lastError,omitempty"`
 }
 
 type instanceRecord struct {
@@ -641,7 +728,7 @@ type instanceRecord struct {
 }
 
 func (rs *ruleState) marshal() []byte {
-	rec := stateRecord{LastEval: rs.lastEval}
+	rec := stateRecord{LastEval: rs.lastEval, Health: rs.health, LastError: rs.lastErr}
 	for _, fp := range slices.Sorted(maps.Keys(rs.instances)) {
 		in := rs.instances[fp]
 		rec.Instances = append(rec.Instances, instanceRecord{Instance: *in, V: in.jsonValue(), TraceIDs: in.traceIDs})
@@ -667,14 +754,26 @@ func (m *Manager) loadState(ctx context.Context, key string, r *Rule, group stri
 	}
 	rs.lastEval = rec.LastEval
 	rs.restored = true
+	if rec.Health != "" {
+		rs.health, rs.lastErr = rec.Health, rec.LastError
+	}
+	for _, in := range rec.instances() {
+		rs.instances[in.Fingerprint] = in
+	}
+	return rs
+}
+
+// instances returns the saved instances, new copies.
+func (rec *stateRecord) instances() []*Instance {
+	out := make([]*Instance, 0, len(rec.Instances))
 	for _, ir := range rec.Instances {
 		in := ir.Instance
 		in.Value = math.NaN()
 		if ir.V != nil {
 			in.Value = *ir.V
 		}
-		in.traceIDs = ir.TraceIDs
-		rs.instances[in.Fingerprint] = &in
+		in.traceIDs = slices.Clone(ir.TraceIDs)
+		out = append(out, &in)
 	}
-	return rs
+	return out
 }

@@ -128,21 +128,48 @@ func OpenSilences(ctx context.Context, kv tsdb.KV, now func() time.Time) (*Silen
 		now = time.Now
 	}
 	s := &Silences{kv: kv, now: now, max: 10_000}
-	s.mu.m = map[string]*Silence{}
-	err := kv.Scan(ctx, keySilences, func(_ string, v []byte) error {
+	if err := s.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Refresh reads the silences from the KV store again, for a store that
+// other nodes write too (cluster mode): what they saved, expired or
+// deleted is then known here.
+func (s *Silences) Refresh(ctx context.Context) error {
+	m := map[string]*Silence{}
+	err := s.kv.Scan(ctx, keySilences, func(_ string, v []byte) error {
 		var sil Silence
 		if err := json.Unmarshal(v, &sil); err != nil {
 			return nil
 		}
 		if sil.Compile() == nil {
-			s.mu.m[sil.ID] = &sil
+			m[sil.ID] = &sil
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load silences: %w", err)
+		return fmt.Errorf("load silences: %w", err)
 	}
-	return s, nil
+	s.mu.Lock()
+	s.mu.m = m
+	s.mu.Unlock()
+	return nil
+}
+
+// known reports whether id is a silence, reading the store again when it
+// is not known here yet (another node may have just saved it).
+func (s *Silences) known(ctx context.Context, id string) bool {
+	for try := range 2 {
+		s.mu.Lock()
+		_, ok := s.mu.m[id]
+		s.mu.Unlock()
+		if ok || try == 1 || s.Refresh(ctx) != nil {
+			return ok
+		}
+	}
+	return false
 }
 
 // Put saves a silence: a new one when ID is empty (the ID is returned), or
@@ -157,13 +184,8 @@ func (s *Silences) Put(ctx context.Context, sil *Silence) (string, error) {
 		rand.Read(b[:])
 		h := hex.EncodeToString(b[:])
 		sil.ID = h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-	} else {
-		s.mu.Lock()
-		_, ok := s.mu.m[sil.ID]
-		s.mu.Unlock()
-		if !ok {
-			return "", fmt.Errorf("silence %s: %w", sil.ID, ErrNotFound)
-		}
+	} else if !s.known(ctx, sil.ID) {
+		return "", fmt.Errorf("silence %s: %w", sil.ID, ErrNotFound)
 	}
 	sil.UpdatedAt = now.UTC()
 	sil.Status = nil
@@ -188,6 +210,9 @@ func (s *Silences) Put(ctx context.Context, sil *Silence) (string, error) {
 
 // Expire ends a silence now (Alertmanager's DELETE).
 func (s *Silences) Expire(ctx context.Context, id string) error {
+	if !s.known(ctx, id) {
+		return fmt.Errorf("silence %s: %w", id, ErrNotFound)
+	}
 	s.mu.Lock()
 	old, ok := s.mu.m[id]
 	s.mu.Unlock()

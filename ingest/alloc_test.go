@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/tsdbtest"
@@ -98,3 +99,44 @@ func TestRemoteWriteAlloc(t *testing.T) {
 		}
 	}
 }
+
+// TestOTLPAlloc holds the OTLP metrics mapping (attributes to tags, a
+// histogram's series, the ref cache, the batch for the store) to a
+// budget of allocations per request that does not grow with its
+// datapoints, once the pooled working space has grown: the response's
+// (pdata) only. The protobuf decode is pdata's and not counted.
+func TestOTLPAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	w := tsdbtest.LoadWorkload(t, 2000, 1, now)
+	for _, app := range []tsdb.Appender{discard{}, refAppender{}} {
+		var per [2]float64
+		for i, n := range []int{200, 2000} {
+			req := pmetricotlp.NewExportRequest()
+			if err := req.UnmarshalProto(otlpBody(t, w, 0, 0, n)); err != nil {
+				t.Fatal(err)
+			}
+			h, err := New(Options{Appender: app, Now: func() int64 { return w.End() }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			run := func() {
+				resp, err := h.exportMetrics(context.Background(), req)
+				if err != nil || resp.PartialSuccess().RejectedDataPoints() > 0 {
+					t.Fatalf("export: %v %s", err, resp.PartialSuccess().ErrorMessage())
+				}
+			}
+			run()
+			per[i] = testing.AllocsPerRun(10, run)
+		}
+		if per[0] != per[1] || per[1] > otlpAllocBudget {
+			t.Errorf("OTLP export to %T: %v and %v allocations per request of 200 and 2 000 series, want the same, at most %d",
+				app, per[0], per[1], otlpAllocBudget)
+		}
+	}
+}
+
+// otlpAllocBudget is what an OTLP export allocates whatever its size: the
+// response (pmetricotlp.NewExportResponse: two).
+const otlpAllocBudget = 2

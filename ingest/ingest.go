@@ -30,9 +30,10 @@ type Options struct {
 	// defaults. They must not change after New (the ref cache remembers
 	// which tag texts passed them).
 	Rules *Rules
-	// MaxRefs bounds the ref cache of Atlas publish and remote write: series refs
-	// remembered by the text their tags came in, 32 to 64 bytes each
-	// (refcache.go). Default 1 << 21; negative turns the cache off.
+	// MaxRefs bounds the ref cache of Atlas publish, remote write and OTLP
+	// metrics: series refs remembered by the text their tags came in (for
+	// OTLP, the attributes and the mapping's tags: otlpref.go), 32 to 64
+	// bytes each (refcache.go). Default 1 << 21; negative turns the cache off.
 	MaxRefs int
 	// Tags is the tag policy of the other protocols (remote write, OTLP,
 	// SpectatorD, Zipkin).
@@ -119,17 +120,18 @@ type Handler struct {
 	heap     atomic.Int64 // sampled heap size, for the memory limit
 	heapAt   atomic.Int64 // when it was sampled, Unix ns
 
-	pool    sync.Pool // *publishRequest
-	gzips   sync.Pool // *gzip.Reader
-	reasons sync.Map  // "protocol\x00reason" → *lib.Counter
+	pool       sync.Pool // *publishRequest
+	remoteWork freeList[remoteWork]
+	gzips      sync.Pool // *gzip.Reader
+	reasons    sync.Map  // "protocol\x00reason" → *lib.Counter
 	// datapoints holds the sextant.ingest.datapoints counter of each
 	// protocol, built in New and read-only after: a request counts its
 	// datapoints without building the meter's id.
 	datapoints map[string]*lib.Counter
 
-	// refs is the ref cache of the Atlas publish path (nil when off), and
-	// its counters: datapoints that hit it, hits the store no longer knew,
-	// stripes that started over.
+	// refs is the ref cache of Atlas publish, remote write and OTLP
+	// metrics (nil when off), and its counters: datapoints that hit it,
+	// hits the store no longer knew, stripes that started over.
 	refs                          *refCache
 	refHits, refStale, refEvicted *lib.Counter
 	rwContext                     refKey // the cache context of remote write's keys
@@ -177,6 +179,14 @@ func (h *Handler) RegisterOTLP(mux *http.ServeMux) {
 	if h.opts.Traces != nil {
 		mux.Handle("POST /v1/traces", h.guard(protoOTLPTraces, http.HandlerFunc(h.otlpTracesHTTP)))
 	}
+}
+
+// Trim drops the request workspaces the handler keeps for reuse beyond
+// what the collector empties (sync.Pools): the server calls it when ingest
+// goes quiet, before it collects and gives memory back. Safe to call at
+// any time; the next requests allocate what they need again.
+func (h *Handler) Trim() {
+	h.remoteWork.trim()
 }
 
 // Protocol names, the protocol tag of ingest.rejected.

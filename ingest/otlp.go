@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -22,12 +23,22 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sextant-dev/sextant/tsdb"
+	"github.com/sextant-dev/sextant/tsdb/tags"
 )
 
 // otlpWork is the pooled working space of one OTLP export.
 type otlpWork struct {
 	conv  otlpConverter
 	batch tsdb.Batch
+	// The slow paths of the ref cache: the request converted again without
+	// it (plain), for the tags of points sent by ref, and the retry of the
+	// points whose ref the store no longer knew. outcome is the store's
+	// answer per point, after the retry.
+	plain    otlpConverter
+	plainOK  bool
+	retry    tsdb.Batch
+	retryIdx []int32
+	outcome  []tsdb.Reason
 }
 
 var otlpPool = sync.Pool{New: func() any { return new(otlpWork) }}
@@ -107,7 +118,8 @@ func (h *Handler) serveOTLP(w http.ResponseWriter, r *http.Request, protocol str
 
 // exportMetrics maps and stores one export request. Rejected datapoints go
 // into the response's partial success, which the client must not retry;
-// an error means nothing was stored and the client may retry.
+// an error means the client may retry: nothing was stored, unless the
+// store failed on the retry of stale refs (retryStale), after the rest.
 func (h *Handler) exportMetrics(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
 	resp := pmetricotlp.NewExportResponse()
 	md := req.Metrics()
@@ -118,14 +130,18 @@ func (h *Handler) exportMetrics(ctx context.Context, req pmetricotlp.ExportReque
 	wk := otlpPool.Get().(*otlpWork)
 	defer otlpPool.Put(wk)
 	c := &wk.conv
-	c.reset(h.opts.Tags, h.opts.Now(), h.opts.Step)
+	c.reset(h.opts.Tags, h.opts.Now(), h.opts.Step, h.refs)
 	c.convert(md)
+	wk.plainOK = false
 	h.countCut(protoOTLP, c.cut)
 	for reason, n := range c.reasons {
 		h.reject(protoOTLP, reason, n)
 	}
 	if c.dropped > 0 {
 		h.opts.Registry.Counter("sextant.ingest.exemplarsDropped", "protocol", protoOTLP).Add(float64(c.dropped))
+	}
+	if c.ref.hits > 0 {
+		h.refHits.Add(float64(c.ref.hits))
 	}
 	wk.batch.Reset()
 	wk.batch.Points = append(wk.batch.Points, c.points...)
@@ -134,28 +150,106 @@ func (h *Handler) exportMetrics(ctx context.Context, req pmetricotlp.ExportReque
 			return resp, err
 		}
 	}
-	zeros, zerosRejected := 0, 0
-	for _, z := range c.zero {
-		if z {
-			zeros++
+	points := wk.batch.Points
+	wk.outcome = resize(wk.outcome, len(points))
+	clear(wk.outcome)
+	for _, rj := range wk.batch.Rejected {
+		wk.outcome[rj.Index] = rj.Reason
+	}
+	if err := h.retryStale(ctx, wk, md); err != nil {
+		return resp, err
+	}
+	if h.refs != nil {
+		// Cache the refs of the series the store accepted by their tags.
+		for i, p := range points {
+			if k := c.ref.keys[i]; wk.outcome[i] == tsdb.Accepted && c.ref.sent[i] == 0 && p.Ref != 0 && k != (refKey{}) {
+				if h.refs.put(k, p.Ref) {
+					h.refEvicted.Increment()
+				}
+			}
 		}
 	}
-	for _, rj := range wk.batch.Rejected {
-		if c.zero[rj.Index] {
-			zerosRejected++ // a start we know of already, or one too old
+	accepted := 0
+	for i, r := range wk.outcome {
+		if c.zero[i] {
+			continue // a start we know of already, or one too old: no datapoint of the client's
+		}
+		if r == tsdb.Accepted {
+			accepted++
 			continue
 		}
-		p := wk.batch.Points[rj.Index]
-		h.reject(protoOTLP, rj.Reason.String(), 1)
-		c.rej.add(func() string { return storeReason(rj.Reason, p.T) + " (tags=" + tagString(p.Tags) + ")" })
+		p := points[i]
+		h.reject(protoOTLP, r.String(), 1)
+		c.rej.add(func() string { return storeReason(r, p.T) + " (tags=" + tagString(h.otlpTags(wk, md, i)) + ")" })
 	}
-	h.accepted(protoOTLP, len(wk.batch.Points)-len(wk.batch.Rejected)-(zeros-zerosRejected))
+	h.accepted(protoOTLP, accepted)
 	if c.rej.count > 0 {
 		ps := resp.PartialSuccess()
 		ps.SetRejectedDataPoints(int64(c.rej.count))
 		ps.SetErrorMessage(fmt.Sprintf("%d datapoints rejected: %s", c.rej.count, strings.Join(c.rej.messages, "; ")))
 	}
 	return resp, nil
+}
+
+// retryStale sends again, with their tags, the points of wk.batch sent by
+// a cached ref that the store no longer knew (a series deleted by
+// retention: a MissingName rejection of a point without tags), after
+// dropping those refs from the cache; their outcome is the retry's.
+func (h *Handler) retryStale(ctx context.Context, wk *otlpWork, md pmetric.Metrics) error {
+	c := &wk.conv
+	if c.ref.hits == 0 {
+		return nil
+	}
+	wk.retry.Reset()
+	wk.retryIdx = wk.retryIdx[:0]
+	for i, r := range wk.outcome {
+		p := &wk.batch.Points[i]
+		if r != tsdb.MissingName || c.ref.sent[i] == 0 || len(p.Tags) > 0 {
+			continue
+		}
+		// Slow path: a stale ref.
+		h.refs.drop(c.ref.keys[i], c.ref.sent[i])
+		c.ref.sent[i] = 0 // so that the new ref is cached
+		wk.retry.Points = append(wk.retry.Points, tsdb.Datapoint{Tags: h.otlpTags(wk, md, i), T: p.T, V: p.V})
+		wk.retryIdx = append(wk.retryIdx, int32(i))
+	}
+	if len(wk.retry.Points) == 0 {
+		return nil
+	}
+	h.refStale.Add(float64(len(wk.retry.Points)))
+	if err := h.opts.Appender.Append(ctx, &wk.retry); err != nil {
+		return err
+	}
+	for k, i := range wk.retryIdx {
+		wk.outcome[i] = tsdb.Accepted
+		wk.batch.Points[i].Ref = wk.retry.Points[k].Ref
+	}
+	for _, rj := range wk.retry.Rejected {
+		wk.outcome[wk.retryIdx[rj.Index]] = rj.Reason
+	}
+	return nil
+}
+
+// otlpTags returns the tags of point i of wk.batch: its own, or, for a
+// point sent by ref, those of the same point of the request converted
+// again without the cache (once per request, on this slow path only).
+// The two conversions make the same points in the same order: a cache hit
+// skips building a series' tags, never a point.
+func (h *Handler) otlpTags(wk *otlpWork, md pmetric.Metrics, i int) tags.Set {
+	if ts := wk.batch.Points[i].Tags; len(ts) > 0 {
+		return ts
+	}
+	if !wk.plainOK {
+		wk.plainOK = true
+		wk.plain.reset(h.opts.Tags, wk.conv.now, wk.conv.step, nil)
+		wk.plain.convert(md)
+	}
+	if len(wk.plain.points) != len(wk.batch.Points) {
+		h.opts.Logger.Error("BUG: otlp conversion without the ref cache made another number of points",
+			"points", len(wk.plain.points), "want", len(wk.batch.Points))
+		return nil
+	}
+	return wk.plain.points[i].Tags
 }
 
 // writeOTLPError answers with a google.rpc.Status in the request's type.

@@ -275,7 +275,7 @@ func FuzzOTLPJSON(f *testing.F) {
 			return // the handler refuses these before mapping
 		}
 		var c otlpConverter
-		c.reset(policy, now, 60_000)
+		c.reset(policy, now, 60_000, nil)
 		c.convert(r.Metrics())
 		for _, p := range c.points {
 			if reason, _ := policy.check(p.Tags); reason != "" {

@@ -57,17 +57,39 @@ type otlpConverter struct {
 	clampHi  float64 // the datapoint's [min, max] in bucket units, for spread
 	buckets  [lib.NumPercentileBuckets]float64
 	bucketOK [lib.NumPercentileBuckets]bool
+	// ref is the ref cache's state (otlpref.go).
+	ref otlpRefs
+	// pct holds the percentile tag values made so far, T's then D's: a
+	// histogram has a hundred bucket series, and the converter is pooled.
+	pct [2 * lib.NumPercentileBuckets]string
+}
+
+// percentileTag is lib.PercentileTag, made once per converter.
+func (c *otlpConverter) percentileTag(prefix byte, j int) string {
+	i := j
+	if prefix != 'T' {
+		i += lib.NumPercentileBuckets
+	}
+	if c.pct[i] == "" {
+		c.pct[i] = lib.PercentileTag(prefix, j)
+	}
+	return c.pct[i]
 }
 
 type tagSpan struct{ start, end int32 }
 
-func (c *otlpConverter) reset(policy TagPolicy, now, step int64) {
+// reset readies c for a request; refs is the ref cache, nil for none.
+func (c *otlpConverter) reset(policy TagPolicy, now, step int64, refs *refCache) {
 	c.policy, c.now, c.step, c.cut = policy, now, step, 0
 	c.points, c.spans, c.arena, c.base = c.points[:0], c.spans[:0], c.arena[:0], c.base[:0]
 	c.zero = c.zero[:0]
 	c.rej.reset()
-	c.reasons = map[string]int{}
+	if c.reasons == nil {
+		c.reasons = map[string]int{}
+	}
+	clear(c.reasons)
 	c.dropped = 0
+	c.ref.reset(refs)
 }
 
 // convert maps md; afterwards c.points hold the valid datapoints.
@@ -75,12 +97,16 @@ func (c *otlpConverter) convert(md pmetric.Metrics) {
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
+		cut := c.cut
 		c.base = c.resource(c.base[:0], rm.Resource().Attributes())
+		c.ref.resource(c.policy, rm.Resource().Attributes(), c.cut == cut)
 		res := len(c.base)
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			sm := sms.At(j)
+			cut := c.cut
 			c.base = c.attrs(c.base[:res], sm.Scope().Attributes())
+			c.ref.scope(c.policy, sm.Scope().Attributes(), c.cut == cut)
 			ms := sm.Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				c.metric(ms.At(k))
@@ -158,6 +184,7 @@ func (c *otlpConverter) resource(dst []tags.Tag, m pcommon.Map) []tags.Tag {
 	c.spans = append(c.spans, tagSpan{int32(start), int32(len(c.arena))})
 	c.points = append(c.points, tsdb.Datapoint{T: c.now, V: 1})
 	c.zero = append(c.zero, false)
+	c.ref.add(refKey{}, 0) // one a resource: not worth a key
 	return dst
 }
 
@@ -443,7 +470,7 @@ func (c *otlpConverter) distribution(name, unit string, delta bool, attrs pcommo
 	u := c.unit(unit)
 	for j, ok := range c.bucketOK {
 		if ok {
-			emit(c.buckets[j], "statistic", lib.StatPercentile, lib.StatPercentile, lib.PercentileTag(u.prefix, j))
+			emit(c.buckets[j], "statistic", lib.StatPercentile, lib.StatPercentile, c.percentileTag(u.prefix, j))
 		}
 	}
 }
@@ -594,9 +621,22 @@ func (c *otlpConverter) invalid(name string, p problem) bool {
 
 // pointMs is point with the time in Unix ms.
 func (c *otlpConverter) pointMs(name, dst string, attrs pcommon.Map, ms int64, v float64, extra ...string) {
-	start := len(c.arena)
+	key := c.ref.key(c.policy, name, dst, attrs, extra)
+	if ref := c.ref.lookup(key); ref != 0 {
+		// Fast path: a series from the ref cache, whose tags passed the
+		// policy whole before; it goes to the store by ref, with no tags.
+		c.spans = append(c.spans, tagSpan{})
+		c.points = append(c.points, tsdb.Datapoint{Ref: ref, T: ms, V: v})
+		c.zero = append(c.zero, c.quiet)
+		c.ref.add(key, ref)
+		return
+	}
+	start, cut := len(c.arena), c.cut
 	c.arena = append(c.arena, c.base...)
 	c.arena = c.attrs(c.arena, attrs)
+	if c.cut != cut {
+		key = refKey{} // a hit would not count the cut: not cached
+	}
 	c.arena = append(c.arena, tags.Tag{Key: tags.NameKey, Value: name}, tags.Tag{Key: tsdb.DSTypeKey, Value: dst})
 	for i := 0; i+1 < len(extra); i += 2 {
 		c.arena = append(c.arena, tags.Tag{Key: extra[i], Value: extra[i+1]})
@@ -616,6 +656,7 @@ func (c *otlpConverter) pointMs(name, dst string, attrs pcommon.Map, ms int64, v
 	c.spans = append(c.spans, tagSpan{int32(start), int32(len(c.arena))})
 	c.points = append(c.points, tsdb.Datapoint{T: ms, V: v})
 	c.zero = append(c.zero, c.quiet)
+	c.ref.add(key, 0)
 }
 
 // fail rejects a datapoint that could not be mapped.

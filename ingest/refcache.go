@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"hash/maphash"
+	"math"
+	"math/bits"
 	"sync"
 
 	"github.com/sextant-dev/sextant/tsdb"
@@ -24,7 +26,9 @@ import (
 // they cannot craft collisions, and an accidental one among n keys has
 // probability about n²/2¹²⁹ (10⁻²⁵ for ten million series). The key
 // bytes are not kept: verifying a hit would cost about 150 bytes per
-// series, more than the entry itself.
+// series, more than the entry itself. Remote write keys by its labels
+// (length-prefixed), OTLP metrics by their attributes and the tags the
+// mapping adds (otlpref.go).
 //
 // What may be cached. Only series the store accepted a datapoint of,
 // after the tag rules passed: a hit means the same bytes passed the same
@@ -40,9 +44,16 @@ import (
 // ref is cached. Refs of the head are never reused for another series in
 // a process's lifetime, so a good-looking ref is never the wrong series.
 //
-// Memory. Entries are 24 bytes (key and ref) in open-addressing tables,
-// striped by key into refStripes stripes of at most max/refStripes
-// entries, three quarters full at most: 32 to 64 bytes an entry. A full
+// Memory. An entry is 16 bytes: 95 bits of the key and the ref in 32
+// bits (the head's refs are ids + 1 and fit; wider refs, the cluster
+// producer's 64-bit hashes, go to a side table of the stripe and the entry
+// holds their index there). Dropping the 33 key bits the table does not
+// keep leaves the chance of an accidental collision among n keys at about
+// n²/2⁹⁶ (10⁻¹⁵ for ten million series). The tables are open-addressing
+// with linear probing, striped by key into refStripes stripes of at most
+// max/refStripes entries, at most 80 % full and grown by half (not
+// doubled): 20 to 30 bytes an entry, where 24-byte entries in tables
+// doubled at three quarters full took 48 at a million series. A full
 // stripe starts over (its series miss once and are cached again), so the
 // cache never holds more than max entries.
 //
@@ -64,19 +75,57 @@ type refKey [2]uint64
 // refStripe is an open-addressing hash table with linear probing: one
 // probe usually reads one cache line, where a Go map reads its control
 // word and then its slot (two misses on a large cache, measured as the
-// cost of a lookup in BenchmarkPublishStore). A slot with ref 0 is empty.
+// cost of a lookup in BenchmarkPublishStore). A slot whose key bits are
+// zero is empty. Its size is any number of slots (grown by half), and a
+// key's home slot is the top bits of key[0] times the size.
 type refStripe struct {
 	mu struct {
 		sync.RWMutex
-		slots []refSlot // a power of two long, or nil
-		n     int       // slots in use
+		slots []refSlot
+		n     int // slots in use
+		// wide holds the refs that do not fit a slot's 32 bits, by the
+		// index the slot holds; free lists the indexes of dropped ones.
+		wide []tsdb.SeriesRef
+		free []uint32
 	}
-	_ [24]byte // writers on other cores do not share a cache line
+	_ [24]byte // 128 bytes: writers on other cores do not share a cache line
 }
 
+// refSlot is one entry: key[0], the low 31 bits of key[1] with wideBit
+// set when v indexes the stripe's wide refs, and v, the ref otherwise.
 type refSlot struct {
-	key refKey
-	ref tsdb.SeriesRef
+	k0 uint64
+	k1 uint32
+	v  uint32
+}
+
+const (
+	keyBits = 1<<31 - 1 // the bits of key[1] a slot keeps
+	wideBit = 1 << 31
+	growMin = 16 // slots of a stripe's first table
+)
+
+// matches reports whether the slot holds key k.
+func (s *refSlot) matches(k refKey) bool {
+	return s.k0 == k[0] && s.k1&keyBits == uint32(k[1])&keyBits
+}
+
+// empty reports whether the slot holds nothing.
+func (s *refSlot) empty() bool { return s.k0 == 0 && s.k1 == 0 }
+
+// refLocked returns the ref of the occupied slot sl. Called with the
+// stripe's lock held (read or write).
+func (st *refStripe) refLocked(sl *refSlot) tsdb.SeriesRef {
+	if sl.k1&wideBit != 0 {
+		return st.mu.wide[sl.v]
+	}
+	return tsdb.SeriesRef(sl.v)
+}
+
+// home returns the first slot to probe for k in a table of n slots.
+func home(k refKey, n int) int {
+	hi, _ := bits.Mul64(k[0], uint64(n))
+	return int(hi)
 }
 
 // newRefCache returns a cache of at most n entries, or nil (no cache)
@@ -103,8 +152,10 @@ func (c *refCache) context(b []byte) refKey {
 // ones, so swapping the two texts gives another key.
 func (c *refCache) key(ctx refKey, b []byte) refKey {
 	k := refKey{maphash.Bytes(c.seeds[0], b) ^ ctx[0], maphash.Bytes(c.seeds[1], b) ^ ctx[1]}
-	if k == (refKey{}) {
-		k[0] = 1 // the zero key means none; a one-bit nudge is as unique
+	if k[0] == 0 && k[1]&keyBits == 0 {
+		// The zero key means none (and a slot with zero key bits is
+		// empty); a one-bit nudge is as unique.
+		k[0] = 1
 	}
 	return k
 }
@@ -117,19 +168,28 @@ func (c *refCache) stripe(k refKey) *refStripe {
 func (c *refCache) get(k refKey) tsdb.SeriesRef {
 	st := c.stripe(k)
 	st.mu.RLock()
-	var ref tsdb.SeriesRef
-	if slots := st.mu.slots; len(slots) > 0 {
-		mask := uint64(len(slots) - 1)
-		for i := k[1] & mask; ; i = (i + 1) & mask {
-			s := &slots[i]
-			if s.ref == 0 || s.key == k {
-				ref = s.ref
-				break
-			}
-		}
-	}
+	ref := st.getLocked(k)
 	st.mu.RUnlock()
 	return ref
+}
+
+// getLocked returns the ref cached for k in the stripe, or 0. Called with
+// its lock held (read or write).
+func (st *refStripe) getLocked(k refKey) tsdb.SeriesRef {
+	slots := st.mu.slots
+	if len(slots) == 0 {
+		return 0
+	}
+	for i := home(k, len(slots)); ; {
+		sl := &slots[i]
+		if sl.matches(k) {
+			return st.refLocked(sl)
+		}
+		if sl.empty() {
+			return 0
+		}
+		i = next(i, len(slots))
+	}
 }
 
 // lookupAll sets refs[i] to the ref cached for keys[i], or 0 (the zero key
@@ -169,17 +229,8 @@ func (c *refCache) lookupAll(keys []refKey, refs []tsdb.SeriesRef, order []int32
 		}
 		st := &c.stripes[s]
 		st.mu.RLock()
-		if slots := st.mu.slots; len(slots) > 0 {
-			mask := uint64(len(slots) - 1)
-			for _, i := range order[lo:hi] {
-				k := keys[i]
-				for j := k[1] & mask; ; j = (j + 1) & mask {
-					if sl := &slots[j]; sl.ref == 0 || sl.key == k {
-						refs[i] = sl.ref
-						break
-					}
-				}
-			}
+		for _, i := range order[lo:hi] {
+			refs[i] = st.getLocked(keys[i])
 		}
 		st.mu.RUnlock()
 	}
@@ -195,41 +246,71 @@ func (c *refCache) put(k refKey, ref tsdb.SeriesRef) (evicted bool) {
 	if st.mu.n >= c.max {
 		clear(st.mu.slots)
 		st.mu.n = 0
+		st.mu.wide, st.mu.free = st.mu.wide[:0], st.mu.free[:0]
 		evicted = true
 	}
-	// At most three quarters full, so that probes stay short and one
-	// always ends on an empty slot.
-	if (st.mu.n+1)*4 > len(st.mu.slots)*3 {
+	// At most four fifths full, so that probes stay short and one always
+	// ends on an empty slot.
+	if (st.mu.n+1)*5 > len(st.mu.slots)*4 {
 		st.growLocked()
 	}
 	slots := st.mu.slots
-	mask := uint64(len(slots) - 1)
-	for i := k[1] & mask; ; i = (i + 1) & mask {
-		s := &slots[i]
-		if s.ref == 0 {
-			s.key, s.ref = k, ref
+	for i := home(k, len(slots)); ; {
+		sl := &slots[i]
+		if sl.empty() {
+			*sl = refSlot{k0: k[0], k1: uint32(k[1]) & keyBits}
+			st.setLocked(sl, ref)
 			st.mu.n++
 			return evicted
 		}
-		if s.key == k {
-			s.ref = ref
+		if sl.matches(k) {
+			st.releaseLocked(sl)
+			st.setLocked(sl, ref)
 			return evicted
 		}
+		i = next(i, len(slots))
 	}
 }
 
-// growLocked doubles the table and places every entry again.
+// setLocked stores ref in the slot sl, whose key bits are set.
+func (st *refStripe) setLocked(sl *refSlot, ref tsdb.SeriesRef) {
+	if ref <= math.MaxUint32 {
+		// Fast path: the head's refs.
+		sl.k1 &^= wideBit
+		sl.v = uint32(ref)
+		return
+	}
+	var w uint32
+	if n := len(st.mu.free); n > 0 {
+		w = st.mu.free[n-1]
+		st.mu.free = st.mu.free[:n-1]
+		st.mu.wide[w] = ref
+	} else {
+		w = uint32(len(st.mu.wide))
+		st.mu.wide = append(st.mu.wide, ref)
+	}
+	sl.k1 |= wideBit
+	sl.v = w
+}
+
+// releaseLocked frees the wide ref the slot sl may index.
+func (st *refStripe) releaseLocked(sl *refSlot) {
+	if sl.k1&wideBit != 0 {
+		st.mu.free = append(st.mu.free, sl.v)
+	}
+}
+
+// growLocked grows the table by half and places every entry again.
 func (st *refStripe) growLocked() {
 	old := st.mu.slots
-	slots := make([]refSlot, max(16, 2*len(old)))
-	mask := uint64(len(slots) - 1)
+	slots := make([]refSlot, max(growMin, len(old)+len(old)/2))
 	for _, s := range old {
-		if s.ref == 0 {
+		if s.empty() {
 			continue
 		}
-		i := s.key[1] & mask
-		for slots[i].ref != 0 {
-			i = (i + 1) & mask
+		i := home(refKey{s.k0, uint64(s.k1 & keyBits)}, len(slots))
+		for !slots[i].empty() {
+			i = next(i, len(slots))
 		}
 		slots[i] = s
 	}
@@ -246,13 +327,13 @@ func (c *refCache) drop(k refKey, ref tsdb.SeriesRef) {
 	if len(slots) == 0 {
 		return
 	}
-	mask := uint64(len(slots) - 1)
-	i := k[1] & mask
-	for ; slots[i].key != k || slots[i].ref != ref; i = (i + 1) & mask {
-		if slots[i].ref == 0 {
+	i := home(k, len(slots))
+	for ; !slots[i].matches(k) || st.refLocked(&slots[i]) != ref; i = next(i, len(slots)) {
+		if slots[i].empty() {
 			return
 		}
 	}
+	st.releaseLocked(&slots[i])
 	// Backward-shift deletion: move later entries of the probe run into
 	// the hole when their home slot is not after it, so that no lookup
 	// stops early at the hole.
@@ -260,14 +341,14 @@ func (c *refCache) drop(k refKey, ref tsdb.SeriesRef) {
 		slots[i] = refSlot{}
 		j := i
 		for {
-			j = (j + 1) & mask
-			if slots[j].ref == 0 {
+			j = next(j, len(slots))
+			if slots[j].empty() {
 				st.mu.n--
 				return
 			}
-			home := slots[j].key[1] & mask
+			h := home(refKey{slots[j].k0}, len(slots))
 			// Entry j may stay if its home lies cyclically in (i, j].
-			if (i < j && i < home && home <= j) || (i > j && (home > i || home <= j)) {
+			if (i < j && i < h && h <= j) || (i > j && (h > i || h <= j)) {
 				continue
 			}
 			slots[i] = slots[j]
@@ -275,6 +356,14 @@ func (c *refCache) drop(k refKey, ref tsdb.SeriesRef) {
 			break
 		}
 	}
+}
+
+// next returns the slot after i in a table of n.
+func next(i, n int) int {
+	if i++; i == n {
+		return 0
+	}
+	return i
 }
 
 // len returns the number of entries.

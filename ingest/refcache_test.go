@@ -3,13 +3,16 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -339,7 +342,8 @@ func FuzzPublishRefCache(f *testing.F) {
 
 // TestRefCacheTable checks the open-addressing tables against a map under
 // random puts, gets and drops, with keys made to share stripes and home
-// slots (long probe runs, wrapping around the table's end).
+// slots (long probe runs, wrapping around the table's end), and refs
+// both narrow (the head's) and wide (the cluster producer's hashes).
 func TestRefCacheTable(t *testing.T) {
 	t.Parallel()
 	for _, bound := range []int{refStripes * 10_000, refStripes * 20} {
@@ -347,15 +351,21 @@ func TestRefCacheTable(t *testing.T) {
 		model := map[refKey]tsdb.SeriesRef{}
 		rng := rand.New(rand.NewPCG(1, uint64(bound)))
 		key := func() refKey {
-			// 2 stripes, homes crowded near the table's end.
-			return refKey{uint64(rng.IntN(2)) * refStripes, uint64(rng.IntN(300)) | 0xfff0}
+			// 2 stripes (the low bits of key[0]), homes (its top bits)
+			// crowded near the table's end; key[1] tells keys of the same
+			// home apart, in the bits a slot keeps and in those it drops.
+			k0 := (math.MaxUint64-uint64(rng.IntN(300))<<48)&^(refStripes-1) | uint64(rng.IntN(2))
+			return refKey{k0, uint64(rng.IntN(4)) | uint64(rng.IntN(2))<<40}
 		}
 		for op := range 200_000 {
 			k := key()
-			k[1] += uint64(rng.IntN(4)) << 32 // distinct keys, same home
+			k[1] &= keyBits // keys differing only in dropped bits are one key
 			switch rng.IntN(3) {
 			case 0:
 				ref := tsdb.SeriesRef(op + 1)
+				if rng.IntN(4) == 0 {
+					ref = ref<<32 | 1 // wide
+				}
 				if c.put(k, ref) {
 					clear(model) // the stripe started over: forget all, check less
 				}
@@ -376,6 +386,41 @@ func TestRefCacheTable(t *testing.T) {
 		if n := c.len(); n > bound {
 			t.Errorf("bound %d: %d entries", bound, n)
 		}
+		for i := range c.stripes {
+			st := &c.stripes[i]
+			if wide := len(st.mu.wide) - len(st.mu.free); wide > st.mu.n {
+				t.Errorf("bound %d stripe %d: %d wide refs held for %d entries", bound, i, wide, st.mu.n)
+			}
+		}
+	}
+}
+
+// TestRefCacheMemory holds the cache to its memory per entry: the point
+// of its 16-byte slots and tables grown by half.
+func TestRefCacheMemory(t *testing.T) {
+	t.Parallel()
+	if s := unsafe.Sizeof(refSlot{}); s != 16 {
+		t.Errorf("a slot is %d bytes, want 16", s)
+	}
+	if s := unsafe.Sizeof(refStripe{}); s%64 != 0 {
+		t.Errorf("a stripe is %d bytes, want a multiple of a cache line", s)
+	}
+	const n = 200_000
+	c := newRefCache(10 * n)
+	var seeds refKey
+	for i := range n {
+		k := c.key(seeds, []byte(strconv.Itoa(i)))
+		c.put(k, tsdb.SeriesRef(i+1))
+	}
+	slots := 0
+	for i := range c.stripes {
+		slots += len(c.stripes[i].mu.slots)
+	}
+	if per := float64(slots*16) / n; per > 32 {
+		t.Errorf("%.1f bytes of slots per entry, want at most 32", per)
+	}
+	if c.len() != n {
+		t.Errorf("len = %d, want %d", c.len(), n)
 	}
 }
 

@@ -69,6 +69,21 @@ type DependencyReader interface {
 	Dependencies(ctx context.Context, start, end int64) ([]Dependency, error)
 }
 
+// DependencyPartitionReader is an optional ability of a DependencyReader,
+// found by a type assertion: counting calls by partition of a cluster's
+// span log, so that counts of disjoint partitions, from different stores,
+// add up.
+type DependencyPartitionReader interface {
+	// DependenciesIn returns, as Dependencies does, the calls between
+	// services counted in [start, end) in the traces of partitions want
+	// of a log of n partitions (TracePartition). unplaced are the calls
+	// of the window the store counted without a partition of n (before it
+	// knew n, or with another n): they may be of any partition, so the
+	// caller cannot add them up across stores. Both are sorted by parent
+	// then child. Safe for concurrent use.
+	DependenciesIn(ctx context.Context, start, end int64, n int, want []int) (in, unplaced []Dependency, err error)
+}
+
 // TraceID is a 16-byte trace id; its text form is 32 hex digits.
 type TraceID [16]byte
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
@@ -145,6 +146,52 @@ type Appender interface {
 	Append(ctx context.Context, b *Batch) error
 }
 
+// Mark is a position in a log a store applies (in cluster mode: a
+// partition of the metrics topic in Kafka): every record of partition
+// Partition of Log before offset Next is in the store.
+type Mark struct {
+	Log       string // the log's name, not empty
+	Partition int    // >= 0
+	Next      int64  // offset of the next record to apply, >= 0
+}
+
+// Validate checks the mark's fields.
+func (m Mark) Validate() error {
+	switch {
+	case m.Log == "":
+		return errors.New("tsdb: mark without a log")
+	case m.Partition < 0:
+		return fmt.Errorf("tsdb: mark of partition %d", m.Partition)
+	case m.Next < 0:
+		return fmt.Errorf("tsdb: mark at offset %d", m.Next)
+	}
+	return nil
+}
+
+// MarkedAppender is an optional ability of an Appender, found by a type
+// assertion: appending a batch together with the position in a log that
+// it brings the store to, so that whoever applies the log resumes exactly
+// after what the store holds, whatever moment the process died at.
+//
+// Version 1 of this extension; the consumer of the cluster log
+// (ingest/kafkalog) is its only caller.
+type MarkedAppender interface {
+	// AppendMarked is Append, and records m atomically with b: when it
+	// returns nil, b's accepted datapoints and m are durable together as
+	// the store's fsync policy promises; after a crash at any moment, the
+	// store holds a mark if and only if it holds the datapoints of every
+	// AppendMarked call up to it. An error means b and m are not both
+	// stored (and neither is when the error is ErrOverloaded or
+	// ErrNoMarks, the answer of a store not set up for marks). Marks of one
+	// log and partition must be appended with non-decreasing Next. Safe
+	// for concurrent use.
+	AppendMarked(ctx context.Context, b *Batch, m Mark) error
+	// Marked returns Next of the newest mark of partition p of log the
+	// store holds (recovered when it opened, or appended since), and false
+	// when it holds none. Safe for concurrent use.
+	Marked(log string, p int) (next int64, ok bool)
+}
+
 // Consolidation combines the primary (storage-step) values that fall into
 // one output step when a query's step is a multiple of the storage step.
 type Consolidation uint8
@@ -203,6 +250,54 @@ type FetchRequest struct {
 	// cluster: a store node answers a query node for the partitions it
 	// was asked for and nothing else it may hold.
 	Partitions *Partitions
+	// Admit, when set, is called once with the fetch's Cost as soon as the
+	// store knows it: after it selected the series, before it checks its
+	// own query limits and before it reads any data. An error from Admit
+	// ends the fetch with that error. A cluster's store node uses it to
+	// tell the query node what its share costs and to refuse a share over
+	// what is left of the query's limits, so that the limits bound the
+	// total over every store node as they bound one store.
+	Admit func(Cost) error
+}
+
+// Cost is what a fetch needs, by the measures of a store's query limits
+// (the LimitError names in parentheses). It is known before any data is
+// read, and costs of fetches over disjoint series add up: a fan-out over
+// several stores sums them to check its limits on the total.
+type Cost struct {
+	Series     int // series the query selected (max-series-per-query)
+	Datapoints int // storage-step values to read (max-datapoints-per-query)
+	Bytes      int // memory the fetch holds at most (max-bytes-per-query)
+}
+
+// Add returns the sum of c and d, saturating at the largest int.
+func (c Cost) Add(d Cost) Cost {
+	add := func(a, b int) int {
+		if a > math.MaxInt-b {
+			return math.MaxInt
+		}
+		return a + b
+	}
+	return Cost{Series: add(c.Series, d.Series), Datapoints: add(c.Datapoints, d.Datapoints), Bytes: add(c.Bytes, d.Bytes)}
+}
+
+// Exceeds returns the *LimitError of the first of c's measures over the
+// same measure of limits (series, then datapoints, then bytes, the order a
+// store checks them in), or nil; a zero measure of limits is no limit.
+func (c Cost) Exceeds(limits Cost) error {
+	for _, m := range [...]struct {
+		name     string
+		got, max int
+	}{
+		{"max-series-per-query", c.Series, limits.Series},
+		{"max-datapoints-per-query", c.Datapoints, limits.Datapoints},
+		{"max-bytes-per-query", c.Bytes, limits.Bytes},
+	} {
+		if m.max > 0 && m.got > m.max {
+			return &LimitError{Limit: m.name, Max: m.max, Got: m.got}
+		}
+	}
+	return nil
 }
 
 // Selection is a query resolved to its series, kept by a caller between
@@ -328,6 +423,11 @@ type SeriesRequest struct {
 	// Partitions, when set, lists only the series of these partitions
 	// (see FetchRequest.Partitions).
 	Partitions *Partitions
+	// Admit, when set, is called once with the listing's Cost (its Series
+	// only) before the store checks its own limits, as
+	// FetchRequest.Admit; an error from it ends the listing with that
+	// error.
+	Admit func(Cost) error
 }
 
 // SeriesLister is an optional ability of a Querier, found by a type
@@ -373,6 +473,9 @@ var (
 	ErrUnavailable = errors.New("tsdb: store unavailable, retry later")
 	// ErrCorrupt marks data on disk that cannot be decoded.
 	ErrCorrupt = errors.New("tsdb: corrupt data")
+	// ErrNoMarks is MarkedAppender.AppendMarked on a store not set up to
+	// keep marks: nothing was stored; append without a mark instead.
+	ErrNoMarks = errors.New("tsdb: this store keeps no marks")
 )
 
 // LimitError reports a query that would exceed a limit.
@@ -393,6 +496,11 @@ func (e *LimitError) Error() string {
 
 // ErrNotFound is returned by KV.Get for a key that holds no value.
 var ErrNotFound = errors.New("tsdb: not found")
+
+// ErrValueTooLarge is wrapped by the error of a KV.Put whose key or value
+// is larger than the store holds (in cluster mode, the shared state store
+// is bounded by Kafka's message size). Nothing was written.
+var ErrValueTooLarge = errors.New("tsdb: value too large")
 
 // KV is a small durable key/value store beside the time series, for the
 // server's own records: saved dashboards, alert rules and their state,

@@ -243,7 +243,19 @@ func (u *UI) dashboardID(w http.ResponseWriter, r *http.Request) (string, bool) 
 	return id, true
 }
 
+// serverError answers a failure of the store: 503 with Retry-After when it
+// is unreachable (in cluster mode, Kafka: the shared state topic), 413
+// naming the body when the record is larger than it holds, else 500.
 func (u *UI) serverError(w http.ResponseWriter, what string, err error) {
+	switch {
+	case errors.Is(err, tsdb.ErrUnavailable):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, what+": "+err.Error(), "")
+		return
+	case errors.Is(err, tsdb.ErrValueTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "body: "+err.Error(), "body")
+		return
+	}
 	u.opts.Logger.Error(what, "err", err)
 	writeError(w, http.StatusInternalServerError, what+": "+err.Error(), "")
 }

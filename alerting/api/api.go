@@ -30,6 +30,12 @@ type Options struct {
 	Backtest func(ctx context.Context, r *alerting.Rule, start, end int64) (*alerting.BacktestResult, error)
 	// Step is the storage step (ms) rules are checked against.
 	Step int64
+	// Refresh, when set, runs before every read of rules, alerts and
+	// silences: in cluster mode it reads what other query nodes changed
+	// in the shared store (Manager.Refresh, Silences.Refresh), so a read
+	// sees every change acknowledged before it. An error is logged and the
+	// read answers from what is known.
+	Refresh func(ctx context.Context) error
 	// MaxBody bounds request bodies; default 1 MiB.
 	MaxBody  int64
 	Now      func() time.Time
@@ -61,21 +67,21 @@ func New(opts Options) (*API, error) {
 
 // Register adds the endpoints to mux.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/alerting/rules", a.rules)
+	mux.HandleFunc("GET /api/v1/alerting/rules", a.fresh(a.rules))
 	mux.HandleFunc("PUT /api/v1/alerting/rules/{group}", a.putGroup)
-	mux.HandleFunc("DELETE /api/v1/alerting/rules/{group}", a.deleteGroup)
+	mux.HandleFunc("DELETE /api/v1/alerting/rules/{group}", a.fresh(a.deleteGroup))
 	mux.HandleFunc("POST /api/v1/alerting/rules/check", a.check)
 	mux.HandleFunc("POST /api/v1/alerting/reload", a.reload)
-	mux.HandleFunc("GET /api/v1/alerting/alerts", a.alerts)
+	mux.HandleFunc("GET /api/v1/alerting/alerts", a.fresh(a.alerts))
 	mux.HandleFunc("GET /api/v1/alerting/history", a.history)
 	mux.HandleFunc("POST /api/v1/alerting/backtest", a.backtest)
-	mux.HandleFunc("GET /api/v1/alerting/silences", a.silences)
+	mux.HandleFunc("GET /api/v1/alerting/silences", a.fresh(a.silences))
 	mux.HandleFunc("POST /api/v1/alerting/silences", a.postSilence)
 	mux.HandleFunc("DELETE /api/v1/alerting/silences/{id}", a.deleteSilence)
-	mux.HandleFunc("POST /api/v1/alerting/silences/preview", a.preview)
+	mux.HandleFunc("POST /api/v1/alerting/silences/preview", a.fresh(a.preview))
 	mux.HandleFunc("GET /api/v1/alerting/notifications", a.notifications)
-	mux.HandleFunc("GET /api/v1/rules", a.promRules)
-	mux.HandleFunc("GET /api/v1/alerts", a.promAlerts)
+	mux.HandleFunc("GET /api/v1/rules", a.fresh(a.promRules))
+	mux.HandleFunc("GET /api/v1/alerts", a.fresh(a.promAlerts))
 }
 
 // errorBody is every JSON error.
@@ -121,11 +127,35 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
+	// The store did not take the write: in cluster mode, Kafka is
+	// unreachable (the shared state topic), or the record is too large
+	// for it.
+	case errors.Is(err, tsdb.ErrUnavailable):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, tsdb.ErrValueTooLarge):
+		status = http.StatusRequestEntityTooLarge
+		body.Field = "body"
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
 	}
 	if status >= 500 {
 		a.opts.Logger.Error("alerting api", "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, status, body)
+}
+
+// fresh runs Options.Refresh before h.
+func (a *API) fresh(h http.HandlerFunc) http.HandlerFunc {
+	if a.opts.Refresh == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := a.opts.Refresh(r.Context()); err != nil && r.Context().Err() == nil {
+			a.opts.Logger.Warn("refresh alerting state", "path", r.URL.Path, "err", err)
+		}
+		h(w, r)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -53,6 +53,12 @@ type Dispatcher struct {
 		router       *router
 		integrations map[string][]integration // by receiver
 		muted        map[string][]string      // group id → muted fingerprints last logged
+		// unsaved are notification-log entries whose write failed (the
+		// store unavailable: Kafka, in cluster mode), by key: readLog
+		// prefers them, so a notification sent is not sent again at the
+		// next flush; a later successful write forgets them. Bounded by
+		// the groups and integrations.
+		unsaved map[string]logEntry
 	}
 }
 
@@ -81,6 +87,7 @@ func New(opts Options) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{opts: opts, wake: make(chan struct{}, 1)}
 	d.mu.muted = map[string][]string{}
+	d.mu.unsaved = map[string]logEntry{}
 	d.SetConfig(opts.Config)
 	return d, nil
 }
@@ -96,6 +103,17 @@ func (d *Dispatcher) SetConfig(cfg *Config) {
 	for _, r := range cfg.Receivers {
 		d.mu.integrations[r.Name] = integrations(r, d.opts.Client)
 	}
+}
+
+// Reset drops every aggregation group and the alerts in it, keeping the
+// routes and receivers: for a query node that stops notifying for a
+// cluster (another node does now), so that it sends nothing more from
+// alerts it no longer hears about.
+func (d *Dispatcher) Reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.mu.router = newRouter(d.mu.cfg)
+	d.mu.muted = map[string][]string{}
 }
 
 // Notify implements alerting.Notifier.
@@ -204,7 +222,15 @@ func (d *Dispatcher) flush(ctx context.Context, recv string, ints []integration,
 			entry.Resolved = nil // nothing left to dedupe against
 		}
 		b, _ := json.Marshal(entry)
-		if err := d.opts.KV.Put(ctx, key, b); err != nil && ctx.Err() == nil {
+		err := d.opts.KV.Put(ctx, key, b)
+		d.mu.Lock()
+		if err != nil {
+			d.mu.unsaved[key] = entry
+		} else {
+			delete(d.mu.unsaved, key)
+		}
+		d.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
 			d.opts.Logger.Warn("write notification log", "receiver", recv, "err", err)
 		}
 		d.record(ctx, dl)
@@ -278,6 +304,12 @@ func (d *Dispatcher) logMuted(ctx context.Context, recv string, g *aggGroup, mut
 }
 
 func (d *Dispatcher) readLog(ctx context.Context, key string) *logEntry {
+	d.mu.Lock()
+	u, ok := d.mu.unsaved[key]
+	d.mu.Unlock()
+	if ok {
+		return &u
+	}
 	b, err := d.opts.KV.Get(ctx, key)
 	if err != nil {
 		return nil

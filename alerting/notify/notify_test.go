@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -411,6 +412,77 @@ func TestPusher(t *testing.T) {
 		// At once, then every minute for five minutes.
 		if resolvedPosts < 5 || resolvedPosts > 7 || lastAt.Sub(t0) > 9*time.Minute {
 			t.Errorf("resolved pushed %d times, the last at %v", resolvedPosts, lastAt.Sub(t0))
+		}
+	})
+}
+
+// TestReset: a dispatcher reset (its node stopped notifying for the
+// cluster) forgets its groups, so alerts it no longer hears about are
+// never repeated from it.
+func TestReset(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		in := &inbox{}
+		f := start(t, tsdbtest.NewKV(), in)
+		defer f.stop()
+		f.d.Notify(context.Background(), []*alerting.Alert{alert("HighCPU", "a", time.Now(), false)})
+		time.Sleep(time.Minute) // synctest: advances the bubble's fake clock
+		synctest.Wait()
+		if got := in.take(); len(got) != 1 {
+			t.Fatalf("%d notifications before the reset, want 1", len(got))
+		}
+		f.d.Reset()
+		time.Sleep(2 * time.Hour) // past repeat_interval: nothing repeats
+		synctest.Wait()
+		if got := in.take(); len(got) != 0 {
+			t.Errorf("%d notifications after the reset, want none: %+v", len(got), got)
+		}
+	})
+}
+
+// downKV is a KV whose writes fail while down is set (Kafka unreachable,
+// for the cluster's shared state).
+type downKV struct {
+	tsdb.KV
+	down atomic.Bool
+}
+
+func (k *downKV) Put(ctx context.Context, key string, v []byte) error {
+	if k.down.Load() {
+		return fmt.Errorf("write %s: %w", key, tsdb.ErrUnavailable)
+	}
+	return k.KV.Put(ctx, key, v)
+}
+
+// TestLogUnavailable: a notification sent while the notification log
+// cannot be written is not sent again at the next flushes; once the store
+// is back, the next write keeps it there.
+func TestLogUnavailable(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		in := &inbox{}
+		kv := &downKV{KV: tsdbtest.NewKV()}
+		f := start(t, kv, in)
+		defer f.stop()
+		ctx := context.Background()
+		kv.down.Store(true)
+		a := alert("HighCPU", "a", time.Now(), false)
+		for range 30 {
+			f.d.Notify(ctx, []*alerting.Alert{a})
+			time.Sleep(time.Minute) // synctest: advances the bubble's fake clock; six group intervals
+		}
+		synctest.Wait()
+		if got := in.take(); len(got) != 1 {
+			t.Fatalf("%d notifications with the log unwritable, want 1", len(got))
+		}
+		kv.down.Store(false)
+		r := *a
+		r.EndsAt = time.Now()
+		f.d.Notify(ctx, []*alerting.Alert{&r})
+		time.Sleep(10 * time.Minute) // synctest: advances the bubble's fake clock
+		synctest.Wait()
+		if got := in.take(); len(got) != 1 || got[0].msg.Status != "resolved" {
+			t.Fatalf("after the store came back: %+v", got)
 		}
 	})
 }

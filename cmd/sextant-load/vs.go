@@ -17,6 +17,7 @@ import (
 // vsFlags are the flags of `sextant-load vs`.
 type vsFlags struct {
 	sextant, cache, work string
+	heap                 string // directory for Sextant's heap profiles after each load, or ""
 	sizes                []size
 	protocols, peers     []string
 	spans, conc, batch   int
@@ -31,6 +32,7 @@ func parseVSFlags(args []string, stderr io.Writer) (vsFlags, error) {
 	var f vsFlags
 	fs.StringVar(&f.sextant, "sextant", "", "the sextant binary to run (required)")
 	fs.StringVar(&f.cache, "cache", filepath.Join(os.TempDir(), "sextant-bench-vs"), "directory of the peers' binaries, built once from the Go module proxy")
+	fs.StringVar(&f.heap, "heap", "", "directory to save Sextant's heap profile (inuse, with its runtime.MemStats) in right after each load (default: none)")
 	fs.StringVar(&f.work, "work", "", "directory for the servers' data and the request spools (default: a new temporary directory, removed after)")
 	sizes := fs.String("sizes", "100000x360,1000000x60", "metric workload sizes, SERIESxSAMPLES, comma-separated (empty: no metric runs)")
 	protocols := fs.String("protocols", protoRemoteWrite+","+protoAtlas, "Sextant's metric protocols: remote-write (what VictoriaMetrics is fed too), atlas")
@@ -298,6 +300,11 @@ func (r *vsRunner) metricsRun(ctx context.Context, server, protocol string, sz s
 	if run.load, err = sendSpool(ctx, sp, targetFor(base, protocol), r.f.conc, proc.pid(), r.now); err != nil {
 		return run, fmt.Errorf("%s %s %s: %w", server, protocol, sz, err)
 	}
+	if graph && r.f.heap != "" {
+		if err := r.saveHeap(ctx, base, fmt.Sprintf("%s-%s-%s", server, protocol, sz)); err != nil {
+			return run, fmt.Errorf("%s %s %s: %w", server, protocol, sz, err)
+		}
+	}
 	promURL := base + "/api/v1/query_range?" + g.promQ.Encode()
 	if server == vmPeer.name {
 		promURL += "&nocache=1"
@@ -398,4 +405,37 @@ func (r *vsRunner) spansRun(ctx context.Context, server string, proc *process, b
 		server, run.load.items, run.load.requests, run.load.wall, run.load.perWall(), run.load.cpu, run.load.perCPU(),
 		run.load.rss>>20, ms(run.byID.p50), ms(run.byID.p99), ms(run.search.p50), ms(run.search.p99))
 	return run, nil
+}
+
+// saveHeap saves the server's heap profile (/debug/pprof/heap, what
+// `go tool pprof -sample_index=inuse_space` reads) and its text form
+// with the runtime's MemStats (?debug=1) into the -heap directory as
+// name.heap.pb.gz and name.heap.txt. It forces no collection: the
+// profile is the heap as the RSS figure saw it.
+func (r *vsRunner) saveHeap(ctx context.Context, base, name string) error {
+	if err := os.MkdirAll(r.f.heap, 0o755); err != nil {
+		return err
+	}
+	for suffix, query := range map[string]string{".heap.pb.gz": "", ".heap.txt": "?debug=1"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/heap"+query, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := r.client.Do(req)
+		if err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(r.f.heap, name+suffix), body, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -92,7 +92,7 @@ func (n *node) liveSubscribe() alerting.SubscribeFunc {
 // setupAlerting runs the rule manager, the notifier and the alerting API.
 func setupAlerting(n *node, g *runGroup) error {
 	ctx := context.Background()
-	kv := n.store.KV()
+	kv := n.stateKV() // the cluster's shared state in cluster mode
 	step := ms(n.cfg.Step)
 	engine := query.NewEngine(n.ruleQuerier(), eval.Options{}) // strong reads on a query node
 	subscribe := n.liveSubscribe()
@@ -119,7 +119,9 @@ func setupAlerting(n *node, g *runGroup) error {
 	if err != nil {
 		return err
 	}
-	notifiers := []alerting.Notifier{disp}
+	var mgr *alerting.Manager
+	// In cluster mode one query node notifies for all (cluster_state.go).
+	notifiers := []alerting.Notifier{setupAlertSharing(n, g, func() *alerting.Manager { return mgr }, silences, disp)}
 	if urls := n.cfg.Alerting.alertmanagerURLs(); len(urls) > 0 {
 		p, err := notify.NewPusher(notify.PusherOptions{URLs: urls, Logger: n.logger.With("component", "alertmanager-push"), Registry: n.reg})
 		if err != nil {
@@ -128,7 +130,7 @@ func setupAlerting(n *node, g *runGroup) error {
 		notifiers = append(notifiers, p)
 		g.Go("alertmanager-push", p.Run)
 	}
-	mgr, err := alerting.New(alerting.Options{
+	mgr, err = alerting.New(alerting.Options{
 		Subscribe: subscribe, KV: kv, Appender: n.appender(), Step: step, // the log on a cluster node: a query node graphs ALERTS
 		Notifier: alerting.NotifierFunc(func(ctx context.Context, alerts []*alerting.Alert) {
 			for _, nt := range notifiers {
@@ -136,6 +138,7 @@ func setupAlerting(n *node, g *runGroup) error {
 			}
 		}),
 		Exemplars:   n.alertExemplars,
+		Owns:        n.ruleOwner(), // nil on a single node: every rule
 		Retention:   n.cfg.Retention,
 		ExternalURL: extURL,
 		Logger:      n.logger.With("component", "alerting"),
@@ -165,7 +168,7 @@ func setupAlerting(n *node, g *runGroup) error {
 		return fmt.Errorf("load alert rules: %w", err)
 	}
 	api, err := alertapi.New(alertapi.Options{
-		Manager: mgr, Silences: silences, Log: deliveries, Reload: reload, Step: step,
+		Manager: mgr, Silences: silences, Log: deliveries, Reload: reload, Step: step, Refresh: n.alertingRefresh(mgr, silences),
 		Backtest: func(ctx context.Context, r *alerting.Rule, start, end int64) (*alerting.BacktestResult, error) {
 			cfg := ncfg
 			return alerting.Backtest(ctx, engine, r, start, end, alerting.BacktestOptions{Step: step, Warmup: 3600_000,

@@ -9,7 +9,8 @@ import (
 )
 
 // setupCanary serves the canary judgement API and runs the continuous
-// canary runs (kept in the store's KV under canary/).
+// canary runs (kept in the store's KV under canary/, or in cluster mode in
+// the shared state, judged by the query node that owns each run).
 func setupCanary(n *node, g *runGroup) error {
 	logger := n.logger.With("component", "canary")
 	j, err := canary.New(canary.Options{
@@ -23,7 +24,8 @@ func setupCanary(n *node, g *runGroup) error {
 	}
 	runner, err := canary.NewRunner(canary.RunnerOptions{
 		Judge:    j,
-		KV:       n.store.KV(),
+		KV:       n.stateKV(),
+		Owns:     n.canaryOwner(), // nil on a single node: every run
 		Notify:   queryapi.Webhook(&http.Client{Timeout: 30 * time.Second}),
 		Logger:   logger,
 		Registry: n.reg,
@@ -36,6 +38,7 @@ func setupCanary(n *node, g *runGroup) error {
 		return err
 	}
 	api.Register(n.mux)
+	n.state.onCanary(runner.Sync)
 	g.Go("canary", runner.Run)
 	return nil
 }

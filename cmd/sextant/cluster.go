@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -95,6 +96,35 @@ func resolveCluster(get func(string) string) (clusterConfig, error) {
 	return c, errors.Join(errs...)
 }
 
+// storeMarks reports whether the store applies the log with marks
+// (db.Options.Marks): on a cluster node with the store role.
+func (c clusterConfig) storeMarks() bool { return c.enabled() && c.Roles.Store }
+
+// exitAfterApplyEnv names the environment variable of a fault hook for
+// tests (cluster_exactly_test.go): set to a series name, the store node
+// exits with status 3 as soon as it applied a batch of the metrics log
+// holding a datapoint of that series, after the store made it durable and
+// before the consumer kept the offset, as a crash there would.
+const exitAfterApplyEnv = "SEXTANT_TEST_EXIT_AFTER_APPLY"
+
+// exitAfterApply returns the consumer's AfterApply for the fault hook of
+// exitAfterApplyEnv, or nil when it is not set.
+func exitAfterApply(logger *slog.Logger) func(string, int, int64, []tsdb.Datapoint) {
+	name := os.Getenv(exitAfterApplyEnv)
+	if name == "" {
+		return nil
+	}
+	logger.Warn("test fault hook set: exiting after applying a series", "env", exitAfterApplyEnv, "series", name)
+	return func(topic string, p int, next int64, points []tsdb.Datapoint) {
+		for _, pt := range points {
+			if pt.Tags.Name() == name {
+				logger.Warn("test fault hook: exiting before the offset is kept", "topic", topic, "partition", p, "offset", next)
+				os.Exit(3)
+			}
+		}
+	}
+}
+
 // clusterLog is a node's side of the cluster log; nil on a single node.
 type clusterLog struct {
 	cfg clusterConfig
@@ -141,7 +171,7 @@ func setupCluster(n *node, g *runGroup) error {
 		cn.consumer, err = kafkalog.NewConsumer(kafkalog.ConsumerOptions{
 			Brokers: cfg.brokers(), Prefix: cfg.TopicPrefix, Partitions: parts,
 			Appender: n.store, Traces: n.spans, Exemplars: n.spans, KV: n.store.KV(), Assign: assign,
-			Logger: logger, Registry: n.reg,
+			AfterApply: exitAfterApply(logger), Logger: logger, Registry: n.reg,
 		})
 		if err != nil {
 			return err

@@ -436,10 +436,12 @@ func (c *procsCluster) stepKillStore(t *testing.T, d *procsData) {
 		t.Fatalf("%s owns partitions %v, none of the writer's series: the test needs some", victim, owned)
 	}
 	// Serving means within 3 s of the log's end: the last records may
-	// still be on their way.
+	// still be on their way. A store node does not answer the read APIs
+	// (its roles lack query): its data is read as a query node reads it.
+	view := storeView(t, c.stores[victim].addr, procsPartitions, owned)
 	report(t, "the restarted "+victim+" on its own partitions", untilClean(30*time.Second, func() []string {
-		return append(w.checkSeries(t, c.stores[victim].addr, acked, keepSeries),
-			w.checkTraces(t, c.stores[victim].addr, acked, func(tid pcommon.TraceID) bool {
+		return append(w.checkSeries(t, view, acked, keepSeries),
+			w.checkTraces(t, view, acked, func(tid pcommon.TraceID) bool {
 				return owned[tracing.TracePartition(tid, procsPartitions)]
 			})...)
 	}))
@@ -525,10 +527,11 @@ func (c *procsCluster) stepJoinStore(t *testing.T, d *procsData) {
 
 // stepKillBroker kills a Kafka broker under a stream of writes.
 func (c *procsCluster) stepKillBroker(t *testing.T, d *procsData) {
-	// Gauges: the producer retries a write whose acknowledgement the dead
-	// broker never sent (no idempotent producer, docs/cluster.md
-	// "Delivery"), which a gauge absorbs and a sum would count twice.
-	w := newSeqWriter("seq.broker", "gauge", 5000, c.ingest.addr, c.single.addr)
+	// Sums: the producer sends again a write whose acknowledgement the
+	// dead broker never sent, and the idempotent producer's sequence
+	// numbers let the new leader drop it if the dead one had it
+	// (docs/cluster.md "Delivery"): a sum counts each write once.
+	w := newSeqWriter("seq.broker", "sum", 5000, c.ingest.addr, c.single.addr)
 	go w.run()
 	defer w.finish() // stops it if the step fails early
 	w.waitWritten(t, 0, 20, "before the broker dies")

@@ -36,6 +36,12 @@ type clusterReads struct {
 // read through n.querier() and n.traceSource().
 func setupClusterQuery(n *node, g *runGroup) error {
 	if n.cluster.store {
+		if n.clusterLog != nil && n.clusterLog.partitions > 0 {
+			// Calls between services are counted by the partition of
+			// their trace, so that query nodes add the store nodes'
+			// counts up (before the consumer applies any record).
+			n.spans.SetPartitions(n.clusterLog.partitions)
+		}
 		ho := fanout.HandlerOptions{
 			Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans, Exemplars: n.spans, Serving: n.cluster.serving,
 			Logger: n.logger.With("component", "cluster-internal"), Registry: n.reg,
@@ -54,7 +60,8 @@ func setupClusterQuery(n *node, g *runGroup) error {
 	}
 	fo := fanout.Options{
 		Owners:    n.cluster.owners,
-		AuthToken: n.cfg.AuthToken, // inter-node requests carry the cluster's token
+		AuthToken: n.cfg.AuthToken,   // inter-node requests carry the cluster's token
+		Limits:    n.cfg.QueryLimits, // on the total over the store nodes, as on one store
 		Logger:    n.logger.With("component", "fanout"),
 		Registry:  n.reg,
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/wal"
 )
 
@@ -44,6 +45,9 @@ var serveFlags = []flagSpec{
 	{"auth-token", "", "when set, every endpoint but /healthz requires Authorization: Bearer <token> (OTLP/gRPC: the same metadata)"},
 	{"max-series", "10000000", "most series the store holds; new series past it are rejected"},
 	{"max-series-per-name", "1000000", "most series of one name; new series past it are rejected"},
+	{"max-series-per-query", "1000000", "most series one data expression of a query may read (422 past it; in a cluster, over every store node)"},
+	{"max-datapoints-per-query", "500000000", "most storage-step values one data expression of a query may read (422 past it)"},
+	{"max-bytes-per-query", "256MiB", "most memory one fetch of a query may hold (422 past it)"},
 	{"zipkin-listen", ":9411", `Zipkin v2 span ingest address (POST /api/v2/spans); "" disables`},
 	{"spectatord-listen", "127.0.0.1:1234", `SpectatorD line protocol over UDP; "" disables`},
 	{"spectatord-socket", "", "SpectatorD line protocol over a unix datagram socket at this path"},
@@ -77,6 +81,10 @@ type config struct {
 	AuthToken       string
 	MaxSeries       int
 	MaxSeriesByName int
+	// QueryLimits are --max-series-per-query, --max-datapoints-per-query
+	// and --max-bytes-per-query: the store's limits on one fetch, and a
+	// query node's on the total over the store nodes.
+	QueryLimits tsdb.Cost
 	// Ingest listeners of ingest_listeners.go.
 	ZipkinListen, SpectatorDListen, SpectatorDSocket string
 	// Cluster mode (cluster.go).
@@ -180,6 +188,11 @@ func resolve(get func(string) string) (config, error) {
 	if c.TraceMaxBytes, err = parseSize(get("trace-max-size")); err != nil {
 		errs = append(errs, fmt.Errorf("--trace-max-size: %w", err))
 	}
+	if b, err := parseSize(get("max-bytes-per-query")); err != nil || b <= 0 {
+		errs = append(errs, fmt.Errorf("--max-bytes-per-query: %q is not a positive size such as 256MiB", get("max-bytes-per-query")))
+	} else {
+		c.QueryLimits.Bytes = int(b)
+	}
 	if c.Fsync, err = wal.ParseSyncMode(get("fsync")); err != nil {
 		errs = append(errs, fmt.Errorf("--fsync: %w", err))
 	}
@@ -196,7 +209,8 @@ func resolve(get func(string) string) (config, error) {
 	for _, f := range []struct {
 		name string
 		dst  *int
-	}{{"max-series", &c.MaxSeries}, {"max-series-per-name", &c.MaxSeriesByName}} {
+	}{{"max-series", &c.MaxSeries}, {"max-series-per-name", &c.MaxSeriesByName},
+		{"max-series-per-query", &c.QueryLimits.Series}, {"max-datapoints-per-query", &c.QueryLimits.Datapoints}} {
 		n, err := strconv.Atoi(get(f.name))
 		if err != nil || n <= 0 {
 			errs = append(errs, fmt.Errorf("--%s: %q is not a positive count", f.name, get(f.name)))

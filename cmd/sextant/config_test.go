@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/wal"
 )
 
@@ -29,6 +30,7 @@ func TestDefaults(t *testing.T) {
 		Step: time.Minute, MemoryRetention: 24 * time.Hour, Retention: 15 * 24 * time.Hour,
 		TraceRetention: 7 * 24 * time.Hour, TraceMaxBytes: 10 << 30, IngestMaxAge: time.Hour, Fsync: wal.SyncBatch,
 		LiveDelay: 5 * time.Second, MaxSeries: 10_000_000, MaxSeriesByName: 1_000_000,
+		QueryLimits:  tsdb.Cost{Series: 1_000_000, Datapoints: 500_000_000, Bytes: 256 << 20},
 		ZipkinListen: ":9411", SpectatorDListen: "127.0.0.1:1234"}
 	host, _ := os.Hostname()
 	want.Cluster = clusterConfig{Roles: roles{true, true, true}, NodeID: host, TopicPrefix: "sextant",
@@ -87,6 +89,10 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--listen="}, nil, "--listen"},
 		{[]string{"--bogus"}, nil, "bogus"},
 		{[]string{"extra"}, nil, "unexpected argument"},
+		{[]string{"--max-series-per-query", "0"}, nil, "--max-series-per-query"},
+		{nil, []string{"SEXTANT_MAX_DATAPOINTS_PER_QUERY", "many"}, "--max-datapoints-per-query"},
+		{[]string{"--max-bytes-per-query", "0"}, nil, "--max-bytes-per-query"},
+		{[]string{"--max-bytes-per-query", "lots"}, nil, "--max-bytes-per-query"},
 	} {
 		_, err := loadConfig(tc.args, env(tc.env...), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

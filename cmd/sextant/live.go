@@ -46,9 +46,11 @@ func setupLive(n *node, g *runGroup) error {
 
 // httpHandler is n.mux inside the middleware, the first outermost, with
 // inner (the access check) closest to the mux: a CORS preflight is
-// answered before it, as browsers send no credentials with one.
+// answered before it, as browsers send no credentials with one. Between
+// the access check and the mux, a cluster node refuses what its roles do
+// not serve (cluster_roles.go).
 func (n *node) httpHandler(inner func(http.Handler) http.Handler) http.Handler {
-	h := inner(n.mux)
+	h := inner(n.gateRoles(n.mux)) // cluster_roles.go
 	for i := len(n.middleware) - 1; i >= 0; i-- {
 		h = n.middleware[i](h)
 	}

@@ -257,7 +257,8 @@ func startLivePublisher(addr string) *livePublisher {
 	p := &livePublisher{stop: make(chan struct{}), done: make(chan struct{})}
 	p.addr.Store(&addr)
 	now := time.Now().UnixMilli()
-	p.publish(now/1000*1000-60_000, now/1000*1000+2000) // a minute of history
+	last := now/1000*1000 + 2000
+	p.publish(now/1000*1000-60_000, last) // a minute of history
 	go func() {
 		defer close(p.done)
 		for {
@@ -268,7 +269,14 @@ func startLivePublisher(addr string) *livePublisher {
 				return
 			case <-time.After(time.UnixMilli(next).Sub(now)):
 			}
-			p.publish(next+2000, next+2000)
+			// Every second since the last publish: a publish slower than
+			// a second (a loaded machine under -race) must not leave a
+			// step without data, which the stream would rightly show as
+			// NaN.
+			if next+2000 > last {
+				p.publish(last+1000, next+2000)
+				last = next + 2000
+			}
 		}
 	}()
 	return p

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"time"
 )
@@ -25,9 +26,15 @@ import (
 //     Near it the collector works harder rather than let the process be
 //     killed; the 30 % left is for Pebble's memtables and block cache
 //     (allocated outside the Go heap) and the page cache.
+//
+// While GOGC is that default, gcTuner lowers it once 30 % of the live heap
+// is more than gcHeadroom, down to gcFloor (see gcTuner).
 const (
 	defaultGOGC       = 30
 	defaultLimitShare = 0.70
+	gcHeadroom        = 64 << 20
+	gcFloor           = 5
+	gcTuneEvery       = time.Second
 )
 
 // memorySettings is what applyMemoryDefaults sets; zero fields are left
@@ -107,9 +114,10 @@ func applyMemoryDefaults(lookupEnv func(string) (string, bool), logger *slog.Log
 const idleTrimEvery = 10 * time.Second
 
 // idleTrim gives memory back once ingest goes quiet: after a period with
-// datapoints appended, the first period with none runs trim (two garbage
-// collections, which empty the sync.Pools of request buffers and append
-// scratch, and returns the freed pages to the operating system). It trims
+// datapoints appended, the first period with none runs trim (the ingest
+// handler's request workspaces, then two garbage collections, which empty
+// the sync.Pools of request buffers and append scratch, and returns the
+// freed pages to the operating system). It trims
 // once per quiet spell, never while datapoints arrive.
 type idleTrim struct {
 	every time.Duration
@@ -148,9 +156,76 @@ func freeMemory() {
 	debug.FreeOSMemory()
 }
 
+// gcTuner keeps the collector's headroom (the heap allowed above the live
+// heap before the next collection, resident memory all of it) from growing
+// with the live heap. GOGC=30 suits a small heap; at a million series the
+// live heap is some 600 MB and 30 % of it, 180 MB, was a fifth of the
+// server's RSS (docs/benchmarks.md, "Memory per series at a million
+// series"). Once base % of the live heap is more than headroom bytes, the
+// tuner sets the percent that keeps the headroom at headroom bytes, never
+// below floor %. A collection then runs every 64 MiB allocated however
+// large the heap. That costs little: the ingest path allocates little, and
+// the bulk of the heap (open blocks' streams, sealed blocks, tag bytes,
+// hash tables) holds no pointers, so a collection's marking work is about
+// one pass over the series (a few tens of milliseconds at a million). At
+// 100 000 series the live heap is under 213 MiB and GOGC stays 30.
+type gcTuner struct {
+	every       time.Duration
+	base, floor int    // GOGC percents: the default, and the lowest
+	headroom    uint64 // bytes
+	live        func() uint64
+	set         func(percent int)
+}
+
+// percent is the GOGC percent for a live heap of live bytes.
+func (t gcTuner) percent(live uint64) int {
+	if live*uint64(t.base) <= t.headroom*100 {
+		return t.base
+	}
+	return max(t.floor, int(t.headroom*100/live))
+}
+
+// run looks at the live heap every period and sets the percent when it
+// changes, until ctx ends. It starts from base, which the runtime has.
+func (t gcTuner) run(ctx context.Context) error {
+	tk := time.NewTicker(t.every)
+	defer tk.Stop()
+	cur := t.base
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tk.C:
+		}
+		if p := t.percent(t.live()); p != cur {
+			t.set(p)
+			cur = p
+		}
+	}
+}
+
+// readMetric returns the runtime metric name, a uint64, or 0.
+func readMetric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
 // setupMemoryTrim runs the idle trimmer on the store's appended-datapoints
-// and sealed-blocks counters.
+// and sealed-blocks counters, and the GC tuner when the collector runs at
+// sextant's default GOGC (applyMemoryDefaults set it, not the environment:
+// an operator's GOGC is left alone, and so are in-process tests, which
+// keep the test binary's).
 func setupMemoryTrim(n *node, g *runGroup) error {
+	if _, set := os.LookupEnv("GOGC"); !set && readMetric("/gc/gogc:percent") == defaultGOGC {
+		tu := gcTuner{every: gcTuneEvery, base: defaultGOGC, floor: gcFloor, headroom: gcHeadroom,
+			live: func() uint64 { return readMetric("/gc/heap/live:bytes") },
+			set:  func(p int) { debug.SetGCPercent(p) }}
+		g.Go("gc-tune", tu.run)
+	}
 	t := idleTrim{
 		every: idleTrimEvery,
 		// Sealing counts as activity too: SealIdle sealing the open blocks of
@@ -159,7 +234,12 @@ func setupMemoryTrim(n *node, g *runGroup) error {
 		count: func() float64 {
 			return n.reg.Counter("sextant.tsdb.datapointsAppended").Count() + n.reg.Counter("sextant.tsdb.blocksSealed").Count()
 		},
-		trim: freeMemory,
+		trim: func() {
+			if n.ing != nil {
+				n.ing.Trim() // workspaces no collection empties
+			}
+			freeMemory()
+		},
 	}
 	g.Go("memory-trim", t.run)
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io/fs"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -111,6 +112,58 @@ func TestIdleTrim(t *testing.T) {
 		tick() // a new spell of ingest, then quiet: one more
 		if n := trims.Load(); n != 2 {
 			t.Fatalf("%d trims after the second spell, want 2", n)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run = %v", err)
+		}
+	})
+}
+
+func TestGCTunerPercent(t *testing.T) {
+	t.Parallel()
+	tu := gcTuner{base: 30, floor: 5, headroom: 64 << 20}
+	f := func(live uint64, want int) {
+		t.Helper()
+		if got := tu.percent(live); got != want {
+			t.Errorf("percent(%d MiB) = %d, want %d", live>>20, got, want)
+		}
+	}
+	f(0, 30)
+	f(100<<20, 30)
+	f(213<<20, 30) // 30 % is 63.9 MiB
+	f(256<<20, 25) // 64 MiB of headroom
+	f(640<<20, 10)
+	f(1<<30, 6)
+	f(4<<30, 5) // never below the floor
+}
+
+func TestGCTuner(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var live atomic.Uint64
+		var sets []int // written by run's goroutine, read after synctest.Wait
+		ctx, cancel := context.WithCancel(t.Context())
+		tu := gcTuner{every: time.Second, base: 30, floor: 5, headroom: 64 << 20,
+			live: live.Load, set: func(p int) { sets = append(sets, p) }}
+		done := make(chan error)
+		go func() { done <- tu.run(ctx) }()
+		tick := func() { time.Sleep(time.Second); synctest.Wait() } // the bubble's fake clock: a second passes at once
+
+		live.Store(100 << 20)
+		tick()
+		if len(sets) != 0 {
+			t.Fatalf("sets %v below the knee, want none (the runtime has the base)", sets)
+		}
+		live.Store(512 << 20)
+		tick()
+		tick() // the same heap: no second set
+		live.Store(1 << 30)
+		tick()
+		live.Store(64 << 20) // the heap shrank: back to the base
+		tick()
+		if want := []int{12, 6, 30}; !slices.Equal(sets, want) {
+			t.Errorf("sets = %v, want %v", sets, want)
 		}
 		cancel()
 		if err := <-done; err != nil {

@@ -56,6 +56,9 @@ type node struct {
 	httpAddr string
 	// cluster is the read side of cluster mode (cluster_query.go).
 	cluster clusterReads
+	// state is the cluster's shared state (cluster_state.go); nil on a
+	// single node.
+	state *clusterState
 
 	// middleware wraps the --listen handler, the first outermost (CORS
 	// of --allowed-origins, ...).
@@ -81,6 +84,7 @@ type component func(n *node, g *runGroup) error
 var components = []component{
 	setupClusterMember,
 	setupCluster,
+	setupClusterState, // cluster_state.go
 	setupIngest,
 	setupIngestListeners,
 	setupClusterQuery,
@@ -169,6 +173,9 @@ func (n *node) openStores() (err error) {
 		Registry:        n.reg,
 		// --max-series-per-name
 		MaxSeriesPerName: cfg.MaxSeriesByName,
+		Marks:            cfg.Cluster.storeMarks(), // cluster.go
+		// --max-series-per-query, --max-datapoints-per-query, --max-bytes-per-query
+		MaxSeriesPerQuery: cfg.QueryLimits.Series, MaxDatapointsPerQuery: cfg.QueryLimits.Datapoints, MaxBytesPerQuery: cfg.QueryLimits.Bytes,
 	})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.DataDir, err)

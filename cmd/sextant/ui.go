@@ -17,7 +17,7 @@ func setupUI(n *node, _ *runGroup) error {
 	started := time.Now().UTC()
 	cfg := n.cfg
 	u, err := ui.New(ui.Options{
-		KV:       n.store.KV(),
+		KV:       n.stateKV(),
 		Status:   func() any { return statusInfo(cfg, started) },
 		Logger:   n.logger.With("component", "ui"),
 		Registry: n.reg,

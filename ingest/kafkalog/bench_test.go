@@ -110,7 +110,7 @@ func BenchmarkIngestCluster(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { p.Close() })
-		store, err := db.Open(b.TempDir(), db.Options{Now: clock.Load})
+		store, err := db.Open(b.TempDir(), db.Options{Now: clock.Load, Marks: true})
 		if err != nil {
 			b.Fatal(err)
 		}

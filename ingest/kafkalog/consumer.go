@@ -27,7 +27,9 @@ type ConsumerOptions struct {
 	// Partitions is the number of partitions of both topics; required.
 	Partitions int
 	// Appender and Traces are the local stores the records go to; KV keeps
-	// the offsets. All three are required.
+	// the offsets. All three are required. An Appender that is a
+	// tsdb.MarkedAppender keeps the position in the metrics topic with the
+	// datapoints, so that each is applied once (tsdb/db: Options.Marks).
 	Appender tsdb.Appender
 	Traces   tracing.Writer
 	KV       tsdb.KV
@@ -41,8 +43,13 @@ type ConsumerOptions struct {
 	// PollWait bounds one wait for records, so that a new assignment is
 	// taken up within it; default 500 ms.
 	PollWait time.Duration
-	Logger   *slog.Logger
-	Registry *lib.Registry
+	// AfterApply, when set, is called after the records of a partition up
+	// to offset next are in the local stores (durably) and before next is
+	// kept in KV, with the datapoints just applied (none for the spans
+	// topic): a fault hook for tests, which stop the process there.
+	AfterApply func(topic string, partition int, next int64, points []tsdb.Datapoint)
+	Logger     *slog.Logger
+	Registry   *lib.Registry
 }
 
 func (o ConsumerOptions) withDefaults() ConsumerOptions {
@@ -99,6 +106,8 @@ type Consumer struct {
 		changed chan struct{}
 	}
 	batch tsdb.Batch // reused by Run
+	// noMarks is set, by Run, once the store answered tsdb.ErrNoMarks.
+	noMarks bool
 
 	mRecords, mPoints, mSpans, mErrors, mCorrupt *lib.Counter
 	mRejected                                    *lib.Counter
@@ -335,16 +344,24 @@ func (c *Consumer) apply(ctx context.Context, fp kgo.FetchTopicPartition) {
 	if len(recs) == 0 {
 		return
 	}
+	next := recs[len(recs)-1].Offset + 1
 	var err error
 	if fp.Topic == c.metrics {
-		err = c.applyDatapoints(ctx, recs)
+		err = c.applyDatapoints(ctx, recs, tsdb.Mark{Log: fp.Topic, Partition: int(fp.Partition), Next: next})
 	} else {
 		err = c.applySpans(ctx, recs)
 	}
 	if err != nil {
 		return // ctx ended; the records are applied again on the next start
 	}
-	next := recs[len(recs)-1].Offset + 1
+	if c.opts.AfterApply != nil {
+		var points []tsdb.Datapoint
+		if fp.Topic == c.metrics {
+			points = c.batch.Points
+		}
+		c.opts.AfterApply(fp.Topic, int(fp.Partition), next, points)
+	}
+	c.batch.Reset()
 	if err := c.keepOffset(ctx, fp.Topic, int(fp.Partition), next); err != nil {
 		// The data is stored; a restart applies these records again.
 		c.opts.Logger.Warn("keep offset", "topic", fp.Topic, "partition", fp.Partition, "err", err)
@@ -358,10 +375,13 @@ func (c *Consumer) apply(ctx context.Context, fp kgo.FetchTopicPartition) {
 	c.mu.Unlock()
 }
 
-// applyDatapoints appends the datapoints of recs in one batch, retrying
-// while the store fails (a record is never skipped for a store error, only
-// for a corrupt body). It returns an error only when ctx ends.
-func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record) error {
+// applyDatapoints appends the datapoints of recs in one batch (left in
+// c.batch for AfterApply), retrying while the store fails (a record is
+// never skipped for a store error, only for a corrupt body). A store that
+// keeps marks (tsdb.MarkedAppender) gets m with the batch, so that it
+// holds the position atomically with the data. It returns an error only
+// when ctx ends.
+func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record, m tsdb.Mark) error {
 	b := &c.batch
 	b.Reset()
 	for _, r := range recs {
@@ -371,9 +391,20 @@ func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record) erro
 		}
 	}
 	if len(b.Points) == 0 {
-		return nil
+		return nil // only corrupt records: the offset in KV moves past them
 	}
-	err := c.retry(ctx, func() error { return c.opts.Appender.Append(ctx, b) })
+	err := c.retry(ctx, func() error {
+		if ma := c.marked(); ma != nil {
+			err := ma.AppendMarked(ctx, b, m)
+			if !errors.Is(err, tsdb.ErrNoMarks) {
+				return err
+			}
+			// Nothing was stored: append without marks from now on.
+			c.opts.Logger.Warn("the store keeps no marks: a crash may apply records twice", "err", err)
+			c.noMarks = true
+		}
+		return c.opts.Appender.Append(ctx, b)
+	})
 	if err != nil {
 		return err
 	}
@@ -382,7 +413,6 @@ func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record) erro
 		c.mRejected.Add(float64(len(b.Rejected)))
 		c.opts.Logger.Debug("store rejected datapoints", "count", len(b.Rejected), "reason", b.Rejected[0].Reason.String())
 	}
-	b.Reset()
 	return nil
 }
 
@@ -454,23 +484,42 @@ func offsetKey(topic string, p int) string {
 	return "cluster/offsets/" + topic + "/" + strconv.Itoa(p)
 }
 
-// keptOffset returns the offset to resume partition p of topic at: the kept
-// one, or 0 (the log's start; franz-go moves a trimmed start forward).
+// keptOffset returns the offset to resume partition p of topic at: the
+// newer of the one kept in KV and, for the metrics topic, the store's mark
+// (which a crash between the store's write and the KV's leaves ahead), or
+// 0 (the log's start; franz-go moves a trimmed start forward).
 func (c *Consumer) keptOffset(ctx context.Context, topic string, p int) (int64, error) {
+	var kept int64
 	v, err := c.opts.KV.Get(ctx, offsetKey(topic, p))
 	switch {
 	case errors.Is(err, tsdb.ErrNotFound):
-		return 0, nil
 	case err != nil:
 		return 0, fmt.Errorf("kafkalog: read offset of %s/%d: %w", topic, p, err)
 	case len(v) != 8:
 		return 0, fmt.Errorf("kafkalog: offset of %s/%d: %w: %d bytes", topic, p, tsdb.ErrCorrupt, len(v))
+	default:
+		kept = int64(binary.BigEndian.Uint64(v))
 	}
-	return int64(binary.BigEndian.Uint64(v)), nil
+	if ma := c.marked(); ma != nil && topic == c.metrics {
+		if next, ok := ma.Marked(topic, p); ok && next > kept {
+			c.opts.Logger.Info("resume after the store's mark", "topic", topic, "partition", p, "offset", next, "kept", kept)
+			kept = next
+		}
+	}
+	return kept, nil
 }
 
 func (c *Consumer) keepOffset(ctx context.Context, topic string, p int, next int64) error {
 	return c.opts.KV.Put(ctx, offsetKey(topic, p), binary.BigEndian.AppendUint64(nil, uint64(next)))
+}
+
+// marked returns the store as a tsdb.MarkedAppender, or nil when it keeps
+// no marks.
+func (c *Consumer) marked() tsdb.MarkedAppender {
+	if ma, ok := c.opts.Appender.(tsdb.MarkedAppender); ok && !c.noMarks {
+		return ma
+	}
+	return nil
 }
 
 func (c *Consumer) applied(tp topicPartition) int64 {

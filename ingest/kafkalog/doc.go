@@ -19,8 +19,14 @@
 // The Consumer consumes the partitions it is assigned, applies their records
 // through the same contracts (tsdb.Appender, tracing.Writer) and keeps, per
 // partition, the offset of the next record to apply in a tsdb.KV, written
-// only after the store returned (the data is durable). On start it resumes
-// from there, or from the log's start for a partition it never applied.
+// only after the store returned (the data is durable). A time-series store
+// that keeps marks (tsdb.MarkedAppender) gets the offset with the
+// datapoints, in the same durable write. On start it resumes from the newer
+// of the two, or from the log's start for a partition it never applied, so
+// a datapoint is applied exactly once however the node died.
+//
+// The Producer is Kafka's idempotent producer: a batch the client sends
+// again is dropped by the broker, so a record is in the log once.
 // Only franz-go's types stay inside this package: callers see brokers as
 // strings and partitions as ints.
 package kafkalog

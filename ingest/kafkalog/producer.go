@@ -120,12 +120,14 @@ func NewProducer(opts ProducerOptions) (*Producer, error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(opts.DeliveryTimeout),
-		// Kafka's idempotent producer may not fail a request in flight to
-		// a broker that went away (its sequence numbers would break), so
-		// a write could wait forever where the client must get a 503. A
-		// record duplicated by a retry is applied twice, as a client's own
-		// retry after a 503 would be (docs/cluster.md, "Delivery").
-		kgo.DisableIdempotentWrite(),
+		// Kafka's idempotent producer (franz-go's default, kept on): the
+		// brokers drop a batch the client sends again after a lost answer
+		// (a broker gone mid-request, a timeout), so a record is in the
+		// log once however often the client retried it. It never fails a
+		// request in flight (that would break its sequence numbers), which
+		// is why produce bounds its own wait: a write still gets its 503
+		// within DeliveryTimeout, and its records, which the client may
+		// still deliver, are never reused (docs/cluster.md, "Delivery").
 		// A write waits for its acknowledgement: lingering only delays it.
 		// Concurrent writes still share produce requests.
 		kgo.ProducerLinger(0),

@@ -161,8 +161,11 @@ func canaryStatus(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.As(err, &fe):
 		return http.StatusBadRequest
-	case errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed):
+	case errors.Is(err, tsdb.ErrOverloaded), errors.Is(err, tsdb.ErrClosed), errors.Is(err, tsdb.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	// A run record over the store's size (the cluster's state topic).
+	case errors.Is(err, tsdb.ErrValueTooLarge):
+		return http.StatusRequestEntityTooLarge
 	// The client went away; nobody reads the answer, the counter does.
 	case errors.Is(err, context.Canceled):
 		return 499
@@ -204,6 +207,12 @@ func (c *Canary) writeError(w http.ResponseWriter, err error) {
 		// name it so, with the duration that was exceeded.
 		b.Limit = "canary-time-limit"
 		b.Message = fmt.Sprintf("judgement exceeds canary-time-limit of %s", c.opts.Timeout)
+	}
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	if errors.Is(err, tsdb.ErrValueTooLarge) {
+		b.Param = "body"
 	}
 	if code >= 500 {
 		c.opts.Logger.Error("canary request failed", "err", err)

@@ -19,7 +19,10 @@
 // for a lifetime, stops early on fail, keeps each run's state, every
 // interval's answer and the verdict in a tsdb.KV under the prefix
 // "canary/", and calls a notify function (the webhook, built by the HTTP
-// layer) on the verdict. Its clock is injected; cmd owns its Run.
+// layer) on the verdict. Its clock is injected; cmd owns its Run. Runners
+// sharing one KV (the query nodes of a cluster) each judge the runs
+// RunnerOptions.Owns gives them, and Sync takes up the runs another node
+// started or left.
 //
 // The package evaluates through the query facade and the tsdb contract
 // only; it speaks no HTTP (query/api serves it).

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sextant-dev/sextant/lib"
@@ -98,6 +100,11 @@ type RunnerOptions struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 	Registry *lib.Registry
+	// Owns, when set, says whether this runner judges run id; nil: every
+	// run. Query nodes of a cluster share one KV and each judges the runs
+	// it owns; after its answers change, or another node started a run,
+	// call Sync.
+	Owns func(id string) bool
 }
 
 // Runner keeps continuous runs. Start and Get are safe for concurrent
@@ -113,7 +120,13 @@ type Runner struct {
 	mu struct {
 		sync.Mutex
 		active map[string]*Run
+		// delivering are the runs whose webhook this process is
+		// calling (bounded by the runs judged).
+		delivering map[string]bool
 	}
+	// syncWanted asks the Run loop to read the runs from the KV again.
+	syncWanted atomic.Bool
+
 	m struct {
 		started, verdicts *lib.Counter
 	}
@@ -138,6 +151,7 @@ func NewRunner(opts RunnerOptions) (*Runner, error) {
 	}
 	r := &Runner{opts: opts, wake: make(chan struct{}, 1)}
 	r.mu.active = map[string]*Run{}
+	r.mu.delivering = map[string]bool{}
 	r.m.started = opts.Registry.Counter("sextant.canary.runs", "event", "started")
 	r.m.verdicts = opts.Registry.Counter("sextant.canary.runs", "event", "verdict")
 	return r, nil
@@ -165,9 +179,11 @@ func (r *Runner) Start(ctx context.Context, req *RunRequest) (*Run, error) {
 		return nil, err
 	}
 	out := run.public() // before the loop may touch run
-	r.mu.Lock()
-	r.mu.active[run.ID] = run
-	r.mu.Unlock()
+	if r.owns(run.ID) {
+		r.mu.Lock()
+		r.mu.active[run.ID] = run
+		r.mu.Unlock()
+	}
 	r.m.started.Increment()
 	r.opts.Logger.Info("canary run started", "run", run.ID, "start", fmtMs(run.Start), "end", fmtMs(run.End))
 	r.poke()
@@ -252,6 +268,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for ctx.Err() == nil {
+		if r.syncWanted.Swap(false) {
+			if err := r.resume(ctx); err != nil && ctx.Err() == nil {
+				r.opts.Logger.Warn("sync canary runs", "err", err)
+			}
+		}
 		now := r.opts.Now().UnixMilli()
 		due, next := r.due(now)
 		for _, run := range due {
@@ -358,13 +379,28 @@ func (r *Runner) finish(ctx context.Context, run *Run, verdict, reason string) {
 }
 
 // deliver calls the run's webhook in the background, retrying failures with
-// backoff, and records the outcome. The run has left the active set, so
+// backoff, and records the outcome; it reports false when the delivery is
+// already under way. The run has left the active set, so
 // only this goroutine touches it. A delivery cut short by shutdown stays
 // "pending" and is resumed by the next process.
-func (r *Runner) deliver(ctx context.Context, run *Run) {
+func (r *Runner) deliver(ctx context.Context, run *Run) bool {
+	r.mu.Lock()
+	if r.mu.delivering[run.ID] {
+		r.mu.Unlock()
+		return false
+	}
+	r.mu.delivering[run.ID] = true
+	r.mu.Unlock()
 	r.deliveries.Add(1)
 	go func() {
 		defer r.deliveries.Done()
+		// Forgotten after the outcome is stored, so that a Sync reading
+		// "pending" always finds the delivery still listed here.
+		defer func() {
+			r.mu.Lock()
+			delete(r.mu.delivering, run.ID)
+			r.mu.Unlock()
+		}()
 		// The webhook sees the run with its intervals, as GET answers.
 		full := run.public()
 		full.Intervals = r.intervals(ctx, run.ID)
@@ -398,6 +434,7 @@ func (r *Runner) deliver(ctx context.Context, run *Run) {
 			r.opts.Logger.Warn("store canary run", "run", run.ID, "err", err)
 		}
 	}()
+	return true
 }
 
 // intervals returns the verdicts a run has recorded so far, empty when the
@@ -411,8 +448,23 @@ func (r *Runner) intervals(ctx context.Context, id string) []Interval {
 	return full.Intervals
 }
 
+// Sync makes the runner read the runs from the KV store again, soon, on
+// its Run loop: it takes up the running runs it owns (Options.Owns) and
+// does not judge yet (started on another node, or handed over by a node
+// that died) and the verdicts they left undelivered, and lets go of the
+// runs it no longer owns. It does not block.
+func (r *Runner) Sync() {
+	r.syncWanted.Store(true)
+	r.poke()
+}
+
+// owns says whether this runner judges run id.
+func (r *Runner) owns(id string) bool { return r.opts.Owns == nil || r.opts.Owns(id) }
+
 // resume loads the runs still running from the KV store, and delivers the
-// verdicts whose webhook call a previous process did not finish.
+// verdicts whose webhook call a previous process did not finish: those it
+// owns and does not judge or deliver yet. Runs it judges and no longer
+// owns are dropped (their owner resumes them from the store).
 func (r *Runner) resume(ctx context.Context) error {
 	var runs, pending []*Run
 	err := r.opts.KV.Scan(ctx, kvPrefix, func(k string, v []byte) error {
@@ -425,6 +477,7 @@ func (r *Runner) resume(ctx context.Context) error {
 			return nil
 		}
 		switch {
+		case !r.owns(run.ID):
 		case run.State == StateRunning:
 			runs = append(runs, &run)
 		case run.Notified == "pending":
@@ -435,10 +488,20 @@ func (r *Runner) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resume canary runs: %w", err)
 	}
+	r.mu.Lock()
+	for id := range r.mu.active {
+		if !r.owns(id) {
+			delete(r.mu.active, id)
+			r.opts.Logger.Info("canary run handed over", "run", id)
+		}
+	}
+	runs = slices.DeleteFunc(runs, func(run *Run) bool { return r.mu.active[run.ID] != nil })
+	r.mu.Unlock()
 	if r.opts.Notify != nil {
 		for _, run := range pending {
-			r.opts.Logger.Info("canary webhook resumed", "run", run.ID)
-			r.deliver(ctx, run)
+			if r.deliver(ctx, run) {
+				r.opts.Logger.Info("canary webhook resumed", "run", run.ID)
+			}
 		}
 	}
 	for _, run := range runs {

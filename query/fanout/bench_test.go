@@ -47,40 +47,55 @@ func BenchmarkFanoutGroupedSum(b *testing.B) {
 		b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 	}
 	b.Run("single", func(b *testing.B) { run(b, querytest.OpenWorkload(b, w)) })
-	b.Run("fanout3", func(b *testing.B) {
-		var o staticOwners
-		spans, err := spanstore.Open("", spanstore.Options{FS: vfs.NewMem()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer spans.Close()
-		for i := range numNodes {
-			sub := &tsdbtest.Workload{Start: w.Start, Interval: w.Interval}
-			for j, s := range w.Series {
-				if owns(i, tags.PartitionOf(s, numPartitions)) {
-					sub.Series = append(sub.Series, s)
-					sub.Values = append(sub.Values, w.Values[j])
-					sub.Kinds = append(sub.Kinds, w.Kinds[j])
-				}
-			}
-			store := querytest.OpenWorkload(b, sub)
-			h, err := fanout.NewHandler(fanout.HandlerOptions{Querier: store, Reader: spans, Catalog: spans, Deps: spans})
+	fan := func(limits tsdb.Cost) func(b *testing.B) {
+		return func(b *testing.B) {
+			q, err := fanout.New(fanout.Options{Owners: benchStoreNodes(b, w), Limits: limits})
 			if err != nil {
 				b.Fatal(err)
 			}
-			mux := http.NewServeMux()
-			h.Register(mux)
-			srv := httptest.NewServer(mux)
-			defer srv.Close()
-			o.nodes = append(o.nodes, fanout.Node{ID: fmt.Sprint(i), Addr: srv.Listener.Addr().String()})
+			defer q.Close()
+			run(b, q)
 		}
-		q, err := fanout.New(fanout.Options{Owners: o})
+	}
+	b.Run("fanout3", fan(tsdb.Cost{}))
+	// With a single node's default query limits on the total: every
+	// node tells its share's cost before it reads (a 103 answer), and the
+	// query node adds the costs up.
+	b.Run("fanout3-limits", fan(tsdb.Cost{Series: 1_000_000, Datapoints: 500_000_000, Bytes: 256 << 20}))
+}
+
+// benchStoreNodes starts the 3 in-process store nodes of w's partitions
+// (each the 4 of 6 it owns) over real HTTP on loopback, stopped when b
+// ends.
+func benchStoreNodes(b *testing.B, w *tsdbtest.Workload) staticOwners {
+	b.Helper()
+	var o staticOwners
+	spans, err := spanstore.Open("", spanstore.Options{FS: vfs.NewMem()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { spans.Close() })
+	for i := range numNodes {
+		sub := &tsdbtest.Workload{Start: w.Start, Interval: w.Interval}
+		for j, s := range w.Series {
+			if owns(i, tags.PartitionOf(s, numPartitions)) {
+				sub.Series = append(sub.Series, s)
+				sub.Values = append(sub.Values, w.Values[j])
+				sub.Kinds = append(sub.Kinds, w.Kinds[j])
+			}
+		}
+		store := querytest.OpenWorkload(b, sub)
+		h, err := fanout.NewHandler(fanout.HandlerOptions{Querier: store, Reader: spans, Catalog: spans, Deps: spans})
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer q.Close()
-		run(b, q)
-	})
+		mux := http.NewServeMux()
+		h.Register(mux)
+		srv := httptest.NewServer(mux)
+		b.Cleanup(srv.Close)
+		o.nodes = append(o.nodes, fanout.Node{ID: fmt.Sprint(i), Addr: srv.Listener.Addr().String()})
+	}
+	return o
 }
 
 // processCPU is the user and system CPU time the process used so far.

@@ -17,6 +17,7 @@ import (
 	"github.com/sextant-dev/sextant/tracing"
 	"github.com/sextant-dev/sextant/tracing/spanstore"
 	"github.com/sextant-dev/sextant/tracing/tracingtest"
+	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/db"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
@@ -116,9 +117,51 @@ func newTestCluster(t *testing.T) *testCluster {
 // changes (nil: none) and the single store.
 func newTestClusterWith(t *testing.T, mod func(node int, o *fanout.HandlerOptions)) *testCluster {
 	t.Helper()
+	return newTestClusterOpts(t, clusterOpts{handler: mod})
+}
+
+// clusterOpts vary the test cluster.
+type clusterOpts struct {
+	// handler changes the handler options of store node i (nil: none).
+	handler func(node int, o *fanout.HandlerOptions)
+	// limits are the query limits of every store, the single one's too
+	// (zero: the store's defaults).
+	limits tsdb.Cost
+	// spanPartitions, when set, makes the store nodes' span stores count
+	// dependencies per partition (spanstore.Options.Partitions).
+	spanPartitions bool
+}
+
+// openStore opens an in-memory store with limits, holding inputs.
+func openStore(t *testing.T, limits tsdb.Cost, inputs []querytest.Input) *db.DB {
+	t.Helper()
+	if limits == (tsdb.Cost{}) {
+		return querytest.Open(t, step, dataNow, inputs...)
+	}
+	const day = 24 * 3600_000
+	d, err := db.Open("", db.Options{Step: step, MemoryRetention: 400 * day, Retention: 400 * day, IngestMaxAge: 400 * day,
+		MaxFuture: 400 * day, Now: func() int64 { return dataNow },
+		MaxSeriesPerQuery: limits.Series, MaxDatapointsPerQuery: limits.Datapoints, MaxBytesPerQuery: limits.Bytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	querytest.Load(t, d, step, inputs...)
+	return d
+}
+
+// newTestClusterOpts starts the store nodes and the single store as o
+// says.
+func newTestClusterOpts(t *testing.T, o clusterOpts) *testCluster {
+	t.Helper()
+	mod := o.handler
 	inputs := metricInputs()
 	td := tracingtest.Batch(1, time.Now(), time.Hour)
-	c := &testCluster{single: querytest.Open(t, step, dataNow, inputs...), spans: openSpans(t, td)}
+	c := &testCluster{single: openStore(t, o.limits, inputs), spans: openSpans(t, td)}
 	for k := range 10 {
 		c.traces = append(c.traces, tracing.TraceID(tracingtest.TraceID(1, k)))
 	}
@@ -130,8 +173,12 @@ func newTestClusterWith(t *testing.T, mod func(node int, o *fanout.HandlerOption
 				mine = append(mine, in)
 			}
 		}
-		n := &storeNode{id: fmt.Sprint("store-", i), store: querytest.Open(t, step, dataNow, mine...)}
-		n.spans = openSpans(t, filterTraces(td, func(id tracing.TraceID) bool { return keep(tracing.TracePartition(id, numPartitions)) }))
+		n := &storeNode{id: fmt.Sprint("store-", i), store: openStore(t, o.limits, mine)}
+		parts := 0
+		if o.spanPartitions {
+			parts = numPartitions
+		}
+		n.spans = openSpansIn(t, parts, filterTraces(td, func(id tracing.TraceID) bool { return keep(tracing.TracePartition(id, numPartitions)) }))
 		hopts := fanout.HandlerOptions{Querier: n.store, Reader: n.spans, Catalog: n.spans, Deps: n.spans, Exemplars: n.spans}
 		if mod != nil {
 			mod(i, &hopts)
@@ -196,10 +243,18 @@ func (c *testCluster) stop(i int) {
 
 func openSpans(t *testing.T, td ptrace.Traces) *spanstore.Store {
 	t.Helper()
+	return openSpansIn(t, 0, td)
+}
+
+// openSpansIn opens a span store that counts dependencies by partition of
+// a log of parts partitions (0: without), holding td.
+func openSpansIn(t *testing.T, parts int, td ptrace.Traces) *spanstore.Store {
+	t.Helper()
 	s, err := spanstore.Open("", spanstore.Options{FS: vfs.NewMem()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.SetPartitions(parts)
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Error(err)

@@ -94,10 +94,10 @@ func (q *Querier) endOffsets(ctx context.Context, log Log, n int) ([]int64, erro
 	if ConsistencyOf(ctx) != Strong {
 		return nil, nil
 	}
-	if q.opts.EndOffsets == nil {
+	if q.ends == nil {
 		return nil, fmt.Errorf("%w: strong read: the query node cannot read the log's end offsets", ErrUnavailable)
 	}
-	ends, err := q.opts.EndOffsets(ctx, log)
+	ends, err := q.ends.get(ctx, log)
 	if err != nil {
 		return nil, fmt.Errorf("%w: strong read: %w", ErrUnavailable, err)
 	}

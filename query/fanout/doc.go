@@ -19,6 +19,16 @@
 // tracing.MarkPartial) so the HTTP layer flags it; it is never a quiet
 // wrong number.
 //
+// A fetch is held to the query limits (Options.Limits) on the total over
+// the store nodes, as one store holding all the data holds it: every node
+// tells what its share costs (tsdb.Cost) once it selected the series and
+// before it reads them, in an informational 103 answer; the querier adds
+// the costs up and, over a limit, ends the read with the LimitError one
+// store would give, the same limit and count (budget.go). Each node is
+// also sent what is left of the limits and refuses a share over it at
+// once. Dependencies add up the same way: every node counts the calls in
+// the traces of the partitions asked of it.
+//
 // A read under WithConsistency(ctx, Strong) is read-after-write: the
 // querier reads the end offsets of the log (Options.EndOffsets) when the
 // read arrives and sends each store node those of the partitions asked of

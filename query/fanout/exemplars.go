@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -35,13 +36,13 @@ func (q *Querier) Exemplars(ctx context.Context, start, end int64) ([]tracing.Ex
 	if err != nil {
 		return nil, err
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Exemplar, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) ([]tracing.Exemplar, error) {
 		offs := offsetsFor(ends, ps)
 		body, err := encodeGob(exemplarsRequest{Version: gobVersion(offs), Start: start, End: end, N: n, Want: ps, Offsets: offs})
 		if err != nil {
 			return nil, &fatalError{err}
 		}
-		data, err := q.post(ctx, nd, PathExemplars, body)
+		data, err := q.post(ctx, nd, PathExemplars, body, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +100,7 @@ func exemplarSeries(tags map[string]string) string {
 }
 
 // exemplars serves a store node's exemplars of the partitions asked.
-func (h *Handler) exemplars(ctx context.Context, body []byte) ([]byte, error) {
+func (h *Handler) exemplars(ctx context.Context, body []byte, _ http.ResponseWriter) ([]byte, error) {
 	var req exemplarsRequest
 	if err := decodeGob(body, &req); err != nil {
 		return nil, err

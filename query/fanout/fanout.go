@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"slices"
 	"strings"
 	"sync"
@@ -68,10 +70,18 @@ type Options struct {
 	AttemptTimeout time.Duration
 	// EndOffsets returns the end offset of every partition of a log, for
 	// strong reads (WithConsistency); nil: a strong read fails with
-	// ErrUnavailable.
+	// ErrUnavailable. Strong reads that arrive together share its calls
+	// (endlist.go); a call gets a context of its own, of at most 10 s.
 	EndOffsets func(ctx context.Context, log Log) ([]int64, error)
-	Logger     *slog.Logger
-	Registry   *lib.Registry
+	// Limits are the query limits of a fetch (a single node's
+	// max-series-per-query, max-datapoints-per-query and
+	// max-bytes-per-query), enforced on the total over the store nodes: a
+	// fetch over them fails with the *tsdb.LimitError one store holding
+	// all the data would give. Zero measures are not limited here (each
+	// store node still applies its own limits to its share).
+	Limits   tsdb.Cost
+	Logger   *slog.Logger
+	Registry *lib.Registry
 }
 
 // Validate checks the options.
@@ -107,6 +117,7 @@ func (o Options) withDefaults() Options {
 // Safe for concurrent use.
 type Querier struct {
 	opts Options
+	ends *endLister // nil without Options.EndOffsets
 	m    struct {
 		failovers, partial, strong *lib.Counter
 		latency                    *lib.Timer
@@ -124,11 +135,19 @@ func New(opts Options) (*Querier, error) {
 	q.m.partial = reg.Counter("sextant.cluster.fanout.partial")
 	q.m.latency = reg.Timer("sextant.cluster.fanout.latency")
 	q.m.strong = reg.Counter("sextant.cluster.fanout.strongReads")
+	if q.opts.EndOffsets != nil {
+		q.ends = newEndLister(q.opts.EndOffsets, reg.Counter("sextant.cluster.fanout.endListings"))
+	}
 	return q, nil
 }
 
-// Close releases the idle connections of the querier's own client.
+// Close ends the listings of end offsets under way (the strong reads
+// waiting on them fail) and releases the idle connections of the
+// querier's own client.
 func (q *Querier) Close() error {
+	if q.ends != nil {
+		q.ends.close()
+	}
 	q.opts.Client.CloseIdleConnections()
 	return nil
 }
@@ -144,13 +163,17 @@ func (e *fatalError) Unwrap() error { return e.err }
 // a node and the partitions it is asked for. A node that fails is skipped
 // for the rest of the read and its partitions go to their next owner.
 // scatter returns the answers and the partitions no owner answered for; an
-// error of call wrapped in *fatalError ends the read with that error.
-func scatter[T any](ctx context.Context, q *Querier, parts []int, call func(ctx context.Context, n Node, parts []int) (T, error)) ([]T, []int, error) {
+// error of call wrapped in *fatalError ends the read with that error, and
+// so does b (nil: none) when the nodes' costs add up to more than the
+// query's limits.
+func scatter[T any](ctx context.Context, q *Querier, parts []int, b *budget, call func(ctx context.Context, n Node, parts []int) (T, error)) ([]T, []int, error) {
 	if len(parts) == 0 {
 		// The membership has not read the partition count yet (a query
 		// node just started): no answer rather than an empty one.
 		return nil, nil, ErrUnavailable
 	}
+	ctx, stop := b.start(ctx)
+	defer stop()
 	owners := make(map[int][]Node, len(parts))
 	for _, p := range parts {
 		owners[p] = q.opts.Owners.Owners(p)
@@ -192,6 +215,7 @@ func scatter[T any](ctx context.Context, q *Querier, parts []int, call func(ctx 
 			err error
 		}
 		results := make([]result, len(order))
+		b.startRound(order)
 		var wg sync.WaitGroup
 		for i, id := range order {
 			ps := plan[id]
@@ -199,10 +223,15 @@ func scatter[T any](ctx context.Context, q *Querier, parts []int, call func(ctx 
 			wg.Go(func() {
 				defer cancel()
 				v, err := call(actx, nodes[id], ps)
+				b.ended(id, err)
 				results[i] = result{v, err}
 			})
 		}
 		wg.Wait()
+		b.endRound()
+		if err := b.err(); err != nil {
+			return nil, nil, err
+		}
 		pending = nil
 		for i, id := range order {
 			r := results[i]
@@ -251,11 +280,22 @@ func allPartitions(n int) []int {
 
 // post sends an internal request and returns the answer's body. A status
 // a replica would repeat (4xx) comes back as *fatalError, except 404
-// which is tracing.ErrNotFound.
-func (q *Querier) post(ctx context.Context, n Node, path string, body []byte) ([]byte, error) {
+// which is tracing.ErrNotFound. onCost, when set, hears the cost a store
+// node tells in an informational answer before its answer (CostHeader).
+func (q *Querier) post(ctx context.Context, n Node, path string, body []byte, onCost func(tsdb.Cost)) ([]byte, error) {
 	url := n.Addr
 	if !strings.Contains(url, "://") {
 		url = "http://" + url
+	}
+	if onCost != nil {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				if c, ok := parseCost(h.Get(CostHeader)); ok && code == http.StatusEarlyHints {
+					onCost(c)
+				}
+				return nil
+			},
+		})
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewReader(body))
 	if err != nil {

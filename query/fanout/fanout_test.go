@@ -298,44 +298,68 @@ type onlyOwner struct{ n fanout.Node }
 func (o onlyOwner) Partitions() int          { return numPartitions }
 func (o onlyOwner) Owners(int) []fanout.Node { return []fanout.Node{o.n} }
 
-// TestDependencies: one node answering for every partition gives exact
-// counts; several nodes give lower bounds, flagged partial.
+// TestDependencies: store nodes that count calls by partition answer for
+// the partitions asked of them only, so their counts add up to exactly the
+// single store's, unmarked, whichever nodes answer; store nodes that count
+// without partitions give lower bounds, marked partial.
 func TestDependencies(t *testing.T) {
 	t.Parallel()
-	c := newTestCluster(t)
 	ctx := context.Background()
 	start, end := time.Now().Add(-2*time.Hour).UnixNano(), time.Now().Add(time.Minute).UnixNano()
-	want, err := c.spans.Dependencies(ctx, start, end)
-	if err != nil || len(want) == 0 {
-		t.Fatalf("single store: %d dependencies, %v", len(want), err)
-	}
-	one, err := fanout.New(fanout.Options{Owners: onlyOwner{c.owners().nodes[0]}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer one.Close()
-	pctx, p := tracing.WithPartial(ctx)
-	got, err := one.Dependencies(pctx, start, end)
-	if err != nil || p.Is() {
-		t.Fatalf("one node: %v, partial %v", err, p.Is())
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("one node answering for all (-single +fanout):\n%s", diff)
-	}
-	pctx, p = tracing.WithPartial(ctx)
-	got, err = c.querier(t).Dependencies(pctx, start, end)
-	if err != nil || !p.Is() {
-		t.Fatalf("three nodes: %v, partial %v", err, p.Is())
-	}
-	counts := map[string]int64{}
-	for _, d := range want {
-		counts[d.Parent+">"+d.Child] = d.CallCount
-	}
-	for _, d := range got {
-		if c, ok := counts[d.Parent+">"+d.Child]; !ok || d.CallCount > c {
-			t.Errorf("edge %s>%s: %d calls, the whole has %d", d.Parent, d.Child, d.CallCount, c)
+	deps := func(t *testing.T, q *fanout.Querier) ([]tracing.Dependency, bool) {
+		t.Helper()
+		pctx, p := tracing.WithPartial(ctx)
+		got, err := q.Dependencies(pctx, start, end)
+		if err != nil {
+			t.Fatal(err)
 		}
+		return got, p.Is()
 	}
+	t.Run("by partition", func(t *testing.T) {
+		t.Parallel()
+		c := newTestClusterOpts(t, clusterOpts{spanPartitions: true})
+		want, err := c.spans.Dependencies(ctx, start, end)
+		if err != nil || len(want) == 0 {
+			t.Fatalf("single store: %d dependencies, %v", len(want), err)
+		}
+		one, err := fanout.New(fanout.Options{Owners: onlyOwner{c.owners().nodes[0]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer one.Close()
+		for _, tc := range []struct {
+			name string
+			q    *fanout.Querier
+		}{{"three nodes", c.querier(t)}, {"one node for all", one}} {
+			got, partial := deps(t, tc.q)
+			if diff := cmp.Diff(want, got); diff != "" || partial {
+				t.Errorf("%s: partial %v (-single +fanout):\n%s", tc.name, partial, diff)
+			}
+		}
+		// With a node down its replicas count its partitions: the same.
+		c.stop(1)
+		if got, partial := deps(t, c.querier(t)); !cmp.Equal(want, got) || partial {
+			t.Errorf("node 1 down: partial %v, %v, want %v", partial, got, want)
+		}
+	})
+	t.Run("without partitions", func(t *testing.T) {
+		t.Parallel()
+		c := newTestCluster(t)
+		want, _ := c.spans.Dependencies(ctx, start, end)
+		got, partial := deps(t, c.querier(t))
+		if !partial || len(got) == 0 {
+			t.Fatalf("three nodes counting without partitions: %d edges, partial %v", len(got), partial)
+		}
+		counts := map[string]int64{}
+		for _, d := range want {
+			counts[d.Parent+">"+d.Child] = d.CallCount
+		}
+		for _, d := range got {
+			if c, ok := counts[d.Parent+">"+d.Child]; !ok || d.CallCount > c {
+				t.Errorf("edge %s>%s: %d calls, the whole has %d", d.Parent, d.Child, d.CallCount, c)
+			}
+		}
+	})
 }
 
 // TestFailoverWithinDeadline: a store node that accepts the request but

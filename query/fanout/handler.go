@@ -114,8 +114,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathExemplars, h.serve("exemplars", h.exemplars))
 }
 
-// endpoint answers a decoded request body with an encoded answer.
-type endpoint func(ctx context.Context, body []byte) ([]byte, error)
+// endpoint answers a decoded request body with an encoded answer; w is
+// only for informational (1xx) answers before it, serve writes the answer.
+type endpoint func(ctx context.Context, body []byte, w http.ResponseWriter) ([]byte, error)
 
 // serve wraps an endpoint with what every internal read shares: the
 // latency timer, the node's timeout, a bounded body, and the status
@@ -135,7 +136,7 @@ func (h *Handler) serve(name string, e endpoint) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
 			return
 		}
-		out, err := e(ctx, body)
+		out, err := e(ctx, body, w)
 		if err != nil {
 			code := statusOf(err)
 			if code >= 500 && !errors.Is(err, errNotServing) { // a refusal is routine while a node replays
@@ -172,13 +173,20 @@ func (h *Handler) ready(ctx context.Context, log Log, parts *tsdb.Partitions, of
 // fetch answers a tsdb.FetchRequest from the node's store, restricted to
 // the partitions asked for; the store aggregates, so a grouped sum sends
 // one line per group, not the raw series.
-func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
-	req, offs, err := decodeFetchRequest(body)
+//
+// With a budget (what is left of the query's limits), the node tells the
+// query node its share's cost before it reads (an informational 103
+// answer, budget.go) and refuses a share over the budget at once.
+func (h *Handler) fetch(ctx context.Context, body []byte, w http.ResponseWriter) ([]byte, error) {
+	req, m, err := decodeFetchRequest(body)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.ready(ctx, LogMetrics, req.Partitions, offs); err != nil {
+	if err := h.ready(ctx, LogMetrics, req.Partitions, m.offs); err != nil {
 		return nil, err
+	}
+	if m.budget != nil {
+		req.Admit = admitter(w, *m.budget)
 	}
 	set, err := h.opts.Querier.Fetch(ctx, req)
 	if err != nil {
@@ -188,7 +196,7 @@ func (h *Handler) fetch(ctx context.Context, body []byte) ([]byte, error) {
 }
 
 // tags answers a tsdb.TagsRequest from the node's index.
-func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
+func (h *Handler) tags(ctx context.Context, body []byte, _ http.ResponseWriter) ([]byte, error) {
 	req, offs, err := decodeTagsRequest(body)
 	if err != nil {
 		return nil, err
@@ -205,8 +213,8 @@ func (h *Handler) tags(ctx context.Context, body []byte) ([]byte, error) {
 
 // series answers a tsdb.SeriesRequest (the Prometheus series API) from
 // the node's index, restricted to the partitions asked for.
-func (h *Handler) series(ctx context.Context, body []byte) ([]byte, error) {
-	req, offs, err := decodeSeriesRequest(body)
+func (h *Handler) series(ctx context.Context, body []byte, w http.ResponseWriter) ([]byte, error) {
+	req, m, err := decodeSeriesRequest(body)
 	if err != nil {
 		return nil, err
 	}
@@ -214,8 +222,11 @@ func (h *Handler) series(ctx context.Context, body []byte) ([]byte, error) {
 	if !ok {
 		return nil, errors.New("fanout: this store cannot list series")
 	}
-	if err := h.ready(ctx, LogMetrics, req.Partitions, offs); err != nil {
+	if err := h.ready(ctx, LogMetrics, req.Partitions, m.offs); err != nil {
 		return nil, err
+	}
+	if m.budget != nil {
+		req.Admit = admitter(w, *m.budget)
 	}
 	sets, more, err := sl.Series(ctx, req)
 	if err != nil {
@@ -226,7 +237,7 @@ func (h *Handler) series(ctx context.Context, body []byte) ([]byte, error) {
 
 // trace answers one trace by ID from the node's span store; the span
 // side's messages are gob (tracewire.go), not the metric wire format.
-func (h *Handler) trace(ctx context.Context, body []byte) ([]byte, error) {
+func (h *Handler) trace(ctx context.Context, body []byte, _ http.ResponseWriter) ([]byte, error) {
 	var req traceRequest
 	if err := decodeGob(body, &req); err != nil {
 		return nil, err
@@ -252,7 +263,7 @@ func (h *Handler) trace(ctx context.Context, body []byte) ([]byte, error) {
 // its answer with traces of the partitions asked for.
 const maxFindLimit = 10_000
 
-func (h *Handler) traces(ctx context.Context, body []byte) ([]byte, error) {
+func (h *Handler) traces(ctx context.Context, body []byte, _ http.ResponseWriter) ([]byte, error) {
 	var req findRequest
 	if err := decodeGob(body, &req); err != nil {
 		return nil, err
@@ -306,7 +317,7 @@ func (h *Handler) traces(ctx context.Context, body []byte) ([]byte, error) {
 
 // catalog answers the service list, or a service's operations, from the
 // node's span store.
-func (h *Handler) catalog(ctx context.Context, body []byte) ([]byte, error) {
+func (h *Handler) catalog(ctx context.Context, body []byte, _ http.ResponseWriter) ([]byte, error) {
 	var req catalogRequest
 	if err := decodeGob(body, &req); err != nil {
 		return nil, err
@@ -331,8 +342,9 @@ func (h *Handler) catalog(ctx context.Context, body []byte) ([]byte, error) {
 }
 
 // deps answers the service dependency counts of [Start, End) from the
-// node's span store; the query node merges them across nodes.
-func (h *Handler) deps(ctx context.Context, body []byte) ([]byte, error) {
+// node's span store, from version 3 those of the partitions asked for (the
+// node must serve them), which the query node adds up across nodes.
+func (h *Handler) deps(ctx context.Context, body []byte, _ http.ResponseWriter) ([]byte, error) {
 	var req depsRequest
 	if err := decodeGob(body, &req); err != nil {
 		return nil, err
@@ -340,14 +352,40 @@ func (h *Handler) deps(ctx context.Context, body []byte) ([]byte, error) {
 	if err := checkGobVersion(req.Version); err != nil {
 		return nil, err
 	}
-	if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
+	if req.Version < wireVersionBudget {
+		// A query node of a release before: every call the node counted.
+		if err := h.waitFresh(ctx, LogSpans, req.Offsets); err != nil {
+			return nil, err
+		}
+		deps, err := h.opts.Deps.Dependencies(ctx, req.Start, req.End)
+		if err != nil {
+			return nil, err
+		}
+		return encodeGob(deps)
+	}
+	if req.N <= 0 {
+		return nil, fmt.Errorf("%w: %d partitions", errWire, req.N)
+	}
+	parts := &tsdb.Partitions{N: req.N, Want: req.Want}
+	if err := parts.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errWire, err)
+	}
+	if err := h.ready(ctx, LogSpans, parts, req.Offsets); err != nil {
 		return nil, err
 	}
-	deps, err := h.opts.Deps.Dependencies(ctx, req.Start, req.End)
+	var ans depsAnswer
+	var err error
+	if pr, ok := h.opts.Deps.(tracing.DependencyPartitionReader); ok {
+		ans.In, ans.Unplaced, err = pr.DependenciesIn(ctx, req.Start, req.End, req.N, req.Want)
+	} else {
+		// A store that cannot tell partitions: nothing it counted can be
+		// added up with another node's.
+		ans.Unplaced, err = h.opts.Deps.Dependencies(ctx, req.Start, req.End)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return encodeGob(deps)
+	return encodeGob(ans)
 }
 
 // wireError is the JSON body of an internal error answer; a limit error

@@ -19,7 +19,9 @@ import (
 // An average is a sum divided by a count above the store, and percentiles
 // are grouped sums of bucket series, so both merge exactly. AggNone is the
 // union of the nodes' series: the partitions split the series, so no
-// series comes from two nodes.
+// series comes from two nodes. The fetch is held to Options.Limits on the
+// total over the nodes, as one store holding all the data holds it
+// (budget.go).
 func (q *Querier) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet, error) {
 	if req.Query == nil {
 		return nil, errors.New("fanout: fetch without a query")
@@ -31,10 +33,15 @@ func (q *Querier) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.Serie
 	if err != nil {
 		return nil, err
 	}
-	sets, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) (*tsdb.SeriesSet, error) {
+	// The query's limits bound the total over the nodes, as they bound
+	// one store (budget.go); the caller's Admit, if any, is the store's
+	// business and does not cross the wire.
+	b := newBudget(q.opts.Limits)
+	sets, missing, err := scatter(ctx, q, allPartitions(n), b, func(ctx context.Context, nd Node, ps []int) (*tsdb.SeriesSet, error) {
 		r := req
 		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
-		data, err := q.post(ctx, nd, PathFetch, appendFetchRequest(nil, &r, offsetsFor(ends, ps)))
+		body := appendFetchRequest(nil, &r, reqMeta{offs: offsetsFor(ends, ps), budget: b.remaining()})
+		data, err := q.post(ctx, nd, PathFetch, body, b.heard(nd.ID))
 		if err != nil {
 			return nil, err
 		}
@@ -161,10 +168,10 @@ func (q *Querier) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCou
 	if err != nil {
 		return nil, err
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tsdb.TagCount, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) ([]tsdb.TagCount, error) {
 		r := req
 		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
-		data, err := q.post(ctx, nd, PathTags, appendTagsRequest(nil, &r, offsetsFor(ends, ps)))
+		data, err := q.post(ctx, nd, PathTags, appendTagsRequest(nil, &r, offsetsFor(ends, ps)), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +203,8 @@ func (q *Querier) Tags(ctx context.Context, req tsdb.TagsRequest) ([]tsdb.TagCou
 // Series implements tsdb.SeriesLister: every node lists the series of the
 // partitions asked of it, sorted, its first Limit; the partitions split
 // the series, so the merged list's first Limit are exact, and there were
-// more when a node said so or the union is longer.
+// more when a node said so or the union is longer. max-series-per-query
+// (Options.Limits) holds on the total, as for Fetch.
 func (q *Querier) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, bool, error) {
 	if req.Query == nil {
 		return nil, false, errors.New("fanout: series without a query")
@@ -210,10 +218,13 @@ func (q *Querier) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Se
 		sets []tags.Set
 		more bool
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) (answer, error) {
+	// max-series-per-query on the total, as for a fetch (budget.go).
+	b := newBudget(tsdb.Cost{Series: q.opts.Limits.Series})
+	answers, missing, err := scatter(ctx, q, allPartitions(n), b, func(ctx context.Context, nd Node, ps []int) (answer, error) {
 		r := req
 		r.Partitions = &tsdb.Partitions{N: n, Want: ps}
-		data, err := q.post(ctx, nd, PathSeries, appendSeriesRequest(nil, &r, offsetsFor(ends, ps)))
+		body := appendSeriesRequest(nil, &r, reqMeta{offs: offsetsFor(ends, ps), budget: b.remaining()})
+		data, err := q.post(ctx, nd, PathSeries, body, b.heard(nd.ID))
 		if err != nil {
 			return answer{}, err
 		}

@@ -26,8 +26,8 @@ func (q *Querier) GetTrace(ctx context.Context, id tracing.TraceID) (tracing.Tra
 	if err != nil {
 		return tracing.Trace{}, err
 	}
-	answers, missing, err := scatter(ctx, q, []int{p}, func(ctx context.Context, nd Node, _ []int) (*tracing.Trace, error) {
-		data, err := q.post(ctx, nd, PathTrace, body)
+	answers, missing, err := scatter(ctx, q, []int{p}, nil, func(ctx context.Context, nd Node, _ []int) (*tracing.Trace, error) {
+		data, err := q.post(ctx, nd, PathTrace, body, nil)
 		if errors.Is(err, tracing.ErrNotFound) {
 			return nil, nil // an answer: the owner has no such trace
 		}
@@ -66,7 +66,7 @@ func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.T
 	if err != nil {
 		return nil, err
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Trace, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) ([]tracing.Trace, error) {
 		offs := offsetsFor(ends, ps)
 		body, err := encodeGob(findRequest{Version: gobVersion(offs), Query: wq, N: n, Want: ps, Offsets: offs})
 		if err != nil {
@@ -74,7 +74,7 @@ func (q *Querier) FindTraces(ctx context.Context, tq tracing.Query) ([]tracing.T
 			// the scatter instead of failing over to the next owner.
 			return nil, &fatalError{err}
 		}
-		data, err := q.post(ctx, nd, PathTraces, body)
+		data, err := q.post(ctx, nd, PathTraces, body, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +146,7 @@ func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAns
 	}
 	// A catalog is per node, not per partition: any owner's list covers
 	// its partitions, and the union over one owner of each covers all.
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) (catalogAnswer, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) (catalogAnswer, error) {
 		r := req
 		r.Offsets = offsetsFor(ends, ps)
 		r.Version = gobVersion(r.Offsets)
@@ -154,7 +154,7 @@ func (q *Querier) catalog(ctx context.Context, req catalogRequest) ([]catalogAns
 		if err != nil {
 			return catalogAnswer{}, &fatalError{err}
 		}
-		data, err := q.post(ctx, nd, PathCatalog, body)
+		data, err := q.post(ctx, nd, PathCatalog, body, nil)
 		if err != nil {
 			return catalogAnswer{}, err
 		}
@@ -204,11 +204,14 @@ func (q *Querier) Operations(ctx context.Context, service string, kind tracing.S
 	return slices.Compact(out), nil
 }
 
-// Dependencies implements tracing.DependencyReader. A store node counts
-// calls over every span it holds, not per partition, so counts of nodes
-// with overlapping partitions cannot be added: when one node answered for
-// every partition its counts are exact; otherwise each edge gets the
-// largest count of a node (a lower bound) and the answer is marked
+// Dependencies implements tracing.DependencyReader. Every node counts the
+// calls in the traces of the partitions asked of it (a trace lives in one
+// partition, and its spans on that partition's owners), so the counts of
+// the nodes add up to exactly what one store holding every span counts.
+// Calls a node counted without a partition (written before it knew the
+// log's partitions: spans of a release before, or a store that cannot
+// tell) cannot be added up: each edge gets, on top of the sum, the
+// largest such count of a node (a lower bound), and the answer is marked
 // partial.
 func (q *Querier) Dependencies(ctx context.Context, start, end int64) ([]tracing.Dependency, error) {
 	n := q.opts.Owners.Partitions()
@@ -216,19 +219,19 @@ func (q *Querier) Dependencies(ctx context.Context, start, end int64) ([]tracing
 	if err != nil {
 		return nil, err
 	}
-	answers, missing, err := scatter(ctx, q, allPartitions(n), func(ctx context.Context, nd Node, ps []int) ([]tracing.Dependency, error) {
+	answers, missing, err := scatter(ctx, q, allPartitions(n), nil, func(ctx context.Context, nd Node, ps []int) (depsAnswer, error) {
 		offs := offsetsFor(ends, ps)
-		body, err := encodeGob(depsRequest{Version: gobVersion(offs), Start: start, End: end, Offsets: offs})
+		body, err := encodeGob(depsRequest{Version: wireVersionBudget, Start: start, End: end, Offsets: offs, N: n, Want: ps})
 		if err != nil {
-			return nil, &fatalError{err}
+			return depsAnswer{}, &fatalError{err}
 		}
-		data, err := q.post(ctx, nd, PathDeps, body)
+		data, err := q.post(ctx, nd, PathDeps, body, nil)
 		if err != nil {
-			return nil, err
+			return depsAnswer{}, err
 		}
-		var deps []tracing.Dependency
-		err = decodeGob(data, &deps)
-		return deps, err
+		var a depsAnswer
+		err = decodeGob(data, &a)
+		return a, err
 	})
 	if err != nil {
 		return nil, err
@@ -236,17 +239,22 @@ func (q *Querier) Dependencies(ctx context.Context, start, end int64) ([]tracing
 	if err := q.partial(ctx, "spans", missing, n, len(answers)); err != nil {
 		return nil, err
 	}
-	// One node answered for every partition: its counts are exact.
-	if len(answers) == 1 {
-		return answers[0], nil
-	}
-	tracing.MarkPartial(ctx)
 	type pair struct{ parent, child string }
-	counts := map[pair]int64{}
+	counts, unplaced := map[pair]int64{}, map[pair]int64{}
 	for _, a := range answers {
-		for _, d := range a {
+		for _, d := range a.In {
+			counts[pair{d.Parent, d.Child}] += d.CallCount
+		}
+		for _, d := range a.Unplaced {
 			k := pair{d.Parent, d.Child}
-			counts[k] = max(counts[k], d.CallCount)
+			unplaced[k] = max(unplaced[k], d.CallCount)
+		}
+	}
+	if len(unplaced) > 0 {
+		tracing.MarkPartial(ctx)
+		q.opts.Logger.Warn("dependencies counted without partitions", "edges", len(unplaced))
+		for k, c := range unplaced {
+			counts[k] += c
 		}
 	}
 	out := make([]tracing.Dependency, 0, len(counts))

@@ -63,18 +63,29 @@ type catalogRequest struct {
 	Offsets    []partOffset // version 2: a strong read's offsets
 }
 
-// depsRequest asks for the dependencies of spans started in [Start, End).
+// depsRequest asks for the dependencies of spans started in [Start, End);
+// from version 3, of the traces of partitions Want of N only, answered
+// with a depsAnswer.
 type depsRequest struct {
 	Version    int
 	Start, End int64
 	Offsets    []partOffset // version 2: a strong read's offsets
+	N          int          // version 3: the partitions asked for
+	Want       []int
+}
+
+// depsAnswer answers a depsRequest of version 3: the calls counted in the
+// partitions asked for, and those the node counted in the window without
+// a partition (tracing.DependencyPartitionReader).
+type depsAnswer struct {
+	In, Unplaced []tracing.Dependency
 }
 
 // gobVersion is the version of a span request with offsets offs: 2 when
 // it carries some, else 1 (which store nodes of the release before read).
 func gobVersion(offs []partOffset) int {
 	if len(offs) > 0 {
-		return wireVersion
+		return wireVersionStrong
 	}
 	return wireVersionBase
 }

@@ -18,13 +18,17 @@ import (
 // and infinities cross unchanged, which JSON cannot carry.
 //
 // Version 2 adds to requests the log offsets a strong read waits for, the
-// time window of a tags request, and the series request. A sender writes
-// version 1 when a request carries nothing of version 2, so store nodes
-// of the release before still understand it; answers stay version 1,
-// except the series answer (version 2, as its request).
+// time window of a tags request, and the series request; version 3 the
+// budget of a fetch (what is left of the query's limits) and the
+// partitions of a dependencies request. A sender writes the lowest version
+// that holds what a request carries, so store nodes of the releases
+// before still understand what they can; answers stay version 1, except
+// the series answer (version 2, as its request).
 const (
-	wireVersion     = 2 // the newest version, which decoders read up to
-	wireVersionBase = 1 // the first: what a sender writes when it can
+	wireVersionBase   = 1 // the first: what a sender writes when it can
+	wireVersionStrong = 2 // strong reads' offsets, the tags window, series
+	wireVersionBudget = 3 // a fetch's budget, dependencies by partition
+	wireVersion       = 3 // the newest version, which decoders read up to
 )
 
 // partOffset asks a store node to wait, before it reads, until it has
@@ -44,14 +48,27 @@ const (
 // errWire marks a message that cannot be decoded.
 var errWire = errors.New("fanout: malformed message")
 
-// appendFetchRequest encodes req and the offsets to wait for (version 2
-// when there are any).
-func appendFetchRequest(dst []byte, req *tsdb.FetchRequest, offs []partOffset) []byte {
+// reqMeta is what a fetch or series request carries besides its tsdb
+// request.
+type reqMeta struct {
+	// offs are a strong read's offsets to wait for (version 2).
+	offs []partOffset
+	// budget, when set, is what is left of the query's limits for the
+	// node's share (version 3); a zero measure is no limit.
+	budget *tsdb.Cost
+}
+
+// appendFetchRequest encodes req and m, in the lowest version that holds
+// them: 3 with a budget, 2 with offsets, else 1.
+func appendFetchRequest(dst []byte, req *tsdb.FetchRequest, m reqMeta) []byte {
 	// Fixed fields first, then the lists, then the query tree: the
 	// decoder reads in one pass, no lookahead.
 	v := byte(wireVersionBase)
-	if len(offs) > 0 {
-		v = wireVersion
+	switch {
+	case m.budget != nil:
+		v = wireVersionBudget
+	case len(m.offs) > 0:
+		v = wireVersionStrong
 	}
 	dst = append(dst, v)
 	dst = binary.AppendVarint(dst, req.Start)
@@ -64,17 +81,21 @@ func appendFetchRequest(dst []byte, req *tsdb.FetchRequest, offs []partOffset) [
 	}
 	dst = appendPartitions(dst, req.Partitions)
 	dst = appendQuery(dst, req.Query)
-	if v == wireVersion {
-		dst = appendOffsets(dst, offs)
+	if v >= wireVersionStrong {
+		dst = appendOffsets(dst, m.offs)
+	}
+	if v >= wireVersionBudget {
+		dst = appendBudget(dst, m.budget)
 	}
 	return dst
 }
 
 // decodeFetchRequest decodes a request encoded by appendFetchRequest.
-func decodeFetchRequest(src []byte) (tsdb.FetchRequest, []partOffset, error) {
+func decodeFetchRequest(src []byte) (tsdb.FetchRequest, reqMeta, error) {
 	var req tsdb.FetchRequest
+	var m reqMeta
 	d := decoder{b: src}
-	v := d.version(wireVersion)
+	v := d.version(wireVersionBudget)
 	// Zigzag varints: times are Unix ms and may be negative (a graph
 	// before 1970 is legal input).
 	req.Start, req.End, req.Step = d.varint(), d.varint(), d.varint()
@@ -87,19 +108,21 @@ func decodeFetchRequest(src []byte) (tsdb.FetchRequest, []partOffset, error) {
 	}
 	req.Partitions = d.partitions()
 	req.Query = d.query(0)
-	var offs []partOffset
-	if v == wireVersion {
-		offs = d.offsets()
+	if v >= wireVersionStrong {
+		m.offs = d.offsets()
+	}
+	if v >= wireVersionBudget {
+		m.budget = d.budget()
 	}
 	if err := d.end(); err != nil {
-		return tsdb.FetchRequest{}, nil, err
+		return tsdb.FetchRequest{}, reqMeta{}, err
 	}
 	// An enum beyond the contract's range is a newer sender or a
 	// corrupt message; refusing it beats evaluating a wrong default.
 	if req.CF > tsdb.CFMax || req.Aggregation > tsdb.AggMax {
-		return tsdb.FetchRequest{}, nil, fmt.Errorf("%w: consolidation %d, aggregation %d", errWire, req.CF, req.Aggregation)
+		return tsdb.FetchRequest{}, reqMeta{}, fmt.Errorf("%w: consolidation %d, aggregation %d", errWire, req.CF, req.Aggregation)
 	}
-	return req, offs, nil
+	return req, m, nil
 }
 
 // appendSeriesSet encodes a fetch answer.
@@ -181,7 +204,7 @@ func decodeSeriesSet(src []byte) (*tsdb.SeriesSet, error) {
 func appendTagsRequest(dst []byte, req *tsdb.TagsRequest, offs []partOffset) []byte {
 	v := byte(wireVersionBase)
 	if len(offs) > 0 || req.Start != 0 || req.End != 0 {
-		v = wireVersion
+		v = wireVersionStrong
 	}
 	dst = append(dst, v)
 	dst = appendString(dst, req.Key)
@@ -189,7 +212,7 @@ func appendTagsRequest(dst []byte, req *tsdb.TagsRequest, offs []partOffset) []b
 	// A negative limit cannot be sent as a uvarint: it travels as 0,
 	// which the store reads as no limit, as it reads a negative one.
 	dst = binary.AppendUvarint(dst, uint64(max(req.Limit, 0)))
-	if v == wireVersion {
+	if v == wireVersionStrong {
 		dst = binary.AppendVarint(dst, req.Start)
 		dst = binary.AppendVarint(dst, req.End)
 	}
@@ -201,7 +224,7 @@ func appendTagsRequest(dst []byte, req *tsdb.TagsRequest, offs []partOffset) []b
 	} else {
 		dst = appendQuery(append(dst, 1), req.Query)
 	}
-	if v == wireVersion {
+	if v == wireVersionStrong {
 		dst = appendOffsets(dst, offs)
 	}
 	return dst
@@ -211,9 +234,9 @@ func appendTagsRequest(dst []byte, req *tsdb.TagsRequest, offs []partOffset) []b
 func decodeTagsRequest(src []byte) (tsdb.TagsRequest, []partOffset, error) {
 	var req tsdb.TagsRequest
 	d := decoder{b: src}
-	v := d.version(wireVersion)
+	v := d.version(wireVersionStrong)
 	req.Key, req.After, req.Limit = d.str(), d.str(), d.count()
-	if v == wireVersion {
+	if v == wireVersionStrong {
 		req.Start, req.End = d.varint(), d.varint()
 	}
 	req.Partitions = d.partitions()
@@ -221,7 +244,7 @@ func decodeTagsRequest(src []byte) (tsdb.TagsRequest, []partOffset, error) {
 		req.Query = d.query(0)
 	}
 	var offs []partOffset
-	if v == wireVersion {
+	if v == wireVersionStrong {
 		offs = d.offsets()
 	}
 	if err := d.end(); err != nil {
@@ -230,38 +253,64 @@ func decodeTagsRequest(src []byte) (tsdb.TagsRequest, []partOffset, error) {
 	return req, offs, nil
 }
 
-// appendSeriesRequest encodes a series request (version 2 only).
-func appendSeriesRequest(dst []byte, req *tsdb.SeriesRequest, offs []partOffset) []byte {
-	dst = append(dst, wireVersion)
+// appendSeriesRequest encodes a series request: version 3 with a
+// budget, else 2.
+func appendSeriesRequest(dst []byte, req *tsdb.SeriesRequest, m reqMeta) []byte {
+	v := byte(wireVersionStrong)
+	if m.budget != nil {
+		v = wireVersionBudget
+	}
+	dst = append(dst, v)
 	dst = binary.AppendVarint(dst, req.Start)
 	dst = binary.AppendVarint(dst, req.End)
 	dst = binary.AppendUvarint(dst, uint64(max(req.Limit, 0)))
 	dst = appendPartitions(dst, req.Partitions)
 	dst = appendQuery(dst, req.Query)
-	return appendOffsets(dst, offs)
+	dst = appendOffsets(dst, m.offs)
+	if v == wireVersionBudget {
+		dst = appendBudget(dst, m.budget)
+	}
+	return dst
 }
 
 // decodeSeriesRequest decodes a request encoded by appendSeriesRequest.
-func decodeSeriesRequest(src []byte) (tsdb.SeriesRequest, []partOffset, error) {
+func decodeSeriesRequest(src []byte) (tsdb.SeriesRequest, reqMeta, error) {
 	var req tsdb.SeriesRequest
+	var m reqMeta
 	d := decoder{b: src}
-	if v := d.version(wireVersion); v != wireVersion {
+	v := d.version(wireVersionBudget)
+	if v < wireVersionStrong {
 		d.fail("version of a series request")
 	}
 	req.Start, req.End, req.Limit = d.varint(), d.varint(), d.count()
 	req.Partitions = d.partitions()
 	req.Query = d.query(0)
-	offs := d.offsets()
-	if err := d.end(); err != nil {
-		return tsdb.SeriesRequest{}, nil, err
+	m.offs = d.offsets()
+	if v == wireVersionBudget {
+		m.budget = d.budget()
 	}
-	return req, offs, nil
+	if err := d.end(); err != nil {
+		return tsdb.SeriesRequest{}, reqMeta{}, err
+	}
+	return req, m, nil
+}
+
+// appendBudget encodes a budget: its three measures (0: no limit).
+func appendBudget(dst []byte, b *tsdb.Cost) []byte {
+	dst = binary.AppendUvarint(dst, uint64(max(b.Series, 0)))
+	dst = binary.AppendUvarint(dst, uint64(max(b.Datapoints, 0)))
+	return binary.AppendUvarint(dst, uint64(max(b.Bytes, 0)))
+}
+
+// budget reads a budget.
+func (d *decoder) budget() *tsdb.Cost {
+	return &tsdb.Cost{Series: d.bigCount(), Datapoints: d.bigCount(), Bytes: d.bigCount()}
 }
 
 // appendSeriesList encodes a series answer: the tag sets, and whether
 // there were more than the request's limit.
 func appendSeriesList(dst []byte, sets []tags.Set, more bool) []byte {
-	dst = append(dst, wireVersion)
+	dst = append(dst, wireVersionStrong)
 	if more {
 		dst = append(dst, 1)
 	} else {
@@ -280,7 +329,7 @@ func appendSeriesList(dst []byte, sets []tags.Set, more bool) []byte {
 // decodeSeriesList decodes an answer encoded by appendSeriesList.
 func decodeSeriesList(src []byte) ([]tags.Set, bool, error) {
 	d := decoder{b: src}
-	if v := d.version(wireVersion); v != wireVersion {
+	if v := d.version(wireVersionStrong); v != wireVersionStrong {
 		d.fail("version of a series answer")
 	}
 	more := d.byte1()

@@ -46,20 +46,27 @@ func fetchRequests(tb testing.TB) []tsdb.FetchRequest {
 func TestWireFetchRequest(t *testing.T) {
 	t.Parallel()
 	for i, req := range fetchRequests(t) {
-		var offs []partOffset
+		// Requests without extras are version 1, with a strong read's
+		// offsets 2, with a budget 3 (offsets or not).
+		var m reqMeta
 		if i%2 == 1 {
-			offs = []partOffset{{P: 0, Offset: 0}, {P: 5, Offset: 1 << 40}, {P: 63, Offset: int64(i)}}
+			m.offs = []partOffset{{P: 0, Offset: 0}, {P: 5, Offset: 1 << 40}, {P: 63, Offset: int64(i)}}
 		}
-		enc := appendFetchRequest(nil, &req, offs)
-		if want := byte(1 + i%2); enc[0] != want {
-			t.Errorf("request %d has version %d, want %d", i, enc[0], want)
+		wantVersion := byte(1 + i%2)
+		if i%3 == 2 {
+			m.budget = &tsdb.Cost{Series: i, Datapoints: 1 << 40, Bytes: 0}
+			wantVersion = 3
 		}
-		got, gotOffs, err := decodeFetchRequest(enc)
+		enc := appendFetchRequest(nil, &req, m)
+		if enc[0] != wantVersion {
+			t.Errorf("request %d has version %d, want %d", i, enc[0], wantVersion)
+		}
+		got, gotMeta, err := decodeFetchRequest(enc)
 		if err != nil {
 			t.Fatalf("decode %s: %v", req.Query, err)
 		}
-		if !cmp.Equal(offs, gotOffs) {
-			t.Errorf("offsets %v came back as %v", offs, gotOffs)
+		if !cmp.Equal(m, gotMeta, cmp.AllowUnexported(reqMeta{})) {
+			t.Errorf("offsets and budget %+v came back as %+v", m, gotMeta)
 		}
 		if got.Query.String() != req.Query.String() {
 			t.Errorf("query %s came back as %s", req.Query, got.Query)
@@ -70,7 +77,7 @@ func TestWireFetchRequest(t *testing.T) {
 		}
 	}
 	// Truncations and trailing bytes are errors, never panics.
-	enc := appendFetchRequest(nil, &fetchRequests(t)[10], []partOffset{{P: 1, Offset: 300}})
+	enc := appendFetchRequest(nil, &fetchRequests(t)[10], reqMeta{offs: []partOffset{{P: 1, Offset: 300}}, budget: &tsdb.Cost{Series: 7, Datapoints: 300, Bytes: 1 << 20}})
 	for i := range enc {
 		if _, _, err := decodeFetchRequest(enc[:i]); err == nil {
 			t.Errorf("decode of %d of %d bytes: no error", i, len(enc))
@@ -79,9 +86,9 @@ func TestWireFetchRequest(t *testing.T) {
 	if _, _, err := decodeFetchRequest(append(enc, 0)); err == nil {
 		t.Error("decode with a trailing byte: no error")
 	}
-	enc[0] = 3
-	if _, _, err := decodeFetchRequest(enc); err == nil || !strings.Contains(err.Error(), "version 3") {
-		t.Errorf("decode of version 3 = %v, want a version error", err)
+	enc[0] = 4
+	if _, _, err := decodeFetchRequest(enc); err == nil || !strings.Contains(err.Error(), "version 4") {
+		t.Errorf("decode of version 4 = %v, want a version error", err)
 	}
 }
 
@@ -159,19 +166,37 @@ func TestWireTags(t *testing.T) {
 func TestWireSeries(t *testing.T) {
 	t.Parallel()
 	req := tsdb.SeriesRequest{Query: tags.Eq("name", "cpu"), Start: 5, End: 9_000, Limit: 3, Partitions: &tsdb.Partitions{N: 4, Want: []int{1, 3}}}
-	offs := []partOffset{{P: 1, Offset: 10}, {P: 3, Offset: 0}}
-	enc := appendSeriesRequest(nil, &req, offs)
-	got, gotOffs, err := decodeSeriesRequest(enc)
-	if err != nil || got.Query.String() != req.Query.String() {
-		t.Fatalf("decode: %v, %v", got, err)
-	}
-	got.Query, req.Query = nil, nil
-	if diff := cmp.Diff(req, got); diff != "" || !cmp.Equal(offs, gotOffs) {
-		t.Errorf("mismatch (-sent +decoded):\n%s offsets %v", diff, gotOffs)
-	}
-	enc[0] = wireVersionBase
-	if _, _, err := decodeSeriesRequest(enc); err == nil {
-		t.Error("a series request of version 1: no error")
+	for _, m := range []reqMeta{
+		{offs: []partOffset{{P: 1, Offset: 10}, {P: 3, Offset: 0}}},
+		{budget: &tsdb.Cost{Series: 1000}},
+		{offs: []partOffset{{P: 1, Offset: 10}}, budget: &tsdb.Cost{Series: 7, Datapoints: 1, Bytes: 2}},
+	} {
+		r := req
+		enc := appendSeriesRequest(nil, &r, m)
+		wantVersion := byte(wireVersionStrong)
+		if m.budget != nil {
+			wantVersion = wireVersionBudget
+		}
+		if enc[0] != wantVersion {
+			t.Errorf("series request %+v: version %d, want %d", m, enc[0], wantVersion)
+		}
+		got, gotMeta, err := decodeSeriesRequest(enc)
+		if err != nil || got.Query.String() != req.Query.String() {
+			t.Fatalf("decode: %v, %v", got, err)
+		}
+		got.Query, r.Query = nil, nil
+		if diff := cmp.Diff(r, got); diff != "" || !cmp.Equal(m, gotMeta, cmp.AllowUnexported(reqMeta{})) {
+			t.Errorf("mismatch (-sent +decoded):\n%s meta %+v, want %+v", diff, gotMeta, m)
+		}
+		for i := range enc {
+			if _, _, err := decodeSeriesRequest(enc[:i]); err == nil {
+				t.Errorf("decode of %d of %d bytes: no error", i, len(enc))
+			}
+		}
+		enc[0] = wireVersionBase
+		if _, _, err := decodeSeriesRequest(enc); err == nil {
+			t.Error("a series request of version 1: no error")
+		}
 	}
 	sets := []tags.Set{tags.New("name", "a"), tags.New("name", "b", "app", "x")}
 	for _, more := range []bool{false, true} {
@@ -209,25 +234,28 @@ func TestWireTraceQuery(t *testing.T) {
 // decoded request encodes to a fixed point.
 func FuzzDecodeFetchRequest(f *testing.F) {
 	for i, req := range fetchRequests(f) {
-		var offs []partOffset
+		var m reqMeta
 		if i%2 == 1 {
-			offs = []partOffset{{P: i, Offset: int64(i) << 20}}
+			m.offs = []partOffset{{P: i, Offset: int64(i) << 20}}
 		}
-		f.Add(appendFetchRequest(nil, &req, offs))
+		if i%3 == 2 {
+			m.budget = &tsdb.Cost{Series: i, Datapoints: i << 10}
+		}
+		f.Add(appendFetchRequest(nil, &req, m))
 	}
 	f.Add([]byte{})
 	f.Add([]byte{wireVersionBase, 0, 0, 0, 0, 0, 0, 0, byte(tags.OpNot), byte(tags.OpNot), byte(tags.OpTrue)})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, offs, err := decodeFetchRequest(b)
+		req, m, err := decodeFetchRequest(b)
 		if err != nil {
 			return
 		}
-		enc := appendFetchRequest(nil, &req, offs)
-		again, offs2, err := decodeFetchRequest(enc)
+		enc := appendFetchRequest(nil, &req, m)
+		again, m2, err := decodeFetchRequest(enc)
 		if err != nil {
 			t.Fatalf("re-decode of %x: %v", enc, err)
 		}
-		if enc2 := appendFetchRequest(nil, &again, offs2); !bytes.Equal(enc, enc2) {
+		if enc2 := appendFetchRequest(nil, &again, m2); !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding is not a fixed point: %x then %x", enc, enc2)
 		}
 	})
@@ -239,7 +267,8 @@ func FuzzDecodeAnswers(f *testing.F) {
 	f.Add(appendSeriesSet(nil, seriesSet()))
 	f.Add(appendTagsRequest(nil, &tsdb.TagsRequest{Key: "app", Query: tags.Eq("name", "cpu"), Partitions: &tsdb.Partitions{N: 2, Want: []int{1}}}, nil))
 	f.Add(appendTagsRequest(nil, &tsdb.TagsRequest{Key: "app", Start: 1, End: 2}, []partOffset{{P: 1, Offset: 3}}))
-	f.Add(appendSeriesRequest(nil, &tsdb.SeriesRequest{Query: tags.Eq("name", "cpu"), Limit: 2, Partitions: &tsdb.Partitions{N: 2, Want: []int{1}}}, []partOffset{{P: 1, Offset: 3}}))
+	f.Add(appendSeriesRequest(nil, &tsdb.SeriesRequest{Query: tags.Eq("name", "cpu"), Limit: 2, Partitions: &tsdb.Partitions{N: 2, Want: []int{1}}}, reqMeta{offs: []partOffset{{P: 1, Offset: 3}}}))
+	f.Add(appendSeriesRequest(nil, &tsdb.SeriesRequest{Query: tags.Eq("name", "cpu")}, reqMeta{budget: &tsdb.Cost{Series: 5}}))
 	f.Add(appendSeriesList(nil, []tags.Set{tags.New("name", "a")}, true))
 	f.Add(appendTagCounts(nil, []tsdb.TagCount{{Name: "a", Count: 3}}))
 	f.Add([]byte{wireVersionBase, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
@@ -279,9 +308,11 @@ func FuzzDecodeTraceMessages(f *testing.F) {
 	seed(findRequest{Version: wireVersionBase, Query: wireQuery{Service: "a", Limit: 3, Attributes: []wireAttr{{Key: "k", Match: tracing.MatchRegex, Regex: "^a$"}}}, N: 2, Want: []int{0}})
 	seed(traceRequest{Version: wireVersionBase, ID: tracing.TraceID{1}})
 	seed(catalogRequest{Version: wireVersionBase, Operations: true, Service: "a"})
-	seed(traceRequest{Version: wireVersion, ID: tracing.TraceID{1}, Offsets: []partOffset{{P: 0, Offset: 9}}})
-	seed(depsRequest{Version: wireVersion, Start: 1, End: 2, Offsets: []partOffset{{P: 1, Offset: 9}}})
+	seed(traceRequest{Version: wireVersionStrong, ID: tracing.TraceID{1}, Offsets: []partOffset{{P: 0, Offset: 9}}})
+	seed(depsRequest{Version: wireVersionStrong, Start: 1, End: 2, Offsets: []partOffset{{P: 1, Offset: 9}}})
 	seed(exemplarsRequest{Version: wireVersionBase, Start: 1, End: 2, N: 4, Want: []int{1, 2}})
+	seed(depsRequest{Version: wireVersionBudget, Start: 1, End: 2, N: 4, Want: []int{0, 3}})
+	seed(depsAnswer{In: []tracing.Dependency{{Parent: "a", Child: "b", CallCount: 3}}, Unplaced: []tracing.Dependency{{Parent: "a", Child: "c", CallCount: 1}}})
 	seed([]tracing.Trace{{ID: tracing.TraceID{1}, Spans: []tracing.Span{{Name: "x", Resource: &tracing.Resource{Service: "a"}}}}})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr findRequest
@@ -296,6 +327,8 @@ func FuzzDecodeTraceMessages(f *testing.F) {
 		}
 		var dr depsRequest
 		_ = decodeGob(b, &dr)
+		var da depsAnswer
+		_ = decodeGob(b, &da)
 		var er exemplarsRequest
 		_ = decodeGob(b, &er)
 		var ex []tracing.Exemplar

@@ -61,42 +61,88 @@ func (s *Store) Operations(ctx context.Context, service string, kind tracing.Spa
 }
 
 // Dependencies implements tracing.DependencyReader, at minute resolution.
-func (s *Store) Dependencies(ctx context.Context, start, end int64) (_ []tracing.Dependency, err error) {
+func (s *Store) Dependencies(ctx context.Context, start, end int64) ([]tracing.Dependency, error) {
+	counts := map[depPair]int64{}
+	err := s.scanDeps(ctx, start, end, func(parent, child []byte, _, _ int, calls int64) {
+		counts[depPair{string(parent), string(child)}] += calls
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sortedDeps(counts), nil
+}
+
+// SetPartitions makes the store count the calls between services by the
+// partition of their trace in a cluster's span log of n partitions
+// (tracing.TracePartition), from the next write on, so that
+// DependenciesIn can answer for some partitions. A store node calls it
+// before it applies the log; 0, the default, counts without partitions.
+func (s *Store) SetPartitions(n int) { s.partitions.Store(int64(max(n, 0))) }
+
+// DependenciesIn implements tracing.DependencyPartitionReader, at minute
+// resolution.
+func (s *Store) DependenciesIn(ctx context.Context, start, end int64, n int, want []int) (in, unplaced []tracing.Dependency, err error) {
+	mask := make([]bool, max(n, 0))
+	for _, p := range want {
+		if p >= 0 && p < n {
+			mask[p] = true
+		}
+	}
+	ins, outs := map[depPair]int64{}, map[depPair]int64{}
+	err = s.scanDeps(ctx, start, end, func(parent, child []byte, kn, part int, calls int64) {
+		switch {
+		case kn != n || part < 0:
+			outs[depPair{string(parent), string(child)}] += calls
+		case mask[part]:
+			ins[depPair{string(parent), string(child)}] += calls
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return sortedDeps(ins), sortedDeps(outs), nil
+}
+
+// depPair is an edge of the dependency graph.
+type depPair struct{ parent, child string }
+
+// scanDeps calls fn for every dependency entry of the minutes of
+// [start, end): the services, the partition count and partition of the
+// entry (0 and -1 when it has none) and the calls it counts.
+func (s *Store) scanDeps(ctx context.Context, start, end int64, fn func(parent, child []byte, n, part int, calls int64)) (err error) {
 	if s.closed.Load() {
-		return nil, tracing.ErrClosed
+		return tracing.ErrClosed
 	}
 	if err := s.trap.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	defer s.trap.Recover(&err)
 	lo := binary.BigEndian.AppendUint64([]byte{kindDep}, uint64(max(start, 0)/60e9))
 	hi := binary.BigEndian.AppendUint64([]byte{kindDep}, uint64(max(end+60e9-1, 0)/60e9))
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	type pair struct{ parent, child string }
-	counts := map[pair]int64{}
 	for it.First(); it.Valid(); it.Next() {
 		if err := ctx.Err(); err != nil {
 			it.Close()
-			return nil, err
+			return err
 		}
-		k := it.Key()
-		if len(k) < 17 {
+		parent, child, n, part, ok := parseDepKey(it.Key())
+		calls, w := binary.Uvarint(it.Value())
+		if !ok || w <= 0 {
 			continue
 		}
-		names := k[17:]
-		i := slices.Index(names, 0)
-		n, w := binary.Uvarint(it.Value())
-		if i < 0 || w <= 0 {
-			continue
-		}
-		counts[pair{string(names[:i]), string(names[i+1:])}] += int64(n)
+		fn(parent, child, n, part, int64(calls))
 	}
 	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("read dependencies: %w", err)
+		return fmt.Errorf("read dependencies: %w", err)
 	}
+	return nil
+}
+
+// sortedDeps returns counts as dependencies sorted by parent then child.
+func sortedDeps(counts map[depPair]int64) []tracing.Dependency {
 	out := make([]tracing.Dependency, 0, len(counts))
 	for p, n := range counts {
 		out = append(out, tracing.Dependency{Parent: p.parent, Child: p.child, CallCount: n})
@@ -104,7 +150,7 @@ func (s *Store) Dependencies(ctx context.Context, start, end int64) (_ []tracing
 	slices.SortFunc(out, func(a, b tracing.Dependency) int {
 		return cmp.Or(strings.Compare(a.Parent, b.Parent), strings.Compare(a.Child, b.Child))
 	})
-	return out, nil
+	return out
 }
 
 // WriteExemplars implements tracing.ExemplarStore. A later exemplar for

@@ -12,6 +12,11 @@
 // The batch commits with a sync before WriteTraces returns, and Pebble
 // groups the syncs of concurrent writes.
 //
+// In a cluster a store node's span store also knows the partition count
+// of the span log (SetPartitions) and counts the calls between services
+// by the partition of their trace, so that the counts of store nodes
+// answering for disjoint partitions add up (DependenciesIn).
+//
 // Memory: Pebble's memtables and block cache hold the recent blocks and
 // index entries; the catalog and the edge tracker (recent span ids and
 // children waiting for their parent, in bounded generations) live in

@@ -39,10 +39,12 @@ type pendingChild struct {
 }
 
 // edge is a call from a span of parent to a span of child, counted in the
-// minute the child started.
+// minute the child started; part is the partition of their trace in a
+// cluster's span log (Store.SetPartitions), -1 when the store knows none.
 type edge struct {
 	minute        int64
 	parent, child string
+	part          int
 }
 
 func newEdgeTracker(max int) *edgeTracker {
@@ -77,16 +79,23 @@ func (t *edgeTracker) serviceLocked(name string) (uint32, bool) {
 }
 
 // observe registers a write's spans and returns the cross-service edges
-// they complete.
-func (t *edgeTracker) observe(meta []spanMeta) map[edge]int {
+// they complete, each in the partition of its trace in a log of n
+// partitions (none when n is 0).
+func (t *edgeTracker) observe(meta []spanMeta, n int) map[edge]int {
 	var out map[edge]int
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	add := func(minute int64, parent, child uint32) {
+	// A parent and its child are of one trace, the span being observed:
+	// the edge is in its partition.
+	add := func(m *spanMeta, minute int64, parent, child uint32) {
 		if out == nil {
 			out = map[edge]int{}
 		}
-		out[edge{minute: minute, parent: t.mu.names[parent], child: t.mu.names[child]}]++
+		part := -1
+		if n > 0 {
+			part = tracing.TracePartition(m.trace, n)
+		}
+		out[edge{minute: minute, parent: t.mu.names[parent], child: t.mu.names[child], part: part}]++
 	}
 	if len(t.mu.spans) >= t.max {
 		t.mu.oldSpans, t.mu.spans = t.mu.spans, make(map[uint64]uint32, t.max)
@@ -112,7 +121,7 @@ func (t *edgeTracker) observe(meta []spanMeta) map[edge]int {
 		for _, pend := range [2]map[uint64][]pendingChild{t.mu.pending, t.mu.oldPending} {
 			for _, c := range pend[k] {
 				if c.service != svc {
-					add(c.minute, svc, c.service)
+					add(m, c.minute, svc, c.service)
 				}
 			}
 			delete(pend, k)
@@ -129,7 +138,7 @@ func (t *edgeTracker) observe(meta []spanMeta) map[edge]int {
 		case !ok:
 			t.mu.pending[pk] = append(t.mu.pending[pk], pendingChild{service: svc, minute: minute})
 		case parent != svc:
-			add(minute, parent, svc)
+			add(m, minute, parent, svc)
 		}
 	}
 	return out

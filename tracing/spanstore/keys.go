@@ -2,6 +2,7 @@ package spanstore
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 
 	"github.com/sextant-dev/sextant/tracing"
@@ -15,7 +16,7 @@ const (
 	kindSearch   = 's' // s hour service 0x00 minStart traceID seq → span digests
 	kindExpiry   = 'r' // r hour(maxEnd) seq → nothing: when block seq may go
 	kindOp       = 'o' // o service 0x00 kind operation → nothing
-	kindDep      = 'd' // d minute seq parent 0x00 child → call count
+	kindDep      = 'd' // d minute seq parent 0x00 child [0x00 n partition] → call count
 	kindExemplar = 'x' // x t(ms) series → trace id, span id, duration
 )
 
@@ -82,12 +83,51 @@ func opKey(service string, kind tracing.SpanKind, op string) []byte {
 	return append(k, op...)
 }
 
-func depKey(minute int64, seq uint64, parent, child string) []byte {
+// depKey is the key of the calls from parent to child counted in minute
+// by write seq; with n > 0, of partition part of a log of n partitions
+// (a tail after the child's name, which holds no 0x00).
+func depKey(minute int64, seq uint64, parent, child string, n, part int) []byte {
 	k := binary.BigEndian.AppendUint64([]byte{kindDep}, uint64(max(minute, 0)))
 	k = binary.BigEndian.AppendUint64(k, seq)
 	k = append(k, cleanName(parent)...)
 	k = append(k, 0)
-	return append(k, cleanName(child)...)
+	k = append(k, cleanName(child)...)
+	if n > 0 && part >= 0 {
+		k = append(k, 0)
+		k = binary.AppendUvarint(k, uint64(n))
+		k = binary.AppendUvarint(k, uint64(part))
+	}
+	return k
+}
+
+// parseDepKey reads a dependency key: the services, and the partition and
+// partition count (0 and -1 when the key has none). ok is false for a key
+// too short or malformed.
+func parseDepKey(k []byte) (parent, child []byte, n, part int, ok bool) {
+	if len(k) < 17 {
+		return nil, nil, 0, -1, false
+	}
+	names := k[17:]
+	i := slices.Index(names, 0)
+	if i < 0 {
+		return nil, nil, 0, -1, false
+	}
+	parent, child = names[:i], names[i+1:]
+	j := slices.Index(child, 0)
+	if j < 0 {
+		return parent, child, 0, -1, true
+	}
+	tail := child[j+1:]
+	child = child[:j]
+	nn, w := binary.Uvarint(tail)
+	if w <= 0 || nn == 0 || nn > 1<<20 {
+		return nil, nil, 0, -1, false
+	}
+	pp, w2 := binary.Uvarint(tail[w:])
+	if w2 <= 0 || pp >= nn || w+w2 != len(tail) {
+		return nil, nil, 0, -1, false
+	}
+	return parent, child, int(nn), int(pp), true
 }
 
 func exemplarKey(t int64, series string) []byte {

@@ -82,6 +82,9 @@ type Store struct {
 	writers sync.Pool // *blockWriter
 	edges   *edgeTracker
 	dict    dictTracker
+	// partitions is the partition count of the cluster span log the store
+	// is fed from (SetPartitions); 0 on a single node.
+	partitions atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -105,11 +108,12 @@ type opID struct {
 }
 
 var (
-	_ tracing.Writer           = (*Store)(nil)
-	_ tracing.Reader           = (*Store)(nil)
-	_ tracing.Catalog          = (*Store)(nil)
-	_ tracing.DependencyReader = (*Store)(nil)
-	_ tracing.ExemplarStore    = (*Store)(nil)
+	_ tracing.Writer                    = (*Store)(nil)
+	_ tracing.Reader                    = (*Store)(nil)
+	_ tracing.Catalog                   = (*Store)(nil)
+	_ tracing.DependencyReader          = (*Store)(nil)
+	_ tracing.DependencyPartitionReader = (*Store)(nil)
+	_ tracing.ExemplarStore             = (*Store)(nil)
 )
 
 // Open opens or creates the store in dir and starts its retention.
@@ -298,9 +302,10 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) (err error) {
 	maxEnd, hours := s.indexEntries(b, w, seq)
 	b.Set(expiryKey(hourOf(maxEnd), seq), nil, nil)
 	s.catalog(b, w)
-	for e, n := range s.edges.observe(w.meta) {
+	parts := int(s.partitions.Load())
+	for e, n := range s.edges.observe(w.meta, parts) {
 		var cnt [binary.MaxVarintLen64]byte
-		b.Set(depKey(e.minute, seq, e.parent, e.child), cnt[:binary.PutUvarint(cnt[:], uint64(n))], nil)
+		b.Set(depKey(e.minute, seq, e.parent, e.child, parts, e.part), cnt[:binary.PutUvarint(cnt[:], uint64(n))], nil)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit spans: %w", err)

@@ -51,6 +51,27 @@ func crashBatch(i int) *tsdb.Batch {
 	return b
 }
 
+// crashLateBack is how many steps back the late workload's late writes go:
+// more than a block (120 steps), so their period ended before the batch's
+// opened.
+const crashLateBack = 130
+
+// crashLateBatch is crashBatch plus, for each of crashSeries series, a
+// gauge written at step i with value i and, late, at step i−crashLateBack
+// with that step's index plus 1000, so a recovered store must hold index
+// + 1000 at every step whose late write was acknowledged.
+func crashLateBatch(i int) *tsdb.Batch {
+	b := crashBatch(i)
+	ts := crashT0 + int64(i)*crashStep
+	for j := range crashSeries {
+		late := tags.New("name", "late", "j", strconv.Itoa(j), "atlas.dstype", "gauge")
+		b.Points = append(b.Points,
+			tsdb.Datapoint{Tags: late, T: ts, V: float64(i)},
+			tsdb.Datapoint{Tags: late, T: ts - crashLateBack*crashStep, V: float64(i-crashLateBack) + 1000})
+	}
+	return b
+}
+
 // TestCrashChild is the child process of TestCrash; it does nothing unless
 // started by it.
 func TestCrashChild(t *testing.T) {
@@ -70,8 +91,12 @@ func TestCrashChild(t *testing.T) {
 	// writes, however long the process took to start and replay.
 	fmt.Fprintln(out, "opened")
 	out.Flush()
+	batch := crashBatch
+	if os.Getenv("SEXTANT_CRASH_WORKLOAD") == "late" {
+		batch = crashLateBatch
+	}
 	for i := first; ; i++ {
-		if err := db.Append(context.Background(), crashBatch(i)); err != nil {
+		if err := db.Append(context.Background(), batch(i)); err != nil {
 			fmt.Fprintln(out, "error:", err)
 			out.Flush()
 			os.Exit(2)
@@ -98,21 +123,43 @@ func TestCrash(t *testing.T) {
 			// Several lives: each crash leaves a store the next one continues.
 			for life := range 3 {
 				delay := time.Duration(100+rng.IntN(900)) * time.Millisecond
-				acked = crashOnce(t, dir, mode, acked+1, delay)
+				acked = crashOnce(t, dir, mode, "", acked+1, delay)
 				t.Logf("life %d: killed after %v, %d batches acknowledged", life, delay, acked+1)
-				verifyCrash(t, dir, mode, acked)
+				verifyCrash(t, dir, mode, "", acked)
 			}
 		})
 	}
 }
 
+// TestCrashLate is TestCrash with late writes in every batch (into
+// periods before the one the batch opened: late blocks, loaded, switched,
+// checkpointed in snapshots and replayed), in one fsync mode.
+func TestCrashLate(t *testing.T) {
+	if os.Getenv("SEXTANT_CRASH_DIR") != "" {
+		t.Skip("in the child")
+	}
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	dir := t.TempDir()
+	acked := -1
+	for life := range 3 {
+		delay := time.Duration(300+rng.IntN(900)) * time.Millisecond
+		acked = crashOnce(t, dir, wal.SyncBatch, "late", acked+1, delay)
+		t.Logf("life %d: killed after %v, %d batches acknowledged", life, delay, acked+1)
+		verifyCrash(t, dir, wal.SyncBatch, "late", acked)
+	}
+}
+
 // crashOnce runs the child from batch first, kills it after delay and
-// returns the last acknowledged batch.
-func crashOnce(t *testing.T, dir string, mode wal.SyncMode, first int, delay time.Duration) int {
+// returns the last acknowledged batch. workload "late" writes
+// crashLateBatch.
+func crashOnce(t *testing.T, dir string, mode wal.SyncMode, workload string, first int, delay time.Duration) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
 	cmd.Env = append(os.Environ(), "SEXTANT_CRASH_DIR="+dir, "SEXTANT_CRASH_FSYNC="+mode.String(),
-		"SEXTANT_CRASH_FIRST="+strconv.Itoa(first))
+		"SEXTANT_CRASH_FIRST="+strconv.Itoa(first), "SEXTANT_CRASH_WORKLOAD="+workload)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +227,7 @@ loop:
 }
 
 // verifyCrash reopens the store and checks every acknowledged datapoint.
-func verifyCrash(t *testing.T, dir string, mode wal.SyncMode, acked int) {
+func verifyCrash(t *testing.T, dir string, mode wal.SyncMode, workload string, acked int) {
 	t.Helper()
 	opts := crashOptions(mode)
 	opts.MaintenanceInterval = 1 << 40
@@ -215,6 +262,27 @@ func verifyCrash(t *testing.T, dir string, mode wal.SyncMode, acked int) {
 				if v != want {
 					t.Fatalf("%v step %d (of %d acknowledged) = %v, want %v", s.Tags, i, acked+1, v, want)
 				}
+			}
+		}
+	}
+	if workload != "late" {
+		return
+	}
+	set, err := db.Fetch(context.Background(), tsdb.FetchRequest{
+		Query: tags.Eq("name", "late"), Start: crashT0, End: end, Step: crashStep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Series) != crashSeries {
+		t.Fatalf("late: %d series after crash, want %d", len(set.Series), crashSeries)
+	}
+	for _, s := range set.Series {
+		for i, v := range s.Values {
+			// The late write of step i came with batch i+crashLateBack:
+			// there if acknowledged, maybe there if not.
+			want := float64(i) + 1000
+			if v != want && (i+crashLateBack <= acked || v != float64(i)) {
+				t.Fatalf("%v step %d (of %d acknowledged) = %v, want %v", s.Tags, i, acked+1, v, want)
 			}
 		}
 	}

@@ -49,6 +49,12 @@ type Options struct {
 	// enforced; default 30 s.
 	MaintenanceInterval int64
 
+	// Marks readies a store on disk for AppendMarked (a cluster store
+	// node, which applies a log): a plain Append then takes a shared lock,
+	// so that none of its WAL records lands inside a marked batch's.
+	// Without it Append takes no lock and AppendMarked returns an error.
+	Marks bool
+
 	FS       vfs.FS       // Pebble's file system; nil means the OS
 	Now      func() int64 // Unix ms; default the system clock
 	Logger   *slog.Logger
@@ -145,6 +151,20 @@ type DB struct {
 	ckptMu   sync.Mutex
 	lastCkpt int64
 
+	// appendMu keeps a marked batch's WAL records together (mark.go):
+	// AppendMarked holds it exclusively from its begin record to its mark;
+	// a plain Append (with Options.Marks) and a checkpoint's capture hold
+	// it shared.
+	appendMu sync.RWMutex
+	// markLSN is the LSN of the newest mark logged; guarded by appendMu.
+	markLSN uint64
+	// marks holds the newest mark per log partition: recovered at Open,
+	// then set by AppendMarked once its mark is logged.
+	marks struct {
+		sync.Mutex
+		m map[markKey]int64
+	}
+
 	stop   chan struct{}
 	done   chan struct{}
 	closed sync.Once
@@ -177,6 +197,7 @@ func Open(dir string, opts Options) (_ *DB, err error) {
 		return nil, err
 	}
 	db := &DB{opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
+	db.marks.m = map[markKey]int64{}
 	r := opts.Registry
 	db.m.appendLatency = r.Timer("sextant.tsdb.appendLatency")
 	db.m.checkpoint = r.Timer("sextant.tsdb.checkpointLatency")
@@ -301,22 +322,27 @@ func (db *DB) recover() error {
 	if err != nil {
 		return fmt.Errorf("load checkpoint stamps: %w", err)
 	}
-	replayed := 0
-	err = db.wal.Replay(func(lsn uint64, rec []byte) error {
-		k, err := head.RecordShard(rec)
-		if err != nil {
-			return err
-		}
-		if lsn <= stamps[k] {
-			return nil
-		}
-		replayed++
-		return db.head.Replay(rec)
+	err = db.disk.Marks(func(log string, partition int, next int64) error {
+		db.setMark(tsdb.Mark{Log: log, Partition: partition, Next: next})
+		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("load marks: %w", err)
+	}
+	r := &replayer{db: db, stamps: stamps}
+	if err := db.wal.Replay(r.record); err != nil {
 		return fmt.Errorf("replay wal: %w", err)
 	}
-	db.opts.Logger.Info("wal replayed", "records", replayed)
+	if r.open {
+		// The log ends inside a marked batch: a crash before its mark was
+		// durable. The batch was not acknowledged; drop it, and say so in
+		// the log, so that later records are not taken for its own.
+		r.drop()
+		if _, err := db.wal.Log([]byte{recAbort, markVersion}); err != nil {
+			return fmt.Errorf("log abort record: %w", err)
+		}
+	}
+	db.opts.Logger.Info("wal replayed", "records", r.replayed, "dropped", r.dropped)
 	return nil
 }
 
@@ -328,7 +354,13 @@ func (db *DB) Append(ctx context.Context, b *tsdb.Batch) error {
 		return tsdb.ErrOverloaded
 	}
 	start := time.Now()
+	if db.opts.Marks {
+		db.appendMu.RLock()
+	}
 	lsn, err := db.head.Append(ctx, b)
+	if db.opts.Marks {
+		db.appendMu.RUnlock()
+	}
 	if err != nil {
 		return err
 	}
@@ -430,8 +462,49 @@ func (db *DB) Checkpoint() error {
 	db.ckptMu.Lock()
 	defer db.ckptMu.Unlock()
 	start := time.Now()
+	marks, minStamp, err := db.captureShards()
+	if err != nil {
+		return err
+	}
+	if len(marks) > 0 {
+		b := db.disk.NewBatch()
+		for _, m := range marks {
+			b.SetMark(m.Log, m.Partition, m.Next)
+		}
+		if err := b.Commit(false); err != nil {
+			db.head.MarkAllDirty()
+			return fmt.Errorf("checkpoint marks: %w", err)
+		}
+	}
+	if err := db.disk.Sync(); err != nil {
+		db.head.MarkAllDirty()
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := db.wal.Truncate(minStamp); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	db.lastCkpt = db.opts.Now()
+	db.m.checkpoint.Record(time.Since(start))
+	return nil
+}
+
+// captureShards writes what changed in every shard to disk (unsynced); it
+// returns the marks the captured state holds and the lowest shard stamp.
+// It holds appendMu shared, so that no marked batch is half captured, and
+// first makes the WAL durable up to the newest mark, so that the
+// checkpoint holds no marked batch whose mark a crash could still take
+// from the WAL.
+func (db *DB) captureShards() (marks []tsdb.Mark, minStamp uint64, err error) {
+	db.appendMu.RLock()
+	defer db.appendMu.RUnlock()
+	if db.markLSN > 0 {
+		if err := db.wal.Sync(context.Background(), db.markLSN); err != nil {
+			return nil, 0, fmt.Errorf("checkpoint: sync the marks: %w", err)
+		}
+		marks = db.snapshotMarks()
+	}
 	var cp head.Capture
-	minStamp := ^uint64(0)
+	minStamp = ^uint64(0)
 	for k := 0; k < head.Shards; k++ {
 		db.head.CaptureShard(k, db.wal.LastLSN, &cp)
 		b := db.disk.NewBatch()
@@ -447,20 +520,11 @@ func (db *DB) Checkpoint() error {
 		b.SetStamp(k, cp.Stamp)
 		if err := b.Commit(false); err != nil {
 			db.head.MarkAllDirty()
-			return fmt.Errorf("checkpoint shard %d: %w", k, err)
+			return nil, 0, fmt.Errorf("checkpoint shard %d: %w", k, err)
 		}
 		minStamp = min(minStamp, cp.Stamp)
 	}
-	if err := db.disk.Sync(); err != nil {
-		db.head.MarkAllDirty()
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := db.wal.Truncate(minStamp); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	db.lastCkpt = db.opts.Now()
-	db.m.checkpoint.Record(time.Since(start))
-	return nil
+	return marks, minStamp, nil
 }
 
 // Close stops maintenance, checkpoints and closes the log and the disk.

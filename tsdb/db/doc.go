@@ -10,6 +10,13 @@
 // the log falls more than MaxLogBacklog behind, Append sheds load with
 // tsdb.ErrOverloaded instead of queueing without bound.
 //
+// Marks: a cluster store node applies its partitions of the log through
+// AppendMarked (tsdb.MarkedAppender), which logs a batch between a begin
+// and a mark record and returns once the mark is durable; replay keeps a
+// batch only when its mark follows it, and checkpoints keep the marks, so
+// after any crash the store holds a mark if and only if it holds the
+// batches up to it (mark.go, FORMAT.md). A single node never logs them.
+//
 // Read path: Fetch selects series ids from the head's index, then reads
 // each period's blocks from memory (recent) or disk (older than the memory
 // retention), consolidates storage steps into the query step and

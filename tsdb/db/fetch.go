@@ -40,15 +40,15 @@ func (db *DB) Fetch(ctx context.Context, req tsdb.FetchRequest) (*tsdb.SeriesSet
 	if req.Partitions != nil {
 		ids = &selected{bm: db.inPartitions(ids.bitmap(), req.Partitions)}
 	}
-	n := ids.card()
-	if n > db.opts.MaxSeriesPerQuery {
-		return nil, &tsdb.LimitError{Limit: "max-series-per-query", Max: db.opts.MaxSeriesPerQuery, Got: n}
+	cost := f.cost(ids.card())
+	if req.Admit != nil {
+		if err := req.Admit(cost); err != nil {
+			return nil, err
+		}
 	}
-	if dp := n * len(f.prim); len(f.prim) > 0 && (dp > db.opts.MaxDatapointsPerQuery || dp/len(f.prim) != n) {
-		return nil, &tsdb.LimitError{Limit: "max-datapoints-per-query", Max: db.opts.MaxDatapointsPerQuery, Got: dp}
-	}
-	if b := f.bytesNeeded(n); b > int64(db.opts.MaxBytesPerQuery) {
-		return nil, &tsdb.LimitError{Limit: "max-bytes-per-query", Max: db.opts.MaxBytesPerQuery, Got: int(min(b, math.MaxInt))}
+	if err := cost.Exceeds(tsdb.Cost{Series: db.opts.MaxSeriesPerQuery, Datapoints: db.opts.MaxDatapointsPerQuery,
+		Bytes: db.opts.MaxBytesPerQuery}); err != nil {
+		return nil, err
 	}
 	if err := f.run(ctx, ids); err != nil {
 		return nil, err
@@ -75,9 +75,11 @@ func (db *DB) inPartitions(ids *roaring.Bitmap, p *tsdb.Partitions) *roaring.Bit
 	mask := p.Mask()
 	out := roaring.New()
 	it := ids.Iterator()
+	var enc []byte
 	for it.HasNext() {
 		id := it.Next()
-		if enc, ok := db.head.SeriesTags(id); ok && mask[tags.PartitionOfEncoded(enc, p.N)] {
+		var ok bool
+		if enc, ok = db.head.AppendSeriesTags(enc[:0], id); ok && mask[tags.PartitionOfEncoded(enc, p.N)] {
 			out.Add(id)
 		}
 	}
@@ -102,6 +104,17 @@ func (db *DB) dataPeriods() (lo, hi int64, err error) {
 	}
 	hi = floorDiv(floorDiv(db.opts.Now()+db.opts.MaxFuture, db.opts.Step), bs) + 1
 	return lo, hi, nil
+}
+
+// cost is what the fetch needs for n matched series, by the measures of
+// the query limits; the datapoints (series × primaries) saturate at the
+// largest int rather than overflow.
+func (f *fetch) cost(n int) tsdb.Cost {
+	dp := n * len(f.prim)
+	if len(f.prim) > 0 && dp/len(f.prim) != n {
+		dp = math.MaxInt
+	}
+	return tsdb.Cost{Series: n, Datapoints: dp, Bytes: int(min(f.bytesNeeded(n), math.MaxInt))}
 }
 
 // bytesNeeded estimates the memory the fetch holds at most for n matched

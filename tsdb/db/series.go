@@ -69,18 +69,24 @@ func (db *DB) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, b
 			return nil, false, err
 		}
 	}
-	if n := int(ids.GetCardinality()); n > db.opts.MaxSeriesPerQuery {
+	n := int(ids.GetCardinality())
+	if req.Admit != nil {
+		if err := req.Admit(tsdb.Cost{Series: n}); err != nil {
+			return nil, false, err
+		}
+	}
+	if n > db.opts.MaxSeriesPerQuery {
 		return nil, false, &tsdb.LimitError{Limit: "max-series-per-query", Max: db.opts.MaxSeriesPerQuery, Got: n}
 	}
 	// Sorted by keys built once into one buffer: comparing tag sets tag by
 	// tag was most of the time of listing 100 000 series (profiled), and
 	// only the first Limit need decoding.
 	type entry struct {
-		enc      []byte // immutable, owned by the head
+		enc      []byte // in encs, or an array it outgrew
 		from, to int    // the sort key in keys
 	}
 	entries := make([]entry, 0, ids.GetCardinality())
-	var keys []byte
+	var keys, encs []byte
 	it := ids.Iterator()
 	for i := 0; it.HasNext(); i++ {
 		if i%4096 == 4095 {
@@ -88,10 +94,14 @@ func (db *DB) Series(ctx context.Context, req tsdb.SeriesRequest) ([]tags.Set, b
 				return nil, false, err
 			}
 		}
-		enc, ok := db.head.SeriesTags(it.Next())
-		if !ok {
+		start := len(encs)
+		var ok bool
+		if encs, ok = db.head.AppendSeriesTags(encs, it.Next()); !ok {
 			continue // deleted since the index answered
 		}
+		// The entries' encodings stay valid when encs grows: they keep the
+		// array they are in.
+		enc := encs[start:len(encs):len(encs)]
 		if keys == nil {
 			// A key is at most the encoding's size: size the buffer once.
 			keys = make([]byte, 0, int(ids.GetCardinality())*(len(enc)+8))

@@ -80,3 +80,74 @@ func TestMemoryBudget(t *testing.T) {
 		t.Fatalf("Fetch = %v, want a max-bytes-per-query LimitError", err)
 	}
 }
+
+// TestAdmitCost: Admit hears the fetch's cost before the store's own
+// limits are checked and before anything is read; the cost is what the
+// limits count (their LimitError's Got), and an error from Admit ends the
+// fetch with it.
+func TestAdmitCost(t *testing.T) {
+	t.Parallel()
+	now := int64(1_760_000_040_000)
+	db, err := Open("", Options{Now: func() int64 { return now }, MaxSeriesPerQuery: 40, MaxDatapointsPerQuery: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b := &tsdb.Batch{}
+	for i := range 50 {
+		b.Points = append(b.Points, tsdb.Datapoint{Tags: tags.New("name", "adm", "i", string(rune('a'+i%26))+string(rune('a'+i/26)), "atlas.dstype", "gauge"), T: now - minute, V: 1})
+	}
+	if err := db.Append(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(q *tags.Query, points int64, admit func(tsdb.Cost) error) error {
+		t.Helper()
+		_, err := db.Fetch(context.Background(), tsdb.FetchRequest{Query: q, Start: now - points*minute, End: now, Step: minute, Admit: admit})
+		return err
+	}
+	var got []tsdb.Cost
+	record := func(c tsdb.Cost) error { got = append(got, c); return nil }
+	// 26 series of 10 points: within the limits, admitted once.
+	re, err := tags.Re("i", "[a-z]a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := tags.And(tags.Eq("name", "adm"), re)
+	if err := fetch(small, 10, record); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Series != 26 || got[0].Datapoints != 260 || got[0].Bytes <= 0 {
+		t.Errorf("admitted costs %+v, want one of 26 series and 260 datapoints", got)
+	}
+	// 50 series: Admit hears of them, then the store's limit refuses with
+	// the same count.
+	got = nil
+	var le *tsdb.LimitError
+	if err := fetch(tags.Eq("name", "adm"), 10, record); !errors.As(err, &le) || le.Limit != "max-series-per-query" || le.Got != 50 {
+		t.Fatalf("fetch of 50 series = %v, want max-series-per-query, got 50", err)
+	}
+	if len(got) != 1 || got[0].Series != 50 {
+		t.Errorf("admitted costs %+v before the refusal, want 50 series", got)
+	}
+	// 26 series of 60 points: the datapoints limit counts what Admit heard.
+	got = nil
+	if err := fetch(small, 60, record); !errors.As(err, &le) || le.Limit != "max-datapoints-per-query" || le.Got != got[0].Datapoints || le.Got != 1560 {
+		t.Fatalf("fetch of 1560 datapoints = %v (admitted %+v)", err, got)
+	}
+	// Admit's error is the fetch's.
+	errNo := errors.New("no")
+	if err := fetch(small, 10, func(tsdb.Cost) error { return errNo }); !errors.Is(err, errNo) {
+		t.Errorf("fetch with a refusing Admit = %v", err)
+	}
+	// A series listing: its series, then the store's limit.
+	got = nil
+	if sets, _, err := db.Series(context.Background(), tsdb.SeriesRequest{Query: small, Admit: record}); err != nil || len(sets) != 26 {
+		t.Fatalf("Series = %d sets, %v", len(sets), err)
+	}
+	if _, _, err := db.Series(context.Background(), tsdb.SeriesRequest{Query: tags.Eq("name", "adm"), Admit: record}); !errors.As(err, &le) || le.Got != 50 {
+		t.Fatalf("Series of 50 = %v, want max-series-per-query", err)
+	}
+	if len(got) != 2 || got[0] != (tsdb.Cost{Series: 26}) || got[1] != (tsdb.Cost{Series: 50}) {
+		t.Errorf("admitted listings %+v, want 26 then 50 series", got)
+	}
+}

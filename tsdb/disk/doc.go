@@ -1,6 +1,7 @@
 // Package disk is the persistent part of the time-series store, on Pebble:
 // the series table, each series' checkpointed state, sealed blocks, the
-// checkpoint stamps of the shards, and the records of tsdb.KV. FORMAT.md
+// checkpoint stamps of the shards, the records of tsdb.KV, and the marks
+// (tsdb.Mark) of a cluster store node. FORMAT.md
 // gives the key layout; its first byte is the kind of record, and integers
 // are big-endian so that byte order is numeric order.
 //

@@ -101,6 +101,7 @@ type Head struct {
 	opts     Options
 	blockDur int64 // ms per block
 	index    *index.Index
+	pairs    *pairTable // the tags of the series (head_tags.go)
 	shards   [Shards]shard
 
 	numSeries atomic.Int64
@@ -116,6 +117,10 @@ type Head struct {
 	// the memory retention).
 	minPeriod atomic.Int64
 
+	// tagCompactMin is the dead bytes of a shard's tag slab below which it
+	// is not compacted: tagCompactMin, lowered by tests.
+	tagCompactMin int
+
 	scratch  sync.Pool // *appendScratch
 	scanPool sync.Pool // *scanScratch
 
@@ -128,40 +133,54 @@ type Head struct {
 type shard struct {
 	mu struct {
 		sync.Mutex
-		series     []*memSeries      // by local index; nil once deleted
-		byHash     map[uint64]uint32 // tag hash → local index
-		collisions map[uint64][]uint32
-		dirty      []uint32 // series changed since the last checkpoint
-		created    []uint32 // series created since the last checkpoint
-		enc        chunk.Encoder
-		vals       []float64
-		buf        []byte
+		series  []*memSeries // by local index; nil once deleted
+		arena   []memSeries  // where new series are allocated (allocSeriesLocked)
+		byHash  seriesTable  // tag hash → local index (head_table.go)
+		tags    tagSlab      // the series' tag ids (head_table.go, head_tags.go)
+		ids     []byte       // scratch of newSeriesLocked
+		dirty   []uint32     // series changed since the last checkpoint
+		created []uint32     // series created since the last checkpoint
+		enc     chunk.Encoder
+		vals    []float64
+		buf     []byte
+		// late holds the late blocks (head_late.go) by local index: the
+		// open blocks of older periods of the few series written there.
+		late  map[uint32]*lateBlock
+		spare []*lateBlock // sealed late blocks kept for reuse
 	}
-	persist bool     // checkpoints happen: track what they must write
-	_       [64]byte // keep shards' locks on separate cache lines
+	persist bool       // checkpoints happen: track what they must write
+	pairs   *pairTable // the head's, where the series' tags are (head_tags.go)
+	_       [64]byte   // keep shards' locks on separate cache lines
 }
 
-// memSeries is one series. Guarded by its shard's lock, except tags, id and
+// memSeries is one series. Guarded by its shard's lock, except id and
 // dstype, which never change.
+//
+// It is 144 bytes, a size class of Go's allocator, and every series holds
+// one: the fields are ordered so that the small ones share words, and the
+// tags are a ref into the shard's slab rather than a slice
+// (TestSeriesSize).
 type memSeries struct {
-	tags   []byte // canonical encoding (tags.Set.AppendTo)
+	tags   uint32 // ref in the shard's tagSlab of the ids of its tags (head_tags.go)
 	id     uint32
 	dstype tsdb.DSType
+	// hasOpen: the open block holds period's data.
+	hasOpen bool
+	dirty   bool  // in shard.dirty
+	late    uint8 // lateOpen, lateProne and reopened bits (head_late.go)
+	// wrote is when the series last got a write, in wall-clock seconds
+	// since the head's epoch (Options.Now at New): SealIdle leaves alone
+	// the open blocks of series written within SealDelay, however old
+	// their period (a backfill).
+	wrote uint32
 
 	norm   norm.State
 	open   chunk.Open
 	period int64 // the open block's period, valid if hasOpen
 	// sealed blocks in memory, oldest first. Their data is immutable: a late
 	// write re-encodes into a new slice, so readers may use it unlocked.
-	sealed  []sealedBlock
-	hasOpen bool
-	dirty   bool // in shard.dirty
-	// wrote is when the series last got a write, in wall-clock seconds
-	// since the head's epoch (Options.Now at New): SealIdle leaves alone
-	// the open blocks of series written within SealDelay, however old
-	// their period (a backfill). It fits in the padding after the flags.
-	wrote uint32
-	lastT int64
+	sealed []sealedBlock
+	lastT  int64
 }
 
 // sealedBlock is kept small (32 bytes): every series holds a dozen of them
@@ -170,6 +189,9 @@ type sealedBlock struct {
 	data      []byte
 	per       int32 // the period; fits: blocks are at least a minute long
 	persisted bool
+	// late: the period's values are in the shard's late block of the
+	// series (head_late.go), and data is nil. It fits in the padding.
+	late bool
 }
 
 func (b sealedBlock) period() int64 { return int64(b.per) }
@@ -180,6 +202,9 @@ type metrics struct {
 	created  *lib.Counter
 	sealed   *lib.Counter
 	late     *lib.Counter
+	// reencoded counts the blocks of a period sealed before that were
+	// encoded again (see head_late.go).
+	reencoded *lib.Counter
 }
 
 // New returns an empty head.
@@ -192,14 +217,17 @@ func New(opts Options) (*Head, error) {
 		opts:     opts,
 		blockDur: opts.Step * int64(opts.BlockSteps),
 		index:    index.New(),
+		pairs:    newPairTable(),
 		epoch:    opts.Now(),
+
+		tagCompactMin: tagCompactMin,
 	}
 	h.minPeriod.Store(-1 << 62)
 	h.names.counts = make(map[string]int)
 	for i := range h.shards {
 		h.shards[i].persist = opts.Log != nil
-		h.shards[i].mu.byHash = make(map[uint64]uint32)
-		h.shards[i].mu.collisions = make(map[uint64][]uint32)
+		h.shards[i].pairs = h.pairs
+		h.shards[i].mu.late = make(map[uint32]*lateBlock)
 	}
 	h.scratch.New = func() any { return &appendScratch{} }
 	r := opts.Registry
@@ -210,6 +238,7 @@ func New(opts Options) (*Head, error) {
 	h.m.created = r.Counter("sextant.tsdb.seriesCreated")
 	h.m.sealed = r.Counter("sextant.tsdb.blocksSealed")
 	h.m.late = r.Counter("sextant.tsdb.lateWrites")
+	h.m.reencoded = r.Counter("sextant.tsdb.blocksReencoded")
 	r.FuncGauge(func() float64 { return float64(h.numSeries.Load()) }, "sextant.tsdb.series")
 	return h, nil
 }
@@ -287,6 +316,37 @@ func (h *Head) wallSec(now int64) uint32 {
 		return math.MaxUint32
 	}
 	return uint32(d)
+}
+
+// seriesChunk is how many series allocSeriesLocked allocates at once: 128
+// of 144 bytes, 18 KiB, one of Go's size classes.
+const seriesChunk = 128
+
+// allocSeriesLocked returns a zero memSeries for a new series of s. Series
+// are allocated seriesChunk at a time: at a million series, a million
+// objects of their own made each collection's marking pass one object at a
+// time over them (docs/benchmarks.md, "Memory per series at a million
+// series"); in chunks it is 8 000 objects. A chunk stays allocated while
+// any of its series lives (s.mu.series points into it): series created
+// together mostly go stale together.
+func (s *shard) allocSeriesLocked() *memSeries {
+	if len(s.mu.arena) == cap(s.mu.arena) {
+		s.mu.arena = make([]memSeries, 0, seriesChunk)
+	}
+	s.mu.arena = s.mu.arena[:len(s.mu.arena)+1]
+	return &s.mu.arena[len(s.mu.arena)-1]
+}
+
+// appendTagsLocked appends the canonical tag encoding of ms, a series of
+// s, to dst.
+func (s *shard) appendTagsLocked(dst []byte, ms *memSeries) []byte {
+	return s.pairs.appendTags(dst, s.mu.tags.get(ms.tags))
+}
+
+// tagsEqualLocked reports whether enc is the canonical tag encoding of ms,
+// a series of s.
+func (s *shard) tagsEqualLocked(ms *memSeries, enc []byte) bool {
+	return s.pairs.equal(s.mu.tags.get(ms.tags), enc)
 }
 
 // seriesLocked returns the series with local index l of shard s, or nil.

@@ -25,8 +25,13 @@ type appendScratch struct {
 	order  []int32 // point indexes grouped by shard
 	counts [Shards + 1]int32
 	rec    []byte
+	tags   []byte // a new series' canonical tags, for its WAL entry
 	wrote  uint32 // the call's wall clock, as memSeries.wrote keeps it
-	replay bool   // applying WAL records: no logging, no time checks
+	// lateFloor is the oldest time the call accepts (Now − MaxAge): a
+	// block whose period ends after it may still get late writes.
+	lateFloor int64
+	late      int  // late writes (sextant.tsdb.lateWrites) of the call
+	replay    bool // applying WAL records: no logging, no time checks
 }
 
 func (sc *appendScratch) reset(n int) {
@@ -39,6 +44,7 @@ func (sc *appendScratch) reset(n int) {
 	sc.order = resize(sc.order, n)
 	clear(sc.reason)
 	sc.counts = [Shards + 1]int32{}
+	sc.late = 0
 }
 
 func resize[T any](s []T, n int) []T {
@@ -67,7 +73,7 @@ func (h *Head) Append(ctx context.Context, b *tsdb.Batch) (uint64, error) {
 	sc := h.scratch.Get().(*appendScratch)
 	defer h.scratch.Put(sc)
 	now := h.opts.Now()
-	sc.wrote = h.wallSec(now)
+	sc.wrote, sc.lateFloor = h.wallSec(now), now-h.opts.MaxAge
 	lsn, err := h.append(sc, b, now-h.opts.MaxAge, now+h.opts.MaxFuture)
 	b.Rejected = b.Rejected[:0]
 	accepted := len(b.Points)
@@ -79,6 +85,9 @@ func (h *Head) Append(ctx context.Context, b *tsdb.Batch) (uint64, error) {
 		}
 	}
 	h.m.appended.Add(float64(accepted))
+	if sc.late > 0 {
+		h.m.late.Add(float64(sc.late))
+	}
 	return lsn, err
 }
 
@@ -161,13 +170,14 @@ func (h *Head) appendShard(sc *appendScratch, k int, b *tsdb.Batch, idx []int32)
 			continue
 		}
 		if created && logging {
+			sc.tags = s.appendTagsLocked(sc.tags[:0], ms)
 			rec = append(rec, entrySeries)
 			rec = binary.AppendUvarint(rec, uint64(ms.id))
-			rec = binary.AppendUvarint(rec, uint64(len(ms.tags)))
-			rec = append(rec, ms.tags...)
+			rec = binary.AppendUvarint(rec, uint64(len(sc.tags)))
+			rec = append(rec, sc.tags...)
 			logged = true
 		}
-		if r := h.applyLocked(s, ms, local, p.T, p.V); r != tsdb.Accepted {
+		if r := h.applyLocked(sc, s, ms, local, p.T, p.V); r != tsdb.Accepted {
 			sc.reason[i] = r
 			continue
 		}
@@ -220,16 +230,12 @@ func (h *Head) resolveLocked(sc *appendScratch, s *shard, k int, p *tsdb.Datapoi
 }
 
 func (h *Head) lookupOrCreateLocked(sc *appendScratch, s *shard, k int, ts tags.Set, enc []byte, hash uint64, i int) (*memSeries, uint32, bool) {
-	// Fast path: the series exists and owns its hash.
-	if local, ok := s.mu.byHash[hash]; ok {
-		if ms := s.seriesLocked(local); ms != nil && bytes.Equal(ms.tags, enc) {
-			return ms, local, false
-		}
-		for _, local := range s.mu.collisions[hash] {
-			if ms := s.seriesLocked(local); ms != nil && bytes.Equal(ms.tags, enc) {
-				return ms, local, false
-			}
-		}
+	// Fast path: the series exists.
+	if local, ok := s.mu.byHash.find(hash, func(l uint32) bool {
+		ms := s.seriesLocked(l)
+		return ms != nil && s.tagsEqualLocked(ms, enc)
+	}); ok {
+		return s.mu.series[local], local, false
 	}
 	// Slow path: a new series.
 	if r := h.admit(ts.Name()); r != tsdb.Accepted {
@@ -242,23 +248,27 @@ func (h *Head) lookupOrCreateLocked(sc *appendScratch, s *shard, k int, ts tags.
 		sc.reason[i] = tsdb.SeriesLimit
 		return nil, 0, false
 	}
-	ms := h.newSeriesLocked(s, k, local, bytes.Clone(enc), ts, hash)
+	ms := h.newSeriesLocked(s, k, local, enc, ts, hash)
 	return ms, local, true
 }
 
-// newSeriesLocked adds a series with the given local index and tags.
+// newSeriesLocked adds a series with the given local index and tags, enc
+// their canonical encoding (not kept).
 func (h *Head) newSeriesLocked(s *shard, k int, local uint32, enc []byte, ts tags.Set, hash uint64) *memSeries {
 	dst, _ := ts.Get(tsdb.DSTypeKey)
-	ms := &memSeries{tags: enc, id: makeID(k, local), dstype: tsdb.ParseDSType(dst)}
+	ids, ok := h.pairs.intern(s.mu.ids[:0], enc)
+	if !ok {
+		// Callers encode the set themselves or restore one that decoded.
+		panic("BUG: head: malformed canonical tag encoding")
+	}
+	s.mu.ids = ids
+	ms := s.allocSeriesLocked()
+	*ms = memSeries{tags: s.mu.tags.add(ids), id: makeID(k, local), dstype: tsdb.ParseDSType(dst)}
 	for int(local) >= len(s.mu.series) {
 		s.mu.series = append(s.mu.series, nil)
 	}
 	s.mu.series[local] = ms
-	if _, taken := s.mu.byHash[hash]; taken {
-		s.mu.collisions[hash] = append(s.mu.collisions[hash], local)
-	} else {
-		s.mu.byHash[hash] = local
-	}
+	s.mu.byHash.insert(hash, local)
 	if s.persist {
 		s.mu.created = append(s.mu.created, local)
 	}
@@ -307,15 +317,16 @@ func (h *Head) release(name string) {
 }
 
 // applyLocked normalizes one datapoint into series ms.
-func (h *Head) applyLocked(s *shard, ms *memSeries, local uint32, t int64, v float64) tsdb.Reason {
+func (h *Head) applyLocked(sc *appendScratch, s *shard, ms *memSeries, local uint32, t int64, v float64) tsdb.Reason {
 	step := h.opts.Step
+	w := seriesWrite{sc: sc, s: s, ms: ms, local: local}
 	switch ms.dstype {
 	case tsdb.Gauge:
-		h.writeLocked(s, ms, norm.Boundary(t, step), v, chunk.OpMax)
+		h.writeLocked(w, norm.Boundary(t, step), v, chunk.OpMax)
 	case tsdb.MinGauge:
-		h.writeLocked(s, ms, norm.Boundary(t, step), v, chunk.OpMin)
+		h.writeLocked(w, norm.Boundary(t, step), v, chunk.OpMin)
 	case tsdb.Sum:
-		h.writeLocked(s, ms, norm.Boundary(t, step), v, chunk.OpAdd)
+		h.writeLocked(w, norm.Boundary(t, step), v, chunk.OpAdd)
 	case tsdb.Counter:
 		in, res := ms.norm.Counter(step, t, v)
 		if res == norm.Late {
@@ -327,16 +338,16 @@ func (h *Head) applyLocked(s *shard, ms *memSeries, local uint32, t int64, v flo
 		first, n := in.Steps(step)
 		for i := range n {
 			b := first + int64(i)*step
-			h.writeLocked(s, ms, b, in.At(step, b), chunk.OpAdd)
+			h.writeLocked(w, b, in.At(step, b), chunk.OpAdd)
 		}
 	default:
 		e, res := ms.norm.Rate(step, norm.RateHeartbeat(step), t, v)
 		if res == norm.Late {
 			// Out of order: the sample cannot be spread over the interval
 			// since the previous one, so it stands for the step it falls in.
-			h.writeLocked(s, ms, norm.Boundary(t, step), v, chunk.OpSet)
+			h.writeLocked(w, norm.Boundary(t, step), v, chunk.OpSet)
 		}
-		h.emitLocked(s, ms, e)
+		h.emitLocked(w, e)
 	}
 	// Every applied sample keeps the series alive, even one that emitted no
 	// step yet (a counter's first sample, a rate's partial step).
@@ -345,27 +356,40 @@ func (h *Head) applyLocked(s *shard, ms *memSeries, local uint32, t int64, v flo
 	return tsdb.Accepted
 }
 
-func (h *Head) emitLocked(s *shard, ms *memSeries, e norm.Emission) {
+func (h *Head) emitLocked(w seriesWrite, e norm.Emission) {
 	for i := 0; i < e.N; i++ {
 		v := e.Fill
 		if i == 0 {
 			v = e.First0
 		}
-		h.writeLocked(s, ms, e.First+int64(i)*h.opts.Step, v, chunk.OpSet)
+		h.writeLocked(w, e.First+int64(i)*h.opts.Step, v, chunk.OpSet)
 	}
 }
 
-// writeLocked combines v into the step boundary t of ms.
-func (h *Head) writeLocked(s *shard, ms *memSeries, t int64, v float64, op chunk.Op) {
+// seriesWrite is what writeLocked needs to know of the write at hand: the
+// call's scratch (its clock), the series and its shard.
+type seriesWrite struct {
+	sc    *appendScratch
+	s     *shard
+	ms    *memSeries
+	local uint32
+}
+
+// writeLocked combines v into the step boundary t of the series of w.
+func (h *Head) writeLocked(w seriesWrite, t int64, v float64, op chunk.Op) {
+	ms := w.ms
 	p, slot := h.period(t)
 	switch {
 	case ms.hasOpen && p == ms.period:
 		// Fast path: the open block.
 		ms.open.Write(slot, v, op)
 	case ms.hasOpen && p > ms.period:
-		h.sealLocked(s, ms)
+		h.closeOpenLocked(w)
 		ms.period, ms.hasOpen = p, true
 		ms.open.Write(slot, v, op)
+	case ms.late&lateOpen != 0 && w.s.mu.late[w.local].period == p:
+		// A late write into the series' late block (head_late.go).
+		h.writeLateLocked(w, w.s.mu.late[w.local], slot, v, op)
 	case !ms.hasOpen && p > ms.lastSealed() && p >= h.minPeriod.Load():
 		// A period after every block of the series: nothing to merge with.
 		// (Below minPeriod a block may exist on disk only.)
@@ -376,8 +400,13 @@ func (h *Head) writeLocked(s *shard, ms *memSeries, t int64, v float64, op chunk
 		// idle seal during a backfill): the writes that follow go to the
 		// reopened block instead of re-encoding it each.
 		ms.open.Write(slot, v, op)
+	case p >= h.minPeriod.Load() && h.openLateLocked(w, p):
+		// A period older than the series' newest block, in memory: it
+		// becomes the series' late block, where this write and the next
+		// ones of the period land as open-block writes.
+		h.writeLateLocked(w, w.s.mu.late[w.local], slot, v, op)
 	default:
-		h.lateLocked(s, ms, p, slot, v, op)
+		h.lateLocked(w.s, ms, p, slot, v, op)
 	}
 	ms.lastT = max(ms.lastT, t)
 }
@@ -394,6 +423,7 @@ func (h *Head) reopenLocked(ms *memSeries, p int64) bool {
 		ms.sealed = nil
 	}
 	ms.period, ms.hasOpen = p, true
+	ms.late |= reopened
 	return true
 }
 
@@ -408,6 +438,8 @@ func (ms *memSeries) lastSealed() int64 {
 // sealLocked encodes the open block of ms and keeps it as a sealed block.
 func (h *Head) sealLocked(s *shard, ms *memSeries) {
 	ms.hasOpen = false
+	again := ms.late&reopened != 0
+	ms.late &^= reopened
 	if ms.open.Empty() {
 		ms.open.Reset()
 		return
@@ -416,9 +448,16 @@ func (h *Head) sealLocked(s *shard, ms *memSeries) {
 	ms.open.Reset()
 	ms.putSealed(sealedBlock{per: int32(ms.period), data: bytes.Clone(s.mu.buf)})
 	h.m.sealed.Increment()
+	if again {
+		h.m.reencoded.Increment()
+	}
 }
 
-// lateLocked writes into an already sealed period by re-encoding its block.
+// lateLocked writes into a sealed period by decoding and re-encoding its
+// block, one datapoint at a time: for periods older than the memory window,
+// whose blocks are on disk (only a replay after a long stop writes there:
+// MaxAge is within the window), and should a block in memory not load as a
+// late block (head_late.go).
 func (h *Head) lateLocked(s *shard, ms *memSeries, p int64, slot int, v float64, op chunk.Op) {
 	h.m.late.Increment()
 	vals := s.mu.vals[:0]
@@ -452,6 +491,9 @@ func (h *Head) lateLocked(s *shard, ms *memSeries, p int64, slot int, v float64,
 	s.mu.vals = vals
 	vals[slot] = op.Apply(vals[slot], v)
 	s.mu.buf = s.mu.enc.Encode(s.mu.buf[:0], vals)
+	if base != nil {
+		h.m.reencoded.Increment()
+	}
 	ms.putSealed(sealedBlock{per: int32(p), data: bytes.Clone(s.mu.buf)})
 }
 

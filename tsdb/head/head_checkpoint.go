@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/chunk"
@@ -24,6 +25,8 @@ type Capture struct {
 	Blocks  []Block
 	// Deleted lists series removed since the previous capture.
 	Deleted []uint32
+
+	tags []byte // what Created's Tags are slices of
 }
 
 // SeriesDef is a new series.
@@ -49,6 +52,7 @@ type Block struct {
 // Reset empties c for reuse.
 func (c *Capture) Reset() {
 	c.Created, c.States, c.Blocks, c.Deleted = c.Created[:0], c.States[:0], c.Blocks[:0], c.Deleted[:0]
+	c.tags = c.tags[:0]
 }
 
 // CaptureShard fills c with the changes of shard k since its last capture
@@ -67,7 +71,9 @@ func (h *Head) CaptureShard(k int, lastLSN func() uint64, c *Capture) {
 	c.Stamp = lastLSN()
 	for _, local := range s.mu.created {
 		if ms := s.seriesLocked(local); ms != nil {
-			c.Created = append(c.Created, SeriesDef{ID: ms.id, Tags: ms.tags})
+			start := len(c.tags)
+			c.tags = s.appendTagsLocked(c.tags, ms)
+			c.Created = append(c.Created, SeriesDef{ID: ms.id, Tags: c.tags[start:len(c.tags):len(c.tags)]})
 		}
 	}
 	s.mu.created = s.mu.created[:0]
@@ -77,9 +83,15 @@ func (h *Head) CaptureShard(k int, lastLSN func() uint64, c *Capture) {
 			continue
 		}
 		ms.dirty = false
-		c.States = append(c.States, SeriesState{ID: ms.id, Snapshot: ms.appendSnapshot(nil)})
+		var lb *lateBlock
+		if ms.late&lateOpen != 0 {
+			lb = s.mu.late[local]
+		}
+		c.States = append(c.States, SeriesState{ID: ms.id, Snapshot: ms.appendSnapshot(nil, lb)})
 		for i := range ms.sealed {
-			if b := &ms.sealed[i]; !b.persisted {
+			// A late block goes in the snapshot; the period's block on
+			// disk, if any, stays as it is until the late block is sealed.
+			if b := &ms.sealed[i]; !b.persisted && !b.late {
 				b.persisted = true
 				c.Blocks = append(c.Blocks, Block{ID: ms.id, Period: b.period(), Data: b.data})
 			}
@@ -111,67 +123,111 @@ func (h *Head) MarkAllDirty() {
 
 const snapshotVersion = 1
 
-// appendSnapshot encodes the mutable state of ms.
-func (ms *memSeries) appendSnapshot(dst []byte) []byte {
+// Snapshot flags (FORMAT.md).
+const (
+	snapRate       = 1
+	snapCounter    = 2
+	snapOpen       = 4
+	snapLate       = 8
+	snapLateReload = 16
+)
+
+// appendSnapshot encodes the mutable state of ms, with its late block lb
+// (nil when it has none).
+func (ms *memSeries) appendSnapshot(dst []byte, lb *lateBlock) []byte {
 	var flags byte
 	if ms.norm.HasT {
-		flags |= 1
+		flags |= snapRate
 	}
 	if ms.norm.HasPrev {
-		flags |= 2
+		flags |= snapCounter
 	}
 	if ms.hasOpen {
-		flags |= 4
+		flags |= snapOpen
+	}
+	if lb != nil {
+		flags |= snapLate
+		if lb.reloaded {
+			flags |= snapLateReload
+		}
 	}
 	dst = append(dst, snapshotVersion, flags)
 	dst = binary.AppendVarint(dst, ms.norm.T)
-	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(ms.norm.Pending))
-	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(ms.norm.PrevV))
+	// The format keeps a rate's pending value and a counter's previous
+	// sample apart; norm.State has them in one field.
+	pending, prev := ms.norm.V, 0.0
+	if ms.norm.HasPrev {
+		pending, prev = 0, ms.norm.V
+	}
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(pending))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(prev))
 	dst = binary.AppendVarint(dst, ms.lastT)
 	if ms.hasOpen {
 		dst = binary.AppendVarint(dst, ms.period)
 		dst = ms.open.AppendTo(dst)
+	}
+	if lb != nil {
+		lb.flush()
+		dst = binary.AppendVarint(dst, lb.period)
+		dst = lb.open.AppendTo(dst)
 	}
 	return dst
 }
 
 var errSnapshot = fmt.Errorf("%w: bad series snapshot", tsdb.ErrCorrupt)
 
-func (ms *memSeries) restoreSnapshot(src []byte) error {
+// restoreSnapshot restores the state of ms from a snapshot and returns the
+// late block it holds, or nil.
+func (ms *memSeries) restoreSnapshot(src []byte) (*lateBlock, error) {
 	if len(src) < 2 || src[0] != snapshotVersion {
-		return errSnapshot
+		return nil, errSnapshot
 	}
 	flags := src[1]
 	src = src[2:]
 	t, n := binary.Varint(src)
 	if n <= 0 || len(src) < n+16 {
-		return errSnapshot
+		return nil, errSnapshot
 	}
 	src = src[n:]
-	ms.norm.T, ms.norm.HasT, ms.norm.HasPrev = t, flags&1 != 0, flags&2 != 0
-	ms.norm.Pending = math.Float64frombits(binary.LittleEndian.Uint64(src))
-	ms.norm.PrevV = math.Float64frombits(binary.LittleEndian.Uint64(src[8:]))
+	ms.norm.T, ms.norm.HasT, ms.norm.HasPrev = t, flags&snapRate != 0, flags&snapCounter != 0
+	ms.norm.V = math.Float64frombits(binary.LittleEndian.Uint64(src)) // pending
+	if ms.norm.HasPrev {
+		ms.norm.V = math.Float64frombits(binary.LittleEndian.Uint64(src[8:])) // previous sample
+	}
 	src = src[16:]
 	last, n := binary.Varint(src)
 	if n <= 0 {
-		return errSnapshot
+		return nil, errSnapshot
 	}
 	ms.lastT = max(ms.lastT, last)
 	src = src[n:]
-	ms.hasOpen = flags&4 != 0
+	ms.hasOpen = flags&snapOpen != 0
 	ms.open.Reset()
-	if !ms.hasOpen {
-		return nil
+	if ms.hasOpen {
+		p, n := binary.Varint(src)
+		if n <= 0 {
+			return nil, errSnapshot
+		}
+		ms.period = p
+		var err error
+		if src, err = ms.open.DecodeOpen(src[n:]); err != nil {
+			return nil, fmt.Errorf("%w: %v", tsdb.ErrCorrupt, err)
+		}
+	}
+	if flags&snapLate == 0 {
+		return nil, nil
 	}
 	p, n := binary.Varint(src)
-	if n <= 0 {
-		return errSnapshot
+	if n <= 0 || ms.hasOpen && p >= ms.period {
+		return nil, errSnapshot
 	}
-	ms.period = p
-	if _, err := ms.open.DecodeOpen(src[n:]); err != nil {
-		return fmt.Errorf("%w: %v", tsdb.ErrCorrupt, err)
+	var o chunk.Open
+	if _, err := o.DecodeOpen(src[n:]); err != nil {
+		return nil, fmt.Errorf("%w: %v", tsdb.ErrCorrupt, err)
 	}
-	return nil
+	lb := newLateBlock(p, o, 0)
+	lb.reloaded, lb.written = flags&snapLateReload != 0, true
+	return lb, nil
 }
 
 // RestoreSeries adds a persisted series with its id, without limits and
@@ -188,7 +244,7 @@ func (h *Head) RestoreSeries(id uint32, enc []byte) error {
 	if s.seriesLocked(local) != nil {
 		return nil
 	}
-	h.restoreLocked(s, k, local, bytes.Clone(enc), ts)
+	h.restoreLocked(s, k, local, enc, ts)
 	if s.persist {
 		// Persisted already: not for the next checkpoint.
 		s.mu.created = s.mu.created[:len(s.mu.created)-1]
@@ -198,6 +254,7 @@ func (h *Head) RestoreSeries(id uint32, enc []byte) error {
 	return nil
 }
 
+// restoreLocked adds a series that was created before; enc is copied.
 func (h *Head) restoreLocked(s *shard, k int, local uint32, enc []byte, ts tags.Set) *memSeries {
 	h.numSeries.Add(1)
 	h.names.Lock()
@@ -216,7 +273,24 @@ func (h *Head) RestoreState(id uint32, snapshot []byte) error {
 	if ms == nil {
 		return fmt.Errorf("%w: state of unknown series %d", tsdb.ErrCorrupt, id)
 	}
-	return ms.restoreSnapshot(snapshot)
+	if ms.late&lateOpen != 0 {
+		// Restored twice: the late block of the first goes.
+		lb := s.mu.late[local]
+		delete(s.mu.late, local)
+		ms.late &^= lateOpen
+		if i, found := ms.findSealed(lb.period); found && ms.sealed[i].late {
+			ms.sealed = slices.Delete(ms.sealed, i, i+1)
+		}
+	}
+	lb, err := ms.restoreSnapshot(snapshot)
+	if err != nil || lb == nil {
+		return err
+	}
+	lb.wrote = h.wallSec(h.opts.Now()) // as replayed writes count
+	s.mu.late[local] = lb
+	ms.late |= lateOpen | lateProne
+	ms.putSealed(sealedBlock{per: int32(lb.period), late: true})
+	return nil
 }
 
 // RestoreBlock adds a persisted sealed block of series id. data is copied.
@@ -235,6 +309,10 @@ func (h *Head) RestoreBlock(id uint32, period int64, data []byte) error {
 	if ms.hasOpen && ms.period == period {
 		// The open snapshot is newer than a block persisted before it was
 		// reopened by a late write; keep the snapshot.
+		return nil
+	}
+	if i, found := ms.findSealed(period); found && ms.sealed[i].late {
+		// Likewise a late block's (head_late.go).
 		return nil
 	}
 	ms.putSealed(sealedBlock{per: int32(period), data: bytes.Clone(data), persisted: true})
@@ -314,8 +392,12 @@ func (h *Head) Replay(rec []byte) error {
 	if len(b.Points) == 0 {
 		return nil
 	}
+	sc.lateFloor = h.opts.Now() - h.opts.MaxAge
 	if _, err := h.append(sc, &b, 0, 0); err != nil {
 		return err
+	}
+	if sc.late > 0 {
+		h.m.late.Add(float64(sc.late))
 	}
 	for i, r := range sc.reason[:len(b.Points)] {
 		if r != tsdb.Accepted && r != tsdb.OutOfOrder {
@@ -337,7 +419,7 @@ func (h *Head) replaySeries(id uint32, enc []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seriesLocked(local) == nil {
-		h.restoreLocked(s, k, local, bytes.Clone(enc), ts)
+		h.restoreLocked(s, k, local, enc, ts)
 	}
 	return nil
 }

@@ -11,7 +11,8 @@ import (
 // SealIdle seals the open blocks whose period ended more than SealDelay
 // before now, of series that got no write in the last SealDelay of wall
 // time: series that stopped reporting, or the last block of a backfill
-// once it is done. It returns how many it sealed.
+// once it is done. Late blocks (head_late.go) are sealed on the same
+// terms, their own last write counting. It returns how many it sealed.
 //
 // The second condition is what keeps a backfill cheap: its periods all
 // ended long ago, and sealing a block its senders are still filling would
@@ -25,6 +26,11 @@ func (h *Head) SealIdle(now int64) int {
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
+		if len(s.mu.late) > 0 {
+			sealed += h.sealLateShardLocked(s, func(lb *lateBlock) bool {
+				return wall < lb.wrote+idle || (lb.period+1)*h.blockDur+h.opts.SealDelay > now
+			})
+		}
 		for local, ms := range s.mu.series {
 			if ms == nil || !ms.hasOpen {
 				continue
@@ -50,7 +56,7 @@ func (h *Head) SealIdle(now int64) int {
 
 // DropBefore forgets the sealed blocks of periods before p. With
 // requirePersisted, blocks not yet written to disk are kept until they are.
-// Open blocks of such periods are sealed first. It returns the number of
+// Open and late blocks of such periods are sealed first. It returns the number of
 // blocks dropped and sets MinPeriod to p.
 func (h *Head) DropBefore(p int64, requirePersisted bool) int {
 	h.minPeriod.Store(p)
@@ -58,6 +64,9 @@ func (h *Head) DropBefore(p int64, requirePersisted bool) int {
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
+		if len(s.mu.late) > 0 {
+			h.sealLateShardLocked(s, func(lb *lateBlock) bool { return lb.period >= p })
+		}
 		for local, ms := range s.mu.series {
 			if ms == nil {
 				continue
@@ -85,6 +94,7 @@ func (h *Head) DropBefore(p int64, requirePersisted bool) int {
 // them on disk too.
 func (h *Head) DeleteStale(t int64) []uint32 {
 	var ids []uint32
+	var enc []byte
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
@@ -92,30 +102,39 @@ func (h *Head) DeleteStale(t int64) []uint32 {
 			if ms == nil || ms.hasOpen || len(ms.sealed) > 0 || ms.lastT >= t {
 				continue
 			}
-			ts, err := tags.Decode(ms.tags)
+			enc = s.appendTagsLocked(enc[:0], ms)
+			ts, err := tags.Decode(enc)
 			if err != nil {
 				continue
 			}
-			hash := tagHash(ms.tags)
-			l := uint32(local)
-			if s.mu.byHash[hash] == l {
-				delete(s.mu.byHash, hash)
-				if c := s.mu.collisions[hash]; len(c) > 0 {
-					s.mu.byHash[hash] = c[0]
-					s.mu.collisions[hash] = c[1:]
-				}
-			} else {
-				s.mu.collisions[hash] = slices.DeleteFunc(s.mu.collisions[hash], func(x uint32) bool { return x == l })
-			}
-			if len(s.mu.collisions[hash]) == 0 {
-				delete(s.mu.collisions, hash)
-			}
+			s.mu.byHash.remove(tagHash(enc), uint32(local))
+			h.pairs.release(s.mu.tags.get(ms.tags))
+			s.mu.tags.release(ms.tags)
 			s.mu.series[local] = nil
 			h.index.Remove(ms.id, ts)
 			h.release(ts.Name())
 			ids = append(ids, ms.id)
+			// Its chunk of series may live on (allocSeriesLocked): let go
+			// of what the series still points to.
+			*ms = memSeries{}
+		}
+		if s.mu.tags.shouldCompact(h.tagCompactMin) {
+			s.compactTagsLocked()
 		}
 		s.mu.Unlock()
 	}
 	return ids
+}
+
+// compactTagsLocked copies the tag ids of the shard's series into a new slab,
+// leaving the dead bytes of deleted series behind. Readers holding tags of
+// the old slab keep its chunks alive until they drop them.
+func (s *shard) compactTagsLocked() {
+	var fresh tagSlab
+	for _, ms := range s.mu.series {
+		if ms != nil {
+			ms.tags = fresh.add(s.mu.tags.get(ms.tags))
+		}
+	}
+	s.mu.tags = fresh
 }

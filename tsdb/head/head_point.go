@@ -29,6 +29,9 @@ func (h *Head) AppendPoints(dst []Point, ids []uint32, k int64) ([]Point, bool) 
 	p := floorDiv(k, bs)
 	slot := int(k - p*bs)
 	base := len(dst)
+	// The points' tags, rebuilt from the tag ids (head_tags.go) into memory
+	// of their own: they may be kept.
+	tagBuf := make([]byte, 0, tagsGuess*len(ids))
 	for i := 0; i < len(ids); {
 		// One lock per run of ids of one shard (ids are sorted, and the
 		// shard is their top bits).
@@ -44,7 +47,9 @@ func (h *Head) AppendPoints(dst []Point, ids []uint32, k int64) ([]Point, bool) 
 			if ms == nil {
 				continue
 			}
-			pt := Point{ID: ms.id, Tags: ms.tags, DSType: ms.dstype, V: chunk.Missing}
+			start := len(tagBuf)
+			tagBuf = s.appendTagsLocked(tagBuf, ms)
+			pt := Point{ID: ms.id, Tags: tagBuf[start:len(tagBuf):len(tagBuf)], DSType: ms.dstype, V: chunk.Missing}
 			switch {
 			case ms.hasOpen && ms.period == p:
 				pt.V, pt.Read = ms.open.At(slot), true

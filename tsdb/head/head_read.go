@@ -97,9 +97,9 @@ func (h *Head) scan(ids *roaring.Bitmap, minP, maxP int64, nbuf int, fn func(vs 
 		b := &sc.bufs[k%nbuf]
 		if cap(b.views) < n {
 			b.views = make([]View, n)
-			b.opens = make([]chunk.Open, n)
+			b.opens = make([]chunk.Open, 2*n) // open blocks, then late ones
 		}
-		views, opens := b.views[:n], b.opens[:n]
+		views, opens := b.views[:n], b.opens[:2*n]
 		cnt := 0
 		streams := b.streams[:0]
 		// Fill the batch from runs of ids of one shard each, one shard lock
@@ -129,8 +129,8 @@ func (h *Head) scan(ids *roaring.Bitmap, minP, maxP int64, nbuf int, fn func(vs 
 
 // collect adds to views[*cnt:] the series of pending (ids of shard s that
 // still exist) with their blocks in periods [minP, maxP], under s's lock;
-// open blocks are copied into opens, their streams appended to streams,
-// which it returns.
+// open blocks are copied into opens (late blocks into its second half),
+// their streams appended to streams, which it returns.
 func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens []chunk.Open,
 	cnt *int, streams []byte, touched *byte) []byte {
 	s.mu.Lock()
@@ -143,6 +143,9 @@ func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens 
 			*touched += byte(ms.id) + byte(len(ms.sealed))
 		}
 	}
+	// The views' tags, rebuilt from the tag ids (head_tags.go) into memory
+	// of their own: they may be kept.
+	tagBuf := make([]byte, 0, tagsGuess*len(pending))
 	for _, id := range pending {
 		_, local := splitID(id)
 		ms := s.seriesLocked(local)
@@ -151,10 +154,20 @@ func (s *shard) collect(pending []uint32, minP, maxP int64, views []View, opens 
 		}
 		i := *cnt
 		v := &views[i]
-		v.ID, v.Tags, v.DSType = ms.id, ms.tags, ms.dstype
+		start := len(tagBuf)
+		tagBuf = s.appendTagsLocked(tagBuf, ms)
+		v.ID, v.Tags, v.DSType = ms.id, tagBuf[start:len(tagBuf):len(tagBuf)], ms.dstype
 		v.Blocks = v.Blocks[:0]
 		for _, b := range ms.sealed {
 			if b.period() >= minP && b.period() <= maxP {
+				if b.late {
+					// Slow path: the period is a late block (head_late.go).
+					lo, lb := &opens[len(views)+i], s.mu.late[local]
+					lb.flush()
+					streams = lb.open.CopyTo(lo, streams)
+					v.Blocks = append(v.Blocks, BlockView{Period: b.period(), Open: lo})
+					continue
+				}
 				v.Blocks = append(v.Blocks, BlockView{Period: b.period(), Data: b.data})
 			}
 		}
@@ -185,16 +198,26 @@ func touchBlocks(views []View) byte {
 	return sum
 }
 
-// SeriesTags returns the canonical tag encoding of series id.
+// SeriesTags returns the canonical tag encoding of series id, in memory of
+// its own.
 func (h *Head) SeriesTags(id uint32) ([]byte, bool) {
+	enc, ok := h.AppendSeriesTags(nil, id)
+	return enc[:len(enc):len(enc)], ok
+}
+
+// AppendSeriesTags appends the canonical tag encoding of series id to dst
+// and returns the extended dst, or dst and false when there is no such
+// series. Readers of many series rebuild their tags (head_tags.go) into
+// one buffer this way rather than a slice each.
+func (h *Head) AppendSeriesTags(dst []byte, id uint32) ([]byte, bool) {
 	k, local := splitID(id)
 	s := &h.shards[k]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ms := s.seriesLocked(local); ms != nil {
-		return ms.tags, true
+		return s.appendTagsLocked(dst, ms), true
 	}
-	return nil, false
+	return dst, false
 }
 
 // MemoryStats describes the memory the head holds, for benchmarks and the
@@ -212,19 +235,26 @@ type MemoryStats struct {
 // reporting, not hot paths.
 func (h *Head) MemoryStats() MemoryStats {
 	var st MemoryStats
+	var enc []byte
 	for k := range h.shards {
 		s := &h.shards[k]
 		s.mu.Lock()
-		for _, ms := range s.mu.series {
+		for local, ms := range s.mu.series {
 			if ms == nil {
 				continue
 			}
 			st.Series++
-			st.TagBytes += len(ms.tags)
+			enc = s.appendTagsLocked(enc[:0], ms)
+			st.TagBytes += len(enc)
 			st.OpenBytes += ms.open.Bytes()
+			if ms.late&lateOpen != 0 {
+				st.OpenBytes += s.mu.late[uint32(local)].open.Bytes()
+			}
 			for _, b := range ms.sealed {
-				st.SealedBytes += len(b.data)
-				st.SealedSlots += h.opts.BlockSteps
+				if !b.late { // a late block is open (counted above)
+					st.SealedBytes += len(b.data)
+					st.SealedSlots += h.opts.BlockSteps
+				}
 			}
 		}
 		s.mu.Unlock()

@@ -206,18 +206,26 @@ func TestSealingAndLateWrites(t *testing.T) {
 	if diff := cmp.Diff(want, values(t, h, g)); diff != "" {
 		t.Errorf("values mismatch (-want +got):\n%s", diff)
 	}
+	// The late writes made the first period, then the second, the late
+	// block (head_late.go): the first was sealed again for the second.
 	st := h.MemoryStats()
-	if st.SealedSlots != 3*120 {
-		t.Errorf("sealed slots = %d, want 360", st.SealedSlots)
+	if st.SealedSlots != 2*120 {
+		t.Errorf("sealed slots = %d, want 240 (the second period is the late block)", st.SealedSlots)
+	}
+	if n, re := h.m.late.Count(), h.m.reencoded.Count(); n != 2 || re != 1 {
+		t.Errorf("late writes, re-encodes = %v, %v, want 2, 1", n, re)
 	}
 	// The last block's period ended at 8 h, but the series was written at
-	// 10 h (the clock's time): not idle yet.
+	// 10 h (the clock's time): not idle yet, nor is the late block.
 	if n := h.SealIdle(c.t); n != 0 {
 		t.Errorf("SealIdle sealed %d blocks of a series just written, want 0", n)
 	}
 	c.t = t0 + 10*hour + 2*minute
-	if n := h.SealIdle(c.t); n != 1 {
-		t.Errorf("SealIdle sealed %d, want 1", n)
+	if n := h.SealIdle(c.t); n != 2 {
+		t.Errorf("SealIdle sealed %d, want 2 (the open and the late block)", n)
+	}
+	if st := h.MemoryStats(); st.SealedSlots != 4*120 {
+		t.Errorf("sealed slots = %d after SealIdle, want 480", st.SealedSlots)
 	}
 	if diff := cmp.Diff(want, values(t, h, g)); diff != "" {
 		t.Errorf("after SealIdle mismatch (-want +got):\n%s", diff)

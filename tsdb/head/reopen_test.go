@@ -50,7 +50,7 @@ func TestReopenAfterIdleSeal(t *testing.T) {
 	if st := h.MemoryStats(); st.SealedSlots != 120 {
 		t.Errorf("sealed slots = %d, want 120", st.SealedSlots)
 	}
-	// A write into an older sealed period still merges the slow way.
+	// A write into an older sealed period goes to a late block.
 	appendOK(t, h, pt(g, t0+minute, 42))
 	want[t0+minute] = 42
 	if n := h.m.late.Count(); n != 1 {

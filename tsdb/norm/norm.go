@@ -28,11 +28,12 @@ type State struct {
 	// T is the last sample time: the rate normalizer's last update (when
 	// HasT) and, for counters, also the previous sample's time (when HasPrev).
 	T int64
-	// Pending is the weighted value from the start of the unfinished step
-	// up to T.
-	Pending float64
-	// PrevV is the previous counter sample.
-	PrevV   float64
+	// V is, for rates, the weighted value from the start of the unfinished
+	// step up to T (when HasT) and, for counters, the previous sample (when
+	// HasPrev). A series is normalized one way only, so the two share a
+	// field: the head keeps a State for every series, and 24 bytes rather
+	// than 32 count at a million series.
+	V       float64
 	HasT    bool
 	HasPrev bool
 }
@@ -69,13 +70,13 @@ func (s *State) Rate(step, heartbeat, t int64, v float64) (Emission, Result) {
 		return e, Late
 	}
 	if s.HasT && t-s.T > heartbeat {
-		s.HasT, s.Pending = false, 0
+		s.HasT, s.V = false, 0
 	}
 	offset := mod(t, step)
 	boundary := t - offset
 	if s.HasT && s.T >= boundary {
 		// Same step as the last sample: accumulate.
-		s.Pending += weighted(t-s.T, step, v)
+		s.V += weighted(t-s.T, step, v)
 		s.T = t
 		return e, Applied
 	}
@@ -86,14 +87,14 @@ func (s *State) Rate(step, heartbeat, t int64, v float64) (Emission, Result) {
 		last := mod(s.T, step)
 		next := s.T - last + step
 		e = Emission{N: 1 + int((boundary-next)/step), First: next,
-			First0: s.Pending + weighted(step-last, step, v), Fill: v}
+			First0: s.V + weighted(step-last, step, v), Fill: v}
 	case offset == 0:
 		e = Emission{N: 1, First: t, First0: v}
 	default:
 		e = Emission{N: 1, First: boundary, First0: weighted(step-offset, step, v)}
 	}
 	s.T, s.HasT = t, true
-	s.Pending = weighted(offset, step, v)
+	s.V = weighted(offset, step, v)
 	return e, Applied
 }
 
@@ -150,19 +151,19 @@ func (s *State) Counter(step, t int64, v float64) (Increase, Result) {
 		// Two samples in one millisecond: the store's resolution cannot
 		// tell them apart, but the second's increase (a reset's value
 		// after it) is real; it goes to the millisecond before t.
-		delta := v - s.PrevV
+		delta := v - s.V
 		if delta < 0 {
 			delta = v
 		}
-		if v == s.PrevV || !(delta > 0) || math.IsInf(delta, 0) {
+		if v == s.V || !(delta > 0) || math.IsInf(delta, 0) {
 			return Increase{}, Duplicate
 		}
-		s.PrevV = v
+		s.V = v
 		return Increase{From: t - 1, To: t, Rate: delta * 1000}, Applied
 	}
 	var in Increase
 	if s.HasPrev && t-s.T <= MaxCounterGap*step {
-		delta := v - s.PrevV
+		delta := v - s.V
 		if delta < 0 {
 			delta = v // a reset: the counter started over from zero
 		}
@@ -173,7 +174,7 @@ func (s *State) Counter(step, t int64, v float64) (Increase, Result) {
 		// steps read 0, not missing.
 		in = Increase{From: s.T, To: t, Rate: delta / (float64(t-s.T) / 1000)}
 	}
-	s.T, s.PrevV, s.HasPrev = t, v, true
+	s.T, s.V, s.HasPrev = t, v, true
 	return in, Applied
 }
 

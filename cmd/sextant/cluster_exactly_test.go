@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// exactlyBody is a publish request of data source type ds: name and the
+// (time offset in ms from base, value) samples.
+func exactlyBody(base int64, name, ds string, samples ...[2]float64) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"tags":{"app":"exactly"},"metrics":[`)
+	for i, s := range samples {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"tags":{"name":%q,"atlas.dstype":%q},"timestamp":%d,"value":%g}`, name, ds, base+int64(s[0]), s[1])
+	}
+	b.WriteString("]}")
+	return b.Bytes()
+}
+
+// TestClusterExactlyOnce is issue 16's "applying a record twice changes
+// nothing" on the real binary: a cluster node (every role, one partition,
+// so that a publish is one record) on a kfake cluster, with the fault
+// hook SEXTANT_TEST_EXIT_AFTER_APPLY: it exits right after its store made
+// a batch durable and before it kept the batch's offset. Restarted on its
+// data dir, it answers a sum and two rates (one sample of which arrives
+// out of order) exactly as a single node sent the same publishes: the
+// batch applied once. Before the store kept its mark with the data, the
+// restart applied it again: the sum twice, a rate sample overwritten.
+func TestClusterExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	flags := []string{"--data-dir", dir, "--memory-retention", "1h", "--kafka-brokers", strings.Join(kc.ListenAddrs(), ","),
+		"--role", "all", "--node-id", "exactly-1", "--kafka-topic-prefix", "exactly", "--kafka-partitions", "1",
+		"--replication-factor", "1"}
+	node := runBinary(t, bin, []string{exitAfterApplyEnv + "=x.trigger"}, flags...)
+	first := node
+	t.Cleanup(func() { stopBinary(t, first) })
+	single := runBinary(t, bin, nil, "--data-dir", t.TempDir(), "--memory-retention", "1h")
+	t.Cleanup(func() { stopBinary(t, single) })
+
+	base := time.Now().UnixMilli()/10_000*10_000 - 30_000
+	publish := func(addr string, bodies ...[]byte) {
+		t.Helper()
+		for _, b := range bodies {
+			if code, resp := post(t, "http://"+addr+"/api/v1/publish", b); code != 200 {
+				t.Fatalf("publish to %s = %d %s", addr, code, resp)
+			}
+		}
+	}
+	queries := []string{"name,x.sum,:eq", "name,x.rate,:eq", "name,x.late,:eq"}
+	graph := func(q string, strong bool) string {
+		v := url.Values{"q": {q}, "s": {fmt.Sprint(base - 5000)}, "e": {fmt.Sprint(base + 15000)}, "step": {"1s"}, "format": {"json"}}
+		if strong {
+			v.Set("consistency", "strong")
+		}
+		return "/api/v1/graph?" + v.Encode()
+	}
+	// waitApplied waits until the node answers every query whole, having
+	// applied the log to its end (a strong read).
+	waitApplied := func(what string) {
+		t.Helper()
+		waitFor(t, 60*time.Second, what, func() bool {
+			for _, q := range queries {
+				r := answer(t, node.addr, graph(q, true))
+				if r.code != 200 || r.partial != "" || !hasData(graph(q, false), r.body) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	// The first publish, applied before the second is sent: the second is
+	// then a batch of its own.
+	one := [][]byte{exactlyBody(base, "x.sum", "sum", [2]float64{1000, 3}),
+		exactlyBody(base, "x.rate", "rate", [2]float64{2000, 10}),
+		exactlyBody(base, "x.late", "rate", [2]float64{9000, 7})}
+	publish(single.addr, one...)
+	publish(node.addr, one...)
+	waitApplied("the first publish applied")
+
+	// The second in one request, so one record: two sum datapoints, two
+	// rate samples in order, a rate sample older than its series' last,
+	// and the trigger of the fault hook.
+	var second bytes.Buffer
+	second.WriteString(`{"tags":{"app":"exactly"},"metrics":[`)
+	for i, m := range []struct {
+		name, ds string
+		dt, v    float64
+	}{{"x.sum", "sum", 2000, 4}, {"x.sum", "sum", 3500, 5}, {"x.rate", "rate", 4300, 20}, {"x.rate", "rate", 7700, 30},
+		{"x.late", "rate", 5200, 9}, {"x.trigger", "gauge", 0, 1}} {
+		if i > 0 {
+			second.WriteByte(',')
+		}
+		fmt.Fprintf(&second, `{"tags":{"name":%q,"atlas.dstype":%q},"timestamp":%d,"value":%g}`, m.name, m.ds, base+int64(m.dt), m.v)
+	}
+	second.WriteString("]}")
+	publish(single.addr, second.Bytes())
+	publish(node.addr, second.Bytes())
+
+	done := make(chan error, 1)
+	go func() { done <- node.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the node did not exit at the fault hook within 60 s")
+	}
+	if code := node.cmd.ProcessState.ExitCode(); code != 3 {
+		t.Fatalf("the node exited with status %d, want 3 (the fault hook)", code)
+	}
+
+	// The restart, without the hook, on the same data dir.
+	node = runBinary(t, bin, nil, flags...)
+	restarted := node
+	t.Cleanup(func() { stopBinary(t, restarted) })
+	waitApplied("the restarted node caught up")
+	for _, q := range queries {
+		want := answer(t, single.addr, graph(q, false))
+		got := answer(t, node.addr, graph(q, true))
+		if !same(graph(q, false), want, got) {
+			t.Errorf("%s after the restart differs from the single node's:\nsingle:    %s\nrestarted: %s", q, want.body, got.body)
+		}
+	}
+}
