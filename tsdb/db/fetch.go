@@ -413,17 +413,6 @@ func (f *fetch) group(gkey, tagsEnc []byte) *fetchGroup {
 	return g
 }
 
-// hasMissing reports whether vals holds a NaN (Missing, or a NaN value,
-// which aggregates as missing).
-func hasMissing(vals []float64) bool {
-	for _, v := range vals {
-		if v != v {
-			return true
-		}
-	}
-	return false
-}
-
 func anyData(vals []float64) bool {
 	for _, v := range vals {
 		if v == v {
@@ -470,13 +459,6 @@ func (d *decoder) place(period int64, open *chunk.Open, data []byte) (dense bool
 		return false, fmt.Errorf("%w: block of %d steps, want %d", tsdb.ErrCorrupt, len(values), bs)
 	}
 	copy(dst, values[lo-first:hi-first])
-	if !dense {
-		// A block with gaps may have none in range: a range that starts
-		// or ends inside the block of a series that started or stopped
-		// there, as the first block of a load does. Dense lines aggregate
-		// without a test per value.
-		dense = !hasMissing(dst)
-	}
 	return dense, nil
 }
 
