@@ -1,11 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -112,33 +113,47 @@ func checkSearch(body []byte) error {
 // timeGets gets each URL in turn (one request at a time, after one
 // untimed warm-up request of the first) and returns the latencies; every
 // answer must be 200 and pass check.
+//
+// The client does as little as it can between timed requests, since it
+// shares the machine's cores with the server: it reads every answer into
+// one reused buffer and runs check (a JSON decode of up to a megabyte,
+// tens of milliseconds here) once per distinct answer, found by its
+// SHA-256. Decoding every answer left the client's garbage collection and
+// a megabyte of freshly touched memory to run into the next timed request
+// (docs/benchmarks.md, "Side by side").
 func timeGets(ctx context.Context, client *http.Client, urls []string, check func([]byte) error, now func() time.Time) (latency, error) {
-	// get answers the body of u and how long the server took to send it:
-	// the request until the last byte is read. The check of the answer
-	// (a JSON decode of up to a megabyte, tens of milliseconds in this
-	// client) comes after and is not timed: it would add the same constant
-	// to every server and hide how far apart they are.
+	var buf bytes.Buffer
+	checked := map[[sha256.Size]byte]bool{}
+	// get answers how long the server took to send the answer of u: the
+	// request until the last byte is read. The check comes after and is
+	// not timed.
 	get := func(u string) (time.Duration, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return 0, err
 		}
+		buf.Reset()
 		start := now()
 		resp, err := client.Do(req)
 		if err != nil {
 			return 0, err
 		}
-		body, err := io.ReadAll(resp.Body)
+		_, err = buf.ReadFrom(resp.Body)
 		took := now().Sub(start)
 		resp.Body.Close()
 		if err != nil {
 			return 0, err
 		}
+		body := buf.Bytes()
 		if resp.StatusCode != http.StatusOK {
 			return 0, fmt.Errorf("GET %s: status %d: %.300s", u, resp.StatusCode, body)
 		}
-		if err := check(body); err != nil {
-			return 0, fmt.Errorf("GET %s: %w", u, err)
+		sum := sha256.Sum256(body)
+		if !checked[sum] {
+			if err := check(body); err != nil {
+				return 0, fmt.Errorf("GET %s: %w", u, err)
+			}
+			checked[sum] = true
 		}
 		return took, nil
 	}

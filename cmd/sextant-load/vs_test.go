@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -10,8 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -420,5 +423,37 @@ func TestWriteSpoolCancelled(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("spool file left behind: %v", err)
+	}
+}
+
+// TestTimeGetsChecksEachAnswer checks that timeGets checks every distinct
+// answer, once: a server whose answer changes once it has been checked
+// fails the run, and a repeated answer is not checked again.
+func TestTimeGetsChecksEachAnswer(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 5 && r.URL.Query().Get("flip") != "" {
+			w.Write([]byte("bad"))
+			return
+		}
+		w.Write([]byte("good"))
+	}))
+	defer srv.Close()
+	checks := 0
+	check := func(b []byte) error {
+		checks++
+		if string(b) != "good" {
+			return fmt.Errorf("answer %q", b)
+		}
+		return nil
+	}
+	ctx := context.Background()
+	lat, err := timeGets(ctx, srv.Client(), slices.Repeat([]string{srv.URL}, 8), check, time.Now)
+	if err != nil || checks != 1 || lat.p50 <= 0 {
+		t.Fatalf("timeGets = %+v, %v after %d checks; want no error after one check", lat, err, checks)
+	}
+	n.Store(0)
+	if _, err := timeGets(ctx, srv.Client(), slices.Repeat([]string{srv.URL + "?flip=1"}, 8), check, time.Now); err == nil {
+		t.Fatal("timeGets passed an answer that changed to a bad one")
 	}
 }
