@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -150,18 +149,13 @@ type fetch struct {
 	splits     int       // batches split with the worker, or read by segments on two goroutines
 	// segs, when set, are the parts of the range each batch is read in,
 	// by time (fetch_segment.go); aggs holds the aggregator of each series
-	// of the last two batches (flip says which is the newer), and next
-	// the next segment to claim.
-	segs []segment
-	aggs [2][]*aggregator
-	flip int
-	next atomic.Int32
-	// reading is the batch whose segments are being read, nil when none,
-	// and readingAggs its aggregators; second is the second goroutine
-	// reading it.
-	reading     []head.View
-	readingAggs []*aggregator
-	second      sync.WaitGroup
+	// of the last two batches (flip says which is the newer), and pipe the
+	// batches being read and the second goroutine reading them.
+	segs   []segment
+	aggs   [2][]*aggregator
+	flip   int
+	pipe   segPipe
+	second sync.WaitGroup
 
 	readers map[int64]*disk.PeriodReader // disk periods, older than memory
 

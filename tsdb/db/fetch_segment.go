@@ -2,6 +2,7 @@ package db
 
 import (
 	"runtime"
+	"sync"
 
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/head"
@@ -9,11 +10,11 @@ import (
 
 // An aggregating fetch at the storage step whose range spans several
 // blocks reads each batch of series by segments of time, a block or so
-// each, on two goroutines: the fetch's own and one it starts for the
-// batch and waits for. A goroutine claims a segment, places that part of
-// every series of the batch, in id order, and adds it straight into the
-// segment's points of the series' aggregate; the other claims the next
-// segment. Segments own disjoint points, so the two never touch the same
+// each, on two goroutines: the fetch's own and a second one that reads
+// for the whole fetch. A goroutine claims a segment of a batch, places
+// that part of every series of the batch, in id order, and adds it
+// straight into the segment's points of the series' aggregate; the other
+// claims another (batchSegments says which may be claimed). Segments own disjoint points, so the two never touch the same
 // value, and every point adds its series in id order, on whichever
 // goroutine, so the answer is the same bits as on one core.
 //
@@ -21,7 +22,7 @@ import (
 // every series on the fetch's goroutine, after the worker's decoding, and
 // the worker's lines go through a slab: on the grouped sum of `make
 // bench-vs` after a fresh load, the fetch's goroutine then did two thirds
-// of the work. Claims keep the batch from waiting on a goroutine the
+// of the work. Claims keep the fetch from waiting on a goroutine the
 // machine has not scheduled yet: what it has not claimed, the fetch's
 // goroutine reads itself.
 //
@@ -83,16 +84,24 @@ func (f *fetch) segments(n int) []segment {
 	return segs
 }
 
-// batchSegments starts reading one batch of series by segments: the
-// fetch's goroutine finds every series' group (the group map is its
-// alone) while the second goroutine may still read the batch before,
-// reads what is left of that one (finishSegments), starts a second
-// goroutine on this one and returns, so that the head collects the next
-// batch while the second goroutine reads this one (head.ScanAhead keeps vs
-// valid until then). Back with the next batch, the fetch's goroutine reads
-// the segments not claimed yet.
+// batchSegments reads one batch of series by segments: the fetch's
+// goroutine finds every series' group (the group map is its alone),
+// publishes the batch to the pipeline and reads, beside the second
+// goroutine, until the batch before is read whole; then it returns, so
+// that the head collects the next batch while the second goroutine reads
+// on (head.ScanAhead keeps vs valid until the next call returns, and the
+// batch before it until this one returns).
+//
+// The unit of work is one segment of one batch. A segment's points take
+// the batches in order, since every point adds its series in id order:
+// segment s of batch b waits for segment s of batch b-1, and nothing else
+// waits. There is no barrier between batches, so a goroutine that would
+// wait for the other's last segment of a batch reads a segment of the
+// next one instead.
 func (f *fetch) batchSegments(vs []head.View) error {
-	// The aggregators of two batches are in use at once, in turn.
+	// The aggregators of two batches are in use at once, in turn; those of
+	// the batch before the last are free: it was read before the last call
+	// returned.
 	f.flip ^= 1
 	aggs := grow(f.aggs[f.flip], len(vs))
 	f.aggs[f.flip] = aggs
@@ -103,53 +112,122 @@ func (f *fetch) batchSegments(vs []head.View) error {
 			continue // lacks a group-by key
 		}
 		f.stats.SeriesScanned++
-		// A new group's aggregator is this goroutine's until the batch
-		// starts; series is not a field the readers touch.
+		// A new group's aggregator is this goroutine's until the batch is
+		// published; series is not a field the readers touch.
 		agg := f.group(gkey, vs[i].Tags).agg
 		agg.series++
 		aggs[i] = agg
 	}
-	if err := f.finishSegments(); err != nil {
-		return err
+	p := &f.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.started {
+		p.started = true
+		p.cond.L = &p.mu
+		f.second.Go(func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.read(f, -1, true)
+		})
 	}
-	f.next.Store(0)
-	f.reading, f.readingAggs = vs, aggs
-	if len(vs)*len(f.prim) >= workerMinPoints {
-		f.splits++
-		f.second.Go(func() { f.readSegments(vs, aggs) })
-	}
-	return nil
+	b := p.end
+	bt := &p.batches[b%2]
+	bt.vs, bt.aggs = vs, aggs
+	bt.claimed = grow(bt.claimed, len(f.segs))
+	bt.done = grow(bt.done, len(f.segs))
+	clear(bt.claimed)
+	clear(bt.done)
+	bt.left = len(f.segs)
+	p.end++
+	f.splits++
+	p.cond.Broadcast()
+	p.read(f, b-1, false)
+	return p.err
 }
 
-// finishSegments reads the segments of the batch being read that no
-// goroutine claimed yet, waits for the second goroutine, and returns the
-// first error of a segment.
+// finishSegments reads what is left of the batches published, waits for
+// the second goroutine, and returns the first error of a segment.
 func (f *fetch) finishSegments() error {
-	if f.reading == nil {
+	p := &f.pipe
+	if !p.started {
 		return nil
 	}
-	f.readSegments(f.reading, f.readingAggs)
+	p.mu.Lock()
+	p.closed = true
+	p.cond.Broadcast()
+	p.read(f, p.end-1, false)
+	err := p.err
+	p.mu.Unlock()
 	f.second.Wait()
-	f.reading, f.readingAggs = nil, nil
-	for i := range f.segs {
-		if err := f.segs[i].err; err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
-// readSegments reads the segments it claims of the batch vs, whose
-// series' aggregators are aggs (nil: skip), until none is left.
-func (f *fetch) readSegments(vs []head.View, aggs []*aggregator) {
-	for {
-		k := int(f.next.Add(1)) - 1
-		if k >= len(f.segs) {
+// segPipe holds the batches of a segmented fetch being read: at most two,
+// [first, end) by number, in batches[number%2]. Its fields are guarded
+// by mu; cond signals a segment done or a batch published.
+type segPipe struct {
+	mu         sync.Mutex
+	cond       sync.Cond
+	batches    [2]segBatch
+	first, end int
+	started    bool // the second goroutine runs
+	closed     bool // no batch comes after end-1
+	err        error
+}
+
+// segBatch is one batch of series in a segmented fetch and the state of
+// its segments.
+type segBatch struct {
+	vs            []head.View
+	aggs          []*aggregator
+	claimed, done []bool // by segment
+	left          int    // segments not done
+}
+
+// read claims and reads segments, with p.mu held (released while a
+// segment is read), until batch upto and those before it are read, or,
+// for all (the second goroutine), until the pipeline is closed and
+// empty. It returns early after an error of a segment.
+func (p *segPipe) read(f *fetch, upto int, all bool) {
+	for p.err == nil {
+		if !all && p.first > upto || all && p.closed && p.first == p.end {
 			return
 		}
-		s := &f.segs[k]
-		s.err = s.read(vs, aggs)
+		b, k, ok := p.claim(len(f.segs))
+		if !ok {
+			p.cond.Wait()
+			continue
+		}
+		bt := &p.batches[b%2]
+		p.mu.Unlock()
+		err := f.segs[k].read(bt.vs, bt.aggs)
+		p.mu.Lock()
+		bt.done[k] = true
+		bt.left--
+		if err != nil && p.err == nil {
+			p.err = err
+		}
+		for p.first < p.end && p.batches[p.first%2].left == 0 {
+			p.first++
+		}
+		p.cond.Broadcast()
 	}
+}
+
+// claim returns a segment k of a batch b that is free to read: not
+// claimed, and read in the batch before (the oldest batch first), or
+// false when there is none now.
+func (p *segPipe) claim(nseg int) (b, k int, ok bool) {
+	for b = p.first; b < p.end; b++ {
+		bt := &p.batches[b%2]
+		for k = range nseg {
+			if !bt.claimed[k] && (b == p.first || p.batches[(b-1)%2].done[k]) {
+				bt.claimed[k] = true
+				return b, k, true
+			}
+		}
+	}
+	return 0, 0, false
 }
 
 // read places its part of every series of vs and adds it to the series'
