@@ -4,9 +4,9 @@ import "reflect"
 
 // DedupSpans removes from spans, in place, every span that repeats an
 // earlier one exactly (the same ids, times and content): a span written
-// twice is stored twice, by a client's retry or by a cluster store node
-// that replays the log after a crash (delivery is at least once), and a
-// trace shows it once, as Jaeger's query service does. Spans that share an
+// twice is stored twice, by a client's retry (or a cluster store node
+// whose span store keeps no marks and replays the log after a crash), and
+// a trace shows it once, as Jaeger's query service does. Spans that share an
 // id but differ (Zipkin's client and server halves of one span) are kept.
 // It returns the shortened slice, the kept spans in their order.
 func DedupSpans(spans []Span) []Span {

@@ -101,28 +101,49 @@ func resolveCluster(get func(string) string) (clusterConfig, error) {
 func (c clusterConfig) storeMarks() bool { return c.enabled() && c.Roles.Store }
 
 // exitAfterApplyEnv names the environment variable of a fault hook for
-// tests (cluster_exactly_test.go): set to a series name, the store node
-// exits with status 3 as soon as it applied a batch of the metrics log
-// holding a datapoint of that series, after the store made it durable and
-// before the consumer kept the offset, as a crash there would.
+// tests (cluster_exactly_test.go): set to a name, the store node exits
+// with status 3 as soon as it applied records of the log holding a
+// datapoint of the series of that name (metrics topic) or a span of that
+// name (spans topic), after the store made them durable and before the
+// consumer kept the offset, as a crash there would.
 const exitAfterApplyEnv = "SEXTANT_TEST_EXIT_AFTER_APPLY"
 
 // exitAfterApply returns the consumer's AfterApply for the fault hook of
 // exitAfterApplyEnv, or nil when it is not set.
-func exitAfterApply(logger *slog.Logger) func(string, int, int64, []tsdb.Datapoint) {
+func exitAfterApply(logger *slog.Logger) func(kafkalog.Applied) {
 	name := os.Getenv(exitAfterApplyEnv)
 	if name == "" {
 		return nil
 	}
-	logger.Warn("test fault hook set: exiting after applying a series", "env", exitAfterApplyEnv, "series", name)
-	return func(topic string, p int, next int64, points []tsdb.Datapoint) {
-		for _, pt := range points {
-			if pt.Tags.Name() == name {
-				logger.Warn("test fault hook: exiting before the offset is kept", "topic", topic, "partition", p, "offset", next)
-				os.Exit(3)
+	logger.Warn("test fault hook set: exiting after applying a series or span", "env", exitAfterApplyEnv, "name", name)
+	return func(a kafkalog.Applied) {
+		if appliedNamed(a, name) {
+			logger.Warn("test fault hook: exiting before the offset is kept", "topic", a.Topic, "partition", a.Partition, "offset", a.Next)
+			os.Exit(3)
+		}
+	}
+}
+
+// appliedNamed says whether a holds a datapoint of a series, or a span,
+// of the given name.
+func appliedNamed(a kafkalog.Applied, name string) bool {
+	for _, pt := range a.Points {
+		if pt.Tags.Name() == name {
+			return true
+		}
+	}
+	for _, td := range a.Spans {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					if sp.Name() == name {
+						return true
+					}
+				}
 			}
 		}
 	}
+	return false
 }
 
 // clusterLog is a node's side of the cluster log; nil on a single node.

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
 // exactlyBody is a publish request of data source type ds: name and the
@@ -138,5 +141,123 @@ func TestClusterExactlyOnce(t *testing.T) {
 		if !same(graph(q, false), want, got) {
 			t.Errorf("%s after the restart differs from the single node's:\nsingle:    %s\nrestarted: %s", q, want.body, got.body)
 		}
+	}
+}
+
+// callRequest is an OTLP request of one trace k: a span of ex-front named
+// "call" and its child of ex-back named child, in one request (so one
+// record of the spans topic), which the dependency graph counts as one
+// call.
+func callRequest(t *testing.T, at time.Time, k byte, child string) []byte {
+	t.Helper()
+	td := ptrace.NewTraces()
+	tid := pcommon.TraceID{0x0e, 0x1c, 15: k}
+	for i, svc := range []string{"ex-front", "ex-back"} {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", svc)
+		s := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		s.SetTraceID(tid)
+		s.SetSpanID(pcommon.SpanID{k, 7: byte(i + 1)})
+		name := "call"
+		if i > 0 {
+			s.SetParentSpanID(pcommon.SpanID{k, 7: 1})
+			name = child
+		}
+		s.SetName(name)
+		s.SetStartTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i) * time.Millisecond)))
+		s.SetEndTimestamp(pcommon.NewTimestampFromTime(at.Add(10 * time.Millisecond)))
+	}
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestClusterSpansExactlyOnce is TestClusterExactlyOnce for the spans
+// topic: the fault hook exits right after the span store made the record
+// of a trace durable (the trace has a span named x.trigger) and before
+// the offset was kept. Restarted on its data dir and caught up (a strong
+// read), the node's /api/dependencies answers as a single node sent the
+// same traces: each call counted once. Before the span store kept its
+// mark with the spans, the restart applied the record again and counted
+// its call twice.
+func TestClusterSpansExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	flags := []string{"--data-dir", dir, "--memory-retention", "1h", "--kafka-brokers", strings.Join(kc.ListenAddrs(), ","),
+		"--role", "all", "--node-id", "spans-exactly-1", "--kafka-topic-prefix", "spansexactly", "--kafka-partitions", "1",
+		"--replication-factor", "1"}
+	node := runBinary(t, bin, []string{exitAfterApplyEnv + "=x.trigger"}, flags...)
+	first := node
+	t.Cleanup(func() { stopBinary(t, first) })
+	single := runBinary(t, bin, nil, "--data-dir", t.TempDir(), "--memory-retention", "1h")
+	t.Cleanup(func() { stopBinary(t, single) })
+
+	at := time.Now().Add(-time.Minute)
+	send := func(body []byte) {
+		t.Helper()
+		for _, addr := range []string{single.addr, node.addr} {
+			if code, resp := post(t, "http://"+addr+"/v1/traces", body, "Content-Type", "application/x-protobuf"); code != 200 {
+				t.Fatalf("OTLP traces to %s: %d %s", addr, code, resp)
+			}
+		}
+	}
+	deps := func(strong bool) string {
+		v := url.Values{"endTs": {fmt.Sprint(time.Now().Add(time.Minute).UnixMilli())}, "lookback": {"3600000"}}
+		if strong {
+			v.Set("consistency", "strong")
+		}
+		return "/api/dependencies?" + v.Encode()
+	}
+	// waitCalls waits until the node, caught up with the log (a strong
+	// read), answers whole with a body holding want.
+	waitCalls := func(what, want string) reply {
+		t.Helper()
+		var r reply
+		waitFor(t, 60*time.Second, what, func() bool {
+			r = answer(t, node.addr, deps(true))
+			return r.code == 200 && r.partial == "" && strings.Contains(r.body, want)
+		})
+		return r
+	}
+
+	// The first trace, applied before the second is sent: the second is
+	// then a fetch of its own.
+	send(callRequest(t, at, 1, "back"))
+	waitCalls("the first trace applied", `"callCount":1`)
+	send(callRequest(t, at, 2, "x.trigger"))
+
+	done := make(chan error, 1)
+	go func() { done <- node.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the node did not exit at the fault hook within 60 s")
+	}
+	if code := node.cmd.ProcessState.ExitCode(); code != 3 {
+		t.Fatalf("the node exited with status %d, want 3 (the fault hook)", code)
+	}
+
+	// The restart, without the hook, on the same data dir.
+	node = runBinary(t, bin, nil, flags...)
+	restarted := node
+	t.Cleanup(func() { stopBinary(t, restarted) })
+	got := waitCalls("the restarted node caught up", `"parent":"ex-front","child":"ex-back"`)
+	want := answer(t, single.addr, deps(false))
+	if want.code != 200 || !strings.Contains(want.body, `"parent":"ex-front","child":"ex-back","callCount":2`) {
+		t.Fatalf("the single node's dependencies: %d %s", want.code, want.body)
+	}
+	if got.body != want.body {
+		t.Errorf("/api/dependencies after the restart differs from the single node's:\nsingle:    %s\nrestarted: %s", want.body, got.body)
 	}
 }

@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/sextant-dev/sextant/lib"
+	"github.com/sextant-dev/sextant/tracing"
 	"github.com/sextant-dev/sextant/tracing/spanstore"
 	"github.com/sextant-dev/sextant/tsdb"
 	"github.com/sextant-dev/sextant/tsdb/db"
@@ -214,4 +217,74 @@ func BenchmarkStrongRead(b *testing.B) {
 			}
 		}
 	})
+}
+
+// plainWriter hides the span store's marks: the consumer then writes
+// without them.
+type plainWriter struct{ tracing.Writer }
+
+// BenchmarkApplySpans applies span records of 64 spans each (32 traces
+// of a call) as the consumer does after a fetch, to a span store on disk,
+// without Kafka: plain/fetch=1 is one write and one sync per record,
+// without a mark (the consumer before marks); marked/fetch=1 adds the
+// mark to each write; marked/fetch=64 is the consumer on a fetch of 64
+// records, merged into one write and one sync. It reports spans per
+// CPU-second of the process and per second.
+func BenchmarkApplySpans(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		marked bool
+		fetch  int
+	}{{"plain/fetch=1", false, 1}, {"marked/fetch=1", true, 1}, {"marked/fetch=64", true, 64}} {
+		b.Run(bc.name, func(b *testing.B) {
+			spans, err := spanstore.Open(b.TempDir(), spanstore.Options{Now: func() time.Time { return time.UnixMilli(now) }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer spans.Close()
+			var w tracing.Writer = spans
+			if !bc.marked {
+				w = plainWriter{spans}
+			}
+			store, err := db.Open("", db.Options{Step: step, Now: clock, MaintenanceInterval: 1 << 40})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			c, err := NewConsumer(ConsumerOptions{Brokers: []string{"unused:9092"}, Partitions: 1,
+				Appender: store, Traces: w, KV: tsdbtest.NewKV()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			// 64 records, encoded once, applied again and again at
+			// growing offsets.
+			values := make([][]byte, 64)
+			for i := range values {
+				td := ptrace.NewTraces()
+				for k := range 32 {
+					callTrace(traceID(i*32+k), "op").ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+				}
+				if values[i], err = AppendSpans(nil, td); err != nil {
+					b.Fatal(err)
+				}
+			}
+			recs := make([]*kgo.Record, bc.fetch)
+			b.ReportAllocs()
+			cpu0, wall0 := cpuTime(), time.Now()
+			var total, off int
+			for b.Loop() {
+				for i := range recs {
+					recs[i] = &kgo.Record{Topic: c.spans, Offset: int64(off), Value: values[off%len(values)]}
+					off++
+				}
+				if _, err := c.applySpans(context.Background(), recs, c.spans, 0); err != nil {
+					b.Fatal(err)
+				}
+				total += 64 * len(recs)
+			}
+			cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+			b.ReportMetric(float64(total)/cpu.Seconds(), "spans/cpu-s")
+			b.ReportMetric(float64(total)/wall.Seconds(), "spans/s")
+		})
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/sextant-dev/sextant/lib"
 	"github.com/sextant-dev/sextant/tracing"
@@ -29,12 +30,16 @@ type ConsumerOptions struct {
 	// Appender and Traces are the local stores the records go to; KV keeps
 	// the offsets. All three are required. An Appender that is a
 	// tsdb.MarkedAppender keeps the position in the metrics topic with the
-	// datapoints, so that each is applied once (tsdb/db: Options.Marks).
+	// datapoints, so that each is applied once (tsdb/db: Options.Marks);
+	// a Traces writer that is a tracing.MarkedWriter does the same for
+	// the spans topic (tracing/spanstore).
 	Appender tsdb.Appender
 	Traces   tracing.Writer
 	KV       tsdb.KV
 	// Exemplars, when set, keeps the exemplars records of the spans topic;
-	// nil: they are skipped.
+	// nil: they are skipped. When it is a tracing.MarkedWriter too, it
+	// gets the mark of records that carry exemplars only; the marks read
+	// back are Traces' (on a store node both are its span store).
 	Exemplars tracing.ExemplarStore
 	// Assign delivers the partitions this node must consume now, each value
 	// the whole set (cluster membership sends a new one when ownership
@@ -43,11 +48,11 @@ type ConsumerOptions struct {
 	// PollWait bounds one wait for records, so that a new assignment is
 	// taken up within it; default 500 ms.
 	PollWait time.Duration
-	// AfterApply, when set, is called after the records of a partition up
-	// to offset next are in the local stores (durably) and before next is
-	// kept in KV, with the datapoints just applied (none for the spans
-	// topic): a fault hook for tests, which stop the process there.
-	AfterApply func(topic string, partition int, next int64, points []tsdb.Datapoint)
+	// AfterApply, when set, is called after the records of a fetch of a
+	// partition are in the local stores (durably) and before the next
+	// offset is kept in KV, with what was applied: a fault hook for
+	// tests, which stop the process there.
+	AfterApply func(Applied)
 	Logger     *slog.Logger
 	Registry   *lib.Registry
 }
@@ -76,6 +81,21 @@ func (o ConsumerOptions) Validate() error {
 		return errors.New("kafkalog: a consumer needs an appender, a trace writer and a KV")
 	}
 	return nil
+}
+
+// Applied is what ConsumerOptions.AfterApply is told: the records of one
+// fetch of one partition, applied. It is valid during the call only.
+type Applied struct {
+	Topic     string
+	Partition int
+	// Next is the offset after the last record applied, the one the
+	// consumer keeps next.
+	Next int64
+	// Points are the datapoints applied (metrics topic).
+	Points []tsdb.Datapoint
+	// Spans are the span writes made (spans topic), in order: the spans
+	// of consecutive records merged into one write.
+	Spans []ptrace.Traces
 }
 
 // Progress is how far a Consumer got in one partition of one topic.
@@ -108,6 +128,8 @@ type Consumer struct {
 	batch tsdb.Batch // reused by Run
 	// noMarks is set, by Run, once the store answered tsdb.ErrNoMarks.
 	noMarks bool
+	// spanMarks is Traces as a tracing.MarkedWriter, nil when it is not.
+	spanMarks tracing.MarkedWriter
 
 	mRecords, mPoints, mSpans, mErrors, mCorrupt *lib.Counter
 	mRejected                                    *lib.Counter
@@ -136,6 +158,7 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 	}
 	c.mu.progress = map[topicPartition]*Progress{}
 	c.mu.changed = make(chan struct{})
+	c.spanMarks, _ = opts.Traces.(tracing.MarkedWriter)
 	return c, nil
 }
 
@@ -346,20 +369,21 @@ func (c *Consumer) apply(ctx context.Context, fp kgo.FetchTopicPartition) {
 	}
 	next := recs[len(recs)-1].Offset + 1
 	var err error
+	var spans []ptrace.Traces
 	if fp.Topic == c.metrics {
 		err = c.applyDatapoints(ctx, recs, tsdb.Mark{Log: fp.Topic, Partition: int(fp.Partition), Next: next})
 	} else {
-		err = c.applySpans(ctx, recs)
+		spans, err = c.applySpans(ctx, recs, fp.Topic, int(fp.Partition))
 	}
 	if err != nil {
 		return // ctx ended; the records are applied again on the next start
 	}
 	if c.opts.AfterApply != nil {
-		var points []tsdb.Datapoint
+		a := Applied{Topic: fp.Topic, Partition: int(fp.Partition), Next: next, Spans: spans}
 		if fp.Topic == c.metrics {
-			points = c.batch.Points
+			a.Points = c.batch.Points
 		}
-		c.opts.AfterApply(fp.Topic, int(fp.Partition), next, points)
+		c.opts.AfterApply(a)
 	}
 	c.batch.Reset()
 	if err := c.keepOffset(ctx, fp.Topic, int(fp.Partition), next); err != nil {
@@ -416,43 +440,109 @@ func (c *Consumer) applyDatapoints(ctx context.Context, recs []*kgo.Record, m ts
 	return nil
 }
 
-// applySpans writes the spans of each record (and the exemplars of an
-// exemplars record).
-func (c *Consumer) applySpans(ctx context.Context, recs []*kgo.Record) error {
-	for _, r := range recs {
-		if k, err := KindOf(r.Value); err == nil && k == KindExemplars {
-			if err := c.applyExemplars(ctx, r); err != nil {
-				return err
-			}
-			continue
-		}
-		td, err := DecodeSpans(r.Value)
-		if err != nil {
-			c.mCorrupt.Increment()
-			c.opts.Logger.Error("skip corrupt record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
-			continue
-		}
-		if err := c.retry(ctx, func() error { return c.opts.Traces.WriteTraces(ctx, td) }); err != nil {
-			return err
-		}
-		c.mSpans.Add(float64(td.SpanCount()))
-	}
-	return nil
+// Span records are applied in groups: the spans of consecutive records
+// merged into one write (one block and one sync in the span store), with
+// the mark of the group's last record. A group is bounded, so that a
+// fetch of large records does not make one huge batch.
+const (
+	maxGroupSpans = 20_000
+	maxGroupBytes = 4 << 20 // of records, as fetched
+)
+
+// spanGroup is the records of a group, decoded.
+type spanGroup struct {
+	td           ptrace.Traces
+	ex           []tracing.Exemplar
+	spans, bytes int
 }
 
-// applyExemplars keeps the exemplars of one record. Exemplars are derived
-// data: a store that fails them is retried as for spans.
-func (c *Consumer) applyExemplars(ctx context.Context, r *kgo.Record) error {
-	if c.opts.Exemplars == nil {
-		return nil
+// applySpans writes the spans and exemplars of recs, records of partition
+// p of topic, group by group (each with its mark when Traces keeps
+// marks), retrying while the stores fail (a record is skipped only when
+// it is corrupt). It returns the span writes made when AfterApply is
+// set, and an error only when ctx ends.
+func (c *Consumer) applySpans(ctx context.Context, recs []*kgo.Record, topic string, p int) ([]ptrace.Traces, error) {
+	var written []ptrace.Traces
+	g := spanGroup{td: ptrace.NewTraces()}
+	for i, r := range recs {
+		c.addRecord(&g, r)
+		if i < len(recs)-1 && g.spans < maxGroupSpans && g.bytes < maxGroupBytes {
+			continue
+		}
+		if err := c.writeGroup(ctx, &g, tracing.Mark{Log: topic, Partition: p, Next: r.Offset + 1}); err != nil {
+			return written, err
+		}
+		if g.spans > 0 && c.opts.AfterApply != nil {
+			written = append(written, g.td)
+		}
+		g = spanGroup{td: ptrace.NewTraces()}
 	}
-	ex, err := DecodeExemplars(r.Value)
+	return written, nil
+}
+
+// addRecord decodes r into g: its spans moved into g's traces, or its
+// exemplars appended (skipped without an exemplar store). A corrupt
+// record is counted, logged and skipped.
+func (c *Consumer) addRecord(g *spanGroup, r *kgo.Record) {
+	g.bytes += len(r.Value)
+	var err error
+	if k, kerr := KindOf(r.Value); kerr == nil && k == KindExemplars {
+		if c.opts.Exemplars == nil {
+			return
+		}
+		var ex []tracing.Exemplar
+		if ex, err = DecodeExemplars(r.Value); err == nil {
+			g.ex = append(g.ex, ex...)
+		}
+	} else {
+		var td ptrace.Traces
+		if td, err = DecodeSpans(r.Value); err == nil {
+			g.spans += td.SpanCount()
+			td.ResourceSpans().MoveAndAppendTo(g.td.ResourceSpans())
+		}
+	}
 	if err != nil {
 		c.mCorrupt.Increment()
 		c.opts.Logger.Error("skip corrupt record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+	}
+}
+
+// writeGroup writes g's exemplars, then its spans, each retried while its
+// store fails. With a span store that keeps marks, the group's last write
+// carries m: the spans' (on a store node the exemplars, written just
+// before without a sync, precede them in the same Pebble log, so the
+// mark's sync covers them), or the exemplars' when the group has no
+// spans. A group with neither (only corrupt or skipped records) writes
+// no mark: the offset kept in KV moves past it.
+func (c *Consumer) writeGroup(ctx context.Context, g *spanGroup, m tracing.Mark) error {
+	mw := c.spanMarks
+	if len(g.ex) > 0 {
+		ew, _ := c.opts.Exemplars.(tracing.MarkedWriter)
+		marked := mw != nil && ew != nil && g.spans == 0
+		err := c.retry(ctx, func() error {
+			if marked {
+				return ew.WriteExemplarsMarked(ctx, g.ex, m)
+			}
+			return c.opts.Exemplars.WriteExemplars(ctx, g.ex)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if g.spans == 0 {
 		return nil
 	}
-	return c.retry(ctx, func() error { return c.opts.Exemplars.WriteExemplars(ctx, ex) })
+	err := c.retry(ctx, func() error {
+		if mw != nil {
+			return mw.WriteTracesMarked(ctx, g.td, m)
+		}
+		return c.opts.Traces.WriteTraces(ctx, g.td)
+	})
+	if err != nil {
+		return err
+	}
+	c.mSpans.Add(float64(g.spans))
+	return nil
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off from 100 ms to
@@ -485,9 +575,11 @@ func offsetKey(topic string, p int) string {
 }
 
 // keptOffset returns the offset to resume partition p of topic at: the
-// newer of the one kept in KV and, for the metrics topic, the store's mark
-// (which a crash between the store's write and the KV's leaves ahead), or
-// 0 (the log's start; franz-go moves a trimmed start forward).
+// newer of the one kept in KV and the store's mark of the topic (the
+// time-series store's for the metrics topic, the span store's for the
+// spans topic), which a crash between the store's write and the KV's
+// leaves ahead, or 0 (the log's start; franz-go moves a trimmed start
+// forward).
 func (c *Consumer) keptOffset(ctx context.Context, topic string, p int) (int64, error) {
 	var kept int64
 	v, err := c.opts.KV.Get(ctx, offsetKey(topic, p))
@@ -500,8 +592,14 @@ func (c *Consumer) keptOffset(ctx context.Context, topic string, p int) (int64, 
 	default:
 		kept = int64(binary.BigEndian.Uint64(v))
 	}
+	var markOf func(string, int) (int64, bool)
 	if ma := c.marked(); ma != nil && topic == c.metrics {
-		if next, ok := ma.Marked(topic, p); ok && next > kept {
+		markOf = ma.Marked
+	} else if c.spanMarks != nil && topic == c.spans {
+		markOf = c.spanMarks.Marked
+	}
+	if markOf != nil {
+		if next, ok := markOf(topic, p); ok && next > kept {
 			c.opts.Logger.Info("resume after the store's mark", "topic", topic, "partition", p, "offset", next, "kept", kept)
 			kept = next
 		}

@@ -21,9 +21,12 @@
 // partition, the offset of the next record to apply in a tsdb.KV, written
 // only after the store returned (the data is durable). A time-series store
 // that keeps marks (tsdb.MarkedAppender) gets the offset with the
-// datapoints, in the same durable write. On start it resumes from the newer
-// of the two, or from the log's start for a partition it never applied, so
-// a datapoint is applied exactly once however the node died.
+// datapoints, in the same durable write, and a span store that keeps marks
+// (tracing.MarkedWriter) gets it with the spans (the span records of a
+// fetch merged into one bounded write) or exemplars. On start it resumes
+// from the newer of the two, or from the log's start for a partition it
+// never applied, so a datapoint or span is applied exactly once however
+// the node died.
 //
 // The Producer is Kafka's idempotent producer: a batch the client sends
 // again is dropped by the broker, so a record is in the log once.

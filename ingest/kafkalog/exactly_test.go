@@ -114,8 +114,8 @@ func TestCrashBeforeOffset(t *testing.T) {
 	crashed := make(chan *vfs.MemFS, 1)
 	c, err := NewConsumer(ConsumerOptions{Brokers: brokers, Prefix: "test", Partitions: partitions,
 		Appender: n.store, Traces: n.spans, KV: n.kv, PollWait: 100 * time.Millisecond,
-		AfterApply: func(topic string, _ int, _ int64, points []tsdb.Datapoint) {
-			if hasName(points, "x.trigger") {
+		AfterApply: func(a Applied) {
+			if hasName(a.Points, "x.trigger") {
 				// The process dies here: what it wrote to its files stays.
 				crashed <- fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: newRNG()})
 			}

@@ -158,7 +158,13 @@ func sortedDeps(counts map[depPair]int64) []tracing.Dependency {
 // derived data: they are written without a sync of their own (the next
 // span write's sync, or Pebble's, makes them durable), which keeps ingest
 // at one fsync per request.
-func (s *Store) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) (err error) {
+func (s *Store) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) error {
+	return s.writeExemplars(ctx, ex, nil)
+}
+
+// writeExemplars writes ex and, when m is not nil, the mark m in the same
+// batch, then with a sync (mark.go).
+func (s *Store) writeExemplars(ctx context.Context, ex []tracing.Exemplar, m *tracing.Mark) (err error) {
 	if s.closed.Load() {
 		return tracing.ErrClosed
 	}
@@ -167,10 +173,18 @@ func (s *Store) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) (err 
 	}
 	defer s.trap.Recover(&err)
 	if len(ex) == 0 {
+		if m != nil {
+			return s.commitMark(*m)
+		}
 		return nil
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
+	wo := pebble.NoSync
+	if m != nil {
+		b.Set(markKey(m.Log, m.Partition), appendMarkValue(nil, m.Next), nil)
+		wo = pebble.Sync
+	}
 	var v []byte
 	for i := range ex {
 		e := &ex[i]
@@ -179,8 +193,11 @@ func (s *Store) WriteExemplars(ctx context.Context, ex []tracing.Exemplar) (err 
 		v = binary.AppendUvarint(v, uint64(max(e.Duration, 0)))
 		b.Set(exemplarKey(e.T, seriesKey(e.Tags)), v, nil)
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := b.Commit(wo); err != nil {
 		return fmt.Errorf("commit exemplars: %w", err)
+	}
+	if m != nil {
+		s.setMark(*m)
 	}
 	return nil
 }

@@ -15,7 +15,10 @@
 // In a cluster a store node's span store also knows the partition count
 // of the span log (SetPartitions) and counts the calls between services
 // by the partition of their trace, so that the counts of store nodes
-// answering for disjoint partitions add up (DependenciesIn).
+// answering for disjoint partitions add up (DependenciesIn). It keeps,
+// in the batch of each write it applies from the log, the position in
+// the log the write brings it to (a mark, tracing.MarkedWriter), so that
+// after a crash the node resumes exactly after what the store holds.
 //
 // Memory: Pebble's memtables and block cache hold the recent blocks and
 // index entries; the catalog and the edge tracker (recent span ids and

@@ -44,8 +44,8 @@ func (s *Store) GetTrace(ctx context.Context, id tracing.TraceID) (_ tracing.Tra
 		return tracing.Trace{}, tracing.ErrNotFound // its blocks expired a moment ago
 	}
 	sort.SliceStable(tr.Spans, func(i, j int) bool { return tr.Spans[i].Start < tr.Spans[j].Start })
-	// A span written twice (a client's retry, a cluster store node
-	// replaying the log after a crash) is stored twice and shown once.
+	// A span written twice (a client's retry; a cluster store node
+	// applies the log once, with marks) is stored twice and shown once.
 	tr.Spans = tracing.DedupSpans(tr.Spans)
 	return tr, nil
 }

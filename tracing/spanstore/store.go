@@ -91,6 +91,13 @@ type Store struct {
 		ops   map[opID]uint32 // catalog: every (service, kind, operation) seen, and the latest hour of its spans
 		hours map[uint32]bool // hours that have search entries
 	}
+	// marks are the newest marks of the log partitions the store applies
+	// (tracing.MarkedWriter), as in its `p` keys; a lock of their own,
+	// taken only after a commit and by Marked.
+	marks struct {
+		sync.Mutex
+		m map[markID]int64
+	}
 
 	stop chan struct{}
 	done chan struct{}
@@ -114,6 +121,7 @@ var (
 	_ tracing.DependencyReader          = (*Store)(nil)
 	_ tracing.DependencyPartitionReader = (*Store)(nil)
 	_ tracing.ExemplarStore             = (*Store)(nil)
+	_ tracing.MarkedWriter              = (*Store)(nil)
 )
 
 // Open opens or creates the store in dir and starts its retention.
@@ -138,6 +146,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{opts: opts, db: db, trap: trap, edges: newEdgeTracker(opts.MaxEdgeSpans), stop: make(chan struct{}), done: make(chan struct{})}
 	s.mu.ops = map[opID]uint32{}
 	s.mu.hours = map[uint32]bool{}
+	s.marks.m = map[markID]int64{}
 	s.writers.New = func() any { return new(blockWriter) }
 	if err := s.guarded(s.load); err != nil {
 		db.Close()
@@ -170,8 +179,8 @@ func (s *Store) guarded(fn func() error) (err error) {
 // corrupt data), or nil.
 func (s *Store) Err() error { return s.trap.Err() }
 
-// load checks the format version and reads the catalog and the last
-// sequence number.
+// load checks the format version and reads the catalog, the last
+// sequence number and the marks.
 func (s *Store) load() error {
 	key := []byte{kindMeta}
 	v, closer, err := s.db.Get(key)
@@ -231,7 +240,7 @@ func (s *Store) load() error {
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("read search hours: %w", err)
 	}
-	return nil
+	return s.loadMarks()
 }
 
 // searchHours returns the hours in [lo, hi] that have search entries,
@@ -275,7 +284,13 @@ func (s *Store) Close() error {
 // WriteTraces implements tracing.Writer: the spans, their index entries
 // and the dependency edges they complete go into one Pebble batch,
 // committed with a sync (Pebble groups the syncs of concurrent commits).
-func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) (err error) {
+func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) error {
+	return s.writeTraces(ctx, td, nil)
+}
+
+// writeTraces writes td's spans and, when m is not nil, the mark m in
+// the same batch (mark.go).
+func (s *Store) writeTraces(ctx context.Context, td ptrace.Traces, m *tracing.Mark) (err error) {
 	if s.closed.Load() {
 		return tracing.ErrClosed
 	}
@@ -292,11 +307,17 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) (err error) {
 	w.reset()
 	w.encode(td)
 	if len(w.meta) == 0 {
+		if m != nil {
+			return s.commitMark(*m)
+		}
 		return nil
 	}
 	seq := s.seq.Add(1)
 	b := s.db.NewBatchWithSize(len(w.spans) + len(w.procs) + 64*len(w.meta))
 	defer b.Close()
+	if m != nil {
+		b.Set(markKey(m.Log, m.Partition), appendMarkValue(nil, m.Next), nil)
+	}
 	blk := w.assemble()
 	b.Set(blockKey(seq), blk, nil)
 	maxEnd, hours := s.indexEntries(b, w, seq)
@@ -309,6 +330,9 @@ func (s *Store) WriteTraces(ctx context.Context, td ptrace.Traces) (err error) {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit spans: %w", err)
+	}
+	if m != nil {
+		s.setMark(*m)
 	}
 	s.mu.Lock()
 	for _, h := range hours {
