@@ -216,9 +216,10 @@ func (p *promAPI) appendMatrix(b []byte, res *promql.Result) ([]byte, *matrixPar
 		}
 		return b, nil
 	}
-	// Twice as many parts as goroutines, claimed in order: the first parts
-	// are ready, and written, while the last are formatted.
-	nparts := min(2*workers, len(res.Series))
+	// Four times as many parts as goroutines, claimed in order: the first
+	// parts are ready, and written, while the last are formatted, and the
+	// goroutines finish within a small part of each other.
+	nparts := min(4*workers, len(res.Series))
 	per := (len(res.Series) + nparts - 1) / nparts
 	m := &matrixParts{}
 	for lo := 0; lo < len(res.Series); lo += per {
