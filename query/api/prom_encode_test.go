@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sextant-dev/sextant/query"
 	"github.com/sextant-dev/sextant/query/promql"
 	"github.com/sextant-dev/sextant/tsdb/tags"
 )
@@ -208,6 +209,45 @@ func TestPromSeriesEncoding(t *testing.T) {
 		// encoding/json writes map keys sorted, as Prometheus orders labels.
 		if rec.Body.String() != buf.String() {
 			t.Errorf("more=%v: got\n%s\nwant\n%s", more, rec.Body.String(), buf.String())
+		}
+	}
+}
+
+// TestGraphRows checks the graph API's rows of values, formatted in parts
+// on several goroutines for a large graph, against the same rows
+// formatted one after the other, several times so that reused buffers
+// must not leak into an answer.
+func TestGraphRows(t *testing.T) {
+	t.Parallel()
+	for _, size := range [][2]int{{3, 10}, {50, 1000}, {7, parallelPoints/7 + 3}} {
+		nlines, n := size[0], size[1]
+		lines := make([]query.Line, nlines)
+		for j := range lines {
+			lines[j].Values = make([]float64, n)
+			for i := range n {
+				lines[j].Values[i] = float64(i*nlines+j) / 7
+			}
+			lines[j].Values[j%n] = math.NaN()
+			lines[j].Values[(j+1)%n] = math.Inf(-1)
+		}
+		var want []byte
+		for i := range n {
+			if i > 0 {
+				want = append(want, ',')
+			}
+			want = append(want, '[')
+			for j := range lines {
+				if j > 0 {
+					want = append(want, ',')
+				}
+				want = appendValue(want, lines[j].Values[i])
+			}
+			want = append(want, ']')
+		}
+		for range 3 {
+			if got := appendRows([]byte("head"), lines, n); !bytes.Equal(got, append([]byte("head"), want...)) {
+				t.Fatalf("%d lines × %d: rows differ from the serial ones:\n%.300s\nwant\n%.300s", nlines, n, got, want)
+			}
 		}
 	}
 }
