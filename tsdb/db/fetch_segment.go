@@ -37,7 +37,6 @@ import (
 type segment struct {
 	a, b int // points [a, b) from the fetch's off
 	dec  decoder
-	err  error
 }
 
 // segments returns the segments of f for n selected series, or nil when
