@@ -9,8 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -71,10 +69,9 @@ func appendJSON(buf []byte, g *graphRequest, res *query.Result, took time.Durati
 }
 
 // appendRows appends the rows of values of lines, n of them, comma
-// separated. A large graph's rows are formatted on up to four goroutines,
-// each claiming a run of rows in turn into a pooled buffer of its own,
-// then appended in order: formatting the values is most of the answer's
-// cost (about 80 ns a value).
+// separated. A large graph's rows are formatted on up to four goroutines
+// (formatParts), then appended in order: formatting the values is most of
+// the answer's cost (about 80 ns a value).
 func appendRows(buf []byte, lines []query.Line, n int) []byte {
 	row := func(b []byte, i int) []byte {
 		if i > 0 {
@@ -96,31 +93,9 @@ func appendRows(buf []byte, lines []query.Line, n int) []byte {
 		}
 		return buf
 	}
-	nparts := min(4*workers, n)
-	per := (n + nparts - 1) / nparts
-	parts := make([]*[]byte, 0, nparts)
-	for lo := 0; lo < n; lo += per {
-		parts = append(parts, rowBufs.get(min(per, n-lo)*(2+20*len(lines))))
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= len(parts) {
-					return
-				}
-				b := *parts[k]
-				for i := k * per; i < min((k+1)*per, n); i++ {
-					b = row(b, i)
-				}
-				*parts[k] = b
-			}
-		})
-	}
-	wg.Wait()
-	for _, pt := range parts {
+	m := formatParts(&rowBufs, n, workers, func(rows int) int { return rows * (2 + 20*len(lines)) }, row)
+	m.wait()
+	for _, pt := range m.bufs {
 		buf = append(buf, *pt...)
 		rowBufs.put(pt)
 	}

@@ -146,8 +146,8 @@ func (p *promAPI) writeResult(w http.ResponseWriter, res *promql.Result) {
 	_, _ = w.Write(b[tail:])
 }
 
-// matrixParts are the parts of a matrix answer being formatted: part k
-// may be read once ready[k] is closed.
+// matrixParts are the parts of an answer being formatted: part k may be
+// read once ready[k] is closed.
 type matrixParts struct {
 	bufs  []*[]byte
 	ready []chan struct{}
@@ -156,6 +156,41 @@ type matrixParts struct {
 
 // wait returns once every goroutine formatting the parts is done.
 func (m *matrixParts) wait() { m.wg.Wait() }
+
+// formatParts formats items 0 … n-1 with format on workers goroutines,
+// into parts (buffers of pool, sized by size of their item count) of
+// consecutive items, four parts a goroutine, claimed in order: the first
+// parts are ready, and may be written, while the last are formatted, and
+// the goroutines finish within a small part of each other. It returns at
+// once; the caller reads each part once it is ready, waits, and puts the
+// buffers back into pool.
+func formatParts(pool *bufPool, n, workers int, size func(items int) int, format func(b []byte, i int) []byte) *matrixParts {
+	nparts := min(4*workers, n)
+	per := (n + nparts - 1) / nparts
+	m := &matrixParts{}
+	for lo := 0; lo < n; lo += per {
+		m.bufs = append(m.bufs, pool.get(size(min(per, n-lo))))
+		m.ready = append(m.ready, make(chan struct{}))
+	}
+	var next atomic.Int64
+	for range workers {
+		m.wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(m.bufs) {
+					return
+				}
+				b := *m.bufs[k]
+				for i := k * per; i < min((k+1)*per, n); i++ {
+					b = format(b, i)
+				}
+				*m.bufs[k] = b
+				close(m.ready[k])
+			}
+		})
+	}
+	return m
+}
 
 // appendMatrix formats the series of a matrix answer (without the array's
 // brackets). A small answer is appended to b, and the parts are nil; a
@@ -216,36 +251,14 @@ func (p *promAPI) appendMatrix(b []byte, res *promql.Result) ([]byte, *matrixPar
 		}
 		return b, nil
 	}
-	// Four times as many parts as goroutines, claimed in order: the first
-	// parts are ready, and written, while the last are formatted, and the
-	// goroutines finish within a small part of each other.
-	nparts := min(4*workers, len(res.Series))
-	per := (len(res.Series) + nparts - 1) / nparts
-	m := &matrixParts{}
-	for lo := 0; lo < len(res.Series); lo += per {
-		m.bufs = append(m.bufs, p.bufs.get(answerSize(min(per, len(res.Series)-lo), res.Points)))
-		m.ready = append(m.ready, make(chan struct{}))
-	}
-	var next atomic.Int64
-	for range workers {
-		m.wg.Go(func() {
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= len(m.bufs) {
-					return
-				}
-				b := *m.bufs[k]
-				for i := k * per; i < min((k+1)*per, len(res.Series)); i++ {
-					if i > 0 {
-						b = append(b, ',')
-					}
-					b = one(b, i)
-				}
-				*m.bufs[k] = b
-				close(m.ready[k])
+	m := formatParts(&p.bufs, len(res.Series), workers,
+		func(n int) int { return answerSize(n, res.Points) },
+		func(b []byte, i int) []byte {
+			if i > 0 {
+				b = append(b, ',')
 			}
+			return one(b, i)
 		})
-	}
 	return b, m
 }
 
