@@ -43,21 +43,8 @@ func TestClusterExactlyOnce(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	flags := []string{"--data-dir", dir, "--memory-retention", "1h", "--kafka-brokers", strings.Join(kc.ListenAddrs(), ","),
-		"--role", "all", "--node-id", "exactly-1", "--kafka-topic-prefix", "exactly", "--kafka-partitions", "1",
-		"--replication-factor", "1"}
-	node := runBinary(t, bin, []string{exitAfterApplyEnv + "=x.trigger"}, flags...)
-	first := node
-	t.Cleanup(func() { stopBinary(t, first) })
-	single := runBinary(t, bin, nil, "--data-dir", t.TempDir(), "--memory-retention", "1h")
-	t.Cleanup(func() { stopBinary(t, single) })
+	f := startFaultNode(t, "exactly")
+	node, single := f.node, f.single
 
 	base := time.Now().UnixMilli()/10_000*10_000 - 30_000
 	publish := func(addr string, bodies ...[]byte) {
@@ -119,21 +106,7 @@ func TestClusterExactlyOnce(t *testing.T) {
 	publish(single.addr, second.Bytes())
 	publish(node.addr, second.Bytes())
 
-	done := make(chan error, 1)
-	go func() { done <- node.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the node did not exit at the fault hook within 60 s")
-	}
-	if code := node.cmd.ProcessState.ExitCode(); code != 3 {
-		t.Fatalf("the node exited with status %d, want 3 (the fault hook)", code)
-	}
-
-	// The restart, without the hook, on the same data dir.
-	node = runBinary(t, bin, nil, flags...)
-	restarted := node
-	t.Cleanup(func() { stopBinary(t, restarted) })
+	node = f.restartAfterFault()
 	waitApplied("the restarted node caught up")
 	for _, q := range queries {
 		want := answer(t, single.addr, graph(q, false))
@@ -142,6 +115,57 @@ func TestClusterExactlyOnce(t *testing.T) {
 			t.Errorf("%s after the restart differs from the single node's:\nsingle:    %s\nrestarted: %s", q, want.body, got.body)
 		}
 	}
+}
+
+// faultNode is a cluster node of every role with one partition (so that a
+// request is one record) on a kfake cluster of its own, started with the
+// fault hook on the name x.trigger, and a single node beside it.
+type faultNode struct {
+	t            *testing.T
+	bin          string
+	flags        []string
+	node, single *binary
+}
+
+// startFaultNode starts a faultNode whose topics start with prefix.
+func startFaultNode(t *testing.T, prefix string) *faultNode {
+	t.Helper()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	f := &faultNode{t: t, bin: buildBinary(t)}
+	f.flags = []string{"--data-dir", t.TempDir(), "--memory-retention", "1h", "--kafka-brokers", strings.Join(kc.ListenAddrs(), ","),
+		"--role", "all", "--node-id", prefix + "-1", "--kafka-topic-prefix", prefix, "--kafka-partitions", "1",
+		"--replication-factor", "1"}
+	node := runBinary(t, f.bin, []string{exitAfterApplyEnv + "=x.trigger"}, f.flags...)
+	f.node = node
+	t.Cleanup(func() { stopBinary(t, node) })
+	f.single = runBinary(t, f.bin, nil, "--data-dir", t.TempDir(), "--memory-retention", "1h")
+	t.Cleanup(func() { stopBinary(t, f.single) })
+	return f
+}
+
+// restartAfterFault waits for the node to exit at the fault hook (status
+// 3), then starts it again, without the hook, on the same data dir.
+func (f *faultNode) restartAfterFault() *binary {
+	t := f.t
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f.node.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the node did not exit at the fault hook within 60 s")
+	}
+	if code := f.node.cmd.ProcessState.ExitCode(); code != 3 {
+		t.Fatalf("the node exited with status %d, want 3 (the fault hook)", code)
+	}
+	node := runBinary(t, f.bin, nil, f.flags...)
+	f.node = node
+	t.Cleanup(func() { stopBinary(t, node) })
+	return node
 }
 
 // callRequest is an OTLP request of one trace k: a span of ex-front named
@@ -187,21 +211,8 @@ func TestClusterSpansExactlyOnce(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	flags := []string{"--data-dir", dir, "--memory-retention", "1h", "--kafka-brokers", strings.Join(kc.ListenAddrs(), ","),
-		"--role", "all", "--node-id", "spans-exactly-1", "--kafka-topic-prefix", "spansexactly", "--kafka-partitions", "1",
-		"--replication-factor", "1"}
-	node := runBinary(t, bin, []string{exitAfterApplyEnv + "=x.trigger"}, flags...)
-	first := node
-	t.Cleanup(func() { stopBinary(t, first) })
-	single := runBinary(t, bin, nil, "--data-dir", t.TempDir(), "--memory-retention", "1h")
-	t.Cleanup(func() { stopBinary(t, single) })
+	f := startFaultNode(t, "spansexactly")
+	node, single := f.node, f.single
 
 	at := time.Now().Add(-time.Minute)
 	send := func(body []byte) {
@@ -237,21 +248,7 @@ func TestClusterSpansExactlyOnce(t *testing.T) {
 	waitCalls("the first trace applied", `"callCount":1`)
 	send(callRequest(t, at, 2, "x.trigger"))
 
-	done := make(chan error, 1)
-	go func() { done <- node.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the node did not exit at the fault hook within 60 s")
-	}
-	if code := node.cmd.ProcessState.ExitCode(); code != 3 {
-		t.Fatalf("the node exited with status %d, want 3 (the fault hook)", code)
-	}
-
-	// The restart, without the hook, on the same data dir.
-	node = runBinary(t, bin, nil, flags...)
-	restarted := node
-	t.Cleanup(func() { stopBinary(t, restarted) })
+	node = f.restartAfterFault()
 	got := waitCalls("the restarted node caught up", `"parent":"ex-front","child":"ex-back"`)
 	want := answer(t, single.addr, deps(false))
 	if want.code != 200 || !strings.Contains(want.body, `"parent":"ex-front","child":"ex-back","callCount":2`) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -135,19 +136,7 @@ func TestCrashBeforeOffset(t *testing.T) {
 	if err := p.Append(ctx, writes[1]); err != nil {
 		t.Fatal(err)
 	}
-	var img *vfs.MemFS
-	select {
-	case img = <-crashed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the trigger was never applied")
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
+	img := crashImage(t, crashed, cancel, done, store)
 
 	// The restart, on the image.
 	opts.FS = img
@@ -375,4 +364,25 @@ func TestAbandonedWrite(t *testing.T) {
 	if diff := cmp.Diff(answer(t, single.store), answer(t, n.store), nanEqual()); diff != "" {
 		t.Errorf("the log after an abandoned write (-single +cluster):\n%s", diff)
 	}
+}
+
+// crashImage waits for the disk image the consumer's fault hook took when
+// it applied the trigger, then stops the consumer (cancel, then its Run's
+// result on done) and closes its store.
+func crashImage(t *testing.T, crashed <-chan *vfs.MemFS, cancel context.CancelFunc, done <-chan error, store io.Closer) *vfs.MemFS {
+	t.Helper()
+	var img *vfs.MemFS
+	select {
+	case img = <-crashed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the trigger was never applied")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

@@ -161,19 +161,7 @@ func TestSpansCrashBeforeOffset(t *testing.T) {
 	if err := p.WriteTraces(ctx, callTrace(second, "trigger")); err != nil {
 		t.Fatal(err)
 	}
-	var img *vfs.MemFS
-	select {
-	case img = <-crashed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the trigger was never applied")
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if err := spans.Close(); err != nil {
-		t.Fatal(err)
-	}
+	img := crashImage(t, crashed, cancel, done, spans)
 
 	// The restart, on the image, with the offsets the KV kept.
 	kv.frozen.Store(false)
